@@ -1,3 +1,106 @@
 package simd
 
-var paths []pathEntry
+import "github.com/klauspost/cpuid/v2"
+
+//go:generate go run ./internal/asmgen -out kernels_amd64.s -stubs kernels_amd64_stubs.go -pkg simd
+
+// paths on amd64: AVX2+FMA. An AVX-512 path would go first in this list, guarded by
+// cpuid.AVX512F; it is deliberately not written (nothing here can test it under emulation,
+// and 512-bit ops downclock some Xeons).
+var paths = []pathEntry{
+	{&avx2Impl, func() bool { return cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3) }},
+}
+
+var avx2Impl = impl{
+	name:   "avx2",
+	dot:    func(a, b []float32) float32 { return pairAVX2(dotBatchAVX2, dotGeneric, a, b) },
+	l2:     func(a, b []float32) float32 { return pairAVX2(l2BatchAVX2, l2Generic, a, b) },
+	cos:    cosAVX2,
+	normSq: normSqAVX2Slice,
+	dotBatch: func(q, data, out []float32) {
+		batchAVX2(dotBatchAVX2, genericImpl.dotBatch, q, data, out)
+	},
+	l2Batch: func(q, data, out []float32) {
+		batchAVX2(l2BatchAVX2, genericImpl.l2Batch, q, data, out)
+	},
+	cosBatch: cosBatchAVX2Slice,
+	dotGather: func(q, slab []float32, rows []uint32, out []float32) {
+		gatherAVX2(dotGatherAVX2, genericImpl.dotGather, q, slab, rows, out)
+	},
+	l2Gather: func(q, slab []float32, rows []uint32, out []float32) {
+		gatherAVX2(l2GatherAVX2, genericImpl.l2Gather, q, slab, rows, out)
+	},
+	cosGather: cosGatherAVX2Slice,
+	dotI8:     func(a, b []int8) int32 { return int8AVX2(dotInt8AVX2, a, b) },
+	l2I8:      func(a, b []int8) int32 { return int8AVX2(l2Int8AVX2, a, b) },
+}
+
+// The wrappers below take &x[0], which needs at least one element: empty vectors (dim 0)
+// and empty batches go to the generic code, which handles them without special cases.
+
+type batchKernel func(q, data *float32, dim, rows int, out *float32)
+type gatherKernel func(q, slab *float32, dim int, idx *uint32, rows int, out *float32)
+
+func pairAVX2(k batchKernel, fallback func(a, b []float32) float32, a, b []float32) float32 {
+	if len(a) == 0 {
+		return fallback(a, b)
+	}
+	var out float32
+	k(&a[0], &b[0], len(a), 1, &out)
+	return out
+}
+
+func batchAVX2(k batchKernel, fallback func(q, data, out []float32), q, data, out []float32) {
+	if len(q) == 0 || len(out) == 0 {
+		fallback(q, data, out)
+		return
+	}
+	k(&q[0], &data[0], len(q), len(out), &out[0])
+}
+
+func gatherAVX2(k gatherKernel, fallback func(q, slab []float32, rows []uint32, out []float32), q, slab []float32, rows []uint32, out []float32) {
+	if len(q) == 0 || len(rows) == 0 {
+		fallback(q, slab, rows, out)
+		return
+	}
+	k(&q[0], &slab[0], len(q), &rows[0], len(rows), &out[0])
+}
+
+func normSqAVX2Slice(a []float32) float32 {
+	if len(a) == 0 {
+		return 0
+	}
+	return normSqAVX2(&a[0], len(a))
+}
+
+func cosAVX2(a, b []float32) float32 {
+	if len(a) == 0 {
+		return cosGeneric(a, b)
+	}
+	var out float32
+	cosBatchAVX2(&a[0], &b[0], len(a), 1, normSqAVX2(&a[0], len(a)), &out)
+	return out
+}
+
+func cosBatchAVX2Slice(q, data, out []float32) {
+	if len(q) == 0 || len(out) == 0 {
+		cosBatchGeneric(q, data, out)
+		return
+	}
+	cosBatchAVX2(&q[0], &data[0], len(q), len(out), normSqAVX2(&q[0], len(q)), &out[0])
+}
+
+func cosGatherAVX2Slice(q, slab []float32, rows []uint32, out []float32) {
+	if len(q) == 0 || len(rows) == 0 {
+		cosGatherGeneric(q, slab, rows, out)
+		return
+	}
+	cosGatherAVX2(&q[0], &slab[0], len(q), &rows[0], len(rows), normSqAVX2(&q[0], len(q)), &out[0])
+}
+
+func int8AVX2(k func(a, b *int8, n int) int32, a, b []int8) int32 {
+	if len(a) == 0 {
+		return 0
+	}
+	return k(&a[0], &b[0], len(a))
+}
