@@ -1,0 +1,357 @@
+package hnsw
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+)
+
+// Metric selects the distance, with pgvector's meaning.
+type Metric uint8
+
+const (
+	// L2 is pgvector's `<->`: Euclidean distance (square root included).
+	L2 Metric = iota + 1
+	// Cosine is pgvector's `<=>`: 1 − cos(a, b), in [0, 2].
+	Cosine
+	// InnerProduct is pgvector's `<#>`: −(a·b).
+	InnerProduct
+)
+
+func (m Metric) String() string {
+	switch m {
+	case L2:
+		return "l2"
+	case Cosine:
+		return "cosine"
+	case InnerProduct:
+		return "inner_product"
+	}
+	return fmt.Sprintf("Metric(%d)", uint8(m))
+}
+
+func (m Metric) valid() bool { return m >= L2 && m <= InnerProduct }
+
+// Options are the build parameters. Zero fields take the defaults shown.
+type Options struct {
+	// M is the neighbour count above layer 0; layer 0 keeps 2·M. Default 16, at least 2.
+	M int
+	// EfConstruction is the beam width used while inserting. Default 64.
+	EfConstruction int
+	// Seed drives the level of each node. Levels are a pure function of
+	// (Seed, id), so a single-threaded build in the same order is identical.
+	Seed uint64
+	// Threads is the number of goroutines AddBatch uses. 0 means GOMAXPROCS;
+	// 1 gives the deterministic single-thread build.
+	Threads int
+	// MemoryLimit refuses growth whose EstimateMemory exceeds it. 0 means the
+	// Go runtime's soft memory limit (GOMEMLIMIT / debug.SetMemoryLimit).
+	MemoryLimit int64
+}
+
+// Result is one search hit. Distance is the metric's pgvector value.
+type Result struct {
+	ID       uint32
+	Distance float32
+}
+
+// Node state bits, stored atomically per id.
+const (
+	statePending uint32 = 1 << iota // claimed by an insert in progress
+	statePresent                    // fully inserted
+	stateDeleted                    // tombstone: navigable, never returned
+)
+
+// maxLevel caps node levels; with M ≥ 2 a level this high has probability ≤ 2^-31.
+const maxLevel = 31
+
+// Index is an HNSW graph. Create it with New. All methods are safe for
+// concurrent use.
+type Index struct {
+	dims   int
+	metric Metric
+	m      int // neighbour capacity above layer 0
+	m0     int // neighbour capacity at layer 0 (2·M)
+	efC    int
+	seed   uint64
+	mL     float64
+	thr    int
+	limit  int64
+
+	// grow guards the slices below against reallocation: every reader and
+	// inserter holds it shared; only growth takes it exclusively.
+	grow sync.RWMutex
+
+	vectors []float32    // stored form, stride dims
+	links0  []uint32     // layer-0 lists, stride m0+1: [count, ids...]
+	upper   [][]uint32   // per node: layers 1..level, stride m+1 each; nil at level 0
+	levels  []uint8      // level of each node (valid once claimed)
+	state   []uint32     // state bits, accessed atomically
+	locks   []sync.Mutex // one per node, taken by writers of its lists
+
+	idLimit atomic.Uint32 // 1 + largest id added
+	count   atomic.Int64  // present nodes, deleted included
+	live    atomic.Int64  // present and not deleted
+
+	// entry packs (level+1)<<32 | id; 0 means no entry point.
+	entry atomic.Uint64
+	// entryMu serialises entry replacement after deleting the entry node.
+	entryMu sync.Mutex
+
+	pool scratchPool
+}
+
+// New returns an empty index for vectors of dims components.
+func New(dims int, metric Metric, opts Options) (*Index, error) {
+	if dims <= 0 || dims > 1<<16 {
+		return nil, fmt.Errorf("%w: dims %d outside 1..65536", ErrInvalidOptions, dims)
+	}
+	if !metric.valid() {
+		return nil, fmt.Errorf("%w: unknown metric %d", ErrInvalidOptions, metric)
+	}
+	if opts.M == 0 {
+		opts.M = 16
+	}
+	if opts.EfConstruction == 0 {
+		opts.EfConstruction = 64
+	}
+	if opts.M < 2 || opts.M > 1000 {
+		return nil, fmt.Errorf("%w: M %d outside 2..1000", ErrInvalidOptions, opts.M)
+	}
+	if opts.EfConstruction < 1 || opts.EfConstruction > 100000 {
+		return nil, fmt.Errorf("%w: EfConstruction %d outside 1..100000", ErrInvalidOptions, opts.EfConstruction)
+	}
+	if opts.Threads < 0 {
+		return nil, fmt.Errorf("%w: Threads %d is negative", ErrInvalidOptions, opts.Threads)
+	}
+	if opts.MemoryLimit < 0 {
+		return nil, fmt.Errorf("%w: MemoryLimit %d is negative", ErrInvalidOptions, opts.MemoryLimit)
+	}
+	x := &Index{
+		dims:   dims,
+		metric: metric,
+		m:      opts.M,
+		m0:     2 * opts.M,
+		efC:    opts.EfConstruction,
+		seed:   opts.Seed,
+		mL:     1 / math.Log(float64(opts.M)),
+		thr:    opts.Threads,
+		limit:  opts.MemoryLimit,
+	}
+	x.pool.x = x
+	return x, nil
+}
+
+// Options returns the options in force (defaults filled in).
+func (x *Index) Options() Options {
+	return Options{M: x.m, EfConstruction: x.efC, Seed: x.seed, Threads: x.thr, MemoryLimit: x.limit}
+}
+
+// Dims is the number of components per vector.
+func (x *Index) Dims() int { return x.dims }
+
+// Metric is the distance the index was built for.
+func (x *Index) Metric() Metric { return x.metric }
+
+// Len is the number of nodes in the graph, deleted ones included (they stay as
+// navigable tombstones).
+func (x *Index) Len() int { return int(x.count.Load()) }
+
+// Live is the number of nodes that are present and not deleted.
+func (x *Index) Live() int { return int(x.live.Load()) }
+
+// IDLimit is one more than the largest id ever added: iterate 0..IDLimit()-1
+// and skip ids for which Contains is false to visit every node.
+func (x *Index) IDLimit() uint32 { return x.idLimit.Load() }
+
+// Contains reports whether id has been fully added (deleted or not).
+func (x *Index) Contains(id uint32) bool { return x.stateOf(id)&statePresent != 0 }
+
+// IsDeleted reports whether id is a deleted node.
+func (x *Index) IsDeleted(id uint32) bool { return x.stateOf(id)&stateDeleted != 0 }
+
+func (x *Index) stateOf(id uint32) uint32 {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	if int(id) >= len(x.state) {
+		return 0
+	}
+	return atomic.LoadUint32(&x.state[id])
+}
+
+// EntryPoint returns the node every search starts from and its level; ok is
+// false for an empty graph.
+func (x *Index) EntryPoint() (id uint32, level int, ok bool) {
+	e := x.entry.Load()
+	if e == 0 {
+		return 0, 0, false
+	}
+	return uint32(e), int(e>>32) - 1, true
+}
+
+func packEntry(id uint32, level int) uint64 { return uint64(level+1)<<32 | uint64(id) }
+
+// Level returns the top layer of id, or -1 if id is not present.
+func (x *Index) Level(id uint32) int {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	if int(id) >= len(x.state) || atomic.LoadUint32(&x.state[id])&statePresent == 0 {
+		return -1
+	}
+	return int(x.levels[id])
+}
+
+// Neighbors returns a copy of id's neighbour list at layer (nil if id is not
+// present or has no such layer). Lists of deleted nodes are kept: they still
+// route searches.
+func (x *Index) Neighbors(id uint32, layer int) []uint32 {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	if int(id) >= len(x.state) || atomic.LoadUint32(&x.state[id])&(statePresent|statePending) == 0 ||
+		layer < 0 || layer > int(x.levels[id]) {
+		return nil
+	}
+	l := x.list(id, layer)
+	n := atomic.LoadUint32(&l[0])
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = atomic.LoadUint32(&l[1+i])
+	}
+	return out
+}
+
+// Vector returns a copy of id's stored vector, or nil if id is not present.
+// Under Cosine the stored form is the unit-length copy, not the vector that was
+// added; under L2 and InnerProduct it is the vector as added.
+func (x *Index) Vector(id uint32) []float32 {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	if int(id) >= len(x.state) || atomic.LoadUint32(&x.state[id])&statePresent == 0 {
+		return nil
+	}
+	return append([]float32(nil), x.vec(id)...)
+}
+
+// vec is the stored vector of id (caller holds grow).
+func (x *Index) vec(id uint32) []float32 {
+	o := int(id) * x.dims
+	return x.vectors[o : o+x.dims : o+x.dims]
+}
+
+// list is id's neighbour array at layer: [count, ids...] (caller holds grow).
+func (x *Index) list(id uint32, layer int) []uint32 {
+	if layer == 0 {
+		o := int(id) * (x.m0 + 1)
+		return x.links0[o : o+x.m0+1 : o+x.m0+1]
+	}
+	o := (layer - 1) * (x.m + 1)
+	return x.upper[id][o : o+x.m+1 : o+x.m+1]
+}
+
+// capAt is the neighbour capacity of a layer.
+func (x *Index) capAt(layer int) int {
+	if layer == 0 {
+		return x.m0
+	}
+	return x.m
+}
+
+func (x *Index) memoryLimit() int64 {
+	if x.limit > 0 {
+		return x.limit
+	}
+	return debug.SetMemoryLimit(-1)
+}
+
+// Reserve makes room for ids 0..n-1, so that later adds do not reallocate. It
+// fails with a *MemoryError when EstimateMemory(n, ...) exceeds the limit.
+func (x *Index) Reserve(n int) error {
+	if n < 0 || int64(n) > math.MaxUint32 {
+		return fmt.Errorf("%w: cannot reserve %d nodes", ErrInvalidOptions, n)
+	}
+	x.grow.RLock()
+	have := len(x.state)
+	x.grow.RUnlock()
+	if n <= have {
+		return nil
+	}
+	x.grow.Lock()
+	defer x.grow.Unlock()
+	return x.growLocked(n)
+}
+
+// growLocked resizes every per-node slice to hold n ids (caller holds grow exclusively).
+func (x *Index) growLocked(n int) error {
+	old := len(x.state)
+	if n <= old {
+		return nil
+	}
+	if need := EstimateMemory(n, x.dims, x.m); need > x.memoryLimit() {
+		return &MemoryError{Nodes: n, NeedBytes: need, LimitBytes: x.memoryLimit()}
+	}
+	x.vectors = growSlice(x.vectors, n*x.dims)
+	x.links0 = growSlice(x.links0, n*(x.m0+1))
+	x.upper = growSlice(x.upper, n)
+	x.levels = growSlice(x.levels, n)
+	x.state = growSlice(x.state, n)
+	// Nobody holds a node lock while grow is held exclusively, so fresh
+	// (unlocked) mutexes are equivalent to the old ones; they are not copied.
+	x.locks = make([]sync.Mutex, n)
+	return nil
+}
+
+// growSlice returns s extended with zeros to length n.
+func growSlice[T any](s []T, n int) []T {
+	if n <= cap(s) {
+		return s[:n]
+	}
+	out := make([]T, n, n)
+	copy(out, s)
+	return out
+}
+
+// ensureID makes id addressable and returns with grow held shared. Growth is
+// geometric so that ascending adds stay amortised O(1).
+func (x *Index) ensureID(id uint32) error {
+	for {
+		x.grow.RLock()
+		if int(id) < len(x.state) {
+			return nil
+		}
+		x.grow.RUnlock()
+		x.grow.Lock()
+		n := len(x.state)
+		var err error
+		if int(id) >= n {
+			want := max(int(id)+1, n+n/2, 1024)
+			if err = x.growLocked(want); err != nil {
+				// The geometric step may not fit where the exact size does.
+				err = x.growLocked(int(id) + 1)
+			}
+		}
+		x.grow.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (x *Index) threads() int {
+	if x.thr > 0 {
+		return x.thr
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// raiseIDLimit records that id exists.
+func (x *Index) raiseIDLimit(id uint32) {
+	for {
+		cur := x.idLimit.Load()
+		if id < cur || x.idLimit.CompareAndSwap(cur, id+1) {
+			return
+		}
+	}
+}
