@@ -11,10 +11,41 @@ PKGLIBDIR    = $(shell $(PG_CONFIG) --pkglibdir)
 
 TEST_TARGETS :=
 
-.PHONY: all deps build install test up clean test-go
+SQL_SCRIPT  := $(BUILD)/borealis--0.1.0.sql
+SQL_PARTS   := $(sort $(wildcard sql/parts/*.sql))
+GO_SOURCES  := $(shell find . -name '*.go' -not -path './.borealis/*' -not -name '*_test.go') go.mod go.sum
+PGXS_ARGS   := -C pgext PG_CONFIG=$(PG_CONFIG) SQL_SCRIPT=$(SQL_SCRIPT) with_llvm=no
+SHLIBS      := $(BUILD)/borealis_engine.so
+# Async preemption signals with SIGURG, PostgreSQL's latch signal: off, as the runtime's built-in
+# GODEBUG default, because the environment cannot reach a runtime loaded into PostgreSQL.
+ENGINE_LDFLAGS := -X=runtime.godebugDefault=asyncpreemptoff=1
+
+.PHONY: all deps build install test up clean test-go pgext cli
 all: build
 
 -include mk/*.mk
+
+build: $(SHLIBS) pgext cli
+
+# The Go engine, loaded by the C module after fork (never preloaded: see docs/architecture.md).
+$(BUILD)/borealis_engine.so: $(GO_SOURCES)
+	@mkdir -p $(BUILD)
+	$(GO) build -buildmode=c-shared -ldflags='$(ENGINE_LDFLAGS)' -o $@ ./engine
+
+$(SQL_SCRIPT): $(SQL_PARTS)
+	@mkdir -p $(BUILD)
+	cat $(SQL_PARTS) > $@
+
+pgext: $(SQL_SCRIPT)
+	$(MAKE) $(PGXS_ARGS)
+
+cli:
+	@mkdir -p $(BUILD)
+	$(GO) build -o $(BUILD)/borealis ./cmd/borealis
+
+install: build
+	$(MAKE) $(PGXS_ARGS) install
+	install -m 755 $(SHLIBS) $(PKGLIBDIR)/
 
 deps:
 	@bash scripts/deps.sh
@@ -28,4 +59,5 @@ test: deps
 	$(MAKE) test-go $(TEST_TARGETS)
 
 clean:
+	$(MAKE) $(PGXS_ARGS) clean
 	rm -rf $(BUILD)

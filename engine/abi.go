@@ -1,0 +1,104 @@
+package main
+
+/*
+#include <stddef.h>
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"unsafe"
+
+	"github.com/borealisdb/borealis/simd"
+)
+
+// abiVersion is bumped whenever an exported signature or status code changes; the C module
+// refuses an engine whose ABI differs, so a half-upgraded install fails with a clear message.
+const abiVersion = 1
+
+// Status codes shared with pgext/src/engine.h.
+const (
+	statusOK          = 0
+	statusInterrupted = 1
+	statusError       = 2
+)
+
+// lastError holds the message of the last failed call. Only the backend's own thread calls the
+// engine, so one slot per process is enough.
+var lastError string
+
+// fail records err for borealis_engine_last_error and returns statusError.
+func fail(err error) C.int {
+	lastError = err.Error()
+	return statusError
+}
+
+// guard turns a panic into statusError: a panic must never cross into C.
+func guard(rc *C.int) {
+	if r := recover(); r != nil {
+		lastError = fmt.Sprintf("engine panic: %v\n%s", r, debug.Stack())
+		*rc = statusError
+	}
+}
+
+// copyOut writes s into the caller's buffer, NUL-terminated and truncated to fit, and returns
+// the full length of s so the caller can tell truncation happened.
+func copyOut(s string, buf *C.char, size C.size_t) C.int {
+	if buf != nil && size > 0 {
+		dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(size))
+		n := copy(dst[:len(dst)-1], s)
+		dst[n] = 0
+	}
+	return C.int(len(s))
+}
+
+//export borealis_engine_abi_version
+func borealis_engine_abi_version() C.int { return abiVersion }
+
+//export borealis_engine_init
+func borealis_engine_init(interruptPending unsafe.Pointer) (rc C.int) {
+	defer guard(&rc)
+	setInterruptFlag(interruptPending)
+	return statusOK
+}
+
+//export borealis_engine_go_version
+func borealis_engine_go_version(buf *C.char, size C.size_t) C.int {
+	return copyOut(runtime.Version(), buf, size)
+}
+
+//export borealis_engine_last_error
+func borealis_engine_last_error(buf *C.char, size C.size_t) C.int {
+	return copyOut(lastError, buf, size)
+}
+
+// engineInfo is the document behind SQL's borealis_engine_info().
+type engineInfo struct {
+	GoVersion  string `json:"go_version"`
+	GOOS       string `json:"goos"`
+	GOARCH     string `json:"goarch"`
+	ABIVersion int    `json:"abi_version"`
+	// SignalIsolation must be ok inside PostgreSQL (see signals.go).
+	SignalIsolation signalIsolation `json:"signal_isolation"`
+	SIMD            simd.CPUInfo    `json:"simd"`
+}
+
+//export borealis_engine_info_json
+func borealis_engine_info_json(buf *C.char, size C.size_t) (rc C.int) {
+	defer guard(&rc)
+	doc, err := json.Marshal(engineInfo{
+		GoVersion:       runtime.Version(),
+		GOOS:            runtime.GOOS,
+		GOARCH:          runtime.GOARCH,
+		ABIVersion:      abiVersion,
+		SignalIsolation: checkSignalIsolation(),
+		SIMD:            simd.Info(),
+	})
+	if err != nil {
+		return -1
+	}
+	return copyOut(string(doc), buf, size)
+}

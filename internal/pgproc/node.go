@@ -1,0 +1,295 @@
+package pgproc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Config describes one PostgreSQL server.
+type Config struct {
+	// DataDir is the cluster directory. Its parent must exist.
+	DataDir string
+	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// SocketDir holds the Unix socket; empty means DataDir's parent.
+	SocketDir string
+	// LogFile receives the server's stderr; empty means DataDir + ".log".
+	LogFile string
+	// Settings are written to postgresql.conf at Init (and to a standby's at BaseBackup).
+	Settings map[string]string
+	// DieWithParent asks the kernel to stop the server (SIGQUIT) when the calling thread dies.
+	// Tests want it; a control plane that must adopt running servers after a restart does not.
+	DieWithParent bool
+}
+
+// Node is one PostgreSQL server process (the postmaster).
+type Node struct {
+	Config
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// New returns a Node for cfg, filling defaults. It starts nothing.
+func New(cfg Config) (*Node, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("pgproc: Config.DataDir is required")
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = abs
+	if cfg.Port == 0 {
+		if cfg.Port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.SocketDir == "" {
+		cfg.SocketDir = filepath.Dir(cfg.DataDir)
+	}
+	if cfg.LogFile == "" {
+		cfg.LogFile = cfg.DataDir + ".log"
+	}
+	return &Node{Config: cfg}, nil
+}
+
+// FreePort asks the kernel for a TCP port that is free on 127.0.0.1 right now.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Init runs initdb (trust authentication for local connections; the dev and test clusters
+// are reachable from this machine only) and appends Settings to postgresql.conf.
+func (n *Node) Init(ctx context.Context) error {
+	if err := PrepareDir(filepath.Dir(n.DataDir), 0o755); err != nil {
+		return err
+	}
+	cmd, err := Command("initdb", "-D", n.DataDir, "-U", "postgres", "-A", "trust",
+		"--no-instructions", "-E", "UTF8", "--locale=C.UTF-8")
+	if err != nil {
+		return err
+	}
+	if out, err := runCtx(ctx, cmd); err != nil {
+		return fmt.Errorf("initdb %s: %w\n%s", n.DataDir, err, out)
+	}
+	settings := map[string]string{
+		"listen_addresses":        "'127.0.0.1'",
+		"unix_socket_directories": quote(n.SocketDir),
+		"fsync":                   "on",
+	}
+	for k, v := range n.Settings {
+		settings[k] = v
+	}
+	return n.AppendSettings(settings)
+}
+
+// AppendSettings adds lines to postgresql.conf; later lines win, so this also overrides.
+func (n *Node) AppendSettings(settings map[string]string) error {
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("\n# set by borealis\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
+	}
+	f, err := os.OpenFile(filepath.Join(n.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("opening postgresql.conf: %w", err)
+	}
+	defer f.Close()
+	_, err = f.WriteString(b.String())
+	return err
+}
+
+// quote makes a postgresql.conf string literal.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Quote is quote for callers that build Settings.
+func Quote(s string) string { return quote(s) }
+
+// Start launches the postmaster and waits until it accepts connections or ctx ends.
+func (n *Node) Start(ctx context.Context) error {
+	if n.Running() {
+		return fmt.Errorf("pgproc: server on port %d is already running", n.Port)
+	}
+	if err := PrepareDir(n.SocketDir, 0o755); err != nil {
+		return err
+	}
+	logf, err := openLog(n.LogFile)
+	if err != nil {
+		return err
+	}
+	cmd, err := Command("postgres", "-D", n.DataDir, "-p", strconv.Itoa(n.Port), "-k", n.SocketDir)
+	if err != nil {
+		logf.Close()
+		return err
+	}
+	if n.DieWithParent {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting postgres for %s: %w", n.DataDir, err)
+	}
+	n.cmd = cmd
+	n.done = make(chan struct{})
+	go func() {
+		n.err = cmd.Wait()
+		logf.Close()
+		close(n.done)
+	}()
+	return n.WaitReady(ctx)
+}
+
+// openLog opens the server log for appending, readable by the caller and writable by the
+// server user.
+func openLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening server log %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// WaitReady polls until the server accepts a connection, exits, or ctx ends.
+func (n *Node) WaitReady(ctx context.Context) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := pgx.Connect(pctx, n.DSN("postgres"))
+		cancel()
+		if err == nil {
+			conn.Close(ctx)
+			return nil
+		}
+		select {
+		case <-n.Exited():
+			return fmt.Errorf("postgres for %s exited during start-up (%v); log %s ends with:\n%s",
+				n.DataDir, n.err, n.LogFile, n.LogTail(30))
+		case <-ctx.Done():
+			return fmt.Errorf("postgres for %s not ready: %w (last error: %v); log ends with:\n%s",
+				n.DataDir, ctx.Err(), err, n.LogTail(30))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Exited is closed when the postmaster started by this Node has exited.
+func (n *Node) Exited() <-chan struct{} {
+	if n.done == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return n.done
+}
+
+// ExitErr is the postmaster's exit status once Exited is closed.
+func (n *Node) ExitErr() error { return n.err }
+
+// Running reports whether the postmaster started by this Node is still alive.
+func (n *Node) Running() bool {
+	select {
+	case <-n.Exited():
+		return false
+	default:
+		return true
+	}
+}
+
+// PID is the postmaster's process id, or 0 when this Node did not start one.
+func (n *Node) PID() int {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
+// Stop shuts the server down with a fast shutdown (SIGINT), then SIGKILL if it is still up
+// when ctx ends.
+func (n *Node) Stop(ctx context.Context) error {
+	if !n.Running() {
+		return nil
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-n.Exited():
+		return nil
+	case <-ctx.Done():
+		_ = n.cmd.Process.Kill()
+		<-n.Exited()
+		return fmt.Errorf("postgres for %s did not stop in time and was killed", n.DataDir)
+	}
+}
+
+// Kill9 kills the postmaster with SIGKILL, as a crash would, and waits for it to be gone.
+// Its backends notice the postmaster's death and exit on their own.
+func (n *Node) Kill9() error {
+	if !n.Running() {
+		return fmt.Errorf("postgres for %s is not running", n.DataDir)
+	}
+	if err := n.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	<-n.Exited()
+	return nil
+}
+
+// DSN is a connection string for database db over TCP on 127.0.0.1.
+func (n *Node) DSN(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", n.Port, db)
+}
+
+// LogTail returns the last lines of the server log.
+func (n *Node) LogTail(lines int) string {
+	data, err := os.ReadFile(n.LogFile)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// runCtx runs cmd to completion, killing it when ctx ends, and returns its combined output.
+func runCtx(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.Bytes(), err
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-done
+		return out.Bytes(), ctx.Err()
+	}
+}

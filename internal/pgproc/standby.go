@@ -1,0 +1,37 @@
+package pgproc
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+)
+
+// BaseBackup makes standby's data directory a copy of primary through pg_basebackup, with a
+// physical replication slot named slot (created if missing) and the standby settings written
+// (-R), so Start brings it up as a hot standby streaming from primary.
+func BaseBackup(ctx context.Context, primary *Node, standby *Node, slot string) error {
+	if err := PrepareDir(filepath.Dir(standby.DataDir), 0o755); err != nil {
+		return err
+	}
+	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port), "-U", "postgres",
+		"-D", standby.DataDir, "-X", "stream", "-R", "--checkpoint=fast"}
+	if slot != "" {
+		args = append(args, "-S", slot, "-C")
+	}
+	cmd, err := Command("pg_basebackup", args...)
+	if err != nil {
+		return err
+	}
+	if out, err := runCtx(ctx, cmd); err != nil {
+		return fmt.Errorf("pg_basebackup from port %d into %s: %w\n%s", primary.Port, standby.DataDir, err, out)
+	}
+	settings := map[string]string{
+		"unix_socket_directories": quote(standby.SocketDir),
+		"hot_standby":             "on",
+	}
+	for k, v := range standby.Settings {
+		settings[k] = v
+	}
+	return standby.AppendSettings(settings)
+}

@@ -1,0 +1,20 @@
+/*
+ * borealis.c — module entry point.
+ *
+ * _PG_init runs in the postmaster when the module is preloaded. It must stay free of Go:
+ * a Go runtime started here would be inherited half-dead by every forked backend. So it only
+ * registers GUCs (and, in later parts, background workers and hooks).
+ */
+#include "borealis.h"
+
+#include "fmgr.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	borealis_define_gucs();
+}

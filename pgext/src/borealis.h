@@ -1,0 +1,30 @@
+/*
+ * borealis.h — declarations shared by the C files of the Borealis extension module.
+ *
+ * The C module is the only part of Borealis that PostgreSQL loads at postmaster start
+ * (shared_preload_libraries). It registers GUCs and, through engine.c, loads the Go engine
+ * lazily in a backend or worker, never in the postmaster.
+ */
+#ifndef BOREALIS_H
+#define BOREALIS_H
+
+#include "postgres.h"
+
+#define BOREALIS_VERSION "0.1.0"
+
+/* GUCs (guc.c) */
+extern int	borealis_ef_search;
+extern int	borealis_iterative_scan;
+extern int	borealis_max_scan_tuples;
+extern int	borealis_build_threads;
+
+typedef enum BorealisIterativeScan
+{
+	BOREALIS_ITERATIVE_SCAN_OFF,
+	BOREALIS_ITERATIVE_SCAN_RELAXED,
+	BOREALIS_ITERATIVE_SCAN_STRICT
+} BorealisIterativeScan;
+
+extern void borealis_define_gucs(void);
+
+#endif							/* BOREALIS_H */

@@ -1,0 +1,68 @@
+/*
+ * guc.c — the borealis.* settings.
+ */
+#include "borealis.h"
+
+#include <limits.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include "utils/guc.h"
+
+int			borealis_ef_search = 40;
+int			borealis_iterative_scan = BOREALIS_ITERATIVE_SCAN_OFF;
+int			borealis_max_scan_tuples = 20000;
+int			borealis_build_threads = 1;
+
+static const struct config_enum_entry iterative_scan_options[] = {
+	{"off", BOREALIS_ITERATIVE_SCAN_OFF, false},
+	{"relaxed_order", BOREALIS_ITERATIVE_SCAN_RELAXED, false},
+	{"strict_order", BOREALIS_ITERATIVE_SCAN_STRICT, false},
+	{NULL, 0, false}
+};
+
+/*
+ * The CPUs this server may run on: its affinity mask, not the machine's core count, so a
+ * server pinned to a container's cpuset does not oversubscribe.
+ */
+static int
+usable_cpus(void)
+{
+	cpu_set_t	set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	return Max(1, (int) sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+void
+borealis_define_gucs(void)
+{
+	borealis_build_threads = Min(usable_cpus(), 64);
+
+	DefineCustomIntVariable("borealis.ef_search",
+							"Size of the candidate list searched by borealis_hnsw index scans.",
+							"Higher values give better recall and slower queries.",
+							&borealis_ef_search, 40, 1, 1000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("borealis.iterative_scan",
+							 "Whether borealis_hnsw scans continue past ef_search when rows are filtered out.",
+							 "off, relaxed_order or strict_order, as pgvector's hnsw.iterative_scan.",
+							 &borealis_iterative_scan, BOREALIS_ITERATIVE_SCAN_OFF,
+							 iterative_scan_options, PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("borealis.max_scan_tuples",
+							"Most tuples an iterative borealis_hnsw scan visits.",
+							NULL,
+							&borealis_max_scan_tuples, 20000, 1, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("borealis.build_threads",
+							"Goroutines the Go engine uses to build a borealis_hnsw index.",
+							"Defaults to the number of CPUs this server may use.",
+							&borealis_build_threads, borealis_build_threads, 1, 64,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("borealis");
+}
