@@ -61,14 +61,14 @@ func Int8Scales(samples []float32, scale []float32) {
 }
 
 // QuantizeInt8PerDim writes round(src[j]/scale[j]) clamped to [-127, 127] into dst[j].
-// A zero scale maps its dimension to 0; NaN maps to 0 and ±Inf to ±127.
+// A zero scale maps finite values of its dimension to 0; NaN maps to 0 and ±Inf to ±127.
 func QuantizeInt8PerDim(dst []int8, src, scale []float32) {
 	samePair("QuantizeInt8PerDim", len(dst), len(src))
 	samePair("QuantizeInt8PerDim", len(scale), len(src))
 	dst, scale = dst[:len(src)], scale[:len(src)]
 	for j, x := range src {
 		if scale[j] == 0 {
-			dst[j] = 0
+			dst[j] = quantizeOne(x, 1, 0) // finite values to 0, ±Inf still to ±127
 			continue
 		}
 		dst[j] = quantizeOne(x, 1/float64(scale[j]), 127)
