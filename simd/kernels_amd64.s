@@ -341,7 +341,7 @@ l2GatherAVX2_done:
 	RET
 
 // func cosBatchAVX2(q *float32, data *float32, dim int, rows int, qn float32, out *float32)
-// Requires: AVX, FMA3, SSE
+// Requires: AVX, FMA3
 TEXT ·cosBatchAVX2(SB), NOSPLIT, $0-48
 	MOVQ q+0(FP), AX
 	MOVQ data+8(FP), CX
@@ -437,7 +437,7 @@ cosBatchAVX2_tail:
 	JMP         cosBatchAVX2_tail
 
 cosBatchAVX2_end:
-	MOVSS     qn+32(FP), X2
+	VMOVSS    qn+32(FP), X2
 	VCVTSS2SD X2, X2, X2
 	VCVTSS2SD X1, X1, X1
 	VMULSD    X2, X1, X1
@@ -466,7 +466,7 @@ DATA minusone<>+0(SB)/8, $0xbff0000000000000
 GLOBL minusone<>(SB), RODATA|NOPTR, $8
 
 // func cosGatherAVX2(q *float32, data *float32, dim int, idx *uint32, rows int, qn float32, out *float32)
-// Requires: AVX, FMA3, SSE
+// Requires: AVX, FMA3
 TEXT ·cosGatherAVX2(SB), NOSPLIT, $0-56
 	MOVQ q+0(FP), AX
 	MOVQ data+8(FP), CX
@@ -564,7 +564,7 @@ cosGatherAVX2_tail:
 	JMP         cosGatherAVX2_tail
 
 cosGatherAVX2_end:
-	MOVSS     qn+40(FP), X2
+	VMOVSS    qn+40(FP), X2
 	VCVTSS2SD X2, X2, X2
 	VCVTSS2SD X1, X1, X1
 	VMULSD    X2, X1, X1
@@ -587,7 +587,7 @@ cosGatherAVX2_done:
 	RET
 
 // func normSqAVX2(a *float32, n int) float32
-// Requires: AVX, FMA3, SSE
+// Requires: AVX, FMA3
 TEXT ·normSqAVX2(SB), NOSPLIT, $0-20
 	MOVQ   a+0(FP), AX
 	MOVQ   n+8(FP), CX
@@ -645,7 +645,7 @@ normSqAVX2_tail:
 	JMP         normSqAVX2_tail
 
 normSqAVX2_end:
-	MOVSS X0, ret+16(FP)
+	VMOVSS X0, ret+16(FP)
 	VZEROUPPER
 	RET
 

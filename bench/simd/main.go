@@ -1,0 +1,212 @@
+// Command simd prints, from one run, each simd kernel path as ns/op, GB/s and ratios to the
+// generic Go path and to viterin/vek, plus an estimate of cycles per call for the load-port
+// bound check. Run it with `make bench-simd`; results go to bench/results/simd.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/borealisdb/borealis/simd"
+	"github.com/viterin/vek/vek32"
+)
+
+var (
+	benchtime = flag.Duration("benchtime", 300*time.Millisecond, "time per measurement")
+	count     = flag.Int("count", 3, "measurements per cell; the median is printed")
+	dimsFlag  = flag.String("dims", "128,384,768,1536,3072", "dimensions")
+)
+
+const rows = 1000
+
+var sink float32
+
+func main() {
+	testing.Init()
+	flag.Parse()
+	_ = flag.Set("test.benchtime", benchtime.String())
+	var dims []int
+	for _, s := range strings.Split(*dimsFlag, ",") {
+		var d int
+		fmt.Sscan(s, &d)
+		dims = append(dims, d)
+	}
+	ghz := estimateGHz()
+	info := simd.Info()
+	fmt.Printf("CPU: %s (%s), %d threads; clock estimated at %.2f GHz from a dependent IMUL chain\n",
+		info.CPU, runtime.GOARCH, runtime.NumCPU(), ghz)
+	fmt.Printf("paths: %v; median of %d x %v per cell\n\n", info.Available, *count, *benchtime)
+	fmt.Println("| kernel | dim | path | ns/op | GB/s | cycles | x generic | x vek | x naive |")
+	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+
+	for _, k := range kernels() {
+		for _, dim := range dims {
+			ns := map[string]float64{}
+			var order []string
+			for _, p := range append(append([]string{}, k.baselines...), info.Available...) {
+				f := k.make(p, dim)
+				if f == nil {
+					continue
+				}
+				ns[p] = median(f)
+				order = append(order, p)
+			}
+			for _, p := range order {
+				bytes := float64(k.bytes(dim))
+				fmt.Printf("| %s | %d | %s | %.1f | %.1f | %.0f | %s | %s | %s |\n",
+					k.name, dim, p, ns[p], bytes/ns[p], ns[p]*ghz,
+					ratio(ns, "generic", p), ratio(ns, "vek", p), ratio(ns, "naive", p))
+			}
+		}
+	}
+	_ = simd.Select("")
+}
+
+func ratio(ns map[string]float64, base, p string) string {
+	b, ok := ns[base]
+	if !ok || base == p {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", b/ns[p])
+}
+
+func median(f func(b *testing.B)) float64 {
+	var v []float64
+	for i := 0; i < *count; i++ {
+		r := testing.Benchmark(f)
+		v = append(v, float64(r.T.Nanoseconds())/float64(r.N))
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+type kernel struct {
+	name      string
+	baselines []string // non-simd implementations measured alongside the paths
+	bytes     func(dim int) int
+	make      func(path string, dim int) func(b *testing.B)
+}
+
+func data(n int, seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, 7))
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = r.Float32()*2 - 1
+	}
+	return v
+}
+
+// bench selects the path (if it is one) before timing and runs body in b.Loop.
+func bench(path string, body func()) func(b *testing.B) {
+	return func(b *testing.B) {
+		if path != "naive" && path != "vek" {
+			if err := simd.Select(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for b.Loop() {
+			body()
+		}
+	}
+}
+
+func kernels() []kernel {
+	pair := func(name string, ours func(a, b []float32) float32, vek func(a, b []float32) float32, naive func(a, b []float32) float32) kernel {
+		return kernel{name, []string{"naive", "vek"}, func(d int) int { return 8 * d },
+			func(p string, dim int) func(b *testing.B) {
+				x, y := data(dim, 1), data(dim, 2)
+				switch p {
+				case "naive":
+					if naive == nil {
+						return nil
+					}
+					return bench(p, func() { sink = naive(x, y) })
+				case "vek":
+					return bench(p, func() { sink = vek(x, y) })
+				}
+				return bench(p, func() { sink = ours(x, y) })
+			}}
+	}
+	batch := func(name string, ours func(q, d, o []float32), vek func(a, b []float32) float32) kernel {
+		return kernel{name + " x1000", []string{"vek"}, func(d int) int { return 4 * d * rows },
+			func(p string, dim int) func(b *testing.B) {
+				q, m, out := data(dim, 1), data(dim*rows, 2), make([]float32, rows)
+				if p == "vek" {
+					return bench(p, func() {
+						for i := range out {
+							out[i] = vek(q, m[i*dim:(i+1)*dim])
+						}
+					})
+				}
+				return bench(p, func() { ours(q, m, out) })
+			}}
+	}
+	i8 := kernel{"DotInt8", nil, func(d int) int { return 2 * d },
+		func(p string, dim int) func(b *testing.B) {
+			x, y := make([]int8, dim), make([]int8, dim)
+			for i := range x {
+				x[i], y[i] = int8(i*7), int8(i*13)
+			}
+			return bench(p, func() { sink = float32(simd.DotInt8(x, y)) })
+		}}
+	gather := kernel{"SquaredL2Gather x32", nil, func(d int) int { return 4 * d * 32 },
+		func(p string, dim int) func(b *testing.B) {
+			q, m, out := data(dim, 1), data(dim*rows, 2), make([]float32, 32)
+			idx := make([]uint32, 32)
+			for i := range idx {
+				idx[i] = uint32(i * 31 % rows)
+			}
+			return bench(p, func() { simd.SquaredL2Gather(q, m, idx, out) })
+		}}
+	return []kernel{
+		pair("Dot", simd.Dot, vek32.Dot, naiveDot),
+		pair("SquaredL2 (vek: sqrt'd)", simd.SquaredL2, vek32.Distance, nil),
+		pair("CosineDistance", simd.CosineDistance, func(a, b []float32) float32 { return 1 - vek32.CosineSimilarity(a, b) }, nil),
+		i8,
+		batch("DotBatch", simd.DotBatch, vek32.Dot),
+		batch("SquaredL2Batch", simd.SquaredL2Batch, vek32.Distance),
+		batch("CosineDistanceBatch", simd.CosineDistanceBatch, func(a, b []float32) float32 { return 1 - vek32.CosineSimilarity(a, b) }),
+		gather,
+	}
+}
+
+func naiveDot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// estimateGHz times a chain of dependent 64-bit multiplies (3 cycles each on every x86-64
+// core since Nehalem and on Arm's big cores), the usual way to read the running clock
+// without performance counters, which this VM does not expose.
+func estimateGHz() float64 {
+	const n = 20_000_000
+	k := uint64(len(os.Args)) | 3
+	best := time.Duration(1 << 62)
+	for range 5 {
+		x := k
+		t := time.Now()
+		for i := 0; i < n; i++ {
+			x *= k
+			x *= k
+			x *= k
+			x *= k
+		}
+		if d := time.Since(t); d < best {
+			best = d
+		}
+		if x == 42 {
+			fmt.Print("")
+		}
+	}
+	return float64(n*4*3) / float64(best.Nanoseconds())
+}

@@ -1,0 +1,173 @@
+package simd
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/viterin/vek/vek32"
+)
+
+// Benchmarks run every path plus two baselines in one run: "naive", the plain Go loop the
+// package started with, and "vek", viterin/vek's kernels. SetBytes counts the bytes read.
+// Compare with benchstat over -count runs; the machine is shared, so single runs are noisy.
+
+var benchDims = []int{128, 384, 768, 1536, 3072}
+
+const benchRows = 1000
+
+func benchPaths(b *testing.B, f func(b *testing.B)) {
+	prev := Info().Path
+	defer func() { _ = Select(prev) }()
+	for _, p := range Info().Available {
+		if err := Select(p); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("path="+p, f)
+	}
+}
+
+func benchData(n int) []float32 {
+	r := rand.New(rand.NewPCG(uint64(n), 1))
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = r.Float32()*2 - 1
+	}
+	return v
+}
+
+var sink float32
+
+func naiveDot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func BenchmarkDot(b *testing.B) {
+	for _, dim := range benchDims {
+		x, y := benchData(dim), benchData(dim+1)[1:]
+		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
+			b.Run("path=naive", func(b *testing.B) {
+				b.SetBytes(int64(8 * dim))
+				for b.Loop() {
+					sink = naiveDot(x, y)
+				}
+			})
+			b.Run("path=vek", func(b *testing.B) {
+				b.SetBytes(int64(8 * dim))
+				for b.Loop() {
+					sink = vek32.Dot(x, y)
+				}
+			})
+			benchPaths(b, func(b *testing.B) {
+				b.SetBytes(int64(8 * dim))
+				for b.Loop() {
+					sink = Dot(x, y)
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkSquaredL2(b *testing.B) {
+	for _, dim := range benchDims {
+		x, y := benchData(dim), benchData(dim+1)[1:]
+		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
+			b.Run("path=vek", func(b *testing.B) { // vek has Euclidean distance only: one sqrt more
+				b.SetBytes(int64(8 * dim))
+				for b.Loop() {
+					sink = vek32.Distance(x, y)
+				}
+			})
+			benchPaths(b, func(b *testing.B) {
+				b.SetBytes(int64(8 * dim))
+				for b.Loop() {
+					sink = SquaredL2(x, y)
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkCosineDistance(b *testing.B) {
+	for _, dim := range benchDims {
+		x, y := benchData(dim), benchData(dim+1)[1:]
+		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
+			b.Run("path=vek", func(b *testing.B) {
+				b.SetBytes(int64(8 * dim))
+				for b.Loop() {
+					sink = 1 - vek32.CosineSimilarity(x, y)
+				}
+			})
+			benchPaths(b, func(b *testing.B) {
+				b.SetBytes(int64(8 * dim))
+				for b.Loop() {
+					sink = CosineDistance(x, y)
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkDotInt8(b *testing.B) {
+	for _, dim := range benchDims {
+		x, y := make([]int8, dim), make([]int8, dim)
+		for i := range x {
+			x[i], y[i] = int8(i*7), int8(i*13)
+		}
+		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
+			benchPaths(b, func(b *testing.B) {
+				b.SetBytes(int64(2 * dim))
+				for b.Loop() {
+					sink = float32(DotInt8(x, y))
+				}
+			})
+		})
+	}
+}
+
+// Batches of 1,000 rows: 0.5 MB at 128 dims (L2-resident) to 12 MB at 3,072 (out of L2).
+func BenchmarkBatch(b *testing.B) {
+	for _, dim := range benchDims {
+		q, data := benchData(dim), benchData(dim*benchRows)
+		out := make([]float32, benchRows)
+		rows := make([]uint32, 32) // an HNSW neighbour list
+		for i := range rows {
+			rows[i] = uint32(i * 31 % benchRows)
+		}
+		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
+			b.Run("kernel=DotBatch/path=vek", func(b *testing.B) {
+				b.SetBytes(int64(4 * dim * benchRows))
+				for b.Loop() {
+					for i := range out {
+						out[i] = vek32.Dot(q, data[i*dim:(i+1)*dim])
+					}
+				}
+			})
+			for _, k := range []struct {
+				name string
+				f    func(q, data, out []float32)
+			}{{"DotBatch", DotBatch}, {"SquaredL2Batch", SquaredL2Batch}, {"CosineDistanceBatch", CosineDistanceBatch}} {
+				b.Run("kernel="+k.name, func(b *testing.B) {
+					benchPaths(b, func(b *testing.B) {
+						b.SetBytes(int64(4 * dim * benchRows))
+						for b.Loop() {
+							k.f(q, data, out)
+						}
+					})
+				})
+			}
+			b.Run("kernel=SquaredL2Gather32", func(b *testing.B) {
+				benchPaths(b, func(b *testing.B) {
+					b.SetBytes(int64(4 * dim * len(rows)))
+					for b.Loop() {
+						SquaredL2Gather(q, data, rows, out[:len(rows)])
+					}
+				})
+			})
+		})
+	}
+}
