@@ -48,7 +48,7 @@ func naiveDot(a, b []float32) float32 {
 
 func BenchmarkDot(b *testing.B) {
 	for _, dim := range benchDims {
-		x, y := benchData(dim), benchData(dim+1)[1:]
+		x, y := benchData(dim), benchData(dim + 1)[1:]
 		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
 			b.Run("path=naive", func(b *testing.B) {
 				b.SetBytes(int64(8 * dim))
@@ -74,7 +74,7 @@ func BenchmarkDot(b *testing.B) {
 
 func BenchmarkSquaredL2(b *testing.B) {
 	for _, dim := range benchDims {
-		x, y := benchData(dim), benchData(dim+1)[1:]
+		x, y := benchData(dim), benchData(dim + 1)[1:]
 		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
 			b.Run("path=vek", func(b *testing.B) { // vek has Euclidean distance only: one sqrt more
 				b.SetBytes(int64(8 * dim))
@@ -94,7 +94,7 @@ func BenchmarkSquaredL2(b *testing.B) {
 
 func BenchmarkCosineDistance(b *testing.B) {
 	for _, dim := range benchDims {
-		x, y := benchData(dim), benchData(dim+1)[1:]
+		x, y := benchData(dim), benchData(dim + 1)[1:]
 		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
 			b.Run("path=vek", func(b *testing.B) {
 				b.SetBytes(int64(8 * dim))
