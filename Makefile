@@ -53,6 +53,13 @@ deps:
 test-go:
 	$(GO) test -count=1 ./...
 
+# `make up` starts the dev cluster in the foreground; PORT= picks its port (default 5433).
+PORT ?= 5433
+up: deps
+	$(MAKE) build
+	$(MAKE) install
+	$(BUILD)/borealis up --port $(PORT)
+
 test: deps
 	$(MAKE) build
 	$(MAKE) install
