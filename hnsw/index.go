@@ -355,3 +355,5 @@ func (x *Index) raiseIDLimit(id uint32) {
 		}
 	}
 }
+
+func atomicLoad(p *uint32) uint32 { return atomic.LoadUint32(p) }

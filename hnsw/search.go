@@ -13,9 +13,11 @@ type SearchOptions struct {
 	// much of the graph. It is called from the searching goroutine.
 	Filter func(id uint32) bool
 	// MaxDistance, when UseMaxDistance is set, keeps only results whose
-	// distance (pgvector scale) is ≤ MaxDistance, and stops the search as soon
-	// as the closest unexplored node is beyond it once Ef admitted nodes were
-	// seen. `WHERE 1 - (e <=> q) > 0.8` is MaxDistance 0.2 under Cosine.
+	// distance (pgvector scale) is ≤ MaxDistance, and stops the search early:
+	// once Ef admitted nodes were seen and Ef nodes expanded, as soon as the
+	// closest unexplored node is beyond the bound. This can miss a few nodes
+	// inside the bound that the unbounded search would reach through nodes
+	// outside it. `WHERE 1 - (e <=> q) > 0.8` is MaxDistance 0.2 under Cosine.
 	MaxDistance    float32
 	UseMaxDistance bool
 }
@@ -84,11 +86,15 @@ func (x *Index) descend(q []float32, ep uint32, epLevel, stop int) candidate {
 // caller has filled s.cand with entry points (visited) and s.res with those
 // that are eligible. On return s.res holds up to ef eligible nodes.
 func (x *Index) searchLayer(s *scratch, q []float32, layer, ef int, sp *searchSpec) {
+	expanded := 0
 	for len(s.cand) > 0 {
 		c := s.cand.pop()
 		if len(s.res) >= ef {
 			limit := s.res[0].dist
-			if sp.bounded && sp.bound < limit {
+			// The distance bound ends the search early, but only after ef
+			// expansions: nodes inside the bound are often reached through a
+			// few nodes just outside it.
+			if sp.bounded && sp.bound < limit && expanded >= ef {
 				limit = sp.bound
 			}
 			if c.dist > limit {
@@ -102,6 +108,7 @@ func (x *Index) searchLayer(s *scratch, q []float32, layer, ef int, sp *searchSp
 		if l == nil {
 			continue
 		}
+		expanded++
 		n := int(atomic.LoadUint32(&l[0]))
 		for i := 1; i <= n && i < len(l); i++ {
 			e := atomic.LoadUint32(&l[i])

@@ -1,0 +1,159 @@
+package hnsw
+
+import (
+	"fmt"
+	"math"
+	"sync/atomic"
+)
+
+// The functions in this file rebuild a graph exactly as it was stored (for
+// instance from PostgreSQL pages into a backend's cache) without running any
+// search: nodes, lists and the entry point are taken as given.
+
+// Restore installs node id with its top layer, its vector and its neighbour
+// lists (neighbors[l] is the list at layer l; missing layers are empty).
+//
+// vec is the stored form, as Vector returns it: under Cosine it should be unit
+// length and is kept bit-for-bit when its norm is within 1e-4 of 1 (otherwise
+// it is normalised, so a raw vector also works). Neighbour ids may name nodes
+// not restored yet; storage grows to cover them. The entry point becomes id
+// when the graph has none or id's level is higher; SetEntryPoint overrides.
+// Errors: vector errors as in Add, ErrDuplicateID, ErrInvalidGraph for a bad
+// level, a list longer than its layer's capacity, or a self-loop.
+func (x *Index) Restore(id uint32, level int, vec []float32, neighbors [][]uint32) error {
+	return x.restore(id, level, vec, neighbors, false)
+}
+
+func (x *Index) restore(id uint32, level int, vec []float32, neighbors [][]uint32, deleted bool) error {
+	norm2, err := x.checkVector(vec)
+	if err != nil {
+		return err
+	}
+	if level < 0 || level > maxLevel || len(neighbors) > level+1 {
+		return fmt.Errorf("%w: node %d: level %d with %d layers of neighbours", ErrInvalidGraph, id, level, len(neighbors))
+	}
+	top := id
+	for layer, ns := range neighbors {
+		if len(ns) > x.capAt(layer) {
+			return fmt.Errorf("%w: node %d layer %d: %d neighbours, capacity %d", ErrInvalidGraph, id, layer, len(ns), x.capAt(layer))
+		}
+		for _, e := range ns {
+			if e == id {
+				return fmt.Errorf("%w: node %d links to itself", ErrInvalidGraph, id)
+			}
+			top = max(top, e)
+		}
+	}
+	if err := x.ensureID(top); err != nil {
+		return err
+	}
+	defer x.grow.RUnlock()
+	if !atomic.CompareAndSwapUint32(&x.state[id], 0, statePending) {
+		return fmt.Errorf("%w: id %d", ErrDuplicateID, id)
+	}
+	if x.metric == Cosine && math.Abs(norm2-1) <= 1e-4 {
+		copy(x.vec(id), vec)
+	} else {
+		x.store(x.vec(id), vec, norm2)
+	}
+	x.levels[id] = uint8(level)
+	x.upper[id] = nil
+	if level > 0 {
+		x.upper[id] = make([]uint32, level*(x.m+1))
+	}
+	x.locks[id].Lock()
+	for layer := 0; layer <= level; layer++ {
+		var ns []uint32
+		if layer < len(neighbors) {
+			ns = neighbors[layer]
+		}
+		x.writeList(id, layer, ns)
+	}
+	x.locks[id].Unlock()
+	x.raiseIDLimit(id)
+	st := statePresent
+	if deleted {
+		st |= stateDeleted
+	} else {
+		x.live.Add(1)
+	}
+	x.count.Add(1)
+	atomic.StoreUint32(&x.state[id], st)
+	for {
+		e := x.entry.Load()
+		if e != 0 && int(e>>32)-1 >= level || x.entry.CompareAndSwap(e, packEntry(id, level)) {
+			return nil
+		}
+	}
+}
+
+// writeList stores ns as id's list at layer (caller holds grow shared and id's lock).
+func (x *Index) writeList(id uint32, layer int, ns []uint32) {
+	l := x.list(id, layer)
+	for i, e := range ns {
+		atomic.StoreUint32(&l[1+i], e)
+	}
+	atomic.StoreUint32(&l[0], uint32(len(ns)))
+}
+
+// SetNeighbors replaces id's list at layer with ids (copied), for a cache
+// applying a page another backend changed. Errors: ErrNotFound, ErrInvalidGraph
+// (layer above the node's level, too many ids, a self-loop).
+func (x *Index) SetNeighbors(id uint32, layer int, ids []uint32) error {
+	top := id
+	for _, e := range ids {
+		if e == id {
+			return fmt.Errorf("%w: node %d links to itself", ErrInvalidGraph, id)
+		}
+		top = max(top, e)
+	}
+	if err := x.ensureID(top); err != nil {
+		return err
+	}
+	defer x.grow.RUnlock()
+	if atomic.LoadUint32(&x.state[id])&statePresent == 0 {
+		return fmt.Errorf("%w: id %d", ErrNotFound, id)
+	}
+	if layer < 0 || layer > int(x.levels[id]) || len(ids) > x.capAt(layer) {
+		return fmt.Errorf("%w: node %d (level %d) layer %d with %d neighbours", ErrInvalidGraph, id, x.levels[id], layer, len(ids))
+	}
+	x.locks[id].Lock()
+	x.writeList(id, layer, ids)
+	x.locks[id].Unlock()
+	return nil
+}
+
+// SetEntryPoint makes id, whose top layer must be level, the node searches
+// start from. Errors: ErrNotFound, ErrInvalidGraph when level is not id's level.
+func (x *Index) SetEntryPoint(id uint32, level int) error {
+	if got := x.Level(id); got < 0 {
+		return fmt.Errorf("%w: id %d", ErrNotFound, id)
+	} else if got != level {
+		return fmt.Errorf("%w: entry point %d has level %d, not %d", ErrInvalidGraph, id, got, level)
+	}
+	x.entry.Store(packEntry(id, level))
+	return nil
+}
+
+// MarkDeleted flags id as deleted without repairing any list: for a cache
+// whose pages already hold the repaired lists. Marking twice is a no-op.
+func (x *Index) MarkDeleted(id uint32) error {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	if int(id) >= len(x.state) {
+		return fmt.Errorf("%w: id %d", ErrNotFound, id)
+	}
+	for {
+		st := atomic.LoadUint32(&x.state[id])
+		if st&statePresent == 0 {
+			return fmt.Errorf("%w: id %d", ErrNotFound, id)
+		}
+		if st&stateDeleted != 0 {
+			return nil
+		}
+		if atomic.CompareAndSwapUint32(&x.state[id], st, st|stateDeleted) {
+			x.live.Add(-1)
+			return nil
+		}
+	}
+}
