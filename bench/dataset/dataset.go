@@ -140,7 +140,7 @@ func holdOut(name string, metric Metric, dim int, rows []float32, q int) (*Datas
 	}
 	base := n - q
 	return &Dataset{Name: name, Metric: metric, Dim: dim,
-		Base: rows[:base*dim:base*dim], Queries: rows[base*dim:]}, nil
+		Base: rows[: base*dim : base*dim], Queries: rows[base*dim:]}, nil
 }
 
 var errEmpty = errors.New("no vectors")

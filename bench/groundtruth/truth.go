@@ -91,7 +91,7 @@ func (h *maxHeap) Less(i, j int) bool {
 	return a.id > b.id
 }
 func (h *maxHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *maxHeap) Push(x any)   { h.items = append(h.items, x.(cand)) }
+func (h *maxHeap) Push(x any)    { h.items = append(h.items, x.(cand)) }
 func (h *maxHeap) Pop() any {
 	last := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]
