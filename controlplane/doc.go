@@ -1,0 +1,13 @@
+// Package controlplane is the root of the Borealis control plane: it runs clusters of
+// PostgreSQL nodes as supervised local processes, routes clients to them and serves an API.
+//
+// Each concept is its own package:
+//   - store: the embedded bbolt database of cluster definitions and events;
+//   - cluster: members, node supervision, replication set-up, adoption after a restart;
+//   - router: the PostgreSQL wire-protocol proxy behind each cluster's two endpoints;
+//   - api: the HTTP JSON API with its bearer token;
+//   - metrics: the Prometheus collector.
+//
+// The control plane never imports the index code (simd, hnsw, engine) and never loads the
+// Borealis engine; it talks to nodes only over the PostgreSQL protocol.
+package controlplane

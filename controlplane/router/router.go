@@ -1,0 +1,278 @@
+package router
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Endpoint says which of a cluster's two endpoints a listener serves.
+type Endpoint int
+
+const (
+	// ClusterEndpoint goes to the writer.
+	ClusterEndpoint Endpoint = iota
+	// ReaderEndpoint goes to the least-loaded available reader, or the writer when none is.
+	ReaderEndpoint
+)
+
+func (e Endpoint) String() string {
+	if e == ReaderEndpoint {
+		return "reader"
+	}
+	return "cluster"
+}
+
+// Backends tells the router where the cluster's available nodes are ("host:port").
+type Backends interface {
+	// Writer is the writer's address, or "" when it is not available.
+	Writer() string
+	// Readers are the available readers' addresses.
+	Readers() []string
+}
+
+// Config configures a Router.
+type Config struct {
+	// Name identifies the cluster in error messages.
+	Name     string
+	Backends Backends
+	// TLS, when set, terminates TLS for clients that ask (SSLRequest); otherwise they get 'N'.
+	TLS *tls.Config
+	// HoldTimeout bounds how long a new client waits while the router is held or no backend
+	// is available; 0 means 30 s.
+	HoldTimeout time.Duration
+	// StartupTimeout bounds reading the start-up packets; 0 means 15 s.
+	StartupTimeout time.Duration
+	// DialTimeout bounds connecting to a backend; 0 means 5 s.
+	DialTimeout time.Duration
+}
+
+// Router proxies one cluster's endpoints.
+type Router struct {
+	cfg  Config
+	gate gate
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	sessions  map[*session]struct{}
+	byKey     map[cancelKey]*session
+	perNode   map[string]int
+	closed    bool
+	wg        sync.WaitGroup
+	done      chan struct{}
+	nextPID   atomic.Uint32
+
+	stats [2]endpointStats
+}
+
+type endpointStats struct {
+	active, total, rejected, bytesIn, bytesOut atomic.Int64
+}
+
+// EndpointStats are one endpoint's counters: bytes in are client to server.
+type EndpointStats struct {
+	Endpoint string `json:"endpoint"`
+	Active   int64  `json:"active"`
+	Total    int64  `json:"total"`
+	Rejected int64  `json:"rejected"`
+	BytesIn  int64  `json:"bytes_in"`
+	BytesOut int64  `json:"bytes_out"`
+}
+
+// New makes a Router; Listen or Serve starts it.
+func New(cfg Config) *Router {
+	if cfg.HoldTimeout == 0 {
+		cfg.HoldTimeout = 30 * time.Second
+	}
+	if cfg.StartupTimeout == 0 {
+		cfg.StartupTimeout = 15 * time.Second
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	r := &Router{cfg: cfg, sessions: map[*session]struct{}{}, byKey: map[cancelKey]*session{},
+		perNode: map[string]int{}, done: make(chan struct{})}
+	r.nextPID.Store(1000)
+	return r
+}
+
+// Listen listens on addr for endpoint ep and serves it in the background.
+func (r *Router) Listen(ep Endpoint, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s endpoint of %s on %s: %w (is the port in use?)", ep, r.cfg.Name, addr, err)
+	}
+	if err := r.add(l); err != nil {
+		l.Close()
+		return nil, err
+	}
+	go r.serve(ep, l)
+	return l, nil
+}
+
+func (r *Router) add(l net.Listener) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("router is closed")
+	}
+	r.listeners = append(r.listeners, l)
+	return nil
+}
+
+func (r *Router) serve(ep Endpoint, l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		s := &session{r: r, ep: ep, client: c, started: time.Now()}
+		if !r.track(s) {
+			c.Close()
+			return
+		}
+		go s.run()
+	}
+}
+
+func (r *Router) track(s *session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.sessions[s] = struct{}{}
+	r.wg.Add(1)
+	r.stats[s.ep].active.Add(1)
+	r.stats[s.ep].total.Add(1)
+	return true
+}
+
+func (r *Router) untrack(s *session) {
+	r.mu.Lock()
+	delete(r.sessions, s)
+	if s.key != (cancelKey{}) {
+		delete(r.byKey, s.key)
+	}
+	if s.backendAddr != "" {
+		r.perNode[s.backendAddr]--
+		if r.perNode[s.backendAddr] <= 0 {
+			delete(r.perNode, s.backendAddr)
+		}
+	}
+	r.mu.Unlock()
+	r.stats[s.ep].active.Add(-1)
+	r.wg.Done()
+}
+
+// Close stops listening, closes every session and waits for them to end.
+func (r *Router) Close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	close(r.done)
+	for _, l := range r.listeners {
+		l.Close()
+	}
+	for s := range r.sessions {
+		s.close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// Hold makes new clients wait at connect time (sessions already running are untouched) until
+// Release, or fail after the hold timeout with an ErrorResponse giving reason.
+func (r *Router) Hold(reason string) { r.gate.hold(reason) }
+
+// Release lets held and new clients through.
+func (r *Router) Release() { r.gate.release() }
+
+// Stats returns the counters of both endpoints.
+func (r *Router) Stats() []EndpointStats {
+	out := make([]EndpointStats, 2)
+	for i := range out {
+		s := &r.stats[i]
+		out[i] = EndpointStats{Endpoint: Endpoint(i).String(), Active: s.active.Load(), Total: s.total.Load(),
+			Rejected: s.rejected.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load()}
+	}
+	return out
+}
+
+// SessionInfo describes one client session.
+type SessionInfo struct {
+	Endpoint string    `json:"endpoint"`
+	Backend  string    `json:"backend"`
+	User     string    `json:"user"`
+	Database string    `json:"database"`
+	Started  time.Time `json:"started"`
+	// TxStatus is the last ReadyForQuery status: 'I' idle, 'T' in a transaction, 'E' in a
+	// failed transaction, 0 before the session is ready.
+	TxStatus byte `json:"tx_status"`
+}
+
+// Sessions lists the current sessions, oldest first.
+func (r *Router) Sessions() []SessionInfo {
+	r.mu.Lock()
+	out := make([]SessionInfo, 0, len(r.sessions))
+	for s := range r.sessions {
+		out = append(out, SessionInfo{Endpoint: s.ep.String(), Backend: s.backendAddr, User: s.user,
+			Database: s.database, Started: s.started, TxStatus: byte(s.txStatus.Load())})
+	}
+	r.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out
+}
+
+// BackendConnections is the number of router sessions on each backend address.
+func (r *Router) BackendConnections() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.perNode))
+	for k, v := range r.perNode {
+		out[k] = v
+	}
+	return out
+}
+
+// pick chooses the backend for s and counts it there; false when none is available.
+func (r *Router) pick(s *session) bool {
+	var readers []string
+	if s.ep == ReaderEndpoint {
+		readers = r.cfg.Backends.Readers()
+	}
+	writer := ""
+	if len(readers) == 0 {
+		writer = r.cfg.Backends.Writer()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	addr, best := writer, -1
+	for _, a := range readers {
+		if n := r.perNode[a]; best < 0 || n < best {
+			best, addr = n, a
+		}
+	}
+	if addr == "" {
+		return false
+	}
+	s.backendAddr = addr
+	r.perNode[addr]++
+	return true
+}

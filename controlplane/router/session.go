@@ -1,0 +1,255 @@
+package router
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// session is one client connection and, once routed, its backend connection.
+type session struct {
+	r       *Router
+	ep      Endpoint
+	client  net.Conn
+	started time.Time
+
+	// Set before the relay starts, read under r.mu afterwards.
+	backendAddr    string
+	user, database string
+	key            cancelKey // the key the router handed the client
+	backendPID     uint32
+	backendSecret  []byte
+
+	backend   net.Conn
+	txStatus  atomic.Uint32
+	closeOnce sync.Once
+}
+
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		s.client.Close()
+		if s.backend != nil {
+			s.backend.Close()
+		}
+	})
+}
+
+// reject sends the client an error, closes the session and counts a rejection.
+func (s *session) reject(code, msg, hint string) {
+	_ = s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	writeError(s.client, code, msg, hint)
+	s.r.stats[s.ep].rejected.Add(1)
+	// Closing with unread client bytes would reset the connection and could destroy the error
+	// before the client reads it: half-close, then drain a little first.
+	if tc, ok := s.client.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+		_ = tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _ = io.Copy(io.Discard, io.LimitReader(tc, 64<<10))
+	}
+}
+
+func (s *session) run() {
+	defer s.r.untrack(s)
+	defer s.close()
+	startup, ok := s.negotiate()
+	if !ok {
+		return
+	}
+	s.user, s.database = startup.Parameters["user"], startup.Parameters["database"]
+	if reason := s.r.gate.wait(s.r.cfg.HoldTimeout, s.r.done); reason != "" {
+		s.reject("57P03", fmt.Sprintf("cluster %s is not accepting connections: %s", s.r.cfg.Name, reason),
+			fmt.Sprintf("the connection was held for %s; retry later", s.r.cfg.HoldTimeout))
+		return
+	}
+	if !s.waitBackend() {
+		s.reject("57P03", fmt.Sprintf("cluster %s has no available %s", s.r.cfg.Name, map[Endpoint]string{ClusterEndpoint: "writer", ReaderEndpoint: "reader or writer"}[s.ep]),
+			fmt.Sprintf("waited %s; check `borealis cluster describe %s`", s.r.cfg.HoldTimeout, s.r.cfg.Name))
+		return
+	}
+	backend, err := net.DialTimeout("tcp", s.backendAddr, s.r.cfg.DialTimeout)
+	if err != nil {
+		s.reject("08006", fmt.Sprintf("cluster %s: connecting to node %s: %v", s.r.cfg.Name, s.backendAddr, err), "")
+		return
+	}
+	if tc, ok := backend.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	s.r.mu.Lock()
+	s.backend = backend
+	closed := s.r.closed
+	s.r.mu.Unlock()
+	if closed {
+		backend.Close()
+		return
+	}
+	buf, err := startup.Encode(nil)
+	if err != nil {
+		s.reject("08P01", "re-encoding the start-up packet: "+err.Error(), "")
+		return
+	}
+	if _, err := backend.Write(buf); err != nil {
+		s.reject("08006", fmt.Sprintf("cluster %s: node %s: %v", s.r.cfg.Name, s.backendAddr, err), "")
+		return
+	}
+	s.relay()
+}
+
+// negotiate reads start-up packets until the StartupMessage, answering SSL and GSSAPI
+// encryption requests and serving cancel requests. ok is false when the session is over.
+func (s *session) negotiate() (*pgproto3.StartupMessage, bool) {
+	_ = s.client.SetDeadline(time.Now().Add(s.r.cfg.StartupTimeout))
+	defer s.client.SetDeadline(time.Time{})
+	tlsDone := false
+	for range 4 {
+		msg, err := readStartup(s.client)
+		if err != nil {
+			if errors.Is(err, errStartup) {
+				s.reject("08P01", "invalid start-up packet: "+err.Error(), "")
+			}
+			return nil, false
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest:
+			if s.r.cfg.TLS == nil || tlsDone {
+				if _, err := s.client.Write([]byte{'N'}); err != nil {
+					return nil, false
+				}
+				continue
+			}
+			if _, err := s.client.Write([]byte{'S'}); err != nil {
+				return nil, false
+			}
+			tc := tls.Server(s.client, s.r.cfg.TLS)
+			if err := tc.Handshake(); err != nil {
+				return nil, false
+			}
+			s.r.mu.Lock()
+			s.client = tc
+			s.r.mu.Unlock()
+			tlsDone = true
+		case *pgproto3.GSSEncRequest:
+			if _, err := s.client.Write([]byte{'N'}); err != nil {
+				return nil, false
+			}
+		case *pgproto3.CancelRequest:
+			s.r.forwardCancel(m)
+			return nil, false
+		case *pgproto3.StartupMessage:
+			return m, true
+		}
+	}
+	s.reject("08P01", "invalid start-up sequence: too many negotiation requests", "")
+	return nil, false
+}
+
+// waitBackend picks a backend, waiting up to the hold timeout for one to become available.
+func (s *session) waitBackend() bool {
+	deadline := time.Now().Add(s.r.cfg.HoldTimeout)
+	for !s.r.pick(s) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-s.r.done:
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+// relay copies client bytes to the backend as they come, and backend messages to the client
+// frame by frame, swapping in the router's BackendKeyData and noting ReadyForQuery status.
+func (s *session) relay() {
+	st := &s.r.stats[s.ep]
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := s.client.Read(buf)
+			if n > 0 {
+				st.bytesIn.Add(int64(n))
+				if _, werr := s.backend.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		s.close()
+	}()
+	br := bufio.NewReaderSize(s.backend, 32<<10)
+	bw := bufio.NewWriterSize(s.client, 32<<10)
+	var hdr [5]byte
+	for {
+		if br.Buffered() < len(hdr) && bw.Buffered() > 0 {
+			st.bytesOut.Add(int64(bw.Buffered()))
+			if bw.Flush() != nil {
+				return
+			}
+		}
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return
+		}
+		n := int(int32(binary.BigEndian.Uint32(hdr[1:]))) - 4
+		if n < 0 {
+			return
+		}
+		switch hdr[0] {
+		case 'K':
+			body := make([]byte, n)
+			if _, err := io.ReadFull(br, body); err != nil || n < 8 {
+				return
+			}
+			out, err := s.r.issueKey(s, binary.BigEndian.Uint32(body), body[4:])
+			if err != nil {
+				return
+			}
+			bw.Write(out)
+		case 'Z':
+			if n != 1 {
+				return
+			}
+			status, err := br.ReadByte()
+			if err != nil {
+				return
+			}
+			s.txStatus.Store(uint32(status))
+			bw.Write(hdr[:])
+			bw.WriteByte(status)
+		default:
+			bw.Write(hdr[:])
+			if err := copyN(bw, br, n); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// copyN moves n bytes from br to bw through br's buffer, without allocating.
+func copyN(bw *bufio.Writer, br *bufio.Reader, n int) error {
+	for n > 0 {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				return err
+			}
+		}
+		k := min(n, br.Buffered())
+		b, _ := br.Peek(k)
+		if _, err := bw.Write(b); err != nil {
+			return err
+		}
+		br.Discard(k)
+		n -= k
+	}
+	return nil
+}

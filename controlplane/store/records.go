@@ -1,0 +1,52 @@
+package store
+
+import "time"
+
+// Cluster is the persisted definition of one cluster.
+type Cluster struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	// Status is the cluster's last recorded status (creating, available, failed, deleting).
+	Status string `json:"status"`
+	// Port and ReaderPort are the cluster (writer) endpoint and the reader endpoint, on 127.0.0.1.
+	Port       int     `json:"port"`
+	ReaderPort int     `json:"reader_port"`
+	Scaling    Scaling `json:"scaling"`
+	// NextMember numbers members; ids are never reused within a cluster.
+	NextMember int      `json:"next_member"`
+	Members    []Member `json:"members"`
+}
+
+// Scaling is the serverless configuration, validated and stored now, acted on by later issues.
+type Scaling struct {
+	MinCapacity           float64 `json:"min_capacity"`
+	MaxCapacity           float64 `json:"max_capacity"`
+	AutoPause             bool    `json:"auto_pause"`
+	SecondsUntilAutoPause int     `json:"seconds_until_auto_pause"`
+	SecondsBeforeTimeout  int     `json:"seconds_before_timeout"`
+	TimeoutAction         string  `json:"timeout_action"`
+}
+
+// Member is one node of a cluster.
+type Member struct {
+	ID            string  `json:"id"`
+	Writer        bool    `json:"writer"`
+	PromotionTier int     `json:"promotion_tier"`
+	Status        string  `json:"status"`
+	Capacity      float64 `json:"capacity"`
+	Port          int     `json:"port"`
+	DataDir       string  `json:"data_dir"`
+	// Created is set once the data directory is complete (initdb and extension, or base
+	// backup); a member without it is rebuilt from scratch after a restart.
+	Created bool `json:"created"`
+}
+
+// Event is one entry of the event log.
+type Event struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Cluster string    `json:"cluster,omitempty"`
+	Member  string    `json:"member,omitempty"`
+	Type    string    `json:"type"`
+	Message string    `json:"message"`
+}
