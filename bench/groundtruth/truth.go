@@ -35,7 +35,7 @@ func Compute(d *dataset.Dataset, k int, progress func(done, total int)) (*Truth,
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	step := max(1, nq/20)
+	step := max(1, nq/100)
 	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
 		wg.Add(1)
 		go func() {

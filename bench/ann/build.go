@@ -1,0 +1,136 @@
+package ann
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/borealisdb/borealis/bench/dataset"
+)
+
+// opclass and operator are pgvector's names for a metric; borealis_hnsw uses the same.
+func opclass(m dataset.Metric) string {
+	switch m {
+	case dataset.Cosine:
+		return "vector_cosine_ops"
+	case dataset.IP:
+		return "vector_ip_ops"
+	}
+	return "vector_l2_ops"
+}
+
+func operator(m dataset.Metric) string {
+	switch m {
+	case dataset.Cosine:
+		return "<=>"
+	case dataset.IP:
+		return "<#>"
+	}
+	return "<->"
+}
+
+// Build is what building one index cost.
+type Build struct {
+	Seconds float64 `json:"build_seconds"`
+	Bytes   int64   `json:"index_bytes"`
+	// PeakMemory is the server's summed PSS (MemoryKind) at its highest during CREATE INDEX;
+	// MemoryBefore is the same sum just before it. 0 when the server is not on this machine.
+	PeakMemory   int64 `json:"peak_memory_bytes"`
+	MemoryBefore int64 `json:"memory_before_bytes"`
+}
+
+func indexName(ix IndexSpec) string { return table + "_" + ix.AM + "_idx" }
+
+// buildIndex builds ix on the table with the run's shared build settings, showing the
+// server's own progress view, and measures time, size and peak server memory.
+func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix IndexSpec, m dataset.Metric, logf func(string, ...any)) (Build, error) {
+	for _, set := range []string{
+		"SET maintenance_work_mem = '" + cfg.MaintenanceWorkMem + "'",
+		"SET max_parallel_maintenance_workers = " + strconv.Itoa(cfg.ParallelWorkers),
+	} {
+		if _, err := conn.Exec(ctx, set); err != nil {
+			return Build{}, fmt.Errorf("%s: %w", set, err)
+		}
+	}
+	sql := fmt.Sprintf("CREATE INDEX %s ON %s USING %s (embedding %s) WITH (m = %d, ef_construction = %d)",
+		indexName(ix), table, ix.AM, opclass(m), cfg.M, cfg.EfConstruction)
+	logf("build %s: %s", ix.AM, sql)
+	var b Build
+	if t.postmaster != 0 {
+		b.MemoryBefore = ServerMemory(t.postmaster)
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); watchBuild(watchCtx, t.dsn, ix.AM, logf) }()
+	mem := sampleMemory(t.postmaster, 100*time.Millisecond)
+	start := time.Now()
+	_, err := conn.Exec(ctx, sql)
+	b.Seconds = time.Since(start).Seconds()
+	b.PeakMemory = mem.Peak()
+	stopWatch()
+	<-watched
+	if err != nil {
+		return Build{}, fmt.Errorf("building %s: %w", ix.AM, err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass)", indexName(ix)).Scan(&b.Bytes); err != nil {
+		return Build{}, err
+	}
+	logf("build %s: %.1f s, %s on disk, server peak %s %s", ix.AM, b.Seconds, human(b.Bytes), MemoryKind, human(b.PeakMemory))
+	return b, nil
+}
+
+// watchBuild prints pg_stat_progress_create_index for the build every two seconds, when it
+// changed, from its own connection.
+func watchBuild(ctx context.Context, dsn, am string, logf func(string, ...any)) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	last := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+		var phase string
+		var tdone, ttotal, bdone, btotal int64
+		err := conn.QueryRow(ctx, `SELECT phase, coalesce(tuples_done, 0), coalesce(tuples_total, 0),
+				coalesce(blocks_done, 0), coalesce(blocks_total, 0)
+			FROM pg_stat_progress_create_index WHERE relid = $1::regclass`, table).Scan(&phase, &tdone, &ttotal, &bdone, &btotal)
+		if err != nil {
+			continue
+		}
+		line := phase
+		switch {
+		case ttotal > 0:
+			line += fmt.Sprintf(": %d/%d tuples (%d%%)", tdone, ttotal, 100*tdone/ttotal)
+		case tdone > 0:
+			line += fmt.Sprintf(": %d tuples", tdone)
+		case btotal > 0:
+			line += fmt.Sprintf(": %d/%d blocks (%d%%)", bdone, btotal, 100*bdone/btotal)
+		}
+		if line != last {
+			logf("build %s: %s", am, line)
+			last = line
+		}
+	}
+}
+
+// human formats bytes in binary units.
+func human(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}

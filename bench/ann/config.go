@@ -1,0 +1,146 @@
+package ann
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// IndexSpec is an access method and the GUC that sets its search breadth, e.g.
+// hnsw:hnsw.ef_search.
+type IndexSpec struct {
+	AM  string `json:"am"`
+	GUC string `json:"guc"`
+}
+
+func (s IndexSpec) String() string { return s.AM + ":" + s.GUC }
+
+var (
+	identRe = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+	gucRe   = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$`)
+)
+
+// ParseIndexSpec parses "am:guc". Both parts become SQL identifiers, so only lower-case
+// identifier characters are accepted.
+func ParseIndexSpec(s string) (IndexSpec, error) {
+	am, guc, ok := strings.Cut(s, ":")
+	if !ok || !identRe.MatchString(am) || !gucRe.MatchString(guc) {
+		return IndexSpec{}, fmt.Errorf("--index %q: want AM:GUC, e.g. hnsw:hnsw.ef_search or borealis_hnsw:borealis.ef_search", s)
+	}
+	return IndexSpec{AM: am, GUC: guc}, nil
+}
+
+// ParseEfs parses a comma-separated list of positive ef values, e.g. "10,20,40".
+func ParseEfs(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("--ef %q: want positive integers separated by commas, e.g. 10,20,40,80", s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Config is one benchmark run.
+type Config struct {
+	// DSN is the server to use; empty starts a throwaway one.
+	DSN string
+	// Suite names the run's output files: <OutDir>/<date>-<Suite>.{md,json,png}.
+	Suite    string
+	Datasets []string
+	Indexes  []IndexSpec
+	// SkipMissing skips (with a warning) an index whose access method the server lacks,
+	// instead of failing before anything is measured.
+	SkipMissing bool
+
+	// Build settings, the same for every index.
+	M                  int
+	EfConstruction     int
+	MaintenanceWorkMem string
+	ParallelWorkers    int
+
+	// Search settings.
+	Efs     []int
+	K       int
+	Clients int
+	Queries int
+	// Warmup is how many queries run untimed on every connection before the sweep.
+	Warmup int
+
+	Seed        uint64
+	DatasetsDir string
+	CacheDir    string
+	OutDir      string
+	// SharedBuffers of the throwaway server.
+	SharedBuffers string
+	// Note is free text written into the results (e.g. what else loaded the machine).
+	Note string
+}
+
+// Defaults fills zero fields with the standard settings.
+func (c *Config) Defaults() {
+	if c.Suite == "" {
+		c.Suite = "ann"
+	}
+	if c.M == 0 {
+		c.M = 16
+	}
+	if c.EfConstruction == 0 {
+		c.EfConstruction = 64
+	}
+	if c.MaintenanceWorkMem == "" {
+		c.MaintenanceWorkMem = "1GB"
+	}
+	if len(c.Efs) == 0 {
+		c.Efs = []int{10, 20, 40, 80, 160, 320}
+	}
+	if c.K == 0 {
+		c.K = 10
+	}
+	if c.Clients == 0 {
+		c.Clients = 2
+	}
+	if c.Queries == 0 {
+		c.Queries = 1000
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 50
+	}
+	if c.SharedBuffers == "" {
+		c.SharedBuffers = "1GB"
+	}
+	if c.OutDir == "" {
+		c.OutDir = "bench/results"
+	}
+}
+
+// Validate reports the first bad setting, naming the flag to fix.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Datasets) == 0:
+		return fmt.Errorf("no dataset: give --dataset (or a known --suite)")
+	case len(c.Indexes) == 0:
+		return fmt.Errorf("no index: give --index AM:GUC, e.g. --index hnsw:hnsw.ef_search")
+	case c.M < 2 || c.EfConstruction < 1:
+		return fmt.Errorf("--m must be at least 2 and --ef-construction at least 1")
+	case c.K < 1 || c.Clients < 1 || c.Queries < 1 || c.Warmup < 0 || c.ParallelWorkers < 0:
+		return fmt.Errorf("--k, --clients and --queries must be positive, --warmup and --parallel-workers not negative")
+	case !regexp.MustCompile(`^[0-9]+\s*[kMGT]?B?$`).MatchString(c.MaintenanceWorkMem):
+		return fmt.Errorf("--maintenance-work-mem %q: want a PostgreSQL memory size such as 512MB or 1GB", c.MaintenanceWorkMem)
+	case !regexp.MustCompile(`^[0-9]+\s*[kMGT]?B?$`).MatchString(c.SharedBuffers):
+		return fmt.Errorf("--shared-buffers %q: want a PostgreSQL memory size such as 1GB", c.SharedBuffers)
+	case !identRe.MatchString(strings.ReplaceAll(c.Suite, "-", "_")):
+		return fmt.Errorf("--suite %q: use lower-case letters, digits, - and _", c.Suite)
+	}
+	seen := map[string]bool{}
+	for _, ix := range c.Indexes {
+		if seen[ix.AM] {
+			return fmt.Errorf("--index %s given twice", ix.AM)
+		}
+		seen[ix.AM] = true
+	}
+	return nil
+}

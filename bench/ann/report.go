@@ -1,0 +1,334 @@
+package ann
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Report is everything one run measured.
+type Report struct {
+	Suite    string          `json:"suite"`
+	Started  time.Time       `json:"started"`
+	Settings Settings        `json:"settings"`
+	Machine  Machine         `json:"machine"`
+	Note     string          `json:"note,omitempty"`
+	Datasets []DatasetResult `json:"datasets"`
+}
+
+// Settings are the run's knobs that shape its numbers.
+type Settings struct {
+	M                  int    `json:"m"`
+	EfConstruction     int    `json:"ef_construction"`
+	MaintenanceWorkMem string `json:"maintenance_work_mem"`
+	ParallelWorkers    int    `json:"max_parallel_maintenance_workers"`
+	Efs                []int  `json:"ef"`
+	K                  int    `json:"k"`
+	Clients            int    `json:"clients"`
+	Warmup             int    `json:"warmup_queries_per_client"`
+	Server             string `json:"server"`
+	MemoryKind         string `json:"memory_kind"`
+}
+
+// DatasetResult is one dataset's load, ground truth and indexes.
+type DatasetResult struct {
+	Dataset      string        `json:"dataset"`
+	Metric       string        `json:"metric"`
+	N            int           `json:"n"`
+	Dim          int           `json:"dim"`
+	Queries      int           `json:"queries"`
+	LoadSeconds  float64       `json:"load_seconds"`
+	TruthSeconds float64       `json:"ground_truth_seconds"`
+	TruthCached  bool          `json:"ground_truth_cached"`
+	Indexes      []IndexResult `json:"indexes"`
+	Skipped      []string      `json:"skipped,omitempty"`
+	Comparisons  []Comparison  `json:"comparisons,omitempty"`
+}
+
+// IndexResult is one index's build and sweep.
+type IndexResult struct {
+	Index  IndexSpec `json:"index"`
+	Build  Build     `json:"build"`
+	Points []Point   `json:"points"`
+}
+
+// curve is the index's single-client recall/QPS curve.
+func (r IndexResult) curve() []CurvePoint {
+	out := make([]CurvePoint, len(r.Points))
+	for i, p := range r.Points {
+		out[i] = CurvePoint{p.Recall, p.QPS}
+	}
+	return out
+}
+
+// RecallLevels are where QPS is compared between indexes.
+var RecallLevels = []float64{0.90, 0.95, 0.99}
+
+// Comparison is candidate ÷ baseline on one dataset, in one run.
+type Comparison struct {
+	Candidate  string    `json:"candidate"`
+	Baseline   string    `json:"baseline"`
+	BuildRatio float64   `json:"build_time_ratio"`
+	SizeRatio  float64   `json:"index_size_ratio"`
+	QPS        []RatioAt `json:"qps_ratio_at_recall"`
+}
+
+// RatioAt compares single-client QPS at one recall level. Ratio is 0 when either index did
+// not reach the level; a bound of "at_least" means every ef beat the level, so that index's
+// QPS there is at least the figure given.
+type RatioAt struct {
+	Recall        float64 `json:"recall"`
+	Candidate     float64 `json:"candidate_qps"`
+	CandidateSide string  `json:"candidate_bound"`
+	Baseline      float64 `json:"baseline_qps"`
+	BaselineSide  string  `json:"baseline_bound"`
+	Ratio         float64 `json:"ratio"`
+}
+
+func (b Bound) String() string {
+	switch b {
+	case Interpolated:
+		return "interpolated"
+	case AtLeast:
+		return "at_least"
+	}
+	return "unreached"
+}
+
+// compare makes the ratios of the first index to every other one.
+func compare(indexes []IndexResult) []Comparison {
+	var out []Comparison
+	if len(indexes) < 2 {
+		return nil
+	}
+	c := indexes[0]
+	for _, b := range indexes[1:] {
+		cmp := Comparison{Candidate: c.Index.AM, Baseline: b.Index.AM,
+			BuildRatio: finite(c.Build.Seconds / b.Build.Seconds),
+			SizeRatio:  finite(float64(c.Build.Bytes) / float64(b.Build.Bytes))}
+		for _, r := range RecallLevels {
+			cq, cb := QPSAtRecall(c.curve(), r)
+			bq, bb := QPSAtRecall(b.curve(), r)
+			at := RatioAt{Recall: r, Candidate: cq, CandidateSide: cb.String(), Baseline: bq, BaselineSide: bb.String()}
+			if cb != Unreached && bb != Unreached && bq > 0 {
+				at.Ratio = cq / bq
+			}
+			cmp.QPS = append(cmp.QPS, at)
+		}
+		out = append(out, cmp)
+	}
+	return out
+}
+
+// SummaryLines are the one-line verdicts printed at the end of a run.
+func (r *Report) SummaryLines() []string {
+	var out []string
+	for _, d := range r.Datasets {
+		if len(d.Comparisons) == 0 {
+			names := make([]string, len(d.Indexes))
+			for i, ix := range d.Indexes {
+				names[i] = ix.Index.AM
+			}
+			out = append(out, fmt.Sprintf("%s: only %s measured, no ratio", d.Dataset, strings.Join(names, ", ")))
+		}
+		for _, c := range d.Comparisons {
+			parts := []string{fmt.Sprintf("build time %.2fx", c.BuildRatio), fmt.Sprintf("index size %.2fx", c.SizeRatio)}
+			for _, q := range c.QPS {
+				parts = append(parts, fmt.Sprintf("QPS@%.2f %s", q.Recall, ratioText(q)))
+			}
+			out = append(out, fmt.Sprintf("%s: %s / %s: %s", d.Dataset, c.Candidate, c.Baseline, strings.Join(parts, ", ")))
+		}
+	}
+	return out
+}
+
+func ratioText(q RatioAt) string {
+	switch {
+	case q.CandidateSide == "unreached" && q.BaselineSide == "unreached":
+		return "n/a (neither reached it)"
+	case q.CandidateSide == "unreached":
+		return "n/a (candidate never reached it)"
+	case q.Ratio == 0:
+		return "n/a (baseline never reached it)"
+	case q.CandidateSide == "at_least" && q.BaselineSide != "at_least":
+		return fmt.Sprintf(">=%.2fx", q.Ratio)
+	case q.BaselineSide == "at_least" && q.CandidateSide != "at_least":
+		return fmt.Sprintf("<=%.2fx", q.Ratio)
+	case q.BaselineSide == "at_least":
+		return fmt.Sprintf("~%.2fx (both above the level at every ef)", q.Ratio)
+	}
+	return fmt.Sprintf("%.2fx", q.Ratio)
+}
+
+// Files are the paths a run wrote.
+type Files struct{ JSON, Markdown, PNG string }
+
+// Write puts the report under dir as <date>-<suite>.{json,md,png}.
+func (r *Report) Write(dir string) (Files, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Files{}, err
+	}
+	base := filepath.Join(dir, r.Started.Format("2006-01-02")+"-"+r.Suite)
+	f := Files{JSON: base + ".json", Markdown: base + ".md", PNG: base + ".png"}
+	for path, write := range map[string]func(io.Writer) error{
+		f.JSON: r.WriteJSONLines, f.Markdown: r.WriteMarkdown, f.PNG: r.WritePNG,
+	} {
+		out, err := os.Create(path)
+		if err != nil {
+			return Files{}, err
+		}
+		if err := write(out); err != nil {
+			out.Close()
+			return Files{}, fmt.Errorf("writing %s: %w", path, err)
+		}
+		if err := out.Close(); err != nil {
+			return Files{}, err
+		}
+	}
+	return f, nil
+}
+
+// WriteJSONLines writes one JSON object per line: a "run" record, then per dataset a
+// "dataset" record, a "build" and a "point" per ef for each index, and "comparison" records.
+func (r *Report) WriteJSONLines(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	type run struct {
+		Type     string    `json:"type"`
+		Suite    string    `json:"suite"`
+		Started  time.Time `json:"started"`
+		Settings Settings  `json:"settings"`
+		Machine  Machine   `json:"machine"`
+		Note     string    `json:"note,omitempty"`
+	}
+	if err := enc.Encode(run{"run", r.Suite, r.Started, r.Settings, r.Machine, r.Note}); err != nil {
+		return err
+	}
+	for _, d := range r.Datasets {
+		type ds struct {
+			Type string `json:"type"`
+			DatasetResult
+			Indexes     []IndexResult `json:"indexes,omitempty"`
+			Comparisons []Comparison  `json:"comparisons,omitempty"`
+		}
+		if err := enc.Encode(ds{Type: "dataset", DatasetResult: d}); err != nil {
+			return err
+		}
+		for _, ix := range d.Indexes {
+			type build struct {
+				Type    string `json:"type"`
+				Dataset string `json:"dataset"`
+				AM      string `json:"am"`
+				GUC     string `json:"guc"`
+				Build
+			}
+			if err := enc.Encode(build{"build", d.Dataset, ix.Index.AM, ix.Index.GUC, ix.Build}); err != nil {
+				return err
+			}
+			for _, p := range ix.Points {
+				type point struct {
+					Type    string `json:"type"`
+					Dataset string `json:"dataset"`
+					AM      string `json:"am"`
+					K       int    `json:"k"`
+					Point
+				}
+				if err := enc.Encode(point{"point", d.Dataset, ix.Index.AM, r.Settings.K, p}); err != nil {
+					return err
+				}
+			}
+		}
+		for _, c := range d.Comparisons {
+			type comparison struct {
+				Type    string `json:"type"`
+				Dataset string `json:"dataset"`
+				Comparison
+			}
+			if err := enc.Encode(comparison{"comparison", d.Dataset, c}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// WriteMarkdown writes the human-readable tables.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "# ANN benchmark `%s`, %s\n\n", r.Suite, r.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Produced by `borealis bench ann`; every figure below was measured in this one run.\n\n")
+	b.WriteString("## Machine\n\n")
+	fmt.Fprintf(&b, "- CPU: %s, %d cores; memory %.1f GiB; Linux %s\n", m.CPU, m.Cores, m.MemoryGiB, m.Kernel)
+	fmt.Fprintf(&b, "- PostgreSQL %s, pgvector %s", m.PostgreSQL, m.PGVector)
+	if m.Borealis != "" {
+		fmt.Fprintf(&b, ", borealis %s", m.Borealis)
+	}
+	fmt.Fprintf(&b, "; %s; ground truth on the simd `%s` path\n", m.GoVersion, m.SIMDPath)
+	fmt.Fprintf(&b, "- Load average at start %s, at end %s", m.LoadAvg, m.LoadAvgEnd)
+	if r.Note != "" {
+		fmt.Fprintf(&b, "\n- Note: %s", r.Note)
+	}
+	s := r.Settings
+	fmt.Fprintf(&b, "\n\n## Settings\n\n- Server: %s\n", s.Server)
+	fmt.Fprintf(&b, "- Build: m=%d, ef_construction=%d, maintenance_work_mem=%s, max_parallel_maintenance_workers=%d, the same for every index\n",
+		s.M, s.EfConstruction, s.MaintenanceWorkMem, s.ParallelWorkers)
+	fmt.Fprintf(&b, "- Search: k=%d, ef in %v, prepared statements over the extended protocol, enable_seqscan=off, jit=off; %d warm-up queries per client before the sweep\n",
+		s.K, s.Efs, s.Warmup)
+	fmt.Fprintf(&b, "- QPS with 1 client (queries back to back) and with %d clients sharing the query list; recall@%d counts ties at the k-th distance as found\n", s.Clients, s.K)
+	fmt.Fprintf(&b, "- Peak memory: the server's processes' summed %s (postmaster and all children, from /proc/<pid>/smaps_rollup, sampled every 100 ms during CREATE INDEX)\n", s.MemoryKind)
+	for _, d := range r.Datasets {
+		fmt.Fprintf(&b, "\n## %s\n\n%d × %d, %s, %d queries; load %.1f s, ground truth %.1f s%s\n", d.Dataset, d.N, d.Dim, d.Metric, d.Queries,
+			d.LoadSeconds, d.TruthSeconds, map[bool]string{true: " (cached)", false: ""}[d.TruthCached])
+		if len(d.Skipped) > 0 {
+			fmt.Fprintf(&b, "\nSkipped (access method missing on the server): %s\n", strings.Join(d.Skipped, ", "))
+		}
+		b.WriteString("\n| index | build s | index size | server peak " + s.MemoryKind + " | before build |\n|---|---:|---:|---:|---:|\n")
+		for _, ix := range d.Indexes {
+			fmt.Fprintf(&b, "| %s | %.1f | %s | %s | %s |\n", ix.Index.AM, ix.Build.Seconds, human(ix.Build.Bytes),
+				memText(ix.Build.PeakMemory), memText(ix.Build.MemoryBefore))
+		}
+		fmt.Fprintf(&b, "\n| index | ef | recall@%d | QPS 1 client | p50 ms | p99 ms | QPS %d clients | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", s.K, s.Clients)
+		for _, ix := range d.Indexes {
+			for _, p := range ix.Points {
+				fmt.Fprintf(&b, "| %s | %d | %.4f | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f |\n", ix.Index.AM, p.Ef, p.Recall,
+					p.QPS, p.P50ms, p.P99ms, p.QPSN, p.P50Nms, p.P99Nms)
+			}
+		}
+		if len(d.Comparisons) > 0 {
+			b.WriteString("\n| ratio | build time | index size | QPS @0.90 | QPS @0.95 | QPS @0.99 |\n|---|---:|---:|---:|---:|---:|\n")
+			for _, c := range d.Comparisons {
+				fmt.Fprintf(&b, "| %s ÷ %s | %.2f | %.2f |", c.Candidate, c.Baseline, c.BuildRatio, c.SizeRatio)
+				for _, q := range c.QPS {
+					fmt.Fprintf(&b, " %s |", ratioText(q))
+				}
+				b.WriteString("\n")
+			}
+		}
+	}
+	b.WriteString("\n## Summary\n\n")
+	for _, l := range r.SummaryLines() {
+		fmt.Fprintf(&b, "- %s\n", l)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func memText(b int64) string {
+	if b == 0 {
+		return "not measured (server not local)"
+	}
+	return human(b)
+}
+
+// finite replaces NaN and infinities, which JSON cannot carry, by 0.
+func finite(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
+}

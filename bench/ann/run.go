@@ -1,0 +1,205 @@
+package ann
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+
+	"github.com/borealisdb/borealis/bench/dataset"
+	"github.com/borealisdb/borealis/bench/groundtruth"
+)
+
+// Run measures every dataset × index of cfg and returns the report; progress lines go to
+// progress. Nothing is written to disk except the ground-truth cache: call Report.Write.
+func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	var mu sync.Mutex
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		el := time.Since(started).Round(time.Second)
+		fmt.Fprintf(progress, "[%02d:%02d] %s\n", int(el.Minutes()), int(el.Seconds())%60, fmt.Sprintf(format, args...))
+	}
+
+	var t *target
+	var err error
+	server := "the --dsn server"
+	if cfg.DSN == "" {
+		t, err = startThrowaway(ctx, &cfg, logf)
+		server = "throwaway local server started by the run (shared_buffers=" + cfg.SharedBuffers + ", fsync on)"
+	} else {
+		t, err = connectTarget(ctx, cfg.DSN)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer t.stop()
+
+	connCfg, err := pgx.ParseConfig(t.dsn)
+	if err != nil {
+		return nil, err
+	}
+	connCfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		if !strings.HasSuffix(n.Message, ", skipping") { // DROP ... IF EXISTS chatter
+			logf("server %s: %s", n.Severity, n.Message)
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, connCfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if err := prepareExtensions(ctx, conn, &cfg); err != nil {
+		return nil, err
+	}
+	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
+		return nil, err
+	}
+	indexes, skipped, err := checkAccessMethods(ctx, conn, &cfg, logf)
+	if err != nil {
+		return nil, err
+	}
+	if t.postmaster == 0 {
+		logf("warning: the server is not a process on this machine: peak memory is not measured")
+	}
+
+	rep := &Report{Suite: cfg.Suite, Started: started, Note: cfg.Note, Machine: describeMachine(ctx, conn),
+		Settings: Settings{M: cfg.M, EfConstruction: cfg.EfConstruction, MaintenanceWorkMem: cfg.MaintenanceWorkMem,
+			ParallelWorkers: cfg.ParallelWorkers, Efs: cfg.Efs, K: cfg.K, Clients: cfg.Clients, Warmup: cfg.Warmup,
+			Server: server, MemoryKind: MemoryKind}}
+	for _, spec := range cfg.Datasets {
+		res, err := runDataset(ctx, conn, t, &cfg, spec, indexes, logf)
+		if err != nil {
+			return nil, fmt.Errorf("dataset %s: %w", spec, err)
+		}
+		res.Skipped = skipped
+		rep.Datasets = append(rep.Datasets, *res)
+	}
+	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
+		return nil, err
+	}
+	rep.Machine.LoadAvgEnd = loadAvg()
+	return rep, nil
+}
+
+func runDataset(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, spec string, indexes []IndexSpec, logf func(string, ...any)) (*DatasetResult, error) {
+	logf("dataset %s: reading", spec)
+	d, err := dataset.Open(spec, dataset.Options{Dir: cfg.DatasetsDir, Queries: cfg.Queries, Seed: cfg.Seed})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.K > d.N() {
+		return nil, fmt.Errorf("--k %d is larger than the base set (%d vectors)", cfg.K, d.N())
+	}
+	res := &DatasetResult{Dataset: d.Name, Metric: string(d.Metric), N: d.N(), Dim: d.Dim, Queries: d.NQ()}
+	logf("dataset %s: %d × %d, %s, %d queries", d.Name, d.N(), d.Dim, d.Metric, d.NQ())
+
+	start := time.Now()
+	truthProgress := throttle(2 * time.Second)
+	truth, cached, err := groundtruth.Load(cfg.CacheDir, d, cfg.K,
+		func(done, total int) {
+			if truthProgress(done == total) {
+				logf("ground truth: %d/%d queries (%d%%)", done, total, 100*done/total)
+			}
+		},
+		func(msg string) { logf("warning: %s", msg) })
+	if err != nil {
+		return nil, err
+	}
+	res.TruthSeconds, res.TruthCached = time.Since(start).Seconds(), cached
+	logf("ground truth: %s in %.1f s", map[bool]string{true: "from cache", false: "computed"}[cached], res.TruthSeconds)
+
+	start = time.Now()
+	if err := loadTable(ctx, conn, d, logf); err != nil {
+		return nil, err
+	}
+	res.LoadSeconds = time.Since(start).Seconds()
+	logf("load: %d rows in %.1f s", d.N(), res.LoadSeconds)
+
+	for _, ix := range indexes {
+		r, err := runIndex(ctx, conn, t, cfg, d, truth, ix, logf)
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", ix.AM, err)
+		}
+		res.Indexes = append(res.Indexes, *r)
+	}
+	res.Comparisons = compare(res.Indexes)
+	return res, nil
+}
+
+// runIndex builds one index, sweeps it, and drops it so the next index is the only one the
+// planner can pick.
+func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *dataset.Dataset, truth *groundtruth.Truth, ix IndexSpec, logf func(string, ...any)) (*IndexResult, error) {
+	if _, err := conn.Exec(ctx, "DROP INDEX IF EXISTS "+indexName(ix)); err != nil {
+		return nil, err
+	}
+	b, err := buildIndex(ctx, conn, t, cfg, ix, d.Metric, logf)
+	if err != nil {
+		return nil, err
+	}
+	res := &IndexResult{Index: ix, Build: b}
+	sw, err := newSweeper(ctx, t.dsn, d, truth, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer sw.close()
+	if err := sw.checkPlan(ctx, ix); err != nil {
+		return nil, err
+	}
+	if err := sw.setEf(ctx, ix.GUC, cfg.Efs[len(cfg.Efs)-1]); err != nil {
+		return nil, err
+	}
+	logf("sweep %s: warm-up, %d queries per client", ix.AM, cfg.Warmup)
+	if err := sw.warmUp(ctx, cfg.Warmup); err != nil {
+		return nil, err
+	}
+	// A SET of an unknown dotted name only makes a placeholder; once the AM's module is
+	// loaded (by the warm-up) a real GUC shows in pg_settings, a misspelt one does not.
+	var defined bool
+	if err := conn.QueryRow(ctx, "SELECT count(*) > 0 FROM pg_settings WHERE name = $1", ix.GUC).Scan(&defined); err != nil {
+		return nil, err
+	}
+	if !defined {
+		return nil, fmt.Errorf("%s is not a parameter of any loaded module, so it cannot steer %s; give the AM's search GUC, e.g. hnsw:hnsw.ef_search", ix.GUC, ix.AM)
+	}
+	for _, ef := range cfg.Efs {
+		if err := sw.setEf(ctx, ix.GUC, ef); err != nil {
+			return nil, err
+		}
+		p, err := sw.measure(ctx, ef)
+		if err != nil {
+			return nil, fmt.Errorf("ef %d: %w", ef, err)
+		}
+		logf("sweep %s ef=%d: recall@%d %.4f, %.0f QPS (p50 %.2f ms, p99 %.2f ms), %d clients %.0f QPS",
+			ix.AM, ef, cfg.K, p.Recall, p.QPS, p.P50ms, p.P99ms, p.Clients, p.QPSN)
+		res.Points = append(res.Points, p)
+	}
+	if _, err := conn.Exec(ctx, "DROP INDEX "+indexName(ix)); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// throttle returns a gate that opens at most once per interval, and always when forced (for
+// the last step of a long task).
+func throttle(interval time.Duration) func(force bool) bool {
+	var last time.Time
+	return func(force bool) bool {
+		if force || time.Since(last) >= interval {
+			last = time.Now()
+			return true
+		}
+		return false
+	}
+}
