@@ -41,6 +41,8 @@ type Node struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	// adoptedPID is the postmaster's pid when Adopt attached to a server started elsewhere.
+	adoptedPID int
 }
 
 // New returns a Node for cfg, filling defaults. It starts nothing.
@@ -155,6 +157,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("starting postgres for %s: %w", n.DataDir, err)
 	}
 	n.cmd = cmd
+	n.adoptedPID = 0
 	n.done = make(chan struct{})
 	go func() {
 		n.err = cmd.Wait()
@@ -222,7 +225,7 @@ func (n *Node) Running() bool {
 // PID is the postmaster's process id, or 0 when this Node did not start one.
 func (n *Node) PID() int {
 	if n.cmd == nil || n.cmd.Process == nil {
-		return 0
+		return n.adoptedPID
 	}
 	return n.cmd.Process.Pid
 }
@@ -233,15 +236,13 @@ func (n *Node) Stop(ctx context.Context) error {
 	if !n.Running() {
 		return nil
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-n.Exited():
+	_ = n.signal(syscall.SIGINT)
+	if n.waitExited(ctx) == nil {
 		return nil
-	case <-ctx.Done():
-		_ = n.cmd.Process.Kill()
-		<-n.Exited()
-		return fmt.Errorf("postgres for %s did not stop in time and was killed", n.DataDir)
 	}
+	_ = n.signal(syscall.SIGKILL)
+	<-n.Exited()
+	return fmt.Errorf("postgres for %s did not stop in time and was killed", n.DataDir)
 }
 
 // Kill9 kills the postmaster with SIGKILL, as a crash would, and waits for it to be gone.
@@ -250,7 +251,7 @@ func (n *Node) Kill9() error {
 	if !n.Running() {
 		return fmt.Errorf("postgres for %s is not running", n.DataDir)
 	}
-	if err := n.cmd.Process.Kill(); err != nil {
+	if err := n.signal(syscall.SIGKILL); err != nil {
 		return err
 	}
 	<-n.Exited()

@@ -1,0 +1,250 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/borealisdb/borealis/controlplane/router"
+	"github.com/borealisdb/borealis/controlplane/store"
+)
+
+// Cluster and member statuses.
+const (
+	StatusCreating   = "creating"
+	StatusStarting   = "starting"
+	StatusAvailable  = "available"
+	StatusDegraded   = "degraded"
+	StatusRestarting = "restarting"
+	StatusFailed     = "failed"
+	StatusStopped    = "stopped"
+	StatusDeleting   = "deleting"
+)
+
+// Cluster is one running cluster: its record, its members and its router.
+type Cluster struct {
+	m *Manager
+
+	mu      sync.Mutex
+	rec     store.Cluster
+	members []*member
+	router  *router.Router
+	// listening is set once both endpoints are open; only run() touches it.
+	listening bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (m *Manager) newCluster(rec store.Cluster) *Cluster {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Cluster{m: m, rec: rec, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	for i := range rec.Members {
+		c.members = append(c.members, &member{c: c, id: rec.Members[i].ID})
+	}
+	c.router = router.New(router.Config{Name: rec.Name, Backends: c, TLS: m.opts.TLS, HoldTimeout: m.opts.HoldTimeout})
+	return c
+}
+
+// Name is the cluster identifier.
+func (c *Cluster) Name() string { return c.rec.Name }
+
+// Router is the cluster's router (for holding clients and reading session state).
+func (c *Cluster) Router() *router.Router { return c.router }
+
+// rec returns the member's record; call with c.mu held.
+func (c *Cluster) memberRec(id string) *store.Member {
+	for i := range c.rec.Members {
+		if c.rec.Members[i].ID == id {
+			return &c.rec.Members[i]
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) saveLocked() error { return c.m.opts.Store.PutCluster(c.rec) }
+
+func (c *Cluster) setStatus(status string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.Status != status {
+		c.rec.Status = status
+		_ = c.saveLocked()
+	}
+}
+
+// Writer implements router.Backends.
+func (c *Cluster) Writer() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.rec.Members {
+		if r.Writer && r.Status == StatusAvailable {
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port))
+		}
+	}
+	return ""
+}
+
+// Readers implements router.Backends.
+func (c *Cluster) Readers() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, r := range c.rec.Members {
+		if !r.Writer && r.Status == StatusAvailable {
+			out = append(out, net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)))
+		}
+	}
+	return out
+}
+
+// run brings the cluster up and supervises it until shutdown.
+func (c *Cluster) run() {
+	defer close(c.done)
+	interval := c.m.opts.PollInterval
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		c.listen()
+		c.superviseOnce()
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// listen opens the endpoints once; failures are recorded and retried on the next tick.
+func (c *Cluster) listen() {
+	if c.listening {
+		return
+	}
+	name := c.rec.Name
+	lc, err := c.router.Listen(router.ClusterEndpoint, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.rec.Port)))
+	if err == nil {
+		if _, err = c.router.Listen(router.ReaderEndpoint, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.rec.ReaderPort))); err != nil {
+			lc.Close()
+		}
+	}
+	if err != nil {
+		c.m.event(name, "", "router.listen-failed", err.Error()+"; retrying")
+		return
+	}
+	c.listening = true
+}
+
+// superviseOnce brings every member to "available": create, adopt or restart, writer first,
+// then samples them, then derives the cluster status.
+func (c *Cluster) superviseOnce() {
+	writerUp := false
+	for _, mb := range c.members {
+		if c.ctx.Err() != nil {
+			return
+		}
+		if !mb.isWriter() && !writerUp {
+			continue // readers need the writer for a base backup and for streaming
+		}
+		mb.ensure()
+		if mb.isWriter() {
+			writerUp = mb.status() == StatusAvailable
+		}
+	}
+	for _, mb := range c.members {
+		if c.ctx.Err() != nil {
+			return
+		}
+		mb.poll()
+	}
+	c.deriveStatus()
+}
+
+func (c *Cluster) deriveStatus() {
+	c.mu.Lock()
+	prev := c.rec.Status
+	if prev == StatusDeleting {
+		c.mu.Unlock()
+		return
+	}
+	all, writer := true, false
+	for _, r := range c.rec.Members {
+		if r.Status != StatusAvailable {
+			all = false
+		} else if r.Writer {
+			writer = true
+		}
+	}
+	status := StatusDegraded
+	switch {
+	case all:
+		status = StatusAvailable
+	case prev == StatusCreating || prev == StatusStarting:
+		status = prev
+	case !writer:
+		status = StatusFailed
+	}
+	changed := status != prev
+	if changed {
+		c.rec.Status = status
+		_ = c.saveLocked()
+	}
+	c.mu.Unlock()
+	if changed {
+		c.m.event(c.rec.Name, "", "cluster."+status, fmt.Sprintf("cluster %s is %s (was %s)", c.rec.Name, status, prev))
+	}
+}
+
+// shutdown ends supervision and the router; with stopNodes the nodes are stopped too.
+func (c *Cluster) shutdown(ctx context.Context, stopNodes bool) {
+	c.cancel()
+	<-c.done
+	c.router.Close()
+	for _, mb := range c.members {
+		mb.closePoll()
+	}
+	if !stopNodes {
+		return
+	}
+	// Readers first, so they do not log the writer's disappearance.
+	for i := len(c.members) - 1; i >= 0; i-- {
+		c.members[i].stop(ctx)
+	}
+	c.mu.Lock()
+	if c.rec.Status != StatusDeleting {
+		c.rec.Status = StatusStopped
+	}
+	_ = c.saveLocked()
+	c.mu.Unlock()
+}
+
+// Describe returns the cluster's description.
+func (c *Cluster) Describe() Description {
+	c.mu.Lock()
+	rec := c.rec
+	rec.Members = append([]store.Member(nil), c.rec.Members...)
+	c.mu.Unlock()
+	d := Description{DBClusterIdentifier: rec.Name, Status: rec.Status,
+		Endpoint: net.JoinHostPort("127.0.0.1", strconv.Itoa(rec.Port)), ReaderEndpoint: net.JoinHostPort("127.0.0.1", strconv.Itoa(rec.ReaderPort)),
+		Port: rec.Port, ReaderPort: rec.ReaderPort, ClusterCreateTime: rec.CreatedAt,
+		ScalingConfigurationInfo: ScalingInfo(rec.Scaling)}
+	for i, r := range rec.Members {
+		md := MemberDescription{DBInstanceIdentifier: r.ID, IsClusterWriter: r.Writer, PromotionTier: r.PromotionTier,
+			Status: r.Status, Capacity: r.Capacity, Port: r.Port}
+		if i < len(c.members) {
+			c.members[i].describeInto(&md)
+		}
+		if r.Writer {
+			d.Capacity = r.Capacity
+		}
+		d.DBClusterMembers = append(d.DBClusterMembers, md)
+	}
+	for _, s := range c.router.Stats() {
+		d.Router = append(d.Router, RouterEndpoint{Endpoint: s.Endpoint, Connections: s.Active, Total: s.Total,
+			Rejected: s.Rejected, BytesIn: s.BytesIn, BytesOut: s.BytesOut})
+	}
+	return d
+}

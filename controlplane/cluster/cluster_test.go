@@ -1,0 +1,324 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/borealisdb/borealis/controlplane/store"
+	"github.com/borealisdb/borealis/internal/pgproc"
+	"github.com/borealisdb/borealis/internal/pgtest"
+)
+
+// newHome makes a control-plane home the server user can enter, removed after the test.
+func newHome(t *testing.T) string {
+	t.Helper()
+	home, err := os.MkdirTemp("", "borealis-cp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgproc.PrepareDir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	return home
+}
+
+// newManager opens a store and a Manager in home; both are closed (nodes stopped) after the test.
+func newManager(t *testing.T, home string) *Manager {
+	t.Helper()
+	st, err := store.Open(filepath.Join(home, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		m.Close(ctx, true)
+		st.Close()
+	})
+	return m
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func connectTo(t *testing.T, addr string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", addr))
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func hasEvent(t *testing.T, m *Manager, cluster, member, typ string, after uint64) bool {
+	evs, err := m.Events(cluster, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Seq > after && e.Type == typ && (member == "" || e.Member == member) {
+			return true
+		}
+	}
+	return false
+}
+
+func lastSeq(t *testing.T, m *Manager) uint64 {
+	evs, _ := m.Events("", 1)
+	if len(evs) == 0 {
+		return 0
+	}
+	return evs[0].Seq
+}
+
+// TestClusterOfThree brings up 1 writer + 2 readers once and checks, on it: replication
+// through the two endpoints, the reader spread, kill -9 of a reader, and the node agent.
+func TestClusterOfThree(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	m := newManager(t, newHome(t))
+	if _, err := m.Create(CreateInput{Name: "trio", Readers: 2, MinCapacity: 1, MaxCapacity: 8}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	d, err := m.WaitAvailable(ctx, "trio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx = context.Background()
+
+	t.Run("Members", func(t *testing.T) {
+		if len(d.DBClusterMembers) != 3 {
+			t.Fatalf("members: %+v", d.DBClusterMembers)
+		}
+		writers := 0
+		for _, mb := range d.DBClusterMembers {
+			if mb.Status != StatusAvailable || mb.PID == 0 || mb.Capacity != 1 {
+				t.Errorf("member %+v", mb)
+			}
+			if mb.IsClusterWriter {
+				writers++
+				if mb.PromotionTier != 0 {
+					t.Errorf("writer tier %d", mb.PromotionTier)
+				}
+			}
+		}
+		if writers != 1 || d.Capacity != 1 || d.ScalingConfigurationInfo.MaxCapacity != 8 ||
+			d.ScalingConfigurationInfo.SecondsBeforeTimeout != 300 || d.ScalingConfigurationInfo.TimeoutAction != RollbackCapacityChange {
+			t.Fatalf("description: %+v", d)
+		}
+		// Nodes run as the server user with the required settings.
+		w := connectTo(t, d.Endpoint)
+		for setting, want := range map[string]string{"shared_preload_libraries": "borealis", "wal_level": "replica",
+			"logging_collector": "on", "log_destination": "stderr,jsonlog"} {
+			var got string
+			w.QueryRow(ctx, "SELECT current_setting($1)", setting).Scan(&got)
+			if got != want {
+				t.Errorf("%s = %q, want %q", setting, got, want)
+			}
+		}
+		var ext string
+		w.QueryRow(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'borealis'").Scan(&ext)
+		if ext == "" {
+			t.Error("the borealis extension is not created in the writer")
+		}
+	})
+
+	t.Run("WriteThroughClusterReadThroughReader", func(t *testing.T) {
+		w := connectTo(t, d.Endpoint)
+		var recovery bool
+		w.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery)
+		if recovery {
+			t.Fatal("the cluster endpoint reached a standby")
+		}
+		if _, err := w.Exec(ctx, "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'hello from the writer')"); err != nil {
+			t.Fatal(err)
+		}
+		r := connectTo(t, d.ReaderEndpoint)
+		var body string
+		waitFor(t, "the row on the reader endpoint", 30*time.Second, func() bool {
+			return r.QueryRow(ctx, "SELECT body FROM notes WHERE id = 1").Scan(&body) == nil
+		})
+		r.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery)
+		if body != "hello from the writer" || !recovery {
+			t.Fatalf("reader endpoint: body %q, in recovery %v", body, recovery)
+		}
+	})
+
+	t.Run("ReaderEndpointSpreadsOverReaders", func(t *testing.T) {
+		readerPorts := map[int]bool{}
+		for _, mb := range d.DBClusterMembers {
+			if !mb.IsClusterWriter {
+				readerPorts[mb.Port] = true
+			}
+		}
+		seen := map[int]bool{}
+		for range 2 {
+			c := connectTo(t, d.ReaderEndpoint)
+			var port int
+			c.QueryRow(ctx, "SELECT inet_server_port()").Scan(&port)
+			seen[port] = true
+		}
+		for p := range seen {
+			if !readerPorts[p] {
+				t.Fatalf("reader endpoint reached port %d, not a reader (%v)", p, readerPorts)
+			}
+		}
+		if len(seen) < 2 {
+			t.Fatalf("two concurrent reader connections both went to %v", seen)
+		}
+	})
+
+	t.Run("NodeAgent", func(t *testing.T) {
+		waitFor(t, "node_status() samples from every member", 30*time.Second, func() bool {
+			for _, mb := range m.mustDescribe(t, "trio").DBClusterMembers {
+				if mb.Agent == nil || mb.Agent.AgentPID == nil || *mb.Agent.AgentPID <= 0 || mb.Agent.ScalingPoint == nil {
+					return false
+				}
+			}
+			return true
+		})
+	})
+
+	t.Run("ReaderKill9ComesBackAndCatchesUp", func(t *testing.T) {
+		before := lastSeq(t, m)
+		victim := d.DBClusterMembers[2]
+		if victim.IsClusterWriter {
+			t.Fatal("member 3 should be a reader")
+		}
+		if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		w := connectTo(t, d.Endpoint)
+		if _, err := w.Exec(ctx, "INSERT INTO notes SELECT g, 'written while a reader was down' FROM generate_series(2, 1000) g"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the reader's death and restart events", 90*time.Second, func() bool {
+			return hasEvent(t, m, "trio", victim.DBInstanceIdentifier, "member.died", before) &&
+				hasEvent(t, m, "trio", victim.DBInstanceIdentifier, "member.restarted", before)
+		})
+		var now MemberDescription
+		waitFor(t, "the reader available again", 60*time.Second, func() bool {
+			now = m.mustDescribe(t, "trio").DBClusterMembers[2]
+			return now.Status == StatusAvailable && now.PID != 0
+		})
+		if now.PID == victim.PID {
+			t.Fatalf("pid %d unchanged after kill -9", now.PID)
+		}
+		direct := connectTo(t, fmt.Sprintf("127.0.0.1:%d", now.Port))
+		var n int
+		waitFor(t, "the restarted reader to catch up", 60*time.Second, func() bool {
+			return direct.QueryRow(ctx, "SELECT count(*) FROM notes").Scan(&n) == nil && n == 1000
+		})
+		waitFor(t, "replica lag reported for the reader", 30*time.Second, func() bool {
+			mb := m.mustDescribe(t, "trio").DBClusterMembers[2]
+			return mb.ReplicaLagBytes != nil && mb.ReplicaLagSeconds != nil
+		})
+		if d := m.mustDescribe(t, "trio"); d.Status != StatusAvailable {
+			t.Fatalf("cluster status %s after the reader came back", d.Status)
+		}
+	})
+
+	t.Run("EventsRecorded", func(t *testing.T) {
+		evs, _ := m.Events("trio", 0)
+		var types []string
+		for _, e := range evs {
+			types = append(types, e.Type)
+		}
+		joined := strings.Join(types, " ")
+		for _, want := range []string{"cluster.creating", "member.created", "cluster.available"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("no %s event in %v", want, types)
+			}
+		}
+	})
+}
+
+func (m *Manager) mustDescribe(t *testing.T, name string) Description {
+	t.Helper()
+	d, err := m.Describe(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestRestartedManagerAdoptsRunningNodes closes a Manager without stopping its nodes, as a
+// crashed control plane would leave them, and checks a new Manager adopts them (same pids, no
+// duplicate cluster), then restarts a node that died while no Manager ran.
+func TestRestartedManagerAdoptsRunningNodes(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	home := newHome(t)
+	st, err := store.Open(filepath.Join(home, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Create(CreateInput{Name: "solo", Readers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	before, err := first.WaitAvailable(ctx, "solo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close(ctx, false)
+	st.Close()
+	// The reader dies while no control plane runs.
+	reader := before.DBClusterMembers[1]
+	if err := syscall.Kill(reader.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+
+	second := newManager(t, home)
+	after, err := second.WaitAvailable(ctx, "solo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list := second.List(); len(list) != 1 {
+		t.Fatalf("clusters after restart: %d", len(list))
+	}
+	if after.DBClusterMembers[0].PID != before.DBClusterMembers[0].PID {
+		t.Fatalf("writer pid %d -> %d: not adopted", before.DBClusterMembers[0].PID, after.DBClusterMembers[0].PID)
+	}
+	if after.DBClusterMembers[1].PID == reader.PID {
+		t.Fatal("the killed reader kept its pid")
+	}
+	if !hasEvent(t, second, "solo", before.DBClusterMembers[0].DBInstanceIdentifier, "member.adopted", 0) ||
+		!hasEvent(t, second, "solo", reader.DBInstanceIdentifier, "member.started", 0) {
+		t.Fatal("missing member.adopted for the writer or member.started for the reader")
+	}
+	c := connectTo(t, after.ReaderEndpoint)
+	var recovery bool
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil || !recovery {
+		t.Fatalf("reader endpoint after restart: %v, in recovery %v", err, recovery)
+	}
+}

@@ -1,0 +1,75 @@
+package cluster
+
+import "time"
+
+// Description is `cluster describe`, shaped like Aurora's DescribeDBClusters output.
+type Description struct {
+	DBClusterIdentifier      string              `json:"DBClusterIdentifier"`
+	Status                   string              `json:"Status"`
+	Endpoint                 string              `json:"Endpoint"`
+	ReaderEndpoint           string              `json:"ReaderEndpoint"`
+	Port                     int                 `json:"Port"`
+	ReaderPort               int                 `json:"ReaderPort"`
+	Capacity                 float64             `json:"Capacity"`
+	ClusterCreateTime        time.Time           `json:"ClusterCreateTime"`
+	DBClusterMembers         []MemberDescription `json:"DBClusterMembers"`
+	ScalingConfigurationInfo ScalingInfo         `json:"ScalingConfigurationInfo"`
+	Router                   []RouterEndpoint    `json:"Router,omitempty"`
+}
+
+// MemberDescription is one node.
+type MemberDescription struct {
+	DBInstanceIdentifier string   `json:"DBInstanceIdentifier"`
+	IsClusterWriter      bool     `json:"IsClusterWriter"`
+	PromotionTier        int      `json:"PromotionTier"`
+	Status               string   `json:"Status"`
+	Capacity             float64  `json:"Capacity"`
+	Port                 int      `json:"Port"`
+	PID                  int      `json:"PID,omitempty"`
+	ReplicaLagSeconds    *float64 `json:"ReplicaLagSeconds,omitempty"`
+	ReplicaLagBytes      *int64   `json:"ReplicaLagBytes,omitempty"`
+	// EngineUptimeSeconds is how long the postmaster has been up, from pg_postmaster_start_time().
+	EngineUptimeSeconds float64 `json:"EngineUptimeSeconds,omitempty"`
+	// Agent is the last borealis.node_status() row, nil when the node agent is not available
+	// (AgentError says why).
+	Agent      *NodeStatus `json:"Agent,omitempty"`
+	AgentError string      `json:"AgentError,omitempty"`
+}
+
+// ScalingInfo is the serverless configuration.
+type ScalingInfo struct {
+	MinCapacity           float64 `json:"MinCapacity"`
+	MaxCapacity           float64 `json:"MaxCapacity"`
+	AutoPause             bool    `json:"AutoPause"`
+	SecondsUntilAutoPause int     `json:"SecondsUntilAutoPause"`
+	SecondsBeforeTimeout  int     `json:"SecondsBeforeTimeout"`
+	TimeoutAction         string  `json:"TimeoutAction"`
+}
+
+// RouterEndpoint are one endpoint's router counters.
+type RouterEndpoint struct {
+	Endpoint    string `json:"Endpoint"`
+	Connections int64  `json:"Connections"`
+	Total       int64  `json:"TotalConnections"`
+	Rejected    int64  `json:"Rejected"`
+	BytesIn     int64  `json:"BytesIn"`
+	BytesOut    int64  `json:"BytesOut"`
+}
+
+// NodeStatus is one row of borealis.node_status(), the node agent's snapshot.
+type NodeStatus struct {
+	SampledAt                    *time.Time `json:"SampledAt"`
+	CPUPercent1m                 *float64   `json:"CPUPercent1m"`
+	CPUPercent5m                 *float64   `json:"CPUPercent5m"`
+	MemoryBytes                  *int64     `json:"MemoryBytes"`
+	ConnectionsActive            *int32     `json:"ConnectionsActive"`
+	ConnectionsIdle              *int32     `json:"ConnectionsIdle"`
+	ConnectionsIdleInTransaction *int32     `json:"ConnectionsIdleInTransaction"`
+	OldestQuerySeconds           *float64   `json:"OldestQuerySeconds"`
+	OldestTransactionSeconds     *float64   `json:"OldestTransactionSeconds"`
+	TempTableSessions            *int32     `json:"TempTableSessions"`
+	ExplicitLockSessions         *int32     `json:"ExplicitLockSessions"`
+	ScalingPoint                 *bool      `json:"ScalingPoint"`
+	Blockers                     []string   `json:"Blockers"`
+	AgentPID                     *int32     `json:"AgentPID"`
+}

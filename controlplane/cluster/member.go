@@ -1,0 +1,263 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/borealisdb/borealis/controlplane/store"
+	"github.com/borealisdb/borealis/internal/pgproc"
+)
+
+// StartTimeout bounds one node start (crash recovery included) on a loaded machine.
+const StartTimeout = 90 * time.Second
+
+// member is one node's runtime side. Its record lives in Cluster.rec (under Cluster.mu); the
+// node and the poll connection are touched only by the cluster's run goroutine, except
+// stats (under statsMu).
+type member struct {
+	c  *Cluster
+	id string
+
+	node      *pgproc.Node
+	nextTry   time.Time
+	failures  int
+	pollConn  *pgx.Conn
+	agentSeen *bool
+
+	// pid mirrors node.PID() for readers outside the run goroutine.
+	pid atomic.Int64
+
+	statsMu sync.Mutex
+	stats   memberStats
+}
+
+func (mb *member) record() store.Member {
+	mb.c.mu.Lock()
+	defer mb.c.mu.Unlock()
+	return *mb.c.memberRec(mb.id)
+}
+
+func (mb *member) isWriter() bool { return mb.record().Writer }
+func (mb *member) status() string { return mb.record().Status }
+
+// update changes the member's record and persists the cluster.
+func (mb *member) update(f func(r *store.Member)) {
+	mb.c.mu.Lock()
+	defer mb.c.mu.Unlock()
+	f(mb.c.memberRec(mb.id))
+	_ = mb.c.saveLocked()
+}
+
+func (mb *member) setStatus(status string) { mb.update(func(r *store.Member) { r.Status = status }) }
+
+func (mb *member) event(typ, format string, args ...any) {
+	mb.c.m.event(mb.c.rec.Name, mb.id, typ, fmt.Sprintf(format, args...))
+}
+
+func (mb *member) config(rec store.Member) pgproc.Config {
+	// Nodes outlive the control plane (no parent-death signal) so a restarted one adopts them.
+	return pgproc.Config{DataDir: rec.DataDir, Port: rec.Port, DieWithParent: false}
+}
+
+// ensure brings the member to "available": create it, adopt a running server, or restart a
+// dead one. Failures back off (1 s doubling to 30 s) and are retried on later ticks.
+func (mb *member) ensure() {
+	if mb.node != nil && mb.node.Running() {
+		return
+	}
+	rec := mb.record()
+	if mb.node != nil && rec.Status == StatusAvailable {
+		mb.event("member.died", "node %s (pid %d) exited: %v; restarting", mb.id, mb.node.PID(), mb.node.ExitErr())
+		mb.setStatus(StatusRestarting)
+		mb.pid.Store(0)
+		mb.closePoll()
+		rec.Status = StatusRestarting
+	}
+	if time.Now().Before(mb.nextTry) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(mb.c.ctx, StartTimeout)
+	defer cancel()
+	var err error
+	switch {
+	case !rec.Created:
+		err = mb.create(ctx, rec)
+	case mb.node == nil:
+		err = mb.adoptOrStart(ctx, rec)
+	default:
+		err = mb.start(ctx, rec, "member.restarted", "restarted node %s on port %d (pid %d)")
+	}
+	if err != nil {
+		if mb.c.ctx.Err() != nil {
+			return
+		}
+		mb.failures++
+		delay := time.Second << min(mb.failures-1, 5)
+		mb.nextTry = time.Now().Add(min(delay, 30*time.Second))
+		status := StatusFailed
+		if rec.Status == StatusCreating {
+			status = StatusCreating
+		}
+		mb.setStatus(status)
+		mb.event("member.start-failed", "node %s: %v (retrying in %s)", mb.id, firstLines(err.Error(), 12), delay)
+		return
+	}
+	mb.failures, mb.nextTry = 0, time.Time{}
+	mb.pid.Store(int64(mb.node.PID()))
+	mb.setStatus(StatusAvailable)
+}
+
+// adoptOrStart attaches to the node's server if it is still running, else starts it.
+func (mb *member) adoptOrStart(ctx context.Context, rec store.Member) error {
+	node, err := pgproc.Adopt(mb.config(rec))
+	if err == nil {
+		if err = node.WaitReady(ctx); err == nil {
+			mb.node = node
+			mb.event("member.adopted", "adopted running node %s on port %d (pid %d)", mb.id, rec.Port, node.PID())
+			return nil
+		}
+	}
+	if !errors.Is(err, pgproc.ErrNotRunning) {
+		return fmt.Errorf("adopting the running server: %w", err)
+	}
+	return mb.start(ctx, rec, "member.started", "started node %s on port %d (pid %d)")
+}
+
+func (mb *member) start(ctx context.Context, rec store.Member, typ, msg string) error {
+	node, err := pgproc.New(mb.config(rec))
+	if err != nil {
+		return err
+	}
+	if err := node.Start(ctx); err != nil {
+		return err
+	}
+	mb.node = node
+	mb.event(typ, msg, mb.id, rec.Port, node.PID())
+	return nil
+}
+
+// nodeSettings are the writer's postgresql.conf additions; readers inherit them via the base
+// backup.
+func (mb *member) nodeSettings() map[string]string {
+	s := map[string]string{
+		"shared_preload_libraries": "'borealis'",
+		"wal_level":                "replica",
+		"max_wal_senders":          "20",
+		"max_replication_slots":    "20",
+		"hot_standby":              "on",
+		"hot_standby_feedback":     "on",
+		"max_connections":          "250",
+		"logging_collector":        "on",
+		"log_destination":          "'stderr,jsonlog'",
+		"log_directory":            "'log'",
+		"log_filename":             "'postgresql-%Y-%m-%d_%H%M%S.log'",
+		"log_line_prefix":          "'%m [%p] '",
+	}
+	for k, v := range mb.c.m.opts.NodeSettings {
+		s[k] = v
+	}
+	return s
+}
+
+// create builds the member's data directory from nothing: the writer by initdb and CREATE
+// EXTENSION borealis, a reader by a base backup of the writer with its own slot.
+func (mb *member) create(ctx context.Context, rec store.Member) error {
+	// A half-made member from an earlier attempt: stop whatever runs there and start over.
+	if old, err := pgproc.Adopt(mb.config(rec)); err == nil {
+		_ = old.Stop(ctx)
+	}
+	if err := os.RemoveAll(rec.DataDir); err != nil {
+		return err
+	}
+	cfg := mb.config(rec)
+	if rec.Writer {
+		cfg.Settings = mb.nodeSettings()
+	}
+	node, err := pgproc.New(cfg)
+	if err != nil {
+		return err
+	}
+	if rec.Writer {
+		if err := node.Init(ctx); err != nil {
+			return err
+		}
+		if err := node.Start(ctx); err != nil {
+			return err
+		}
+		if err := execOn(ctx, node, "CREATE EXTENSION IF NOT EXISTS borealis CASCADE"); err != nil {
+			_ = node.Stop(ctx)
+			return fmt.Errorf("creating the borealis extension (is it installed? run `make install`): %w", err)
+		}
+	} else {
+		writer := mb.c.writerNode()
+		if writer == nil {
+			return errors.New("the writer is not running")
+		}
+		slot := slotName(rec.ID)
+		// A slot left by an earlier attempt would make pg_basebackup -C fail.
+		_ = execOn(ctx, writer, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '"+slot+"' AND NOT active")
+		if err := pgproc.BaseBackup(ctx, writer, node, slot); err != nil {
+			return err
+		}
+		if err := node.Start(ctx); err != nil {
+			return err
+		}
+	}
+	mb.node = node
+	mb.update(func(r *store.Member) { r.Created = true })
+	role := "reader"
+	if rec.Writer {
+		role = "writer"
+	}
+	mb.event("member.created", "created %s %s on port %d (pid %d)", role, mb.id, rec.Port, node.PID())
+	return nil
+}
+
+// slotName is the writer's replication slot for a reader (slot names allow [a-z0-9_]).
+func slotName(id string) string { return strings.ReplaceAll(id, "-", "_") }
+
+func (c *Cluster) writerNode() *pgproc.Node {
+	for _, mb := range c.members {
+		if mb.isWriter() && mb.node != nil && mb.node.Running() {
+			return mb.node
+		}
+	}
+	return nil
+}
+
+// stop shuts the node down cleanly and records it stopped.
+func (mb *member) stop(ctx context.Context) {
+	if mb.node != nil && mb.node.Running() {
+		if err := mb.node.Stop(ctx); err != nil {
+			mb.event("member.stop-failed", "%v", err)
+		}
+	}
+	mb.pid.Store(0)
+	mb.setStatus(StatusStopped)
+}
+
+func execOn(ctx context.Context, node *pgproc.Node, sql string) error {
+	conn, err := pgx.Connect(ctx, node.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
