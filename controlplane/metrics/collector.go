@@ -1,0 +1,138 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/borealisdb/borealis/controlplane/cluster"
+)
+
+var (
+	nodeLabels = []string{"cluster", "member", "role"}
+
+	descCapacity = prometheus.NewDesc("borealis_serverless_database_capacity",
+		"Capacity of the node in ACUs (like Aurora's ServerlessDatabaseCapacity).", nodeLabels, nil)
+	descACUUtil = prometheus.NewDesc("borealis_acu_utilization_percent",
+		"Capacity as a percentage of the cluster's MaxCapacity (like Aurora's ACUUtilization).", nodeLabels, nil)
+	descCPU = prometheus.NewDesc("borealis_cpu_utilization_percent",
+		"CPU use of the node's processes as a share of its usable CPUs, from the node agent.", append(nodeLabels, "window"), nil)
+	descMemory = prometheus.NewDesc("borealis_memory_bytes",
+		"Memory of the node's processes, from the node agent.", nodeLabels, nil)
+	descConnections = prometheus.NewDesc("borealis_database_connections",
+		"Client sessions on the node by state (from pg_stat_activity).", append(nodeLabels, "state"), nil)
+	descUptime = prometheus.NewDesc("borealis_engine_uptime_seconds",
+		"Seconds since the node's postmaster started.", nodeLabels, nil)
+	descLagSeconds = prometheus.NewDesc("borealis_replica_lag_seconds",
+		"How far the reader's replay is behind the writer, in seconds (0 when caught up).", nodeLabels, nil)
+	descLagBytes = prometheus.NewDesc("borealis_replica_lag_bytes",
+		"WAL bytes the reader has yet to replay, seen from the writer's replication slot.", nodeLabels, nil)
+	descUp = prometheus.NewDesc("borealis_member_up",
+		"1 when the member is available.", nodeLabels, nil)
+	descAgent = prometheus.NewDesc("borealis_node_agent_available",
+		"1 when borealis.node_status() returns a sample from a running node agent.", nodeLabels, nil)
+	descScalingPoint = prometheus.NewDesc("borealis_scaling_point",
+		"1 when the node agent reports that capacity can change now.", nodeLabels, nil)
+
+	endpointLabels     = []string{"cluster", "endpoint"}
+	descRouterConns    = prometheus.NewDesc("borealis_router_connections", "Open client connections through the router.", endpointLabels, nil)
+	descRouterTotal    = prometheus.NewDesc("borealis_router_connections_total", "Client connections accepted by the router.", endpointLabels, nil)
+	descRouterRejected = prometheus.NewDesc("borealis_router_rejected_total", "Client connections the router refused with an error.", endpointLabels, nil)
+	descRouterBytes    = prometheus.NewDesc("borealis_router_bytes_total", "Bytes relayed by the router; in is client to server.", append(endpointLabels, "direction"), nil)
+	descEvents         = prometheus.NewDesc("borealis_events_total", "Events recorded by this control plane since it started, by type.", []string{"type"}, nil)
+)
+
+// Collector reads a Manager at scrape time.
+type Collector struct {
+	m *cluster.Manager
+}
+
+// NewCollector returns a collector for m.
+func NewCollector(m *cluster.Manager) *Collector { return &Collector{m: m} }
+
+// NewRegistry is a registry with the collector plus the Go and process collectors.
+func NewRegistry(m *cluster.Manager) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(m), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCapacity, descACUUtil, descCPU, descMemory, descConnections, descUptime,
+		descLagSeconds, descLagBytes, descUp, descAgent, descScalingPoint, descRouterConns, descRouterTotal,
+		descRouterRejected, descRouterBytes, descEvents} {
+		ch <- d
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	for _, s := range c.m.MemberStats() {
+		role := "reader"
+		if s.Writer {
+			role = "writer"
+		}
+		l := []string{s.Cluster, s.Member, role}
+		up := s.Status == cluster.StatusAvailable
+		gauge(descUp, b2f(up), l...)
+		gauge(descCapacity, s.Capacity, l...)
+		if s.MaxCapacity > 0 {
+			gauge(descACUUtil, 100*s.Capacity/s.MaxCapacity, l...)
+		}
+		gauge(descAgent, b2f(up && s.Agent != nil), l...)
+		if !up || s.SampledAt.IsZero() {
+			continue
+		}
+		gauge(descUptime, s.EngineUptimeSeconds, l...)
+		for state, n := range s.Connections {
+			gauge(descConnections, float64(n), append(l, state)...)
+		}
+		if !s.Writer {
+			if s.LagSeconds != nil {
+				gauge(descLagSeconds, *s.LagSeconds, l...)
+			}
+			if s.LagBytes != nil {
+				gauge(descLagBytes, float64(*s.LagBytes), l...)
+			}
+		}
+		if a := s.Agent; a != nil {
+			if a.CPUPercent1m != nil {
+				gauge(descCPU, *a.CPUPercent1m, append(l, "1m")...)
+			}
+			if a.CPUPercent5m != nil {
+				gauge(descCPU, *a.CPUPercent5m, append(l, "5m")...)
+			}
+			if a.MemoryBytes != nil {
+				gauge(descMemory, float64(*a.MemoryBytes), l...)
+			}
+			if a.ScalingPoint != nil {
+				gauge(descScalingPoint, b2f(*a.ScalingPoint), l...)
+			}
+		}
+	}
+	for _, cl := range c.m.Clusters() {
+		for _, st := range cl.Router().Stats() {
+			l := []string{cl.Name(), st.Endpoint}
+			gauge(descRouterConns, float64(st.Active), l...)
+			counter(descRouterTotal, float64(st.Total), l...)
+			counter(descRouterRejected, float64(st.Rejected), l...)
+			counter(descRouterBytes, float64(st.BytesIn), append(l, "in")...)
+			counter(descRouterBytes, float64(st.BytesOut), append(l, "out")...)
+		}
+	}
+	for typ, n := range c.m.EventCounts() {
+		counter(descEvents, float64(n), typ)
+	}
+}

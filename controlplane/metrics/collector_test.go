@@ -1,0 +1,121 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/store"
+	"github.com/borealisdb/borealis/internal/pgproc"
+	"github.com/borealisdb/borealis/internal/pgtest"
+)
+
+// TestMetricsOfARunningCluster scrapes /metrics of a real 1-writer, 1-reader cluster after
+// traffic through the router, and checks every promised family is there with sane values.
+func TestMetricsOfARunningCluster(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	home, err := os.MkdirTemp("", "borealis-metrics-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(home)
+	if err := pgproc.PrepareDir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(home, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m, err := cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	defer m.Close(context.Background(), true)
+	if _, err := m.Create(cluster.CreateInput{Name: "metered", Readers: 1, MinCapacity: 2, MaxCapacity: 8}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.WaitAvailable(ctx, "metered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", d.Endpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE t AS SELECT g FROM generate_series(1, 10000) g"); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := httptest.NewServer(promhttp.HandlerFor(NewRegistry(m), promhttp.HandlerOpts{}))
+	defer srv.Close()
+	scrape := func() string {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	value := func(text, pattern string) (float64, bool) {
+		re := regexp.MustCompile(`(?m)^` + pattern + ` (\S+)$`)
+		mm := re.FindStringSubmatch(text)
+		if mm == nil {
+			return 0, false
+		}
+		v, err := strconv.ParseFloat(mm[1], 64)
+		return v, err == nil
+	}
+	writer := `\{cluster="metered",member="metered-1",role="writer"`
+	reader := `\{cluster="metered",member="metered-2",role="reader"`
+	want := map[string]func(float64) bool{
+		`borealis_serverless_database_capacity` + writer + `\}`:                               func(v float64) bool { return v == 2 },
+		`borealis_acu_utilization_percent` + writer + `\}`:                                    func(v float64) bool { return v == 25 },
+		`borealis_cpu_utilization_percent` + writer + `,window="1m"\}`:                        func(v float64) bool { return v >= 0 && v <= 100 },
+		`borealis_database_connections` + writer + `,state="idle"\}`:                          func(v float64) bool { return v >= 1 },
+		`borealis_engine_uptime_seconds` + writer + `\}`:                                      func(v float64) bool { return v > 0 },
+		`borealis_replica_lag_seconds` + reader + `\}`:                                        func(v float64) bool { return v >= 0 },
+		`borealis_replica_lag_bytes` + reader + `\}`:                                          func(v float64) bool { return v >= 0 },
+		`borealis_member_up` + reader + `\}`:                                                  func(v float64) bool { return v == 1 },
+		`borealis_node_agent_available` + writer + `\}`:                                       func(v float64) bool { return v == 1 },
+		`borealis_router_connections\{cluster="metered",endpoint="cluster"\}`:                 func(v float64) bool { return v == 1 },
+		`borealis_router_connections_total\{cluster="metered",endpoint="cluster"\}`:           func(v float64) bool { return v >= 1 },
+		`borealis_router_bytes_total\{cluster="metered",direction="out",endpoint="cluster"\}`: func(v float64) bool { return v > 100 },
+		`borealis_events_total\{type="member.created"\}`:                                      func(v float64) bool { return v == 2 },
+	}
+	var text string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		text = scrape()
+		missing := ""
+		for pattern, ok := range want {
+			if v, found := value(text, pattern); !found || !ok(v) {
+				missing = fmt.Sprintf("%s (found %v, value %v)", pattern, found, v)
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metric %s not as expected in:\n%s", missing, text)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
