@@ -112,17 +112,53 @@ func BenchmarkCosineDistance(b *testing.B) {
 	}
 }
 
+// benchCodes returns QuantizeInt8 codes of random floats, as an index stores them: in
+// [-127, 127], so DotInt8 takes its fast path.
+func benchCodes(n int, seed uint64) []int8 {
+	v := make([]int8, n)
+	QuantizeInt8(v, benchData(n + int(seed))[seed:])
+	return v
+}
+
 func BenchmarkDotInt8(b *testing.B) {
 	for _, dim := range benchDims {
-		x, y := make([]int8, dim), make([]int8, dim)
-		for i := range x {
-			x[i], y[i] = int8(i*7), int8(i*13)
-		}
+		x, y := benchCodes(dim, 1), benchCodes(dim, 2)
 		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
 			benchPaths(b, func(b *testing.B) {
 				b.SetBytes(int64(2 * dim))
 				for b.Loop() {
 					sink = float32(DotInt8(x, y))
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkDotInt8Minus128 is DotInt8 with one -128 in b, outside the quantizers' range:
+// the fast kernel detects it and the exact widening kernel runs after it.
+func BenchmarkDotInt8Minus128(b *testing.B) {
+	for _, dim := range benchDims {
+		x, y := benchCodes(dim, 1), benchCodes(dim, 2)
+		y[dim/2] = -128
+		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
+			benchPaths(b, func(b *testing.B) {
+				b.SetBytes(int64(2 * dim))
+				for b.Loop() {
+					sink = float32(DotInt8(x, y))
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkSquaredL2Int8(b *testing.B) {
+	for _, dim := range benchDims {
+		x, y := benchCodes(dim, 1), benchCodes(dim, 2)
+		b.Run(fmt.Sprintf("dim=%d", dim), func(b *testing.B) {
+			benchPaths(b, func(b *testing.B) {
+				b.SetBytes(int64(2 * dim))
+				for b.Loop() {
+					sink = float32(SquaredL2Int8(x, y))
 				}
 			})
 		})

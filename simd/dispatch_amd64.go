@@ -21,7 +21,7 @@ var avx2Impl = impl{
 	name:   "avx2",
 	dot:    func(a, b []float32) float32 { return pairAVX2(dotBatchAVX2, dotGeneric, a, b) },
 	l2:     func(a, b []float32) float32 { return pairAVX2(l2BatchAVX2, l2Generic, a, b) },
-	cos:    cosAVX2,
+	cos:    cosPairAVX2Slice,
 	normSq: normSqAVX2Slice,
 	dotBatch: func(q, data, out []float32) {
 		batchAVX2(dotBatchAVX2, genericImpl.dotBatch, q, data, out)
@@ -37,7 +37,7 @@ var avx2Impl = impl{
 		gatherAVX2(l2GatherAVX2, genericImpl.l2Gather, q, slab, rows, out)
 	},
 	cosGather: cosGatherAVX2Slice,
-	dotI8:     func(a, b []int8) int32 { return int8AVX2(dotInt8AVX2, a, b) },
+	dotI8:     dotInt8AVX2,
 	l2I8:      func(a, b []int8) int32 { return int8AVX2(l2Int8AVX2, a, b) },
 }
 
@@ -79,13 +79,11 @@ func normSqAVX2Slice(a []float32) float32 {
 	return normSqAVX2(&a[0], len(a))
 }
 
-func cosAVX2(a, b []float32) float32 {
+func cosPairAVX2Slice(a, b []float32) float32 {
 	if len(a) == 0 {
 		return cosGeneric(a, b)
 	}
-	var out float32
-	cosBatchAVX2(&a[0], &b[0], len(a), 1, normSqAVX2(&a[0], len(a)), &out)
-	return out
+	return cosPairAVX2(&a[0], &b[0], len(a))
 }
 
 func cosBatchAVX2Slice(q, data, out []float32) {
@@ -102,6 +100,19 @@ func cosGatherAVX2Slice(q, slab []float32, rows []uint32, out []float32) {
 		return
 	}
 	cosGatherAVX2(&q[0], &slab[0], len(q), &rows[0], len(rows), normSqAVX2(&q[0], len(q)), &out[0])
+}
+
+// dotInt8AVX2 runs the VPMADDUBSW kernel, which is exact unless b holds -128, and reruns
+// the widening kernel (exact for all int8, half the speed) when it reports that it did.
+// The quantizers write codes in [-127, 127], so their vectors always take the fast path.
+func dotInt8AVX2(a, b []int8) int32 {
+	if len(a) == 0 {
+		return 0
+	}
+	if dot, exact := dotInt8MaddAVX2(&a[0], &b[0], len(a)); exact {
+		return dot
+	}
+	return dotInt8WideAVX2(&a[0], &b[0], len(a))
 }
 
 func int8AVX2(k func(a, b *int8, n int) int32, a, b []int8) int32 {

@@ -93,9 +93,31 @@ func dotNormGeneric(a, b []float32) (dot, nb float32) {
 	return d0 + d1, n0 + n1
 }
 
+// dotNormsGeneric returns a·b, |a|² and |b|² in one pass: the single-pair cosine, where
+// neither norm is known in advance.
+func dotNormsGeneric(a, b []float32) (dot, na, nb float32) {
+	var d0, d1, a0, a1, b0, b1 float32
+	for len(a) >= 4 && len(b) >= 4 {
+		x, y := a[:4:4], b[:4:4]
+		d0 += x[0]*y[0] + x[2]*y[2]
+		d1 += x[1]*y[1] + x[3]*y[3]
+		a0 += x[0]*x[0] + x[2]*x[2]
+		a1 += x[1]*x[1] + x[3]*x[3]
+		b0 += y[0]*y[0] + y[2]*y[2]
+		b1 += y[1]*y[1] + y[3]*y[3]
+		a, b = a[4:], b[4:]
+	}
+	b = b[:len(a)]
+	for i := range a {
+		d0 += a[i] * b[i]
+		a0 += a[i] * a[i]
+		b0 += b[i] * b[i]
+	}
+	return d0 + d1, a0 + a1, b0 + b1
+}
+
 func cosGeneric(a, b []float32) float32 {
-	dot, nb := dotNormGeneric(a, b)
-	return cosFinish(dot, normSqGeneric(a), nb)
+	return cosFinish(dotNormsGeneric(a, b))
 }
 
 func batch(k func(a, b []float32) float32, q, data, out []float32) {

@@ -649,9 +649,250 @@ normSqAVX2_end:
 	VZEROUPPER
 	RET
 
-// func dotInt8AVX2(a *int8, b *int8, n int) int32
+// func cosPairAVX2(a *float32, b *float32, n int) float32
+// Requires: AVX, FMA3
+TEXT ·cosPairAVX2(SB), NOSPLIT, $0-28
+	MOVQ   a+0(FP), AX
+	MOVQ   b+8(FP), CX
+	MOVQ   n+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+cosPairAVX2_loop32:
+	CMPQ        DX, $0x20
+	JL          cosPairAVX2_loop8
+	VMOVUPS     (AX), Y12
+	VMOVUPS     (CX), Y13
+	VFMADD231PS Y13, Y12, Y0
+	VFMADD231PS Y13, Y13, Y4
+	VFMADD231PS Y12, Y12, Y8
+	VMOVUPS     32(AX), Y12
+	VMOVUPS     32(CX), Y13
+	VFMADD231PS Y13, Y12, Y1
+	VFMADD231PS Y13, Y13, Y5
+	VFMADD231PS Y12, Y12, Y9
+	VMOVUPS     64(AX), Y12
+	VMOVUPS     64(CX), Y13
+	VFMADD231PS Y13, Y12, Y2
+	VFMADD231PS Y13, Y13, Y6
+	VFMADD231PS Y12, Y12, Y10
+	VMOVUPS     96(AX), Y12
+	VMOVUPS     96(CX), Y13
+	VFMADD231PS Y13, Y12, Y3
+	VFMADD231PS Y13, Y13, Y7
+	VFMADD231PS Y12, Y12, Y11
+	ADDQ        $0x80, AX
+	ADDQ        $0x80, CX
+	SUBQ        $0x20, DX
+	JMP         cosPairAVX2_loop32
+
+cosPairAVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          cosPairAVX2_reduce
+	VMOVUPS     (AX), Y12
+	VMOVUPS     (CX), Y13
+	VFMADD231PS Y13, Y12, Y0
+	VFMADD231PS Y13, Y13, Y4
+	VFMADD231PS Y12, Y12, Y8
+	ADDQ        $0x20, AX
+	ADDQ        $0x20, CX
+	SUBQ        $0x08, DX
+	JMP         cosPairAVX2_loop8
+
+cosPairAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X1, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X1
+	VADDPS       X1, X4, X4
+	VMOVHLPS     X4, X1, X1
+	VADDPS       X1, X4, X4
+	VMOVSHDUP    X4, X1
+	VADDSS       X1, X4, X4
+	VADDPS       Y9, Y8, Y8
+	VADDPS       Y11, Y10, Y10
+	VADDPS       Y10, Y8, Y8
+	VEXTRACTF128 $0x01, Y8, X1
+	VADDPS       X1, X8, X8
+	VMOVHLPS     X8, X1, X1
+	VADDPS       X1, X8, X8
+	VMOVSHDUP    X8, X1
+	VADDSS       X1, X8, X8
+
+cosPairAVX2_tail:
+	TESTQ       DX, DX
+	JE          cosPairAVX2_end
+	VMOVSS      (AX), X1
+	VMOVSS      (CX), X2
+	VFMADD231SS X2, X1, X0
+	VFMADD231SS X2, X2, X4
+	VFMADD231SS X1, X1, X8
+	ADDQ        $0x04, AX
+	ADDQ        $0x04, CX
+	DECQ        DX
+	JMP         cosPairAVX2_tail
+
+cosPairAVX2_end:
+	VCVTSS2SD X8, X8, X8
+	VCVTSS2SD X4, X4, X4
+	VMULSD    X8, X4, X4
+	VSQRTSD   X4, X4, X4
+	VCVTSS2SD X0, X0, X0
+	VDIVSD    X4, X0, X0
+	VMOVSD    one<>+0(SB), X1
+	VMINSD    X0, X1, X0
+	VMOVSD    minusone<>+0(SB), X1
+	VMAXSD    X0, X1, X0
+	VMOVSD    one<>+0(SB), X1
+	VSUBSD    X0, X1, X0
+	VCVTSD2SS X0, X0, X0
+	VMOVSS    X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotInt8MaddAVX2(a *int8, b *int8, n int) (dot int32, exact bool)
 // Requires: AVX, AVX2
-TEXT ·dotInt8AVX2(SB), NOSPLIT, $0-28
+TEXT ·dotInt8MaddAVX2(SB), NOSPLIT, $0-29
+	MOVQ     a+0(FP), AX
+	MOVQ     b+8(FP), CX
+	MOVQ     n+16(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VPXOR    Y1, Y1, Y1
+	XORL     BX, BX
+	VPXOR    Y2, Y2, Y2
+	VPXOR    Y3, Y3, Y3
+	VPXOR    Y4, Y4, Y4
+	VPXOR    Y5, Y5, Y5
+
+dotInt8MaddAVX2_loop128:
+	CMPQ       DX, $0x80
+	JL         dotInt8MaddAVX2_loop32
+	VMOVDQU    (AX), Y6
+	VMOVDQU    (CX), Y7
+	VPMINSB    Y7, Y1, Y1
+	VPSIGNB    Y6, Y7, Y7
+	VPABSB     Y6, Y6
+	VPMADDUBSW Y7, Y6, Y6
+	VPMADDWD   Y0, Y6, Y6
+	VPADDD     Y6, Y2, Y2
+	VMOVDQU    32(AX), Y6
+	VMOVDQU    32(CX), Y7
+	VPMINSB    Y7, Y1, Y1
+	VPSIGNB    Y6, Y7, Y7
+	VPABSB     Y6, Y6
+	VPMADDUBSW Y7, Y6, Y6
+	VPMADDWD   Y0, Y6, Y6
+	VPADDD     Y6, Y3, Y3
+	VMOVDQU    64(AX), Y6
+	VMOVDQU    64(CX), Y7
+	VPMINSB    Y7, Y1, Y1
+	VPSIGNB    Y6, Y7, Y7
+	VPABSB     Y6, Y6
+	VPMADDUBSW Y7, Y6, Y6
+	VPMADDWD   Y0, Y6, Y6
+	VPADDD     Y6, Y4, Y4
+	VMOVDQU    96(AX), Y6
+	VMOVDQU    96(CX), Y7
+	VPMINSB    Y7, Y1, Y1
+	VPSIGNB    Y6, Y7, Y7
+	VPABSB     Y6, Y6
+	VPMADDUBSW Y7, Y6, Y6
+	VPMADDWD   Y0, Y6, Y6
+	VPADDD     Y6, Y5, Y5
+	ADDQ       $0x80, AX
+	ADDQ       $0x80, CX
+	SUBQ       $0x80, DX
+	JMP        dotInt8MaddAVX2_loop128
+
+dotInt8MaddAVX2_loop32:
+	CMPQ       DX, $0x20
+	JL         dotInt8MaddAVX2_reduce
+	VMOVDQU    (AX), Y6
+	VMOVDQU    (CX), Y7
+	VPMINSB    Y7, Y1, Y1
+	VPSIGNB    Y6, Y7, Y7
+	VPABSB     Y6, Y6
+	VPMADDUBSW Y7, Y6, Y6
+	VPMADDWD   Y0, Y6, Y6
+	VPADDD     Y6, Y2, Y2
+	ADDQ       $0x20, AX
+	ADDQ       $0x20, CX
+	SUBQ       $0x20, DX
+	JMP        dotInt8MaddAVX2_loop32
+
+dotInt8MaddAVX2_reduce:
+	VPADDD       Y3, Y2, Y2
+	VPADDD       Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X3
+	VPADDD       X3, X2, X2
+	CMPQ         DX, $0x10
+	JL           dotInt8MaddAVX2_fold
+	VMOVDQU      (AX), X3
+	VMOVDQU      (CX), X4
+	VPABSB       X4, X5
+	VPMOVMSKB    X5, BX
+	VPSIGNB      X3, X4, X4
+	VPABSB       X3, X3
+	VPMADDUBSW   X4, X3, X3
+	VPMADDWD     X0, X3, X3
+	VPADDD       X3, X2, X2
+	ADDQ         $0x10, AX
+	ADDQ         $0x10, CX
+	SUBQ         $0x10, DX
+
+dotInt8MaddAVX2_fold:
+	VPSHUFD $0x4e, X2, X3
+	VPADDD  X3, X2, X2
+	VPSHUFD $0xb1, X2, X3
+	VPADDD  X3, X2, X2
+	VMOVD   X2, SI
+
+dotInt8MaddAVX2_tail:
+	TESTQ   DX, DX
+	JE      dotInt8MaddAVX2_end
+	MOVBLSX (AX), DI
+	MOVBLSX (CX), R8
+	IMULL   R8, DI
+	ADDL    DI, SI
+	INCQ    AX
+	INCQ    CX
+	DECQ    DX
+	JMP     dotInt8MaddAVX2_tail
+
+dotInt8MaddAVX2_end:
+	VPABSB    Y1, Y0
+	VPMOVMSKB Y0, AX
+	ORL       BX, AX
+	MOVL      SI, dot+24(FP)
+	SETEQ     AL
+	MOVB      AL, exact+28(FP)
+	VZEROUPPER
+	RET
+
+// func dotInt8WideAVX2(a *int8, b *int8, n int) int32
+// Requires: AVX, AVX2
+TEXT ·dotInt8WideAVX2(SB), NOSPLIT, $0-28
 	MOVQ  a+0(FP), AX
 	MOVQ  b+8(FP), CX
 	MOVQ  n+16(FP), DX
@@ -660,9 +901,9 @@ TEXT ·dotInt8AVX2(SB), NOSPLIT, $0-28
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
 
-dotInt8AVX2_loop64:
+dotInt8WideAVX2_loop64:
 	CMPQ      DX, $0x40
-	JL        dotInt8AVX2_loop16
+	JL        dotInt8WideAVX2_loop16
 	VPMOVSXBW (AX), Y4
 	VPMOVSXBW (CX), Y5
 	VPMADDWD  Y5, Y4, Y4
@@ -682,11 +923,11 @@ dotInt8AVX2_loop64:
 	ADDQ      $0x40, AX
 	ADDQ      $0x40, CX
 	SUBQ      $0x40, DX
-	JMP       dotInt8AVX2_loop64
+	JMP       dotInt8WideAVX2_loop64
 
-dotInt8AVX2_loop16:
+dotInt8WideAVX2_loop16:
 	CMPQ      DX, $0x10
-	JL        dotInt8AVX2_reduce
+	JL        dotInt8WideAVX2_reduce
 	VPMOVSXBW (AX), Y4
 	VPMOVSXBW (CX), Y5
 	VPMADDWD  Y5, Y4, Y4
@@ -694,9 +935,9 @@ dotInt8AVX2_loop16:
 	ADDQ      $0x10, AX
 	ADDQ      $0x10, CX
 	SUBQ      $0x10, DX
-	JMP       dotInt8AVX2_loop16
+	JMP       dotInt8WideAVX2_loop16
 
-dotInt8AVX2_reduce:
+dotInt8WideAVX2_reduce:
 	VPADDD       Y1, Y0, Y0
 	VPADDD       Y3, Y2, Y2
 	VPADDD       Y2, Y0, Y0
@@ -708,9 +949,9 @@ dotInt8AVX2_reduce:
 	VPADDD       X1, X0, X0
 	VMOVD        X0, BX
 
-dotInt8AVX2_tail:
+dotInt8WideAVX2_tail:
 	TESTQ   DX, DX
-	JE      dotInt8AVX2_end
+	JE      dotInt8WideAVX2_end
 	MOVBLSX (AX), SI
 	MOVBLSX (CX), DI
 	IMULL   DI, SI
@@ -718,9 +959,9 @@ dotInt8AVX2_tail:
 	INCQ    AX
 	INCQ    CX
 	DECQ    DX
-	JMP     dotInt8AVX2_tail
+	JMP     dotInt8WideAVX2_tail
 
-dotInt8AVX2_end:
+dotInt8WideAVX2_end:
 	MOVL BX, ret+24(FP)
 	VZEROUPPER
 	RET
@@ -728,66 +969,116 @@ dotInt8AVX2_end:
 // func l2Int8AVX2(a *int8, b *int8, n int) int32
 // Requires: AVX, AVX2
 TEXT ·l2Int8AVX2(SB), NOSPLIT, $0-28
-	MOVQ  a+0(FP), AX
-	MOVQ  b+8(FP), CX
-	MOVQ  n+16(FP), DX
-	VPXOR Y0, Y0, Y0
-	VPXOR Y1, Y1, Y1
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
+	MOVQ     a+0(FP), AX
+	MOVQ     b+8(FP), CX
+	MOVQ     n+16(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x08, Y0, Y0
+	VPXOR    Y1, Y1, Y1
+	VPXOR    Y2, Y2, Y2
+	VPXOR    Y3, Y3, Y3
+	VPXOR    Y4, Y4, Y4
 
-l2Int8AVX2_loop64:
-	CMPQ      DX, $0x40
-	JL        l2Int8AVX2_loop16
-	VPMOVSXBW (AX), Y4
-	VPMOVSXBW (CX), Y5
-	VPSUBW    Y5, Y4, Y4
-	VPMADDWD  Y4, Y4, Y4
-	VPADDD    Y4, Y0, Y0
-	VPMOVSXBW 16(AX), Y4
-	VPMOVSXBW 16(CX), Y5
-	VPSUBW    Y5, Y4, Y4
-	VPMADDWD  Y4, Y4, Y4
-	VPADDD    Y4, Y1, Y1
-	VPMOVSXBW 32(AX), Y4
-	VPMOVSXBW 32(CX), Y5
-	VPSUBW    Y5, Y4, Y4
-	VPMADDWD  Y4, Y4, Y4
-	VPADDD    Y4, Y2, Y2
-	VPMOVSXBW 48(AX), Y4
-	VPMOVSXBW 48(CX), Y5
-	VPSUBW    Y5, Y4, Y4
-	VPMADDWD  Y4, Y4, Y4
-	VPADDD    Y4, Y3, Y3
-	ADDQ      $0x40, AX
-	ADDQ      $0x40, CX
-	SUBQ      $0x40, DX
-	JMP       l2Int8AVX2_loop64
+l2Int8AVX2_loop128:
+	CMPQ     DX, $0x80
+	JL       l2Int8AVX2_loop32
+	VMOVDQU  (AX), Y5
+	VMOVDQU  (CX), Y6
+	VPMAXSB  Y6, Y5, Y7
+	VPMINSB  Y6, Y5, Y6
+	VPSUBB   Y6, Y7, Y6
+	VPSRLW   $0x08, Y6, Y5
+	VPAND    Y0, Y6, Y6
+	VPMADDWD Y6, Y6, Y6
+	VPMADDWD Y5, Y5, Y5
+	VPADDD   Y5, Y6, Y6
+	VPADDD   Y6, Y1, Y1
+	VMOVDQU  32(AX), Y5
+	VMOVDQU  32(CX), Y6
+	VPMAXSB  Y6, Y5, Y7
+	VPMINSB  Y6, Y5, Y6
+	VPSUBB   Y6, Y7, Y6
+	VPSRLW   $0x08, Y6, Y5
+	VPAND    Y0, Y6, Y6
+	VPMADDWD Y6, Y6, Y6
+	VPMADDWD Y5, Y5, Y5
+	VPADDD   Y5, Y6, Y6
+	VPADDD   Y6, Y2, Y2
+	VMOVDQU  64(AX), Y5
+	VMOVDQU  64(CX), Y6
+	VPMAXSB  Y6, Y5, Y7
+	VPMINSB  Y6, Y5, Y6
+	VPSUBB   Y6, Y7, Y6
+	VPSRLW   $0x08, Y6, Y5
+	VPAND    Y0, Y6, Y6
+	VPMADDWD Y6, Y6, Y6
+	VPMADDWD Y5, Y5, Y5
+	VPADDD   Y5, Y6, Y6
+	VPADDD   Y6, Y3, Y3
+	VMOVDQU  96(AX), Y5
+	VMOVDQU  96(CX), Y6
+	VPMAXSB  Y6, Y5, Y7
+	VPMINSB  Y6, Y5, Y6
+	VPSUBB   Y6, Y7, Y6
+	VPSRLW   $0x08, Y6, Y5
+	VPAND    Y0, Y6, Y6
+	VPMADDWD Y6, Y6, Y6
+	VPMADDWD Y5, Y5, Y5
+	VPADDD   Y5, Y6, Y6
+	VPADDD   Y6, Y4, Y4
+	ADDQ     $0x80, AX
+	ADDQ     $0x80, CX
+	SUBQ     $0x80, DX
+	JMP      l2Int8AVX2_loop128
 
-l2Int8AVX2_loop16:
-	CMPQ      DX, $0x10
-	JL        l2Int8AVX2_reduce
-	VPMOVSXBW (AX), Y4
-	VPMOVSXBW (CX), Y5
-	VPSUBW    Y5, Y4, Y4
-	VPMADDWD  Y4, Y4, Y4
-	VPADDD    Y4, Y0, Y0
-	ADDQ      $0x10, AX
-	ADDQ      $0x10, CX
-	SUBQ      $0x10, DX
-	JMP       l2Int8AVX2_loop16
+l2Int8AVX2_loop32:
+	CMPQ     DX, $0x20
+	JL       l2Int8AVX2_reduce
+	VMOVDQU  (AX), Y5
+	VMOVDQU  (CX), Y6
+	VPMAXSB  Y6, Y5, Y7
+	VPMINSB  Y6, Y5, Y6
+	VPSUBB   Y6, Y7, Y6
+	VPSRLW   $0x08, Y6, Y5
+	VPAND    Y0, Y6, Y6
+	VPMADDWD Y6, Y6, Y6
+	VPMADDWD Y5, Y5, Y5
+	VPADDD   Y5, Y6, Y6
+	VPADDD   Y6, Y1, Y1
+	ADDQ     $0x20, AX
+	ADDQ     $0x20, CX
+	SUBQ     $0x20, DX
+	JMP      l2Int8AVX2_loop32
 
 l2Int8AVX2_reduce:
-	VPADDD       Y1, Y0, Y0
-	VPADDD       Y3, Y2, Y2
-	VPADDD       Y2, Y0, Y0
-	VEXTRACTI128 $0x01, Y0, X1
-	VPADDD       X1, X0, X0
-	VPSHUFD      $0x4e, X0, X1
-	VPADDD       X1, X0, X0
-	VPSHUFD      $0xb1, X0, X1
-	VPADDD       X1, X0, X0
-	VMOVD        X0, BX
+	VPADDD       Y2, Y1, Y1
+	VPADDD       Y4, Y3, Y3
+	VPADDD       Y3, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X1
+	CMPQ         DX, $0x10
+	JL           l2Int8AVX2_fold
+	VMOVDQU      (AX), X2
+	VMOVDQU      (CX), X3
+	VPMAXSB      X3, X2, X4
+	VPMINSB      X3, X2, X3
+	VPSUBB       X3, X4, X3
+	VPSRLW       $0x08, X3, X2
+	VPAND        X0, X3, X3
+	VPMADDWD     X3, X3, X3
+	VPMADDWD     X2, X2, X2
+	VPADDD       X2, X3, X3
+	VPADDD       X3, X1, X1
+	ADDQ         $0x10, AX
+	ADDQ         $0x10, CX
+	SUBQ         $0x10, DX
+
+l2Int8AVX2_fold:
+	VPSHUFD $0x4e, X1, X2
+	VPADDD  X2, X1, X1
+	VPSHUFD $0xb1, X1, X2
+	VPADDD  X2, X1, X1
+	VMOVD   X1, BX
 
 l2Int8AVX2_tail:
 	TESTQ   DX, DX

@@ -39,12 +39,23 @@ func cosGatherAVX2(q *float32, data *float32, dim int, idx *uint32, rows int, qn
 //go:noescape
 func normSqAVX2(a *float32, n int) float32
 
-// dotInt8AVX2 returns the exact int32 result over the n bytes at a and b.
+// cosPairAVX2 returns pgvector's cosine distance of the n floats at a and b, in one pass.
 //
 //go:noescape
-func dotInt8AVX2(a *int8, b *int8, n int) int32
+func cosPairAVX2(a *float32, b *float32, n int) float32
 
-// l2Int8AVX2 returns the exact int32 result over the n bytes at a and b.
+// dotInt8MaddAVX2 returns a·b over the n bytes at a and b; exact is false, and dot
+// meaningless, when b holds -128 (then use dotInt8WideAVX2).
+//
+//go:noescape
+func dotInt8MaddAVX2(a *int8, b *int8, n int) (dot int32, exact bool)
+
+// dotInt8WideAVX2 returns the exact a·b over the n bytes at a and b, for any int8 values.
+//
+//go:noescape
+func dotInt8WideAVX2(a *int8, b *int8, n int) int32
+
+// l2Int8AVX2 returns the exact squared L2 distance over the n bytes at a and b, for any int8 values.
 //
 //go:noescape
 func l2Int8AVX2(a *int8, b *int8, n int) int32

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ var (
 	benchtime = flag.Duration("benchtime", 300*time.Millisecond, "time per measurement")
 	count     = flag.Int("count", 3, "measurements per cell; the median is printed")
 	dimsFlag  = flag.String("dims", "128,384,768,1536,3072", "dimensions")
+	only      = flag.String("kernels", "", "regexp: run only the kernels whose name matches")
 )
 
 const rows = 1000
@@ -43,48 +45,71 @@ func main() {
 	fmt.Printf("CPU: %s (%s), %d threads; clock estimated at %.2f GHz from a dependent IMUL chain\n",
 		info.CPU, runtime.GOARCH, runtime.NumCPU(), ghz)
 	fmt.Printf("paths: %v; median of %d x %v per cell\n\n", info.Available, *count, *benchtime)
-	fmt.Println("| kernel | dim | path | ns/op | GB/s | cycles | x generic | x vek | x naive |")
-	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| kernel | dim | path | ns/op | GB/s | cycles | x generic | x vek | x naive | x f32 |")
+	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 
+	match, err := regexp.Compile(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "-kernels:", err)
+		os.Exit(2)
+	}
 	for _, k := range kernels() {
+		if !match.MatchString(k.name) {
+			continue
+		}
 		for _, dim := range dims {
-			ns := map[string]float64{}
 			var order []string
+			var fs []func(b *testing.B)
 			for _, p := range append(append([]string{}, k.baselines...), info.Available...) {
-				f := k.make(p, dim)
-				if f == nil {
-					continue
+				if f := k.make(p, dim); f != nil {
+					order, fs = append(order, p), append(fs, f)
 				}
-				ns[p] = median(f)
-				order = append(order, p)
+			}
+			ns := map[string]float64{}
+			for i, v := range medians(fs) {
+				ns[order[i]] = v
 			}
 			for _, p := range order {
 				bytes := float64(k.bytes(dim))
-				fmt.Printf("| %s | %d | %s | %.1f | %.1f | %.0f | %s | %s | %s |\n",
+				if p == "f32" {
+					bytes *= 4 // it reads float32s
+				}
+				fmt.Printf("| %s | %d | %s | %.1f | %.1f | %.0f | %s | %s | %s | %s |\n",
 					k.name, dim, p, ns[p], bytes/ns[p], ns[p]*ghz,
-					ratio(ns, "generic", p), ratio(ns, "vek", p), ratio(ns, "naive", p))
+					ratio(ns, "generic", p, "f32"), ratio(ns, "vek", p), ratio(ns, "naive", p), ratio(ns, "f32", p))
 			}
 		}
 	}
 	_ = simd.Select("")
 }
 
-func ratio(ns map[string]float64, base, p string) string {
+// ratio is ns[base]/ns[p], blank where p is the base or one of the unrelated baselines
+// (the float32 row of an int8 kernel has no int8 generic to compare with).
+func ratio(ns map[string]float64, base, p string, unrelated ...string) string {
 	b, ok := ns[base]
-	if !ok || base == p {
+	if !ok || base == p || slices.Contains(unrelated, p) {
 		return ""
 	}
 	return fmt.Sprintf("%.2f", b/ns[p])
 }
 
-func median(f func(b *testing.B)) float64 {
-	var v []float64
-	for i := 0; i < *count; i++ {
-		r := testing.Benchmark(f)
-		v = append(v, float64(r.T.Nanoseconds())/float64(r.N))
+// medians measures every function *count times, round-robin (a, b, c, a, b, c, ...), so
+// load from other processes on a shared machine falls on all of them alike rather than on
+// whichever ran during a busy second, and returns each one's median ns/op.
+func medians(fs []func(b *testing.B)) []float64 {
+	v := make([][]float64, len(fs))
+	for range *count {
+		for i, f := range fs {
+			r := testing.Benchmark(f)
+			v[i] = append(v[i], float64(r.T.Nanoseconds())/float64(r.N))
+		}
 	}
-	slices.Sort(v)
-	return v[len(v)/2]
+	out := make([]float64, len(fs))
+	for i := range v {
+		slices.Sort(v[i])
+		out[i] = v[i][len(v[i])/2]
+	}
+	return out
 }
 
 type kernel struct {
@@ -106,7 +131,11 @@ func data(n int, seed uint64) []float32 {
 // bench selects the path (if it is one) before timing and runs body in b.Loop.
 func bench(path string, body func()) func(b *testing.B) {
 	return func(b *testing.B) {
-		if path != "naive" && path != "vek" {
+		switch path {
+		case "naive", "vek":
+		case "f32":
+			_ = simd.Select("") // the float kernel on the best path
+		default:
 			if err := simd.Select(path); err != nil {
 				b.Fatal(err)
 			}
@@ -148,14 +177,25 @@ func kernels() []kernel {
 				return bench(p, func() { ours(q, m, out) })
 			}}
 	}
-	i8 := kernel{"DotInt8", nil, func(d int) int { return 2 * d },
-		func(p string, dim int) func(b *testing.B) {
-			x, y := make([]int8, dim), make([]int8, dim)
-			for i := range x {
-				x[i], y[i] = int8(i*7), int8(i*13)
-			}
-			return bench(p, func() { sink = float32(simd.DotInt8(x, y)) })
-		}}
+	// int8 operands are QuantizeInt8 codes of random floats, as an index stores them.
+	codes := func(dim int, seed uint64) []int8 {
+		c := make([]int8, dim)
+		simd.QuantizeInt8(c, data(dim, seed))
+		return c
+	}
+	// The "f32" baseline is the float32 kernel of the same distance at the same dims, on
+	// the best path: the int8 target is a ratio to it.
+	i8 := func(name string, f func(a, b []int8) int32, f32 func(a, b []float32) float32) kernel {
+		return kernel{name, []string{"f32"}, func(d int) int { return 2 * d },
+			func(p string, dim int) func(b *testing.B) {
+				if p == "f32" {
+					x, y := data(dim, 1), data(dim, 2)
+					return bench(p, func() { sink = f32(x, y) })
+				}
+				x, y := codes(dim, 1), codes(dim, 2)
+				return bench(p, func() { sink = float32(f(x, y)) })
+			}}
+	}
 	gather := kernel{"SquaredL2Gather x32", nil, func(d int) int { return 4 * d * 32 },
 		func(p string, dim int) func(b *testing.B) {
 			q, m, out := data(dim, 1), data(dim*rows, 2), make([]float32, 32)
@@ -169,7 +209,8 @@ func kernels() []kernel {
 		pair("Dot", simd.Dot, vek32.Dot, naiveDot),
 		pair("SquaredL2 (vek: sqrt'd)", simd.SquaredL2, vek32.Distance, nil),
 		pair("CosineDistance", simd.CosineDistance, func(a, b []float32) float32 { return 1 - vek32.CosineSimilarity(a, b) }, nil),
-		i8,
+		i8("DotInt8", simd.DotInt8, simd.Dot),
+		i8("SquaredL2Int8", simd.SquaredL2Int8, simd.SquaredL2),
 		batch("DotBatch", simd.DotBatch, vek32.Dot),
 		batch("SquaredL2Batch", simd.SquaredL2Batch, vek32.Distance),
 		batch("CosineDistanceBatch", simd.CosineDistanceBatch, func(a, b []float32) float32 { return 1 - vek32.CosineSimilarity(a, b) }),

@@ -40,8 +40,10 @@ func main() {
 		floatKernel(o.name+"GatherAVX2", o.op, true)
 	}
 	normSq()
-	int8Kernel("dotInt8AVX2", false)
-	int8Kernel("l2Int8AVX2", true)
+	cosPair()
+	dotInt8Madd()
+	dotInt8Wide()
+	l2Int8AbsDiff()
 	Generate()
 }
 
@@ -262,13 +264,230 @@ func addr(c gotypes.Component) Mem {
 	return b.Addr
 }
 
-// int8Kernel sign-extends 16 bytes at a time to int16 (VPMOVSXBW) and multiplies pairs into
-// int32 lanes (VPMADDWD), which is exact for every int8 input including -128; for L2 the
-// int16 difference (|d| ≤ 255) is squared the same way.
-func int8Kernel(name string, l2 bool) {
-	TEXT(name, NOSPLIT, "func(a, b *int8, n int) int32")
+// cosPair is the single-pair cosine in one pass: a·b, |a|² and |b|² accumulate together
+// (three FMAs per two loads, so the loop is bound by the two FMA ports, not the loads),
+// then the same float64 finish as the batch kernels. The batch form keeps its two-pass
+// shape because there |q|² is computed once for all rows.
+func cosPair() {
+	TEXT("cosPairAVX2", NOSPLIT, "func(a, b *float32, n int) float32")
 	Pragma("noescape")
-	Doc(name + " returns the exact int32 result over the n bytes at a and b.")
+	Doc("cosPairAVX2 returns pgvector's cosine distance of the n floats at a and b, in one pass.")
+	pa := Load(Param("a"), GP64())
+	pb := Load(Param("b"), GP64())
+	cnt := Load(Param("n"), GP64())
+	s, nb, na := rowBody3("cosPairAVX2", pa, pb, cnt)
+	cosFinish(s, nb, na)
+	VMOVSS(s, addr(ReturnIndex(0)))
+	VZEROUPPER()
+	RET()
+}
+
+// rowBody3 is rowBody for the one-pass cosine: it returns a·b, |b|² and |a|² in the low
+// lanes of three xmm registers.
+func rowBody3(name string, pa, pb, cnt Register) (dot, nb, na VecVirtual) {
+	const unroll = 4
+	var acc [3][unroll]VecVirtual
+	for j := range acc {
+		for k := range acc[j] {
+			acc[j][k] = YMM()
+			VXORPS(acc[j][k], acc[j][k], acc[j][k])
+		}
+	}
+	step := func(k, disp int) {
+		x, y := YMM(), YMM()
+		VMOVUPS(Mem{Base: pa, Disp: disp}, x)
+		VMOVUPS(Mem{Base: pb, Disp: disp}, y)
+		VFMADD231PS(y, x, acc[0][k])
+		VFMADD231PS(y, y, acc[1][k])
+		VFMADD231PS(x, x, acc[2][k])
+	}
+	Label(name + "_loop32")
+	CMPQ(cnt, Imm(32))
+	JL(LabelRef(name + "_loop8"))
+	for k := 0; k < unroll; k++ {
+		step(k, 32*k)
+	}
+	ADDQ(Imm(128), pa)
+	ADDQ(Imm(128), pb)
+	SUBQ(Imm(32), cnt)
+	JMP(LabelRef(name + "_loop32"))
+
+	Label(name + "_loop8")
+	CMPQ(cnt, Imm(8))
+	JL(LabelRef(name + "_reduce"))
+	step(0, 0)
+	ADDQ(Imm(32), pa)
+	ADDQ(Imm(32), pb)
+	SUBQ(Imm(8), cnt)
+	JMP(LabelRef(name + "_loop8"))
+
+	Label(name + "_reduce")
+	dot, nb, na = reduce(acc[0][:]), reduce(acc[1][:]), reduce(acc[2][:])
+
+	Label(name + "_tail")
+	TESTQ(cnt, cnt)
+	JE(LabelRef(name + "_end"))
+	x, y := XMM(), XMM()
+	VMOVSS(Mem{Base: pa}, x)
+	VMOVSS(Mem{Base: pb}, y)
+	VFMADD231SS(y, x, dot)
+	VFMADD231SS(y, y, nb)
+	VFMADD231SS(x, x, na)
+	ADDQ(Imm(4), pa)
+	ADDQ(Imm(4), pb)
+	DECQ(cnt)
+	JMP(LabelRef(name + "_tail"))
+	Label(name + "_end")
+	return dot, nb, na
+}
+
+// int8Body is the loop shared by the int8 kernels: step turns 32 (or, once, 16) bytes of a
+// and b into int32 lanes to add; four accumulators over 128-byte trips, then 32-byte trips,
+// then one 16-byte step in xmm (a VEX xmm write would clear an accumulator's upper half, so
+// it adds into the already reduced sum), then a scalar tail of at most 15 bytes done with
+// exact scalar arithmetic by scalar. It returns the sum in a GP32.
+func int8Body(name string, pa, pb, cnt Register, step func(x, y VecVirtual) VecVirtual, scalar func(x, y Register)) Register {
+	const unroll = 4
+	acc := make([]VecVirtual, unroll)
+	for k := range acc {
+		acc[k] = YMM()
+		VPXOR(acc[k], acc[k], acc[k])
+	}
+	load := func(disp int, wide bool) (x, y VecVirtual) {
+		if wide {
+			x, y = YMM(), YMM()
+		} else {
+			x, y = XMM(), XMM()
+		}
+		VMOVDQU(Mem{Base: pa, Disp: disp}, x)
+		VMOVDQU(Mem{Base: pb, Disp: disp}, y)
+		return x, y
+	}
+	Label(name + "_loop128")
+	CMPQ(cnt, Imm(128))
+	JL(LabelRef(name + "_loop32"))
+	for k := 0; k < unroll; k++ {
+		VPADDD(step(load(32*k, true)), acc[k], acc[k])
+	}
+	ADDQ(Imm(128), pa)
+	ADDQ(Imm(128), pb)
+	SUBQ(Imm(128), cnt)
+	JMP(LabelRef(name + "_loop128"))
+	Label(name + "_loop32")
+	CMPQ(cnt, Imm(32))
+	JL(LabelRef(name + "_reduce"))
+	VPADDD(step(load(0, true)), acc[0], acc[0])
+	ADDQ(Imm(32), pa)
+	ADDQ(Imm(32), pb)
+	SUBQ(Imm(32), cnt)
+	JMP(LabelRef(name + "_loop32"))
+
+	Label(name + "_reduce")
+	VPADDD(acc[1], acc[0], acc[0])
+	VPADDD(acc[3], acc[2], acc[2])
+	VPADDD(acc[2], acc[0], acc[0])
+	hi := XMM()
+	VEXTRACTI128(U8(1), acc[0], hi)
+	s := acc[0].AsX()
+	VPADDD(hi, s, s)
+	CMPQ(cnt, Imm(16))
+	JL(LabelRef(name + "_fold"))
+	VPADDD(step(load(0, false)), s, s)
+	ADDQ(Imm(16), pa)
+	ADDQ(Imm(16), pb)
+	SUBQ(Imm(16), cnt)
+	Label(name + "_fold")
+	VPSHUFD(U8(0x4e), s, hi)
+	VPADDD(hi, s, s)
+	VPSHUFD(U8(0xb1), s, hi)
+	VPADDD(hi, s, s)
+	sum := GP32()
+	VMOVD(s, sum)
+
+	Label(name + "_tail")
+	TESTQ(cnt, cnt)
+	JE(LabelRef(name + "_end"))
+	x, y := GP32(), GP32()
+	MOVBLSX(Mem{Base: pa}, x)
+	MOVBLSX(Mem{Base: pb}, y)
+	scalar(x, y)
+	ADDL(x, sum)
+	INCQ(pa)
+	INCQ(pb)
+	DECQ(cnt)
+	JMP(LabelRef(name + "_tail"))
+	Label(name + "_end")
+	return sum
+}
+
+// int16Ones returns a register of int16 ones (all-ones words shifted right by 15).
+func int16Ones() VecVirtual {
+	ones := YMM()
+	VPCMPEQW(ones, ones, ones)
+	VPSRLW(U8(15), ones, ones)
+	return ones
+}
+
+// dotInt8Madd multiplies with VPMADDUBSW: |a| as the unsigned operand (|−128| = 128 is
+// still right as an unsigned byte) and b with a's sign applied as the signed one, so each
+// product is a·b; adjacent pairs sum into int16 and VPMADDWD by ones widens them to int32.
+// That is 32 products for four port-0/1 instructions, against 16 for two port-5 widenings
+// in the exact kernel below. It is exact unless b holds −128: sign(−128) negated wraps
+// to −128, and with a = −128 as well two products of 128·128 would saturate int16. With
+// b in [−127, 127] a pair sums to at most 2·128·127 = 32512 < 32767. So the kernel keeps
+// the running minimum of b's bytes (one more instruction per 32 bytes) and reports whether
+// −128 was seen; the caller then reruns the exact kernel. The quantizers never write −128.
+func dotInt8Madd() {
+	TEXT("dotInt8MaddAVX2", NOSPLIT, "func(a, b *int8, n int) (dot int32, exact bool)")
+	Pragma("noescape")
+	Doc("dotInt8MaddAVX2 returns a·b over the n bytes at a and b; exact is false, and dot",
+		"meaningless, when b holds -128 (then use dotInt8WideAVX2).")
+	pa := Load(Param("a"), GP64())
+	pb := Load(Param("b"), GP64())
+	cnt := Load(Param("n"), GP64())
+	ones := int16Ones()
+	minB := YMM()
+	VPXOR(minB, minB, minB)
+	seen16 := GP32() // the 16-byte step's own check: its xmm writes cannot touch minB
+	XORL(seen16, seen16)
+	step := func(x, y VecVirtual) VecVirtual {
+		o := ones
+		if x.Size() == 16 {
+			o = ones.AsX().(VecVirtual)
+			t := XMM()
+			VPABSB(y, t)
+			VPMOVMSKB(t, seen16)
+		} else {
+			VPMINSB(y, minB, minB)
+		}
+		VPSIGNB(x, y, y)
+		VPABSB(x, x)
+		VPMADDUBSW(y, x, x)
+		VPMADDWD(o, x, x)
+		return x
+	}
+	sum := int8Body("dotInt8MaddAVX2", pa, pb, cnt, step, func(x, y Register) { IMULL(y, x) })
+	// |-128| is the only byte whose absolute value keeps the sign bit set.
+	seen := GP32()
+	t := YMM()
+	VPABSB(minB, t)
+	VPMOVMSKB(t, seen)
+	ORL(seen16, seen)
+	Store(sum, ReturnIndex(0))
+	ok := GP8()
+	SETEQ(ok)
+	Store(ok, ReturnIndex(1))
+	VZEROUPPER()
+	RET()
+}
+
+// dotInt8Wide sign-extends 16 bytes at a time to int16 (VPMOVSXBW) and multiplies pairs
+// into int32 lanes (VPMADDWD): exact for every int8 input including -128, at half the
+// speed of dotInt8Madd, whose fallback it is.
+func dotInt8Wide() {
+	TEXT("dotInt8WideAVX2", NOSPLIT, "func(a, b *int8, n int) int32")
+	Pragma("noescape")
+	Doc("dotInt8WideAVX2 returns the exact a·b over the n bytes at a and b, for any int8 values.")
 	pa := Load(Param("a"), GP64())
 	pb := Load(Param("b"), GP64())
 	cnt := Load(Param("n"), GP64())
@@ -282,13 +501,10 @@ func int8Kernel(name string, l2 bool) {
 		x, y := YMM(), YMM()
 		VPMOVSXBW(Mem{Base: pa, Disp: disp}, x)
 		VPMOVSXBW(Mem{Base: pb, Disp: disp}, y)
-		if l2 {
-			VPSUBW(y, x, x)
-			y = x
-		}
 		VPMADDWD(y, x, x)
 		VPADDD(x, acc[k], acc[k])
 	}
+	name := "dotInt8WideAVX2"
 	Label(name + "_loop64")
 	CMPQ(cnt, Imm(64))
 	JL(LabelRef(name + "_loop16"))
@@ -329,18 +545,57 @@ func int8Kernel(name string, l2 bool) {
 	x, y := GP32(), GP32()
 	MOVBLSX(Mem{Base: pa}, x)
 	MOVBLSX(Mem{Base: pb}, y)
-	if l2 {
-		SUBL(y, x)
-		IMULL(x, x)
-	} else {
-		IMULL(y, x)
-	}
+	IMULL(y, x)
 	ADDL(x, sum)
 	INCQ(pa)
 	INCQ(pb)
 	DECQ(cnt)
 	JMP(LabelRef(name + "_tail"))
 	Label(name + "_end")
+	Store(sum, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// l2Int8AbsDiff squares |a-b| without widening the inputs: max(a,b) - min(a,b) wraps to the
+// right unsigned byte (0..255) for every int8 pair, its even and odd bytes are zero-extended
+// to int16 in place (mask, shift), and VPMADDWD squares and pairs them into int32 lanes.
+// Nine instructions per 32 bytes spread over three ports, against the exact widening
+// kernel's four port-5 sign-extensions; no input contract is needed.
+func l2Int8AbsDiff() {
+	TEXT("l2Int8AVX2", NOSPLIT, "func(a, b *int8, n int) int32")
+	Pragma("noescape")
+	Doc("l2Int8AVX2 returns the exact squared L2 distance over the n bytes at a and b, for any int8 values.")
+	pa := Load(Param("a"), GP64())
+	pb := Load(Param("b"), GP64())
+	cnt := Load(Param("n"), GP64())
+	low := YMM()
+	VPCMPEQW(low, low, low)
+	VPSRLW(U8(8), low, low) // 0x00ff in every word
+	step := func(x, y VecVirtual) VecVirtual {
+		m := low
+		if x.Size() == 16 {
+			m = low.AsX().(VecVirtual)
+		}
+		d := y // reuse
+		mx := x
+		if x.Size() == 16 {
+			mx = XMM()
+		} else {
+			mx = YMM()
+		}
+		VPMAXSB(y, x, mx)
+		VPMINSB(y, x, d)
+		VPSUBB(d, mx, d)
+		odd := x
+		VPSRLW(U8(8), d, odd)
+		VPAND(m, d, d)
+		VPMADDWD(d, d, d)
+		VPMADDWD(odd, odd, odd)
+		VPADDD(odd, d, d)
+		return d
+	}
+	sum := int8Body("l2Int8AVX2", pa, pb, cnt, step, func(x, y Register) { SUBL(y, x); IMULL(x, x) })
 	Store(sum, ReturnIndex(0))
 	VZEROUPPER()
 	RET()
