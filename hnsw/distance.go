@@ -25,6 +25,25 @@ func (x *Index) distance(a, b []float32) float32 {
 	}
 }
 
+// distances writes the internal distance from q to each stored node of ids
+// into out, in one simd gather call (the vectors are rows of one slab).
+func (x *Index) distances(q []float32, ids []uint32, out []float32) {
+	switch x.metric {
+	case L2:
+		simd.SquaredL2Gather(q, x.vectors, ids, out)
+	case Cosine:
+		simd.DotGather(q, x.vectors, ids, out)
+		for i, d := range out {
+			out[i] = 1 - d
+		}
+	default:
+		simd.DotGather(q, x.vectors, ids, out)
+		for i, d := range out {
+			out[i] = -d
+		}
+	}
+}
+
 // reported turns an internal distance into the metric's pgvector value.
 func (x *Index) reported(d float32) float32 {
 	switch x.metric {

@@ -71,7 +71,7 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 	ep, epLevel := uint32(e), int(e>>32)-1
 
 	sp := searchSpec{accept: statePresent | statePending}
-	s.entries = append(s.entries[:0], x.descend(q, ep, epLevel, level))
+	s.entries = append(s.entries[:0], x.descend(s, q, ep, epLevel, level))
 	for layer := min(level, epLevel); layer >= 0; layer-- {
 		s.reset(len(x.state))
 		s.visit(id)

@@ -19,6 +19,8 @@ type scratch struct {
 	pruned  []candidate // neighbour selection discards
 	cands   []candidate // neighbour selection input
 	changed []uint32    // ids whose lists an insert changed
+	ids     []uint32    // neighbours to score in one gather call
+	dists   []float32   // their distances
 
 	linkCands, linkSel, linkPruned []candidate // buffers for shrinking a neighbour's list
 }
@@ -70,7 +72,11 @@ func (p *scratchPool) get() *scratch {
 		return s
 	}
 	p.mu.Unlock()
-	return &scratch{query: make([]float32, p.x.dims)}
+	return &scratch{
+		query: make([]float32, p.x.dims),
+		ids:   make([]uint32, 0, p.x.m0),
+		dists: make([]float32, p.x.m0),
+	}
 }
 
 func (p *scratchPool) put(s *scratch) {

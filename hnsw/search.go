@@ -60,7 +60,7 @@ func (x *Index) listFor(id uint32, layer int) []uint32 {
 
 // descend walks greedily (ef = 1) from ep at epLevel down to layer stop+1 and
 // returns the closest node found, the entry into layer stop.
-func (x *Index) descend(q []float32, ep uint32, epLevel, stop int) candidate {
+func (x *Index) descend(s *scratch, q []float32, ep uint32, epLevel, stop int) candidate {
 	cur := candidate{dist: x.distance(q, x.vec(ep)), id: ep}
 	for layer := epLevel; layer > stop; layer-- {
 		for improved := true; improved; {
@@ -69,11 +69,16 @@ func (x *Index) descend(q []float32, ep uint32, epLevel, stop int) candidate {
 			if l == nil {
 				break
 			}
-			n := int(atomic.LoadUint32(&l[0]))
-			for i := 1; i <= n && i < len(l); i++ {
-				e := atomic.LoadUint32(&l[i])
-				if d := x.distance(q, x.vec(e)); d < cur.dist {
-					cur = candidate{dist: d, id: e}
+			n := min(int(atomic.LoadUint32(&l[0])), len(l)-1)
+			ids := s.ids[:n]
+			for i := range ids {
+				ids[i] = atomic.LoadUint32(&l[1+i])
+			}
+			dists := s.dists[:n]
+			x.distances(q, ids, dists)
+			for i, d := range dists {
+				if d < cur.dist {
+					cur = candidate{dist: d, id: ids[i]}
 					improved = true
 				}
 			}
@@ -110,12 +115,20 @@ func (x *Index) searchLayer(s *scratch, q []float32, layer, ef int, sp *searchSp
 		}
 		expanded++
 		n := int(atomic.LoadUint32(&l[0]))
+		ids := s.ids[:0]
 		for i := 1; i <= n && i < len(l); i++ {
-			e := atomic.LoadUint32(&l[i])
-			if !s.visit(e) {
-				continue
+			if e := atomic.LoadUint32(&l[i]); s.visit(e) {
+				ids = append(ids, e)
 			}
-			d := x.distance(q, x.vec(e))
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		s.ids = ids
+		dists := s.dists[:len(ids)]
+		x.distances(q, ids, dists)
+		for j, e := range ids {
+			d := dists[j]
 			if len(s.res) < ef || d < s.res[0].dist {
 				s.cand.push(candidate{dist: d, id: e})
 				if x.eligible(e, sp) {
@@ -220,7 +233,7 @@ func (x *Index) startLayer0(s *scratch, q []float32, sp *searchSpec) bool {
 	}
 	ep, epLevel := uint32(e), int(e>>32)-1
 	s.reset(len(x.state))
-	c := x.descend(q, ep, epLevel, 0)
+	c := x.descend(s, q, ep, epLevel, 0)
 	s.visit(c.id)
 	s.cand.push(c)
 	if x.eligible(c.id, sp) {
