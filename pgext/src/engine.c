@@ -116,6 +116,26 @@ borealis_engine(void)
 	engine_table.last_error = engine_symbol(handle, path, "borealis_engine_last_error");
 	engine_table.info_json = engine_symbol(handle, path, "borealis_engine_info_json");
 	engine_table.debug_spin = engine_symbol(handle, path, "borealis_engine_debug_spin");
+	engine_table.index_new = engine_symbol(handle, path, "borealis_index_new");
+	engine_table.index_free = engine_symbol(handle, path, "borealis_index_free");
+	engine_table.index_estimate = engine_symbol(handle, path, "borealis_index_estimate");
+	engine_table.index_node_level = engine_symbol(handle, path, "borealis_index_node_level");
+	engine_table.index_node_vector = engine_symbol(handle, path, "borealis_index_node_vector");
+	engine_table.index_node_lists = engine_symbol(handle, path, "borealis_index_node_lists");
+	engine_table.index_entry = engine_symbol(handle, path, "borealis_index_entry");
+	engine_table.index_build_add = engine_symbol(handle, path, "borealis_index_build_add");
+	engine_table.index_build_start = engine_symbol(handle, path, "borealis_index_build_start");
+	engine_table.index_build_wait = engine_symbol(handle, path, "borealis_index_build_wait");
+	engine_table.index_restore = engine_symbol(handle, path, "borealis_index_restore");
+	engine_table.index_set_lists = engine_symbol(handle, path, "borealis_index_set_lists");
+	engine_table.index_set_entry = engine_symbol(handle, path, "borealis_index_set_entry");
+	engine_table.index_insert = engine_symbol(handle, path, "borealis_index_insert");
+	engine_table.index_delete = engine_symbol(handle, path, "borealis_index_delete");
+	engine_table.index_connect_all = engine_symbol(handle, path, "borealis_index_connect_all");
+	engine_table.index_reconnect = engine_symbol(handle, path, "borealis_index_reconnect");
+	engine_table.index_scan_begin = engine_symbol(handle, path, "borealis_index_scan_begin");
+	engine_table.index_scan_next = engine_symbol(handle, path, "borealis_index_scan_next");
+	engine_table.index_scan_end = engine_symbol(handle, path, "borealis_index_scan_end");
 
 	if (engine_table.init((void *) &InterruptPending) != ENGINE_OK)
 		borealis_engine_raise("initialising the engine");

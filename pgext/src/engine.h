@@ -9,13 +9,15 @@
 #define BOREALIS_ENGINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Must match abiVersion in engine/abi.go. */
-#define BOREALIS_ENGINE_ABI 1
+#define BOREALIS_ENGINE_ABI 2
 
 #define ENGINE_OK			0
 #define ENGINE_INTERRUPTED	1
 #define ENGINE_ERROR		2
+#define ENGINE_RUNNING		3
 
 typedef struct BorealisEngine
 {
@@ -25,6 +27,32 @@ typedef struct BorealisEngine
 	int			(*last_error) (char *buf, size_t size);
 	int			(*info_json) (char *buf, size_t size);
 	int			(*debug_spin) (long long ms);
+
+	/* borealis_hnsw graphs (engine/index*.go); handles are opaque. */
+	int			(*index_new) (int dims, int metric, int m, int ef_construction,
+							  long long memory_limit, long long *handle);
+	int			(*index_free) (long long handle);
+	long long	(*index_estimate) (long long n, int dims, int m);
+	int			(*index_node_level) (long long handle, uint32_t id, int *level, int *deleted);
+	int			(*index_node_vector) (long long handle, uint32_t id, float *vec);
+	int			(*index_node_lists) (long long handle, uint32_t id, uint32_t *slots, int nslots);
+	int			(*index_entry) (long long handle, uint32_t *id, int *level);
+	int			(*index_build_add) (long long handle, int n, float *vecs, int *bad);
+	int			(*index_build_start) (long long handle, int threads);
+	int			(*index_build_wait) (long long handle, int ms, long long *done);
+	int			(*index_restore) (long long handle, uint32_t id, int level, int deleted, float *vec);
+	int			(*index_set_lists) (long long handle, uint32_t id, uint32_t *slots, int nslots);
+	int			(*index_set_entry) (long long handle, uint32_t id, int level);
+	int			(*index_insert) (long long handle, uint32_t id, float *vec,
+								 uint32_t *changed, int capacity, int *nchanged);
+	int			(*index_delete) (long long handle, uint32_t id,
+								 uint32_t *changed, int capacity, int *nchanged);
+	int			(*index_connect_all) (long long handle, uint32_t *changed, int capacity, int *nchanged);
+	int			(*index_reconnect) (long long handle, uint32_t *dropped, int ndropped,
+									uint32_t *changed, int capacity, int *nchanged);
+	int			(*index_scan_begin) (long long handle, float *query, int ef, long long *scan);
+	int			(*index_scan_next) (long long scan, int max, uint32_t *ids, float *dists, int *n);
+	int			(*index_scan_end) (long long scan);
 } BorealisEngine;
 
 /* Loads the engine on first call in this process; raises ERROR if it cannot. */

@@ -1,0 +1,201 @@
+package main
+
+/*
+#include <stdint.h>
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/borealisdb/borealis/hnsw"
+)
+
+// This file holds the graphs behind borealis_hnsw indexes: one per index being built, and one
+// cache per index a backend has scanned or written, rebuilt from the index's pages by C (the
+// pages are the truth; a graph here is only a copy). C refers to a graph by an opaque handle.
+
+// statusRunning is returned by borealis_index_build_wait while the build goes on.
+const statusRunning = 3
+
+// graph is one index's in-memory HNSW graph plus, during CREATE INDEX, its build state.
+type graph struct {
+	x     *hnsw.Index
+	build *buildJob
+}
+
+var (
+	graphsMu   sync.Mutex
+	graphs     = map[int64]*graph{}
+	nextHandle int64
+)
+
+func register(g *graph) int64 {
+	graphsMu.Lock()
+	defer graphsMu.Unlock()
+	nextHandle++
+	graphs[nextHandle] = g
+	return nextHandle
+}
+
+func lookup(h C.longlong) (*graph, error) {
+	graphsMu.Lock()
+	defer graphsMu.Unlock()
+	g := graphs[int64(h)]
+	if g == nil {
+		return nil, fmt.Errorf("no index graph with handle %d", int64(h))
+	}
+	return g, nil
+}
+
+// floats views n float32s of C memory as a Go slice; the memory stays C's.
+func floats(p *C.float, n int) []float32 {
+	return unsafe.Slice((*float32)(unsafe.Pointer(p)), n)
+}
+
+func uint32s(p *C.uint32_t, n int) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Pointer(p)), n)
+}
+
+// vectorProblem names what is wrong with a vector in the words of the SQL user.
+func vectorProblem(err error) string {
+	var dim *hnsw.DimensionError
+	switch {
+	case errors.As(err, &dim):
+		return fmt.Sprintf("has %d dimensions, the index has %d", dim.Got, dim.Want)
+	case errors.Is(err, hnsw.ErrNonFinite):
+		return "has a NaN or infinite component"
+	case errors.Is(err, hnsw.ErrZeroVector):
+		return "is a zero vector, which has no cosine distance"
+	}
+	return err.Error()
+}
+
+// borealis_index_new creates an empty graph. metric is 1 L2, 2 cosine, 3 inner product, as
+// hnsw.Metric. memoryLimit 0 means no limit beyond the Go runtime's.
+//
+//export borealis_index_new
+func borealis_index_new(dims, metric, m, efConstruction C.int, memoryLimit C.longlong, handle *C.longlong) (rc C.int) {
+	defer guard(&rc)
+	x, err := hnsw.New(int(dims), hnsw.Metric(metric), hnsw.Options{
+		M: int(m), EfConstruction: int(efConstruction), MemoryLimit: int64(memoryLimit)})
+	if err != nil {
+		return fail(err)
+	}
+	*handle = C.longlong(register(&graph{x: x}))
+	return statusOK
+}
+
+// borealis_index_free drops a graph (stopping its build first, if one runs).
+//
+//export borealis_index_free
+func borealis_index_free(h C.longlong) (rc C.int) {
+	defer guard(&rc)
+	graphsMu.Lock()
+	g := graphs[int64(h)]
+	delete(graphs, int64(h))
+	graphsMu.Unlock()
+	if g != nil && g.build != nil {
+		g.build.cancel()
+	}
+	return statusOK
+}
+
+// borealis_index_estimate is the memory, in bytes, a graph of n nodes needs.
+//
+//export borealis_index_estimate
+func borealis_index_estimate(n C.longlong, dims, m C.int) C.longlong {
+	return C.longlong(hnsw.EstimateMemory(int(n), int(dims), int(m)))
+}
+
+// borealis_index_node_level reports id's top layer (-1 when absent) and whether it is deleted.
+//
+//export borealis_index_node_level
+func borealis_index_node_level(h C.longlong, id C.uint32_t, level, deleted *C.int) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	*level = C.int(g.x.Level(uint32(id)))
+	*deleted = 0
+	if g.x.IsDeleted(uint32(id)) {
+		*deleted = 1
+	}
+	return statusOK
+}
+
+// borealis_index_node_vector copies id's stored vector (unit length under cosine) into vec.
+//
+//export borealis_index_node_vector
+func borealis_index_node_vector(h C.longlong, id C.uint32_t, vec *C.float) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	v := g.x.Vector(uint32(id))
+	if v == nil {
+		return fail(fmt.Errorf("node %d is not in the graph", uint32(id)))
+	}
+	copy(floats(vec, len(v)), v)
+	return statusOK
+}
+
+// borealis_index_node_lists writes id's neighbour lists into slots, the page layout: 2·m
+// slots for layer 0, then m per upper layer, unused slots 0xFFFFFFFF. nslots must cover level.
+//
+//export borealis_index_node_lists
+func borealis_index_node_lists(h C.longlong, id C.uint32_t, slots *C.uint32_t, nslots C.int) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	fillSlots(g.x, uint32(id), uint32s(slots, int(nslots)))
+	return statusOK
+}
+
+func fillSlots(x *hnsw.Index, id uint32, out []uint32) {
+	for i := range out {
+		out[i] = noNeighbor
+	}
+	m := x.Options().M
+	level := x.Level(id)
+	pos := 0
+	for layer := 0; layer <= level; layer++ {
+		capacity := m
+		if layer == 0 {
+			capacity = 2 * m
+		}
+		if pos+capacity > len(out) {
+			return
+		}
+		copy(out[pos:pos+capacity], x.Neighbors(id, layer))
+		pos += capacity
+	}
+}
+
+// noNeighbor marks an unused slot in a page's neighbour list.
+const noNeighbor = 0xFFFFFFFF
+
+// borealis_index_entry reports the entry point; *level is -1 for an empty graph.
+//
+//export borealis_index_entry
+func borealis_index_entry(h C.longlong, id *C.uint32_t, level *C.int) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	e, l, ok := g.x.EntryPoint()
+	if !ok {
+		*level = -1
+		return statusOK
+	}
+	*id, *level = C.uint32_t(e), C.int(l)
+	return statusOK
+}

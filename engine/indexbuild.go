@@ -1,0 +1,168 @@
+package main
+
+/*
+#include <stdint.h>
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/borealisdb/borealis/hnsw"
+)
+
+// A build runs in goroutines while the backend's thread waits in C: C hands the heap's vectors
+// over in batches (borealis_index_build_add), starts the build, then calls
+// borealis_index_build_wait in a loop, running CHECK_FOR_INTERRUPTS and reporting progress
+// between waits. On a cancel C calls borealis_index_free, which stops the goroutines before it
+// returns, so no goroutine touches the graph once the backend has moved on.
+
+type buildJob struct {
+	dims    int
+	vectors []float32 // pending vectors, id i at [i*dims:(i+1)*dims]
+	done    atomic.Int64
+	stop    atomic.Bool
+	wg      sync.WaitGroup
+	running bool
+	errMu   sync.Mutex
+	err     error
+}
+
+func (b *buildJob) cancel() {
+	b.stop.Store(true)
+	b.wg.Wait()
+}
+
+// borealis_index_build_add validates n vectors of the graph's dims and queues them under the
+// next ids. On a bad vector it returns statusError with *bad set to its position in the batch
+// (so C can name the row) and queues nothing of the batch.
+//
+//export borealis_index_build_add
+func borealis_index_build_add(h C.longlong, n C.int, vecs *C.float, bad *C.int) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	dims := g.x.Dims()
+	if g.build == nil {
+		g.build = &buildJob{dims: dims}
+	}
+	in := floats(vecs, int(n)*dims)
+	for i := range int(n) {
+		if err := checkVector(in[i*dims:(i+1)*dims], g.x.Metric()); err != nil {
+			*bad = C.int(i)
+			return fail(err)
+		}
+	}
+	g.build.vectors = append(g.build.vectors, in...)
+	return statusOK
+}
+
+// checkVector refuses what hnsw would refuse, before anything was queued.
+func checkVector(v []float32, metric hnsw.Metric) error {
+	var norm float64
+	for _, f := range v {
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			return fmt.Errorf("vector %s", vectorProblem(hnsw.ErrNonFinite))
+		}
+		norm += float64(f) * float64(f)
+	}
+	if metric == hnsw.Cosine && norm == 0 {
+		return fmt.Errorf("vector %s", vectorProblem(hnsw.ErrZeroVector))
+	}
+	return nil
+}
+
+// borealis_index_build_start inserts the queued vectors with threads goroutines.
+//
+//export borealis_index_build_start
+func borealis_index_build_start(h C.longlong, threads C.int) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	if g.build == nil {
+		g.build = &buildJob{dims: g.x.Dims()}
+	}
+	b := g.build
+	n := len(b.vectors) / b.dims
+	if err := g.x.Reserve(n); err != nil {
+		return fail(err)
+	}
+	var next atomic.Int64
+	b.running = true
+	for range max(1, int(threads)) {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			for !b.stop.Load() {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if err := g.x.Add(uint32(i), b.vectors[int(i)*b.dims:(int(i)+1)*b.dims]); err != nil {
+					b.errMu.Lock()
+					if b.err == nil {
+						b.err = fmt.Errorf("adding element %d: %w", i, err)
+					}
+					b.errMu.Unlock()
+					b.stop.Store(true)
+					return
+				}
+				b.done.Add(1)
+			}
+		}()
+	}
+	return statusOK
+}
+
+// borealis_index_build_wait waits up to ms milliseconds for the build to finish. It returns
+// statusOK when the graph is complete, statusRunning while it goes on, statusInterrupted as
+// soon as PostgreSQL has an interrupt pending, statusError when an insert failed. *done counts
+// the vectors inserted so far.
+//
+//export borealis_index_build_wait
+func borealis_index_build_wait(h C.longlong, ms C.int, done *C.longlong) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	b := g.build
+	if b == nil || !b.running {
+		return fail(fmt.Errorf("no build is running"))
+	}
+	finished := make(chan struct{})
+	go func() { b.wg.Wait(); close(finished) }()
+	deadline := time.Now().Add(time.Duration(ms) * time.Millisecond)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-finished:
+			*done = C.longlong(b.done.Load())
+			b.errMu.Lock()
+			defer b.errMu.Unlock()
+			if b.err != nil {
+				return fail(b.err)
+			}
+			b.running = false
+			b.vectors = nil
+			return statusOK
+		case <-tick.C:
+		}
+		*done = C.longlong(b.done.Load())
+		if interrupted() {
+			return statusInterrupted
+		}
+		if time.Now().After(deadline) {
+			return statusRunning
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package main
+
+/*
+#include <stdint.h>
+*/
+import "C"
+
+import (
+	"github.com/borealisdb/borealis/hnsw"
+)
+
+// HNSW's neighbour selection can leave an element with no incoming edge: when a full list is
+// pruned, the element it drops may have been linked from nowhere else, and no search can reach
+// it again (inner-product graphs lose many this way: small-norm points are nobody's nearest).
+// These functions give such elements an incoming edge from their nearest reachable element
+// that has a free slot in its layer-0 list. They only add edges, so they never disconnect
+// anything, and they report the elements whose lists they changed so C can write those pages.
+
+// linkOrphan links u from the nearest reachable element with room; it returns that element.
+func linkOrphan(x *hnsw.Index, u uint32, reached []bool, ef int) (uint32, bool) {
+	vec := x.Vector(u)
+	if vec == nil {
+		return 0, false
+	}
+	capacity := 2 * x.Options().M
+	res, err := x.SearchWith(nil, vec, ef, hnsw.SearchOptions{Ef: ef})
+	if err != nil {
+		return 0, false
+	}
+	for _, r := range res {
+		if r.ID == u || (reached != nil && !reached[r.ID]) {
+			continue
+		}
+		list := x.Neighbors(r.ID, 0)
+		if len(list) >= capacity {
+			continue
+		}
+		if x.SetNeighbors(r.ID, 0, append(list, u)) == nil {
+			return r.ID, true
+		}
+	}
+	return 0, false
+}
+
+// borealis_index_connect_all links every element the entry point cannot reach (after a build
+// or a VACUUM). changed receives the elements whose lists changed.
+//
+//export borealis_index_connect_all
+func borealis_index_connect_all(h C.longlong, changed *C.uint32_t, capacity C.int, nchanged *C.int) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	x := g.x
+	*nchanged = 0
+	entry, _, ok := x.EntryPoint()
+	if !ok {
+		return statusOK
+	}
+	limit := x.IDLimit()
+	reached := make([]bool, limit)
+	var queue []uint32
+	visit := func(from uint32) {
+		queue = append(queue[:0], from)
+		reached[from] = true
+		for len(queue) > 0 {
+			cur := queue[len(queue)-1]
+			queue = queue[:len(queue)-1]
+			for layer := 0; layer <= x.Level(cur); layer++ {
+				for _, e := range x.Neighbors(cur, layer) {
+					if e < limit && !reached[e] {
+						reached[e] = true
+						queue = append(queue, e)
+					}
+				}
+			}
+		}
+	}
+	visit(entry)
+	out := uint32s(changed, int(capacity))
+	n := 0
+	ef := max(64, x.Options().EfConstruction)
+	for u := range limit {
+		if reached[u] || !x.Contains(u) || x.IsDeleted(u) {
+			continue
+		}
+		if u%64 == 0 && interrupted() {
+			*nchanged = C.int(n)
+			return statusInterrupted
+		}
+		if r, ok := linkOrphan(x, u, reached, ef); ok && n < len(out) {
+			out[n] = r
+			n++
+			visit(u)
+		}
+	}
+	*nchanged = C.int(n)
+	return statusOK
+}
+
+// borealis_index_reconnect checks the elements an insert dropped from some list: an element
+// a search for its own vector does not find has lost its way in, and is linked again.
+//
+//export borealis_index_reconnect
+func borealis_index_reconnect(h C.longlong, dropped *C.uint32_t, ndropped C.int, changed *C.uint32_t, capacity C.int, nchanged *C.int) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	x := g.x
+	out := uint32s(changed, int(capacity))
+	n := 0
+	ef := 2 * x.Options().M
+	for _, w := range uint32s(dropped, int(ndropped)) {
+		if !x.Contains(w) || x.IsDeleted(w) {
+			continue
+		}
+		vec := x.Vector(w)
+		res, err := x.SearchWith(nil, vec, ef, hnsw.SearchOptions{Ef: ef})
+		if err != nil {
+			return fail(err)
+		}
+		found := false
+		for _, r := range res {
+			found = found || r.ID == w
+		}
+		if found {
+			continue
+		}
+		if r, ok := linkOrphan(x, w, nil, ef); ok && n < len(out) {
+			out[n] = r
+			n++
+		}
+	}
+	*nchanged = C.int(n)
+	return statusOK
+}

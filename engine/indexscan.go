@@ -1,0 +1,90 @@
+package main
+
+/*
+#include <stdint.h>
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/borealisdb/borealis/hnsw"
+)
+
+// A scan is an hnsw.Iterator over a backend's cache: it yields (element, distance) in
+// increasing distance for as long as amgettuple asks, which gives iterative scans for free.
+
+var (
+	scansMu  sync.Mutex
+	scans    = map[int64]*hnsw.Iterator{}
+	nextScan int64
+)
+
+// borealis_index_scan_begin starts a search for q (dims floats) with beam width ef.
+//
+//export borealis_index_scan_begin
+func borealis_index_scan_begin(h C.longlong, q *C.float, ef C.int, scan *C.longlong) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	it, err := g.x.NewIterator(floats(q, g.x.Dims()), hnsw.SearchOptions{Ef: int(ef)})
+	if err != nil {
+		return fail(fmt.Errorf("query vector %s", vectorProblem(err)))
+	}
+	scansMu.Lock()
+	nextScan++
+	scans[nextScan] = it
+	*scan = C.longlong(nextScan)
+	scansMu.Unlock()
+	return statusOK
+}
+
+// borealis_index_scan_next writes up to max results into ids and dists; *n is how many, 0 when
+// the graph is exhausted. It polls PostgreSQL's interrupt flag between results and returns
+// statusInterrupted (with *n results) when one is pending.
+//
+//export borealis_index_scan_next
+func borealis_index_scan_next(scan C.longlong, max C.int, ids *C.uint32_t, dists *C.float, n *C.int) (rc C.int) {
+	defer guard(&rc)
+	scansMu.Lock()
+	it := scans[int64(scan)]
+	scansMu.Unlock()
+	*n = 0
+	if it == nil {
+		return fail(fmt.Errorf("no scan with handle %d", int64(scan)))
+	}
+	outIDs := uint32s(ids, int(max))
+	outDists := floats(dists, int(max))
+	for i := range int(max) {
+		// After the first result, so every call makes progress even while PostgreSQL holds
+		// interrupts off.
+		if i > 0 && interrupted() {
+			return statusInterrupted
+		}
+		r, ok := it.Next()
+		if !ok {
+			break
+		}
+		outIDs[i], outDists[i] = r.ID, r.Distance
+		*n = C.int(i + 1)
+	}
+	return statusOK
+}
+
+// borealis_index_scan_end releases a scan.
+//
+//export borealis_index_scan_end
+func borealis_index_scan_end(scan C.longlong) (rc C.int) {
+	defer guard(&rc)
+	scansMu.Lock()
+	it := scans[int64(scan)]
+	delete(scans, int64(scan))
+	scansMu.Unlock()
+	if it != nil {
+		it.Close()
+	}
+	return statusOK
+}

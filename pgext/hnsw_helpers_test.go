@@ -1,0 +1,151 @@
+package pgext_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/borealisdb/borealis/internal/pgtest"
+)
+
+// Helpers shared by the borealis_hnsw integration tests: clustered synthetic data loaded with
+// COPY, exact answers computed by the server itself (a sequential scan), and recall@k through
+// SQL.
+
+// clustered returns n vectors of dims components around `clusters` random centres, the shape
+// of real embeddings (near neighbours exist, unlike uniform noise). seed makes it repeatable.
+func clustered(n, dims, clusters int, seed uint64) [][]float32 {
+	r := rand.New(rand.NewPCG(seed, 7))
+	centres := make([][]float32, clusters)
+	for c := range centres {
+		centres[c] = make([]float32, dims)
+		for i := range centres[c] {
+			centres[c][i] = float32(r.NormFloat64())
+		}
+	}
+	out := make([][]float32, n)
+	for k := range out {
+		c := centres[r.IntN(clusters)]
+		v := make([]float32, dims)
+		for i := range v {
+			v[i] = c[i] + float32(0.35*r.NormFloat64())
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func vectorText(v []float32) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, f := range v {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatFloat(float64(f), 'g', -1, 32))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// loadVectors creates table (id int primary key, embedding vector(dims)) holding vecs with ids
+// starting at firstID.
+func loadVectors(t testing.TB, conn *pgx.Conn, table string, dims int, vecs [][]float32, firstID int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (id int PRIMARY KEY, embedding vector(%d))", table, dims)); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i, v := range vecs {
+		fmt.Fprintf(&b, "%d\t%s\n", firstID+i, vectorText(v))
+	}
+	if _, err := conn.PgConn().CopyFrom(ctx, strings.NewReader(b.String()), "COPY "+table+" (id, embedding) FROM STDIN"); err != nil {
+		t.Fatalf("COPY into %s: %v", table, err)
+	}
+}
+
+// topK runs `SELECT id FROM table ORDER BY embedding <op> q LIMIT k`.
+func topK(t testing.TB, conn *pgx.Conn, table, op string, q []float32, k int) []int {
+	t.Helper()
+	rows, err := conn.Query(context.Background(),
+		fmt.Sprintf("SELECT id FROM %s ORDER BY embedding %s $1::vector LIMIT %d", table, op, k), vectorText(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// exactTopK is topK by sequential scan: the ground truth.
+func exactTopK(t testing.TB, conn *pgx.Conn, table, op string, q []float32, k int) []int {
+	t.Helper()
+	ctx := context.Background()
+	mustExec(t, conn, "SET enable_indexscan = off")
+	defer mustExec(t, conn, "RESET enable_indexscan")
+	_ = ctx
+	return topK(t, conn, table, op, q, k)
+}
+
+func mustExec(t testing.TB, conn *pgx.Conn, sql string, args ...any) {
+	t.Helper()
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// recall is the mean fraction of each exact top k found by the index.
+func recall(t testing.TB, conn *pgx.Conn, table, op string, queries [][]float32, truth [][]int, k int) float64 {
+	t.Helper()
+	found, total := 0, 0
+	for i, q := range queries {
+		got := map[int]bool{}
+		for _, id := range topK(t, conn, table, op, q, k) {
+			got[id] = true
+		}
+		for _, id := range truth[i] {
+			if got[id] {
+				found++
+			}
+		}
+		total += len(truth[i])
+	}
+	if total == 0 {
+		t.Fatal("no ground truth")
+	}
+	return float64(found) / float64(total)
+}
+
+// requireChecked fails the test when borealis_hnsw_check reports any problem for index.
+func requireChecked(t testing.TB, s *pgtest.Server, index string) {
+	t.Helper()
+	conn := s.Connect("postgres")
+	rows, err := conn.Query(context.Background(), "SELECT * FROM borealis_hnsw_check($1)", index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Fatalf("borealis_hnsw_check(%s) on %s: %d problems:\n%s", index, s.DSN("postgres"), len(problems), strings.Join(problems, "\n"))
+	}
+}
+
+func norm(v []float32) float64 {
+	var s float64
+	for _, f := range v {
+		s += float64(f) * float64(f)
+	}
+	return math.Sqrt(s)
+}

@@ -1,0 +1,212 @@
+/*
+ * hnsw.c — the borealis_hnsw access method: handler, reloptions, operator classes, costs.
+ */
+#include "hnsw.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "access/reloptions.h"
+#include "commands/vacuum.h"
+#include "fmgr.h"
+#include "optimizer/optimizer.h"
+#include "utils/float.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/selfuncs.h"
+
+static relopt_kind bhnsw_relopt_kind;
+static bool bhnsw_initialised = false;
+
+/*
+ * Registers the reloptions, once per process. PostgreSQL calls the handler before it parses an
+ * index's options, so doing it here (rather than in _PG_init) covers a server that does not
+ * preload the module too.
+ */
+void
+bhnsw_init(void)
+{
+	if (bhnsw_initialised)
+		return;
+	bhnsw_initialised = true;
+	bhnsw_relopt_kind = add_reloption_kind();
+	add_int_reloption(bhnsw_relopt_kind, "m", "Maximum number of connections per node (layer 0 keeps 2*m)",
+					  BHNSW_DEFAULT_M, BHNSW_MIN_M, BHNSW_MAX_M, AccessExclusiveLock);
+	add_int_reloption(bhnsw_relopt_kind, "ef_construction", "Size of the dynamic candidate list while building",
+					  BHNSW_DEFAULT_EF_CONSTRUCTION, BHNSW_MIN_EF_CONSTRUCTION, BHNSW_MAX_EF_CONSTRUCTION,
+					  AccessExclusiveLock);
+}
+
+static bytea *
+bhnsw_options(Datum reloptions, bool validate)
+{
+	static const relopt_parse_elt tab[] = {
+		{"m", RELOPT_TYPE_INT, offsetof(BhnswOptions, m)},
+		{"ef_construction", RELOPT_TYPE_INT, offsetof(BhnswOptions, ef_construction)},
+	};
+
+	return (bytea *) build_reloptions(reloptions, validate, bhnsw_relopt_kind,
+									  sizeof(BhnswOptions), tab, lengthof(tab));
+}
+
+void
+bhnsw_reloptions_of(Relation index, int *m, int *ef_construction)
+{
+	BhnswOptions *opts = (BhnswOptions *) index->rd_options;
+
+	*m = opts ? opts->m : BHNSW_DEFAULT_M;
+	*ef_construction = opts ? opts->ef_construction : BHNSW_DEFAULT_EF_CONSTRUCTION;
+}
+
+/*
+ * The metric comes from the operator class's support function 1, which is pgvector's own
+ * distance function for that operator.
+ */
+int
+bhnsw_metric_of(Relation index)
+{
+	Oid			proc = index_getprocid(index, 1, 1);
+	char	   *name = OidIsValid(proc) ? get_func_name(proc) : NULL;
+
+	if (name != NULL)
+	{
+		if (strcmp(name, "l2_distance") == 0)
+			return BHNSW_METRIC_L2;
+		if (strcmp(name, "cosine_distance") == 0)
+			return BHNSW_METRIC_COSINE;
+		if (strcmp(name, "vector_negative_inner_product") == 0)
+			return BHNSW_METRIC_IP;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("borealis_hnsw does not support the distance function %s of index \"%s\"",
+					name ? name : "(none)", RelationGetRelationName(index)),
+			 errhint("Use vector_l2_ops, vector_cosine_ops or vector_ip_ops.")));
+	return 0;
+}
+
+/* The indexed column's declared dimensions; a column without them cannot be indexed. */
+int
+bhnsw_dims_of(Relation index)
+{
+	int			typmod = TupleDescAttr(index->rd_att, 0)->atttypmod;
+
+	if (typmod < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column does not have dimensions"),
+				 errhint("Declare the column as vector(n), for example ALTER TABLE ... ALTER COLUMN ... TYPE vector(1536).")));
+	if (typmod > BHNSW_MAX_DIMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("column cannot have more than %d dimensions for borealis_hnsw index (it has %d)",
+						BHNSW_MAX_DIMS, typmod)));
+	return typmod;
+}
+
+/*
+ * Costs. The index is only useful for ORDER BY <distance> (LIMIT n): for anything else it is
+ * made infinitely expensive so the planner never picks it. An ordered scan searches the
+ * backend's in-memory graph: about ef_search * 2m * (levels) distance computations, with no
+ * page reads once the cache is warm, so its cost is that many operator evaluations.
+ */
+static void
+bhnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+				   Cost *indexStartupCost, Cost *indexTotalCost,
+				   Selectivity *indexSelectivity, double *indexCorrelation,
+				   double *indexPages)
+{
+	GenericCosts costs;
+	int			m,
+				efc;
+	double		tuples,
+				visited;
+	Relation	index;
+
+	if (path->indexorderbys == NIL)
+	{
+		*indexStartupCost = get_float8_infinity();
+		*indexTotalCost = get_float8_infinity();
+		*indexSelectivity = 0;
+		*indexCorrelation = 0;
+		*indexPages = 0;
+		return;
+	}
+
+	MemSet(&costs, 0, sizeof(costs));
+	genericcostestimate(root, path, loop_count, &costs);
+
+	index = index_open(path->indexinfo->indexoid, NoLock);
+	bhnsw_reloptions_of(index, &m, &efc);
+	index_close(index, NoLock);
+
+	tuples = Max(path->indexinfo->tuples, 1);
+	visited = Min(tuples, (double) borealis_ef_search * 2 * m * Max(1.0, log(tuples) / log(Max(m, 2))));
+
+	*indexStartupCost = visited * cpu_operator_cost * 10;
+	*indexTotalCost = *indexStartupCost + costs.numIndexTuples * cpu_index_tuple_cost;
+	*indexSelectivity = costs.indexSelectivity;
+	*indexCorrelation = 0;
+	*indexPages = costs.numIndexPages;
+}
+
+static bool
+bhnsw_validate(Oid opclassoid)
+{
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(borealis_hnsw_handler);
+
+Datum
+borealis_hnsw_handler(PG_FUNCTION_ARGS)
+{
+	IndexAmRoutine *am = makeNode(IndexAmRoutine);
+
+	bhnsw_init();
+
+	am->amstrategies = 0;
+	am->amsupport = 1;
+	am->amoptsprocnum = 0;
+	am->amcanorder = false;
+	am->amcanorderbyop = true;
+	am->amcanbackward = false;
+	am->amcanunique = false;
+	am->amcanmulticol = false;
+	am->amoptionalkey = true;
+	am->amsearcharray = false;
+	am->amsearchnulls = false;
+	am->amstorage = false;
+	am->amclusterable = false;
+	am->ampredlocks = false;
+	am->amcanparallel = false;
+	am->amcaninclude = false;
+	am->amusemaintenanceworkmem = false;
+	am->amparallelvacuumoptions = VACUUM_OPTION_NO_PARALLEL;
+	am->amkeytype = InvalidOid;
+
+	am->ambuild = bhnsw_build;
+	am->ambuildempty = bhnsw_buildempty;
+	am->aminsert = bhnsw_insert;
+	am->ambulkdelete = bhnsw_bulkdelete;
+	am->amvacuumcleanup = bhnsw_vacuumcleanup;
+	am->amcanreturn = NULL;
+	am->amcostestimate = bhnsw_costestimate;
+	am->amoptions = bhnsw_options;
+	am->amproperty = NULL;
+	am->ambuildphasename = bhnsw_buildphasename;
+	am->amvalidate = bhnsw_validate;
+	am->amadjustmembers = NULL;
+	am->ambeginscan = bhnsw_beginscan;
+	am->amrescan = bhnsw_rescan;
+	am->amgettuple = bhnsw_gettuple;
+	am->amgetbitmap = NULL;
+	am->amendscan = bhnsw_endscan;
+	am->ammarkpos = NULL;
+	am->amrestrpos = NULL;
+	am->amestimateparallelscan = NULL;
+	am->aminitparallelscan = NULL;
+	am->amparallelrescan = NULL;
+
+	PG_RETURN_POINTER(am);
+}

@@ -1,0 +1,389 @@
+/*
+ * hnswbuild.c — CREATE INDEX: C scans the heap and hands the vectors to the Go engine in
+ * batches; Go builds the graph with borealis.build_threads goroutines while C waits in 100 ms
+ * slices, reporting progress and running CHECK_FOR_INTERRUPTS between them (a cancel frees
+ * the graph, which stops the goroutines first); C then writes the pages and WAL-logs them with
+ * log_newpage_range.
+ */
+#include "hnsw.h"
+
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "commands/progress.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/bufmgr.h"
+#include "utils/backend_progress.h"
+#include "utils/memutils.h"
+
+#define BUILD_BATCH 1024
+
+typedef struct BuildState
+{
+	Relation	heap;
+	Relation	index;
+	const BorealisEngine *eng;
+	long long	graph;
+	int			dims;
+	int			metric;
+	int			m;
+	int			ef_construction;
+	double		reltuples_estimate;
+	int64		ntuples;
+	ItemPointerData *tids;		/* heap TID of element id i */
+	int64		tids_capacity;
+	float	   *batch;
+	ItemPointerData *batch_tids;
+	int			nbatch;
+	MemoryContext tmpctx;
+} BuildState;
+
+static void
+check_memory(BuildState *bs, int64 n)
+{
+	int64		limit = (int64) maintenance_work_mem * 1024;
+	int64		need = bs->eng->index_estimate(n, bs->dims, bs->m) + n * bs->dims * (int64) sizeof(float);
+
+	if (need > limit)
+	{
+		int64		total = Max(n, (int64) bs->reltuples_estimate);
+		int64		all = bs->eng->index_estimate(total, bs->dims, bs->m) + total * bs->dims * (int64) sizeof(float);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("borealis_hnsw graph for index \"%s\" does not fit in maintenance_work_mem",
+						RelationGetRelationName(bs->index)),
+				 errdetail("%lld rows of %d dimensions need %lld MB; maintenance_work_mem is %d MB.",
+						   (long long) n, bs->dims, (long long) ((need + (1 << 20) - 1) >> 20), maintenance_work_mem >> 10),
+				 errhint("Raise maintenance_work_mem to at least %lld MB (estimate for %lld rows), e.g. SET maintenance_work_mem = '%lldMB'.",
+						 (long long) (all >> 20) + 1, (long long) total, (long long) (all >> 20) + 1)));
+	}
+}
+
+static void
+flush_batch(BuildState *bs)
+{
+	int			bad = -1;
+	int			rc;
+
+	if (bs->nbatch == 0)
+		return;
+	check_memory(bs, bs->ntuples + bs->nbatch);
+	rc = bs->eng->index_build_add(bs->graph, bs->nbatch, bs->batch, &bad);
+	if (rc == ENGINE_ERROR && bad >= 0)
+	{
+		char		msg[256];
+
+		bs->eng->last_error(msg, sizeof(msg));
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("cannot index row %s of \"%s\": %s",
+						bhnsw_tid_string(&bs->batch_tids[bad]), RelationGetRelationName(bs->heap), msg),
+				 bs->metric == BHNSW_METRIC_COSINE ?
+				 errhint("Cosine distance needs a non-zero vector: fix or delete the row, or index it with vector_l2_ops.") :
+				 errhint("Fix or delete the row.")));
+	}
+	bhnsw_engine_check(rc, "queueing vectors for the build");
+
+	if (bs->ntuples + bs->nbatch > bs->tids_capacity)
+	{
+		bs->tids_capacity = Max(bs->tids_capacity * 2, bs->ntuples + bs->nbatch);
+		bs->tids = repalloc_huge(bs->tids, sizeof(ItemPointerData) * bs->tids_capacity);
+	}
+	memcpy(bs->tids + bs->ntuples, bs->batch_tids, sizeof(ItemPointerData) * bs->nbatch);
+	bs->ntuples += bs->nbatch;
+	bs->nbatch = 0;
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, bs->ntuples);
+}
+
+static void
+build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool tupleIsAlive, void *state)
+{
+	BuildState *bs = state;
+	MemoryContext old;
+	BhnswVector *vec;
+
+	if (isnull[0])
+		return;					/* NULLs are not indexed, as in pgvector */
+
+	old = MemoryContextSwitchTo(bs->tmpctx);
+	vec = bhnsw_datum_vector(values[0]);
+	if (vec->dim != bs->dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("cannot index row %s of \"%s\": the vector has %d dimensions, the index has %d",
+						bhnsw_tid_string(tid), RelationGetRelationName(bs->heap), vec->dim, bs->dims),
+				 errhint("Every vector in an indexed column must have the column's dimensions.")));
+	memcpy(bs->batch + (int64) bs->nbatch * bs->dims, vec->x, sizeof(float) * bs->dims);
+	bs->batch_tids[bs->nbatch++] = *tid;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmpctx);
+
+	if (bs->nbatch == BUILD_BATCH)
+		flush_batch(bs);
+}
+
+/* Waits for the Go build, reporting progress; a cancel or error frees the graph first. */
+static void
+wait_for_graph(BuildState *bs)
+{
+	long long	done = 0;
+	int			rc;
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, BHNSW_PHASE_GRAPH);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, bs->ntuples);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
+	bhnsw_engine_check(bs->eng->index_build_start(bs->graph, borealis_build_threads), "starting the build");
+	PG_TRY();
+	{
+		for (;;)
+		{
+			rc = bs->eng->index_build_wait(bs->graph, 100, &done);
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, done);
+			if (rc == ENGINE_OK)
+				break;
+			if (rc == ENGINE_ERROR)
+				borealis_engine_raise("building the graph");
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_CATCH();
+	{
+		/* Stops the goroutines before PostgreSQL unwinds. */
+		bs->eng->index_free(bs->graph);
+		bs->graph = 0;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+static void
+init_meta_page(Page page, BuildState *bs)
+{
+	BhnswMetaPage meta;
+
+	bhnsw_init_page(page);
+	meta = BhnswPageGetMeta(page);
+	memset(meta, 0, sizeof(*meta));
+	meta->magic = BHNSW_MAGIC;
+	meta->version = BHNSW_LAYOUT_VERSION;
+	meta->dims = bs->dims;
+	meta->metric = bs->metric;
+	meta->m = bs->m;
+	meta->ef_construction = bs->ef_construction;
+	meta->entry_level = -1;
+	meta->counter = 1;
+	meta->log_complete_from = 2;
+	((PageHeader) page)->pd_lower = ((char *) meta + sizeof(BhnswMetaPageData)) - (char *) page;
+}
+
+static Buffer
+new_page(Relation index, ForkNumber fork)
+{
+	Buffer		buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	bhnsw_init_page(BufferGetPage(buf));
+	return buf;
+}
+
+static void
+write_pages(BuildState *bs)
+{
+	Relation	index = bs->index;
+	Buffer		metabuf,
+				buf;
+	Page		page;
+	BhnswMetaPage meta;
+	Size		esize = BHNSW_ELEMENT_SIZE(bs->dims);
+	BhnswElementTuple et = palloc0(esize);
+	BhnswNeighborTuple nt = palloc0(BHNSW_NEIGHBOR_SIZE(bs->m, BHNSW_MAX_LEVEL));
+	uint32		entry_id = 0;
+	int			entry_level = -1;
+	int64		id;
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, BHNSW_PHASE_WRITE);
+	metabuf = new_page(index, MAIN_FORKNUM);
+	Assert(BufferGetBlockNumber(metabuf) == BHNSW_METAPAGE_BLKNO);
+	init_meta_page(BufferGetPage(metabuf), bs);
+	meta = BhnswPageGetMeta(BufferGetPage(metabuf));
+
+	buf = new_page(index, MAIN_FORKNUM);
+	for (id = 0; id < bs->ntuples; id++)
+	{
+		int			level,
+					deleted;
+		Size		nsize;
+		OffsetNumber eoff;
+
+		if ((id & 255) == 0)
+			CHECK_FOR_INTERRUPTS();
+		bhnsw_engine_check(bs->eng->index_node_level(bs->graph, id, &level, &deleted), "reading a node");
+		nsize = BHNSW_NEIGHBOR_SIZE(bs->m, level);
+		et->type = BHNSW_ELEMENT_TUPLE;
+		et->level = level;
+		et->deleted = 0;
+		et->id = id;
+		et->heaptid = bs->tids[id];
+		et->dims = bs->dims;
+		bhnsw_engine_check(bs->eng->index_node_vector(bs->graph, id, et->vec), "reading a vector");
+		nt->type = BHNSW_NEIGHBOR_TUPLE;
+		nt->level = level;
+		nt->nslots = BHNSW_NSLOTS(bs->m, level);
+		nt->id = id;
+		bhnsw_engine_check(bs->eng->index_node_lists(bs->graph, id, nt->slots, nt->nslots), "reading lists");
+
+		page = BufferGetPage(buf);
+		if (PageGetFreeSpace(page) < esize + sizeof(ItemIdData))
+		{
+			MarkBufferDirty(buf);
+			UnlockReleaseBuffer(buf);
+			buf = new_page(index, MAIN_FORKNUM);
+			page = BufferGetPage(buf);
+		}
+		/* The neighbour tuple goes right after the element, or first on the next page. */
+		if (PageGetFreeSpace(page) >= esize + nsize + 2 * sizeof(ItemIdData))
+			ItemPointerSet(&et->neighbortid, BufferGetBlockNumber(buf), PageGetMaxOffsetNumber(page) + 2);
+		else
+			ItemPointerSet(&et->neighbortid, BufferGetBlockNumber(buf) + 1, FirstOffsetNumber);
+		eoff = PageAddItem(page, (Item) et, esize, InvalidOffsetNumber, false, false);
+		if (eoff == InvalidOffsetNumber)
+			elog(ERROR, "borealis_hnsw: failed to add element %lld to \"%s\"", (long long) id, RelationGetRelationName(index));
+		if (ItemPointerGetBlockNumber(&et->neighbortid) != BufferGetBlockNumber(buf))
+		{
+			MarkBufferDirty(buf);
+			UnlockReleaseBuffer(buf);
+			buf = new_page(index, MAIN_FORKNUM);
+			page = BufferGetPage(buf);
+		}
+		if (PageAddItem(page, (Item) nt, nsize, InvalidOffsetNumber, false, false) != ItemPointerGetOffsetNumber(&et->neighbortid) ||
+			BufferGetBlockNumber(buf) != ItemPointerGetBlockNumber(&et->neighbortid))
+			elog(ERROR, "borealis_hnsw: neighbour tuple of element %lld misplaced in \"%s\"", (long long) id, RelationGetRelationName(index));
+		if ((id & 1023) == 0)
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, id);
+	}
+	bhnsw_engine_check(bs->eng->index_entry(bs->graph, &entry_id, &entry_level), "reading the entry point");
+	meta->entry_id = entry_id;
+	meta->entry_level = entry_level;
+	meta->element_count = bs->ntuples;
+	meta->insert_page = BufferGetBlockNumber(buf);
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+	MarkBufferDirty(metabuf);
+	UnlockReleaseBuffer(metabuf);
+
+	if (RelationNeedsWAL(index))
+		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+	pfree(et);
+	pfree(nt);
+}
+
+IndexBuildResult *
+bhnsw_build(Relation heap, Relation index, IndexInfo *info)
+{
+	IndexBuildResult *result;
+	BuildState	bs;
+	double		reltuples;
+
+	MemSet(&bs, 0, sizeof(bs));
+	bs.heap = heap;
+	bs.index = index;
+	bs.dims = bhnsw_dims_of(index);
+	bs.metric = bhnsw_metric_of(index);
+	bhnsw_reloptions_of(index, &bs.m, &bs.ef_construction);
+	if (bs.ef_construction < 2 * bs.m)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ef_construction must be greater than or equal to 2 * m"),
+				 errdetail("m is %d and ef_construction is %d.", bs.m, bs.ef_construction),
+				 errhint("Raise ef_construction to at least %d or lower m.", 2 * bs.m)));
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+
+	bs.eng = borealis_engine();
+	{
+		BlockNumber pages;
+		double		tuples;
+		double		allvisfrac;
+
+		/* For the memory hint: the planner's own estimate of the rows to come. */
+		table_relation_estimate_size(heap, NULL, &pages, &tuples, &allvisfrac);
+		bs.reltuples_estimate = Max(tuples, 0);
+	}
+	bs.tids_capacity = 1024;
+	bs.tids = palloc_extended(sizeof(ItemPointerData) * bs.tids_capacity, MCXT_ALLOC_HUGE);
+	bs.batch = palloc(sizeof(float) * bs.dims * BUILD_BATCH);
+	bs.batch_tids = palloc(sizeof(ItemPointerData) * BUILD_BATCH);
+	bs.tmpctx = AllocSetContextCreate(CurrentMemoryContext, "borealis_hnsw build tuple", ALLOCSET_DEFAULT_SIZES);
+
+	bhnsw_engine_check(bs.eng->index_new(bs.dims, bs.metric, bs.m, bs.ef_construction, 0, &bs.graph),
+					   "creating the graph");
+	PG_TRY();
+	{
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, BHNSW_PHASE_LOAD);
+		reltuples = table_index_build_scan(heap, index, info, true, true, build_callback, &bs, NULL);
+		flush_batch(&bs);
+		wait_for_graph(&bs);
+		{
+			uint32	   *changed = palloc(sizeof(uint32) * Max(bs.ntuples, 1));
+
+			bhnsw_connect_all(&(BhnswCache) {.graph = bs.graph}, changed, Max(bs.ntuples, 1));
+			pfree(changed);
+		}
+		write_pages(&bs);
+	}
+	PG_CATCH();
+	{
+		if (bs.graph != 0)
+			bs.eng->index_free(bs.graph);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	bs.eng->index_free(bs.graph);
+	MemoryContextDelete(bs.tmpctx);
+
+	result = palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = reltuples;
+	result->index_tuples = bs.ntuples;
+	return result;
+}
+
+/* The init fork of an unlogged index: an empty meta page. */
+void
+bhnsw_buildempty(Relation index)
+{
+	BuildState	bs;
+	Buffer		buf;
+
+	MemSet(&bs, 0, sizeof(bs));
+	bs.dims = bhnsw_dims_of(index);
+	bs.metric = bhnsw_metric_of(index);
+	bhnsw_reloptions_of(index, &bs.m, &bs.ef_construction);
+	buf = ReadBufferExtended(index, INIT_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	START_CRIT_SECTION();
+	init_meta_page(BufferGetPage(buf), &bs);
+	MarkBufferDirty(buf);
+	log_newpage_buffer(buf, true);
+	END_CRIT_SECTION();
+	UnlockReleaseBuffer(buf);
+}
+
+char *
+bhnsw_buildphasename(int64 phase)
+{
+	switch (phase)
+	{
+		case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+			return "initializing";
+		case BHNSW_PHASE_LOAD:
+			return "loading tuples";
+		case BHNSW_PHASE_GRAPH:
+			return "building graph";
+		case BHNSW_PHASE_WRITE:
+			return "writing pages";
+		default:
+			return NULL;
+	}
+}

@@ -1,0 +1,114 @@
+/*
+ * hnswpage.h — the on-disk layout of a borealis_hnsw index.
+ *
+ * Block 0 is the meta page. Every other block holds element tuples and neighbour tuples,
+ * appended in element-id order (a build writes ids 0..n-1, inserts append at the end). Each
+ * element has a dense uint32 id, the id the Go graph uses; its element tuple records where its
+ * neighbour tuple is (the same page when both fit, else the next one). Tuples never move, so a
+ * backend's cache maps id -> (element tuple, neighbour tuple, heap TID) once and keeps it.
+ *
+ * The meta page carries a change counter, bumped by every insert and VACUUM, and a ring of the
+ * last changes (counter, element id, element tuple). A backend whose cache is at counter c
+ * replays the entries after c when the ring still holds all of them, and reloads the whole
+ * graph otherwise; WAL replay rewrites the same pages, so caches on a standby follow the same way.
+ */
+#ifndef BOREALIS_HNSWPAGE_H
+#define BOREALIS_HNSWPAGE_H
+
+#include "postgres.h"
+
+#include "storage/block.h"
+#include "storage/bufpage.h"
+#include "storage/itemptr.h"
+
+#define BHNSW_MAGIC				0xB0EA1150
+#define BHNSW_LAYOUT_VERSION	1
+#define BHNSW_METAPAGE_BLKNO	0
+#define BHNSW_PAGE_ID			0xB0EA
+#define BHNSW_MAX_DIMS			2000
+#define BHNSW_MAX_LEVEL			31
+#define BHNSW_LOG_SIZE			480
+
+/* Metrics, as the Go engine's hnsw.Metric. */
+#define BHNSW_METRIC_L2			1
+#define BHNSW_METRIC_COSINE		2
+#define BHNSW_METRIC_IP			3
+
+/* Tuple kinds (first byte of every tuple). */
+#define BHNSW_ELEMENT_TUPLE		1
+#define BHNSW_NEIGHBOR_TUPLE	2
+
+#define BHNSW_NO_NEIGHBOR		0xFFFFFFFF
+
+/* One change: element id's element tuple is at (blkno, offno), changed by change `counter`. */
+typedef struct BhnswLogEntry
+{
+	uint32		counter;
+	uint32		id;
+	BlockNumber blkno;
+	OffsetNumber offno;
+	uint16		unused;
+} BhnswLogEntry;
+
+typedef struct BhnswMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		dims;
+	uint16		metric;
+	uint16		m;
+	uint16		ef_construction;
+	int16		entry_level;	/* -1: empty graph */
+	uint32		entry_id;
+	uint32		element_count;	/* ids handed out; the next element gets this id */
+	uint32		counter;		/* bumped by every insert and vacuum; 1 after a build */
+	uint32		log_complete_from;	/* the ring holds every change with counter >= this */
+	uint32		log_head;		/* next ring slot to write */
+	BlockNumber insert_page;	/* where inserts append */
+	BhnswLogEntry log[BHNSW_LOG_SIZE];
+} BhnswMetaPageData;
+
+typedef BhnswMetaPageData *BhnswMetaPage;
+
+typedef struct BhnswPageOpaqueData
+{
+	uint16		page_id;		/* BHNSW_PAGE_ID, for pg_filedump and the checker */
+	uint16		unused;
+	uint32		unused2;
+} BhnswPageOpaqueData;
+
+typedef struct BhnswElementTupleData
+{
+	uint8		type;			/* BHNSW_ELEMENT_TUPLE */
+	uint8		level;
+	uint8		deleted;
+	uint8		unused;
+	uint32		id;
+	ItemPointerData heaptid;
+	ItemPointerData neighbortid;
+	uint16		dims;
+	uint16		unused2;
+	float		vec[FLEXIBLE_ARRAY_MEMBER];
+} BhnswElementTupleData;
+
+typedef BhnswElementTupleData *BhnswElementTuple;
+
+/* Neighbour lists: 2*m slots for layer 0, then m per upper layer; unused slots are NO_NEIGHBOR. */
+typedef struct BhnswNeighborTupleData
+{
+	uint8		type;			/* BHNSW_NEIGHBOR_TUPLE */
+	uint8		level;
+	uint16		nslots;
+	uint32		id;
+	uint32		slots[FLEXIBLE_ARRAY_MEMBER];
+} BhnswNeighborTupleData;
+
+typedef BhnswNeighborTupleData *BhnswNeighborTuple;
+
+#define BhnswPageGetMeta(page)	((BhnswMetaPage) PageGetContents(page))
+#define BhnswPageGetOpaque(page) ((BhnswPageOpaqueData *) PageGetSpecialPointer(page))
+#define BHNSW_ELEMENT_SIZE(dims) MAXALIGN(offsetof(BhnswElementTupleData, vec) + sizeof(float) * (dims))
+#define BHNSW_NSLOTS(m, level)	(2 * (m) + (level) * (m))
+#define BHNSW_NEIGHBOR_SIZE(m, level) MAXALIGN(offsetof(BhnswNeighborTupleData, slots) + sizeof(uint32) * BHNSW_NSLOTS(m, level))
+
+#endif							/* BOREALIS_HNSWPAGE_H */

@@ -1,0 +1,181 @@
+/*
+ * hnswscan.c — ordered scans: the search runs in Go on the backend's cache, with no buffer
+ * access per expanded node, and yields (element id, distance) in increasing distance; C maps
+ * ids to heap TIDs through the cache. Without iterative scan a scan returns at most
+ * borealis.ef_search rows, as pgvector; with it, up to borealis.max_scan_tuples.
+ */
+#include "hnsw.h"
+
+#include "access/relscan.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+
+#define SCAN_BATCH 64
+
+typedef struct BhnswScanOpaqueData
+{
+	bool		started;
+	bool		exhausted;
+	long long	scan;			/* Go iterator, 0 when none */
+	int64		returned;
+	int64		limit;
+	int			n;
+	int			pos;
+	uint32		ids[SCAN_BATCH];
+	float		dists[SCAN_BATCH];
+} BhnswScanOpaqueData;
+
+typedef BhnswScanOpaqueData *BhnswScanOpaque;
+
+IndexScanDesc
+bhnsw_beginscan(Relation index, int nkeys, int norderbys)
+{
+	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+
+	scan->opaque = palloc0(sizeof(BhnswScanOpaqueData));
+	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
+	scan->xs_orderbynulls = palloc(sizeof(bool) * Max(norderbys, 1));
+	return scan;
+}
+
+static void
+end_go_scan(BhnswScanOpaque so)
+{
+	if (so->scan != 0)
+		borealis_engine()->index_scan_end(so->scan);
+	so->scan = 0;
+}
+
+void
+bhnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys)
+{
+	BhnswScanOpaque so = (BhnswScanOpaque) scan->opaque;
+
+	end_go_scan(so);
+	so->started = false;
+	so->exhausted = false;
+	so->returned = 0;
+	so->n = so->pos = 0;
+	if (keys && scan->numberOfKeys > 0)
+		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
+	if (orderbys && scan->numberOfOrderBys > 0)
+		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+}
+
+static bool
+is_zero(BhnswVector *v)
+{
+	int			i;
+
+	for (i = 0; i < v->dim; i++)
+		if (v->x[i] != 0)
+			return false;
+	return true;
+}
+
+static void
+start(IndexScanDesc scan, BhnswScanOpaque so)
+{
+	const BorealisEngine *eng;
+	BhnswCache *cache;
+	BhnswVector *q;
+
+	so->started = true;
+	if (scan->numberOfOrderBys == 0 || (scan->orderByData[0].sk_flags & SK_ISNULL))
+	{
+		/* No query vector: nothing is ordered by distance; a NULL distance sorts nowhere. */
+		so->exhausted = true;
+		return;
+	}
+	eng = borealis_engine();
+	cache = bhnsw_cache_get(scan->indexRelation, false);
+	q = bhnsw_datum_vector(scan->orderByData[0].sk_argument);
+	if (q->dim != (int) cache->dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("query vector has %d dimensions, index \"%s\" has %u",
+						q->dim, RelationGetRelationName(scan->indexRelation), cache->dims)));
+	if (cache->metric == BHNSW_METRIC_COSINE && is_zero(q))
+	{
+		/* Cosine distance to a zero vector is NaN for every row: there is no order to give. */
+		so->exhausted = true;
+		return;
+	}
+	bhnsw_engine_check(eng->index_scan_begin(cache->graph, q->x, borealis_ef_search, &so->scan),
+					   "starting a search");
+	so->limit = borealis_iterative_scan == BOREALIS_ITERATIVE_SCAN_OFF ?
+		borealis_ef_search : Max(borealis_max_scan_tuples, borealis_ef_search);
+}
+
+static bool
+fetch(IndexScanDesc scan, BhnswScanOpaque so)
+{
+	const BorealisEngine *eng = borealis_engine();
+	int			want = (int) Min((int64) SCAN_BATCH, so->limit - so->returned);
+	int			rc;
+
+	if (want <= 0)
+		return false;
+	for (;;)
+	{
+		rc = eng->index_scan_next(so->scan, want, so->ids, so->dists, &so->n);
+		if (rc != ENGINE_INTERRUPTED)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	bhnsw_engine_check(rc, "searching");
+	so->pos = 0;
+	return so->n > 0;
+}
+
+bool
+bhnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	BhnswScanOpaque so = (BhnswScanOpaque) scan->opaque;
+	BhnswCache *cache;
+
+	if (!so->started)
+	{
+		start(scan, so);
+		pgstat_count_index_scan(scan->indexRelation);
+	}
+	for (;;)
+	{
+		uint32		id;
+
+		if (so->exhausted)
+			return false;
+		if (so->pos >= so->n && !fetch(scan, so))
+		{
+			so->exhausted = true;
+			return false;
+		}
+		id = so->ids[so->pos];
+		so->returned++;
+		cache = bhnsw_cache_find(scan->indexRelation);
+		if (cache == NULL)
+			cache = bhnsw_cache_get(scan->indexRelation, false);
+		if (id >= cache->nids || !cache->loc[id].present)
+		{
+			so->pos++;
+			continue;
+		}
+		scan->xs_heaptid = cache->loc[id].heaptid;
+		scan->xs_recheck = false;
+		scan->xs_recheckorderby = false;
+		scan->xs_orderbyvals[0] = Float8GetDatum((double) so->dists[so->pos]);
+		scan->xs_orderbynulls[0] = false;
+		so->pos++;
+		return true;
+	}
+}
+
+void
+bhnsw_endscan(IndexScanDesc scan)
+{
+	BhnswScanOpaque so = (BhnswScanOpaque) scan->opaque;
+
+	end_go_scan(so);
+	pfree(so);
+	scan->opaque = NULL;
+}

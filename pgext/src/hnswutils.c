@@ -1,0 +1,259 @@
+/*
+ * hnswutils.c — page and WAL helpers shared by build, insert, vacuum and scans.
+ */
+#include "hnsw.h"
+
+#include "access/generic_xlog.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/builtins.h"
+
+void
+bhnsw_init_page(Page page)
+{
+	PageInit(page, BLCKSZ, sizeof(BhnswPageOpaqueData));
+	BhnswPageGetOpaque(page)->page_id = BHNSW_PAGE_ID;
+}
+
+/* Copies the meta page; fails clearly on a page that is not a borealis_hnsw meta page. */
+void
+bhnsw_read_meta(Relation index, BhnswMetaPageData *meta)
+{
+	Buffer		buf = ReadBuffer(index, BHNSW_METAPAGE_BLKNO);
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	memcpy(meta, BhnswPageGetMeta(BufferGetPage(buf)), sizeof(*meta));
+	UnlockReleaseBuffer(buf);
+	if (meta->magic != BHNSW_MAGIC || meta->version != BHNSW_LAYOUT_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not a borealis_hnsw index of layout version %d",
+						RelationGetRelationName(index), BHNSW_LAYOUT_VERSION),
+				 errhint("REINDEX the index.")));
+}
+
+/*
+ * Turns an engine status into PostgreSQL's terms, with no Go frame on the stack: an interrupt
+ * runs CHECK_FOR_INTERRUPTS (which raises the cancel or timeout), an error raises ERROR.
+ */
+void
+bhnsw_engine_check(int rc, const char *what)
+{
+	if (rc == ENGINE_OK || rc == ENGINE_RUNNING)
+		return;
+	if (rc == ENGINE_INTERRUPTED)
+	{
+		CHECK_FOR_INTERRUPTS();
+		return;
+	}
+	borealis_engine_raise(what);
+}
+
+BhnswVector *
+bhnsw_datum_vector(Datum value)
+{
+	return (BhnswVector *) PG_DETOAST_DATUM(value);
+}
+
+char *
+bhnsw_tid_string(ItemPointer tid)
+{
+	return psprintf("(%u,%u)", ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid));
+}
+
+static int
+compare_by_neighbor_block(const void *a, const void *b, void *arg)
+{
+	BhnswCache *cache = arg;
+	BlockNumber ba = ItemPointerGetBlockNumber(&cache->loc[*(const uint32 *) a].nbrtid);
+	BlockNumber bb = ItemPointerGetBlockNumber(&cache->loc[*(const uint32 *) b].nbrtid);
+
+	return ba < bb ? -1 : ba > bb ? 1 : 0;
+}
+
+/*
+ * Writes the graph's current lists (and deleted flags) of ids onto their pages, a GenericXLog
+ * record per four pages. Each list is rewritten whole, so a crash between records leaves every
+ * list either old or new, both valid graphs. When dropped is given, it receives the elements
+ * that some list held before and no longer does (candidates for having lost their way in).
+ */
+void
+bhnsw_write_lists(Relation index, BhnswCache *cache, uint32 *ids, int n,
+				  uint32 **dropped, int *ndropped)
+{
+	const BorealisEngine *eng = borealis_engine();
+	GenericXLogState *state = NULL;
+	Buffer		bufs[MAX_GENERIC_XLOG_PAGES];
+	Page		pages[MAX_GENERIC_XLOG_PAGES];
+	int			nbufs = 0;
+	uint32	   *slots = palloc(sizeof(uint32) * BHNSW_NSLOTS(cache->m, BHNSW_MAX_LEVEL));
+	int			i;
+	int			dropped_cap = 0;
+
+	if (dropped)
+	{
+		*ndropped = 0;
+		dropped_cap = 256;
+		*dropped = palloc(sizeof(uint32) * dropped_cap);
+	}
+	qsort_arg(ids, n, sizeof(uint32), compare_by_neighbor_block, cache);
+	for (i = 0; i < n; i++)
+	{
+		BhnswLocation *loc = &cache->loc[ids[i]];
+		BlockNumber blk = ItemPointerGetBlockNumber(&loc->nbrtid);
+		BlockNumber eblk = ItemPointerGetBlockNumber(&loc->elemtid);
+		Page		page = NULL,
+					epage = NULL;
+		BhnswNeighborTuple nt;
+		BhnswElementTuple et;
+		int			level,
+					deleted,
+					nslots,
+					j;
+
+		bhnsw_engine_check(eng->index_node_level(cache->graph, ids[i], &level, &deleted), "reading a node");
+		nslots = BHNSW_NSLOTS(cache->m, level);
+		bhnsw_engine_check(eng->index_node_lists(cache->graph, ids[i], slots, nslots), "reading a node's lists");
+
+		/* Both the neighbour page and the element page (for the deleted flag) must be in. */
+		for (j = 0; j < nbufs; j++)
+		{
+			if (BufferGetBlockNumber(bufs[j]) == blk)
+				page = pages[j];
+			if (BufferGetBlockNumber(bufs[j]) == eblk)
+				epage = pages[j];
+		}
+		if ((page == NULL) + (epage == NULL && eblk != blk) + nbufs > MAX_GENERIC_XLOG_PAGES && state)
+		{
+			GenericXLogFinish(state);
+			for (j = 0; j < nbufs; j++)
+				UnlockReleaseBuffer(bufs[j]);
+			state = NULL;
+			nbufs = 0;
+			page = epage = NULL;
+		}
+		if (state == NULL)
+			state = GenericXLogStart(index);
+		if (page == NULL)
+		{
+			bufs[nbufs] = ReadBuffer(index, blk);
+			LockBuffer(bufs[nbufs], BUFFER_LOCK_EXCLUSIVE);
+			pages[nbufs] = GenericXLogRegisterBuffer(state, bufs[nbufs], 0);
+			page = pages[nbufs++];
+			if (eblk == blk)
+				epage = page;
+		}
+		if (epage == NULL)
+		{
+			bufs[nbufs] = ReadBuffer(index, eblk);
+			LockBuffer(bufs[nbufs], BUFFER_LOCK_EXCLUSIVE);
+			pages[nbufs] = GenericXLogRegisterBuffer(state, bufs[nbufs], 0);
+			epage = pages[nbufs++];
+		}
+
+		nt = (BhnswNeighborTuple) PageGetItem(page, PageGetItemId(page, ItemPointerGetOffsetNumber(&loc->nbrtid)));
+		if (nt->type != BHNSW_NEIGHBOR_TUPLE || nt->id != ids[i] || nt->nslots != nslots)
+			elog(ERROR, "borealis_hnsw index \"%s\": neighbour tuple of element %u is not where its element says",
+				 RelationGetRelationName(index), ids[i]);
+		if (dropped)
+		{
+			int			a,
+						b;
+
+			for (a = 0; a < nslots; a++)
+			{
+				bool		kept = false;
+
+				if (nt->slots[a] == BHNSW_NO_NEIGHBOR)
+					continue;
+				for (b = 0; b < nslots && !kept; b++)
+					kept = slots[b] == nt->slots[a];
+				if (kept)
+					continue;
+				if (*ndropped == dropped_cap)
+				{
+					dropped_cap *= 2;
+					*dropped = repalloc(*dropped, sizeof(uint32) * dropped_cap);
+				}
+				(*dropped)[(*ndropped)++] = nt->slots[a];
+			}
+		}
+		memcpy(nt->slots, slots, sizeof(uint32) * nslots);
+
+		et = (BhnswElementTuple) PageGetItem(epage, PageGetItemId(epage, ItemPointerGetOffsetNumber(&loc->elemtid)));
+		et->deleted = deleted ? 1 : 0;
+		loc->deleted = deleted != 0;
+	}
+	if (state)
+	{
+		GenericXLogFinish(state);
+		for (i = 0; i < nbufs; i++)
+			UnlockReleaseBuffer(bufs[i]);
+	}
+	pfree(slots);
+}
+
+/*
+ * Ends a change: bumps the meta page's counter, stores the entry point and logs the changed
+ * ids so other backends' caches can replay them. Returns the new counter.
+ */
+uint32
+bhnsw_commit_meta(Relation index, BhnswCache *cache, uint32 *ids, int n, bool force_full_reload)
+{
+	const BorealisEngine *eng = borealis_engine();
+	GenericXLogState *state;
+	Buffer		buf;
+	BhnswMetaPage meta;
+	uint32		entry_id = 0;
+	int			entry_level;
+	uint32		counter;
+	int			i;
+
+	bhnsw_engine_check(eng->index_entry(cache->graph, &entry_id, &entry_level), "reading the entry point");
+
+	buf = ReadBuffer(index, BHNSW_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	meta = BhnswPageGetMeta(GenericXLogRegisterBuffer(state, buf, 0));
+	counter = ++meta->counter;
+	meta->entry_id = entry_id;
+	meta->entry_level = entry_level;
+	if (force_full_reload || n > BHNSW_LOG_SIZE)
+		meta->log_complete_from = counter + 1;
+	else
+	{
+		for (i = 0; i < n; i++)
+		{
+			BhnswLogEntry *e = &meta->log[meta->log_head];
+
+			if (e->counter != 0 && e->counter + 1 > meta->log_complete_from)
+				meta->log_complete_from = e->counter + 1;
+			e->counter = counter;
+			e->id = ids[i];
+			e->blkno = ItemPointerGetBlockNumber(&cache->loc[ids[i]].elemtid);
+			e->offno = ItemPointerGetOffsetNumber(&cache->loc[ids[i]].elemtid);
+			meta->log_head = (meta->log_head + 1) % BHNSW_LOG_SIZE;
+		}
+	}
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+	return counter;
+}
+
+/* Links every element the entry point cannot reach (see engine/indexconnect.go). */
+int
+bhnsw_connect_all(BhnswCache *cache, uint32 *changed, int capacity)
+{
+	int			n = 0;
+	int			rc;
+
+	for (;;)
+	{
+		rc = borealis_engine()->index_connect_all(cache->graph, changed, capacity, &n);
+		if (rc != ENGINE_INTERRUPTED)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	bhnsw_engine_check(rc, "linking unreachable elements");
+	return n;
+}
