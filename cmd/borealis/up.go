@@ -2,36 +2,57 @@ package main
 
 import (
 	"context"
+	"errors"
+
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/store"
+)
 
-	"github.com/borealisdb/borealis/internal/pgproc"
+// Defaults of `make up`: the cluster endpoint on 5433 (PORT= changes it), the reader endpoint on
+// the next port, the API on 127.0.0.1:8433.
+const (
+	defaultUpCluster = "borealis"
+	defaultUpPort    = 5433
 )
 
 func init() {
-	commands["up"] = command{summary: "start a local dev node in the foreground until Ctrl-C", run: runUp}
+	commands["up"] = command{summary: "run the control plane with a dev cluster (1 writer, 1 reader) until Ctrl-C", run: runUp}
+}
+
+type upOptions struct {
+	home, apiAddr, name       string
+	port, readerPort, readers int
 }
 
 func runUp(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("up", stderr)
-	port := fs.Int("port", 5433, "TCP port of the dev node on 127.0.0.1")
-	home := fs.String("home", envOr("BOREALIS_HOME", ".borealis"), "directory for the dev node's data and log")
+	var o upOptions
+	fs.IntVar(&o.port, "port", defaultUpPort, "cluster (writer) endpoint port on 127.0.0.1")
+	fs.IntVar(&o.readerPort, "reader-port", 0, "reader endpoint port on 127.0.0.1 (default: --port + 1)")
+	fs.StringVar(&o.apiAddr, "api", defaultAPIAddr, "API listen address (loopback only)")
+	fs.StringVar(&o.home, "home", envOr("BOREALIS_HOME", defaultHome), "state directory; BOREALIS_HOME")
+	fs.StringVar(&o.name, "name", defaultUpCluster, "name of the dev cluster")
+	fs.IntVar(&o.readers, "readers", 1, "readers of the dev cluster when it is first created")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *port <= 0 || *port > 65535 {
-		return usagef("--port must be between 1 and 65535, got %d", *port)
+	if o.readerPort == 0 {
+		o.readerPort = o.port + 1
+	}
+	in := cluster.CreateInput{Name: o.name, Readers: o.readers, Port: o.port, ReaderPort: o.readerPort}
+	if err := in.Validate(); err != nil {
+		return usageFromField(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return upDevNode(ctx, *home, *port, stdout)
+	return up(ctx, o, stdout)
 }
 
 func envOr(name, def string) string {
@@ -41,85 +62,72 @@ func envOr(name, def string) string {
 	return def
 }
 
-// upDevNode starts a fresh single PostgreSQL node with borealis preloaded and the extension
-// created in database "borealis", prints how to reach it, and stops it cleanly when ctx ends.
-func upDevNode(ctx context.Context, home string, port int, stdout io.Writer) error {
-	home, err := filepath.Abs(home)
+// up starts the control plane, creates the dev cluster unless the store has it (it then comes
+// back as it was, its nodes adopted or restarted, on the requested ports), prints how to reach
+// it, and stops everything cleanly when ctx ends.
+func up(ctx context.Context, o upOptions, stdout io.Writer) error {
+	logf := func(format string, args ...any) { fmt.Fprintf(stdout, "  %s\n", fmt.Sprintf(format, args...)) }
+	existed := false
+	cp, err := startControlPlane(cpOptions{home: o.home, apiAddr: o.apiAddr, logf: logf,
+		beforeStartStores: func(st *store.Store) error {
+			rec, err := st.Cluster(o.name)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			existed = true
+			if rec.Port != o.port || rec.ReaderPort != o.readerPort {
+				rec.Port, rec.ReaderPort = o.port, o.readerPort
+				return st.PutCluster(rec)
+			}
+			return nil
+		}})
 	if err != nil {
 		return err
 	}
-	dataDir := filepath.Join(home, "dev", "data")
-	if err := os.RemoveAll(filepath.Dir(dataDir)); err != nil {
-		return fmt.Errorf("clearing the previous dev node in %s: %w", filepath.Dir(dataDir), err)
+	stopAll := func() {
+		fmt.Fprintln(stdout, "\nborealis: stopping the routers, the nodes and the control plane")
+		cp.stop(true)
+		fmt.Fprintln(stdout, "borealis: stopped cleanly")
 	}
-	if err := pgproc.PrepareDir(home, 0o755); err != nil {
-		return err
-	}
-	node, err := pgproc.New(pgproc.Config{
-		DataDir:       dataDir,
-		Port:          port,
-		DieWithParent: true,
-		Settings: map[string]string{
-			"shared_preload_libraries": "'borealis'",
-			"wal_level":                "replica",
-		},
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "borealis: initialising a fresh dev node in %s\n", dataDir)
-	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := node.Init(startCtx); err != nil {
-		return err
-	}
-	if err := node.Start(startCtx); err != nil {
-		return fmt.Errorf("%w (is port %d free? choose another with PORT=...)", err, port)
-	}
-	stopNode := func() error {
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer scancel()
-		return node.Stop(sctx)
-	}
-	if err := createDevDatabase(startCtx, node); err != nil {
-		_ = stopNode()
-		return err
-	}
-	uri := node.DSN("borealis")
-	fmt.Fprintf(stdout, "\nBorealis dev node is up (PostgreSQL on 127.0.0.1:%d, log %s)\n", port, node.LogFile)
-	fmt.Fprintf(stdout, "  URI:  %s\n", uri)
-	fmt.Fprintf(stdout, "  psql: psql '%s'\n", uri)
-	fmt.Fprintf(stdout, "Press Ctrl-C to stop it.\n")
-
-	select {
-	case <-ctx.Done():
-		fmt.Fprintln(stdout, "\nborealis: stopping the dev node")
-		if err := stopNode(); err != nil {
+	if existed {
+		fmt.Fprintf(stdout, "borealis: cluster %s found in %s, bringing it back\n", o.name, cp.home)
+	} else {
+		fmt.Fprintf(stdout, "borealis: creating cluster %s (1 writer, %d reader(s)) in %s\n", o.name, o.readers, cp.home)
+		if _, err := cp.manager.Create(cluster.CreateInput{Name: o.name, Readers: o.readers, Port: o.port, ReaderPort: o.readerPort}); err != nil {
+			cp.stop(true)
 			return err
 		}
-		fmt.Fprintln(stdout, "borealis: stopped cleanly")
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	d, err := cp.manager.WaitAvailable(wctx, o.name)
+	cancel()
+	if err != nil {
+		stopAll()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("%w; see `borealis events --cluster %s` and the node logs under %s", err, o.name, cp.home)
+	}
+	writerURI := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", d.Endpoint)
+	readerURI := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", d.ReaderEndpoint)
+	fmt.Fprintf(stdout, "\nBorealis cluster %s is available: 1 writer, %d reader(s)\n", o.name, len(d.DBClusterMembers)-1)
+	fmt.Fprintf(stdout, "  Cluster endpoint (writer): %s\n", writerURI)
+	fmt.Fprintf(stdout, "      psql '%s'\n", writerURI)
+	fmt.Fprintf(stdout, "  Reader endpoint (readers): %s\n", readerURI)
+	fmt.Fprintf(stdout, "      psql '%s'\n", readerURI)
+	fmt.Fprintf(stdout, "  API: %s  token file: %s\n", cp.apiURL, cp.tokenFile)
+	fmt.Fprintf(stdout, "  Metrics: %s/metrics\n", cp.apiURL)
+	fmt.Fprintf(stdout, "  Try: %s cluster describe %s --home %s\n", os.Args[0], o.name, cp.home)
+	fmt.Fprintf(stdout, "Press Ctrl-C to stop everything.\n\n")
+	select {
+	case <-ctx.Done():
+		stopAll()
 		return nil
-	case <-node.Exited():
-		return fmt.Errorf("the dev node exited on its own (%v); log %s ends with:\n%s", node.ExitErr(), node.LogFile, node.LogTail(20))
+	case err := <-cp.served:
+		stopAll()
+		return fmt.Errorf("API server stopped: %v", err)
 	}
-}
-
-func createDevDatabase(ctx context.Context, node *pgproc.Node) error {
-	conn, err := pgx.Connect(ctx, node.DSN("postgres"))
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE borealis"); err != nil {
-		return fmt.Errorf("creating database borealis: %w", err)
-	}
-	db, err := pgx.Connect(ctx, node.DSN("borealis"))
-	if err != nil {
-		return err
-	}
-	defer db.Close(ctx)
-	if _, err := db.Exec(ctx, "CREATE EXTENSION borealis CASCADE"); err != nil {
-		return fmt.Errorf("creating the borealis extension (run `make install` first): %w", err)
-	}
-	return nil
 }

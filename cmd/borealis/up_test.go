@@ -2,81 +2,160 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/borealisdb/borealis/controlplane/api"
 	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
-// TestUpDevNode starts the dev node the way `make up` does, uses the printed URI, and stops it
-// the way Ctrl-C does.
-func TestUpDevNode(t *testing.T) {
-	pgtest.RequireInstalled(t)
-	port, err := pgproc.FreePort()
+// newHome makes a home the server user can enter (t.TempDir's parent is private to root).
+func newHome(t *testing.T) string {
+	t.Helper()
+	home, err := os.MkdirTemp("", "borealis-cli-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Not t.TempDir: its parent is private to root, and the node runs as postgres.
-	home, err := os.MkdirTemp("", "borealis-up-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(home)
+	t.Cleanup(func() { os.RemoveAll(home) })
 	if err := pgproc.PrepareDir(home, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return home
+}
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for len(ports) < n {
+		p, err := pgproc.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dup := false
+		for _, q := range ports {
+			dup = dup || q == p
+		}
+		if !dup {
+			ports = append(ports, p)
+		}
+	}
+	return ports
+}
+
+// TestUp runs `borealis up` as `make up` does: both printed endpoints work (a row written through
+// the cluster endpoint is read on a standby through the reader endpoint), the CLI reaches the
+// printed API with the printed token file, and Ctrl-C stops everything.
+func TestUp(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	home := newHome(t)
+	ports := freePorts(t, 3)
+	o := upOptions{home: home, apiAddr: fmt.Sprintf("127.0.0.1:%d", ports[2]), name: "dev", port: ports[0], readerPort: ports[1], readers: 1}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- upDevNode(ctx, home, port, pw)
+		done <- up(ctx, o, pw)
 		pw.Close()
 	}()
-
-	uri := ""
+	var writerURI, readerURI, tokenPath string
+	var transcript strings.Builder
 	lines := bufio.NewScanner(pr)
-	for lines.Scan() {
-		if u, ok := strings.CutPrefix(strings.TrimSpace(lines.Text()), "URI:"); ok {
-			uri = strings.TrimSpace(u)
-			break
+	for lines.Scan() && (writerURI == "" || readerURI == "" || tokenPath == "") {
+		line := strings.TrimSpace(lines.Text())
+		transcript.WriteString(line + "\n")
+		if v, ok := strings.CutPrefix(line, "Cluster endpoint (writer): "); ok {
+			writerURI = v
+		}
+		if v, ok := strings.CutPrefix(line, "Reader endpoint (readers): "); ok {
+			readerURI = v
+		}
+		if _, v, ok := strings.Cut(line, "token file: "); ok {
+			tokenPath = v
 		}
 	}
-	if uri == "" {
-		t.Fatalf("up printed no URI: %v", <-done)
+	if writerURI == "" || readerURI == "" || tokenPath == "" {
+		t.Fatalf("up did not print both endpoints and the token file:\n%s\n(exit: %v)", transcript.String(), <-done)
 	}
-	go io.Copy(io.Discard, pr)
+	var after bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&after, pr); close(copied) }()
+	if fi, err := os.Stat(tokenPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file %s: %v %v", tokenPath, fi, err)
+	}
 
-	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+	cctx, ccancel := context.WithTimeout(ctx, time.Minute)
 	defer ccancel()
-	conn, err := pgx.Connect(cctx, uri)
+	w, err := pgx.Connect(cctx, writerURI)
 	if err != nil {
-		t.Fatalf("connecting to the printed URI %s: %v", uri, err)
+		t.Fatalf("printed cluster endpoint %s: %v", writerURI, err)
 	}
-	var path string
-	if err := conn.QueryRow(cctx, "SELECT borealis_engine_info()->'simd'->>'path'").Scan(&path); err != nil || path == "" {
-		t.Fatalf("borealis_engine_info() on the dev node: %q, %v", path, err)
+	defer w.Close(cctx)
+	if _, err := w.Exec(cctx, "CREATE TABLE seed (v text); INSERT INTO seed VALUES ('split')"); err != nil {
+		t.Fatal(err)
 	}
-	conn.Close(cctx)
+	r, err := pgx.Connect(cctx, readerURI)
+	if err != nil {
+		t.Fatalf("printed reader endpoint %s: %v", readerURI, err)
+	}
+	defer r.Close(cctx)
+	var v string
+	var recovery bool
+	for r.QueryRow(cctx, "SELECT v, pg_is_in_recovery() FROM seed").Scan(&v, &recovery) != nil {
+		if cctx.Err() != nil {
+			t.Fatal("the row never reached the reader endpoint")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if v != "split" || !recovery {
+		t.Fatalf("reader endpoint: %q, in recovery %v", v, recovery)
+	}
 
+	var out, errb bytes.Buffer
+	if code := run([]string{"cluster", "describe", "dev", "--home", home, "--output", "json"}, &out, &errb); code != 0 {
+		t.Fatalf("cluster describe: exit %d: %s", code, errb.String())
+	}
+	var list api.ClustersBody
+	if err := json.Unmarshal(out.Bytes(), &list); err != nil || len(list.DBClusters) != 1 || list.DBClusters[0].Status != "available" {
+		t.Fatalf("describe JSON: %v %s", err, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"events", "--home", home, "--cluster", "dev"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "cluster.available") {
+		t.Fatalf("events: exit %d: %s %s", code, out.String(), errb.String())
+	}
+
+	w.Close(cctx)
+	r.Close(cctx)
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatalf("up did not stop cleanly: %v", err)
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("up did not stop within 60s of Ctrl-C")
+	case <-time.After(2 * time.Minute):
+		t.Fatal("up did not stop within 2 minutes of Ctrl-C")
 	}
-	if c, err := pgx.Connect(context.Background(), uri); err == nil {
-		c.Close(context.Background())
-		t.Fatal("the dev node still accepts connections after stop")
+	<-copied
+	if !strings.Contains(after.String(), "stopped cleanly") {
+		t.Fatalf("no clean-stop message:\n%s", after.String())
+	}
+	for _, d := range []string{"dev-1", "dev-2"} {
+		if _, _, err := pgproc.ReadPostmasterPID(filepath.Join(home, "clusters", "dev", d)); err == nil {
+			t.Fatalf("node %s still has a postmaster.pid after up stopped", d)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(home, apiInfoFile)); err == nil {
+		t.Fatal("api.json left behind after a clean stop")
 	}
 }

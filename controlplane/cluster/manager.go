@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,7 +100,11 @@ func (m *Manager) event(cluster, member, typ, msg string) {
 	m.eventsMu.Lock()
 	m.eventsByType[typ]++
 	m.eventsMu.Unlock()
-	m.opts.Logf("%s %s %s: %s", typ, cluster, member, msg)
+	where := strings.TrimSpace(cluster + " " + member)
+	if where != "" {
+		where = " [" + where + "]"
+	}
+	m.opts.Logf("%s%s: %s", typ, where, msg)
 	if _, err := m.opts.Store.AppendEvent(store.Event{Cluster: cluster, Member: member, Type: typ, Message: msg}); err != nil {
 		m.opts.Logf("recording event %s: %v", typ, err)
 	}

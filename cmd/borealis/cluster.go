@@ -1,0 +1,324 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/borealisdb/borealis/controlplane/api"
+	"github.com/borealisdb/borealis/controlplane/cluster"
+)
+
+func init() {
+	commands["cluster"] = command{summary: "create, describe, list, modify and delete clusters (like aws rds)", run: runCluster}
+}
+
+var clusterSubcommands = map[string]func(args []string, stdout, stderr io.Writer) error{
+	"create":   clusterCreate,
+	"describe": clusterDescribe,
+	"list":     clusterList,
+	"modify":   clusterModify,
+	"delete":   clusterDelete,
+}
+
+func runCluster(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, "Usage: borealis cluster <create|describe|list|modify|delete> [flags]\n\n"+
+			"  create   --name N [--readers 1] [--min-capacity 1] [--max-capacity 8] [--wait]\n"+
+			"  describe [N]\n  list\n"+
+			"  modify   --name N [--min-capacity X] [--max-capacity Y] [--auto-pause] [--timeout-action A] ...\n"+
+			"  delete   --name N\n\nRun 'borealis cluster <sub> -h' for its flags.")
+		if len(args) == 0 {
+			return usagef("which cluster command? create, describe, list, modify or delete")
+		}
+		return nil
+	}
+	sub, ok := clusterSubcommands[args[0]]
+	if !ok {
+		return usagef("unknown cluster command %q: use create, describe, list, modify or delete", args[0])
+	}
+	return sub(args[1:], stdout, stderr)
+}
+
+// scalingFlags are the serverless settings shared by create and modify.
+type scalingFlags struct {
+	min, max                         *float64
+	autoPause                        *bool
+	secondsUntilPause, secondsBefore *int
+	timeoutAction                    *string
+}
+
+func addScalingFlags(fs *flag.FlagSet) scalingFlags {
+	return scalingFlags{
+		min:               fs.Float64("min-capacity", cluster.DefaultMinCapacity, "minimum capacity in ACUs (0.5-128, steps of 0.5)"),
+		max:               fs.Float64("max-capacity", cluster.DefaultMaxCapacity, "maximum capacity in ACUs (0.5-128, steps of 0.5)"),
+		autoPause:         fs.Bool("auto-pause", false, "pause the cluster when idle"),
+		secondsUntilPause: fs.Int("seconds-until-auto-pause", cluster.DefaultSecondsUntilAutoPause, "idle seconds before pausing (300-86400)"),
+		secondsBefore:     fs.Int("seconds-before-timeout", cluster.DefaultSecondsBeforeTimeout, "seconds to wait for a scaling point (60-600)"),
+		timeoutAction:     fs.String("timeout-action", cluster.RollbackCapacityChange, "RollbackCapacityChange or ForceApplyCapacityChange"),
+	}
+}
+
+// usageFromField turns a validation error into a usage error naming the flag.
+func usageFromField(err error) error {
+	var fe *cluster.FieldError
+	if errors.As(err, &fe) {
+		if f := flagForField[fe.Field]; f != "" {
+			return usagef("%s: %s", f, fe.Message)
+		}
+	}
+	return err
+}
+
+func clusterCreate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cluster create", stderr)
+	cf := addClientFlags(fs)
+	name := fs.String("name", "", "cluster identifier (required)")
+	readers := fs.Int("readers", 1, "number of readers (0-15)")
+	port := fs.Int("port", 0, "cluster endpoint port on 127.0.0.1 (0: a free one)")
+	readerPort := fs.Int("reader-port", 0, "reader endpoint port on 127.0.0.1 (0: a free one)")
+	wait := fs.Bool("wait", false, "wait until the cluster is available")
+	sf := addScalingFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	format, err := outputFormat(*cf.output)
+	if err != nil {
+		return err
+	}
+	in := cluster.CreateInput{Name: *name, Readers: *readers, MinCapacity: *sf.min, MaxCapacity: *sf.max,
+		AutoPause: *sf.autoPause, SecondsUntilAutoPause: *sf.secondsUntilPause, SecondsBeforeTimeout: *sf.secondsBefore,
+		TimeoutAction: *sf.timeoutAction, Port: *port, ReaderPort: *readerPort}
+	if err := in.Validate(); err != nil {
+		return usageFromField(err)
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var body api.ClusterBody
+	if err := c.call("POST", "/v1/clusters", in, &body); err != nil {
+		return err
+	}
+	if *wait {
+		deadline := time.Now().Add(5 * time.Minute)
+		for body.DBCluster.Status != cluster.StatusAvailable {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("cluster %s is still %s after 5 minutes; see `borealis events --cluster %s`", *name, body.DBCluster.Status, *name)
+			}
+			time.Sleep(500 * time.Millisecond)
+			if err := c.call("GET", "/v1/clusters/"+url.PathEscape(*name), nil, &body); err != nil {
+				return err
+			}
+		}
+	}
+	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, true)
+}
+
+// nameArg takes the cluster name from --name or the one positional argument.
+func nameArg(fs *flag.FlagSet, args []string, name *string, required bool) error {
+	// Flags may come before or after the name, as with aws and psql.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return errFlagHelp
+			}
+			return usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) > 1 {
+		return usagef("unexpected argument %q", positional[1])
+	}
+	if len(positional) == 1 {
+		if *name != "" && *name != positional[0] {
+			return usagef("two cluster names: --name %s and %s", *name, positional[0])
+		}
+		*name = positional[0]
+	}
+	if *name == "" && required {
+		return usagef("--name is required")
+	}
+	if *name != "" {
+		if err := cluster.ValidateName(*name); err != nil {
+			return usageFromField(err)
+		}
+	}
+	return nil
+}
+
+func clusterDescribe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cluster describe", stderr)
+	cf := addClientFlags(fs)
+	name := fs.String("name", "", "cluster identifier (all clusters when omitted)")
+	if err := nameArg(fs, args, name, false); err != nil {
+		return err
+	}
+	format, err := outputFormat(*cf.output)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if *name == "" {
+		var list api.ClustersBody
+		if err := c.call("GET", "/v1/clusters", nil, &list); err != nil {
+			return err
+		}
+		return printClusters(stdout, format, list.DBClusters, true)
+	}
+	var body api.ClusterBody
+	if err := c.call("GET", "/v1/clusters/"+url.PathEscape(*name), nil, &body); err != nil {
+		return err
+	}
+	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, true)
+}
+
+func clusterList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cluster list", stderr)
+	cf := addClientFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	format, err := outputFormat(*cf.output)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var list api.ClustersBody
+	if err := c.call("GET", "/v1/clusters", nil, &list); err != nil {
+		return err
+	}
+	return printClusters(stdout, format, list.DBClusters, false)
+}
+
+func clusterModify(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cluster modify", stderr)
+	cf := addClientFlags(fs)
+	name := fs.String("name", "", "cluster identifier (required)")
+	sf := addScalingFlags(fs)
+	if err := nameArg(fs, args, name, true); err != nil {
+		return err
+	}
+	format, err := outputFormat(*cf.output)
+	if err != nil {
+		return err
+	}
+	var in cluster.ModifyInput
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "min-capacity":
+			in.MinCapacity = sf.min
+		case "max-capacity":
+			in.MaxCapacity = sf.max
+		case "auto-pause":
+			in.AutoPause = sf.autoPause
+		case "seconds-until-auto-pause":
+			in.SecondsUntilAutoPause = sf.secondsUntilPause
+		case "seconds-before-timeout":
+			in.SecondsBeforeTimeout = sf.secondsBefore
+		case "timeout-action":
+			in.TimeoutAction = sf.timeoutAction
+		}
+	})
+	if in == (cluster.ModifyInput{}) {
+		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause, --seconds-until-auto-pause, --seconds-before-timeout or --timeout-action")
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var body api.ClusterBody
+	if err := c.call("PATCH", "/v1/clusters/"+url.PathEscape(*name), in, &body); err != nil {
+		return err
+	}
+	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, false)
+}
+
+func clusterDelete(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cluster delete", stderr)
+	cf := addClientFlags(fs)
+	name := fs.String("name", "", "cluster identifier (required)")
+	if err := nameArg(fs, args, name, true); err != nil {
+		return err
+	}
+	format, err := outputFormat(*cf.output)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var body api.ClusterBody
+	if err := c.call("DELETE", "/v1/clusters/"+url.PathEscape(*name), nil, &body); err != nil {
+		return err
+	}
+	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, false)
+}
+
+// printClusters writes JSON ({"DBClusters": [...]}, like aws rds) or tables; members are listed
+// when withMembers.
+func printClusters(w io.Writer, format string, cs []cluster.Description, withMembers bool) error {
+	if format == "json" {
+		if cs == nil {
+			cs = []cluster.Description{}
+		}
+		return printJSON(w, api.ClustersBody{DBClusters: cs})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLUSTER\tSTATUS\tENDPOINT\tREADER ENDPOINT\tCAPACITY\tMIN\tMAX\tAUTO PAUSE\tMEMBERS")
+	for _, d := range cs {
+		s := d.ScalingConfigurationInfo
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%g\t%g\t%g\t%v\t%d\n", d.DBClusterIdentifier, d.Status, d.Endpoint,
+			d.ReaderEndpoint, d.Capacity, s.MinCapacity, s.MaxCapacity, s.AutoPause, len(d.DBClusterMembers))
+	}
+	if len(cs) == 0 {
+		fmt.Fprintln(tw, "(no clusters)")
+	}
+	tw.Flush()
+	if !withMembers {
+		return nil
+	}
+	for _, d := range cs {
+		fmt.Fprintf(w, "\n%s members (timeout %d s then %s, auto-pause after %d s):\n", d.DBClusterIdentifier,
+			d.ScalingConfigurationInfo.SecondsBeforeTimeout, d.ScalingConfigurationInfo.TimeoutAction, d.ScalingConfigurationInfo.SecondsUntilAutoPause)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  MEMBER\tROLE\tTIER\tSTATUS\tCAPACITY\tPORT\tPID\tLAG\tSCALING POINT")
+		for _, m := range d.DBClusterMembers {
+			role, lag := "reader", "-"
+			if m.IsClusterWriter {
+				role = "writer"
+			} else if m.ReplicaLagSeconds != nil && m.ReplicaLagBytes != nil {
+				lag = fmt.Sprintf("%.1fs/%dB", *m.ReplicaLagSeconds, *m.ReplicaLagBytes)
+			}
+			point := "agent unavailable"
+			if a := m.Agent; a != nil && a.ScalingPoint != nil {
+				point = strconv.FormatBool(*a.ScalingPoint)
+				if len(a.Blockers) > 0 {
+					point += " (" + strings.Join(a.Blockers, ", ") + ")"
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%g\t%d\t%d\t%s\t%s\n", m.DBInstanceIdentifier, role, m.PromotionTier,
+				m.Status, m.Capacity, m.Port, m.PID, lag, point)
+		}
+		tw.Flush()
+	}
+	return nil
+}

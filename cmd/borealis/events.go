@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/borealisdb/borealis/controlplane/api"
+	"github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/store"
+)
+
+func init() {
+	commands["events"] = command{summary: "show the control plane's events, oldest first", run: runEvents}
+}
+
+func runEvents(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("events", stderr)
+	cf := addClientFlags(fs)
+	name := fs.String("cluster", "", "only this cluster's events")
+	limit := fs.Int("limit", 100, "at most this many of the newest events (1-10000)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	format, err := outputFormat(*cf.output)
+	if err != nil {
+		return err
+	}
+	if *limit < 1 || *limit > 10000 {
+		return usagef("--limit must be from 1 to 10000, got %d", *limit)
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	if *name != "" {
+		if err := cluster.ValidateName(*name); err != nil {
+			return usagef("--cluster: %v", err)
+		}
+		q.Set("cluster", *name)
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var body api.EventsBody
+	if err := c.call("GET", "/v1/events?"+q.Encode(), nil, &body); err != nil {
+		return err
+	}
+	if format == "json" {
+		if body.Events == nil {
+			body.Events = []store.Event{}
+		}
+		return printJSON(stdout, body)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tTYPE\tCLUSTER\tMEMBER\tMESSAGE")
+	for _, e := range body.Events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, dash(e.Cluster), dash(e.Member), e.Message)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
