@@ -6,6 +6,8 @@ package main
 import "C"
 
 import (
+	"slices"
+
 	"github.com/borealisdb/borealis/hnsw"
 )
 
@@ -16,7 +18,9 @@ import (
 // that has a free slot in its layer-0 list. They only add edges, so they never disconnect
 // anything, and they report the elements whose lists they changed so C can write those pages.
 
-// linkOrphan links u from the nearest reachable element with room; it returns that element.
+// linkOrphan links u from the nearest reachable element with a free layer-0 slot or, when
+// every candidate's list is full, in place of an entry that another candidate also links to
+// (so the replaced element keeps a way in). It returns the element whose list changed.
 func linkOrphan(x *hnsw.Index, u uint32, reached []bool, ef int) (uint32, bool) {
 	vec := x.Vector(u)
 	if vec == nil {
@@ -27,16 +31,38 @@ func linkOrphan(x *hnsw.Index, u uint32, reached []bool, ef int) (uint32, bool) 
 	if err != nil {
 		return 0, false
 	}
-	for _, r := range res {
-		if r.ID == u || (reached != nil && !reached[r.ID]) {
+	usable := func(id uint32) bool { return id != u && (reached == nil || reached[id]) }
+	lists := make([][]uint32, len(res))
+	linkedFrom := map[uint32]int{}
+	for i, r := range res {
+		lists[i] = x.Neighbors(r.ID, 0)
+		if !usable(r.ID) {
 			continue
 		}
-		list := x.Neighbors(r.ID, 0)
-		if len(list) >= capacity {
+		if len(lists[i]) < capacity {
+			if x.SetNeighbors(r.ID, 0, append(lists[i], u)) == nil {
+				return r.ID, true
+			}
+		}
+		for _, w := range lists[i] {
+			linkedFrom[w]++
+		}
+	}
+	for i, r := range res {
+		if !usable(r.ID) {
 			continue
 		}
-		if x.SetNeighbors(r.ID, 0, append(list, u)) == nil {
-			return r.ID, true
+		// Replace the last entry (the heuristic appends the farthest last) that has another way in.
+		for j := len(lists[i]) - 1; j >= 0; j-- {
+			w := lists[i][j]
+			if w == u || linkedFrom[w] < 2 {
+				continue
+			}
+			list := slices.Clone(lists[i])
+			list[j] = u
+			if x.SetNeighbors(r.ID, 0, list) == nil {
+				return r.ID, true
+			}
 		}
 	}
 	return 0, false
