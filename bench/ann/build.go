@@ -46,7 +46,7 @@ func indexName(ix IndexSpec) string { return table + "_" + ix.AM + "_idx" }
 
 // buildIndex builds ix on the table with the run's shared build settings, showing the
 // server's own progress view, and measures time, size and peak server memory.
-func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix IndexSpec, m dataset.Metric, logf func(string, ...any)) (Build, error) {
+func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix IndexSpec, m dataset.Metric, rows int, logf func(string, ...any)) (Build, error) {
 	for _, set := range []string{
 		"SET maintenance_work_mem = '" + cfg.MaintenanceWorkMem + "'",
 		"SET max_parallel_maintenance_workers = " + strconv.Itoa(cfg.ParallelWorkers),
@@ -64,7 +64,7 @@ func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix 
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
-	go func() { defer close(watched); watchBuild(watchCtx, t.dsn, ix.AM, logf) }()
+	go func() { defer close(watched); watchBuild(watchCtx, t.dsn, ix.AM, rows, logf) }()
 	mem := sampleMemory(t.postmaster, 100*time.Millisecond)
 	start := time.Now()
 	_, err := conn.Exec(ctx, sql)
@@ -83,8 +83,9 @@ func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix 
 }
 
 // watchBuild prints pg_stat_progress_create_index for the build every two seconds, when it
-// changed, from its own connection.
-func watchBuild(ctx context.Context, dsn, am string, logf func(string, ...any)) {
+// changed, from its own connection. An AM that counts tuples without a total (pgvector's hnsw)
+// is shown against the table's rows.
+func watchBuild(ctx context.Context, dsn, am string, rows int, logf func(string, ...any)) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return
@@ -110,7 +111,7 @@ func watchBuild(ctx context.Context, dsn, am string, logf func(string, ...any)) 
 		case ttotal > 0:
 			line += fmt.Sprintf(": %d/%d tuples (%d%%)", tdone, ttotal, 100*tdone/ttotal)
 		case tdone > 0:
-			line += fmt.Sprintf(": %d tuples", tdone)
+			line += fmt.Sprintf(": %d/%d tuples (%d%% of the table)", tdone, rows, 100*tdone/int64(max(rows, 1)))
 		case btotal > 0:
 			line += fmt.Sprintf(": %d/%d blocks (%d%%)", bdone, btotal, 100*bdone/btotal)
 		}

@@ -144,7 +144,7 @@ func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *da
 	if _, err := conn.Exec(ctx, "DROP INDEX IF EXISTS "+indexName(ix)); err != nil {
 		return nil, err
 	}
-	b, err := buildIndex(ctx, conn, t, cfg, ix, d.Metric, logf)
+	b, err := buildIndex(ctx, conn, t, cfg, ix, d.Metric, d.N(), logf)
 	if err != nil {
 		return nil, err
 	}
