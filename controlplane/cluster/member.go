@@ -100,8 +100,8 @@ func (mb *member) ensure() {
 			return
 		}
 		mb.failures++
-		delay := time.Second << min(mb.failures-1, 5)
-		mb.nextTry = time.Now().Add(min(delay, 30*time.Second))
+		delay := min(time.Second<<min(mb.failures-1, 5), 30*time.Second)
+		mb.nextTry = time.Now().Add(delay)
 		status := StatusFailed
 		if rec.Status == StatusCreating {
 			status = StatusCreating
