@@ -1,0 +1,50 @@
+package ann
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestCompareRatios(t *testing.T) {
+	cand := IndexResult{Index: IndexSpec{"borealis_hnsw", "borealis.ef_search"}, Build: Build{Seconds: 10, Bytes: 900},
+		Points: []Point{{Ef: 10, Recall: 0.92, QPS: 4000}, {Ef: 20, Recall: 0.97, QPS: 3000}, {Ef: 40, Recall: 0.995, QPS: 2000}}}
+	base := IndexResult{Index: IndexSpec{"hnsw", "hnsw.ef_search"}, Build: Build{Seconds: 20, Bytes: 1000},
+		Points: []Point{{Ef: 10, Recall: 0.85, QPS: 2000}, {Ef: 20, Recall: 0.95, QPS: 1000}, {Ef: 40, Recall: 0.98, QPS: 500}}}
+	cmp := compare([]IndexResult{cand, base})
+	if len(cmp) != 1 {
+		t.Fatalf("%+v", cmp)
+	}
+	c := cmp[0]
+	if c.BuildRatio != 0.5 || c.SizeRatio != 0.9 {
+		t.Errorf("build %v size %v", c.BuildRatio, c.SizeRatio)
+	}
+	// 0.90: candidate above it at every ef (at least 4000), baseline 2000 + 0.5*(1000-2000).
+	// 0.95: candidate 4000 + 0.6*(3000-4000) = 3400, baseline 1000. 0.99: baseline never.
+	want := []struct {
+		ratio      float64
+		cand, base string
+	}{{4000.0 / 1500, "at_least", "interpolated"}, {3.4, "interpolated", "interpolated"}, {0, "interpolated", "unreached"}}
+	for i, w := range want {
+		q := c.QPS[i]
+		if math.Abs(q.Ratio-w.ratio) > 1e-9 || q.CandidateSide != w.cand || q.BaselineSide != w.base {
+			t.Errorf("recall %.2f: %+v, want ratio %v (%s, %s)", q.Recall, q, w.ratio, w.cand, w.base)
+		}
+	}
+	rep := &Report{Suite: "t", Settings: Settings{K: 10, Clients: 2, MemoryKind: MemoryKind},
+		Datasets: []DatasetResult{{Dataset: "d", Indexes: []IndexResult{cand, base}, Comparisons: cmp}}}
+	lines := strings.Join(rep.SummaryLines(), "\n")
+	for _, s := range []string{"d: borealis_hnsw / hnsw: build time 0.50x, index size 0.90x", "QPS@0.90 >=2.67x", "QPS@0.95 3.40x", "QPS@0.99 n/a (baseline never reached it)"} {
+		if !strings.Contains(lines, s) {
+			t.Errorf("summary lacks %q: %s", s, lines)
+		}
+	}
+	var md bytes.Buffer
+	if err := rep.WriteMarkdown(&md); err != nil || !strings.Contains(md.String(), "| borealis_hnsw ÷ hnsw | 0.50 | 0.90 | >=2.67x | 3.40x | n/a (baseline never reached it) |") {
+		t.Errorf("markdown ratio row missing (%v):\n%s", err, md.String())
+	}
+	if compare([]IndexResult{cand}) != nil {
+		t.Error("a single index has nothing to compare with")
+	}
+}
