@@ -759,15 +759,33 @@ cosPairAVX2_end:
 	VCVTSS2SD X0, X0, X0
 	VDIVSD    X4, X0, X0
 	VMOVSD    one<>+0(SB), X1
-	VMINSD    X0, X1, X0
-	VMOVSD    minusone<>+0(SB), X1
-	VMAXSD    X0, X1, X0
-	VMOVSD    one<>+0(SB), X1
 	VSUBSD    X0, X1, X0
+	VXORPD    X1, X1, X1
+	VUCOMISD  X1, X0
+	JPS       cosPairAVX2_finished
+	JCS       cosPairAVX2_zero
+	VUCOMISD  two<>+0(SB), X0
+	JHI       cosPairAVX2_two
+
+cosPairAVX2_finished:
 	VCVTSD2SS X0, X0, X0
-	VMOVSS    X0, ret+24(FP)
+	JMP       cosPairAVX2_finish_end
+
+cosPairAVX2_zero:
+	VXORPS X0, X0, X0
+	JMP    cosPairAVX2_finish_end
+
+cosPairAVX2_two:
+	VMOVSD    two<>+0(SB), X0
+	VCVTSD2SS X0, X0, X0
+
+cosPairAVX2_finish_end:
+	VMOVSS X0, ret+24(FP)
 	VZEROUPPER
 	RET
+
+DATA two<>+0(SB)/8, $0x4000000000000000
+GLOBL two<>(SB), RODATA|NOPTR, $8
 
 // func dotInt8MaddAVX2(a *int8, b *int8, n int) (dot int32, exact bool)
 // Requires: AVX, AVX2

@@ -265,6 +265,30 @@ func TestCosineDistanceExtremesAndClamp(t *testing.T) {
 	})
 }
 
+// Parallel and opposite vectors in float32 often round to |similarity| slightly above 1;
+// many random ones make sure the clamp (a branch on the avx2 single-pair path) is taken
+// both ways and holds exactly at 0 and 2.
+func TestCosineDistanceClampOnManyParallelPairs(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		for trial := range 3000 {
+			n := 1 + r.IntN(200)
+			a := randVec(r, n, 0, 1+r.Float64()*100)
+			k := float32(0.1 + r.Float64()*10)
+			same, opp := make([]float32, n), make([]float32, n)
+			for i, x := range a {
+				same[i], opp[i] = k*x, -k*x
+			}
+			if d := CosineDistance(a, same); !(d >= 0 && d < 1e-5) {
+				t.Fatalf("trial %d n=%d: distance to a positive multiple = %g", trial, n, d)
+			}
+			if d := CosineDistance(a, opp); !(d <= 2 && d > 2-1e-5) {
+				t.Fatalf("trial %d n=%d: distance to a negative multiple = %g", trial, n, d)
+			}
+		}
+	})
+}
+
 func expectPanic(t *testing.T, want string, f func()) {
 	t.Helper()
 	defer func() {

@@ -276,10 +276,49 @@ func cosPair() {
 	pb := Load(Param("b"), GP64())
 	cnt := Load(Param("n"), GP64())
 	s, nb, na := rowBody3("cosPairAVX2", pa, pb, cnt)
-	cosFinish(s, nb, na)
+	cosFinishBranchy("cosPairAVX2", s, nb, na)
 	VMOVSS(s, addr(ReturnIndex(0)))
 	VZEROUPPER()
 	RET()
+}
+
+// cosFinishBranchy computes what cosFinish does, 1 - clamp(dot/sqrt(na*nb), -1, 1) in
+// float64, as the equivalent clamp(1 - sim, 0, 2) with compare-and-branch instead of
+// MINSD/MAXSD: the branches are almost never taken (only rounding pushes |sim| past 1) and
+// predicted, so the clamp leaves the latency chain of a single pair, about 8 cycles of ~50
+// after the loop. (The batch kernels keep cosFinish: there the next row hides the latency.)
+// A NaN compares unordered and skips both clamps.
+func cosFinishBranchy(name string, s, n VecVirtual, m Register) {
+	if one.Symbol.Name == "" {
+		one = ConstData("one", U64(math.Float64bits(1)))
+		minusOne = ConstData("minusone", U64(math.Float64bits(-1)))
+	}
+	two := ConstData("two", U64(math.Float64bits(2)))
+	VCVTSS2SD(m, m, m)
+	VCVTSS2SD(n, n, n)
+	VMULSD(m, n, n)
+	VSQRTSD(n, n, n)
+	VCVTSS2SD(s, s, s)
+	VDIVSD(n, s, s)
+	c := XMM()
+	VMOVSD(one, c)
+	VSUBSD(s, c, s) // s = 1 - sim
+	VXORPD(c, c, c)
+	VUCOMISD(c, s) // s against 0
+	JPS(LabelRef(name + "_finished"))
+	JCS(LabelRef(name + "_zero"))
+	VUCOMISD(two, s) // s against 2
+	JHI(LabelRef(name + "_two"))
+	Label(name + "_finished")
+	VCVTSD2SS(s, s, s)
+	JMP(LabelRef(name + "_finish_end"))
+	Label(name + "_zero")
+	VXORPS(s, s, s)
+	JMP(LabelRef(name + "_finish_end"))
+	Label(name + "_two")
+	VMOVSD(two, s)
+	VCVTSD2SS(s, s, s)
+	Label(name + "_finish_end")
 }
 
 // rowBody3 is rowBody for the one-pass cosine: it returns a·b, |b|² and |a|² in the low
