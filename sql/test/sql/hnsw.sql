@@ -1,6 +1,6 @@
 -- borealis_hnsw: build, ordered scans for every operator class, inserts, bad input, options.
-CREATE EXTENSION IF NOT EXISTS borealis CASCADE;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS borealis CASCADE;
 
 -- A small table with distinct distances: 300 rows of 3 dimensions, plus a NULL.
 CREATE TABLE items (id int PRIMARY KEY, embedding vector(3));
