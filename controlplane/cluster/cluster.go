@@ -32,8 +32,10 @@ type Cluster struct {
 	rec     store.Cluster
 	members []*member
 	router  *router.Router
-	// listening is set once both endpoints are open; only run() touches it.
+	// listening is set once both endpoints are open; listenErr is the last failure, recorded
+	// as an event only when it changes. Only run() touches them.
 	listening bool
+	listenErr string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -132,7 +134,10 @@ func (c *Cluster) listen() {
 		}
 	}
 	if err != nil {
-		c.m.event(name, "", "router.listen-failed", err.Error()+"; retrying")
+		if err.Error() != c.listenErr {
+			c.listenErr = err.Error()
+			c.m.event(name, "", "router.listen-failed", err.Error()+"; retrying every tick")
+		}
 		return
 	}
 	c.listening = true

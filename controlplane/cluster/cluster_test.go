@@ -204,6 +204,37 @@ func TestClusterOfThree(t *testing.T) {
 		})
 	})
 
+	t.Run("OpenTransactionBlocksScalingPoint", func(t *testing.T) {
+		// A transaction left open through the cluster endpoint: the router sees 'T', and the
+		// writer's node agent reports it as the reason there is no scaling point.
+		c := connectTo(t, d.Endpoint)
+		if _, err := c.Exec(ctx, "BEGIN; SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		inTx := false
+		for _, s := range m.Clusters()[0].Router().Sessions() {
+			inTx = inTx || s.TxStatus == 'T'
+		}
+		if !inTx {
+			t.Fatalf("no router session in state T: %+v", m.Clusters()[0].Router().Sessions())
+		}
+		writerBlocked := func(want bool) func() bool {
+			return func() bool {
+				a := m.mustDescribe(t, "trio").DBClusterMembers[0].Agent
+				if a == nil || a.ScalingPoint == nil {
+					return false
+				}
+				blocked := !*a.ScalingPoint && strings.Contains(strings.Join(a.Blockers, ","), "open_transaction")
+				return blocked == want
+			}
+		}
+		waitFor(t, "open_transaction in the writer's blockers", 30*time.Second, writerBlocked(true))
+		if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the writer's scaling point after COMMIT", 30*time.Second, writerBlocked(false))
+	})
+
 	t.Run("ReaderKill9ComesBackAndCatchesUp", func(t *testing.T) {
 		before := lastSeq(t, m)
 		victim := d.DBClusterMembers[2]
