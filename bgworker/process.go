@@ -1,7 +1,6 @@
 package bgworker
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,26 +53,35 @@ func readStat(proc string, pid int) (procStat, error) {
 	return parseStat(strings.TrimSpace(string(data)))
 }
 
-// serverProcesses lists the postmaster and its children. The postmaster is single-threaded,
-// so its main task's children file names them all; kernels without that file
-// (CONFIG_PROC_CHILDREN off) get a scan of /proc instead.
+// serverProcesses lists the postmaster and its children. The kernel lists each thread's
+// children in /proc/<pid>/task/<tid>/children (one thread for the postmaster, but callers such
+// as tests may have more); kernels without those files (CONFIG_PROC_CHILDREN off) get a scan
+// of /proc instead.
 func serverProcesses(proc string, postmaster int) ([]int, error) {
 	if _, err := os.Stat(filepath.Join(proc, strconv.Itoa(postmaster))); err != nil {
 		return nil, fmt.Errorf("postmaster pid %d not found in %s: %w", postmaster, proc, err)
 	}
 	pids := []int{postmaster}
-	data, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(postmaster), "task", strconv.Itoa(postmaster), "children"))
-	if err == nil {
-		for _, s := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(s); err == nil {
-				pids = append(pids, pid)
+	files, err := filepath.Glob(filepath.Join(proc, strconv.Itoa(postmaster), "task", "*", "children"))
+	if err == nil && len(files) > 0 {
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				continue // a thread that just exited
+			}
+			for _, s := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(s); err == nil {
+					pids = append(pids, pid)
+				}
 			}
 		}
 		return pids, nil
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
+	return scanChildren(proc, postmaster, pids)
+}
+
+// scanChildren appends to pids every process of proc whose parent is postmaster.
+func scanChildren(proc string, postmaster int, pids []int) ([]int, error) {
 	entries, err := os.ReadDir(proc)
 	if err != nil {
 		return nil, err

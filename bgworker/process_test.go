@@ -58,6 +58,12 @@ func TestServerProcessesAndCPUOfThisProcess(t *testing.T) {
 		t.Fatalf("serverProcesses(%d) = %v, want it first and its child %d", self, pids, child.Process.Pid)
 	}
 
+	// The fallback for kernels without children files finds the same child.
+	scanned, err := scanChildren("/proc", self, []int{self})
+	if err != nil || !slices.Contains(scanned, child.Process.Pid) {
+		t.Fatalf("scanChildren(%d) = %v, %v; want its child %d", self, scanned, err, child.Process.Pid)
+	}
+
 	before, err := cpuTicks("/proc", pids)
 	if err != nil {
 		t.Fatal(err)

@@ -16,5 +16,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	/* First: its GUCs must exist before borealis_define_gucs() reserves the prefix. */
+	borealis_agent_register();
 	borealis_define_gucs();
 }

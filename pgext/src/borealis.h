@@ -27,4 +27,7 @@ typedef enum BorealisIterativeScan
 
 extern void borealis_define_gucs(void);
 
+/* The node agent (agent.c): its GUCs, and when preloaded its background worker and hooks. */
+extern void borealis_agent_register(void);
+
 #endif							/* BOREALIS_H */

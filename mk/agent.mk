@@ -1,0 +1,9 @@
+# agent: the node agent's Go half, loaded by the background worker after fork (never in the
+# postmaster), linked like the engine with async preemption off (see ENGINE_LDFLAGS).
+# Its tests run with test-go: go test ./bgworker/... and the integration tests in pgext/.
+
+SHLIBS += $(BUILD)/borealis_agent.so
+
+$(BUILD)/borealis_agent.so: $(GO_SOURCES) pgext/src/agent_abi.h
+	@mkdir -p $(BUILD)
+	$(GO) build -buildmode=c-shared -ldflags='$(ENGINE_LDFLAGS)' -o $@ ./bgworker/agentlib
