@@ -226,6 +226,19 @@ func TestNodeAgentPublishesSnapshot(t *testing.T) {
 		}
 	}
 
+	// A hot standby (a reader) runs its own agent.
+	standby := s.StartStandby("agent-standby")
+	sconn := standby.Connect("postgres")
+	if got := standby.QueryValue("postgres", "SELECT pg_is_in_recovery()"); got != "true" {
+		t.Fatalf("standby not in recovery: %s", got)
+	}
+	sst := waitStatus(t, sconn, time.Now(), "a snapshot on the standby", func(st nodeStatus) bool {
+		return st.AgentPID != nil && st.Idle != nil && *st.Idle >= 1
+	})
+	if int(*sst.AgentPID) == pid || !strings.Contains(processCmdline(t, int(*sst.AgentPID)), "borealis node agent") {
+		t.Fatalf("standby's agent_pid %d is not its own agent worker", *sst.AgentPID)
+	}
+
 	// Sampled about every 200 ms (borealis.agent_interval_ms), and the snapshot moves on.
 	first := *st.SampledAt
 	next := waitStatus(t, conn, first, "a newer snapshot", func(nodeStatus) bool { return true })
@@ -337,6 +350,23 @@ func TestNodeStatusEveryReason(t *testing.T) {
 		if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
 			t.Fatal(err)
 		}
+	})
+
+	t.Run("threshold_reloads", func(t *testing.T) {
+		// With the threshold raised by a reload, a statement older than the old 1 s threshold
+		// no longer blocks.
+		s.Exec("postgres", "ALTER SYSTEM SET borealis.scaling_query_threshold = '1h'")
+		s.Exec("postgres", "SELECT pg_reload_conf()")
+		t.Cleanup(func() {
+			s.Exec("postgres", "ALTER SYSTEM RESET borealis.scaling_query_threshold")
+			s.Exec("postgres", "SELECT pg_reload_conf()")
+		})
+		time.Sleep(500 * time.Millisecond) // the agent rereads the file before its next sample
+		sleeper, _ := session(t, s)
+		go sleeper.Exec(ctx, "SELECT pg_sleep(60)")
+		waitStatus(t, obs, time.Now(), "a 2 s query that blocks nothing under a 1 h threshold", func(st nodeStatus) bool {
+			return *st.OldestQuery > 2 && scalingPoint(st)
+		})
 	})
 
 	t.Run("all_reasons_at_once", func(t *testing.T) {
