@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/borealisdb/borealis/simd"
@@ -24,6 +23,7 @@ var (
 	count     = flag.Int("count", 3, "measurements per cell; the median is printed")
 	dimsFlag  = flag.String("dims", "128,384,768,1536,3072", "dimensions")
 	only      = flag.String("kernels", "", "regexp: run only the kernels whose name matches")
+	cpuTime   = flag.Bool("cputime", false, "time with the thread's CPU clock instead of the wall clock")
 )
 
 const rows = 1000
@@ -31,9 +31,7 @@ const rows = 1000
 var sink float32
 
 func main() {
-	testing.Init()
 	flag.Parse()
-	_ = flag.Set("test.benchtime", benchtime.String())
 	var dims []int
 	for _, s := range strings.Split(*dimsFlag, ",") {
 		var d int
@@ -44,7 +42,12 @@ func main() {
 	info := simd.Info()
 	fmt.Printf("CPU: %s (%s), %d threads; clock estimated at %.2f GHz from a dependent IMUL chain\n",
 		info.CPU, runtime.GOARCH, runtime.NumCPU(), ghz)
-	fmt.Printf("paths: %v; median of %d x %v per cell\n\n", info.Available, *count, *benchtime)
+	clock := "wall"
+	if *cpuTime {
+		clock = "thread CPU"
+	}
+	fmt.Printf("paths: %v; median of %d x %v per cell, round-robin over a cell's paths; %s time\n\n",
+		info.Available, *count, *benchtime, clock)
 	fmt.Println("| kernel | dim | path | ns/op | GB/s | cycles | x generic | x vek | x naive | x f32 |")
 	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 
@@ -59,14 +62,14 @@ func main() {
 		}
 		for _, dim := range dims {
 			var order []string
-			var fs []func(b *testing.B)
+			var fs []func()
 			for _, p := range append(append([]string{}, k.baselines...), info.Available...) {
 				if f := k.make(p, dim); f != nil {
 					order, fs = append(order, p), append(fs, f)
 				}
 			}
 			ns := map[string]float64{}
-			for i, v := range medians(fs) {
+			for i, v := range medians(order, fs) {
 				ns[order[i]] = v
 			}
 			for _, p := range order {
@@ -93,15 +96,15 @@ func ratio(ns map[string]float64, base, p string, unrelated ...string) string {
 	return fmt.Sprintf("%.2f", b/ns[p])
 }
 
-// medians measures every function *count times, round-robin (a, b, c, a, b, c, ...), so
-// load from other processes on a shared machine falls on all of them alike rather than on
+// medians measures every body *count times, round-robin (a, b, c, a, b, c, ...), so load
+// from other processes on a shared machine falls on all of them alike rather than on
 // whichever ran during a busy second, and returns each one's median ns/op.
-func medians(fs []func(b *testing.B)) []float64 {
+func medians(paths []string, fs []func()) []float64 {
 	v := make([][]float64, len(fs))
 	for range *count {
 		for i, f := range fs {
-			r := testing.Benchmark(f)
-			v[i] = append(v[i], float64(r.T.Nanoseconds())/float64(r.N))
+			selectPath(paths[i])
+			v[i] = append(v[i], nsPerOp(f))
 		}
 	}
 	out := make([]float64, len(fs))
@@ -112,11 +115,45 @@ func medians(fs []func(b *testing.B)) []float64 {
 	return out
 }
 
+// nsPerOp runs body about *benchtime and returns ns per call: wall time, or with -cputime
+// the CPU time of the (locked) OS thread, which leaves out the time the thread waited for
+// a core while other processes ran.
+func nsPerOp(body func()) float64 {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	clock := wallNs
+	if *cpuTime {
+		clock = threadCPUNs
+	}
+	run := func(n int) int64 {
+		t := clock()
+		for range n {
+			body()
+		}
+		return clock() - t
+	}
+	n := 1
+	for {
+		d := run(n)
+		if d >= benchtime.Nanoseconds()/20 || n >= 1<<30 {
+			n = int(float64(n) * float64(benchtime.Nanoseconds()) / float64(max(d, 1)))
+			break
+		}
+		n *= 10
+	}
+	n = max(n, 1)
+	return float64(run(n)) / float64(n)
+}
+
+var start = time.Now()
+
+func wallNs() int64 { return int64(time.Since(start)) }
+
 type kernel struct {
 	name      string
 	baselines []string // non-simd implementations measured alongside the paths
 	bytes     func(dim int) int
-	make      func(path string, dim int) func(b *testing.B)
+	make      func(path string, dim int) func()
 }
 
 func data(n int, seed uint64) []float32 {
@@ -128,20 +165,17 @@ func data(n int, seed uint64) []float32 {
 	return v
 }
 
-// bench selects the path (if it is one) before timing and runs body in b.Loop.
-func bench(path string, body func()) func(b *testing.B) {
-	return func(b *testing.B) {
-		switch path {
-		case "naive", "vek":
-		case "f32":
-			_ = simd.Select("") // the float kernel on the best path
-		default:
-			if err := simd.Select(path); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for b.Loop() {
-			body()
+// selectPath switches simd to the path a cell measures: the named kernel path, the best
+// one for the "f32" baseline, and no change for the non-simd baselines.
+func selectPath(path string) {
+	switch path {
+	case "naive", "vek":
+	case "f32":
+		_ = simd.Select("")
+	default:
+		if err := simd.Select(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
 		}
 	}
 }
@@ -149,32 +183,32 @@ func bench(path string, body func()) func(b *testing.B) {
 func kernels() []kernel {
 	pair := func(name string, ours func(a, b []float32) float32, vek func(a, b []float32) float32, naive func(a, b []float32) float32) kernel {
 		return kernel{name, []string{"naive", "vek"}, func(d int) int { return 8 * d },
-			func(p string, dim int) func(b *testing.B) {
+			func(p string, dim int) func() {
 				x, y := data(dim, 1), data(dim, 2)
 				switch p {
 				case "naive":
 					if naive == nil {
 						return nil
 					}
-					return bench(p, func() { sink = naive(x, y) })
+					return func() { sink = naive(x, y) }
 				case "vek":
-					return bench(p, func() { sink = vek(x, y) })
+					return func() { sink = vek(x, y) }
 				}
-				return bench(p, func() { sink = ours(x, y) })
+				return func() { sink = ours(x, y) }
 			}}
 	}
 	batch := func(name string, ours func(q, d, o []float32), vek func(a, b []float32) float32) kernel {
 		return kernel{name + " x1000", []string{"vek"}, func(d int) int { return 4 * d * rows },
-			func(p string, dim int) func(b *testing.B) {
+			func(p string, dim int) func() {
 				q, m, out := data(dim, 1), data(dim*rows, 2), make([]float32, rows)
 				if p == "vek" {
-					return bench(p, func() {
+					return func() {
 						for i := range out {
 							out[i] = vek(q, m[i*dim:(i+1)*dim])
 						}
-					})
+					}
 				}
-				return bench(p, func() { ours(q, m, out) })
+				return func() { ours(q, m, out) }
 			}}
 	}
 	// int8 operands are QuantizeInt8 codes of random floats, as an index stores them.
@@ -187,23 +221,23 @@ func kernels() []kernel {
 	// the best path: the int8 target is a ratio to it.
 	i8 := func(name string, f func(a, b []int8) int32, f32 func(a, b []float32) float32) kernel {
 		return kernel{name, []string{"f32"}, func(d int) int { return 2 * d },
-			func(p string, dim int) func(b *testing.B) {
+			func(p string, dim int) func() {
 				if p == "f32" {
 					x, y := data(dim, 1), data(dim, 2)
-					return bench(p, func() { sink = f32(x, y) })
+					return func() { sink = f32(x, y) }
 				}
 				x, y := codes(dim, 1), codes(dim, 2)
-				return bench(p, func() { sink = float32(f(x, y)) })
+				return func() { sink = float32(f(x, y)) }
 			}}
 	}
 	gather := kernel{"SquaredL2Gather x32", nil, func(d int) int { return 4 * d * 32 },
-		func(p string, dim int) func(b *testing.B) {
+		func(p string, dim int) func() {
 			q, m, out := data(dim, 1), data(dim*rows, 2), make([]float32, 32)
 			idx := make([]uint32, 32)
 			for i := range idx {
 				idx[i] = uint32(i * 31 % rows)
 			}
-			return bench(p, func() { simd.SquaredL2Gather(q, m, idx, out) })
+			return func() { simd.SquaredL2Gather(q, m, idx, out) }
 		}}
 	return []kernel{
 		pair("Dot", simd.Dot, vek32.Dot, naiveDot),

@@ -385,7 +385,7 @@ func rowBody3(name string, pa, pb, cnt Register) (dot, nb, na VecVirtual) {
 // then one 16-byte step in xmm (a VEX xmm write would clear an accumulator's upper half, so
 // it adds into the already reduced sum), then a scalar tail of at most 15 bytes done with
 // exact scalar arithmetic by scalar. It returns the sum in a GP32.
-func int8Body(name string, pa, pb, cnt Register, step func(x, y VecVirtual) VecVirtual, scalar func(x, y Register)) Register {
+func int8Body(name string, pa, pb, cnt Register, step func(k int, x, y VecVirtual) VecVirtual, scalar func(x, y Register)) Register {
 	const unroll = 4
 	acc := make([]VecVirtual, unroll)
 	for k := range acc {
@@ -406,7 +406,8 @@ func int8Body(name string, pa, pb, cnt Register, step func(x, y VecVirtual) VecV
 	CMPQ(cnt, Imm(128))
 	JL(LabelRef(name + "_loop32"))
 	for k := 0; k < unroll; k++ {
-		VPADDD(step(load(32*k, true)), acc[k], acc[k])
+		x, y := load(32*k, true)
+		VPADDD(step(k, x, y), acc[k], acc[k])
 	}
 	ADDQ(Imm(128), pa)
 	ADDQ(Imm(128), pb)
@@ -415,7 +416,8 @@ func int8Body(name string, pa, pb, cnt Register, step func(x, y VecVirtual) VecV
 	Label(name + "_loop32")
 	CMPQ(cnt, Imm(32))
 	JL(LabelRef(name + "_reduce"))
-	VPADDD(step(load(0, true)), acc[0], acc[0])
+	x, y := load(0, true)
+	VPADDD(step(-1, x, y), acc[0], acc[0])
 	ADDQ(Imm(32), pa)
 	ADDQ(Imm(32), pb)
 	SUBQ(Imm(32), cnt)
@@ -431,7 +433,8 @@ func int8Body(name string, pa, pb, cnt Register, step func(x, y VecVirtual) VecV
 	VPADDD(hi, s, s)
 	CMPQ(cnt, Imm(16))
 	JL(LabelRef(name + "_fold"))
-	VPADDD(step(load(0, false)), s, s)
+	x, y = load(0, false)
+	VPADDD(step(-1, x, y), s, s)
 	ADDQ(Imm(16), pa)
 	ADDQ(Imm(16), pb)
 	SUBQ(Imm(16), cnt)
@@ -446,11 +449,11 @@ func int8Body(name string, pa, pb, cnt Register, step func(x, y VecVirtual) VecV
 	Label(name + "_tail")
 	TESTQ(cnt, cnt)
 	JE(LabelRef(name + "_end"))
-	x, y := GP32(), GP32()
-	MOVBLSX(Mem{Base: pa}, x)
-	MOVBLSX(Mem{Base: pb}, y)
-	scalar(x, y)
-	ADDL(x, sum)
+	xs, ys := GP32(), GP32()
+	MOVBLSX(Mem{Base: pa}, xs)
+	MOVBLSX(Mem{Base: pb}, ys)
+	scalar(xs, ys)
+	ADDL(xs, sum)
 	INCQ(pa)
 	INCQ(pb)
 	DECQ(cnt)
@@ -474,12 +477,17 @@ func int16Ones() VecVirtual {
 // in the exact kernel below. It is exact unless b holds −128: sign(−128) negated wraps
 // to −128, and with a = −128 as well two products of 128·128 would saturate int16. With
 // b in [−127, 127] a pair sums to at most 2·128·127 = 32512 < 32767. So the kernel keeps
-// the running minimum of b's bytes (one more instruction per 32 bytes) and reports whether
-// −128 was seen; the caller then reruns the exact kernel. The quantizers never write −128.
+// the running minimum of b's bytes and reports whether −128 was seen; the caller then
+// reruns the exact kernel. The quantizers never write −128. The check is a fifth port-0/1
+// instruction per 32 bytes, measured at ~8-10% of the kernel's time (bench/results/simd.md);
+// it is kept so DotInt8 stays exact for every input. AVX2 has no cheaper test for one
+// byte value, and two products per byte pair cannot be done in fewer than four
+// instructions (abs, sign, multiply-add, widen), so ~2x the float kernel is the ceiling.
 func dotInt8Madd() {
-	TEXT("dotInt8MaddAVX2", NOSPLIT, "func(a, b *int8, n int) (dot int32, exact bool)")
+	const name = "dotInt8MaddAVX2"
+	TEXT(name, NOSPLIT, "func(a, b *int8, n int) (dot int32, exact bool)")
 	Pragma("noescape")
-	Doc("dotInt8MaddAVX2 returns a·b over the n bytes at a and b; exact is false, and dot",
+	Doc(name+" returns a·b over the n bytes at a and b; exact is false, and dot",
 		"meaningless, when b holds -128 (then use dotInt8WideAVX2).")
 	pa := Load(Param("a"), GP64())
 	pb := Load(Param("b"), GP64())
@@ -489,7 +497,7 @@ func dotInt8Madd() {
 	VPXOR(minB, minB, minB)
 	seen16 := GP32() // the 16-byte step's own check: its xmm writes cannot touch minB
 	XORL(seen16, seen16)
-	step := func(x, y VecVirtual) VecVirtual {
+	step := func(_ int, x, y VecVirtual) VecVirtual {
 		o := ones
 		if x.Size() == 16 {
 			o = ones.AsX().(VecVirtual)
@@ -505,7 +513,7 @@ func dotInt8Madd() {
 		VPMADDWD(o, x, x)
 		return x
 	}
-	sum := int8Body("dotInt8MaddAVX2", pa, pb, cnt, step, func(x, y Register) { IMULL(y, x) })
+	sum := int8Body(name, pa, pb, cnt, step, func(x, y Register) { IMULL(y, x) })
 	// |-128| is the only byte whose absolute value keeps the sign bit set.
 	seen := GP32()
 	t := YMM()
@@ -611,7 +619,7 @@ func l2Int8AbsDiff() {
 	low := YMM()
 	VPCMPEQW(low, low, low)
 	VPSRLW(U8(8), low, low) // 0x00ff in every word
-	step := func(x, y VecVirtual) VecVirtual {
+	step := func(_ int, x, y VecVirtual) VecVirtual {
 		m := low
 		if x.Size() == 16 {
 			m = low.AsX().(VecVirtual)
