@@ -25,3 +25,12 @@ func BenchmarkBuildMNIST5k(b *testing.B) {
 		build(b, data, L2, Options{M: 16, EfConstruction: 64, Seed: 1, Threads: 1})
 	}
 }
+
+// BenchmarkBuild20k128 builds 20,000 clustered 128-dim vectors on one thread.
+func BenchmarkBuild20k128(b *testing.B) {
+	data := clustered(20000, 128, 64, 1)
+	b.ResetTimer()
+	for b.Loop() {
+		build(b, data, L2, Options{M: 16, EfConstruction: 64, Seed: 1, Threads: 1})
+	}
+}

@@ -31,6 +31,9 @@ func (x *Index) AddBatch(ids []uint32, vecs [][]float32) error {
 			return fmt.Errorf("vector %d (id %d): %w", i, ids[i], err)
 		}
 		norms[i] = n2
+		if ids[i] > MaxID {
+			return fmt.Errorf("vector %d: %w: %d", i, ErrIDOutOfRange, ids[i])
+		}
 		maxID = max(maxID, ids[i])
 	}
 	if err := x.Reserve(int(maxID) + 1); err != nil {

@@ -54,9 +54,8 @@ func (x *Index) DeleteTracked(id uint32) ([]uint32, error) {
 		}
 		// Snapshot the deleted node's list: the repairs below read it.
 		around := s.changed[:0]
-		n := int(atomic.LoadUint32(&l[0]))
-		for i := 1; i <= n && i < len(l); i++ {
-			around = append(around, atomic.LoadUint32(&l[i]))
+		for i := range loadCount(l) {
+			around = append(around, loadID(l, i))
 		}
 		s.changed = around
 		for _, nb := range around {
@@ -82,8 +81,12 @@ func (x *Index) repair(s *scratch, n, del uint32, around []uint32, layer int) bo
 	if l == nil {
 		return false
 	}
-	cnt := int(l[0])
-	if !slices.Contains(l[1:1+cnt], del) {
+	cnt := loadCount(l)
+	found := false
+	for i := range cnt {
+		found = found || loadID(l, i) == del
+	}
+	if !found {
 		return false
 	}
 	s.reset(len(x.state))
@@ -96,19 +99,16 @@ func (x *Index) repair(s *scratch, n, del uint32, around []uint32, layer int) bo
 			cands = append(cands, candidate{dist: x.distance(vn, x.vec(e)), id: e})
 		}
 	}
-	for i := 1; i <= cnt; i++ {
-		add(l[i])
+	for i := range cnt {
+		add(loadID(l, i))
 	}
 	for _, e := range around {
 		add(e)
 	}
 	s.linkCands = cands
 	sortAscending(cands)
-	sel := x.selectNeighbors(cands, x.capAt(layer), &s.linkSel, &s.linkPruned)
-	for i, c := range sel {
-		atomic.StoreUint32(&l[1+i], c.id)
-	}
-	atomic.StoreUint32(&l[0], uint32(len(sel)))
+	sel, nKept := x.selectNeighbors(cands, x.capAt(layer), &s.linkSel, &s.linkPruned)
+	writeSelected(l, sel, nKept)
 	return true
 }
 

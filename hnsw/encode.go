@@ -100,13 +100,13 @@ func (x *Index) AppendNode(dst []byte, id uint32) []byte {
 		x.locks[id].Lock() // a consistent copy of each list
 		for layer := 0; layer <= level; layer++ {
 			l := x.listFor(id, layer)
-			n := uint32(0)
+			n := 0
 			if l != nil {
-				n = l[0]
+				n = loadCount(l)
 			}
-			dst = binary.LittleEndian.AppendUint32(dst, n)
-			for i := uint32(1); i <= n; i++ {
-				dst = binary.LittleEndian.AppendUint32(dst, l[i])
+			dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
+			for i := range n {
+				dst = binary.LittleEndian.AppendUint32(dst, loadID(l, i))
 			}
 		}
 		x.locks[id].Unlock()

@@ -17,6 +17,8 @@ var (
 	ErrZeroVector = errors.New("hnsw: zero vector has no cosine distance")
 	// ErrDuplicateID: the id is already in the index (deleted ids included).
 	ErrDuplicateID = errors.New("hnsw: id already present")
+	// ErrIDOutOfRange: the id is above MaxID (2^31 − 1).
+	ErrIDOutOfRange = errors.New("hnsw: id above MaxID")
 	// ErrNotFound: the id is not in the index.
 	ErrNotFound = errors.New("hnsw: id not present")
 	// ErrOutOfMemory: the estimated memory exceeds Options.MemoryLimit.

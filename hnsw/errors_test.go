@@ -74,6 +74,19 @@ func TestDuplicateIDsAreRejectedAndLeaveTheGraphUnchanged(t *testing.T) {
 	}
 }
 
+func TestIDsAboveMaxIDAreRejected(t *testing.T) {
+	x, _ := New(2, L2, Options{})
+	if err := x.Add(MaxID+1, []float32{1, 2}); !errors.Is(err, ErrIDOutOfRange) {
+		t.Fatalf("Add(MaxID+1): %v", err)
+	}
+	if err := x.AddBatch([]uint32{MaxID + 1}, [][]float32{{1, 2}}); !errors.Is(err, ErrIDOutOfRange) {
+		t.Fatalf("AddBatch(MaxID+1): %v", err)
+	}
+	if err := x.Restore(0, 0, []float32{1, 2}, [][]uint32{{MaxID + 1}}); !errors.Is(err, ErrInvalidGraph) {
+		t.Fatalf("Restore linking past MaxID: %v", err)
+	}
+}
+
 func TestNewRejectsBadOptions(t *testing.T) {
 	for _, c := range []struct {
 		dims int

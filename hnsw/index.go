@@ -210,15 +210,14 @@ func (x *Index) Level(id uint32) int {
 func (x *Index) Neighbors(id uint32, layer int) []uint32 {
 	x.grow.RLock()
 	defer x.grow.RUnlock()
-	if int(id) >= len(x.state) || atomic.LoadUint32(&x.state[id])&(statePresent|statePending) == 0 ||
+	if int(id) >= len(x.state) || atomic.LoadUint32(&x.state[id])&statePresent == 0 ||
 		layer < 0 || layer > int(x.levels[id]) {
 		return nil
 	}
 	l := x.list(id, layer)
-	n := atomic.LoadUint32(&l[0])
-	out := make([]uint32, n)
+	out := make([]uint32, loadCount(l))
 	for i := range out {
-		out[i] = atomic.LoadUint32(&l[1+i])
+		out[i] = loadID(l, i)
 	}
 	return out
 }

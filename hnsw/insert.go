@@ -23,6 +23,9 @@ func (x *Index) AddTracked(id uint32, vec []float32) (changed []uint32, err erro
 }
 
 func (x *Index) add(id uint32, vec []float32, track bool) ([]uint32, error) {
+	if id > MaxID {
+		return nil, fmt.Errorf("%w: %d", ErrIDOutOfRange, id)
+	}
 	norm2, err := x.checkVector(vec)
 	if err != nil {
 		return nil, err
@@ -94,14 +97,9 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 		}
 		slices.Reverse(s.cands)
 		s.entries = append(s.entries[:0], s.cands...)
-		sel := x.selectNeighbors(s.cands, x.m, &s.sel, &s.pruned)
-
+		sel, nKept := x.selectNeighbors(s.cands, x.m, &s.sel, &s.pruned)
 		x.locks[id].Lock()
-		l := x.list(id, layer)
-		for i, c := range sel {
-			atomic.StoreUint32(&l[1+i], c.id)
-		}
-		atomic.StoreUint32(&l[0], uint32(len(sel)))
+		writeSelected(x.list(id, layer), sel, nKept)
 		x.locks[id].Unlock()
 
 		for _, c := range sel {
@@ -129,9 +127,20 @@ func (x *Index) finishInsert(id uint32) {
 	x.live.Add(1)
 }
 
-// link adds the edge n → q (q at distance d from n) at layer, shrinking n's
-// list with the heuristic when it is full. Deleted neighbours are dropped on
-// the way. It reports whether n's list changed.
+// link adds the edge n → q (q at distance d from n) at layer and reports
+// whether n's list changed.
+//
+// A list with room takes q. A full list first gives up a deleted neighbour if
+// it has one. Otherwise the list must drop one of its cap+1 candidates, and
+// the paper's heuristic with keepPrunedConnections drops the farthest
+// candidate that fails the diversity test (or the farthest of all when none
+// fails). Re-running the test costs O(cap²) distances per link, half of a
+// build's time, so each entry carries a "kept" bit from the last full run and
+// link updates it incrementally in O(cap): q is tested against the kept
+// entries closer than it, and if q is kept, the kept entries farther than q
+// are tested against q alone. It does not re-admit entries whose pruner was
+// just pruned (a rare cascade), so it can drop slightly more eagerly than a
+// full re-run; lists whose bits are not valid get the full run.
 func (x *Index) link(s *scratch, n, q uint32, d float32, layer int) bool {
 	x.locks[n].Lock()
 	defer x.locks[n].Unlock()
@@ -140,40 +149,86 @@ func (x *Index) link(s *scratch, n, q uint32, d float32, layer int) bool {
 		return false
 	}
 	capn := x.capAt(layer)
-	cnt := int(l[0])
+	word := l[0]
+	cnt, valid := int(word&countMask), word&validBit != 0
 	if cnt < capn {
 		atomic.StoreUint32(&l[1+cnt], q)
-		atomic.StoreUint32(&l[0], uint32(cnt+1))
+		atomic.StoreUint32(&l[0], uint32(cnt+1)) // q's kept bit is unknown: bits no longer valid
 		return true
 	}
-	vn := x.vec(n)
-	cands := s.linkCands[:0]
 	for i := 1; i <= cnt; i++ {
-		e := l[i]
-		if atomic.LoadUint32(&x.state[e])&stateDeleted != 0 {
-			continue
+		if atomic.LoadUint32(&x.state[l[i]&idMask])&stateDeleted != 0 {
+			atomic.StoreUint32(&l[i], q)
+			atomic.StoreUint32(&l[0], uint32(cnt))
+			return true
 		}
-		cands = append(cands, candidate{dist: x.distance(vn, x.vec(e)), id: e})
+	}
+
+	// Distances from n to its neighbours, in one gather call.
+	vn := x.vec(n)
+	ids := s.ids[:cnt]
+	for i := range ids {
+		ids[i] = l[1+i] & idMask
+	}
+	dists := s.dists[:cnt]
+	x.distances(vn, ids, dists)
+	cands := s.linkCands[:0]
+	for i := range ids {
+		cands = append(cands, candidate{dist: dists[i], id: l[1+i]}) // kept bit included
 	}
 	cands = append(cands, candidate{dist: d, id: q})
 	s.linkCands = cands
 	sortAscending(cands)
-	sel := x.selectNeighbors(cands, capn, &s.linkSel, &s.linkPruned)
-	if len(sel) == cnt && !containsID(sel, q) {
-		return false // q was the one pruned: the list keeps its old members
-	}
-	for i, c := range sel {
-		atomic.StoreUint32(&l[1+i], c.id)
-	}
-	atomic.StoreUint32(&l[0], uint32(len(sel)))
-	return true
-}
 
-func containsID(cs []candidate, id uint32) bool {
-	for _, c := range cs {
-		if c.id == id {
-			return true
+	if !valid {
+		// Rewritten (and reported) even when q is the one dropped: the
+		// order and the kept bits change, and later links get cheaper.
+		for i := range cands {
+			cands[i].id &= idMask
+		}
+		sel, nKept := x.selectNeighbors(cands, capn, &s.linkSel, &s.linkPruned)
+		writeSelected(l, sel, nKept)
+		return true
+	}
+
+	qi := 0
+	for cands[qi].id != q {
+		qi++
+	}
+	vq := x.vec(q)
+	kept := true
+	for _, c := range cands[:qi] {
+		if c.id&keptBit != 0 && x.distance(vq, x.vec(c.id&idMask)) < d {
+			kept = false
+			break
 		}
 	}
-	return false
+	if kept {
+		cands[qi].id |= keptBit
+		for j := qi + 1; j < len(cands); j++ {
+			c := cands[j]
+			if c.id&keptBit != 0 && x.distance(vq, x.vec(c.id&idMask)) < c.dist {
+				cands[j].id &^= keptBit
+			}
+		}
+	}
+	drop := len(cands) - 1
+	for j := drop; j >= 0; j-- {
+		if cands[j].id&keptBit == 0 {
+			drop = j
+			break
+		}
+	}
+	if cands[drop].id&idMask == q {
+		return false // q is the one dropped; the others' bits did not change
+	}
+	w := 1
+	for j, c := range cands {
+		if j != drop {
+			atomic.StoreUint32(&l[w], c.id)
+			w++
+		}
+	}
+	atomic.StoreUint32(&l[0], uint32(cnt)|validBit)
+	return true
 }

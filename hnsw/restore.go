@@ -29,6 +29,9 @@ func (x *Index) restore(id uint32, level int, vec []float32, neighbors [][]uint3
 	if err != nil {
 		return err
 	}
+	if id > MaxID {
+		return fmt.Errorf("%w: %d", ErrIDOutOfRange, id)
+	}
 	if level < 0 || level > maxLevel || len(neighbors) > level+1 {
 		return fmt.Errorf("%w: node %d: level %d with %d layers of neighbours", ErrInvalidGraph, id, level, len(neighbors))
 	}
@@ -38,8 +41,8 @@ func (x *Index) restore(id uint32, level int, vec []float32, neighbors [][]uint3
 			return fmt.Errorf("%w: node %d layer %d: %d neighbours, capacity %d", ErrInvalidGraph, id, layer, len(ns), x.capAt(layer))
 		}
 		for _, e := range ns {
-			if e == id {
-				return fmt.Errorf("%w: node %d links to itself", ErrInvalidGraph, id)
+			if e == id || e > MaxID {
+				return fmt.Errorf("%w: node %d links to %d", ErrInvalidGraph, id, e)
 			}
 			top = max(top, e)
 		}
@@ -93,7 +96,7 @@ func (x *Index) writeList(id uint32, layer int, ns []uint32) {
 	for i, e := range ns {
 		atomic.StoreUint32(&l[1+i], e)
 	}
-	atomic.StoreUint32(&l[0], uint32(len(ns)))
+	atomic.StoreUint32(&l[0], uint32(len(ns))) // kept bits unknown: not valid
 }
 
 // SetNeighbors replaces id's list at layer with ids (copied), for a cache
@@ -102,8 +105,8 @@ func (x *Index) writeList(id uint32, layer int, ns []uint32) {
 func (x *Index) SetNeighbors(id uint32, layer int, ids []uint32) error {
 	top := id
 	for _, e := range ids {
-		if e == id {
-			return fmt.Errorf("%w: node %d links to itself", ErrInvalidGraph, id)
+		if e == id || e > MaxID {
+			return fmt.Errorf("%w: node %d links to %d", ErrInvalidGraph, id, e)
 		}
 		top = max(top, e)
 	}

@@ -10,7 +10,8 @@ type SearchOptions struct {
 	// Filter, when set, admits only ids for which it returns true. Rejected
 	// nodes still route the search; the search keeps going until it has Ef
 	// admitted nodes or runs out of graph, so a very selective filter can visit
-	// much of the graph. It is called from the searching goroutine.
+	// much of the graph. It is called from the searching goroutine while the
+	// index is read-locked, so it must not call methods of the same index.
 	Filter func(id uint32) bool
 	// MaxDistance, when UseMaxDistance is set, keeps only results whose
 	// distance (pgvector scale) is ≤ MaxDistance, and stops the search early:
@@ -69,12 +70,11 @@ func (x *Index) descend(s *scratch, q []float32, ep uint32, epLevel, stop int) c
 			if l == nil {
 				break
 			}
-			n := min(int(atomic.LoadUint32(&l[0])), len(l)-1)
-			ids := s.ids[:n]
+			ids := s.ids[:loadCount(l)]
 			for i := range ids {
-				ids[i] = atomic.LoadUint32(&l[1+i])
+				ids[i] = loadID(l, i)
 			}
-			dists := s.dists[:n]
+			dists := s.dists[:len(ids)]
 			x.distances(q, ids, dists)
 			for i, d := range dists {
 				if d < cur.dist {
@@ -114,10 +114,9 @@ func (x *Index) searchLayer(s *scratch, q []float32, layer, ef int, sp *searchSp
 			continue
 		}
 		expanded++
-		n := int(atomic.LoadUint32(&l[0]))
 		ids := s.ids[:0]
-		for i := 1; i <= n && i < len(l); i++ {
-			if e := atomic.LoadUint32(&l[i]); s.visit(e) {
+		for i := range loadCount(l) {
+			if e := loadID(l, i); s.visit(e) {
 				ids = append(ids, e)
 			}
 		}

@@ -8,13 +8,16 @@ package hnsw
 // top the list up to m, closest first, so lists stay full (better recall for
 // the cost of a few longer edges). The result is written into *out; *pruned is
 // scratch. Neither allocates once the buffers have grown.
-func (x *Index) selectNeighbors(cands []candidate, m int, out, pruned *[]candidate) []candidate {
-	sel := (*out)[:0]
+//
+// nKept is how many leading entries of the result passed the diversity test
+// (the rest were re-admitted), or -1 when cands fit in m and were not tested.
+func (x *Index) selectNeighbors(cands []candidate, m int, out, pruned *[]candidate) (sel []candidate, nKept int) {
+	sel = (*out)[:0]
 	if len(cands) <= m {
 		// keepPrunedConnections would re-add every discard: all candidates stay.
 		sel = append(sel, cands...)
 		*out = sel
-		return sel
+		return sel, -1
 	}
 	pr := (*pruned)[:0]
 	for _, c := range cands {
@@ -35,6 +38,7 @@ func (x *Index) selectNeighbors(cands []candidate, m int, out, pruned *[]candida
 			pr = append(pr, c)
 		}
 	}
+	nKept = len(sel)
 	for _, p := range pr {
 		if len(sel) >= m {
 			break
@@ -42,5 +46,5 @@ func (x *Index) selectNeighbors(cands []candidate, m int, out, pruned *[]candida
 		sel = append(sel, p)
 	}
 	*out, *pruned = sel, pr
-	return sel
+	return sel, nKept
 }
