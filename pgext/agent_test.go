@@ -242,7 +242,9 @@ func TestNodeAgentPublishesSnapshot(t *testing.T) {
 	// Sampled about every 200 ms (borealis.agent_interval_ms), and the snapshot moves on.
 	first := *st.SampledAt
 	next := waitStatus(t, conn, first, "a newer snapshot", func(nodeStatus) bool { return true })
-	if gap := next.SampledAt.Sub(first); gap < 150*time.Millisecond {
+	// (The timestamp is taken after reading the sessions, so a descheduled worker can shorten
+	// one gap by a little; a worker sampling back to back would show gaps of a few ms.)
+	if gap := next.SampledAt.Sub(first); gap < 100*time.Millisecond {
 		t.Fatalf("snapshots %v apart with agent_interval_ms=200", gap)
 	}
 }

@@ -47,7 +47,8 @@ func borealis_agent_abi_version() C.int { return abiVersion }
 //export borealis_agent_init
 func borealis_agent_init(postmasterPID C.int, clockTicks, cpus C.double) (rc C.int) {
 	defer guard(&rc)
-	s, err := bgworker.NewSampler("/proc", int(postmasterPID), float64(clockTicks), float64(cpus))
+	usable := bgworker.UsableCPUs("/proc", "/sys/fs/cgroup", int(postmasterPID), float64(cpus))
+	s, err := bgworker.NewSampler("/proc", int(postmasterPID), float64(clockTicks), usable)
 	if err != nil {
 		lastError = err.Error()
 		return C.AGENT_ERROR

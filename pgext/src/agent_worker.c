@@ -23,7 +23,10 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-/* The CPUs this server may use: its affinity mask (inherited from the postmaster). */
+/*
+ * The CPUs in this server's affinity mask (inherited from the postmaster); the Go half lowers
+ * that to a cgroup v2 quota where one is set.
+ */
 static double
 agent_usable_cpus(void)
 {
