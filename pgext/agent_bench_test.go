@@ -1,0 +1,77 @@
+package pgext_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/borealisdb/borealis/internal/pgtest"
+)
+
+// BenchmarkNodeAgentSample measures what the real agent costs: its own CPU time (from
+// /proc/<agent>/stat) per sample, in a server with 20 idle client sessions, sampling every
+// 100 ms. One iteration is one new snapshot. Run with -benchtime=Nx.
+func BenchmarkNodeAgentSample(b *testing.B) {
+	pgtest.RequireInstalled(b)
+	s := pgtest.Start(b, pgtest.Options{Preload: true, Extension: true, Settings: map[string]string{
+		"borealis.agent_interval_ms": "100",
+	}})
+	ctx := context.Background()
+	for range 20 {
+		s.Connect("postgres")
+	}
+	obs := s.Connect("postgres")
+	var pid int
+	var last time.Time
+	deadline := time.Now().Add(30 * time.Second)
+	for pid == 0 || last.IsZero() {
+		var p *int32
+		var at *time.Time
+		if err := obs.QueryRow(ctx, "SELECT agent_pid, sampled_at FROM borealis.node_status()").Scan(&p, &at); err != nil {
+			b.Fatal(err)
+		}
+		if p != nil && at != nil {
+			pid, last = int(*p), *at
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("no agent snapshot within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	startTicks := agentTicks(b, pid)
+	first := last
+	b.ResetTimer()
+	for range b.N {
+		for {
+			var at time.Time
+			if err := obs.QueryRow(ctx, "SELECT sampled_at FROM borealis.node_status()").Scan(&at); err != nil {
+				b.Fatal(err)
+			}
+			if at.After(last) {
+				last = at
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	b.StopTimer()
+	samples := last.Sub(first).Seconds() / 0.1 // the agent samples every 100 ms, seen or not
+	cpuMs := float64(agentTicks(b, pid)-startTicks) * 10
+	b.ReportMetric(cpuMs/samples, "agent-cpu-ms/sample")
+	b.ReportMetric(cpuMs/last.Sub(first).Seconds()/10, "agent-cpu-%-at-100ms")
+}
+
+// agentTicks is utime+stime of a process in clock ticks (USER_HZ, 100 on Linux).
+func agentTicks(b *testing.B, pid int) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(data)[strings.LastIndexByte(string(data), ')')+1:])
+	u, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return u + st
+}
