@@ -7,3 +7,9 @@ SHLIBS += $(BUILD)/borealis_agent.so
 $(BUILD)/borealis_agent.so: $(GO_SOURCES) pgext/src/agent_abi.h
 	@mkdir -p $(BUILD)
 	$(GO) build -buildmode=c-shared -ldflags='$(ENGINE_LDFLAGS)' -o $@ ./bgworker/agentlib
+
+# The agent's sampling cost (bench/results/agent.md): the real worker, then the /proc half.
+.PHONY: bench-agent
+bench-agent:
+	$(GO) test -run '^$$' -bench NodeAgentSample -benchtime 100x ./pgext/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./bgworker/
