@@ -72,9 +72,7 @@ func waitStatus(t *testing.T, conn *pgx.Conn, since time.Time, what string, ok f
 
 func describe(st nodeStatus) string {
 	var b strings.Builder
-	f := func(name string, v any) {
-		b.WriteString(name + "=" + strings.TrimPrefix(strings.TrimSpace(fmtAny(v)), "&") + " ")
-	}
+	f := func(name string, v any) { b.WriteString(name + "=" + fmtAny(v) + " ") }
 	f("sampled_at", st.SampledAt)
 	f("active", st.Active)
 	f("idle", st.Idle)
@@ -175,8 +173,7 @@ func processCmdline(t *testing.T, pid int) string {
 func TestNodeAgentPublishesSnapshot(t *testing.T) {
 	s := startAgentServer(t)
 	conn, _ := session(t, s)
-	idle := s.Connect("postgres")
-	_ = idle
+	s.Connect("postgres") // an idle session for the snapshot to count
 	start := time.Now()
 	st := waitStatus(t, conn, start, "a snapshot with an idle session", func(st nodeStatus) bool {
 		return st.Idle != nil && *st.Idle >= 1
