@@ -9,14 +9,15 @@ import "sync/atomic"
 // bits are up to date. Readers mask both off; ids are therefore limited to
 // 31 bits (MaxID).
 const (
-	keptBit   = 1 << 31
+	keptBit   = MaxID + 1
 	idMask    = keptBit - 1
 	validBit  = 1 << 31
 	countMask = validBit - 1
 )
 
-// MaxID is the largest node id the index accepts.
-const MaxID = idMask
+// MaxID is the largest node id the index accepts (2^31 − 1): the top bit of
+// a list entry is the kept bit.
+const MaxID = 1<<31 - 1
 
 // loadCount reads the number of entries of list l.
 func loadCount(l []uint32) int {
