@@ -2,9 +2,6 @@ package pgext_test
 
 import (
 	"context"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +38,7 @@ func BenchmarkNodeAgentSample(b *testing.B) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	startTicks := agentTicks(b, pid)
+	startTicks := processTicks(b, pid)
 	first := last
 	b.ResetTimer()
 	for range b.N {
@@ -59,19 +56,7 @@ func BenchmarkNodeAgentSample(b *testing.B) {
 	}
 	b.StopTimer()
 	samples := last.Sub(first).Seconds() / 0.1 // the agent samples every 100 ms, seen or not
-	cpuMs := float64(agentTicks(b, pid)-startTicks) * 10
+	cpuMs := float64(processTicks(b, pid)-startTicks) * 10
 	b.ReportMetric(cpuMs/samples, "agent-cpu-ms/sample")
 	b.ReportMetric(cpuMs/last.Sub(first).Seconds()/10, "agent-cpu-%-at-100ms")
-}
-
-// agentTicks is utime+stime of a process in clock ticks (USER_HZ, 100 on Linux).
-func agentTicks(b *testing.B, pid int) int {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := strings.Fields(string(data)[strings.LastIndexByte(string(data), ')')+1:])
-	u, _ := strconv.Atoi(f[11])
-	st, _ := strconv.Atoi(f[12])
-	return u + st
 }

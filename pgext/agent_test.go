@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -223,6 +224,8 @@ func TestNodeAgentPublishesSnapshot(t *testing.T) {
 		}
 	}
 
+	checkCPUOfExitedBackendCounted(t, s, conn)
+
 	// A hot standby (a reader) runs its own agent.
 	standby := s.StartStandby("agent-standby")
 	sconn := standby.Connect("postgres")
@@ -390,6 +393,55 @@ func TestNodeStatusEveryReason(t *testing.T) {
 		}
 		waitStatus(t, obs, time.Now(), "everything clear", scalingPoint)
 	})
+}
+
+// checkCPUOfExitedBackendCounted burns CPU in a backend, ends that session, and checks the
+// 1-minute CPU share still accounts for at least what the backend used (an exited child's
+// time moves to the postmaster's cutime; the total never drops). Measured against the
+// backend's own CPU time, not the wall clock, so a loaded machine only makes it slower.
+func checkCPUOfExitedBackendCounted(t *testing.T, s *pgtest.Server, obs *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	burner, pid := session(t, s)
+	deadline := time.Now().Add(30 * time.Second)
+	for processTicks(t, pid) < 30 { // 0.3 s of CPU, however long a loaded machine takes
+		if _, err := burner.Exec(ctx, "SELECT borealis.debug_spin(0.5)"); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %d could not get 0.3 s of CPU in 30 s", pid)
+		}
+	}
+	used := float64(processTicks(t, pid)) / 100 // USER_HZ
+	burner.Close(ctx)
+	for processCmdline(t, pid) != "" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := waitStatus(t, obs, time.Now(), "a snapshot after the backend exited", func(nodeStatus) bool { return true })
+	// The 1-minute average covers at most the time since the server started.
+	var started time.Time
+	if err := obs.QueryRow(ctx, "SELECT pg_postmaster_start_time()").Scan(&started); err != nil {
+		t.Fatal(err)
+	}
+	window := min(st.SampledAt.Sub(started).Seconds(), 60)
+	cpuSeconds := *st.CPUPercent1m / 100 * float64(runtime.NumCPU()) * window
+	if cpuSeconds < used-0.05 {
+		t.Fatalf("cpu_percent_1m %.2f%% of %d CPUs over at most %.1f s is %.2f CPU-seconds; the exited backend alone used %.2f",
+			*st.CPUPercent1m, runtime.NumCPU(), window, cpuSeconds, used)
+	}
+}
+
+// processTicks is utime+stime of a live process in clock ticks.
+func processTicks(t testing.TB, pid int) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(data)[strings.LastIndexByte(string(data), ')')+1:])
+	u, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return u + st
 }
 
 // The agent stops at once on SIGTERM and comes back: after a terminate (exit code 1) and after
