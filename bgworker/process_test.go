@@ -144,3 +144,28 @@ func cpuTime(t *testing.T) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// A child's CPU time stays in the total after it exits: the kernel adds it to the parent's
+// cutime/cstime when the parent reaps it, as the postmaster reaps backends.
+func TestExitedChildCPUStaysCounted(t *testing.T) {
+	self := os.Getpid()
+	before, err := cpuTicks("/proc", []int{self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command("sh", "-c", "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done")
+	if err := child.Run(); err != nil { // Run reaps it
+		t.Fatal(err)
+	}
+	childCPU := (child.ProcessState.UserTime() + child.ProcessState.SystemTime()).Seconds()
+	after, err := cpuTicks("/proc", []int{self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := float64(after-before) / 100; got < childCPU-0.02 {
+		t.Fatalf("the reaped child used %.2f s of CPU; the parent's total grew by only %.2f s", childCPU, got)
+	}
+	if childCPU < 0.05 {
+		t.Fatalf("the child used only %.3f s of CPU: the loop is too short to show anything", childCPU)
+	}
+}
