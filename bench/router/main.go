@@ -29,7 +29,7 @@ import (
 	"github.com/borealisdb/borealis/internal/pgproc"
 )
 
-var cpuProfile string
+var cpuProfile, backendNet string
 
 type staticWriter string
 
@@ -87,6 +87,7 @@ func main() {
 	scale := flag.Int("scale", 10, "pgbench scale (-s)")
 	out := flag.String("out", "bench/results/router.md", "markdown report")
 	note := flag.String("note", "", "a line about the conditions, added to the report")
+	flag.StringVar(&backendNet, "backend", "unix", "how the router reaches the server: unix (socket, as the control plane does) or tcp")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the router rounds here")
 	flag.Parse()
 	if err := runBench(*clients, *threads, *rounds, *seconds, *scale, *out, *note); err != nil {
@@ -121,7 +122,11 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 	if o, err := exec.Command("pgbench", "-i", "-q", "-s", strconv.Itoa(scale), "-h", "127.0.0.1", "-p", strconv.Itoa(node.Port), "-U", "postgres", "postgres").CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench -i: %v\n%s", err, o)
 	}
-	r := router.New(router.Config{Name: "bench", Backends: staticWriter(fmt.Sprintf("127.0.0.1:%d", node.Port))})
+	backend := fmt.Sprintf("127.0.0.1:%d", node.Port)
+	if backendNet == "unix" {
+		backend = filepath.Join(node.SocketDir, fmt.Sprintf(".s.PGSQL.%d", node.Port))
+	}
+	r := router.New(router.Config{Name: "bench", Backends: staticWriter(backend)})
 	defer r.Close()
 	l, err := r.Listen(router.ClusterEndpoint, "127.0.0.1:0")
 	if err != nil {

@@ -180,7 +180,7 @@ func TestClusterOfThree(t *testing.T) {
 		for range 2 {
 			c := connectTo(t, d.ReaderEndpoint)
 			var port int
-			c.QueryRow(ctx, "SELECT inet_server_port()").Scan(&port)
+			c.QueryRow(ctx, "SELECT current_setting('port')::int").Scan(&port)
 			seen[port] = true
 		}
 		for p := range seen {

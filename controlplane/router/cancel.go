@@ -2,7 +2,6 @@ package router
 
 import (
 	"crypto/rand"
-	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -59,7 +58,7 @@ func (r *Router) forwardCancel(m *pgproto3.CancelRequest) {
 	if err != nil {
 		return
 	}
-	c, err := net.DialTimeout("tcp", addr, r.cfg.DialTimeout)
+	c, err := r.dialBackend(addr)
 	if err != nil {
 		return
 	}

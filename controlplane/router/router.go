@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +29,9 @@ func (e Endpoint) String() string {
 	return "cluster"
 }
 
-// Backends tells the router where the cluster's available nodes are ("host:port").
+// Backends tells the router where the cluster's available nodes are: "host:port" for TCP, or
+// the path of a Unix socket (starting with "/"), which costs the router less CPU per message
+// than loopback TCP.
 type Backends interface {
 	// Writer is the writer's address, or "" when it is not available.
 	Writer() string
@@ -249,6 +252,15 @@ func (r *Router) BackendConnections() map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// dialBackend connects to a backend address as Backends gives it.
+func (r *Router) dialBackend(addr string) (net.Conn, error) {
+	network := "tcp"
+	if strings.HasPrefix(addr, "/") {
+		network = "unix"
+	}
+	return net.DialTimeout(network, addr, r.cfg.DialTimeout)
 }
 
 // pick chooses the backend for s and counts it there; false when none is available.

@@ -258,6 +258,24 @@ func TestRouter(t *testing.T) {
 		}
 	})
 
+	t.Run("UnixSocketBackend", func(t *testing.T) {
+		sock := filepath.Join(srv.SocketDir, fmt.Sprintf(".s.PGSQL.%d", srv.Port))
+		_, addr, _ := startRouter(t, Config{Name: "unix", Backends: &staticBackends{writer: sock}})
+		c := connect(t, dsn(addr, "postgres", "", ""))
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			c.PgConn().CancelRequest(ctx)
+		}()
+		_, err := c.Exec(ctx, "SELECT pg_sleep(30)")
+		if code := pgCode(err); code != "57014" {
+			t.Fatalf("cancel through a router on a Unix-socket backend: %v", err)
+		}
+		var addrIsNull bool
+		if err := c.QueryRow(ctx, "SELECT inet_client_addr() IS NULL").Scan(&addrIsNull); err != nil || !addrIsNull {
+			t.Fatalf("backend connection is not over the Unix socket: %v", err)
+		}
+	})
+
 	t.Run("TLS", func(t *testing.T) {
 		_, tlsAddr, _ := startRouter(t, Config{Name: "tls", Backends: backends, TLS: selfSigned(t)})
 		c := connect(t, dsn(tlsAddr, "alice", "wonderland", "sslmode=require"))

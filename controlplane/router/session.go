@@ -75,7 +75,7 @@ func (s *session) run() {
 			fmt.Sprintf("waited %s; check `borealis cluster describe %s`", s.r.cfg.HoldTimeout, s.r.cfg.Name))
 		return
 	}
-	backend, err := net.DialTimeout("tcp", s.backendAddr, s.r.cfg.DialTimeout)
+	backend, err := s.r.dialBackend(s.backendAddr)
 	if err != nil {
 		s.reject("08006", fmt.Sprintf("cluster %s: connecting to node %s: %v", s.r.cfg.Name, s.backendAddr, err), "")
 		return
