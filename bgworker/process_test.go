@@ -103,6 +103,38 @@ func TestSamplerReportsAverages(t *testing.T) {
 	}
 }
 
+// Memory is re-measured only within its time budget; CPU is sampled every time.
+func TestSamplerMemoryBudget(t *testing.T) {
+	s, err := NewSampler("/proc", os.Getpid(), 100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	first, err := s.Sample(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.MemoryMeasuredAt.Equal(t0) || first.MemoryBytes <= 0 {
+		t.Fatalf("first sample did not measure memory: %+v", first)
+	}
+	s.memBudget = 1e-12 // no time for memory
+	second, err := s.Sample(t0.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.MemoryMeasuredAt.Equal(t0) || second.MemoryBytes != first.MemoryBytes {
+		t.Fatalf("memory re-measured outside its budget: %+v", second)
+	}
+	s.memBudget = 1 // all the time in the world
+	third, err := s.Sample(t0.Add(2 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !third.MemoryMeasuredAt.Equal(t0.Add(2 * time.Second)) {
+		t.Fatalf("memory not re-measured within its budget: %+v", third)
+	}
+}
+
 func TestSamplerBadInput(t *testing.T) {
 	if _, err := NewSampler("/proc", 0, 100, 1); err == nil || !strings.Contains(err.Error(), "postmaster pid") {
 		t.Fatalf("pid 0: %v", err)
