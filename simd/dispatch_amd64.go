@@ -14,9 +14,11 @@ var paths = []pathEntry{
 // Against viterin/vek's AVX2 kernels (bench/results/simd.md, same run): single-pair Dot and
 // SquaredL2 are equal within noise from 384 dims up, so ours are kept only because the
 // single pair is the batch kernel with one row (vek has no batch or gather, and panics on
-// empty input). Batches beat a vek-per-row loop by 2.0x (dot) and 1.1-1.4x (L2, cosine) at
-// 128-384 dims, where per-call overhead dominates. vek is 1.1-1.35x faster on single-pair
-// cosine (one pass, float32 divide, no clamp) and on 128-dim single pairs (call overhead).
+// empty input). Batches beat a vek-per-row loop at 128-384 dims, where per-call overhead
+// dominates. Single-pair cosine is one pass like vek's but with twice the accumulators
+// (bound by the FMA ports, not FMA latency): ahead from 1,536 dims, level within noise at
+// 384-768, where pgvector's float64 sqrt, divide and clamp cost ~25 cycles more than vek's
+// float32 rsqrt. vek is faster on 128-dim single pairs (call overhead).
 var avx2Impl = impl{
 	name:   "avx2",
 	dot:    func(a, b []float32) float32 { return pairAVX2(dotBatchAVX2, dotGeneric, a, b) },
