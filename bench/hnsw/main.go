@@ -254,6 +254,7 @@ func runBorealis(ds *dataset, truth [][]uint32) *libResult {
 	x, d := build(1)
 	r.build, r.cpu = d, lastCPU
 	r.heapBytes = heapInUse() - before
+	runtime.KeepAlive(x) // x is reassigned below; keep it live while measuring
 	r.heapNote = fmt.Sprintf("(includes its own copy of the vectors, %.0f MiB; EstimateMemory %.0f MiB)",
 		float64(len(ds.base)*len(ds.base[0])*4)/(1<<20), float64(hnsw.EstimateMemory(len(ds.base), len(ds.base[0]), *m))/(1<<20))
 	fmt.Fprintf(os.Stderr, "%s: Borealis build 1 thread %.2fs; 2 threads...\n", ds.name, d.Seconds())
@@ -315,6 +316,7 @@ func runCoder(ds *dataset, truth [][]uint32) *libResult {
 	}
 	r.build, r.cpu = time.Since(start), cpuTime()-cpu0
 	r.heapBytes = heapInUse() - before
+	runtime.KeepAlive(g)
 	r.heapNote = fmt.Sprintf("(graph only: it keeps references to the caller's vectors, %.0f MiB more)",
 		float64(len(ds.base)*len(ds.base[0])*4)/(1<<20))
 	fmt.Fprintf(os.Stderr, "%s: coder/hnsw build %.2fs\n", ds.name, r.build.Seconds())
