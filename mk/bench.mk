@@ -13,5 +13,5 @@ BENCH_FLAGS   ?=
 .PHONY: bench
 bench: cli
 	$(BUILD)/borealis bench ann --suite $(BENCH_SUITE) --queries $(BENCH_QUERIES) \
-		--index borealis_hnsw:borealis.ef_search --index hnsw:hnsw.ef_search --skip-missing \
+		--index borealis_hnsw:borealis.ef_search --index hnsw:hnsw.ef_search --skip-missing --min-time 2s \
 		--out bench/results --note "$(BENCH_NOTE)" $(BENCH_FLAGS)

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // IndexSpec is an access method and the GUC that sets its search breadth, e.g.
@@ -69,6 +70,9 @@ type Config struct {
 	Queries int
 	// Warmup is how many queries run untimed on every connection before the sweep.
 	Warmup int
+	// MinTime is the least time each QPS measurement lasts: the query list is repeated until
+	// it has passed (recall is scored on the first pass only). 0 means one pass.
+	MinTime time.Duration
 
 	Seed        uint64
 	DatasetsDir string
@@ -126,8 +130,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("no index: give --index AM:GUC, e.g. --index hnsw:hnsw.ef_search")
 	case c.M < 2 || c.EfConstruction < 1:
 		return fmt.Errorf("--m must be at least 2 and --ef-construction at least 1")
-	case c.K < 1 || c.Clients < 1 || c.Queries < 1 || c.Warmup < 0 || c.ParallelWorkers < 0:
-		return fmt.Errorf("--k, --clients and --queries must be positive, --warmup and --parallel-workers not negative")
+	case c.K < 1 || c.Clients < 1 || c.Queries < 1 || c.Warmup < 0 || c.ParallelWorkers < 0 || c.MinTime < 0:
+		return fmt.Errorf("--k, --clients and --queries must be positive, --warmup, --min-time and --parallel-workers not negative")
 	case !regexp.MustCompile(`^[0-9]+\s*[kMGT]?B?$`).MatchString(c.MaintenanceWorkMem):
 		return fmt.Errorf("--maintenance-work-mem %q: want a PostgreSQL memory size such as 512MB or 1GB", c.MaintenanceWorkMem)
 	case !regexp.MustCompile(`^[0-9]+\s*[kMGT]?B?$`).MatchString(c.SharedBuffers):

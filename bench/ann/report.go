@@ -23,16 +23,17 @@ type Report struct {
 
 // Settings are the run's knobs that shape its numbers.
 type Settings struct {
-	M                  int    `json:"m"`
-	EfConstruction     int    `json:"ef_construction"`
-	MaintenanceWorkMem string `json:"maintenance_work_mem"`
-	ParallelWorkers    int    `json:"max_parallel_maintenance_workers"`
-	Efs                []int  `json:"ef"`
-	K                  int    `json:"k"`
-	Clients            int    `json:"clients"`
-	Warmup             int    `json:"warmup_queries_per_client"`
-	Server             string `json:"server"`
-	MemoryKind         string `json:"memory_kind"`
+	M                  int     `json:"m"`
+	EfConstruction     int     `json:"ef_construction"`
+	MaintenanceWorkMem string  `json:"maintenance_work_mem"`
+	ParallelWorkers    int     `json:"max_parallel_maintenance_workers"`
+	Efs                []int   `json:"ef"`
+	K                  int     `json:"k"`
+	Clients            int     `json:"clients"`
+	Warmup             int     `json:"warmup_queries_per_client"`
+	MinSeconds         float64 `json:"min_seconds_per_measurement"`
+	Server             string  `json:"server"`
+	MemoryKind         string  `json:"memory_kind"`
 }
 
 // DatasetResult is one dataset's load, ground truth and indexes.
@@ -279,7 +280,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		s.M, s.EfConstruction, s.MaintenanceWorkMem, s.ParallelWorkers)
 	fmt.Fprintf(&b, "- Search: k=%d, ef in %v, prepared statements over the extended protocol, enable_seqscan=off, jit=off; %d warm-up queries per client before the sweep\n",
 		s.K, s.Efs, s.Warmup)
-	fmt.Fprintf(&b, "- QPS with 1 client (queries back to back) and with %d clients sharing the query list; recall@%d counts ties at the k-th distance as found\n", s.Clients, s.K)
+	fmt.Fprintf(&b, "- QPS with 1 client (queries back to back) and with %d clients sharing the query list, the list repeated until at least %.1f s passed; recall@%d over the first pass, ties at the k-th distance counted as found\n", s.Clients, s.MinSeconds, s.K)
 	fmt.Fprintf(&b, "- Peak memory: the server's processes' summed %s (postmaster and all children, from /proc/<pid>/smaps_rollup, sampled every 100 ms during CREATE INDEX)\n", s.MemoryKind)
 	for _, d := range r.Datasets {
 		fmt.Fprintf(&b, "\n## %s\n\n%d × %d, %s, %d queries; load %.1f s, ground truth %.1f s%s\n", d.Dataset, d.N, d.Dim, d.Metric, d.Queries,

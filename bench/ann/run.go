@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 
 	rep := &Report{Suite: cfg.Suite, Started: started, Note: cfg.Note, Machine: describeMachine(ctx, conn),
 		Settings: Settings{M: cfg.M, EfConstruction: cfg.EfConstruction, MaintenanceWorkMem: cfg.MaintenanceWorkMem,
-			ParallelWorkers: cfg.ParallelWorkers, Efs: cfg.Efs, K: cfg.K, Clients: cfg.Clients, Warmup: cfg.Warmup,
+			ParallelWorkers: cfg.ParallelWorkers, Efs: cfg.Efs, K: cfg.K, Clients: cfg.Clients, Warmup: cfg.Warmup, MinSeconds: cfg.MinTime.Seconds(),
 			Server: server, MemoryKind: MemoryKind}}
 	for _, spec := range cfg.Datasets {
 		res, err := runDataset(ctx, conn, t, &cfg, spec, indexes, logf)
@@ -177,7 +177,7 @@ func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *da
 		if err := sw.setEf(ctx, ix.GUC, ef); err != nil {
 			return nil, err
 		}
-		p, err := sw.measure(ctx, ef)
+		p, err := sw.measure(ctx, ef, cfg.MinTime)
 		if err != nil {
 			return nil, fmt.Errorf("ef %d: %w", ef, err)
 		}
@@ -185,10 +185,26 @@ func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *da
 			ix.AM, ef, cfg.K, p.Recall, p.QPS, p.P50ms, p.P99ms, p.Clients, p.QPSN)
 		res.Points = append(res.Points, p)
 	}
+	sw.close()
 	if _, err := conn.Exec(ctx, "DROP INDEX "+indexName(ix)); err != nil {
 		return nil, err
 	}
+	// The next build's "memory before" must not count the sweep's backends still exiting.
+	waitForIdle(ctx, conn, 10*time.Second)
 	return res, nil
+}
+
+// waitForIdle waits until conn's backend is the only client backend of the server, or until
+// timeout.
+func waitForIdle(ctx context.Context, conn *pgx.Conn, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").Scan(&n); err != nil || n == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // throttle returns a gate that opens at most once per interval, and always when forced (for

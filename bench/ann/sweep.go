@@ -79,6 +79,7 @@ func (s *sweeper) close() {
 	for _, c := range s.conns {
 		c.Close(context.Background())
 	}
+	s.conns = nil
 }
 
 // checkPlan makes sure the query is answered by the index under test.
@@ -148,23 +149,28 @@ func (s *sweeper) warmUp(ctx context.Context, n int) error {
 	return nil
 }
 
-// measure runs every query once with one client (recall, latency, QPS), then again shared
-// among all clients (QPS and latency under concurrency).
-func (s *sweeper) measure(ctx context.Context, ef int) (Point, error) {
+// measure runs the query list with one client, scoring recall on the first pass and
+// repeating passes until minTime has gone by (so fast settings are timed over more than a
+// blink), then the same shared among all clients (QPS and latency under concurrency).
+func (s *sweeper) measure(ctx context.Context, ef int, minTime time.Duration) (Point, error) {
 	p := Point{Ef: ef, Clients: len(s.conns)}
 	dist := groundtruth.Distance(s.d.Metric)
-	lat := make([]time.Duration, len(s.queries))
+	var lat []time.Duration
 	var ids []int32
 	var err error
 	recall := 0.0
 	returned := make([]float32, 0, s.k)
+	nq := len(s.queries)
 	start := time.Now()
-	for i := range s.queries {
+	for i := 0; i < nq || time.Since(start) < minTime; i++ {
 		t0 := time.Now()
-		if ids, err = s.search(ctx, s.conns[0], i, ids); err != nil {
+		if ids, err = s.search(ctx, s.conns[0], i%nq, ids); err != nil {
 			return p, err
 		}
-		lat[i] = time.Since(t0)
+		lat = append(lat, time.Since(t0))
+		if i >= nq {
+			continue
+		}
 		returned = returned[:0]
 		for _, id := range ids {
 			if int(id) < 0 || int(id) >= s.d.N() {
@@ -174,13 +180,14 @@ func (s *sweeper) measure(ctx context.Context, ef int) (Point, error) {
 		}
 		recall += Recall(s.k, returned, s.truth.KthDistance(i))
 	}
-	p.QPS = float64(len(s.queries)) / time.Since(start).Seconds()
-	p.Recall = recall / float64(len(s.queries))
+	p.QPS = float64(len(lat)) / time.Since(start).Seconds()
+	p.Recall = recall / float64(nq)
 	p.P50ms, p.P99ms = ms(Percentile(lat, 50)), ms(Percentile(lat, 99))
 
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.conns))
+	lats := make([][]time.Duration, len(s.conns))
 	start = time.Now()
 	for c := range s.conns {
 		wg.Add(1)
@@ -189,26 +196,31 @@ func (s *sweeper) measure(ctx context.Context, ef int) (Point, error) {
 			var ids []int32
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(s.queries) {
+				if i >= nq && time.Since(start) >= minTime {
 					return
 				}
 				t0 := time.Now()
 				var err error
-				if ids, err = s.search(ctx, s.conns[c], i, ids); err != nil {
+				if ids, err = s.search(ctx, s.conns[c], i%nq, ids); err != nil {
 					errs[c] = err
 					return
 				}
-				lat[i] = time.Since(t0)
+				lats[c] = append(lats[c], time.Since(t0))
 			}
 		}()
 	}
 	wg.Wait()
-	p.QPSN = float64(len(s.queries)) / time.Since(start).Seconds()
+	elapsed := time.Since(start)
 	for _, err := range errs {
 		if err != nil {
 			return p, err
 		}
 	}
+	lat = lat[:0]
+	for _, l := range lats {
+		lat = append(lat, l...)
+	}
+	p.QPSN = float64(len(lat)) / elapsed.Seconds()
 	p.P50Nms, p.P99Nms = ms(Percentile(lat, 50)), ms(Percentile(lat, 99))
 	return p, nil
 }

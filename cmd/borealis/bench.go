@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/borealisdb/borealis/bench/ann"
 	"github.com/borealisdb/borealis/bench/dataset"
@@ -57,6 +58,7 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 	clients := fs.Int("clients", 2, "concurrent clients for the N-client QPS")
 	queries := fs.Int("queries", 1000, "queries per dataset")
 	warmup := fs.Int("warmup", 50, "untimed warm-up queries per client before each sweep")
+	minTime := fs.Duration("min-time", time.Second, "least duration of each QPS measurement (the query list is repeated)")
 	m := fs.Int("m", 16, "index build parameter m")
 	efc := fs.Int("ef-construction", 64, "index build parameter ef_construction")
 	mwm := fs.String("maintenance-work-mem", "1GB", "maintenance_work_mem for every build")
@@ -77,7 +79,7 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := ann.Config{DSN: *dsn, Suite: *suite, Datasets: datasets, SkipMissing: *skip, M: *m, EfConstruction: *efc,
-		MaintenanceWorkMem: *mwm, ParallelWorkers: *par, K: *k, Clients: *clients, Queries: *queries, Warmup: *warmup,
+		MaintenanceWorkMem: *mwm, ParallelWorkers: *par, K: *k, Clients: *clients, Queries: *queries, Warmup: *warmup, MinTime: *minTime,
 		Seed: *seed, DatasetsDir: *dsDir, CacheDir: *cacheDir, OutDir: *out, SharedBuffers: *sb, Note: *note}
 	if len(cfg.Datasets) == 0 {
 		cfg.Datasets = benchSuites[*suite]
