@@ -272,6 +272,13 @@ machine; the CPU-derived ratio is what to expect when the CPU is saturated by th
 alone.
 `
 
+func backendDesc() string {
+	if backendNet == "unix" {
+		return "its Unix socket, as the control plane does"
+	}
+	return "TCP on 127.0.0.1"
+}
+
 func diff(a, b []float64) []float64 {
 	out := make([]float64, len(a))
 	for i := range a {
@@ -293,6 +300,7 @@ func report(out, note string, rs []result, clients, threads, seconds, scale int,
 	}
 	fmt.Fprintf(&b, "\n## Settings\n\n- `pgbench -S -n -c %d -j %d -T %d`, scale %d (simple query protocol, one connection per client for the whole run)\n", clients, threads, seconds, scale)
 	fmt.Fprintf(&b, "- Throwaway server: shared_buffers=256MB, fsync on; rounds alternate direct then router\n")
+	fmt.Fprintf(&b, "- pgbench reaches the server (direct) and the router over TCP on 127.0.0.1; the router reaches the server over %s\n", backendDesc())
 	fmt.Fprintf(&b, "- Latency: per-transaction pgbench log (`-l`), percentiles over every transaction of the run\n\n")
 	fmt.Fprintf(&b, "## Results\n\n| round | direct TPS | router TPS | router/direct | direct p50 / p99 ms | router p50 / p99 ms | router CPU µs/txn |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 	var ratios, dP50, rP50, dP99, rP99, cpu, dT, rT []float64
