@@ -11,5 +11,5 @@ $(BUILD)/borealis_agent.so: $(GO_SOURCES) pgext/src/agent_abi.h
 # The agent's sampling cost (bench/results/agent.md): the real worker, then the /proc half.
 .PHONY: bench-agent
 bench-agent:
-	$(GO) test -run '^$$' -bench NodeAgentSample -benchtime 100x ./pgext/
+	$(GO) test -run '^$$' -bench NodeAgentSample -benchtime 30x ./pgext/
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./bgworker/
