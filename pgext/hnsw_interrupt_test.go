@@ -33,17 +33,37 @@ func runInBackground(conn *pgx.Conn, sql string) <-chan ended {
 	return done
 }
 
-func requireCancelled(t *testing.T, what string, e ended, from time.Time) {
+// requireCancelled checks the statement ended with a cancel within a second of from. Both
+// instants are taken on the server (the cancel's clock_timestamp, the backend's state_change
+// when it went idle), so a test client starved of CPU on a loaded machine does not blur them.
+func requireCancelled(t *testing.T, what string, e ended, setup *pgx.Conn, pid int, from time.Time) {
 	t.Helper()
 	var pgErr *pgconn.PgError
 	if !errors.As(e.err, &pgErr) || pgErr.Code != "57014" {
 		t.Fatalf("%s: want a cancel (SQLSTATE 57014), got %v", what, e.err)
 	}
-	took := e.at.Sub(from)
+	var end time.Time
+	if err := setup.QueryRow(context.Background(),
+		"SELECT state_change FROM pg_stat_activity WHERE pid = $1 AND state <> 'active'", pid).Scan(&end); err != nil {
+		t.Fatalf("%s: reading when backend %d went idle: %v", what, pid, err)
+	}
+	took := end.Sub(from)
 	t.Logf("%s: stopped %v after the interrupt (%s)", what, took.Round(time.Millisecond), pgErr.Message)
 	if took > time.Second {
 		t.Fatalf("%s: took %v to stop, want ≤ 1 s", what, took)
 	}
+}
+
+// cancelBackend cancels pid's statement and returns the server's time of the cancel.
+func cancelBackend(t *testing.T, setup *pgx.Conn, pid int) time.Time {
+	t.Helper()
+	var at time.Time
+	var ok bool
+	if err := setup.QueryRow(context.Background(),
+		"SELECT pg_cancel_backend($1), clock_timestamp()", pid).Scan(&ok, &at); err != nil || !ok {
+		t.Fatalf("pg_cancel_backend(%d): %v %v", pid, ok, err)
+	}
+	return at
 }
 
 // timeoutAt is when the server's statement_timeout fires for the statement pid is running:
@@ -103,9 +123,8 @@ func TestHNSWInterruptsStopBuildAndScan(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		from := time.Now()
-		mustExec(t, setup, "SELECT pg_cancel_backend($1)", pid)
-		requireCancelled(t, "pg_cancel_backend during the build", <-done, from)
+		from := cancelBackend(t, setup, pid)
+		requireCancelled(t, "pg_cancel_backend during the build", <-done, setup, pid, from)
 	})
 
 	t.Run("statement_timeout on build", func(t *testing.T) {
@@ -115,7 +134,7 @@ func TestHNSWInterruptsStopBuildAndScan(t *testing.T) {
 		pid := backendPID(t, conn)
 		done := runInBackground(conn, slowBuild)
 		from := timeoutAt(t, setup, pid, 2*time.Second)
-		requireCancelled(t, "statement_timeout during the build", <-done, from)
+		requireCancelled(t, "statement_timeout during the build", <-done, setup, pid, from)
 	})
 
 	if got := s.QueryValue("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'slow_idx'"); got != "0" {
@@ -139,9 +158,8 @@ func TestHNSWInterruptsStopBuildAndScan(t *testing.T) {
 		pid := backendPID(t, conn)
 		done := runInBackground(conn, longScan)
 		time.Sleep(1500 * time.Millisecond)
-		from := time.Now()
-		mustExec(t, setup, "SELECT pg_cancel_backend($1)", pid)
-		requireCancelled(t, "pg_cancel_backend during an iterative scan", <-done, from)
+		from := cancelBackend(t, setup, pid)
+		requireCancelled(t, "pg_cancel_backend during an iterative scan", <-done, setup, pid, from)
 	})
 
 	t.Run("statement_timeout on iterative scan", func(t *testing.T) {
@@ -150,7 +168,7 @@ func TestHNSWInterruptsStopBuildAndScan(t *testing.T) {
 		pid := backendPID(t, conn)
 		done := runInBackground(conn, longScan)
 		from := timeoutAt(t, setup, pid, 1500*time.Millisecond)
-		requireCancelled(t, "statement_timeout during an iterative scan", <-done, from)
+		requireCancelled(t, "statement_timeout during an iterative scan", <-done, setup, pid, from)
 	})
 
 	if got := s.QueryValue("postgres", "SELECT count(*) FROM docs"); got != strconv.Itoa(n) {
