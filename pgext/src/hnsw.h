@@ -67,6 +67,7 @@ typedef struct BhnswCache
 	bool		valid;			/* false while it may disagree with the pages */
 	long long	graph;			/* Go handle, 0 when none */
 	uint32		counter;		/* meta page change counter the graph reflects */
+	uint32		build_id;		/* the meta page's build_id the graph was loaded from */
 	uint32		dims;
 	int			metric;
 	int			m;

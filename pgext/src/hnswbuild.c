@@ -10,6 +10,7 @@
 #include "access/tableam.h"
 #include "access/xloginsert.h"
 #include "catalog/index.h"
+#include "common/pg_prng.h"
 #include "commands/progress.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -175,6 +176,7 @@ init_meta_page(Page page, BuildState *bs)
 	meta->entry_level = -1;
 	meta->counter = 1;
 	meta->log_complete_from = 2;
+	meta->build_id = pg_prng_uint32(&pg_global_prng_state);
 	((PageHeader) page)->pd_lower = ((char *) meta + sizeof(BhnswMetaPageData)) - (char *) page;
 }
 

@@ -229,7 +229,7 @@ bhnsw_cache_get(Relation index, bool lock_held)
 
 	meta = palloc(sizeof(*meta));
 	bhnsw_read_meta(index, meta);
-	if (cache && cache->valid && cache->counter == meta->counter)
+	if (cache && cache->valid && cache->counter == meta->counter && cache->build_id == meta->build_id)
 	{
 		cache->last_used = ++cache_clock;
 		pfree(meta);
@@ -262,9 +262,9 @@ bhnsw_cache_get(Relation index, bool lock_held)
 		LockPage(index, BHNSW_METAPAGE_BLKNO, ShareLock);
 	/* Re-read under the lock: an insert may have finished while we waited. */
 	bhnsw_read_meta(index, meta);
-	if (!(cache->valid && cache->counter == meta->counter))
+	if (!(cache->valid && cache->counter == meta->counter && cache->build_id == meta->build_id))
 	{
-		bool		incremental = cache->valid && cache->graph != 0 &&
+		bool		incremental = cache->valid && cache->graph != 0 && cache->build_id == meta->build_id &&
 			cache->counter + 1 >= meta->log_complete_from && cache->counter < meta->counter;
 
 		cache->valid = false;
@@ -273,6 +273,7 @@ bhnsw_cache_get(Relation index, bool lock_held)
 		else
 			load_full(index, cache, meta);
 		cache->counter = meta->counter;
+		cache->build_id = meta->build_id;
 		cache->valid = true;
 	}
 	if (!lock_held)

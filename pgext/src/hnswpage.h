@@ -65,6 +65,7 @@ typedef struct BhnswMetaPageData
 	uint32		log_complete_from;	/* the ring holds every change with counter >= this */
 	uint32		log_head;		/* next ring slot to write */
 	BlockNumber insert_page;	/* where inserts append */
+	uint32		build_id;		/* random per build: a cache never outlives its index */
 	BhnswLogEntry log[BHNSW_LOG_SIZE];
 } BhnswMetaPageData;
 
