@@ -53,8 +53,18 @@ agent_last_error(const AgentLib *lib, char *buf, size_t size)
 	lib->last_error(buf, size);
 }
 
+/*
+ * Warnings are said once per spell of trouble, not once per sample: the worker samples every
+ * second and a log line per second would drown the server log.
+ */
+typedef struct AgentWarned
+{
+	bool		sample;			/* the Go half failed a sample */
+	bool		usage;			/* /proc could not be read */
+} AgentWarned;
+
 static void
-agent_sample_once(const AgentLib *lib, MemoryContext cxt, bool *usage_warned)
+agent_sample_once(const AgentLib *lib, MemoryContext cxt, AgentWarned *warned)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	AgentSnapshot snap;
@@ -68,22 +78,29 @@ agent_sample_once(const AgentLib *lib, MemoryContext cxt, bool *usage_warned)
 	memset(&snap, 0, sizeof(snap));
 	if (lib->sample(borealis_scaling_query_threshold_ms / 1000.0, sessions, nsessions, &snap) != AGENT_OK)
 	{
-		agent_last_error(lib, msg, sizeof(msg));
-		ereport(WARNING, (errmsg("borealis node agent: sampling failed: %s", msg)));
+		if (!warned->sample)
+		{
+			agent_last_error(lib, msg, sizeof(msg));
+			ereport(WARNING,
+					(errmsg("borealis node agent: sampling failed: %s", msg),
+					 errdetail("node_status() keeps its last snapshot until sampling works again.")));
+			warned->sample = true;
+		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(cxt);
 		return;
 	}
-	if (!snap.cpu_ok && !*usage_warned)
+	warned->sample = false;
+	if (!snap.cpu_ok && !warned->usage)
 	{
 		agent_last_error(lib, msg, sizeof(msg));
 		ereport(WARNING,
 				(errmsg("borealis node agent: cannot measure CPU and memory: %s", msg),
 				 errdetail("node_status() reports them as NULL until /proc can be read.")));
-		*usage_warned = true;
+		warned->usage = true;
 	}
 	else if (snap.cpu_ok)
-		*usage_warned = false;
+		warned->usage = false;
 
 	SpinLockAcquire(&agent_shared->mutex);
 	agent_shared->snapshot = snap;
@@ -102,7 +119,7 @@ borealis_agent_main(Datum arg)
 	AgentLib	lib;
 	char		why[1024];
 	MemoryContext cxt;
-	bool		usage_warned = false;
+	AgentWarned warned = {false, false};
 
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -147,7 +164,7 @@ borealis_agent_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		agent_sample_once(&lib, cxt, &usage_warned);
+		agent_sample_once(&lib, cxt, &warned);
 
 		/* Keep the period, not the pause: sampling time is not added to the interval. */
 		wait_ms = borealis_agent_interval_ms -
