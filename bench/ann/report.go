@@ -281,7 +281,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "- Search: k=%d, ef in %v, prepared statements over the extended protocol, enable_seqscan=off, jit=off; %d warm-up queries per client before the sweep\n",
 		s.K, s.Efs, s.Warmup)
 	fmt.Fprintf(&b, "- QPS with 1 client (queries back to back) and with %d clients sharing the query list, the list repeated until at least %.1f s passed; recall@%d over the first pass, ties at the k-th distance counted as found\n", s.Clients, s.MinSeconds, s.K)
-	fmt.Fprintf(&b, "- Peak memory: the server's processes' summed %s (postmaster and all children, from /proc/<pid>/smaps_rollup, sampled every 100 ms during CREATE INDEX)\n", s.MemoryKind)
+	fmt.Fprintf(&b, "- Peak memory: the server's processes' summed %s (postmaster and all children, from /proc/<pid>/smaps_rollup, sampled every 100 ms during CREATE INDEX). It includes the shared_buffers pages the server's processes have touched, so an index built after another one's sweep starts from a fuller baseline: compare the peak with the before-build column\n", s.MemoryKind)
 	for _, d := range r.Datasets {
 		fmt.Fprintf(&b, "\n## %s\n\n%d × %d, %s, %d queries; load %.1f s, ground truth %.1f s%s\n", d.Dataset, d.N, d.Dim, d.Metric, d.Queries,
 			d.LoadSeconds, d.TruthSeconds, map[bool]string{true: " (cached)", false: ""}[d.TruthCached])

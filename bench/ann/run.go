@@ -23,6 +23,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	for _, spec := range cfg.Datasets {
+		if err := dataset.Check(spec, dataset.Options{Dir: cfg.DatasetsDir}); err != nil {
+			return nil, err
+		}
+	}
 	started := time.Now()
 	var mu sync.Mutex
 	logf := func(format string, args ...any) {

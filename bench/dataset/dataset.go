@@ -3,6 +3,7 @@ package dataset
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -73,22 +74,9 @@ func Open(spec string, opts Options) (*Dataset, error) {
 	kind, rest, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "synthetic":
-		parts := strings.Split(rest, ":")
-		if len(parts) < 2 || len(parts) > 3 {
-			return nil, fmt.Errorf("dataset %q: want synthetic:N:D[:metric], e.g. synthetic:100000:128:cosine", spec)
-		}
-		n, err1 := strconv.Atoi(parts[0])
-		d, err2 := strconv.Atoi(parts[1])
-		if err1 != nil || err2 != nil || n <= 0 || d <= 0 {
-			return nil, fmt.Errorf("dataset %q: N and D must be positive integers", spec)
-		}
-		metric := L2
-		if len(parts) == 3 {
-			m, err := ParseMetric(parts[2])
-			if err != nil {
-				return nil, fmt.Errorf("dataset %q: %w", spec, err)
-			}
-			metric = m
+		n, d, metric, err := parseSynthetic(spec, rest)
+		if err != nil {
+			return nil, err
 		}
 		return Synthetic(n, d, opts.Queries, metric, opts.Seed), nil
 	case "mnist":
@@ -120,6 +108,53 @@ func Open(spec string, opts Options) (*Dataset, error) {
 		return holdOut(spec, metric, dim, rows, opts.Queries)
 	}
 	return nil, fmt.Errorf("unknown dataset %q: use one of %s", spec, Specs)
+}
+
+// Check validates spec without reading the vectors: its syntax, and that the files it names
+// exist. Callers use it to fail before starting expensive work.
+func Check(spec string, opts Options) error {
+	kind, rest, _ := strings.Cut(spec, ":")
+	var files []string
+	switch kind {
+	case "synthetic":
+		_, _, _, err := parseSynthetic(spec, rest)
+		return err
+	case "mnist":
+		files = []string{filepath.Join(opts.Dir, "mnist", "train-images-idx3-ubyte.gz"), filepath.Join(opts.Dir, "mnist", "t10k-images-idx3-ubyte.gz")}
+	case "sift5k":
+		files = []string{filepath.Join(opts.Dir, "sift5k", "sift-dataset-5k.tsv")}
+	case "fvecs", "tsv":
+		path, _ := splitMetric(rest)
+		files = []string{path}
+	default:
+		return fmt.Errorf("unknown dataset %q: use one of %s", spec, Specs)
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("dataset %s: %w (the shared datasets live in ../shared/datasets; set --datasets-dir)", spec, err)
+		}
+	}
+	return nil
+}
+
+// parseSynthetic parses the N:D[:metric] of a synthetic spec.
+func parseSynthetic(spec, rest string) (n, d int, metric Metric, err error) {
+	parts := strings.Split(rest, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return 0, 0, "", fmt.Errorf("dataset %q: want synthetic:N:D[:metric], e.g. synthetic:100000:128:cosine", spec)
+	}
+	n, err1 := strconv.Atoi(parts[0])
+	d, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil || n <= 0 || d <= 0 {
+		return 0, 0, "", fmt.Errorf("dataset %q: N and D must be positive integers", spec)
+	}
+	metric = L2
+	if len(parts) == 3 {
+		if metric, err = ParseMetric(parts[2]); err != nil {
+			return 0, 0, "", fmt.Errorf("dataset %q: %w", spec, err)
+		}
+	}
+	return n, d, metric, nil
 }
 
 // splitMetric takes an optional trailing ":metric" off a path.

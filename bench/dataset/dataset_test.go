@@ -48,6 +48,25 @@ func TestOpenSpecs(t *testing.T) {
 	}
 }
 
+func TestCheckFailsFastWithoutReading(t *testing.T) {
+	if err := Check("synthetic:100000000:1536", Options{}); err != nil {
+		t.Fatalf("a large synthetic spec is valid: %v", err)
+	}
+	if err := Check("mnist", Options{Dir: sharedDir}); err != nil {
+		t.Fatal(err)
+	}
+	for spec, want := range map[string]string{
+		"synthetic:1:x":      "positive integers",
+		"fvecs:/nonexistent": "no such file",
+		"sift5k":             "--datasets-dir",
+		"glove":              "unknown dataset",
+	} {
+		if err := Check(spec, Options{Dir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want it to mention %q", spec, err, want)
+		}
+	}
+}
+
 func TestFvecsRoundTripAndHoldOut(t *testing.T) {
 	rows := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9}
 	path := filepath.Join(t.TempDir(), "x.fvecs")

@@ -62,3 +62,12 @@ func TestBenchANNTiny(t *testing.T) {
 		t.Errorf("no progress on stderr:\n%s", stderr.String())
 	}
 }
+
+// A dataset that cannot be read fails before any server is started, naming the file.
+func TestBenchMissingDatasetFailsFast(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "ann", "--dataset", "fvecs:/nonexistent/base.fvecs", "--index", "hnsw:hnsw.ef_search"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "/nonexistent/base.fvecs") || strings.Contains(errb.String(), "server: starting") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
