@@ -89,19 +89,15 @@ bhnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 IndexBulkDeleteResult *
 bhnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
-	BhnswCache *cache;
-	uint32		id;
-
 	if (info->analyze_only)
 		return stats;
+
+	/*
+	 * No bulk delete ran, so nothing changed: returning NULL keeps the statistics as they were,
+	 * and spares an autovacuum worker loading the whole graph just to count it.
+	 */
 	if (stats == NULL)
-	{
-		stats = palloc0(sizeof(IndexBulkDeleteResult));
-		cache = bhnsw_cache_get(info->index, false);
-		for (id = 0; id < cache->nids; id++)
-			if (cache->loc[id].present && !cache->loc[id].deleted)
-				stats->num_index_tuples++;
-	}
+		return NULL;
 	stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	return stats;
 }
