@@ -20,11 +20,16 @@
 // on squared distances and cosine stores unit-length copies, so every distance
 // evaluated during a search is one simd kernel call.
 //
-// Node ids are uint32 values chosen by the caller. They are expected to be
-// dense (0..n-1): storage is sized by the largest id, so sparse ids waste the
+// Node ids are uint32 values up to MaxID (2^31 − 1) chosen by the caller.
+// They are expected to be dense (0..n-1): storage is sized by the largest id, so sparse ids waste the
 // memory of the gaps (they are never returned). Adding an id that is already
 // present, deleted or not, fails with ErrDuplicateID and leaves the graph
 // unchanged.
+//
+// Insertion follows the paper with one shortcut: when a neighbour's full list
+// must drop a candidate, the diversity test is updated incrementally from
+// per-entry "kept" bits instead of re-run over the whole list (see link),
+// which removes most of the pruning cost from a build.
 //
 // Concurrency: Add, AddTracked, AddBatch, Delete, searches and iterators may run
 // concurrently. Neighbour lists are fixed-capacity arrays in one slab (layer 0)
