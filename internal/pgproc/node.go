@@ -247,15 +247,68 @@ func (n *Node) Stop(ctx context.Context) error {
 
 // Kill9 kills the postmaster with SIGKILL, as a crash would, and waits for it to be gone.
 // Its backends notice the postmaster's death and exit on their own.
+//
+// It returns once the postmaster's children are gone too: they exit when they notice the
+// postmaster died, and until they have, a restart fails with "pre-existing shared memory
+// block is still in use". A child still there after 30 s is killed as well.
 func (n *Node) Kill9() error {
 	if !n.Running() {
 		return fmt.Errorf("postgres for %s is not running", n.DataDir)
+	}
+	group := n.PID()
+	if group == 0 {
+		group = n.adoptedPID
 	}
 	if err := n.signal(syscall.SIGKILL); err != nil {
 		return err
 	}
 	<-n.Exited()
+	if !waitGroupGone(group, 30*time.Second) {
+		_ = syscall.Kill(-group, syscall.SIGKILL)
+		if !waitGroupGone(group, 10*time.Second) {
+			return fmt.Errorf("children of the killed postmaster %d of %s are still running", group, n.DataDir)
+		}
+	}
 	return nil
+}
+
+// waitGroupGone waits until no live (non-zombie) process is left in process group pgid. The
+// servers run in their own group (Setpgid), so that group is the postmaster and its children.
+func waitGroupGone(pgid int, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		if !groupAlive(pgid) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// groupAlive reports whether a process other than a zombie is in process group pgid.
+func groupAlive(pgid int) bool {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state, ppid, pgrp, ...
+		rest := string(data)
+		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		fields := strings.Fields(rest)
+		if len(fields) < 3 || fields[0] == "Z" {
+			continue
+		}
+		if g, err := strconv.Atoi(fields[2]); err == nil && g == pgid {
+			return true
+		}
+	}
+	return false
 }
 
 // DSN is a connection string for database db over TCP on 127.0.0.1.

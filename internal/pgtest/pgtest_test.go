@@ -1,6 +1,7 @@
 package pgtest_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -25,6 +26,12 @@ func TestStandbyStreamsAndKill9Recovers(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	// A busy backend at the moment of the crash: Kill9 must wait for it to go, or the restart
+	// finds its shared memory still attached.
+	busy := s.Connect("postgres")
+	go busy.Exec(context.Background(), "SELECT pg_sleep(60)")
+	time.Sleep(200 * time.Millisecond)
 
 	pid := s.PID()
 	if err := s.Kill9(); err != nil {
