@@ -68,8 +68,82 @@ func linkOrphan(x *hnsw.Index, u uint32, reached []bool, ef int) (uint32, bool) 
 	return 0, false
 }
 
-// borealis_index_connect_all links every element the entry point cannot reach (after a build
-// or a VACUUM). changed receives the elements whose lists changed.
+// connectAll links every live element the entry point cannot reach and returns the elements
+// whose lists changed. It returns interrupted=true (with what it changed so far) when
+// PostgreSQL has an interrupt pending.
+func connectAll(x *hnsw.Index) (changed []uint32, interrupted bool) {
+	entry, _, ok := x.EntryPoint()
+	if !ok {
+		return nil, false
+	}
+	limit := x.IDLimit()
+	reached := make([]bool, limit)
+	var stack []uint32
+	visit := func(from uint32) {
+		stack = append(stack[:0], from)
+		reached[from] = true
+		for len(stack) > 0 {
+			cur := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for layer := 0; layer <= x.Level(cur); layer++ {
+				for _, e := range x.Neighbors(cur, layer) {
+					if e < limit && !reached[e] {
+						reached[e] = true
+						stack = append(stack, e)
+					}
+				}
+			}
+		}
+	}
+	visit(entry)
+	ef := max(64, x.Options().EfConstruction)
+	linked := 0
+	for u := range limit {
+		if reached[u] || !x.Contains(u) || x.IsDeleted(u) {
+			continue
+		}
+		// Each link is a search: look at the flag every few of them.
+		if linked%16 == 0 && isInterrupted() {
+			return changed, true
+		}
+		linked++
+		if r, ok := linkOrphan(x, u, reached, ef); ok {
+			changed = append(changed, r)
+			visit(u)
+		}
+	}
+	return changed, false
+}
+
+// isInterrupted is interrupted, replaceable in tests (no PostgreSQL there).
+var isInterrupted = interrupted
+
+// reconnect checks the elements an insert dropped from some list: one that a search for its own
+// vector does not find has lost its way in, and is linked again. It returns the elements whose
+// lists changed.
+func reconnect(x *hnsw.Index, dropped []uint32) ([]uint32, error) {
+	var changed []uint32
+	ef := 2 * x.Options().M
+	for _, w := range dropped {
+		if !x.Contains(w) || x.IsDeleted(w) {
+			continue
+		}
+		res, err := x.SearchWith(nil, x.Vector(w), ef, hnsw.SearchOptions{Ef: ef})
+		if err != nil {
+			return changed, err
+		}
+		if slices.ContainsFunc(res, func(r hnsw.Result) bool { return r.ID == w }) {
+			continue
+		}
+		if r, ok := linkOrphan(x, w, nil, ef); ok {
+			changed = append(changed, r)
+		}
+	}
+	return changed, nil
+}
+
+// borealis_index_connect_all runs connectAll (after a build or a VACUUM); changed receives the
+// elements whose lists changed.
 //
 //export borealis_index_connect_all
 func borealis_index_connect_all(h C.longlong, changed *C.uint32_t, capacity C.int, nchanged *C.int) (rc C.int) {
@@ -78,55 +152,17 @@ func borealis_index_connect_all(h C.longlong, changed *C.uint32_t, capacity C.in
 	if err != nil {
 		return fail(err)
 	}
-	x := g.x
-	*nchanged = 0
-	entry, _, ok := x.EntryPoint()
-	if !ok {
-		return statusOK
+	ids, stopped := connectAll(g.x)
+	if rc := copyIDs(ids, changed, capacity, nchanged); rc != statusOK {
+		return rc
 	}
-	limit := x.IDLimit()
-	reached := make([]bool, limit)
-	var queue []uint32
-	visit := func(from uint32) {
-		queue = append(queue[:0], from)
-		reached[from] = true
-		for len(queue) > 0 {
-			cur := queue[len(queue)-1]
-			queue = queue[:len(queue)-1]
-			for layer := 0; layer <= x.Level(cur); layer++ {
-				for _, e := range x.Neighbors(cur, layer) {
-					if e < limit && !reached[e] {
-						reached[e] = true
-						queue = append(queue, e)
-					}
-				}
-			}
-		}
+	if stopped {
+		return statusInterrupted
 	}
-	visit(entry)
-	out := uint32s(changed, int(capacity))
-	n := 0
-	ef := max(64, x.Options().EfConstruction)
-	for u := range limit {
-		if reached[u] || !x.Contains(u) || x.IsDeleted(u) {
-			continue
-		}
-		if u%64 == 0 && interrupted() {
-			*nchanged = C.int(n)
-			return statusInterrupted
-		}
-		if r, ok := linkOrphan(x, u, reached, ef); ok && n < len(out) {
-			out[n] = r
-			n++
-			visit(u)
-		}
-	}
-	*nchanged = C.int(n)
 	return statusOK
 }
 
-// borealis_index_reconnect checks the elements an insert dropped from some list: an element
-// a search for its own vector does not find has lost its way in, and is linked again.
+// borealis_index_reconnect runs reconnect for the elements an insert dropped from a list.
 //
 //export borealis_index_reconnect
 func borealis_index_reconnect(h C.longlong, dropped *C.uint32_t, ndropped C.int, changed *C.uint32_t, capacity C.int, nchanged *C.int) (rc C.int) {
@@ -135,31 +171,9 @@ func borealis_index_reconnect(h C.longlong, dropped *C.uint32_t, ndropped C.int,
 	if err != nil {
 		return fail(err)
 	}
-	x := g.x
-	out := uint32s(changed, int(capacity))
-	n := 0
-	ef := 2 * x.Options().M
-	for _, w := range uint32s(dropped, int(ndropped)) {
-		if !x.Contains(w) || x.IsDeleted(w) {
-			continue
-		}
-		vec := x.Vector(w)
-		res, err := x.SearchWith(nil, vec, ef, hnsw.SearchOptions{Ef: ef})
-		if err != nil {
-			return fail(err)
-		}
-		found := false
-		for _, r := range res {
-			found = found || r.ID == w
-		}
-		if found {
-			continue
-		}
-		if r, ok := linkOrphan(x, w, nil, ef); ok && n < len(out) {
-			out[n] = r
-			n++
-		}
+	ids, err := reconnect(g.x, uint32s(dropped, int(ndropped)))
+	if err != nil {
+		return fail(err)
 	}
-	*nchanged = C.int(n)
-	return statusOK
+	return copyIDs(ids, changed, capacity, nchanged)
 }

@@ -240,20 +240,28 @@ bhnsw_commit_meta(Relation index, BhnswCache *cache, uint32 *ids, int n, bool fo
 	return counter;
 }
 
-/* Links every element the entry point cannot reach (see engine/indexconnect.go). */
+/*
+ * Links every element the entry point cannot reach (see engine/indexconnect.go); returns how
+ * many ids it wrote into changed. An interrupted pass keeps what it changed and, when
+ * CHECK_FOR_INTERRUPTS does not raise (interrupts held off), carries on.
+ */
 int
 bhnsw_connect_all(BhnswCache *cache, uint32 *changed, int capacity)
 {
-	int			n = 0;
+	int			total = 0;
+	int			n;
 	int			rc;
 
 	for (;;)
 	{
-		rc = borealis_engine()->index_connect_all(cache->graph, changed, capacity, &n);
+		n = 0;
+		rc = borealis_engine()->index_connect_all(cache->graph, changed + total, capacity - total, &n);
+		if (rc == ENGINE_ERROR)
+			borealis_engine_raise("linking unreachable elements");
+		total += n;
 		if (rc != ENGINE_INTERRUPTED)
 			break;
 		CHECK_FOR_INTERRUPTS();
 	}
-	bhnsw_engine_check(rc, "linking unreachable elements");
-	return n;
+	return total;
 }

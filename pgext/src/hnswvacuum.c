@@ -66,11 +66,11 @@ bhnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 				if (buf[n] < cache->nids)
 					mark[buf[n]] = true;
 		}
-		n = bhnsw_connect_all(cache, buf, cap);
-		while (n-- > 0)
-			if (buf[n] < cache->nids)
-				mark[buf[n]] = true;
 		changed = palloc(sizeof(uint32) * cache->nids);
+		n = bhnsw_connect_all(cache, changed, cache->nids);
+		while (n-- > 0)
+			if (changed[n] < cache->nids)
+				mark[changed[n]] = true;
 		for (id = 0; id < cache->nids; id++)
 			if (mark[id] && cache->loc[id].present)
 				changed[nchanged++] = id;
