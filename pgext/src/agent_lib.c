@@ -1,17 +1,15 @@
 /*
  * agent_lib.c — loading the agent's Go half (borealis_agent.so) in the worker process.
  *
- * The same rules as engine.c, for the same reasons: never in the postmaster; PostgreSQL's
- * asynchronous signals blocked while the Go runtime starts (dlopen and the first call), so the
- * runtime's threads inherit a mask that leaves SIGURG, SIGTERM, SIGHUP... to the worker's own
- * thread; async preemption off, linked into the library (mk/agent.mk).
+ * golib.c loads it under the same rules as the engine: never in the postmaster, PostgreSQL's
+ * asynchronous signals blocked while the Go runtime starts, async preemption off (linked into
+ * the library by mk/agent.mk).
  */
 #include "agent.h"
 
 #include <dlfcn.h>
-#include <pthread.h>
-#include <signal.h>
 
+#include "golib.h"
 #include "miscadmin.h"
 
 #define AGENT_FILE "borealis_agent.so"
@@ -25,46 +23,14 @@ agent_lib_load(AgentLib *lib, char *why, size_t whysize)
 {
 	char		path[MAXPGPATH];
 	void	   *handle;
-	sigset_t	block,
-				saved;
 	int			abi = -1;
 
 	Assert(IsUnderPostmaster);
 	snprintf(path, sizeof(path), "%s/%s", pkglib_path, AGENT_FILE);
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGURG);
-	sigaddset(&block, SIGUSR1);
-	sigaddset(&block, SIGUSR2);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGQUIT);
-	sigaddset(&block, SIGALRM);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGCHLD);
-	pthread_sigmask(SIG_BLOCK, &block, &saved);
-
-	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (handle != NULL)
-	{
-		lib->abi_version = (agent_abi_version_fn) dlsym(handle, "borealis_agent_abi_version");
-		if (lib->abi_version != NULL)
-			abi = lib->abi_version();	/* waits for the runtime to start */
-	}
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-
+	handle = borealis_golib_open(AGENT_FILE, "borealis_agent_abi_version", &abi, why, whysize);
 	if (handle == NULL)
-	{
-		const char *err = dlerror();
-
-		snprintf(why, whysize, "could not load \"%s\": %s", path, err ? err : "unknown error");
 		return false;
-	}
-	if (lib->abi_version == NULL)
-	{
-		snprintf(why, whysize, "\"%s\" lacks borealis_agent_abi_version", path);
-		return false;
-	}
+	lib->abi_version = (agent_abi_version_fn) dlsym(handle, "borealis_agent_abi_version");
 	if (abi != BOREALIS_AGENT_ABI)
 	{
 		snprintf(why, whysize, "\"%s\" has ABI %d, this module needs %d", path, abi, BOREALIS_AGENT_ABI);

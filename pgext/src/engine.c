@@ -1,27 +1,19 @@
 /*
- * engine.c — lazy loading of the Go engine.
+ * engine.c — lazy loading of the Go engine, and the table of its functions.
  *
- * Rules this file enforces (docs/architecture.md explains them):
- *  - The engine is never loaded in the postmaster. A Go runtime starts its threads when its
- *    library is loaded; fork() copies only the calling thread, so a runtime started in the
- *    postmaster would be dead in every backend.
- *  - While the runtime starts, PostgreSQL's asynchronous signals are blocked in the loading
- *    thread. Threads the runtime creates inherit that mask, so SIGURG (latches), SIGUSR1
- *    (procsignals), SIGINT (cancel), SIGTERM, SIGALRM (timeouts) and SIGHUP keep being delivered
- *    to the backend's own thread, where PostgreSQL's handlers expect them.
- *  - Asynchronous preemption is off: it works by sending SIGURG, which PostgreSQL 15 uses for
- *    latches, and while it is on the runtime unblocks SIGURG in all its threads. The engine is
- *    linked with asyncpreemptoff=1 as its built-in GODEBUG default (see the Makefile): the
- *    environment cannot carry it, because a c-shared runtime reads the environment strings
- *    that PostgreSQL's process titles have overwritten.
+ * The engine is loaded the first time a backend needs it, after fork, through golib.c, which
+ * keeps the process-model rules (never in the postmaster, signals blocked while the runtime
+ * starts). Asynchronous preemption is off because the engine is linked with
+ * asyncpreemptoff=1 as its built-in GODEBUG default (see the Makefile): the environment cannot
+ * carry it, since a c-shared runtime reads the environment strings that PostgreSQL's process
+ * titles have overwritten.
  */
 #include "borealis.h"
 
 #include <dlfcn.h>
-#include <pthread.h>
-#include <signal.h>
 
 #include "engine.h"
+#include "golib.h"
 #include "miscadmin.h"
 
 #define ENGINE_FILE "borealis_engine.so"
@@ -53,57 +45,19 @@ borealis_engine(void)
 {
 	char	   *path;
 	void	   *handle;
-	sigset_t	block,
-				saved;
-	int			abi;
+	char		why[MAXPGPATH + 256];
+	int			abi = -1;
 
 	if (engine_ready)
 		return &engine_table;
 
-	if (IsPostmasterEnvironment && !IsUnderPostmaster)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the Borealis engine cannot be loaded in the postmaster"),
-				 errdetail("A Go runtime does not survive fork(); it is loaded in each backend instead.")));
-
 	path = psprintf("%s/%s", pkglib_path, ENGINE_FILE);
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGURG);
-	sigaddset(&block, SIGUSR1);
-	sigaddset(&block, SIGUSR2);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGQUIT);
-	sigaddset(&block, SIGALRM);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGCHLD);
-	pthread_sigmask(SIG_BLOCK, &block, &saved);
-
-	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	handle = borealis_golib_open(ENGINE_FILE, "borealis_engine_abi_version", &abi, why, sizeof(why));
 	if (handle == NULL)
-	{
-		const char *why = dlerror();
-
-		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FILE),
-				 errmsg("could not load the Borealis engine \"%s\": %s", path, why ? why : "unknown error"),
+				 errmsg("could not load the Borealis engine: %s", why),
 				 errhint("Install it with \"make install\" from the Borealis source tree.")));
-	}
-
-	/*
-	 * The first call into Go waits for the runtime to finish starting, so it too runs with the
-	 * signals blocked. dlsym cannot raise an ERROR before the mask is restored: look up first.
-	 */
-	engine_table.abi_version = dlsym(handle, "borealis_engine_abi_version");
-	if (engine_table.abi_version == NULL)
-	{
-		pthread_sigmask(SIG_SETMASK, &saved, NULL);
-		engine_symbol(handle, path, "borealis_engine_abi_version");
-	}
-	abi = engine_table.abi_version();
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 
 	if (abi != BOREALIS_ENGINE_ABI)
 		ereport(ERROR,
@@ -111,6 +65,7 @@ borealis_engine(void)
 				 errmsg("Borealis engine \"%s\" has ABI %d, this module needs %d", path, abi, BOREALIS_ENGINE_ABI),
 				 errhint("Run \"make install\" so the module and the engine come from one build.")));
 
+	engine_table.abi_version = engine_symbol(handle, path, "borealis_engine_abi_version");
 	engine_table.init = engine_symbol(handle, path, "borealis_engine_init");
 	engine_table.go_version = engine_symbol(handle, path, "borealis_engine_go_version");
 	engine_table.last_error = engine_symbol(handle, path, "borealis_engine_last_error");
