@@ -133,9 +133,10 @@ type decodedNode struct {
 // neighbour ids (in range, present, reaching that layer, no self-loops),
 // finite (and under cosine unit-length) vectors, the entry point and the node
 // count — and returns a *CorruptError (errors.Is ErrCorrupt) rather than
-// panicking on any damage. opts supplies only Threads and MemoryLimit; the
-// rest comes from the encoding. To bound what a damaged header can make it
-// allocate, the memory estimate may not exceed 32× the input size + 1 MiB.
+// panicking on any damage. opts supplies only Threads, MemoryLimit and
+// QuantizedSearch; the rest comes from the encoding. To bound what a damaged
+// header can make it allocate, the memory estimate may not exceed 32× the
+// input size + 1 MiB.
 func Decode(data []byte, opts Options) (*Index, error) {
 	bad := func(off int, format string, a ...any) error {
 		return &CorruptError{Offset: off, Reason: fmt.Sprintf(format, a...)}
@@ -158,7 +159,8 @@ func Decode(data []byte, opts Options) (*Index, error) {
 	m := int(binary.LittleEndian.Uint32(h[16:]))
 	efC := int(binary.LittleEndian.Uint32(h[20:]))
 	x, err := New(dims, metric, Options{M: max(m, 1), EfConstruction: max(efC, 1),
-		Seed: binary.LittleEndian.Uint64(h[24:]), Threads: opts.Threads, MemoryLimit: opts.MemoryLimit})
+		Seed: binary.LittleEndian.Uint64(h[24:]), Threads: opts.Threads, MemoryLimit: opts.MemoryLimit,
+		QuantizedSearch: opts.QuantizedSearch})
 	if err != nil || m == 0 || efC == 0 {
 		return nil, bad(10, "bad parameters (metric %d, dims %d, M %d, efConstruction %d)", metric, dims, m, efC)
 	}

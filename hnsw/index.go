@@ -50,6 +50,12 @@ type Options struct {
 	// MemoryLimit refuses growth whose EstimateMemory exceeds it. 0 means the
 	// Go runtime's soft memory limit (GOMEMLIMIT / debug.SetMemoryLimit).
 	MemoryLimit int64
+	// QuantizedSearch keeps an int8 copy of every vector (one byte per
+	// component more) and makes searches and iterators traverse the graph with
+	// int8 distances, rescoring what they return with exact float32 distances.
+	// It pays off when the float32 vectors do not fit in cache (high
+	// dimensions); results stay exact pgvector distances, recall drops slightly.
+	QuantizedSearch bool
 }
 
 // Result is one search hit. Distance is the metric's pgvector value.
@@ -80,12 +86,16 @@ type Index struct {
 	mL     float64
 	thr    int
 	limit  int64
+	quant  bool // Options.QuantizedSearch
 
 	// grow guards the slices below against reallocation: every reader and
 	// inserter holds it shared; only growth takes it exclusively.
 	grow sync.RWMutex
 
 	vectors []float32    // stored form, stride dims
+	codes   []int8       // QuantizedSearch: int8 copy of vectors, stride dims
+	scales  []float32    // QuantizedSearch: per-vector scale of codes
+	norms2  []float32    // QuantizedSearch under L2: squared norm of each vector
 	links0  []uint32     // layer-0 lists, stride m0+1: [count, ids...]
 	upper   [][]uint32   // per node: layers 1..level, stride m+1 each; nil at level 0
 	levels  []uint8      // level of each node (valid once claimed)
@@ -140,6 +150,7 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 		mL:     1 / math.Log(float64(opts.M)),
 		thr:    opts.Threads,
 		limit:  opts.MemoryLimit,
+		quant:  opts.QuantizedSearch,
 	}
 	x.pool.x = x
 	return x, nil
@@ -147,7 +158,7 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 
 // Options returns the options in force (defaults filled in).
 func (x *Index) Options() Options {
-	return Options{M: x.m, EfConstruction: x.efC, Seed: x.seed, Threads: x.thr, MemoryLimit: x.limit}
+	return Options{M: x.m, EfConstruction: x.efC, Seed: x.seed, Threads: x.thr, MemoryLimit: x.limit, QuantizedSearch: x.quant}
 }
 
 // Dims is the number of components per vector.
@@ -288,10 +299,21 @@ func (x *Index) growLocked(n int) error {
 	if n <= old {
 		return nil
 	}
-	if need := EstimateMemory(n, x.dims, x.m); need > x.memoryLimit() {
+	need := EstimateMemory(n, x.dims, x.m)
+	if x.quant {
+		need += int64(n) * int64(x.dims+8) // codes, scale, norm
+	}
+	if need > x.memoryLimit() {
 		return &MemoryError{Nodes: n, NeedBytes: need, LimitBytes: x.memoryLimit()}
 	}
 	x.vectors = growSlice(x.vectors, n*x.dims)
+	if x.quant {
+		x.codes = growSlice(x.codes, n*x.dims)
+		x.scales = growSlice(x.scales, n)
+		if x.metric == L2 {
+			x.norms2 = growSlice(x.norms2, n)
+		}
+	}
 	x.links0 = growSlice(x.links0, n*(x.m0+1))
 	x.upper = growSlice(x.upper, n)
 	x.levels = growSlice(x.levels, n)

@@ -56,6 +56,7 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 	level := x.levelOf(id)
 	q := x.vec(id)
 	x.store(q, vec, norm2)
+	x.storeCodes(id)
 	x.levels[id] = uint8(level)
 	x.upper[id] = nil
 	if level > 0 {

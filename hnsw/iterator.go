@@ -22,6 +22,7 @@ type Iterator struct {
 	ef      int
 	batch   []candidate // current round's results, ascending
 	pos     int
+	exact   int     // QuantizedSearch: batch[:exact] has exact distances, sorted
 	last    float32 // internal distance of the last result returned
 	hasLast bool
 	started bool
@@ -34,7 +35,7 @@ type Iterator struct {
 // round (default 40); Filter and MaxDistance apply to every result.
 func (x *Index) NewIterator(q []float32, opts SearchOptions) (*Iterator, error) {
 	s := x.pool.get()
-	query, err := x.prepareQuery(s, q)
+	query, err := x.prepareSearch(s, q)
 	if err != nil {
 		x.pool.put(s)
 		return nil, err
@@ -56,8 +57,20 @@ func (x *Index) NewIterator(q []float32, opts SearchOptions) (*Iterator, error) 
 func (it *Iterator) Next() (r Result, ok bool) {
 	for !it.done {
 		for it.pos < len(it.batch) {
+			if it.s.quant && it.pos >= it.exact {
+				// Rescore the next window. Results are ordered by exact
+				// distance within a window; a node whose exact distance falls
+				// below one already returned is skipped, as for late finds.
+				it.exact = it.pos + min(len(it.batch)-it.pos, rescoreWindow)
+				it.x.grow.RLock()
+				it.x.rescore(it.q, it.batch[it.pos:it.exact])
+				it.x.grow.RUnlock()
+			}
 			c := it.batch[it.pos]
 			it.pos++
+			if it.s.quant && it.hasLast && c.dist < it.last {
+				continue
+			}
 			if it.sp.bounded && c.dist > it.sp.bound {
 				it.done = true
 				return Result{}, false
@@ -107,6 +120,10 @@ func (it *Iterator) round() {
 	b := it.batch
 	for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
 		b[i], b[j] = b[j], b[i]
+	}
+	if s.quant {
+		it.exact = 0 // Next rescores window by window
+		return
 	}
 	if it.hasLast && len(b) > 0 && b[0].dist < it.last {
 		k := 0

@@ -59,6 +59,7 @@ func (x *Index) restore(id uint32, level int, vec []float32, neighbors [][]uint3
 	} else {
 		x.store(x.vec(id), vec, norm2)
 	}
+	x.storeCodes(id)
 	x.levels[id] = uint8(level)
 	x.upper[id] = nil
 	if level > 0 {

@@ -22,6 +22,12 @@ type scratch struct {
 	ids     []uint32    // neighbours to score in one gather call
 	dists   []float32   // their distances
 
+	// Quantized traversal (set by searches on a QuantizedSearch index only).
+	quant  bool
+	qcodes []int8  // the query's int8 codes
+	qscale float32 // their scale
+	qnorm2 float32 // the query's squared norm (L2)
+
 	linkCands, linkSel, linkPruned []candidate // buffers for shrinking a neighbour's list
 }
 
@@ -80,6 +86,7 @@ func (p *scratchPool) get() *scratch {
 }
 
 func (p *scratchPool) put(s *scratch) {
+	s.quant = false // the next user may be an insert, which scores in float32
 	p.mu.Lock()
 	p.free = append(p.free, s)
 	p.mu.Unlock()

@@ -1,6 +1,9 @@
 package hnsw
 
-import "sync/atomic"
+import (
+	"slices"
+	"sync/atomic"
+)
 
 // SearchOptions tune one search or iterator.
 type SearchOptions struct {
@@ -62,7 +65,7 @@ func (x *Index) listFor(id uint32, layer int) []uint32 {
 // descend walks greedily (ef = 1) from ep at epLevel down to layer stop+1 and
 // returns the closest node found, the entry into layer stop.
 func (x *Index) descend(s *scratch, q []float32, ep uint32, epLevel, stop int) candidate {
-	cur := candidate{dist: x.distance(q, x.vec(ep)), id: ep}
+	cur := candidate{dist: x.scoreOne(s, q, ep), id: ep}
 	for layer := epLevel; layer > stop; layer-- {
 		for improved := true; improved; {
 			improved = false
@@ -75,7 +78,7 @@ func (x *Index) descend(s *scratch, q []float32, ep uint32, epLevel, stop int) c
 				ids[i] = loadID(l, i)
 			}
 			dists := s.dists[:len(ids)]
-			x.distances(q, ids, dists)
+			x.score(s, q, ids, dists)
 			for i, d := range dists {
 				if d < cur.dist {
 					cur = candidate{dist: d, id: ids[i]}
@@ -125,7 +128,7 @@ func (x *Index) searchLayer(s *scratch, q []float32, layer, ef int, sp *searchSp
 		}
 		s.ids = ids
 		dists := s.dists[:len(ids)]
-		x.distances(q, ids, dists)
+		x.score(s, q, ids, dists)
 		for j, e := range ids {
 			d := dists[j]
 			if len(s.res) < ef || d < s.res[0].dist {
@@ -175,7 +178,7 @@ func (x *Index) SearchWith(dst []Result, q []float32, k int, o SearchOptions) ([
 	}
 	s := x.pool.get()
 	defer x.pool.put(s)
-	query, err := x.prepareQuery(s, q)
+	query, err := x.prepareSearch(s, q)
 	if err != nil {
 		return dst, err
 	}
@@ -199,6 +202,14 @@ func (x *Index) SearchWith(dst []Result, q []float32, k int, o SearchOptions) ([
 		buf = append(buf, s.res.pop())
 	}
 	s.entries = buf
+	if s.quant {
+		// Exact distances for the approximate best few, re-sorted; emit from
+		// the end as above. Each rescored vector is a cold float32 row, so
+		// rescoring the whole beam would give back much of the gain.
+		tail := buf[len(buf)-min(len(buf), rescoreCount(k)):]
+		x.rescore(query, tail)
+		slices.Reverse(tail)
+	}
 	for i, taken := len(buf)-1, 0; i >= 0 && taken < k; i, taken = i-1, taken+1 {
 		d := buf[i].dist
 		if sp.bounded && d > sp.bound {
@@ -220,6 +231,16 @@ func (x *Index) prepareQuery(s *scratch, q []float32) ([]float32, error) {
 	}
 	x.store(s.query, q, norm2)
 	return s.query, nil
+}
+
+// prepareSearch is prepareQuery for searches and iterators, which (unlike
+// inserts) traverse with int8 distances on a QuantizedSearch index.
+func (x *Index) prepareSearch(s *scratch, q []float32) ([]float32, error) {
+	query, err := x.prepareQuery(s, q)
+	if err == nil {
+		x.quantizeQuery(s, query)
+	}
+	return query, err
 }
 
 // startLayer0 descends the upper layers and seeds s.cand/s.res for the

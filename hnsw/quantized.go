@@ -1,0 +1,117 @@
+package hnsw
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/borealisdb/borealis/simd"
+)
+
+// Quantized traversal (Options.QuantizedSearch). Next to the float32 slab the
+// index keeps an int8 copy of every stored vector, one per-vector scale
+// (v ≈ code·scale, codes in [-127, 127]) and, under L2, the exact squared
+// norm. Searches and iterators walk the graph with int8 distances, which read a
+// quarter of the memory per node: at high dimensions the float32 slab does not
+// fit in cache and traversal is memory-bound. The candidates a search returns
+// are then rescored with the exact float32 distance and re-sorted, so every
+// Distance the caller sees is the exact pgvector value. Inserts, deletes and
+// neighbour selection always use float32 distances, so the graph is the same
+// whether the option is on or off.
+//
+// Approximate internal distances, with d = qscale·scale·(qcodes·codes):
+//   Cosine:       1 − d (both sides are unit length)
+//   InnerProduct: −d
+//   L2:           ‖q‖² + ‖v‖² − 2d (exact norms, only the dot is quantized)
+
+// storeCodes quantizes the stored vector of id into the int8 slab (caller
+// holds grow shared and owns id: it is pending, not yet linked).
+func (x *Index) storeCodes(id uint32) {
+	if !x.quant {
+		return
+	}
+	v := x.vec(id)
+	x.scales[id] = simd.QuantizeInt8(x.codeOf(id), v)
+	if x.metric == L2 {
+		x.norms2[id] = simd.Dot(v, v)
+	}
+}
+
+// codeOf is the int8 row of id (caller holds grow).
+func (x *Index) codeOf(id uint32) []int8 {
+	o := int(id) * x.dims
+	return x.codes[o : o+x.dims : o+x.dims]
+}
+
+// quantizeQuery prepares s for quantized traversal of q (stored form) when the
+// index has the option on; inserts never call it, so their scratches score in
+// float32.
+func (x *Index) quantizeQuery(s *scratch, q []float32) {
+	if !x.quant {
+		return
+	}
+	if len(s.qcodes) != x.dims {
+		s.qcodes = make([]int8, x.dims)
+	}
+	s.qscale = simd.QuantizeInt8(s.qcodes, q)
+	if x.metric == L2 {
+		s.qnorm2 = simd.Dot(q, q)
+	}
+	s.quant = true
+}
+
+// approx is the int8 internal distance from the quantized query in s to id.
+func (x *Index) approx(s *scratch, id uint32) float32 {
+	d := float32(simd.DotInt8(s.qcodes, x.codeOf(id))) * s.qscale * x.scales[id]
+	switch x.metric {
+	case L2:
+		return max(s.qnorm2+x.norms2[id]-2*d, 0)
+	case Cosine:
+		return 1 - d
+	default:
+		return -d
+	}
+}
+
+// scoreOne is the traversal distance from q to id: int8 when s is quantized.
+func (x *Index) scoreOne(s *scratch, q []float32, id uint32) float32 {
+	if s.quant {
+		return x.approx(s, id)
+	}
+	return x.distance(q, x.vec(id))
+}
+
+// score writes the traversal distance from q to each of ids into out.
+func (x *Index) score(s *scratch, q []float32, ids []uint32, out []float32) {
+	if !s.quant {
+		x.distances(q, ids, out)
+		return
+	}
+	for i, id := range ids {
+		out[i] = x.approx(s, id)
+	}
+}
+
+// rescoreCount is how many of the approximately nearest candidates a k-NN
+// search rescores exactly: int8 errors are far smaller than the gaps between
+// the k-th and the 2k-th neighbour, so more would only cost cold reads.
+func rescoreCount(k int) int { return max(2*k, k+16) }
+
+// rescoreWindow is how many approximately ordered results an iterator rescores
+// at a time (an ORDER BY … LIMIT 10 scan reads one window).
+const rescoreWindow = 16
+
+// rescore replaces the approximate distances of cs by exact ones and sorts
+// cs by them, ascending (ties by id, so the order is deterministic).
+func (x *Index) rescore(q []float32, cs []candidate) {
+	for i := range cs {
+		cs[i].dist = x.distance(q, x.vec(cs[i].id))
+	}
+	slices.SortFunc(cs, compareCandidates)
+}
+
+func compareCandidates(a, b candidate) int {
+	if c := cmp.Compare(a.dist, b.dist); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.id, b.id)
+}

@@ -1,0 +1,290 @@
+package hnsw
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+)
+
+// checkExactSorted fails unless res is non-decreasing and every distance is the
+// exact pgvector distance from q to the stored data.
+func checkExactSorted(t testing.TB, m Metric, q []float32, data [][]float32, res []Result) {
+	t.Helper()
+	for i, r := range res {
+		if i > 0 && r.Distance < res[i-1].Distance {
+			t.Fatalf("%v: result %d distance %v after %v: out of order", m, i, r.Distance, res[i-1].Distance)
+		}
+		want := exactDistance(m, q, data[r.ID])
+		if math.Abs(float64(r.Distance)-want) > 1e-4*math.Max(1, math.Abs(want)) {
+			t.Fatalf("%v: result %d (id %d) distance %v, exact %v", m, i, r.ID, r.Distance, want)
+		}
+	}
+}
+
+func TestQuantizedRecallClusteredAllMetrics(t *testing.T) {
+	all := clustered(20200, 128, 64, 1)
+	data, queries := all[:20000], all[20000:]
+	for _, m := range []Metric{L2, Cosine, InnerProduct} {
+		t.Run(m.String(), func(t *testing.T) {
+			if m != L2 && testing.Short() {
+				t.Skip("short")
+			}
+			x := build(t, data, m, Options{M: 16, EfConstruction: 64, Seed: 7, QuantizedSearch: true})
+			r := recallAt(t, x, data, queries, nil, 10, 64)
+			t.Logf("%s quantized recall@10 ef=64: %.4f", m, r)
+			if r < 0.95 {
+				t.Fatalf("quantized recall@10 = %.4f, want ≥ 0.95", r)
+			}
+			for _, q := range queries[:20] {
+				checkExactSorted(t, m, q, data, x.Search(q, 10, 64))
+			}
+		})
+	}
+}
+
+func TestQuantizedRecallHighDim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	all := clustered(5100, 768, 32, 3)
+	data, queries := all[:5000], all[5000:]
+	for _, m := range []Metric{Cosine, L2} {
+		t.Run(m.String(), func(t *testing.T) {
+			x := build(t, data, m, Options{M: 16, EfConstruction: 64, Seed: 7, QuantizedSearch: true})
+			r := recallAt(t, x, data, queries, nil, 10, 64)
+			t.Logf("%s 5000x768 quantized recall@10 ef=64: %.4f", m, r)
+			if r < 0.95 {
+				t.Fatalf("quantized recall@10 = %.4f, want ≥ 0.95", r)
+			}
+			for _, q := range queries[:20] {
+				checkExactSorted(t, m, q, data, x.Search(q, 10, 64))
+			}
+		})
+	}
+}
+
+// The option changes only how searches traverse: the graph built is the same,
+// and results agree with the float32 search on almost every id.
+func TestQuantizedSameGraphAndResults(t *testing.T) {
+	all := clustered(3050, 64, 16, 5)
+	data, queries := all[:3000], all[3000:]
+	opts := Options{M: 12, Seed: 3, Threads: 1}
+	plain := build(t, data, Cosine, opts)
+	opts.QuantizedSearch = true
+	quant := build(t, data, Cosine, opts)
+	a := plain.Encode(nil)
+	b := quant.Encode(nil)
+	if string(a) != string(b) {
+		t.Fatal("QuantizedSearch changed the graph built")
+	}
+	same, total := 0, 0
+	for _, q := range queries {
+		want := plain.Search(q, 10, 64)
+		got := quant.Search(q, 10, 64)
+		checkExactSorted(t, Cosine, q, data, got)
+		in := map[uint32]bool{}
+		for _, r := range want {
+			in[r.ID] = true
+		}
+		for _, r := range got {
+			if in[r.ID] {
+				same++
+			}
+		}
+		total += len(want)
+	}
+	if f := float64(same) / float64(total); f < 0.97 {
+		t.Fatalf("quantized search agrees with float32 search on %.3f of results, want ≥ 0.97", f)
+	}
+}
+
+// Decode rebuilds through Restore, which must fill the int8 slab too.
+func TestQuantizedAfterDecode(t *testing.T) {
+	all := clustered(2050, 32, 8, 6)
+	data, queries := all[:2000], all[2000:]
+	for _, m := range []Metric{L2, Cosine, InnerProduct} {
+		x := build(t, data, m, Options{M: 8, Seed: 1, QuantizedSearch: true})
+		x.Delete(5)
+		enc := x.Encode(nil)
+		y, err := Decode(enc, Options{QuantizedSearch: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !y.Options().QuantizedSearch {
+			t.Fatal("Options() lost QuantizedSearch")
+		}
+		for _, q := range queries {
+			want, got := x.Search(q, 10, 40), y.Search(q, 10, 40)
+			if fmt.Sprint(want) != fmt.Sprint(got) {
+				t.Fatalf("%v: decoded quantized index answers %v, original %v", m, got, want)
+			}
+			for _, r := range got {
+				if r.ID == 5 {
+					t.Fatalf("%v: deleted id returned", m)
+				}
+			}
+		}
+	}
+}
+
+func TestQuantizedIteratorExactAndOrdered(t *testing.T) {
+	all := clustered(3010, 32, 8, 8)
+	data, queries := all[:3000], all[3000:]
+	for _, m := range []Metric{L2, Cosine, InnerProduct} {
+		x := build(t, data, m, Options{M: 8, Seed: 1, QuantizedSearch: true})
+		for _, q := range queries {
+			it, err := x.NewIterator(q, SearchOptions{Ef: 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res []Result
+			for len(res) < 300 {
+				r, ok := it.Next()
+				if !ok {
+					break
+				}
+				res = append(res, r)
+			}
+			it.Close()
+			if len(res) < 200 {
+				t.Fatalf("%v: iterator stopped after %d results", m, len(res))
+			}
+			checkExactSorted(t, m, q, data, res)
+		}
+	}
+}
+
+func TestQuantizedSearchIntoAllocatesNothing(t *testing.T) {
+	data := clustered(2000, 64, 8, 2)
+	for _, m := range []Metric{L2, Cosine, InnerProduct} {
+		x := build(t, data, m, Options{M: 8, Seed: 1, QuantizedSearch: true})
+		dst := make([]Result, 0, 10)
+		q := data[17]
+		x.SearchInto(dst, q, 10, 64) // warm the scratch pool
+		allocs := testing.AllocsPerRun(200, func() {
+			var err error
+			if dst, err = x.SearchInto(dst[:0], q, 10, 64); err != nil || len(dst) != 10 {
+				t.Fatal(err, len(dst))
+			}
+		})
+		if allocs != 0 {
+			t.Fatalf("%v: quantized SearchInto made %.1f allocations per call", m, allocs)
+		}
+	}
+}
+
+// quantBench is the 50,000 × 1,536 cosine graph, built once for all sub-benchmarks.
+var quantBench struct {
+	once          sync.Once
+	x             *Index
+	data, queries [][]float32
+	truth         [][]uint32
+	buildTime     time.Duration
+}
+
+// BenchmarkQuantizedIterator1536 is the index AM's path: the first 10 results
+// of an iterator (ORDER BY … LIMIT 10), quantized or not, on the same graph.
+func BenchmarkQuantizedIterator1536(b *testing.B) {
+	qb := quantBenchGraph(b)
+	x := qb.x
+	for _, ef := range []int{16, 40, 64, 100} {
+		for _, quant := range []bool{false, true} {
+			b.Run(fmt.Sprintf("ef=%d/quantized=%v", ef, quant), func(b *testing.B) {
+				x.quant = quant
+				defer func() { x.quant = true }()
+				first10 := func(q []float32) []Result {
+					it, _ := x.NewIterator(q, SearchOptions{Ef: ef})
+					defer it.Close()
+					var res []Result
+					for len(res) < 10 {
+						r, ok := it.Next()
+						if !ok {
+							break
+						}
+						res = append(res, r)
+					}
+					return res
+				}
+				hit := 0
+				for i, q := range qb.queries {
+					in := map[uint32]bool{}
+					for _, id := range qb.truth[i] {
+						in[id] = true
+					}
+					for _, r := range first10(q) {
+						if in[r.ID] {
+							hit++
+						}
+					}
+				}
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					first10(qb.queries[i%len(qb.queries)])
+				}
+				b.ReportMetric(float64(hit)/float64(10*len(qb.queries)), "recall@10")
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "qps")
+			})
+		}
+	}
+}
+
+func quantBenchGraph(b *testing.B) *struct {
+	once          sync.Once
+	x             *Index
+	data, queries [][]float32
+	truth         [][]uint32
+	buildTime     time.Duration
+} {
+	qb := &quantBench
+	qb.once.Do(func() {
+		all := clustered(50200, 1536, 256, 11)
+		qb.data, qb.queries = all[:50000], all[50000:]
+		start := time.Now()
+		qb.x = build(b, qb.data, Cosine, Options{M: 16, EfConstruction: 64, Seed: 1, QuantizedSearch: true})
+		qb.buildTime = time.Since(start)
+		for _, q := range qb.queries {
+			qb.truth = append(qb.truth, bruteForce(qb.x, qb.data, nil, q, 10))
+		}
+	})
+	b.Logf("graph build %v", qb.buildTime)
+	return qb
+}
+
+// BenchmarkQuantizedSearch1536 compares float32 and int8 traversal on the same
+// 50,000 × 1,536 cosine graph (the float32 slab, 300 MB, is far larger than
+// L3): QPS is 1e9/ns-per-op, recall@10 is reported per ef so the two can be
+// compared at matched recall. Building the graph takes minutes.
+func BenchmarkQuantizedSearch1536(b *testing.B) {
+	qb := quantBenchGraph(b)
+	x := qb.x
+	for _, ef := range []int{10, 16, 24, 32, 48, 64, 96} {
+		for _, quant := range []bool{false, true} {
+			b.Run(fmt.Sprintf("ef=%d/quantized=%v", ef, quant), func(b *testing.B) {
+				x.quant = quant // same graph; only the traversal distance changes
+				defer func() { x.quant = true }()
+				hit := 0
+				for i, q := range qb.queries {
+					res, _ := x.SearchInto(nil, q, 10, ef)
+					in := map[uint32]bool{}
+					for _, id := range qb.truth[i] {
+						in[id] = true
+					}
+					for _, r := range res {
+						if in[r.ID] {
+							hit++
+						}
+					}
+				}
+				dst := make([]Result, 0, 10)
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					dst, _ = x.SearchInto(dst[:0], qb.queries[i%len(qb.queries)], 10, ef)
+				}
+				b.ReportMetric(float64(hit)/float64(10*len(qb.queries)), "recall@10")
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "qps")
+			})
+		}
+	}
+}
