@@ -274,6 +274,43 @@ func TestClusterOfThree(t *testing.T) {
 		}
 	})
 
+	t.Run("WriterKill9ComesBackAndServesWrites", func(t *testing.T) {
+		before := lastSeq(t, m)
+		victim := d.DBClusterMembers[0]
+		if !victim.IsClusterWriter {
+			t.Fatal("member 1 should be the writer")
+		}
+		if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the writer's death and restart events", 90*time.Second, func() bool {
+			return hasEvent(t, m, "trio", victim.DBInstanceIdentifier, "member.died", before) &&
+				hasEvent(t, m, "trio", victim.DBInstanceIdentifier, "member.restarted", before)
+		})
+		var now MemberDescription
+		waitFor(t, "the writer available again", 60*time.Second, func() bool {
+			now = m.mustDescribe(t, "trio").DBClusterMembers[0]
+			return now.Status == StatusAvailable && now.PID != 0
+		})
+		if now.PID == victim.PID {
+			t.Fatalf("writer pid %d unchanged after kill -9", now.PID)
+		}
+		// Crash recovery kept what was committed, and the cluster endpoint takes writes again.
+		w := connectTo(t, d.Endpoint)
+		var n int
+		if err := w.QueryRow(ctx, "SELECT count(*) FROM notes").Scan(&n); err != nil || n != 1000 {
+			t.Fatalf("after the writer's crash: %d rows (%v), want the 1000 committed", n, err)
+		}
+		if _, err := w.Exec(ctx, "INSERT INTO notes VALUES (1001, 'written after the writer came back')"); err != nil {
+			t.Fatal(err)
+		}
+		// The readers reconnect to the restarted writer and stream again.
+		reader := connectTo(t, fmt.Sprintf("127.0.0.1:%d", m.mustDescribe(t, "trio").DBClusterMembers[1].Port))
+		waitFor(t, "a reader to replay the write made after the writer's restart", 60*time.Second, func() bool {
+			return reader.QueryRow(ctx, "SELECT count(*) FROM notes").Scan(&n) == nil && n == 1001
+		})
+	})
+
 	t.Run("EventsRecorded", func(t *testing.T) {
 		evs, _ := m.Events("trio", 0)
 		var types []string
