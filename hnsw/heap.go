@@ -8,7 +8,9 @@ type candidate struct {
 
 // minHeap and maxHeap are binary heaps over reused slices: pushing never
 // allocates once the backing array has grown to the search's working size.
-// (container/heap would box every element in an interface.)
+// (container/heap would box every element in an interface.) The two are written out
+// rather than shared through a generic comparator because they sit on the search's hot path,
+// where a comparator call per sift step would sit in the innermost loop.
 type minHeap []candidate
 
 func (h *minHeap) push(c candidate) {

@@ -126,11 +126,8 @@ func nameArg(fs *flag.FlagSet, args []string, name *string, required bool) error
 	// Flags may come before or after the name, as with aws and psql.
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return errFlagHelp
-			}
-			return usageError{err.Error()}
+		if err := parseFlagsOnly(fs, args); err != nil {
+			return err
 		}
 		if fs.NArg() == 0 {
 			break
@@ -180,11 +177,7 @@ func clusterDescribe(args []string, stdout, stderr io.Writer) error {
 		}
 		return printClusters(stdout, format, list.DBClusters, true)
 	}
-	var body api.ClusterBody
-	if err := c.call("GET", "/v1/clusters/"+url.PathEscape(*name), nil, &body); err != nil {
-		return err
-	}
-	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, true)
+	return callOneCluster(c, "GET", *name, nil, stdout, format, true)
 }
 
 func clusterList(args []string, stdout, stderr io.Writer) error {
@@ -244,11 +237,7 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var body api.ClusterBody
-	if err := c.call("PATCH", "/v1/clusters/"+url.PathEscape(*name), in, &body); err != nil {
-		return err
-	}
-	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, false)
+	return callOneCluster(c, "PATCH", *name, in, stdout, format, false)
 }
 
 func clusterDelete(args []string, stdout, stderr io.Writer) error {
@@ -266,11 +255,7 @@ func clusterDelete(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var body api.ClusterBody
-	if err := c.call("DELETE", "/v1/clusters/"+url.PathEscape(*name), nil, &body); err != nil {
-		return err
-	}
-	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, false)
+	return callOneCluster(c, "DELETE", *name, nil, stdout, format, false)
 }
 
 // printClusters writes JSON ({"DBClusters": [...]}, like aws rds) or tables; members are listed
@@ -321,4 +306,14 @@ func printClusters(w io.Writer, format string, cs []cluster.Description, withMem
 		tw.Flush()
 	}
 	return nil
+}
+
+// callOneCluster sends method to the named cluster's resource and prints the cluster the API
+// answers with (members too when withMembers).
+func callOneCluster(c *apiClient, method, name string, in any, stdout io.Writer, format string, withMembers bool) error {
+	var body api.ClusterBody
+	if err := c.call(method, "/v1/clusters/"+url.PathEscape(name), in, &body); err != nil {
+		return err
+	}
+	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, withMembers)
 }
