@@ -6,7 +6,8 @@
 //   - cluster: members, node supervision, replication set-up, adoption after a restart;
 //   - router: the PostgreSQL wire-protocol proxy behind each cluster's two endpoints;
 //   - api: the HTTP JSON API with its bearer token;
-//   - metrics: the Prometheus collector.
+//   - metrics: the Prometheus collector;
+//   - capacity: what a capacity in ACUs means (memory, CPU, PostgreSQL settings).
 //
 // The control plane never imports the index code (simd, hnsw, engine) and never loads the
 // Borealis engine; it talks to nodes only over the PostgreSQL protocol.
