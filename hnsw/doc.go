@@ -5,8 +5,9 @@
 // lists, the entry point — and the algorithms over it: insertion with the
 // neighbour-selection heuristic (Algorithm 4, keepPrunedConnections), greedy
 // descent plus beam search, deletion with neighbour repair, an iterator that can
-// continue past ef, filtered and distance-bounded search, a byte encoding, and
-// the read/reconstruct accessors the PostgreSQL index AM uses to mirror the graph
+// continue past ef, filtered and distance-bounded search, graph repair (linking
+// elements pruning left unreachable), a byte encoding, and the
+// read/reconstruct accessors the PostgreSQL index AM uses to mirror the graph
 // into pages.
 //
 // What it must never touch: it is pure Go, with no cgo, no PostgreSQL headers and

@@ -241,7 +241,7 @@ bhnsw_commit_meta(Relation index, BhnswCache *cache, uint32 *ids, int n, bool fo
 }
 
 /*
- * Links every element the entry point cannot reach (see engine/indexconnect.go); returns how
+ * Links every element the entry point cannot reach (see hnsw/connect.go); returns how
  * many ids it wrote into changed. An interrupted pass keeps what it changed and, when
  * CHECK_FOR_INTERRUPTS does not raise (interrupts held off), carries on.
  */
