@@ -50,7 +50,7 @@ func BenchmarkDecide(b *testing.B) {
 			}
 			b.ResetTimer()
 			for range b.N {
-				_ = Decide(sessions, 5*time.Second)
+				_ = Decide(sessions, 0, 5*time.Second)
 			}
 		})
 	}

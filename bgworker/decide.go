@@ -28,6 +28,11 @@ type Session struct {
 	TempTables bool
 	// ExplicitLocks is true when the session ran LOCK TABLE in its current transaction.
 	ExplicitLocks bool
+	// AdvisoryLocks is true when the session, idle outside a transaction, holds an advisory
+	// lock (which can then only be session-level: pg_advisory_lock).
+	AdvisoryLocks bool
+	// HeldCursors is true when the session keeps a WITH HOLD cursor past its transaction.
+	HeldCursors bool
 }
 
 // Blockers is a set of reasons why now is not a scaling point.
@@ -40,6 +45,9 @@ const (
 	BlockerOpenTransaction
 	BlockerTempTables
 	BlockerExplicitLocks
+	BlockerAdvisoryLocks
+	BlockerHeldCursors
+	BlockerPreparedTransactions
 )
 
 var blockerNames = []struct {
@@ -50,6 +58,9 @@ var blockerNames = []struct {
 	{BlockerOpenTransaction, "open_transaction"},
 	{BlockerTempTables, "temp_tables"},
 	{BlockerExplicitLocks, "explicit_locks"},
+	{BlockerAdvisoryLocks, "advisory_locks"},
+	{BlockerHeldCursors, "held_cursors"},
+	{BlockerPreparedTransactions, "prepared_transactions"},
 }
 
 // Names lists the reasons in b by their node_status() names, in canonical order.
@@ -70,6 +81,9 @@ type Summary struct {
 	OldestTransaction               time.Duration
 	TempTableSessions               int
 	ExplicitLockSessions            int
+	AdvisoryLockSessions            int
+	HeldCursorSessions              int
+	PreparedTransactions            int
 	Blockers                        Blockers
 }
 
@@ -86,11 +100,19 @@ func (s Summary) ScalingPoint() bool { return s.Blockers == 0 }
 //     transaction that has been open for longer than threshold.
 //   - temp_tables: a session has temporary relations, which live only in that session.
 //   - explicit_locks: a session ran LOCK TABLE in its still-open transaction.
+//   - advisory_locks: an idle session holds a session-level advisory lock, which would be
+//     lost with its backend.
+//   - held_cursors: a session keeps a WITH HOLD cursor, whose rows live in that backend.
+//   - prepared_transactions: the node has prepared (two-phase) transactions, which hold their
+//     locks until COMMIT PREPARED or ROLLBACK PREPARED, across restarts; prepared counts them.
 //
 // A short statement in a short transaction blocks nothing: it will be over before capacity
 // changes.
-func Decide(sessions []Session, threshold time.Duration) Summary {
-	var s Summary
+func Decide(sessions []Session, prepared int, threshold time.Duration) Summary {
+	s := Summary{PreparedTransactions: prepared}
+	if prepared > 0 {
+		s.Blockers |= BlockerPreparedTransactions
+	}
 	for _, se := range sessions {
 		switch se.State {
 		case StateActive:
@@ -115,6 +137,14 @@ func Decide(sessions []Session, threshold time.Duration) Summary {
 		if se.ExplicitLocks {
 			s.ExplicitLockSessions++
 			s.Blockers |= BlockerExplicitLocks
+		}
+		if se.AdvisoryLocks {
+			s.AdvisoryLockSessions++
+			s.Blockers |= BlockerAdvisoryLocks
+		}
+		if se.HeldCursors {
+			s.HeldCursorSessions++
+			s.Blockers |= BlockerHeldCursors
 		}
 	}
 	return s

@@ -70,14 +70,14 @@ func seconds(s C.double) time.Duration { return time.Duration(float64(s) * float
 // cannot be read the session part is still filled, with cpu_ok 0 and the reason in last_error.
 //
 //export borealis_agent_sample
-func borealis_agent_sample(threshold C.double, sessions *C.AgentSession, n C.int, out *C.AgentSnapshot) (rc C.int) {
+func borealis_agent_sample(threshold C.double, sessions *C.AgentSession, n C.int, prepared C.int, out *C.AgentSnapshot) (rc C.int) {
 	defer guard(&rc)
 	if sampler == nil {
 		lastError = "borealis_agent_sample called before borealis_agent_init"
 		return C.AGENT_ERROR
 	}
-	if n < 0 || (n > 0 && sessions == nil) || out == nil {
-		lastError = fmt.Sprintf("borealis_agent_sample: bad arguments (n=%d)", n)
+	if n < 0 || prepared < 0 || (n > 0 && sessions == nil) || out == nil {
+		lastError = fmt.Sprintf("borealis_agent_sample: bad arguments (n=%d, prepared=%d)", n, prepared)
 		return C.AGENT_ERROR
 	}
 	var in []C.AgentSession
@@ -92,15 +92,20 @@ func borealis_agent_sample(threshold C.double, sessions *C.AgentSession, n C.int
 			TransactionAge: seconds(cs.xact_seconds),
 			TempTables:     cs.flags&C.AGENT_SESSION_TEMP_TABLES != 0,
 			ExplicitLocks:  cs.flags&C.AGENT_SESSION_EXPLICIT_LOCKS != 0,
+			AdvisoryLocks:  cs.flags&C.AGENT_SESSION_ADVISORY_LOCKS != 0,
+			HeldCursors:    cs.flags&C.AGENT_SESSION_HELD_CURSORS != 0,
 		}
 	}
-	sum := bgworker.Decide(list, seconds(threshold))
+	sum := bgworker.Decide(list, int(prepared), seconds(threshold))
 	*out = C.AgentSnapshot{
 		connections_active:              C.int32_t(sum.Active),
 		connections_idle:                C.int32_t(sum.Idle),
 		connections_idle_in_transaction: C.int32_t(sum.IdleInTransaction),
 		temp_table_sessions:             C.int32_t(sum.TempTableSessions),
 		explicit_lock_sessions:          C.int32_t(sum.ExplicitLockSessions),
+		advisory_lock_sessions:          C.int32_t(sum.AdvisoryLockSessions),
+		held_cursor_sessions:            C.int32_t(sum.HeldCursorSessions),
+		prepared_transactions:           C.int32_t(sum.PreparedTransactions),
 		blockers:                        C.uint32_t(sum.Blockers),
 		oldest_query_seconds:            C.double(sum.OldestQuery.Seconds()),
 		oldest_transaction_seconds:      C.double(sum.OldestTransaction.Seconds()),

@@ -4,7 +4,7 @@
  * borealis.node_status(). docs/architecture.md ("Node agent") describes it.
  *
  * Split by concern: agent.c (GUCs, registration, shared memory), agent_locks.c (which sessions
- * ran LOCK TABLE), agent_sessions.c (reading backends), agent_lib.c (loading the Go half),
+ * ran LOCK TABLE or keep WITH HOLD cursors), agent_sessions.c (reading backends), agent_lib.c (loading the Go half),
  * agent_worker.c (the worker's main loop), agent_status.c (the SQL function).
  */
 #ifndef BOREALIS_AGENT_H
@@ -31,11 +31,17 @@ typedef struct AgentShared
 	AgentSnapshot snapshot;
 } AgentShared;
 
-/* Per-backend slot (indexed by BackendId - 1): the transaction in which it ran LOCK TABLE. */
+/*
+ * Per-backend slot (indexed by BackendId - 1), written by its backend only: the transaction in
+ * which it ran LOCK TABLE, and how many WITH HOLD cursors outlive their transaction. Each field
+ * is valid only while its pid matches the backend's (slots are reused by later backends).
+ */
 typedef struct AgentLockSlot
 {
 	int			pid;
 	LocalTransactionId lxid;
+	int			cursor_pid;
+	int			held_cursors;
 } AgentLockSlot;
 
 /* NULL unless borealis is preloaded (the state lives in shared memory set up at start). */
@@ -44,10 +50,14 @@ extern AgentLockSlot *agent_lock_slots;
 
 extern void agent_locks_install_hook(void);
 extern bool agent_session_holds_explicit_locks(int backend_id, int pid, LocalTransactionId lxid);
+extern bool agent_session_has_held_cursors(int backend_id, int pid);
 extern Size agent_lock_slots_size(void);
 
-/* Reads the client sessions into a palloc'd array (in the current memory context). */
-extern AgentSession *agent_read_sessions(int *nsessions);
+/*
+ * Reads the client sessions into a palloc'd array (in the current memory context), and counts
+ * the prepared transactions of the node.
+ */
+extern AgentSession *agent_read_sessions(int *nsessions, int *prepared_xacts);
 
 /* The Go half, loaded in the worker process; NULL-free once agent_lib_load returned true. */
 typedef struct AgentLib

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 /* Bump on any change below; the loader refuses a library with another version. */
-#define BOREALIS_AGENT_ABI 1
+#define BOREALIS_AGENT_ABI 2
 
 #define AGENT_OK		0
 #define AGENT_ERROR		2
@@ -27,13 +27,18 @@
 /* AgentSession.flags */
 #define AGENT_SESSION_TEMP_TABLES		0x1
 #define AGENT_SESSION_EXPLICIT_LOCKS	0x2
+#define AGENT_SESSION_ADVISORY_LOCKS	0x4
+#define AGENT_SESSION_HELD_CURSORS		0x8
 
 /* AgentSnapshot.blockers: bit i is the i-th name, in this order (bgworker.Blockers). */
 #define AGENT_BLOCKER_LONG_RUNNING_QUERY	0x1
 #define AGENT_BLOCKER_OPEN_TRANSACTION		0x2
 #define AGENT_BLOCKER_TEMP_TABLES			0x4
 #define AGENT_BLOCKER_EXPLICIT_LOCKS		0x8
-#define AGENT_BLOCKER_COUNT					4
+#define AGENT_BLOCKER_ADVISORY_LOCKS		0x10
+#define AGENT_BLOCKER_HELD_CURSORS			0x20
+#define AGENT_BLOCKER_PREPARED_XACTS		0x40
+#define AGENT_BLOCKER_COUNT					7
 
 /* One client session, as C read it from PostgreSQL's shared memory. */
 typedef struct AgentSession
@@ -60,13 +65,16 @@ typedef struct AgentSnapshot
 	int32_t		cpu_ok;			/* 0 when /proc could not be read; see last_error */
 	double		oldest_query_seconds;
 	double		oldest_transaction_seconds;
+	int32_t		advisory_lock_sessions;
+	int32_t		held_cursor_sessions;
+	int32_t		prepared_transactions;
 } AgentSnapshot;
 
 /* The functions borealis_agent.so exports. */
 typedef int (*agent_abi_version_fn) (void);
 typedef int (*agent_init_fn) (int postmaster_pid, double clock_ticks, double cpus);
 typedef int (*agent_sample_fn) (double threshold_seconds, const AgentSession *sessions,
-								int nsessions, AgentSnapshot *out);
+								int nsessions, int prepared_xacts, AgentSnapshot *out);
 typedef int (*agent_last_error_fn) (char *buf, size_t size);
 
 #endif							/* BOREALIS_AGENT_ABI_H */

@@ -2,7 +2,8 @@
  * agent_sessions.c — reading the client sessions of this node for the agent, in C because it
  * is PostgreSQL state: states and timestamps from the backend status array (what
  * pg_stat_activity shows), PGPROC for backend ids, temp namespaces and local transaction ids,
- * and the data directory for temporary relation files.
+ * the data directory for temporary relation files, and the lock table for advisory locks and
+ * prepared transactions.
  */
 #include "agent.h"
 
@@ -11,6 +12,7 @@
 #include "common/relpath.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/backend_status.h"
@@ -73,8 +75,59 @@ scan_database_temp_files(Oid dbid, bool *has_temp)
 	FreeDir(tablespaces);
 }
 
+/*
+ * One pass over the lock table. An advisory lock can be session-level (pg_advisory_lock) or
+ * transaction-level (pg_advisory_xact_lock) and the shared lock table does not say which; but a
+ * session that is idle outside any transaction can only still hold session-level ones, so
+ * pids[] lists the backends holding an advisory lock and the caller counts only idle ones. (A
+ * session-level lock of a session inside a transaction is reported as soon as the transaction
+ * ends; meanwhile open_transaction blocks anyway.) A prepared transaction's locks belong to a
+ * dummy PGPROC with pid 0, which holds the lock on its own transaction id; its virtual
+ * transaction id is unique to it, so prepared transactions are counted by distinct vxid.
+ */
+static void
+scan_lock_table(int **advisory_pids, int *nadvisory, int *prepared_xacts)
+{
+	LockData   *ld = GetLockStatusData();
+	int		   *pids = palloc(sizeof(int) * Max(ld->nelements, 1));
+	LocalTransactionId *prepared = palloc(sizeof(LocalTransactionId) * Max(ld->nelements, 1));
+	BackendId  *prepared_backend = palloc(sizeof(BackendId) * Max(ld->nelements, 1));
+	int			np = 0,
+				nx = 0;
+
+	for (int i = 0; i < ld->nelements; i++)
+	{
+		LockInstanceData *in = &ld->locks[i];
+		bool		seen = false;
+
+		if (in->holdMask == 0)
+			continue;
+		if (in->locktag.locktag_type == LOCKTAG_ADVISORY && in->pid != 0)
+		{
+			for (int j = 0; j < np && !seen; j++)
+				seen = pids[j] == in->pid;
+			if (!seen)
+				pids[np++] = in->pid;
+		}
+		else if (in->locktag.locktag_type == LOCKTAG_TRANSACTION && in->pid == 0)
+		{
+			for (int j = 0; j < nx && !seen; j++)
+				seen = prepared[j] == in->lxid &&
+					prepared_backend[j] == in->backend;
+			if (!seen)
+			{
+				prepared[nx] = in->lxid;
+				prepared_backend[nx++] = in->backend;
+			}
+		}
+	}
+	*advisory_pids = pids;
+	*nadvisory = np;
+	*prepared_xacts = nx;
+}
+
 AgentSession *
-agent_read_sessions(int *nsessions)
+agent_read_sessions(int *nsessions, int *prepared_xacts)
 {
 	int			nbackends = pgstat_fetch_stat_numbackends();
 	AgentSession *sessions = palloc0(sizeof(AgentSession) * Max(nbackends, 1));
@@ -83,6 +136,10 @@ agent_read_sessions(int *nsessions)
 	Oid		   *temp_db = palloc0(sizeof(Oid) * Max(nbackends, 1));
 	TimestampTz now = GetCurrentTimestamp();
 	int			n = 0;
+	int		   *advisory_pids;
+	int			nadvisory;
+
+	scan_lock_table(&advisory_pids, &nadvisory, prepared_xacts);
 
 	for (int i = 1; i <= nbackends; i++)
 	{
@@ -117,12 +174,20 @@ agent_read_sessions(int *nsessions)
 				break;
 		}
 		s->xact_seconds = age_seconds(now, be->st_xact_start_timestamp);
+		if (be->st_state == STATE_IDLE)
+		{
+			for (int j = 0; j < nadvisory; j++)
+				if (advisory_pids[j] == be->st_procpid)
+					s->flags |= AGENT_SESSION_ADVISORY_LOCKS;
+		}
 
 		proc = BackendPidGetProc(be->st_procpid);
 		if (proc != NULL)
 		{
 			if (agent_session_holds_explicit_locks(proc->backendId, proc->pid, proc->lxid))
 				s->flags |= AGENT_SESSION_EXPLICIT_LOCKS;
+			if (agent_session_has_held_cursors(proc->backendId, proc->pid))
+				s->flags |= AGENT_SESSION_HELD_CURSORS;
 			if (OidIsValid(proc->tempNamespaceId))
 			{
 				temp_backend[n] = proc->backendId;

@@ -13,11 +13,17 @@
 
 PG_FUNCTION_INFO_V1(borealis_node_status);
 
-#define NODE_STATUS_COLUMNS 14
+/*
+ * The columns of node_status(); the first 14 are those of the first release, which a database
+ * whose extension script predates the rest still declares (see borealis_node_status).
+ */
+#define NODE_STATUS_COLUMNS 17
+#define NODE_STATUS_COLUMNS_V1 14
 
 /* Indexed by bit number of AGENT_BLOCKER_*; the order node_status() lists them in. */
 static const char *const blocker_names[AGENT_BLOCKER_COUNT] = {
 	"long_running_query", "open_transaction", "temp_tables", "explicit_locks",
+	"advisory_locks", "held_cursors", "prepared_transactions",
 };
 
 static Datum
@@ -49,7 +55,7 @@ borealis_node_status(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("borealis.node_status() must be called where a record is expected")));
 	tupdesc = BlessTupleDesc(tupdesc);
-	if (tupdesc->natts != NODE_STATUS_COLUMNS)
+	if (tupdesc->natts != NODE_STATUS_COLUMNS && tupdesc->natts != NODE_STATUS_COLUMNS_V1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("borealis.node_status() is declared with %d columns, the module returns %d",
@@ -96,6 +102,13 @@ borealis_node_status(PG_FUNCTION_ARGS)
 	{
 		values[13] = Int32GetDatum(pid);
 		nulls[13] = false;
+	}
+	if (has_snapshot)
+	{
+		values[14] = Int32GetDatum(snap.advisory_lock_sessions);
+		values[15] = Int32GetDatum(snap.held_cursor_sessions);
+		values[16] = Int32GetDatum(snap.prepared_transactions);
+		nulls[14] = nulls[15] = nulls[16] = false;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

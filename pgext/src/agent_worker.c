@@ -70,13 +70,15 @@ agent_sample_once(const AgentLib *lib, MemoryContext cxt, AgentWarned *warned)
 	AgentSnapshot snap;
 	AgentSession *sessions;
 	int			nsessions;
+	int			prepared_xacts;
 	TimestampTz now;
 	char		msg[1024];
 
-	sessions = agent_read_sessions(&nsessions);
+	sessions = agent_read_sessions(&nsessions, &prepared_xacts);
 	now = GetCurrentTimestamp();
 	memset(&snap, 0, sizeof(snap));
-	if (lib->sample(borealis_scaling_query_threshold_ms / 1000.0, sessions, nsessions, &snap) != AGENT_OK)
+	if (lib->sample(borealis_scaling_query_threshold_ms / 1000.0, sessions, nsessions, prepared_xacts,
+					&snap) != AGENT_OK)
 	{
 		if (!warned->sample)
 		{

@@ -16,12 +16,15 @@ CREATE FUNCTION borealis.node_status(
     OUT explicit_lock_sessions int,
     OUT scaling_point boolean,
     OUT blockers text[],
-    OUT agent_pid int)
+    OUT agent_pid int,
+    OUT advisory_lock_sessions int,
+    OUT held_cursor_sessions int,
+    OUT prepared_transactions int)
     RETURNS record
     AS 'MODULE_PATHNAME', 'borealis_node_status'
     LANGUAGE C VOLATILE PARALLEL SAFE;
 
 COMMENT ON FUNCTION borealis.node_status() IS
-    'Load and scaling point of this node, as last sampled by the Borealis node agent (CPU share of usable CPUs, memory as PSS, client sessions, and what blocks a scaling point)';
+    'Load and scaling point of this node, as last sampled by the Borealis node agent (CPU share of usable CPUs, memory as PSS, client sessions, and what blocks a scaling point: long queries, open transactions, temp tables, LOCK TABLE, session advisory locks, WITH HOLD cursors, prepared transactions)';
 
 GRANT EXECUTE ON FUNCTION borealis.node_status() TO PUBLIC;
