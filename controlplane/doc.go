@@ -7,7 +7,8 @@
 //   - router: the PostgreSQL wire-protocol proxy behind each cluster's two endpoints;
 //   - api: the HTTP JSON API with its bearer token;
 //   - metrics: the Prometheus collector;
-//   - capacity: what a capacity in ACUs means (memory, CPU, PostgreSQL settings).
+//   - capacity: what a capacity in ACUs means (memory, CPU, PostgreSQL settings);
+//   - paramgroup: cluster parameter groups (catalogue, validation, custom groups).
 //
 // The control plane never imports the index code (simd, hnsw, engine) and never loads the
 // Borealis engine; it talks to nodes only over the PostgreSQL protocol.

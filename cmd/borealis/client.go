@@ -114,6 +114,7 @@ var flagForField = map[string]string{
 	"AutoPause": "--auto-pause", "SecondsUntilAutoPause": "--seconds-until-auto-pause",
 	"SecondsBeforeTimeout": "--seconds-before-timeout", "TimeoutAction": "--timeout-action",
 	"Port": "--port", "ReaderPort": "--reader-port", "ScalingConfiguration": "modify",
+	"DBClusterParameterGroupName": "--db-cluster-parameter-group-name",
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/borealisdb/borealis/controlplane/api"
 	"github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/paramgroup"
 )
 
 func init() {
@@ -84,6 +85,7 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	port := fs.Int("port", 0, "cluster endpoint port on 127.0.0.1 (0: a free one)")
 	readerPort := fs.Int("reader-port", 0, "reader endpoint port on 127.0.0.1 (0: a free one)")
 	wait := fs.Bool("wait", false, "wait until the cluster is available")
+	paramGroup := fs.String("db-cluster-parameter-group-name", "", "cluster parameter group (default: "+paramgroup.DefaultGroup+")")
 	sf := addScalingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -94,7 +96,7 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	}
 	in := cluster.CreateInput{Name: *name, Readers: *readers, MinCapacity: *sf.min, MaxCapacity: *sf.max,
 		AutoPause: *sf.autoPause, SecondsUntilAutoPause: *sf.secondsUntilPause, SecondsBeforeTimeout: *sf.secondsBefore,
-		TimeoutAction: *sf.timeoutAction, Port: *port, ReaderPort: *readerPort}
+		TimeoutAction: *sf.timeoutAction, Port: *port, ReaderPort: *readerPort, DBClusterParameterGroupName: *paramGroup}
 	if err := in.Validate(); err != nil {
 		return usageFromField(err)
 	}
@@ -206,6 +208,7 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 	cf := addClientFlags(fs)
 	name := fs.String("name", "", "cluster identifier (required)")
 	sf := addScalingFlags(fs)
+	paramGroup := fs.String("db-cluster-parameter-group-name", "", "move the cluster to this parameter group")
 	if err := nameArg(fs, args, name, true); err != nil {
 		return err
 	}
@@ -228,10 +231,12 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 			in.SecondsBeforeTimeout = sf.secondsBefore
 		case "timeout-action":
 			in.TimeoutAction = sf.timeoutAction
+		case "db-cluster-parameter-group-name":
+			in.DBClusterParameterGroupName = paramGroup
 		}
 	})
 	if in == (cluster.ModifyInput{}) {
-		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause, --seconds-until-auto-pause, --seconds-before-timeout or --timeout-action")
+		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause, --seconds-until-auto-pause, --seconds-before-timeout, --timeout-action or --db-cluster-parameter-group-name")
 	}
 	c, err := cf.client()
 	if err != nil {

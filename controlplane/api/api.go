@@ -71,6 +71,7 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("PATCH /v1/clusters/{name}", a.auth(a.modify))
 	mux.HandleFunc("DELETE /v1/clusters/{name}", a.auth(a.delete))
 	mux.HandleFunc("GET /v1/events", a.auth(a.events))
+	a.paramGroupRoutes(mux)
 	mux.HandleFunc("/", a.auth(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, Error{Code: "NotFound", Message: fmt.Sprintf("no API route %s %s (see `borealis help`)", r.Method, r.URL.Path)})
 	}))

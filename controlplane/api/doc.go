@@ -7,6 +7,13 @@
 //	PATCH  /v1/clusters/{name}      modify (ModifyInput)   {"DBCluster": {...}}
 //	DELETE /v1/clusters/{name}      delete                 {"DBCluster": {...}}
 //	GET    /v1/events?cluster=&limit=                      {"Events": [...]}
+//	GET    /v1/engine-default-cluster-parameters?family=   {"EngineDefaults": {...}}
+//	GET    /v1/parameter-groups                            {"DBClusterParameterGroups": [...]}
+//	POST   /v1/parameter-groups     create                 201 {"DBClusterParameterGroup": {...}}
+//	GET    /v1/parameter-groups/{g}?source=                {"DBClusterParameterGroup", "Parameters"}
+//	PATCH  /v1/parameter-groups/{g} {"Parameters": [{"ParameterName", "ParameterValue"}]}
+//	POST   /v1/parameter-groups/{g}/reset {"ResetAllParameters"} or {"Parameters": [...]}
+//	DELETE /v1/parameter-groups/{g} delete (refused while a cluster uses it)
 //	GET    /metrics                 Prometheus (no token: it holds no secrets, and is loopback only)
 //	GET    /healthz                 liveness (no token)
 //

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/borealisdb/borealis/controlplane/router"
@@ -33,6 +34,8 @@ type Cluster struct {
 	rec     store.Cluster
 	members []*member
 	router  *router.Router
+	// paramGen counts changes to the parameters its nodes must carry (paramgroups.go).
+	paramGen atomic.Uint64
 	// listening is set once both endpoints are open; listenErr is the last failure, recorded
 	// as an event only when it changes. Only run() touches them.
 	listening bool
@@ -49,6 +52,7 @@ func (m *Manager) newCluster(rec store.Cluster) *Cluster {
 	for i := range rec.Members {
 		c.members = append(c.members, &member{c: c, id: rec.Members[i].ID})
 	}
+	c.paramGen.Store(1) // every member applies its group once it runs
 	c.router = router.New(router.Config{Name: rec.Name, Backends: c, TLS: m.opts.TLS, HoldTimeout: m.opts.HoldTimeout})
 	return c
 }
@@ -177,6 +181,12 @@ func (c *Cluster) superviseOnce() {
 		}
 		mb.poll()
 	}
+	for _, mb := range c.members {
+		if c.ctx.Err() != nil {
+			return
+		}
+		mb.syncParams()
+	}
 	c.deriveStatus()
 }
 
@@ -247,12 +257,16 @@ func (c *Cluster) Describe() Description {
 	d := Description{DBClusterIdentifier: rec.Name, Status: rec.Status,
 		Endpoint: net.JoinHostPort("127.0.0.1", strconv.Itoa(rec.Port)), ReaderEndpoint: net.JoinHostPort("127.0.0.1", strconv.Itoa(rec.ReaderPort)),
 		Port: rec.Port, ReaderPort: rec.ReaderPort, ClusterCreateTime: rec.CreatedAt,
-		ScalingConfigurationInfo: ScalingInfo(rec.Scaling)}
+		ScalingConfigurationInfo: ScalingInfo(rec.Scaling), DBClusterParameterGroup: groupName(rec.ParameterGroup)}
 	for i, r := range rec.Members {
 		md := MemberDescription{DBInstanceIdentifier: r.ID, IsClusterWriter: r.Writer, PromotionTier: r.PromotionTier,
 			Status: r.Status, Capacity: r.Capacity, Port: r.Port}
 		if i < len(c.members) {
 			c.members[i].describeInto(&md)
+			md.DBClusterParameterGroupStatus = "applying"
+			if c.members[i].paramsApplied.Load() == c.paramGen.Load() {
+				md.DBClusterParameterGroupStatus = "in-sync"
+			}
 		}
 		if r.Writer {
 			d.Capacity = r.Capacity

@@ -15,19 +15,22 @@ type Description struct {
 	DBClusterMembers         []MemberDescription `json:"DBClusterMembers"`
 	ScalingConfigurationInfo ScalingInfo         `json:"ScalingConfigurationInfo"`
 	Router                   []RouterEndpoint    `json:"Router,omitempty"`
+	DBClusterParameterGroup  string              `json:"DBClusterParameterGroup"`
 }
 
 // MemberDescription is one node.
 type MemberDescription struct {
-	DBInstanceIdentifier string   `json:"DBInstanceIdentifier"`
-	IsClusterWriter      bool     `json:"IsClusterWriter"`
-	PromotionTier        int      `json:"PromotionTier"`
-	Status               string   `json:"Status"`
-	Capacity             float64  `json:"Capacity"`
-	Port                 int      `json:"Port"`
-	PID                  int      `json:"PID,omitempty"`
-	ReplicaLagSeconds    *float64 `json:"ReplicaLagSeconds,omitempty"`
-	ReplicaLagBytes      *int64   `json:"ReplicaLagBytes,omitempty"`
+	DBInstanceIdentifier string `json:"DBInstanceIdentifier"`
+	IsClusterWriter      bool   `json:"IsClusterWriter"`
+	// DBClusterParameterGroupStatus is in-sync or applying (Aurora's names).
+	DBClusterParameterGroupStatus string   `json:"DBClusterParameterGroupStatus,omitempty"`
+	PromotionTier                 int      `json:"PromotionTier"`
+	Status                        string   `json:"Status"`
+	Capacity                      float64  `json:"Capacity"`
+	Port                          int      `json:"Port"`
+	PID                           int      `json:"PID,omitempty"`
+	ReplicaLagSeconds             *float64 `json:"ReplicaLagSeconds,omitempty"`
+	ReplicaLagBytes               *int64   `json:"ReplicaLagBytes,omitempty"`
 	// EngineUptimeSeconds is how long the postmaster has been up, from pg_postmaster_start_time().
 	EngineUptimeSeconds float64 `json:"EngineUptimeSeconds,omitempty"`
 	// Agent is the last borealis.node_status() row, nil when the node agent is not available

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/borealisdb/borealis/controlplane/paramgroup"
 	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgproc"
 )
@@ -134,7 +135,15 @@ func (m *Manager) Create(in CreateInput) (Description, error) {
 	}
 	scaling, _ := in.scaling()
 	rec := store.Cluster{Name: in.Name, CreatedAt: time.Now().UTC(), Status: StatusCreating,
-		Port: in.Port, ReaderPort: in.ReaderPort, Scaling: scaling}
+		Port: in.Port, ReaderPort: in.ReaderPort, Scaling: scaling, ParameterGroup: in.DBClusterParameterGroupName}
+	if rec.ParameterGroup == paramgroup.DefaultGroup {
+		rec.ParameterGroup = ""
+	}
+	if rec.ParameterGroup != "" {
+		if _, err := m.opts.Store.ParamGroup(rec.ParameterGroup); err != nil {
+			return Description{}, fieldErr("DBClusterParameterGroupName", "parameter group %q does not exist (create it with `borealis parameter-group create`)", rec.ParameterGroup)
+		}
+	}
 	var err error
 	if rec.Port == 0 {
 		if rec.Port, err = pgproc.FreePort(); err != nil {
@@ -237,6 +246,22 @@ func (m *Manager) Modify(name string, in ModifyInput) (Description, error) {
 	c, err := m.get(name)
 	if err != nil {
 		return Description{}, err
+	}
+	if in.DBClusterParameterGroupName != nil {
+		if in.scalingChanged() { // validate everything before changing anything
+			c.mu.Lock()
+			_, err := in.apply(c.rec.Scaling)
+			c.mu.Unlock()
+			if err != nil {
+				return Description{}, err
+			}
+		}
+		if err := c.setParamGroup(*in.DBClusterParameterGroupName); err != nil {
+			return Description{}, err
+		}
+		if !in.scalingChanged() {
+			return c.Describe(), nil
+		}
 	}
 	c.mu.Lock()
 	scaling, err := in.apply(c.rec.Scaling)

@@ -31,6 +31,10 @@ type member struct {
 	failures  int
 	pollConn  *pgx.Conn
 	agentSeen *bool
+	// paramsApplied is the cluster's paramGen this node carries; paramsNextTry backs off a
+	// failed application (paramgroups.go).
+	paramsApplied atomic.Uint64
+	paramsNextTry time.Time
 
 	// pid mirrors node.PID() for readers outside the run goroutine.
 	pid atomic.Int64
@@ -160,6 +164,10 @@ func (mb *member) nodeSettings() map[string]string {
 		"log_directory":            "'log'",
 		"log_filename":             "'postgresql-%Y-%m-%d_%H%M%S.log'",
 		"log_line_prefix":          "'%m [%p] '",
+		// The seed's fixed logging rules (paramgroup.FixedLogging; also kept by ALTER SYSTEM).
+		"log_connections":    "on",
+		"log_disconnections": "on",
+		"log_hostname":       "off",
 	}
 	for k, v := range mb.c.m.opts.NodeSettings {
 		s[k] = v

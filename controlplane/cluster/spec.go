@@ -45,6 +45,8 @@ type CreateInput struct {
 	TimeoutAction         string  `json:"TimeoutAction,omitempty"`
 	Port                  int     `json:"Port,omitempty"`
 	ReaderPort            int     `json:"ReaderPort,omitempty"`
+	// DBClusterParameterGroupName is the cluster parameter group; empty means the default.
+	DBClusterParameterGroupName string `json:"DBClusterParameterGroupName,omitempty"`
 }
 
 // ModifyInput changes a cluster's serverless configuration; nil fields stay as they are.
@@ -55,6 +57,14 @@ type ModifyInput struct {
 	SecondsUntilAutoPause *int     `json:"SecondsUntilAutoPause,omitempty"`
 	SecondsBeforeTimeout  *int     `json:"SecondsBeforeTimeout,omitempty"`
 	TimeoutAction         *string  `json:"TimeoutAction,omitempty"`
+	// DBClusterParameterGroupName moves the cluster to another parameter group.
+	DBClusterParameterGroupName *string `json:"DBClusterParameterGroupName,omitempty"`
+}
+
+// scalingChanged reports whether in changes the serverless configuration.
+func (in ModifyInput) scalingChanged() bool {
+	in.DBClusterParameterGroupName = nil
+	return in != (ModifyInput{})
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]*(-[a-z0-9]+)*$`)
@@ -144,7 +154,7 @@ func (in CreateInput) Validate() error {
 
 // apply returns s changed by in, validated.
 func (in ModifyInput) apply(s store.Scaling) (store.Scaling, error) {
-	if in == (ModifyInput{}) {
+	if !in.scalingChanged() {
 		return s, fieldErr("ScalingConfiguration", "nothing to modify: give at least one setting")
 	}
 	if in.MinCapacity != nil {

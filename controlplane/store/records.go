@@ -12,6 +12,8 @@ type Cluster struct {
 	Port       int     `json:"port"`
 	ReaderPort int     `json:"reader_port"`
 	Scaling    Scaling `json:"scaling"`
+	// ParameterGroup is the cluster parameter group's name; empty means the default group.
+	ParameterGroup string `json:"parameter_group,omitempty"`
 	// NextMember numbers members; ids are never reused within a cluster.
 	NextMember int      `json:"next_member"`
 	Members    []Member `json:"members"`

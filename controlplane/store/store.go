@@ -74,6 +74,9 @@ func (s *Store) CreateCluster(c Cluster) error {
 		if b.Get([]byte(c.Name)) != nil {
 			return fmt.Errorf("cluster %q already exists", c.Name)
 		}
+		if !paramGroupExists(tx, c.ParameterGroup) {
+			return fmt.Errorf("parameter group %q: %w (create it with `borealis parameter-group create`)", c.ParameterGroup, ErrNotFound)
+		}
 		return b.Put([]byte(c.Name), data)
 	})
 }
