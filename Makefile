@@ -50,8 +50,13 @@ install: build
 deps:
 	@bash scripts/deps.sh
 
+# Packages whose tests run only in an area's race target, so they do not run twice: each area
+# appends an extended regexp on import paths to RACE_ONLY_PKGS (no spaces inside one).
+RACE_ONLY_PKGS ?=
+empty :=
+space := $(empty) $(empty)
 test-go:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 $$($(GO) list ./... $(if $(strip $(RACE_ONLY_PKGS)),| grep -v -E '$(subst $(space),|,$(strip $(RACE_ONLY_PKGS)))'))
 
 # `make up` starts the dev cluster in the foreground; PORT= picks its port (default 5433).
 PORT ?= 5433

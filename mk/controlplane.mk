@@ -1,14 +1,21 @@
 # controlplane: the control plane (controlplane/), its CLI commands (serve, cluster, events, up)
-# and the router benchmark. Its Go tests run in test-go; this adds a short fuzz run of the
-# router's start-up parser (the seed corpus also runs in test-go).
+# and the router benchmark. Its Go tests run under the race detector in test-controlplane-race
+# (and not again in test-go); this adds short fuzz runs of the router's parsers.
 
 # An execution count, not a duration: a duration-limited fuzz run can fail with a spurious
 # "context deadline exceeded" on a loaded machine (go.dev/issue/75804, unfixed in Go 1.26).
 CP_FUZZ ?= 20000x
 
-TEST_TARGETS += test-controlplane-fuzz
+TEST_TARGETS += test-controlplane-race test-controlplane-fuzz
+RACE_ONLY_PKGS += /controlplane(/|$$)|/cmd/borealis$$
+CP_RACE_PKGS := ./controlplane/... ./cmd/borealis/
 
-.PHONY: test-controlplane-fuzz bench-router
+.PHONY: test-controlplane-race test-controlplane-fuzz bench-router
+
+# The control plane is concurrent throughout (routers, supervisors, API): its tests always run
+# with -race.
+test-controlplane-race:
+	$(GO) test -count=1 -race $(CP_RACE_PKGS)
 
 test-controlplane-fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzReadStartup$$' -fuzztime=$(CP_FUZZ) ./controlplane/router/

@@ -22,7 +22,7 @@ type session struct {
 	client  net.Conn
 	started time.Time
 
-	// Set before the relay starts, read under r.mu afterwards.
+	// Written under r.mu (Sessions and cancels read them from other goroutines).
 	backendAddr    string
 	user, database string
 	key            cancelKey // the key the router handed the client
@@ -64,7 +64,10 @@ func (s *session) run() {
 	if !ok {
 		return
 	}
+	// Sessions() reads these under r.mu from other goroutines.
+	s.r.mu.Lock()
 	s.user, s.database = startup.Parameters["user"], startup.Parameters["database"]
+	s.r.mu.Unlock()
 	if reason := s.r.gate.wait(s.r.cfg.HoldTimeout, s.r.done); reason != "" {
 		s.reject("57P03", fmt.Sprintf("cluster %s is not accepting connections: %s", s.r.cfg.Name, reason),
 			fmt.Sprintf("the connection was held for %s; retry later", s.r.cfg.HoldTimeout))
