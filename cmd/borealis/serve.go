@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -43,7 +45,11 @@ type apiInfo struct {
 }
 
 type cpOptions struct {
-	home, apiAddr     string
+	home, apiAddr string
+	// listenAddr is the endpoints' bind address (default 127.0.0.1).
+	listenAddr string
+	// metricsToken: /metrics requires the bearer token (always so off loopback).
+	metricsToken      bool
 	tlsCert, tlsKey   string
 	logf              func(format string, args ...any)
 	beforeStartStores func(*store.Store) error
@@ -63,8 +69,15 @@ type controlPlane struct {
 // startControlPlane opens the home, the store and the token, adopts or restarts the stored
 // clusters and serves the API.
 func startControlPlane(o cpOptions) (*controlPlane, error) {
-	if err := api.CheckLoopback(o.apiAddr); err != nil {
-		return nil, usageError{"--api: " + err.Error()}
+	apiLoopback, err := api.ParseAddress(o.apiAddr)
+	if err != nil {
+		return nil, usageError{"--api-address: " + err.Error()}
+	}
+	if o.listenAddr == "" {
+		o.listenAddr = "127.0.0.1"
+	}
+	if net.ParseIP(o.listenAddr) == nil && o.listenAddr != "localhost" {
+		return nil, usagef("--listen-address: %q is not an IP address (use 127.0.0.1, 0.0.0.0 or an address of this host)", o.listenAddr)
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return nil, usagef("--tls-cert and --tls-key go together")
@@ -112,14 +125,15 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 	if err != nil {
 		return fail(fmt.Errorf("API on %s: %w (is another control plane running? pick another with --api)", o.apiAddr, err))
 	}
-	cp.manager, err = cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: o.logf, TLS: tlsConfig})
+	cp.manager, err = cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: o.logf, TLS: tlsConfig, ListenAddress: o.listenAddr})
 	if err != nil {
 		ln.Close()
 		return fail(err)
 	}
-	cp.server = &http.Server{Handler: api.Handler(api.Config{Manager: cp.manager, Token: token, Registry: metrics.NewRegistry(cp.manager)}),
+	cp.server = &http.Server{Handler: api.Handler(api.Config{Manager: cp.manager, Token: token, Registry: metrics.NewRegistry(cp.manager),
+		MetricsToken: o.metricsToken || !apiLoopback}),
 		ReadHeaderTimeout: 10 * time.Second}
-	cp.apiURL = "http://" + ln.Addr().String()
+	cp.apiURL = "http://" + clientAddr(ln.Addr().(*net.TCPAddr))
 	go func() { cp.served <- cp.server.Serve(ln) }()
 	info, _ := json.Marshal(apiInfo{URL: cp.apiURL, TokenFile: cp.tokenFile, PID: os.Getpid()})
 	if err := os.WriteFile(filepath.Join(home, apiInfoFile), info, 0o644); err != nil {
@@ -127,6 +141,24 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 		return nil, err
 	}
 	return cp, nil
+}
+
+// clientAddr is how a client on this host reaches a listener: loopback for a wildcard bind.
+func clientAddr(a *net.TCPAddr) string {
+	if a.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port))
+	}
+	return a.String()
+}
+
+// addListenFlags registers the bind-address flags `serve` and `up` share.
+func addListenFlags(fs *flag.FlagSet, o *cpOptions) {
+	fs.StringVar(&o.apiAddr, "api-address", envOr("BOREALIS_API_ADDRESS", defaultAPIAddr),
+		"API listen address host:port; off loopback (e.g. 0.0.0.0:8433 in a container) every route but /healthz needs the token; BOREALIS_API_ADDRESS")
+	fs.StringVar(&o.apiAddr, "api", o.apiAddr, "same as --api-address")
+	fs.StringVar(&o.listenAddr, "listen-address", envOr("BOREALIS_LISTEN_ADDRESS", "127.0.0.1"),
+		"address the cluster endpoints listen on (0.0.0.0 in a container); BOREALIS_LISTEN_ADDRESS")
+	fs.BoolVar(&o.metricsToken, "metrics-require-token", false, "/metrics needs the API token too (always so when the API is off loopback)")
 }
 
 // stop ends the API and the manager; with stopNodes the nodes are stopped cleanly.
@@ -147,15 +179,17 @@ func timestampedLogf(w io.Writer) func(string, ...any) {
 
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
-	home := fs.String("home", envOr("BOREALIS_HOME", defaultHome), "state directory (store, token, node data); BOREALIS_HOME")
-	apiAddr := fs.String("api", defaultAPIAddr, "API listen address (loopback only)")
-	tlsCert := fs.String("tls-cert", "", "PEM certificate for TLS termination in the routers")
-	tlsKey := fs.String("tls-key", "", "PEM key for --tls-cert")
+	var o cpOptions
+	fs.StringVar(&o.home, "home", envOr("BOREALIS_HOME", defaultHome), "state directory (store, token, node data); BOREALIS_HOME")
+	addListenFlags(fs, &o)
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for TLS termination in the routers")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key for --tls-cert")
 	leave := fs.Bool("leave-running", false, "on SIGINT/SIGTERM leave the nodes running for the next control plane to adopt")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cp, err := startControlPlane(cpOptions{home: *home, apiAddr: *apiAddr, tlsCert: *tlsCert, tlsKey: *tlsKey, logf: timestampedLogf(stderr)})
+	o.logf = timestampedLogf(stderr)
+	cp, err := startControlPlane(o)
 	if err != nil {
 		return err
 	}

@@ -204,7 +204,8 @@ func TestClusterCommandsBadInvocations(t *testing.T) {
 		{[]string{"cluster", "list", "--bogus"}, 2, "flag provided but not defined"},
 		{[]string{"events", "--limit", "0"}, 2, "--limit must be from 1 to 10000"},
 		{[]string{"events", "--cluster", "NO!"}, 2, "--cluster"},
-		{[]string{"serve", "--api", "0.0.0.0:8433", "--home", home}, 2, "not a loopback address"},
+		{[]string{"serve", "--api-address", "example.com:8433", "--home", home}, 2, "is not an IP address"},
+		{[]string{"serve", "--listen-address", "everywhere", "--home", home}, 2, "--listen-address"},
 		{[]string{"up", "--port", "80", "--home", home}, 2, "--port: 80 is not a usable port"},
 		{[]string{"cluster", "list", "--home", home}, 1, "no control plane is running"},
 	} {

@@ -27,7 +27,8 @@ func init() {
 }
 
 type upOptions struct {
-	home, apiAddr, name       string
+	cpOptions
+	name                      string
 	port, readerPort, readers int
 }
 
@@ -36,7 +37,9 @@ func runUp(args []string, stdout, stderr io.Writer) error {
 	var o upOptions
 	fs.IntVar(&o.port, "port", defaultUpPort, "cluster (writer) endpoint port on 127.0.0.1")
 	fs.IntVar(&o.readerPort, "reader-port", 0, "reader endpoint port on 127.0.0.1 (default: --port + 1)")
-	fs.StringVar(&o.apiAddr, "api", defaultAPIAddr, "API listen address (loopback only)")
+	addListenFlags(fs, &o.cpOptions)
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for TLS termination in the routers")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key for --tls-cert")
 	fs.StringVar(&o.home, "home", envOr("BOREALIS_HOME", defaultHome), "state directory; BOREALIS_HOME")
 	fs.StringVar(&o.name, "name", defaultUpCluster, "name of the dev cluster")
 	fs.IntVar(&o.readers, "readers", 1, "readers of the dev cluster when it is first created")
@@ -68,22 +71,24 @@ func envOr(name, def string) string {
 func up(ctx context.Context, o upOptions, stdout io.Writer) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(stdout, "  %s\n", fmt.Sprintf(format, args...)) }
 	existed := false
-	cp, err := startControlPlane(cpOptions{home: o.home, apiAddr: o.apiAddr, logf: logf,
-		beforeStartStores: func(st *store.Store) error {
-			rec, err := st.Cluster(o.name)
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			existed = true
-			if rec.Port != o.port || rec.ReaderPort != o.readerPort {
-				rec.Port, rec.ReaderPort = o.port, o.readerPort
-				return st.PutCluster(rec)
-			}
+	cpo := o.cpOptions
+	cpo.logf = logf
+	cpo.beforeStartStores = func(st *store.Store) error {
+		rec, err := st.Cluster(o.name)
+		if errors.Is(err, store.ErrNotFound) {
 			return nil
-		}})
+		}
+		if err != nil {
+			return err
+		}
+		existed = true
+		if rec.Port != o.port || rec.ReaderPort != o.readerPort {
+			rec.Port, rec.ReaderPort = o.port, o.readerPort
+			return st.PutCluster(rec)
+		}
+		return nil
+	}
+	cp, err := startControlPlane(cpo)
 	if err != nil {
 		return err
 	}

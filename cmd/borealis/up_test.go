@@ -60,7 +60,7 @@ func TestUp(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	home := newHome(t)
 	ports := freePorts(t, 3)
-	o := upOptions{home: home, apiAddr: fmt.Sprintf("127.0.0.1:%d", ports[2]), name: "dev", port: ports[0], readerPort: ports[1], readers: 1}
+	o := upOptions{cpOptions: cpOptions{home: home, apiAddr: fmt.Sprintf("127.0.0.1:%d", ports[2])}, name: "dev", port: ports[0], readerPort: ports[1], readers: 1}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()

@@ -28,6 +28,8 @@ type Config struct {
 	Manager  *cluster.Manager
 	Token    string
 	Registry *prometheus.Registry
+	// MetricsToken makes /metrics require the bearer token too (always so off loopback).
+	MetricsToken bool
 }
 
 // Error is the JSON error body.
@@ -60,10 +62,19 @@ type EventsBody struct {
 // Handler returns the API's HTTP handler.
 func Handler(cfg Config) http.Handler {
 	a := &apiHandler{cfg: cfg}
+	if len(cfg.Token) < 32 {
+		// The token is what protects the API; a handler without one would open it to anyone.
+		panic("api: Config.Token must hold a token of at least 32 characters")
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	if cfg.Registry != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+		metrics := promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})
+		if cfg.MetricsToken {
+			mux.HandleFunc("GET /metrics", a.auth(metrics.ServeHTTP))
+		} else {
+			mux.Handle("GET /metrics", metrics)
+		}
 	}
 	mux.HandleFunc("GET /v1/clusters", a.auth(a.list))
 	mux.HandleFunc("POST /v1/clusters", a.auth(a.create))
@@ -248,21 +259,26 @@ func (a *apiHandler) events(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, EventsBody{Events: evs})
 }
 
-// CheckLoopback refuses an API address that is not on a loopback interface.
-func CheckLoopback(addr string) error {
+// ParseAddress checks an API listen address (host:port with a numeric port) and reports
+// whether it is on a loopback interface. Off loopback the API still requires the bearer token
+// on every route but /healthz, and /metrics requires it too.
+func ParseAddress(addr string) (loopback bool, err error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("API address %q: %v (use host:port, e.g. 127.0.0.1:8433)", addr, err)
+		return false, fmt.Errorf("API address %q: %v (use host:port, e.g. 127.0.0.1:8433 or 0.0.0.0:8433)", addr, err)
 	}
-	if _, err := strconv.Atoi(port); err != nil {
-		return fmt.Errorf("API address %q: port %q is not a number", addr, port)
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return false, fmt.Errorf("API address %q: port %q is not a number from 0 to 65535", addr, port)
 	}
 	if host == "localhost" {
-		return nil
+		return true, nil
+	}
+	if host == "" {
+		return false, nil // every interface
 	}
 	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("API address %q is not a loopback address: the API listens on localhost only (use 127.0.0.1:PORT)", addr)
+	if ip == nil {
+		return false, fmt.Errorf("API address %q: %q is not an IP address (use an address such as 127.0.0.1 or 0.0.0.0)", addr, host)
 	}
-	return nil
+	return ip.IsLoopback(), nil
 }

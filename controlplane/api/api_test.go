@@ -97,11 +97,17 @@ func TestTokenFile(t *testing.T) {
 	}
 }
 
-func TestLoopbackOnly(t *testing.T) {
-	for addr, ok := range map[string]bool{"127.0.0.1:8433": true, "localhost:1": true, "[::1]:8433": true,
-		"0.0.0.0:8433": false, "10.1.2.3:80": false, "127.0.0.1": false, "127.0.0.1:http": false} {
-		if err := CheckLoopback(addr); (err == nil) != ok {
-			t.Errorf("%s: %v", addr, err)
+func TestParseAddress(t *testing.T) {
+	for addr, want := range map[string]string{"127.0.0.1:8433": "loopback", "localhost:1": "loopback", "[::1]:8433": "loopback",
+		"0.0.0.0:8433": "open", ":8433": "open", "10.1.2.3:80": "open", "[::]:1": "open",
+		"127.0.0.1": "error", "127.0.0.1:http": "error", "127.0.0.1:70000": "error", "example.com:80": "error"} {
+		loopback, err := ParseAddress(addr)
+		got := map[bool]string{true: "loopback", false: "open"}[loopback]
+		if err != nil {
+			got = "error"
+		}
+		if got != want {
+			t.Errorf("%s: %s (%v), want %s", addr, got, err, want)
 		}
 	}
 }

@@ -143,9 +143,10 @@ func (c *Cluster) listen() {
 		return
 	}
 	name := c.rec.Name
-	lc, err := c.router.Listen(router.ClusterEndpoint, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.rec.Port)))
+	host := c.m.opts.ListenAddress
+	lc, err := c.router.Listen(router.ClusterEndpoint, net.JoinHostPort(host, strconv.Itoa(c.rec.Port)))
 	if err == nil {
-		if _, err = c.router.Listen(router.ReaderEndpoint, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.rec.ReaderPort))); err != nil {
+		if _, err = c.router.Listen(router.ReaderEndpoint, net.JoinHostPort(host, strconv.Itoa(c.rec.ReaderPort))); err != nil {
 			lc.Close()
 		}
 	}
@@ -248,6 +249,16 @@ func (c *Cluster) shutdown(ctx context.Context, stopNodes bool) {
 	c.mu.Unlock()
 }
 
+// endpoint is host:port for a client on this host: the listen address, or 127.0.0.1 when the
+// endpoints listen on every interface.
+func (m *Manager) endpoint(port int) string {
+	host := m.opts.ListenAddress
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
 // Describe returns the cluster's description.
 func (c *Cluster) Describe() Description {
 	c.mu.Lock()
@@ -255,7 +266,7 @@ func (c *Cluster) Describe() Description {
 	rec.Members = append([]store.Member(nil), c.rec.Members...)
 	c.mu.Unlock()
 	d := Description{DBClusterIdentifier: rec.Name, Status: rec.Status,
-		Endpoint: net.JoinHostPort("127.0.0.1", strconv.Itoa(rec.Port)), ReaderEndpoint: net.JoinHostPort("127.0.0.1", strconv.Itoa(rec.ReaderPort)),
+		Endpoint: c.m.endpoint(rec.Port), ReaderEndpoint: c.m.endpoint(rec.ReaderPort),
 		Port: rec.Port, ReaderPort: rec.ReaderPort, ClusterCreateTime: rec.CreatedAt,
 		ScalingConfigurationInfo: ScalingInfo(rec.Scaling), DBClusterParameterGroup: groupName(rec.ParameterGroup)}
 	for i, r := range rec.Members {

@@ -30,6 +30,8 @@ type Options struct {
 	HoldTimeout time.Duration
 	// TLS, when set, lets the routers terminate TLS.
 	TLS *tls.Config
+	// ListenAddress is the IP the cluster endpoints bind to; empty means 127.0.0.1.
+	ListenAddress string
 	// NodeSettings are extra postgresql.conf lines for every new writer (readers copy them).
 	NodeSettings map[string]string
 }
@@ -63,6 +65,9 @@ func NewManager(opts Options) (*Manager, error) {
 	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
+	}
+	if opts.ListenAddress == "" {
+		opts.ListenAddress = "127.0.0.1"
 	}
 	abs, err := filepath.Abs(opts.Home)
 	if err != nil {
