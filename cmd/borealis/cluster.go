@@ -30,19 +30,22 @@ var clusterSubcommands = map[string]func(args []string, stdout, stderr io.Writer
 
 func runCluster(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, "Usage: borealis cluster <create|describe|list|modify|delete> [flags]\n\n"+
+		fmt.Fprintln(stdout, "Usage: borealis cluster <create|describe|list|modify|delete|stop|start|reboot> [flags]\n\n"+
 			"  create   --name N [--readers 1] [--min-capacity 1] [--max-capacity 8] [--wait]\n"+
 			"  describe [N]\n  list\n"+
 			"  modify   --name N [--min-capacity X] [--max-capacity Y] [--auto-pause] [--timeout-action A] ...\n"+
-			"  delete   --name N\n\nRun 'borealis cluster <sub> -h' for its flags.")
+			"  delete   --name N\n"+
+			"  stop     --name N        (stop-db-cluster: nodes stopped, clients refused)\n"+
+			"  start    --name N        (start-db-cluster)\n"+
+			"  reboot   --name N [--instance ID]  (reboot-db-instance; the writer by default)\n\nRun 'borealis cluster <sub> -h' for its flags.")
 		if len(args) == 0 {
-			return usagef("which cluster command? create, describe, list, modify or delete")
+			return usagef("which cluster command? create, describe, list, modify, delete, stop, start or reboot")
 		}
 		return nil
 	}
 	sub, ok := clusterSubcommands[args[0]]
 	if !ok {
-		return usagef("unknown cluster command %q: use create, describe, list, modify or delete", args[0])
+		return usagef("unknown cluster command %q: use create, describe, list, modify, delete, stop, start or reboot", args[0])
 	}
 	return sub(args[1:], stdout, stderr)
 }
@@ -60,7 +63,7 @@ func addScalingFlags(fs *flag.FlagSet) scalingFlags {
 		min:               fs.Float64("min-capacity", cluster.DefaultMinCapacity, "minimum capacity in ACUs (0.5-128, steps of 0.5)"),
 		max:               fs.Float64("max-capacity", cluster.DefaultMaxCapacity, "maximum capacity in ACUs (0.5-128, steps of 0.5)"),
 		autoPause:         fs.Bool("auto-pause", false, "pause the cluster when idle"),
-		secondsUntilPause: fs.Int("seconds-until-auto-pause", cluster.DefaultSecondsUntilAutoPause, "idle seconds before pausing (300-86400)"),
+		secondsUntilPause: fs.Int("seconds-until-auto-pause", cluster.DefaultSecondsUntilAutoPause, "idle seconds before pausing (300-86400; dev floor: "+cluster.AutoPauseFloorEnv+")"),
 		secondsBefore:     fs.Int("seconds-before-timeout", cluster.DefaultSecondsBeforeTimeout, "seconds to wait for a scaling point (60-600)"),
 		timeoutAction:     fs.String("timeout-action", cluster.RollbackCapacityChange, "RollbackCapacityChange or ForceApplyCapacityChange"),
 	}

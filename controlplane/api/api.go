@@ -83,6 +83,7 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("DELETE /v1/clusters/{name}", a.auth(a.delete))
 	mux.HandleFunc("GET /v1/events", a.auth(a.events))
 	a.paramGroupRoutes(mux)
+	a.lifecycleRoutes(mux)
 	mux.HandleFunc("/", a.auth(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, Error{Code: "NotFound", Message: fmt.Sprintf("no API route %s %s (see `borealis help`)", r.Method, r.URL.Path)})
 	}))
@@ -120,7 +121,10 @@ func writeError(w http.ResponseWriter, status int, e Error) {
 func fail(w http.ResponseWriter, err error) {
 	var fe *cluster.FieldError
 	var ce *cluster.ConflictError
+	var se *cluster.StateError
 	switch {
+	case errors.As(err, &se):
+		writeError(w, http.StatusConflict, Error{Code: "InvalidDBClusterStateFault", Message: err.Error()})
 	case errors.As(err, &fe):
 		writeError(w, http.StatusBadRequest, Error{Code: "InvalidParameterValue", Message: err.Error(), Field: fe.Field})
 	case errors.As(err, &ce):

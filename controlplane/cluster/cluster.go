@@ -40,6 +40,8 @@ type Cluster struct {
 	// as an event only when it changes. Only run() touches them.
 	listening bool
 	listenErr string
+	// life pauses, resumes, stops, starts and reboots (state.go).
+	life lifecycle
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -49,11 +51,13 @@ type Cluster struct {
 func (m *Manager) newCluster(rec store.Cluster) *Cluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{m: m, rec: rec, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	c.life.init()
 	for i := range rec.Members {
 		c.members = append(c.members, &member{c: c, id: rec.Members[i].ID})
 	}
 	c.paramGen.Store(1) // every member applies its group once it runs
 	c.router = router.New(router.Config{Name: rec.Name, Backends: c, TLS: m.opts.TLS, HoldTimeout: m.opts.HoldTimeout})
+	c.restoreLifecycle()
 	return c
 }
 
@@ -128,11 +132,12 @@ func (c *Cluster) run() {
 	defer ticker.Stop()
 	for {
 		c.listen()
-		c.superviseOnce()
+		c.step()
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-ticker.C:
+		case <-c.life.kick:
 		}
 	}
 }
@@ -194,13 +199,14 @@ func (c *Cluster) superviseOnce() {
 func (c *Cluster) deriveStatus() {
 	c.mu.Lock()
 	prev := c.rec.Status
-	if prev == StatusDeleting {
+	if prev == StatusDeleting || prev == StatusStopping {
 		c.mu.Unlock()
 		return
 	}
 	all, writer := true, false
 	for _, r := range c.rec.Members {
-		if r.Status != StatusAvailable {
+		// A node being rebooted on purpose is not a failure of the cluster.
+		if r.Status != StatusAvailable && r.Status != StatusRebooting {
 			all = false
 		} else if r.Writer {
 			writer = true
@@ -210,7 +216,7 @@ func (c *Cluster) deriveStatus() {
 	switch {
 	case all:
 		status = StatusAvailable
-	case prev == StatusCreating || prev == StatusStarting:
+	case prev == StatusCreating || prev == StatusStarting || prev == StatusResuming:
 		status = prev
 	case !writer:
 		status = StatusFailed
@@ -242,7 +248,7 @@ func (c *Cluster) shutdown(ctx context.Context, stopNodes bool) {
 		c.members[i].stop(ctx)
 	}
 	c.mu.Lock()
-	if c.rec.Status != StatusDeleting {
+	if c.rec.Status != StatusDeleting && !c.rec.Paused {
 		c.rec.Status = StatusStopped
 	}
 	_ = c.saveLocked()
@@ -279,8 +285,11 @@ func (c *Cluster) Describe() Description {
 				md.DBClusterParameterGroupStatus = "in-sync"
 			}
 		}
+		if r.Status == StatusStopped {
+			md.Capacity = 0 // a paused or stopped node uses nothing
+		}
 		if r.Writer {
-			d.Capacity = r.Capacity
+			d.Capacity = md.Capacity
 		}
 		d.DBClusterMembers = append(d.DBClusterMembers, md)
 	}

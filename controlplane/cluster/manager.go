@@ -86,12 +86,21 @@ func NewManager(opts Options) (*Manager, error) {
 	m.event("", "", "controlplane.started", fmt.Sprintf("control plane started with %d cluster(s) in %s", len(recs), opts.Home))
 	for _, rec := range recs {
 		// Nothing is known to run until adopted or started again.
-		if rec.Status != StatusCreating {
+		down := rec.Paused || rec.Stopped // stays down until a client or `cluster start`
+		switch {
+		case rec.Stopped:
+			rec.Status = StatusStopped
+		case rec.Paused:
+			rec.Status = StatusPaused
+		case rec.Status != StatusCreating:
 			rec.Status = StatusStarting
 		}
 		for i := range rec.Members {
 			if rec.Members[i].Created {
 				rec.Members[i].Status = StatusStarting
+				if down {
+					rec.Members[i].Status = StatusStopped
+				}
 			}
 		}
 		c := m.newCluster(rec)

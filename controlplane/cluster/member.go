@@ -35,6 +35,8 @@ type member struct {
 	// failed application (paramgroups.go).
 	paramsApplied atomic.Uint64
 	paramsNextTry time.Time
+	// lastErr is why the last start failed ("" after a success), for held clients.
+	lastErr string
 
 	// pid mirrors node.PID() for readers outside the run goroutine.
 	pid atomic.Int64
@@ -104,6 +106,7 @@ func (mb *member) ensure() {
 			return
 		}
 		mb.failures++
+		mb.lastErr = err.Error()
 		delay := min(time.Second<<min(mb.failures-1, 5), 30*time.Second)
 		mb.nextTry = time.Now().Add(delay)
 		status := StatusFailed
@@ -114,7 +117,7 @@ func (mb *member) ensure() {
 		mb.event("member.start-failed", "node %s: %v (retrying in %s)", mb.id, firstLines(err.Error(), 12), delay)
 		return
 	}
-	mb.failures, mb.nextTry = 0, time.Time{}
+	mb.failures, mb.nextTry, mb.lastErr = 0, time.Time{}, ""
 	mb.pid.Store(int64(mb.node.PID()))
 	mb.setStatus(StatusAvailable)
 }

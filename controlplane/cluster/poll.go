@@ -192,6 +192,9 @@ func (m *Manager) MemberStats() []Stats {
 		c.mu.Unlock()
 		for i, r := range recs {
 			s := Stats{Cluster: c.rec.Name, Member: r.ID, Writer: r.Writer, Status: r.Status, Capacity: r.Capacity, MaxCapacity: maxCap}
+			if r.Status == StatusStopped {
+				s.Capacity = 0 // paused or stopped
+			}
 			if i < len(c.members) {
 				mb := c.members[i]
 				mb.statsMu.Lock()

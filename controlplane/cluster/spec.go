@@ -117,8 +117,8 @@ func validateScaling(s store.Scaling) error {
 	if s.MinCapacity > s.MaxCapacity {
 		return fieldErr("MinCapacity", "%g ACU is above MaxCapacity (%g ACU)", s.MinCapacity, s.MaxCapacity)
 	}
-	if s.SecondsUntilAutoPause < 300 || s.SecondsUntilAutoPause > 86400 {
-		return fieldErr("SecondsUntilAutoPause", "%d is out of range: use 300 to 86400", s.SecondsUntilAutoPause)
+	if floor := AutoPauseFloorSeconds(); s.SecondsUntilAutoPause < floor || s.SecondsUntilAutoPause > 86400 {
+		return fieldErr("SecondsUntilAutoPause", "%d is out of range: use %d to 86400", s.SecondsUntilAutoPause, floor)
 	}
 	if s.SecondsBeforeTimeout < 60 || s.SecondsBeforeTimeout > 600 {
 		return fieldErr("SecondsBeforeTimeout", "%d is out of range: use 60 to 600", s.SecondsBeforeTimeout)

@@ -69,6 +69,8 @@ type Router struct {
 	wg        sync.WaitGroup
 	done      chan struct{}
 	nextPID   atomic.Uint32
+	// lastActivity is the UnixNano of the last connect or disconnect (gate.go).
+	lastActivity atomic.Int64
 
 	stats [2]endpointStats
 }
@@ -158,6 +160,7 @@ func (r *Router) track(s *session) bool {
 		return false
 	}
 	r.sessions[s] = struct{}{}
+	r.touch()
 	r.wg.Add(1)
 	r.stats[s.ep].active.Add(1)
 	r.stats[s.ep].total.Add(1)
@@ -176,6 +179,7 @@ func (r *Router) untrack(s *session) {
 			delete(r.perNode, s.backendAddr)
 		}
 	}
+	r.touch()
 	r.mu.Unlock()
 	r.stats[s.ep].active.Add(-1)
 	r.wg.Done()

@@ -17,6 +17,11 @@ type Cluster struct {
 	// NextMember numbers members; ids are never reused within a cluster.
 	NextMember int      `json:"next_member"`
 	Members    []Member `json:"members"`
+	// Paused is set while auto-pause has stopped the nodes (a client connection resumes it);
+	// Stopped while stopped by the user (start-db-cluster starts it). Both survive a restart
+	// of the control plane.
+	Paused  bool `json:"paused,omitempty"`
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // Scaling is the serverless configuration, validated and stored now, acted on by later issues.

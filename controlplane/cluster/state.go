@@ -1,0 +1,377 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// StateError is an operation the cluster's current status does not allow (HTTP 409,
+// InvalidDBClusterStateFault as Aurora).
+type StateError struct{ msg string }
+
+func (e *StateError) Error() string { return e.msg }
+
+// Statuses of the cluster lifecycle (pause, resume, stop, start, reboot).
+const (
+	StatusPaused    = "paused"
+	StatusResuming  = "resuming"
+	StatusStopping  = "stopping"
+	StatusRebooting = "rebooting"
+)
+
+// lifecycle is the part of a Cluster that pauses, resumes, stops, starts and reboots it. Every
+// change of node processes runs on the cluster's run goroutine: API calls queue an operation
+// and kick the loop; the router's wake on a paused cluster kicks it too.
+type lifecycle struct {
+	kick chan struct{} // wakes the run loop before its next tick
+
+	mu             sync.Mutex
+	ops            []func()
+	resumeWanted   bool
+	resumeStarted  time.Time
+	availableSince time.Time
+	lastDecision   string
+}
+
+func (l *lifecycle) init() { l.kick = make(chan struct{}, 1) }
+
+func (c *Cluster) kickLoop() {
+	select {
+	case c.life.kick <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue runs op on the run goroutine at its next step.
+func (c *Cluster) enqueue(op func()) {
+	c.life.mu.Lock()
+	c.life.ops = append(c.life.ops, op)
+	c.life.mu.Unlock()
+	c.kickLoop()
+}
+
+// requestResume is the router's wake function while paused: the first client held wakes it.
+func (c *Cluster) requestResume() {
+	c.life.mu.Lock()
+	if !c.life.resumeWanted {
+		c.life.resumeWanted = true
+		c.life.resumeStarted = time.Now()
+	}
+	c.life.mu.Unlock()
+	c.kickLoop()
+}
+
+func (c *Cluster) flags() (paused, stopped bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.Paused, c.rec.Stopped
+}
+
+// restoreLifecycle sets the router's gate for a cluster recorded paused or stopped (at start).
+func (c *Cluster) restoreLifecycle() {
+	paused, stopped := c.flags()
+	switch {
+	case stopped:
+		c.router.Refuse(c.stoppedReason())
+	case paused:
+		c.router.HoldAndWake(c.resumingReason(), c.requestResume)
+	}
+}
+
+func (c *Cluster) stoppedReason() string {
+	return fmt.Sprintf("the DB cluster is stopped; start it with `borealis cluster start --name %s`", c.rec.Name)
+}
+
+func (c *Cluster) resumingReason() string {
+	return fmt.Sprintf("cluster %s is resuming from pause and did not become available in time", c.rec.Name)
+}
+
+// step is one turn of the run loop: queued operations, then what the recorded state asks for.
+func (c *Cluster) step() {
+	c.life.mu.Lock()
+	ops := c.life.ops
+	c.life.ops = nil
+	c.life.mu.Unlock()
+	for _, op := range ops {
+		if c.ctx.Err() != nil {
+			return
+		}
+		op()
+	}
+	paused, stopped := c.flags()
+	switch {
+	case stopped:
+		return
+	case paused:
+		c.life.mu.Lock()
+		want := c.life.resumeWanted
+		c.life.mu.Unlock()
+		if want {
+			c.resumeStep()
+		}
+		return
+	}
+	before := c.status()
+	c.superviseOnce()
+	if after := c.status(); after == StatusAvailable && before != StatusAvailable {
+		c.life.mu.Lock()
+		c.life.availableSince = time.Now()
+		c.life.mu.Unlock()
+	}
+	c.maybePause()
+}
+
+func (c *Cluster) status() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.Status
+}
+
+// pauseObservation gathers what DecidePause needs.
+func (c *Cluster) pauseObservation(now time.Time) PauseObservation {
+	c.mu.Lock()
+	o := PauseObservation{Now: now, Status: c.rec.Status, AutoPause: c.rec.Scaling.AutoPause,
+		SecondsUntilAutoPause: c.rec.Scaling.SecondsUntilAutoPause}
+	c.mu.Unlock()
+	for _, s := range c.router.Stats() {
+		o.Connections += s.Active
+	}
+	o.HeldClients = c.router.HeldClients()
+	c.life.mu.Lock()
+	o.LastActivity = c.life.availableSince
+	c.life.mu.Unlock()
+	if la := c.router.LastActivity(); la.After(o.LastActivity) {
+		o.LastActivity = la
+	}
+	return o
+}
+
+func (c *Cluster) maybePause() {
+	d := DecidePause(c.pauseObservation(time.Now()))
+	if !d.Pause {
+		return
+	}
+	c.pause(d.Reason)
+}
+
+// pause holds new clients (the first one wakes a resume), stops every node cleanly (a fast
+// shutdown ends with a checkpoint), and records the cluster paused at capacity 0.
+func (c *Cluster) pause(why string) {
+	name := c.rec.Name
+	c.router.HoldAndWake(c.resumingReason(), c.requestResume)
+	// A client that got through just before the hold keeps the cluster up.
+	o := c.pauseObservation(time.Now())
+	if o.Connections > o.HeldClients {
+		c.router.Release()
+		return
+	}
+	c.m.event(name, "", "cluster.pausing", fmt.Sprintf("pausing cluster %s: %s", name, why))
+	ctx, cancel := context.WithTimeout(c.ctx, StartTimeout)
+	defer cancel()
+	for i := len(c.members) - 1; i >= 0; i-- { // readers first
+		c.members[i].closePoll()
+		c.members[i].stop(ctx)
+	}
+	c.mu.Lock()
+	c.rec.Paused = true
+	c.rec.Status = StatusPaused
+	_ = c.saveLocked()
+	c.mu.Unlock()
+	c.m.event(name, "", "cluster.paused", "The DB cluster is paused.")
+}
+
+// resumeStep starts the writer of a paused cluster and lets the held clients through once it
+// accepts connections; readers follow on later turns of the loop. A failure answers the held
+// clients with the cause, and the member's back-off paces the retries.
+func (c *Cluster) resumeStep() {
+	name := c.rec.Name
+	if c.status() == StatusPaused {
+		c.setStatus(StatusResuming)
+		c.m.event(name, "", "cluster.resuming", "The DB cluster is resuming.")
+	}
+	var writer *member
+	for _, mb := range c.members {
+		if mb.isWriter() {
+			writer = mb
+		}
+	}
+	if writer == nil {
+		return
+	}
+	writer.ensure()
+	if writer.status() != StatusAvailable {
+		if writer.lastErr != "" {
+			c.router.Fail(fmt.Sprintf("cluster %s could not resume: %s", name, firstLines(writer.lastErr, 3)))
+		}
+		return
+	}
+	c.life.mu.Lock()
+	took := time.Since(c.life.resumeStarted)
+	c.life.resumeWanted = false
+	c.life.availableSince = time.Now()
+	c.life.mu.Unlock()
+	c.mu.Lock()
+	c.rec.Paused = false
+	_ = c.saveLocked()
+	c.mu.Unlock()
+	c.router.Release()
+	c.m.event(name, "", "cluster.resumed", fmt.Sprintf("The DB cluster is resumed. The writer accepted connections %.2f s after the first client connected.", took.Seconds()))
+}
+
+// Stop stops a cluster as `aws rds stop-db-cluster`: clients are refused until Start, every
+// node is shut down cleanly. It returns at once with status "stopping".
+func (m *Manager) Stop(name string) (Description, error) {
+	c, err := m.get(name)
+	if err != nil {
+		return Description{}, err
+	}
+	c.mu.Lock()
+	if c.rec.Stopped || c.rec.Status == StatusStopping {
+		c.mu.Unlock()
+		return Description{}, &StateError{fmt.Sprintf("cluster %s is already %s", name, c.rec.Status)}
+	}
+	if c.rec.Status == StatusCreating || c.rec.Status == StatusDeleting {
+		c.mu.Unlock()
+		return Description{}, &StateError{fmt.Sprintf("cluster %s is %s; it cannot be stopped now", name, c.rec.Status)}
+	}
+	c.rec.Status = StatusStopping
+	_ = c.saveLocked()
+	c.mu.Unlock()
+	m.event(name, "", "cluster.stopping", "DB cluster is being stopped.")
+	c.enqueue(func() {
+		c.router.Refuse(c.stoppedReason())
+		ctx, cancel := context.WithTimeout(c.ctx, StartTimeout)
+		defer cancel()
+		for i := len(c.members) - 1; i >= 0; i-- {
+			c.members[i].closePoll()
+			c.members[i].stop(ctx)
+		}
+		c.mu.Lock()
+		c.rec.Stopped, c.rec.Paused = true, false
+		c.rec.Status = StatusStopped
+		_ = c.saveLocked()
+		c.mu.Unlock()
+		c.life.mu.Lock()
+		c.life.resumeWanted = false
+		c.life.mu.Unlock()
+		m.event(name, "", "cluster.stopped", "DB cluster stopped.")
+	})
+	return c.Describe(), nil
+}
+
+// Start starts a stopped (or paused) cluster as `aws rds start-db-cluster`. It returns at
+// once with status "starting"; clients are let through once the writer is available.
+func (m *Manager) Start(name string) (Description, error) {
+	c, err := m.get(name)
+	if err != nil {
+		return Description{}, err
+	}
+	c.mu.Lock()
+	if !c.rec.Stopped && !c.rec.Paused {
+		st := c.rec.Status
+		c.mu.Unlock()
+		return Description{}, &StateError{fmt.Sprintf("cluster %s is %s, not stopped", name, st)}
+	}
+	wasPaused := c.rec.Paused
+	c.mu.Unlock()
+	if wasPaused {
+		c.requestResume()
+		return c.Describe(), nil
+	}
+	// From now on new clients wait (at most the hold timeout) until the writer is available.
+	c.router.Hold(fmt.Sprintf("cluster %s is starting", name))
+	c.enqueue(func() {
+		c.mu.Lock()
+		c.rec.Stopped = false
+		c.rec.Status = StatusStarting
+		_ = c.saveLocked()
+		c.mu.Unlock()
+		m.event(name, "", "cluster.starting", "DB cluster is being started.")
+		go c.releaseWhenWriterUp("cluster.started", "DB cluster started.")
+	})
+	c.mu.Lock()
+	c.rec.Status = StatusStarting
+	c.mu.Unlock()
+	return c.Describe(), nil
+}
+
+// releaseWhenWriterUp releases the router once the writer is available, then records event.
+func (c *Cluster) releaseWhenWriterUp(typ, msg string) {
+	began := time.Now()
+	for c.ctx.Err() == nil {
+		if c.Writer() != "" {
+			c.router.Release()
+			c.m.event(c.rec.Name, "", typ, fmt.Sprintf("%s (writer available after %.2f s)", msg, time.Since(began).Seconds()))
+			return
+		}
+		select {
+		case <-c.ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Reboot restarts one node (the writer when instance is empty) as `aws rds
+// reboot-db-instance`. New clients of the writer wait while it restarts.
+func (m *Manager) Reboot(name, instance string) (Description, error) {
+	c, err := m.get(name)
+	if err != nil {
+		return Description{}, err
+	}
+	c.mu.Lock()
+	var target string
+	for _, r := range c.rec.Members {
+		if (instance == "" && r.Writer) || r.ID == instance {
+			target = r.ID
+		}
+	}
+	st := c.rec.Status
+	c.mu.Unlock()
+	if target == "" {
+		return Description{}, fmt.Errorf("cluster %s has no instance %q: %w (see `borealis cluster describe --name %s`)", name, instance, ErrNotFound, name)
+	}
+	if st != StatusAvailable && st != StatusDegraded {
+		return Description{}, &StateError{fmt.Sprintf("cluster %s is %s; reboot needs it available", name, st)}
+	}
+	var mb *member
+	for _, x := range c.members {
+		if x.id == target {
+			mb = x
+		}
+	}
+	mb.setStatus(StatusRebooting)
+	m.event(name, target, "member.rebooting", fmt.Sprintf("DB instance %s is being rebooted.", target))
+	c.enqueue(func() { c.reboot(mb) })
+	return c.Describe(), nil
+}
+
+// reboot restarts mb's server: a clean stop and a start of the same data directory.
+func (c *Cluster) reboot(mb *member) {
+	began := time.Now()
+	writer := mb.isWriter()
+	if writer {
+		c.router.Hold(fmt.Sprintf("writer %s is rebooting", mb.id))
+		defer c.router.Release()
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, StartTimeout)
+	defer cancel()
+	mb.closePoll()
+	if mb.node != nil && mb.node.Running() {
+		if err := mb.node.Stop(ctx); err != nil {
+			mb.event("member.stop-failed", "%v", err)
+		}
+	}
+	mb.pid.Store(0)
+	rec := mb.record()
+	if err := mb.start(ctx, rec, "member.restarted", "restarted node %s on port %d (pid %d)"); err != nil {
+		mb.lastErr = err.Error()
+		mb.setStatus(StatusFailed)
+		mb.event("member.reboot-failed", "DB instance %s failed to restart: %v", mb.id, err)
+		return
+	}
+	mb.pid.Store(int64(mb.node.PID()))
+	mb.setStatus(StatusAvailable)
+	mb.event("member.rebooted", "DB instance %s restarted (%.2f s).", mb.id, time.Since(began).Seconds())
+}
