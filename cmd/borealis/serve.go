@@ -21,7 +21,7 @@ import (
 	"github.com/borealisdb/borealis/controlplane/cluster"
 	"github.com/borealisdb/borealis/controlplane/metrics"
 	"github.com/borealisdb/borealis/controlplane/store"
-	"github.com/borealisdb/borealis/internal/pgproc"
+	"github.com/borealisdb/borealis/internal/safefile"
 )
 
 // Defaults of the control plane; `borealis up` and `make up` use them too.
@@ -86,8 +86,8 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The server user must reach node data under the home.
-	if err := pgproc.PrepareDir(home, 0o755); err != nil {
+	// The control plane's user owns the home; the nodes' user only passes through it.
+	if err := cluster.PrepareHome(home); err != nil {
 		return nil, err
 	}
 	var tlsConfig *tls.Config
@@ -136,7 +136,7 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 	cp.apiURL = "http://" + clientAddr(ln.Addr().(*net.TCPAddr))
 	go func() { cp.served <- cp.server.Serve(ln) }()
 	info, _ := json.Marshal(apiInfo{URL: cp.apiURL, TokenFile: cp.tokenFile, PID: os.Getpid()})
-	if err := os.WriteFile(filepath.Join(home, apiInfoFile), info, 0o644); err != nil {
+	if err := safefile.WriteFile(filepath.Join(home, apiInfoFile), info, 0o644); err != nil {
 		cp.stop(true)
 		return nil, err
 	}

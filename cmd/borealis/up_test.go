@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/borealisdb/borealis/controlplane/api"
+	"github.com/borealisdb/borealis/controlplane/cluster"
 	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
@@ -28,7 +29,7 @@ func newHome(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(home) })
-	if err := pgproc.PrepareDir(home, 0o755); err != nil {
+	if err := cluster.PrepareHome(home); err != nil {
 		t.Fatal(err)
 	}
 	return home

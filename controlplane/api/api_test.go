@@ -16,7 +16,6 @@ import (
 	"github.com/borealisdb/borealis/controlplane/cluster"
 	"github.com/borealisdb/borealis/controlplane/metrics"
 	"github.com/borealisdb/borealis/controlplane/store"
-	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -51,7 +50,7 @@ func startAPI(t *testing.T) (apiClient, *cluster.Manager) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(home) })
-	if err := pgproc.PrepareDir(home, 0o755); err != nil {
+	if err := cluster.PrepareHome(home); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(filepath.Join(home, "state.db"))

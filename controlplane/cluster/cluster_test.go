@@ -13,18 +13,17 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/borealisdb/borealis/controlplane/store"
-	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
-// newHome makes a control-plane home the server user can enter, removed after the test.
+// newHome makes a control-plane home the nodes' user can pass through, removed after the test.
 func newHome(t *testing.T) string {
 	t.Helper()
 	home, err := os.MkdirTemp("", "borealis-cp-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pgproc.PrepareDir(home, 0o755); err != nil {
+	if err := PrepareHome(home); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(home) })

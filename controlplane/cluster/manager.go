@@ -74,8 +74,12 @@ func NewManager(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	opts.Home = abs
-	// The server user must be able to reach the data directories below Home.
-	if err := pgproc.PrepareDir(filepath.Join(opts.Home, "clusters"), 0o755); err != nil {
+	// The nodes' user passes through Home and clusters/ to its own directory per cluster, and
+	// can write in neither (see home.go).
+	if err := PrepareHome(opts.Home); err != nil {
+		return nil, err
+	}
+	if err := claimDir(filepath.Join(opts.Home, "clusters"), homeMode); err != nil {
 		return nil, err
 	}
 	m := &Manager{opts: opts, clusters: map[string]*Cluster{}, eventsByType: map[string]int64{}}
@@ -184,7 +188,7 @@ func (m *Manager) Create(in CreateInput) (Description, error) {
 		}
 		rec.Members = append(rec.Members, store.Member{ID: id, Writer: i == 0, PromotionTier: tier,
 			Status: StatusCreating, Capacity: scaling.MinCapacity, Port: port,
-			DataDir: filepath.Join(m.opts.Home, "clusters", in.Name, id)})
+			DataDir: filepath.Join(m.clusterDir(in.Name), id)})
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -312,7 +316,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err := m.opts.Store.DeleteCluster(name); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(filepath.Join(m.opts.Home, "clusters", name)); err != nil {
+	if err := os.RemoveAll(m.clusterDir(name)); err != nil {
 		return fmt.Errorf("removing the data of cluster %s: %w", name, err)
 	}
 	m.event(name, "", "cluster.deleted", "deleted cluster "+name)

@@ -70,7 +70,8 @@ func (mb *member) event(typ, format string, args ...any) {
 
 func (mb *member) config(rec store.Member) pgproc.Config {
 	// Nodes outlive the control plane (no parent-death signal) so a restarted one adopts them.
-	return pgproc.Config{DataDir: rec.DataDir, Port: rec.Port, DieWithParent: false}
+	// The cluster's directory (data, sockets, logs) is private to the nodes' user.
+	return pgproc.Config{DataDir: rec.DataDir, Port: rec.Port, DieWithParent: false, DirMode: clusterDirMode}
 }
 
 // ensure brings the member to "available": create it, adopt a running server, or restart a

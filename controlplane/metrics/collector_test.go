@@ -18,7 +18,6 @@ import (
 
 	"github.com/borealisdb/borealis/controlplane/cluster"
 	"github.com/borealisdb/borealis/controlplane/store"
-	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -31,7 +30,7 @@ func TestMetricsOfARunningCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(home)
-	if err := pgproc.PrepareDir(home, 0o755); err != nil {
+	if err := cluster.PrepareHome(home); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(filepath.Join(home, "state.db"))

@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/borealisdb/borealis/internal/safefile"
 )
 
 var (
@@ -27,6 +31,16 @@ type Store struct {
 // Open opens (creating if needed) the state file at path. It fails after a few seconds when
 // another control plane holds the file.
 func Open(path string) (*Store, error) {
+	// The state file is the control plane's: its directory must be private to the control
+	// plane's user and the file a regular file of that user's, never a planted link.
+	if err := safefile.CheckDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	if f, err := safefile.Open(path); err == nil {
+		f.Close()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("state file: %w", err)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 3 * time.Second})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {

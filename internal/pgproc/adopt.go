@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/borealisdb/borealis/internal/safefile"
 )
 
 // ErrNotRunning is returned by Adopt when no live postmaster owns the data directory.
@@ -49,7 +51,8 @@ func Adopt(cfg Config) (*Node, error) {
 
 // ReadPostmasterPID returns the pid and port recorded in dataDir/postmaster.pid.
 func ReadPostmasterPID(dataDir string) (pid, port int, err error) {
-	f, err := os.Open(filepath.Join(dataDir, "postmaster.pid"))
+	// The caller may be root and the file is in the server user's directory: no links, no FIFOs.
+	f, err := safefile.Open(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return 0, 0, fmt.Errorf("%w on %s (no postmaster.pid)", ErrNotRunning, dataDir)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/borealisdb/borealis/internal/safefile"
 )
 
 // Config describes one PostgreSQL server.
@@ -30,6 +34,13 @@ type Config struct {
 	LogFile string
 	// Settings are written to postgresql.conf at Init (and to a standby's at BaseBackup).
 	Settings map[string]string
+	// DirMode is the mode of DataDir's parent (and SocketDir), which the server user owns;
+	// 0 means 0755. A control plane keeps its nodes' directories private (0700).
+	DirMode os.FileMode
+	// HostAuth is the pg_hba method for TCP connections made at Init ("" means trust, as
+	// tests want). When set, Unix-socket connections stay trusted — the socket directory is
+	// the private path of whoever runs the server — and DSN, WaitReady and BaseBackup use it.
+	HostAuth string
 	// DieWithParent asks the kernel to stop the server (SIGQUIT) when the calling thread dies.
 	// Tests want it; a control plane that must adopt running servers after a restart does not.
 	DieWithParent bool
@@ -66,6 +77,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.LogFile == "" {
 		cfg.LogFile = cfg.DataDir + ".log"
 	}
+	if cfg.DirMode == 0 {
+		cfg.DirMode = 0o755
+	}
 	return &Node{Config: cfg}, nil
 }
 
@@ -82,11 +96,15 @@ func FreePort() (int, error) {
 // Init runs initdb (trust authentication for local connections; the dev and test clusters
 // are reachable from this machine only) and appends Settings to postgresql.conf.
 func (n *Node) Init(ctx context.Context) error {
-	if err := PrepareDir(filepath.Dir(n.DataDir), 0o755); err != nil {
+	if err := PrepareDir(filepath.Dir(n.DataDir), n.DirMode); err != nil {
 		return err
 	}
-	cmd, err := Command("initdb", "-D", n.DataDir, "-U", "postgres", "-A", "trust",
-		"--no-instructions", "-E", "UTF8", "--locale=C.UTF-8")
+	auth := []string{"-A", "trust"}
+	if n.HostAuth != "" {
+		auth = []string{"--auth-local=trust", "--auth-host=" + n.HostAuth}
+	}
+	cmd, err := Command("initdb", append(append([]string{"-D", n.DataDir, "-U", "postgres"}, auth...),
+		"--no-instructions", "-E", "UTF8", "--locale=C.UTF-8")...)
 	if err != nil {
 		return err
 	}
@@ -116,7 +134,8 @@ func (n *Node) AppendSettings(settings map[string]string) error {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
 	}
-	f, err := os.OpenFile(filepath.Join(n.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	// The data directory belongs to the server user: never follow a link planted there.
+	f, err := safefile.OpenAppend(filepath.Join(n.DataDir, "postgresql.conf"), 0o600)
 	if err != nil {
 		return fmt.Errorf("opening postgresql.conf: %w", err)
 	}
@@ -136,7 +155,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.Running() {
 		return fmt.Errorf("pgproc: server on port %d is already running", n.Port)
 	}
-	if err := PrepareDir(n.SocketDir, 0o755); err != nil {
+	if err := PrepareDir(n.SocketDir, n.DirMode); err != nil {
 		return err
 	}
 	logf, err := openLog(n.LogFile)
@@ -168,9 +187,10 @@ func (n *Node) Start(ctx context.Context) error {
 }
 
 // openLog opens the server log for appending, readable by the caller and writable by the
-// server user.
+// server user. It lives in a directory the server user can write, so a link planted there is
+// refused rather than followed (the caller may be root).
 func openLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := safefile.OpenAppend(path, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening server log %s: %w", path, err)
 	}
@@ -311,14 +331,23 @@ func groupAlive(pgid int) bool {
 	return false
 }
 
-// DSN is a connection string for database db over TCP on 127.0.0.1.
+// DSN is a connection string for database db as the superuser postgres: over TCP on
+// 127.0.0.1, or through the Unix socket when TCP needs a password (HostAuth).
 func (n *Node) DSN(db string) string {
+	if n.HostAuth != "" {
+		return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", db, url.QueryEscape(n.SocketDir), n.Port)
+	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", n.Port, db)
 }
 
 // LogTail returns the last lines of the server log.
 func (n *Node) LogTail(lines int) string {
-	data, err := os.ReadFile(n.LogFile)
+	f, err := safefile.Open(n.LogFile)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
 	}

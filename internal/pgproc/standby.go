@@ -11,10 +11,16 @@ import (
 // physical replication slot named slot (created if missing) and the standby settings written
 // (-R), so Start brings it up as a hot standby streaming from primary.
 func BaseBackup(ctx context.Context, primary *Node, standby *Node, slot string) error {
-	if err := PrepareDir(filepath.Dir(standby.DataDir), 0o755); err != nil {
+	if err := PrepareDir(filepath.Dir(standby.DataDir), standby.DirMode); err != nil {
 		return err
 	}
-	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port), "-U", "postgres",
+	// With passwords on TCP, replication goes through the primary's private socket, and -R
+	// writes that into the standby's primary_conninfo.
+	host := "127.0.0.1"
+	if primary.HostAuth != "" {
+		host = primary.SocketDir
+	}
+	args := []string{"-h", host, "-p", strconv.Itoa(primary.Port), "-U", "postgres",
 		"-D", standby.DataDir, "-X", "stream", "-R", "--checkpoint=fast"}
 	if slot != "" {
 		args = append(args, "-S", slot, "-C")

@@ -80,3 +80,13 @@ func BinDir() string {
 	}
 	return "/usr/lib/postgresql/15/bin"
 }
+
+// ServerUID is the uid PostgreSQL programs run as, and whether that differs from the caller
+// (only when the caller is root).
+func ServerUID() (uid int, separate bool, err error) {
+	cred, err := credential()
+	if err != nil || cred == nil {
+		return os.Geteuid(), false, err
+	}
+	return int(cred.Uid), true, nil
+}
