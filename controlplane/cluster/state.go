@@ -3,8 +3,11 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/borealisdb/borealis/controlplane/router"
 )
 
 // StateError is an operation the cluster's current status does not allow (HTTP 409,
@@ -347,7 +350,10 @@ func (m *Manager) Reboot(name, instance string) (Description, error) {
 	return c.Describe(), nil
 }
 
-// reboot restarts mb's server: a clean stop and a start of the same data directory.
+// reboot restarts mb's server: a clean stop and a start of the same data directory. Its idle
+// sessions are parked at a transaction boundary before the stop and moved to the restarted
+// server after, so their clients see no error; sessions in a transaction, or pinned, are
+// closed with a retryable error.
 func (c *Cluster) reboot(mb *member) {
 	began := time.Now()
 	writer := mb.isWriter()
@@ -357,6 +363,17 @@ func (c *Cluster) reboot(mb *member) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, StartTimeout)
 	defer cancel()
+	addr := backendAddr(mb.record())
+	parked := c.router.Park(ctx, addr, router.MoveOptions{Reason: "node restart", ClosePinned: true})
+	defer func() {
+		rep := parked.Resume(ctx, addr)
+		var pins []string
+		for _, p := range rep.Pinned {
+			pins = append(pins, strings.Join(p.Reasons, "+"))
+		}
+		mb.event("member.sessions-moved", "%d session(s) moved to the restarted node, %d closed with a retryable error (in a transaction or pinned: %v), %d failed %v",
+			rep.Moved, rep.Closed, pins, rep.Failed, rep.Errors)
+	}()
 	mb.closePoll()
 	if mb.node != nil && mb.node.Running() {
 		if err := mb.node.Stop(ctx); err != nil {

@@ -194,3 +194,123 @@ func TestPauseResumeStopStartReboot(t *testing.T) {
 		t.Fatalf("PIDs before reboot %v, after %v: want a new writer, the same reader", before, after)
 	}
 }
+
+// movedClient is a pgx session with state a move must carry: a named prepared statement, a
+// SET search_path and an application_name from its start-up packet.
+type movedClient struct {
+	conn *pgx.Conn
+	pid  int
+}
+
+func newMovedClient(t *testing.T, addr string, i int) *movedClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable&application_name=mover%d", addr, i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Prepare(ctx, "plus", "SELECT $1::int + 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SET search_path = moved_schema, public"); err != nil {
+		t.Fatal(err)
+	}
+	mc := &movedClient{conn: conn}
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&mc.pid); err != nil {
+		t.Fatal(err)
+	}
+	return mc
+}
+
+// check runs the session's statements and returns its backend pid.
+func (mc *movedClient) check(i int) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var sum int
+	if err := mc.conn.QueryRow(ctx, "plus", i).Scan(&sum); err != nil || sum != i+1 {
+		return 0, fmt.Errorf("prepared statement: %d, %v", sum, err)
+	}
+	var path, app string
+	var pid int
+	if err := mc.conn.QueryRow(ctx, "SELECT current_setting('search_path'), current_setting('application_name'), pg_backend_pid()").Scan(&path, &app, &pid); err != nil {
+		return 0, err
+	}
+	if path != "moved_schema, public" || app != fmt.Sprintf("mover%d", i) {
+		return 0, fmt.Errorf("search_path %q, application_name %q after the move", path, app)
+	}
+	return pid, nil
+}
+
+// TestRebootMovesSessions reboots the writer under 50 idle pgx sessions: each keeps working
+// on a new backend with its prepared statement and settings, with no error. A session with a
+// temp table, and one inside a transaction, are closed with a clear retryable error.
+func TestRebootMovesSessions(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	m := newManager(t, newHome(t))
+	if _, err := m.Create(CreateInput{Name: "mover", Readers: 0, MinCapacity: 1, MaxCapacity: 4}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	d, err := m.WaitAvailable(ctx, "mover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	clients := make([]*movedClient, n)
+	for i := range clients {
+		clients[i] = newMovedClient(t, d.Endpoint, i)
+		if _, err := clients[i].check(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pinned := connectTo(t, d.Endpoint)
+	if _, err := pinned.Exec(ctx, "CREATE TEMP TABLE scratch (i int)"); err != nil {
+		t.Fatal(err)
+	}
+	inTx := connectTo(t, d.Endpoint)
+	if _, err := inTx.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+
+	since := lastSeq(t, m)
+	if _, err := m.Reboot("mover", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sessions to be moved", 120*time.Second, func() bool { return hasEvent(t, m, "mover", "", "member.sessions-moved", since) })
+	evs, _ := m.Events("mover", 0)
+	for _, e := range evs {
+		if e.Seq > since && e.Type == "member.sessions-moved" && !strings.HasPrefix(e.Message, fmt.Sprintf("%d session(s) moved", n)) {
+			t.Fatalf("move event: %s", e.Message)
+		}
+	}
+	errs := make(chan error, n)
+	for i, mc := range clients {
+		go func() {
+			pid, err := mc.check(i)
+			if err == nil && pid == mc.pid {
+				err = fmt.Errorf("client %d still on backend %d after the reboot", i, pid)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var one int
+	err = pinned.QueryRow(ctx, "SELECT 1").Scan(&one)
+	if sqlStateOf(err) != "57P01" || !strings.Contains(err.Error(), "temp_tables") {
+		t.Fatalf("the session with a temp table: %v, want 57P01 naming temp_tables", err)
+	}
+	err = inTx.QueryRow(ctx, "SELECT 1").Scan(&one)
+	if sqlStateOf(err) != "57P01" || !strings.Contains(err.Error(), "retry") {
+		t.Fatalf("the session inside a transaction: %v, want 57P01 asking for a retry", err)
+	}
+	if got := m.mustDescribe(t, "mover").Status; got != StatusAvailable {
+		t.Fatalf("status after reboot: %s", got)
+	}
+}

@@ -12,6 +12,23 @@
 // back on the first held client (resume on connect), Fail answers the held clients with an
 // error and keeps holding, Refuse turns clients away at once (a stopped cluster).
 //
-// It owns sockets and sessions only: it never starts servers, reads the control plane's store,
-// or parses client traffic after start-up (the backend validates that).
+// Sessions outlive their backend (move.go). The API for the cluster manager:
+//
+//	p := r.Park(ctx, addr, MoveOptions{Reason: "node restart", ClosePinned: true})
+//	// ... restart the node, or pick another one ...
+//	report := p.Resume(ctx, newAddr) // or p.Cancel() to stay on the old backend
+//
+// Park holds every session of backend addr at its next transaction boundary (ReadyForQuery
+// 'I' with nothing in flight): the client's next messages wait unforwarded, which is how new
+// queries are held while a node restarts. Sessions still in a transaction after
+// BoundaryTimeout get FATAL 57P01 "terminating connection for a <Reason>; retry" and a clean
+// close; pinned sessions (temp tables, session advisory locks, LISTEN, WITH HOLD cursors) are
+// reported in Parked.Pinned and closed the same way with ClosePinned. Resume opens a backend at
+// newAddr with the client's StartupMessage over Config.PrivateAddr, replays the session's
+// settings and named prepared statements, and lets the session continue; Sessions() shows the
+// pins found, MovedSessions() counts moves. Hold/Release gate new connections meanwhile.
+//
+// It owns sockets and sessions only: it never starts servers or reads the control plane's
+// store. After start-up it frames client messages only to count requests in flight (their
+// contents are the backend's to validate).
 package router

@@ -53,6 +53,10 @@ type Config struct {
 	StartupTimeout time.Duration
 	// DialTimeout bounds connecting to a backend; 0 means 5 s.
 	DialTimeout time.Duration
+	// PrivateAddr maps a backend address to the router's trusted local path to the same node,
+	// used to open a moved session's new backend without the client's password (move.go);
+	// nil uses the address itself.
+	PrivateAddr func(addr string) string
 }
 
 // Router proxies one cluster's endpoints.
@@ -71,6 +75,7 @@ type Router struct {
 	nextPID   atomic.Uint32
 	// lastActivity is the UnixNano of the last connect or disconnect (gate.go).
 	lastActivity atomic.Int64
+	moved        atomic.Int64
 
 	stats [2]endpointStats
 }
@@ -232,6 +237,8 @@ type SessionInfo struct {
 	// TxStatus is the last ReadyForQuery status: 'I' idle, 'T' in a transaction, 'E' in a
 	// failed transaction, 0 before the session is ready.
 	TxStatus byte `json:"tx_status"`
+	// Pinned are the reasons the session could not move at the last attempt.
+	Pinned []string `json:"pinned,omitempty"`
 }
 
 // Sessions lists the current sessions, oldest first.
@@ -240,7 +247,7 @@ func (r *Router) Sessions() []SessionInfo {
 	out := make([]SessionInfo, 0, len(r.sessions))
 	for s := range r.sessions {
 		out = append(out, SessionInfo{Endpoint: s.ep.String(), Backend: s.backendAddr, User: s.user,
-			Database: s.database, Started: s.started, TxStatus: byte(s.txStatus.Load())})
+			Database: s.database, Started: s.started, TxStatus: byte(s.txStatus.Load()), Pinned: s.pins})
 	}
 	r.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })

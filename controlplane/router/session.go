@@ -32,6 +32,16 @@ type session struct {
 	backend   net.Conn
 	txStatus  atomic.Uint32
 	closeOnce sync.Once
+
+	// startup is the client's StartupMessage, replayed on a new backend when the session moves.
+	startup *pgproto3.StartupMessage
+	// mv is the state that lets the session move between backends (move.go).
+	mv moveState
+	// pins are the reasons found at the last move attempt (under r.mu).
+	pins []string
+	// moved is the backend connection a move switched the session to (nil before any move);
+	// close closes it too.
+	moved atomic.Pointer[net.Conn]
 }
 
 func (s *session) close() {
@@ -39,6 +49,9 @@ func (s *session) close() {
 		s.client.Close()
 		if s.backend != nil {
 			s.backend.Close()
+		}
+		if c := s.moved.Load(); c != nil {
+			(*c).Close()
 		}
 	})
 }
@@ -67,6 +80,7 @@ func (s *session) run() {
 	// Sessions() reads these under r.mu from other goroutines.
 	s.r.mu.Lock()
 	s.user, s.database = startup.Parameters["user"], startup.Parameters["database"]
+	s.startup = startup
 	s.r.mu.Unlock()
 	if reason := s.r.gate.wait(s.r.cfg.HoldTimeout, s.r.done); reason != "" {
 		s.reject("57P03", fmt.Sprintf("cluster %s is not accepting connections: %s", s.r.cfg.Name, reason),
@@ -170,26 +184,14 @@ func (s *session) waitBackend() bool {
 	return true
 }
 
-// relay copies client bytes to the backend as they come, and backend messages to the client
-// frame by frame, swapping in the router's BackendKeyData and noting ReadyForQuery status.
+// relay copies client messages to the backend and backend messages to the client, frame by
+// frame through buffers, swapping in the router's BackendKeyData and noting ReadyForQuery
+// status. Both directions count what a move needs to find a transaction boundary, and the
+// backend side can be parked and handed a new backend (move.go).
 func (s *session) relay() {
 	st := &s.r.stats[s.ep]
-	go func() {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := s.client.Read(buf)
-			if n > 0 {
-				st.bytesIn.Add(int64(n))
-				if _, werr := s.backend.Write(buf[:n]); werr != nil {
-					break
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		s.close()
-	}()
+	s.mv.init(s.backend)
+	go s.pumpClient(st)
 	br := bufio.NewReaderSize(s.backend, 32<<10)
 	bw := bufio.NewWriterSize(s.client, 32<<10)
 	var hdr [5]byte
@@ -200,8 +202,15 @@ func (s *session) relay() {
 				return
 			}
 		}
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			return
+		if n, err := io.ReadFull(br, hdr[:]); err != nil {
+			// A mover stops this read with a deadline; it hands over the new backend's reader,
+			// or nil when the session is over.
+			next := s.mv.parkReader(n, br)
+			if next == nil {
+				return
+			}
+			br = next
+			continue
 		}
 		n := int(int32(binary.BigEndian.Uint32(hdr[1:]))) - 4
 		if n < 0 {
@@ -227,6 +236,7 @@ func (s *session) relay() {
 				return
 			}
 			s.txStatus.Store(uint32(status))
+			s.mv.readyForQuery()
 			bw.Write(hdr[:])
 			bw.WriteByte(status)
 		default:
@@ -235,6 +245,37 @@ func (s *session) relay() {
 				return
 			}
 		}
+	}
+}
+
+// pumpClient copies client messages to the current backend, one frame at a time under the
+// move lock, flushing when the client has nothing more buffered.
+func (s *session) pumpClient(st *endpointStats) {
+	defer s.close()
+	cr := bufio.NewReaderSize(s.client, 32<<10)
+	var hdr [5]byte
+	for {
+		if _, err := io.ReadFull(cr, hdr[:]); err != nil {
+			return
+		}
+		n := int(int32(binary.BigEndian.Uint32(hdr[1:]))) - 4
+		if n < 0 {
+			return
+		}
+		bw := s.mv.lockForward(hdr[0])
+		if bw == nil {
+			return
+		}
+		bw.Write(hdr[:])
+		err := copyN(bw, cr, n)
+		if err == nil && cr.Buffered() == 0 {
+			err = bw.Flush()
+		}
+		s.mv.unlockForward()
+		if err != nil {
+			return
+		}
+		st.bytesIn.Add(int64(n + len(hdr)))
 	}
 }
 
