@@ -125,7 +125,12 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 	if err != nil {
 		return fail(fmt.Errorf("API on %s: %w (is another control plane running? pick another with --api)", o.apiAddr, err))
 	}
-	cp.manager, err = cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: o.logf, TLS: tlsConfig, ListenAddress: o.listenAddr})
+	apiPort := 0
+	if _, p, err := net.SplitHostPort(o.apiAddr); err == nil {
+		apiPort, _ = strconv.Atoi(p)
+	}
+	cp.manager, err = cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: o.logf, TLS: tlsConfig,
+		ListenAddress: o.listenAddr, APIPort: apiPort})
 	if err != nil {
 		ln.Close()
 		return fail(err)

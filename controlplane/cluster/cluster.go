@@ -214,6 +214,9 @@ func (c *Cluster) deriveStatus() {
 	}
 	status := StatusDegraded
 	switch {
+	case all && !c.listening:
+		// Nodes up but an endpoint could not bind: no client can reach it.
+		status = StatusIncompatibleNetwork
 	case all:
 		status = StatusAvailable
 	case prev == StatusCreating || prev == StatusStarting || prev == StatusResuming:

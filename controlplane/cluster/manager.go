@@ -32,6 +32,8 @@ type Options struct {
 	TLS *tls.Config
 	// ListenAddress is the IP the cluster endpoints bind to; empty means 127.0.0.1.
 	ListenAddress string
+	// APIPort is the control plane API's own port, refused as a cluster endpoint; 0 if none.
+	APIPort int
 	// NodeSettings are extra postgresql.conf lines for every new writer (readers copy them).
 	NodeSettings map[string]string
 }
@@ -189,6 +191,14 @@ func (m *Manager) Create(in CreateInput) (Description, error) {
 		rec.Members = append(rec.Members, store.Member{ID: id, Writer: i == 0, PromotionTier: tier,
 			Status: StatusCreating, Capacity: scaling.MinCapacity, Port: port,
 			DataDir: filepath.Join(m.clusterDir(in.Name), id)})
+	}
+	for _, p := range []struct {
+		field string
+		port  int
+	}{{"Port", rec.Port}, {"ReaderPort", rec.ReaderPort}} {
+		if m.opts.APIPort != 0 && p.port == m.opts.APIPort {
+			return Description{}, fieldErr(p.field, "%d is the control plane API's own port: pick another", p.port)
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -22,6 +22,9 @@ const (
 	StatusResuming  = "resuming"
 	StatusStopping  = "stopping"
 	StatusRebooting = "rebooting"
+	// StatusIncompatibleNetwork is a cluster whose nodes run but whose endpoints could not be
+	// opened (the port is taken); Aurora uses the same word for an unreachable instance.
+	StatusIncompatibleNetwork = "incompatible-network"
 )
 
 // lifecycle is the part of a Cluster that pauses, resumes, stops, starts and reboots it. Every

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -312,5 +314,54 @@ func TestRebootMovesSessions(t *testing.T) {
 	}
 	if got := m.mustDescribe(t, "mover").Status; got != StatusAvailable {
 		t.Fatalf("status after reboot: %s", got)
+	}
+}
+
+// TestEndpointPorts: a port equal to the API's is refused; a cluster whose endpoint cannot
+// bind is not "available" until it can.
+func TestEndpointPorts(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	home := newHome(t)
+	st, err := store.Open(filepath.Join(home, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: 5 * time.Second, APIPort: 48433})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		m.Close(ctx, true)
+		st.Close()
+	})
+	for _, in := range []CreateInput{{Name: "clash", Port: 48433}, {Name: "clash", ReaderPort: 48433}} {
+		var fe *FieldError
+		if _, err := m.Create(in); !errors.As(err, &fe) || !strings.Contains(err.Error(), "API") {
+			t.Fatalf("endpoint on the API's port: %v", err)
+		}
+	}
+
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	if _, err := m.Create(CreateInput{Name: "nobind", Readers: 0, Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "status incompatible-network while the port is taken", 3*time.Minute, func() bool {
+		return m.mustDescribe(t, "nobind").Status == StatusIncompatibleNetwork
+	})
+	taken.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := m.WaitAvailable(ctx, "nobind"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tryConnect(fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }

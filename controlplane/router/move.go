@@ -589,4 +589,3 @@ func (r *Router) notePins(s *session, pins []string) {
 
 // MovedSessions is how many sessions this router has moved to another backend.
 func (r *Router) MovedSessions() int64 { return r.moved.Load() }
-

@@ -275,10 +275,30 @@ func (r *Router) dialBackend(addr string) (net.Conn, error) {
 }
 
 // pick chooses the backend for s and counts it there; false when none is available.
-func (r *Router) pick(s *session) bool {
+func (r *Router) pick(s *session) bool { return r.pickAvoiding(s, "") }
+
+// unpick undoes pick.
+func (r *Router) unpick(s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.backendAddr != "" {
+		r.perNode[s.backendAddr]--
+		if r.perNode[s.backendAddr] <= 0 {
+			delete(r.perNode, s.backendAddr)
+		}
+		s.backendAddr = ""
+	}
+}
+
+// pickAvoiding is pick, skipping the reader at avoid (a node that just refused a connection).
+func (r *Router) pickAvoiding(s *session, avoid string) bool {
 	var readers []string
 	if s.ep == ReaderEndpoint {
-		readers = r.cfg.Backends.Readers()
+		for _, a := range r.cfg.Backends.Readers() {
+			if a != avoid {
+				readers = append(readers, a)
+			}
+		}
 	}
 	writer := ""
 	if len(readers) == 0 {

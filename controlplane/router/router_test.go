@@ -258,6 +258,27 @@ func TestRouter(t *testing.T) {
 		}
 	})
 
+	t.Run("RouteAroundDownNode", func(t *testing.T) {
+		// A reader that died since the control plane last looked: the client lands on the
+		// live one, every time, with no error.
+		dead := filepath.Join(t.TempDir(), ".s.PGSQL.1")
+		b := &staticBackends{writer: node, readers: []string{dead, node}}
+		_, _, rd := startRouter(t, Config{Name: "around", Backends: b, HoldTimeout: time.Second})
+		for range 4 {
+			c := connect(t, dsn(rd, "alice", "wonderland", ""))
+			c.Close(ctx)
+		}
+		// The writer down: one retry, then a clear retryable error naming the cluster, not
+		// the raw dial error.
+		b2 := &staticBackends{writer: dead}
+		_, cl, _ := startRouter(t, Config{Name: "downwriter", Backends: b2, HoldTimeout: time.Second})
+		_, err := pgx.Connect(ctx, dsn(cl, "alice", "wonderland", ""))
+		if pgCode(err) != "57P03" || !strings.Contains(err.Error(), "cluster downwriter") ||
+			strings.Contains(err.Error(), "dial") || strings.Contains(err.Error(), dead) {
+			t.Fatalf("writer down: %v, want 57P03 naming the cluster without the raw dial error", err)
+		}
+	})
+
 	t.Run("UnixSocketBackend", func(t *testing.T) {
 		sock := filepath.Join(srv.SocketDir, fmt.Sprintf(".s.PGSQL.%d", srv.Port))
 		_, addr, _ := startRouter(t, Config{Name: "unix", Backends: &staticBackends{writer: sock}})

@@ -94,8 +94,20 @@ func (s *session) run() {
 	}
 	backend, err := s.r.dialBackend(s.backendAddr)
 	if err != nil {
-		s.reject("08006", fmt.Sprintf("cluster %s: connecting to node %s: %v", s.r.cfg.Name, s.backendAddr, err), "")
-		return
+		// The node went down after the control plane last looked: route around it (another
+		// reader, or the writer) and try once more; the writer gets a short grace.
+		failed := s.backendAddr
+		s.r.unpick(s)
+		time.Sleep(200 * time.Millisecond)
+		if s.r.pickAvoiding(s, failed) {
+			backend, err = s.r.dialBackend(s.backendAddr)
+		}
+		if err != nil || backend == nil {
+			what := map[Endpoint]string{ClusterEndpoint: "writer", ReaderEndpoint: "reader or writer"}[s.ep]
+			s.reject("57P03", fmt.Sprintf("cluster %s: no %s node is accepting connections right now; retry", s.r.cfg.Name, what),
+				fmt.Sprintf("a node went down; `borealis cluster describe %s` shows the members", s.r.cfg.Name))
+			return
+		}
 	}
 	if tc, ok := backend.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
