@@ -42,7 +42,7 @@ func (x *Index) DeleteTracked(id uint32) ([]uint32, error) {
 			break
 		}
 	}
-	x.live.Add(-1)
+	x.ctr.live.Add(-1)
 
 	s := x.pool.get()
 	defer x.pool.put(s)
@@ -64,7 +64,7 @@ func (x *Index) DeleteTracked(id uint32) ([]uint32, error) {
 			}
 		}
 	}
-	if e := x.entry.Load(); e != 0 && uint32(e) == id {
+	if e := x.ctr.entry.Load(); e != 0 && uint32(e) == id {
 		x.replaceEntry(e)
 	}
 	slices.Sort(changed)
@@ -75,8 +75,8 @@ func (x *Index) DeleteTracked(id uint32) ([]uint32, error) {
 // neighbours and del's neighbours `around`. It reports whether n's list
 // changed (false when n did not point to del).
 func (x *Index) repair(s *scratch, n, del uint32, around []uint32, layer int) bool {
-	x.locks[n].Lock()
-	defer x.locks[n].Unlock()
+	x.lock(n).Lock()
+	defer x.lock(n).Unlock()
 	l := x.listFor(n, layer)
 	if l == nil {
 		return false
@@ -89,7 +89,7 @@ func (x *Index) repair(s *scratch, n, del uint32, around []uint32, layer int) bo
 	if !found {
 		return false
 	}
-	s.reset(len(x.state))
+	s.reset(int(x.ctr.idLimit.Load()))
 	s.visit(n)
 	s.visit(del)
 	vn := x.vec(n)
@@ -118,7 +118,7 @@ func (x *Index) repair(s *scratch, n, del uint32, around []uint32, layer int) bo
 func (x *Index) replaceEntry(old uint64) {
 	x.entryMu.Lock()
 	defer x.entryMu.Unlock()
-	if x.entry.Load() != old {
+	if x.ctr.entry.Load() != old {
 		return
 	}
 	best, bestLevel := uint32(0), -1
@@ -129,6 +129,6 @@ func (x *Index) replaceEntry(old uint64) {
 		}
 	}
 	if bestLevel >= 0 {
-		x.entry.CompareAndSwap(old, packEntry(best, bestLevel))
+		x.ctr.entry.CompareAndSwap(old, packEntry(best, bestLevel))
 	}
 }

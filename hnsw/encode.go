@@ -44,7 +44,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // for a consistent snapshot (concurrent searches are fine).
 func (x *Index) Encode(dst []byte) []byte {
 	x.grow.RLock()
-	limit := x.idLimit.Load()
+	limit := x.ctr.idLimit.Load()
 	x.grow.RUnlock()
 	var h [headerSize]byte
 	copy(h[0:], magic)
@@ -59,7 +59,7 @@ func (x *Index) Encode(dst []byte) []byte {
 		binary.LittleEndian.PutUint32(h[36:], id)
 		binary.LittleEndian.PutUint32(h[40:], uint32(level+1))
 	}
-	binary.LittleEndian.PutUint32(h[44:], uint32(x.count.Load()))
+	binary.LittleEndian.PutUint32(h[44:], uint32(x.ctr.count.Load()))
 	binary.LittleEndian.PutUint32(h[60:], crc32.Checksum(h[:60], castagnoli))
 	dst = append(dst, h[:]...)
 	for id := range limit {
@@ -97,7 +97,7 @@ func (x *Index) AppendNode(dst []byte, id uint32) []byte {
 		for _, c := range x.vec(id) {
 			dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(c))
 		}
-		x.locks[id].Lock() // a consistent copy of each list
+		x.lock(id).Lock() // a consistent copy of each list
 		for layer := 0; layer <= level; layer++ {
 			l := x.listFor(id, layer)
 			n := 0
@@ -109,7 +109,7 @@ func (x *Index) AppendNode(dst []byte, id uint32) []byte {
 				dst = binary.LittleEndian.AppendUint32(dst, loadID(l, i))
 			}
 		}
-		x.locks[id].Unlock()
+		x.lock(id).Unlock()
 	}
 	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start+4:], castagnoli))
 	binary.LittleEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
@@ -294,8 +294,8 @@ func Decode(data []byte, opts Options) (*Index, error) {
 		}
 	}
 	if entryLevel >= 0 {
-		x.entry.Store(packEntry(entryID, entryLevel))
+		x.ctr.entry.Store(packEntry(entryID, entryLevel))
 	}
-	x.idLimit.Store(uint32(limit)) // trailing absent records keep the id space as encoded
+	x.ctr.idLimit.Store(uint32(limit)) // trailing absent records keep the id space as encoded
 	return x, nil
 }

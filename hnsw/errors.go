@@ -30,7 +30,14 @@ var (
 	// ErrInvalidGraph: Restore/SetNeighbors/SetEntryPoint were given an
 	// inconsistent graph (bad level, too many neighbours, unknown id).
 	ErrInvalidGraph = errors.New("hnsw: invalid graph data")
+	// ErrFull: a mapped graph (Attach) has no room left for the node; its
+	// owner must map a larger one.
+	ErrFull = errors.New("hnsw: mapped graph is full")
 )
+
+// errUpperFull is internal: the upper slab needs to grow before the insert
+// can go on (the caller retries after growUpper).
+var errUpperFull = errors.New("hnsw: upper slab full")
 
 // DimensionError reports a vector of the wrong length. It matches
 // ErrDimensionMismatch under errors.Is.

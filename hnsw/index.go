@@ -71,6 +71,23 @@ const (
 	stateDeleted                    // tombstone: navigable, never returned
 )
 
+// counters are the graph-wide values every reader and writer updates
+// atomically. Their layout is part of the mapped format (mapped.go).
+type counters struct {
+	// entry packs (level+1)<<32 | id; 0 means no entry point.
+	entry     atomic.Uint64
+	count     atomic.Int64  // present nodes, deleted included
+	live      atomic.Int64  // present and not deleted
+	upperUsed atomic.Uint64 // words of upperSlab handed out
+	idLimit   atomic.Uint32 // 1 + largest id added
+	_         uint32
+}
+
+const lockStripes = 4096
+
+// lock is the mutex writers of id's lists take.
+func (x *Index) lock(id uint32) *sync.Mutex { return &x.locks[id&(lockStripes-1)] }
+
 // maxLevel caps node levels; with M ≥ 2 a level this high has probability ≤ 2^-31.
 const maxLevel = 31
 
@@ -96,18 +113,26 @@ type Index struct {
 	codes   []int8       // QuantizedSearch: int8 copy of vectors, stride dims
 	scales  []float32    // QuantizedSearch: per-vector scale of codes
 	norms2  []float32    // QuantizedSearch under L2: squared norm of each vector
-	links0  []uint32     // layer-0 lists, stride m0+1: [count, ids...]
-	upper   [][]uint32   // per node: layers 1..level, stride m+1 each; nil at level 0
-	levels  []uint8      // level of each node (valid once claimed)
-	state   []uint32     // state bits, accessed atomically
-	locks   []sync.Mutex // one per node, taken by writers of its lists
+	links0  []uint32  // layer-0 lists, stride m0+1: [count, ids...]
+	levels  []uint8   // level of each node (valid once claimed)
+	state   []uint32  // state bits, accessed atomically
+	// Upper layers are flat too: a node of level l > 0 owns l·(m+1) words of
+	// upperSlab from upperOff[id]−1 on (0: none), handed out by a bump
+	// allocator (ctr.upperUsed) and never reused. No pointer anywhere, so the
+	// whole graph can live in a file mapping (see mapped.go).
+	upperOff  []uint32
+	upperSlab []uint32
 
-	idLimit atomic.Uint32 // 1 + largest id added
-	count   atomic.Int64  // present nodes, deleted included
-	live    atomic.Int64  // present and not deleted
+	// locks are taken by writers of a node's lists, striped by id so their
+	// memory does not grow with the graph (no writer holds two at once).
+	locks [lockStripes]sync.Mutex
 
-	// entry packs (level+1)<<32 | id; 0 means no entry point.
-	entry atomic.Uint64
+	// ctr holds the shared counters: in the Index's own memory, or in the
+	// header of a mapped graph so that every process sees the same ones.
+	ctr *counters
+	// mapped graphs live in memory the Index does not own and cannot grow.
+	mapped bool
+
 	// entryMu serialises entry replacement after deleting the entry node.
 	entryMu sync.Mutex
 
@@ -151,6 +176,7 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 		thr:    opts.Threads,
 		limit:  opts.MemoryLimit,
 		quant:  opts.QuantizedSearch,
+		ctr:    new(counters),
 	}
 	x.pool.x = x
 	return x, nil
@@ -169,14 +195,14 @@ func (x *Index) Metric() Metric { return x.metric }
 
 // Len is the number of nodes in the graph, deleted ones included (they stay as
 // navigable tombstones).
-func (x *Index) Len() int { return int(x.count.Load()) }
+func (x *Index) Len() int { return int(x.ctr.count.Load()) }
 
 // Live is the number of nodes that are present and not deleted.
-func (x *Index) Live() int { return int(x.live.Load()) }
+func (x *Index) Live() int { return int(x.ctr.live.Load()) }
 
 // IDLimit is one more than the largest id ever added: iterate 0..IDLimit()-1
 // and skip ids for which Contains is false to visit every node.
-func (x *Index) IDLimit() uint32 { return x.idLimit.Load() }
+func (x *Index) IDLimit() uint32 { return x.ctr.idLimit.Load() }
 
 // Contains reports whether id has been fully added (deleted or not).
 func (x *Index) Contains(id uint32) bool { return x.stateOf(id)&statePresent != 0 }
@@ -196,7 +222,7 @@ func (x *Index) stateOf(id uint32) uint32 {
 // EntryPoint returns the node every search starts from and its level; ok is
 // false for an empty graph.
 func (x *Index) EntryPoint() (id uint32, level int, ok bool) {
-	e := x.entry.Load()
+	e := x.ctr.entry.Load()
 	if e == 0 {
 		return 0, 0, false
 	}
@@ -257,8 +283,8 @@ func (x *Index) list(id uint32, layer int) []uint32 {
 		o := int(id) * (x.m0 + 1)
 		return x.links0[o : o+x.m0+1 : o+x.m0+1]
 	}
-	o := (layer - 1) * (x.m + 1)
-	return x.upper[id][o : o+x.m+1 : o+x.m+1]
+	o := int(atomic.LoadUint32(&x.upperOff[id])) - 1 + (layer-1)*(x.m+1)
+	return x.upperSlab[o : o+x.m+1 : o+x.m+1]
 }
 
 // capAt is the neighbour capacity of a layer.
@@ -299,6 +325,9 @@ func (x *Index) growLocked(n int) error {
 	if n <= old {
 		return nil
 	}
+	if x.mapped {
+		return fmt.Errorf("%w: room for %d nodes, %d needed", ErrFull, old, n)
+	}
 	need := EstimateMemory(n, x.dims, x.m)
 	if x.quant {
 		need += int64(n) * int64(x.dims+8) // codes, scale, norm
@@ -315,14 +344,49 @@ func (x *Index) growLocked(n int) error {
 		}
 	}
 	x.links0 = growSlice(x.links0, n*(x.m0+1))
-	x.upper = growSlice(x.upper, n)
+	x.upperOff = growSlice(x.upperOff, n)
 	x.levels = growSlice(x.levels, n)
 	x.state = growSlice(x.state, n)
-	// Nobody holds a node lock while grow is held exclusively, so fresh
-	// (unlocked) mutexes are equivalent to the old ones; they are not copied.
-	x.locks = make([]sync.Mutex, n)
+	if want := upperWords(n, x.m); want > uint64(len(x.upperSlab)) {
+		x.upperSlab = growSlice(x.upperSlab, int(want))
+	}
 	return nil
 }
+
+// upperWords is the upper-layer room planned for n nodes: twice the expected
+// n·(m+1)/(m−1) words (a node reaches layer l with probability M^−l), plus
+// room for a few nodes of the highest levels.
+func upperWords(n, m int) uint64 {
+	return uint64(n)*uint64(m+1)*2/uint64(m-1) + uint64(2*maxLevel*(m+1))
+}
+
+// allocUpper hands out room for the upper lists of a node of level > 0 and
+// returns its upperOff value; ok is false when the slab is full (caller holds
+// grow shared; growUpper makes room).
+func (x *Index) allocUpper(level int) (off uint32, ok bool) {
+	need := uint64(level * (x.m + 1))
+	for {
+		used := x.ctr.upperUsed.Load()
+		if used+need > uint64(len(x.upperSlab)) {
+			return 0, false
+		}
+		if x.ctr.upperUsed.CompareAndSwap(used, used+need) {
+			return uint32(used) + 1, true
+		}
+	}
+}
+
+// growUpper doubles the upper slab (caller holds no lock).
+func (x *Index) growUpper() error {
+	x.grow.Lock()
+	defer x.grow.Unlock()
+	if x.mapped {
+		return fmt.Errorf("%w: upper layers of %d words are full", ErrFull, len(x.upperSlab))
+	}
+	x.upperSlab = growSlice(x.upperSlab, 2*len(x.upperSlab)+64*(x.m+1))
+	return nil
+}
+
 
 // growSlice returns s extended with zeros to length n.
 func growSlice[T any](s []T, n int) []T {
@@ -370,8 +434,8 @@ func (x *Index) threads() int {
 // raiseIDLimit records that id exists.
 func (x *Index) raiseIDLimit(id uint32) {
 	for {
-		cur := x.idLimit.Load()
-		if id < cur || x.idLimit.CompareAndSwap(cur, id+1) {
+		cur := x.ctr.idLimit.Load()
+		if id < cur || x.ctr.idLimit.CompareAndSwap(cur, id+1) {
 			return
 		}
 	}

@@ -30,14 +30,20 @@ func (x *Index) add(id uint32, vec []float32, track bool) ([]uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := x.ensureID(id); err != nil {
-		return nil, err
-	}
-	defer x.grow.RUnlock()
 	s := x.pool.get()
 	defer x.pool.put(s)
-	if err := x.insertLocked(s, id, vec, norm2); err != nil {
-		return nil, err
+	for {
+		err := x.withID(id, func() error { return x.insertLocked(s, id, vec, norm2) })
+		if err == errUpperFull {
+			if err := x.growUpper(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	if !track {
 		return nil, nil
@@ -46,38 +52,57 @@ func (x *Index) add(id uint32, vec []float32, track bool) ([]uint32, error) {
 	return slices.Compact(append([]uint32(nil), s.changed...)), nil
 }
 
+// withID runs f with id addressable and grow held shared; the lock is
+// released even when f panics (a panic on a damaged mapped graph becomes an
+// error in the engine, and the index must stay usable for the next call).
+func (x *Index) withID(id uint32, f func() error) error {
+	if err := x.ensureID(id); err != nil {
+		return err
+	}
+	defer x.grow.RUnlock()
+	return f()
+}
+
 // insertLocked is the paper's INSERT (Algorithm 1). Caller holds grow shared
 // and has made id addressable. s.changed collects the ids whose lists changed.
 func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64) error {
+	if atomic.LoadUint32(&x.state[id]) != 0 {
+		return fmt.Errorf("%w: id %d", ErrDuplicateID, id)
+	}
+	level := x.levelOf(id)
+	// Room for the upper lists first, so that running out leaves id unclaimed.
+	off := uint32(0)
+	if level > 0 {
+		var ok bool
+		if off, ok = x.allocUpper(level); !ok {
+			return errUpperFull
+		}
+	}
 	if !atomic.CompareAndSwapUint32(&x.state[id], 0, statePending) {
 		return fmt.Errorf("%w: id %d", ErrDuplicateID, id)
 	}
 	s.changed = append(s.changed[:0], id)
-	level := x.levelOf(id)
 	q := x.vec(id)
 	x.store(q, vec, norm2)
 	x.storeCodes(id)
 	x.levels[id] = uint8(level)
-	x.upper[id] = nil
-	if level > 0 {
-		x.upper[id] = make([]uint32, level*(x.m+1))
-	}
+	atomic.StoreUint32(&x.upperOff[id], off)
 	x.raiseIDLimit(id)
 
-	e := x.entry.Load()
+	e := x.ctr.entry.Load()
 	for e == 0 {
-		if x.entry.CompareAndSwap(0, packEntry(id, level)) {
+		if x.ctr.entry.CompareAndSwap(0, packEntry(id, level)) {
 			x.finishInsert(id)
 			return nil
 		}
-		e = x.entry.Load()
+		e = x.ctr.entry.Load()
 	}
 	ep, epLevel := uint32(e), int(e>>32)-1
 
 	sp := searchSpec{accept: statePresent | statePending}
 	s.entries = append(s.entries[:0], x.descend(s, q, ep, epLevel, level))
 	for layer := min(level, epLevel); layer >= 0; layer-- {
-		s.reset(len(x.state))
+		s.reset(int(x.ctr.idLimit.Load()))
 		s.visit(id)
 		for _, c := range s.entries {
 			if s.visit(c.id) {
@@ -99,9 +124,9 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 		slices.Reverse(s.cands)
 		s.entries = append(s.entries[:0], s.cands...)
 		sel, nKept := x.selectNeighbors(s.cands, x.m, &s.sel, &s.pruned)
-		x.locks[id].Lock()
+		x.lock(id).Lock()
 		writeSelected(x.list(id, layer), sel, nKept)
-		x.locks[id].Unlock()
+		x.lock(id).Unlock()
 
 		for _, c := range sel {
 			if x.link(s, c.id, id, c.dist, layer) {
@@ -112,8 +137,8 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 
 	if level > epLevel {
 		for {
-			cur := x.entry.Load()
-			if int(cur>>32)-1 >= level || x.entry.CompareAndSwap(cur, packEntry(id, level)) {
+			cur := x.ctr.entry.Load()
+			if int(cur>>32)-1 >= level || x.ctr.entry.CompareAndSwap(cur, packEntry(id, level)) {
 				break
 			}
 		}
@@ -124,8 +149,8 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 
 func (x *Index) finishInsert(id uint32) {
 	atomic.StoreUint32(&x.state[id], statePresent)
-	x.count.Add(1)
-	x.live.Add(1)
+	x.ctr.count.Add(1)
+	x.ctr.live.Add(1)
 }
 
 // link adds the edge n → q (q at distance d from n) at layer and reports
@@ -143,8 +168,8 @@ func (x *Index) finishInsert(id uint32) {
 // just pruned (a rare cascade), so it can drop slightly more eagerly than a
 // full re-run; lists whose bits are not valid get the full run.
 func (x *Index) link(s *scratch, n, q uint32, d float32, layer int) bool {
-	x.locks[n].Lock()
-	defer x.locks[n].Unlock()
+	x.lock(n).Lock()
+	defer x.lock(n).Unlock()
 	l := x.listFor(n, layer)
 	if l == nil {
 		return false

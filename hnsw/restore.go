@@ -47,10 +47,29 @@ func (x *Index) restore(id uint32, level int, vec []float32, neighbors [][]uint3
 			top = max(top, e)
 		}
 	}
-	if err := x.ensureID(top); err != nil {
-		return err
+	for {
+		err := x.withID(top, func() error { return x.restoreLocked(id, level, vec, neighbors, deleted, norm2) })
+		if err != errUpperFull {
+			return err
+		}
+		if err := x.growUpper(); err != nil {
+			return err
+		}
 	}
-	defer x.grow.RUnlock()
+}
+
+// restoreLocked is restore once id is addressable (caller holds grow shared).
+func (x *Index) restoreLocked(id uint32, level int, vec []float32, neighbors [][]uint32, deleted bool, norm2 float64) error {
+	if atomic.LoadUint32(&x.state[id]) != 0 {
+		return fmt.Errorf("%w: id %d", ErrDuplicateID, id)
+	}
+	off := uint32(0)
+	if level > 0 {
+		var ok bool
+		if off, ok = x.allocUpper(level); !ok {
+			return errUpperFull
+		}
+	}
 	if !atomic.CompareAndSwapUint32(&x.state[id], 0, statePending) {
 		return fmt.Errorf("%w: id %d", ErrDuplicateID, id)
 	}
@@ -61,11 +80,8 @@ func (x *Index) restore(id uint32, level int, vec []float32, neighbors [][]uint3
 	}
 	x.storeCodes(id)
 	x.levels[id] = uint8(level)
-	x.upper[id] = nil
-	if level > 0 {
-		x.upper[id] = make([]uint32, level*(x.m+1))
-	}
-	x.locks[id].Lock()
+	atomic.StoreUint32(&x.upperOff[id], off)
+	x.lock(id).Lock()
 	for layer := 0; layer <= level; layer++ {
 		var ns []uint32
 		if layer < len(neighbors) {
@@ -73,19 +89,19 @@ func (x *Index) restore(id uint32, level int, vec []float32, neighbors [][]uint3
 		}
 		x.writeList(id, layer, ns)
 	}
-	x.locks[id].Unlock()
+	x.lock(id).Unlock()
 	x.raiseIDLimit(id)
 	st := statePresent
 	if deleted {
 		st |= stateDeleted
 	} else {
-		x.live.Add(1)
+		x.ctr.live.Add(1)
 	}
-	x.count.Add(1)
+	x.ctr.count.Add(1)
 	atomic.StoreUint32(&x.state[id], st)
 	for {
-		e := x.entry.Load()
-		if e != 0 && int(e>>32)-1 >= level || x.entry.CompareAndSwap(e, packEntry(id, level)) {
+		e := x.ctr.entry.Load()
+		if e != 0 && int(e>>32)-1 >= level || x.ctr.entry.CompareAndSwap(e, packEntry(id, level)) {
 			return nil
 		}
 	}
@@ -121,9 +137,9 @@ func (x *Index) SetNeighbors(id uint32, layer int, ids []uint32) error {
 	if layer < 0 || layer > int(x.levels[id]) || len(ids) > x.capAt(layer) {
 		return fmt.Errorf("%w: node %d (level %d) layer %d with %d neighbours", ErrInvalidGraph, id, x.levels[id], layer, len(ids))
 	}
-	x.locks[id].Lock()
+	x.lock(id).Lock()
 	x.writeList(id, layer, ids)
-	x.locks[id].Unlock()
+	x.lock(id).Unlock()
 	return nil
 }
 
@@ -135,7 +151,7 @@ func (x *Index) SetEntryPoint(id uint32, level int) error {
 	} else if got != level {
 		return fmt.Errorf("%w: entry point %d has level %d, not %d", ErrInvalidGraph, id, got, level)
 	}
-	x.entry.Store(packEntry(id, level))
+	x.ctr.entry.Store(packEntry(id, level))
 	return nil
 }
 
@@ -156,7 +172,7 @@ func (x *Index) MarkDeleted(id uint32) error {
 			return nil
 		}
 		if atomic.CompareAndSwapUint32(&x.state[id], st, st|stateDeleted) {
-			x.live.Add(-1)
+			x.ctr.live.Add(-1)
 			return nil
 		}
 	}

@@ -56,7 +56,7 @@ func (x *Index) listFor(id uint32, layer int) []uint32 {
 	if layer == 0 {
 		return x.list(id, 0)
 	}
-	if len(x.upper[id]) < layer*(x.m+1) {
+	if atomic.LoadUint32(&x.upperOff[id]) == 0 || layer > int(x.levels[id]) {
 		return nil
 	}
 	return x.list(id, layer)
@@ -247,12 +247,12 @@ func (x *Index) prepareSearch(s *scratch, q []float32) ([]float32, error) {
 // layer-0 beam search. It returns false when there is nothing to search.
 // Caller holds grow shared.
 func (x *Index) startLayer0(s *scratch, q []float32, sp *searchSpec) bool {
-	e := x.entry.Load()
-	if e == 0 || x.live.Load() == 0 {
+	e := x.ctr.entry.Load()
+	if e == 0 || x.ctr.live.Load() == 0 {
 		return false
 	}
 	ep, epLevel := uint32(e), int(e>>32)-1
-	s.reset(len(x.state))
+	s.reset(int(x.ctr.idLimit.Load()))
 	c := x.descend(s, q, ep, epLevel, 0)
 	s.visit(c.id)
 	s.cand.push(c)

@@ -1,0 +1,161 @@
+package hnsw
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// A mapped graph lives in memory the caller provides, typically a file
+// mapping shared by every PostgreSQL backend of a node: Attach lays the graph
+// out (or finds it) there and returns an Index whose slabs are slices over
+// that memory, with no copy into the Go heap. Everything in it is an offset,
+// never a pointer, so any process can map it at any address.
+//
+// Layout (little-endian, each slab 64-byte aligned, capacity C nodes):
+//
+//	mappedHeader (magic, version, dims, metric, m, ef_construction, quantized,
+//	              capacity, upper words, then the counters)
+//	state    C × u32      levels  C × u8      upperOff C × u32
+//	links0   C × (2m+1) × u32                 upperSlab upperWords(C, m) × u32
+//	scales   C × f32  (quantized)             norms2   C × f32 (quantized L2)
+//	codes    C × dims × i8 (quantized)        vectors  C × dims × f32
+//
+// The graph cannot grow past C (ErrFull): its owner maps a larger one. Within
+// one process the usual rules hold; across processes the caller must let one
+// writer at a time change it (PostgreSQL serialises inserts per index), while
+// any number of processes search it: a node is published by one atomic store
+// of its state after its vector and lists are written, and every list word is
+// read and written atomically, so a reader never sees a torn id.
+
+const (
+	mappedMagic   = 0x48475242 // "BRGH"
+	mappedVersion = 1
+)
+
+type mappedHeader struct {
+	magic, version uint32
+	dims, metric   uint32
+	m, efc         uint32
+	quant          uint32
+	_              uint32
+	capacity       uint64
+	upperWords     uint64
+	ctr            counters
+}
+
+type mappedLayout struct {
+	state, levels, upperOff, links0, upperSlab, scales, norms2, codes, vectors, size int64
+	upperWords                                                                      int64
+}
+
+func layoutFor(dims int, metric Metric, m int, quant bool, capacity int) mappedLayout {
+	var l mappedLayout
+	at := int64(unsafe.Sizeof(mappedHeader{}))
+	take := func(n int64) int64 {
+		at = (at + 63) &^ 63
+		o := at
+		at += n
+		return o
+	}
+	c := int64(capacity)
+	l.upperWords = int64(upperWords(capacity, m))
+	l.state = take(4 * c)
+	l.levels = take(c)
+	l.upperOff = take(4 * c)
+	l.links0 = take(4 * c * int64(2*m+1))
+	l.upperSlab = take(4 * l.upperWords)
+	if quant {
+		l.scales = take(4 * c)
+		if metric == L2 {
+			l.norms2 = take(4 * c)
+		}
+		l.codes = take(c * int64(dims))
+	}
+	l.vectors = take(4 * c * int64(dims))
+	l.size = (at + 4095) &^ 4095
+	return l
+}
+
+// MappedSize is the number of bytes Attach needs for a graph of capacity nodes.
+func MappedSize(dims int, metric Metric, opts Options, capacity int) int64 {
+	m := opts.M
+	if m == 0 {
+		m = 16
+	}
+	return layoutFor(dims, metric, m, opts.QuantizedSearch, capacity).size
+}
+
+// Attach returns an Index over mem, which must be MappedSize bytes or more and
+// 8-byte aligned. With init, mem must be zero and Attach writes an empty graph
+// into it; otherwise it checks that mem holds a graph of these parameters and
+// opens it as it is (MemoryLimit and Threads still apply to this process).
+// The caller keeps mem mapped for as long as the Index, and every Iterator
+// over it, is in use.
+func Attach(mem []byte, dims int, metric Metric, opts Options, capacity int, init bool) (*Index, error) {
+	x, err := New(dims, metric, opts)
+	if err != nil {
+		return nil, err
+	}
+	if capacity <= 0 || int64(capacity) > MaxID {
+		return nil, fmt.Errorf("%w: capacity %d", ErrInvalidOptions, capacity)
+	}
+	l := layoutFor(dims, metric, x.m, x.quant, capacity)
+	if int64(len(mem)) < l.size {
+		return nil, fmt.Errorf("%w: %d bytes mapped, a graph of %d nodes needs %d", ErrCorrupt, len(mem), capacity, l.size)
+	}
+	if uintptr(unsafe.Pointer(&mem[0]))%8 != 0 {
+		return nil, fmt.Errorf("%w: mapping is not 8-byte aligned", ErrInvalidOptions)
+	}
+	h := (*mappedHeader)(unsafe.Pointer(&mem[0]))
+	want := mappedHeader{magic: mappedMagic, version: mappedVersion, dims: uint32(dims), metric: uint32(metric),
+		m: uint32(x.m), efc: uint32(x.efC), capacity: uint64(capacity), upperWords: uint64(l.upperWords)}
+	if x.quant {
+		want.quant = 1
+	}
+	if init {
+		h.magic, h.version, h.dims, h.metric = want.magic, want.version, want.dims, want.metric
+		h.m, h.efc, h.quant, h.capacity, h.upperWords = want.m, want.efc, want.quant, want.capacity, want.upperWords
+	} else if h.magic != want.magic || h.version != want.version || h.dims != want.dims || h.metric != want.metric ||
+		h.m != want.m || h.quant != want.quant || h.capacity != want.capacity || h.upperWords != want.upperWords {
+		return nil, fmt.Errorf("%w: mapped graph header (magic %#x version %d dims %d metric %d m %d capacity %d) does not match",
+			ErrCorrupt, h.magic, h.version, h.dims, h.metric, h.m, h.capacity)
+	}
+	if !init && (h.ctr.upperUsed.Load() > uint64(l.upperWords) || h.ctr.idLimit.Load() > uint32(capacity)) {
+		return nil, fmt.Errorf("%w: mapped graph counters out of range", ErrCorrupt)
+	}
+	c := capacity
+	x.ctr = &h.ctr
+	x.mapped = true
+	x.state = sliceAt[uint32](mem, l.state, c)
+	x.levels = sliceAt[uint8](mem, l.levels, c)
+	x.upperOff = sliceAt[uint32](mem, l.upperOff, c)
+	x.links0 = sliceAt[uint32](mem, l.links0, c*(x.m0+1))
+	x.upperSlab = sliceAt[uint32](mem, l.upperSlab, int(l.upperWords))
+	if x.quant {
+		x.scales = sliceAt[float32](mem, l.scales, c)
+		if metric == L2 {
+			x.norms2 = sliceAt[float32](mem, l.norms2, c)
+		}
+		x.codes = sliceAt[int8](mem, l.codes, c*dims)
+	}
+	x.vectors = sliceAt[float32](mem, l.vectors, c*dims)
+	return x, nil
+}
+
+// Capacity is the number of node ids the graph has room for without growing
+// (for a mapped graph, the most it will ever hold).
+func (x *Index) Capacity() int {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	return len(x.state)
+}
+
+// Mapped reports whether the graph lives in memory given to Attach.
+func (x *Index) Mapped() bool { return x.mapped }
+
+func sliceAt[T any](mem []byte, off int64, n int) []T {
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(&mem[off])), n)
+}
