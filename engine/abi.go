@@ -17,7 +17,7 @@ import (
 
 // abiVersion is bumped whenever an exported signature or status code changes; the C module
 // refuses an engine whose ABI differs, so a half-upgraded install fails with a clear message.
-const abiVersion = 2
+const abiVersion = 3
 
 // Status codes shared with pgext/src/engine.h.
 const (
@@ -65,6 +65,24 @@ func borealis_engine_init(interruptPending unsafe.Pointer) (rc C.int) {
 	return statusOK
 }
 
+// borealis_engine_configure sets this backend's Go runtime deliberately rather than by
+// default: procs threads run Go code at once (the build's goroutines; searches use one), and
+// memoryLimit bytes is the soft limit past which the collector works harder. Graphs searched
+// by backends live in the shared mapping, outside the Go heap; what the heap holds is scratch
+// memory and, during CREATE INDEX, the graph being built (bounded by maintenance_work_mem).
+//
+//export borealis_engine_configure
+func borealis_engine_configure(procs C.int, memoryLimit C.longlong) (rc C.int) {
+	defer guard(&rc)
+	if procs > 0 {
+		runtime.GOMAXPROCS(int(procs))
+	}
+	if memoryLimit > 0 {
+		debug.SetMemoryLimit(int64(memoryLimit))
+	}
+	return statusOK
+}
+
 //export borealis_engine_go_version
 func borealis_engine_go_version(buf *C.char, size C.size_t) C.int {
 	return copyOut(runtime.Version(), buf, size)
@@ -84,19 +102,47 @@ type engineInfo struct {
 	// SignalIsolation must be ok inside PostgreSQL (see signals.go).
 	SignalIsolation signalIsolation `json:"signal_isolation"`
 	SIMD            simd.CPUInfo    `json:"simd"`
+	// Graphs this backend has open: mapped ones lie on the node's shared graph files (their
+	// bytes are shared with every backend mapping them), heap ones are private (builds).
+	MappedGraphs     int    `json:"mapped_graphs"`
+	MappedGraphBytes int64  `json:"mapped_graph_bytes"`
+	HeapGraphs       int    `json:"heap_graphs"`
+	OpenScans        int    `json:"open_scans"`
+	GoHeapBytes      uint64 `json:"go_heap_bytes"`
+	GoMemoryLimit    int64  `json:"go_memory_limit"`
+	GOMAXPROCS       int    `json:"gomaxprocs"`
 }
 
 //export borealis_engine_info_json
 func borealis_engine_info_json(buf *C.char, size C.size_t) (rc C.int) {
 	defer guard(&rc)
-	doc, err := json.Marshal(engineInfo{
-		GoVersion:       runtime.Version(),
-		GOOS:            runtime.GOOS,
-		GOARCH:          runtime.GOARCH,
-		ABIVersion:      abiVersion,
-		SignalIsolation: checkSignalIsolation(),
-		SIMD:            simd.Info(),
-	})
+	info := engineInfo{
+		GoVersion:        runtime.Version(),
+		GOOS:             runtime.GOOS,
+		GOARCH:           runtime.GOARCH,
+		ABIVersion:       abiVersion,
+		SignalIsolation:  checkSignalIsolation(),
+		SIMD:             simd.Info(),
+		MappedGraphBytes: mappedBytes.Load(),
+		GoMemoryLimit:    debug.SetMemoryLimit(-1),
+		GOMAXPROCS:       runtime.GOMAXPROCS(0),
+	}
+	graphsMu.Lock()
+	for _, g := range graphs {
+		if g.x.Mapped() {
+			info.MappedGraphs++
+		} else {
+			info.HeapGraphs++
+		}
+	}
+	graphsMu.Unlock()
+	scansMu.Lock()
+	info.OpenScans = len(scans)
+	scansMu.Unlock()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	info.GoHeapBytes = ms.HeapAlloc
+	doc, err := json.Marshal(info)
 	if err != nil {
 		return -1
 	}

@@ -23,8 +23,9 @@ const statusRunning = 3
 
 // graph is one index's in-memory HNSW graph plus, during CREATE INDEX, its build state.
 type graph struct {
-	x     *hnsw.Index
-	build *buildJob
+	x          *hnsw.Index
+	build      *buildJob
+	mappedSize int64 // bytes of the mapping a mapped graph lies on, 0 for a heap graph
 }
 
 var (
@@ -108,6 +109,9 @@ func borealis_index_free(h C.longlong) (rc C.int) {
 	graphsMu.Unlock()
 	if g != nil && g.build != nil {
 		g.build.cancel()
+	}
+	if g != nil {
+		mappedBytes.Add(-g.mappedSize)
 	}
 	return statusOK
 }

@@ -28,8 +28,18 @@ type buildJob struct {
 	stop    atomic.Bool
 	wg      sync.WaitGroup
 	running bool
-	errMu   sync.Mutex
-	err     error
+	// finished is closed when the goroutines are done; made by the first wait.
+	finished chan struct{}
+	errMu    sync.Mutex
+	err      error
+}
+
+func (b *buildJob) setErr(err error) {
+	b.errMu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.errMu.Unlock()
 }
 
 func (b *buildJob) cancel() {
@@ -101,17 +111,21 @@ func borealis_index_build_start(h C.longlong, threads C.int) (rc C.int) {
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
+			// A panic here would kill the backend (and restart the node): turn it into
+			// the build's error, which C raises as an ERROR.
+			defer func() {
+				if r := recover(); r != nil {
+					b.setErr(fmt.Errorf("engine panic in a build goroutine: %v", r))
+					b.stop.Store(true)
+				}
+			}()
 			for !b.stop.Load() {
 				i := next.Add(1) - 1
 				if i >= int64(n) {
 					return
 				}
 				if err := g.x.Add(uint32(i), b.vectors[int(i)*b.dims:(int(i)+1)*b.dims]); err != nil {
-					b.errMu.Lock()
-					if b.err == nil {
-						b.err = fmt.Errorf("adding element %d: %w", i, err)
-					}
-					b.errMu.Unlock()
+					b.setErr(fmt.Errorf("adding element %d: %w", i, err))
 					b.stop.Store(true)
 					return
 				}
@@ -138,8 +152,13 @@ func borealis_index_build_wait(h C.longlong, ms C.int, done *C.longlong) (rc C.i
 	if b == nil || !b.running {
 		return fail(fmt.Errorf("no build is running"))
 	}
-	finished := make(chan struct{})
-	go func() { b.wg.Wait(); close(finished) }()
+	// One goroutine per build closes finished; each call used to start its own, and every
+	// one of them lived until the build ended (10 a second of a long build).
+	if b.finished == nil {
+		b.finished = make(chan struct{})
+		go func() { b.wg.Wait(); close(b.finished) }()
+	}
+	finished := b.finished
 	deadline := time.Now().Add(time.Duration(ms) * time.Millisecond)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()

@@ -6,7 +6,10 @@ package main
 import "C"
 
 import (
+	"errors"
 	"fmt"
+
+	"github.com/borealisdb/borealis/hnsw"
 )
 
 // A backend's cache of an index is rebuilt from the index's pages by C, which reads each
@@ -57,6 +60,7 @@ func borealis_index_set_lists(h C.longlong, id C.uint32_t, slots *C.uint32_t, ns
 		return fail(fmt.Errorf("neighbour tuple for element %d, which is not loaded", uint32(id)))
 	}
 	m := g.x.Options().M
+	limit := g.x.Capacity()
 	in := uint32s(slots, int(nslots))
 	pos := 0
 	list := make([]uint32, 0, 2*m)
@@ -70,7 +74,9 @@ func borealis_index_set_lists(h C.longlong, id C.uint32_t, slots *C.uint32_t, ns
 		}
 		list = list[:0]
 		for _, e := range in[pos : pos+capacity] {
-			if e != noNeighbor && e != uint32(id) {
+			// A standby's pages can name elements replayed after the mapping was sized;
+			// they come back with the change that added them.
+			if e != noNeighbor && e != uint32(id) && (!g.x.Mapped() || int(e) < limit) {
 				list = append(list, e)
 			}
 		}
@@ -113,6 +119,10 @@ func borealis_index_insert(h C.longlong, id C.uint32_t, vec *C.float, changed *C
 		return fail(err)
 	}
 	ids, err := g.x.AddTracked(uint32(id), v)
+	if errors.Is(err, hnsw.ErrFull) {
+		fail(err)
+		return statusFull
+	}
 	if err != nil {
 		return fail(err)
 	}

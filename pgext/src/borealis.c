@@ -8,6 +8,7 @@
 #include "borealis.h"
 
 #include "fmgr.h"
+#include "hnsw.h"
 
 PG_MODULE_MAGIC;
 
@@ -19,4 +20,6 @@ _PG_init(void)
 	/* First: its GUCs must exist before borealis_define_gucs() reserves the prefix. */
 	borealis_agent_register();
 	borealis_define_gucs();
+	bhnsw_register_hooks();
+	bhnsw_register_prewarm();
 }

@@ -17,6 +17,8 @@ extern int	borealis_ef_search;
 extern int	borealis_iterative_scan;
 extern int	borealis_max_scan_tuples;
 extern int	borealis_build_threads;
+extern char *borealis_graph_directory;
+extern bool borealis_prewarm;
 
 typedef enum BorealisIterativeScan
 {

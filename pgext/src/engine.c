@@ -73,6 +73,9 @@ borealis_engine(void)
 	engine_table.debug_spin = engine_symbol(handle, path, "borealis_engine_debug_spin");
 	engine_table.index_new = engine_symbol(handle, path, "borealis_index_new");
 	engine_table.index_free = engine_symbol(handle, path, "borealis_index_free");
+	engine_table.index_mapped_size = engine_symbol(handle, path, "borealis_index_mapped_size");
+	engine_table.index_attach = engine_symbol(handle, path, "borealis_index_attach");
+	engine_table.configure = engine_symbol(handle, path, "borealis_engine_configure");
 	engine_table.index_estimate = engine_symbol(handle, path, "borealis_index_estimate");
 	engine_table.index_node_level = engine_symbol(handle, path, "borealis_index_node_level");
 	engine_table.index_node_vector = engine_symbol(handle, path, "borealis_index_node_vector");
@@ -94,6 +97,15 @@ borealis_engine(void)
 
 	if (engine_table.init((void *) &InterruptPending) != ENGINE_OK)
 		borealis_engine_raise("initialising the engine");
+
+	/*
+	 * The runtime's limits, set deliberately: as many threads as the build may use, and a soft
+	 * heap limit above the largest graph a build may hold (maintenance_work_mem) plus slack for
+	 * scratch memory. Searched graphs live in shared mappings, outside the heap.
+	 */
+	if (engine_table.configure(borealis_build_threads,
+							   (long long) maintenance_work_mem * 1024 * 5 / 4 + (256LL << 20)) != ENGINE_OK)
+		borealis_engine_raise("configuring the Go runtime");
 
 	/* The library stays loaded for the life of the process; its handle is never closed. */
 	engine_ready = true;

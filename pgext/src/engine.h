@@ -12,12 +12,13 @@
 #include <stdint.h>
 
 /* Must match abiVersion in engine/abi.go. */
-#define BOREALIS_ENGINE_ABI 2
+#define BOREALIS_ENGINE_ABI 3
 
 #define ENGINE_OK			0
 #define ENGINE_INTERRUPTED	1
 #define ENGINE_ERROR		2
 #define ENGINE_RUNNING		3
+#define ENGINE_FULL			4	/* a mapped graph has no room left */
 
 typedef struct BorealisEngine
 {
@@ -27,11 +28,15 @@ typedef struct BorealisEngine
 	int			(*last_error) (char *buf, size_t size);
 	int			(*info_json) (char *buf, size_t size);
 	int			(*debug_spin) (long long ms);
+	int			(*configure) (int procs, long long memory_limit);
 
 	/* borealis_hnsw graphs (engine/index*.go); handles are opaque. */
 	int			(*index_new) (int dims, int metric, int m, int ef_construction,
 							  long long memory_limit, long long *handle);
 	int			(*index_free) (long long handle);
+	long long	(*index_mapped_size) (int dims, int metric, int m, long long capacity);
+	int			(*index_attach) (void *base, long long size, int dims, int metric, int m,
+								 int ef_construction, long long capacity, int init, long long *handle);
 	long long	(*index_estimate) (long long n, int dims, int m);
 	int			(*index_node_level) (long long handle, uint32_t id, int *level, int *deleted);
 	int			(*index_node_vector) (long long handle, uint32_t id, float *vec);

@@ -13,6 +13,7 @@ int			borealis_ef_search = 40;
 int			borealis_iterative_scan = BOREALIS_ITERATIVE_SCAN_OFF;
 int			borealis_max_scan_tuples = 20000;
 int			borealis_build_threads = 1;
+bool		borealis_prewarm = true;
 
 static const struct config_enum_entry iterative_scan_options[] = {
 	{"off", BOREALIS_ITERATIVE_SCAN_OFF, false},
@@ -63,6 +64,19 @@ borealis_define_gucs(void)
 							"Defaults to the number of CPUs this server may use.",
 							&borealis_build_threads, borealis_build_threads, 1, 64,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("borealis.graph_directory",
+							   "Directory of the shared borealis_hnsw graph files.",
+							   "Empty means pgsql_tmp_borealis_graph in the data directory (which pg_basebackup skips). "
+							   "The files are a cache derived from the index pages.",
+							   &borealis_graph_directory, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("borealis.prewarm",
+							 "Load every borealis_hnsw index's shared graph at server start and after promotion.",
+							 NULL,
+							 &borealis_prewarm, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("borealis");
 }

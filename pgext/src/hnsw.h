@@ -14,6 +14,7 @@
 #include "access/genam.h"
 #include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
+#include "port/atomics.h"
 #include "utils/rel.h"
 
 #include "engine.h"
@@ -48,7 +49,11 @@ typedef struct BhnswVector
 	float		x[FLEXIBLE_ARRAY_MEMBER];
 } BhnswVector;
 
-/* Where element id lives. */
+/*
+ * Where element id lives: one record per element in the shared graph file, beside the graph
+ * (C owns these, Go owns the graph). Writers fill heaptid before Go publishes the element, so
+ * a scan that gets an id from Go finds its heap TID.
+ */
 typedef struct BhnswLocation
 {
 	ItemPointerData heaptid;
@@ -59,22 +64,72 @@ typedef struct BhnswLocation
 	bool		deleted;
 } BhnswLocation;
 
-/* A backend's copy of one index: the Go graph plus where each element is on the pages. */
+/*
+ * The header of a shared graph file, $PGDATA/pgsql_tmp_borealis_graph/<db>_<index>_<relfilenode>.graph
+ * (or under borealis.graph_directory). Layout: this header in the first 4 kB, the location
+ * records at tids_offset, the Go graph (hnsw/mapped.go) at graph_offset. Offsets only, so
+ * every backend maps it at its own address. The key fields and the geometry are fixed at
+ * creation and covered by crc; the fields after it change in place.
+ */
+#define BHNSW_GRAPH_MAGIC	0xB0EA6A4F
+#define BHNSW_GRAPH_VERSION 1
+
+typedef struct BhnswGraphHeader
+{
+	uint32		magic;
+	uint32		version;
+	Oid			dboid;
+	Oid			indexoid;
+	Oid			relnode;
+	uint32		build_id;		/* the meta page's: a new build never reuses a file */
+	uint8		boot_id[16];	/* the kernel's boot: after a reboot unsynced pages are gone */
+	uint64		datadir_dev;	/* the data directory's identity: a copy carried by a backup */
+	uint64		datadir_ino;	/* or a restore elsewhere is never trusted */
+	uint32		dims;
+	uint32		metric;
+	uint32		m;
+	uint32		ef_construction;
+	uint32		capacity;		/* elements it has room for */
+	uint32		unused;
+	uint64		tids_offset;
+	uint64		graph_offset;
+	uint64		graph_size;
+	uint64		file_size;
+	uint32		crc;			/* CRC-32C of everything above */
+	uint32		unused2;
+	/* Mutable: */
+	pg_atomic_uint64 writer_start;	/* the writer's start time (/proc/<pid>/stat) */
+	pg_atomic_uint32 writer_pid;	/* non-zero while a backend changes the graph */
+	pg_atomic_uint32 counter;	/* the meta page change counter the graph reflects */
+	pg_atomic_uint32 retired;	/* 1: replaced by a newer file, or torn by a failed change */
+	pg_atomic_uint32 nids;		/* ids below this may be present */
+} BhnswGraphHeader;
+
+/*
+ * A backend's mapping of one index's graph. It is pinned while in use (scans, inserts,
+ * VACUUM); a relcache invalidation or a newer file retires it, and it is unmapped once
+ * unpinned.
+ */
 typedef struct BhnswCache
 {
 	RelFileNode node;			/* key: a REINDEX or TRUNCATE gives a new one */
+	Oid			indexoid;
 	bool		in_use;
-	bool		valid;			/* false while it may disagree with the pages */
-	long long	graph;			/* Go handle, 0 when none */
-	uint32		counter;		/* meta page change counter the graph reflects */
-	uint32		build_id;		/* the meta page's build_id the graph was loaded from */
+	bool		retired;		/* not handed out any more; unmapped when unpinned */
+	bool		shared;			/* a file mapping (false: this backend's private copy) */
+	int			pins;
+	long long	graph;			/* Go handle over the mapping, 0 when none */
+	char	   *base;			/* the mapping */
+	Size		size;
+	BhnswGraphHeader *hdr;
+	uint32		build_id;
 	uint32		dims;
 	int			metric;
 	int			m;
 	int			ef_construction;
-	uint32		capacity;		/* entries allocated in loc */
-	uint32		nids;			/* ids below this may be present */
-	BhnswLocation *loc;
+	uint32		capacity;
+	uint32		nids;			/* copy of hdr->nids as of the last bhnsw_cache_get or write */
+	BhnswLocation *loc;			/* capacity records, in the mapping */
 	uint64		last_used;
 } BhnswCache;
 
@@ -96,10 +151,20 @@ extern int	bhnsw_connect_all(BhnswCache *cache, uint32 *changed, int capacity);
 extern uint32 bhnsw_commit_meta(Relation index, BhnswCache *cache, uint32 *ids, int n, bool force_full_reload);
 
 /* hnswcache.c */
-extern BhnswCache *bhnsw_cache_get(Relation index, bool lock_held);
-extern BhnswCache *bhnsw_cache_find(Relation index);
+extern BhnswCache *bhnsw_cache_get(Relation index, bool lock_held, bool need_room);
+extern void bhnsw_cache_unpin(BhnswCache *cache);
 extern void bhnsw_cache_reserve(BhnswCache *cache, uint32 n);
-extern void bhnsw_cache_invalidate(BhnswCache *cache);
+extern void bhnsw_cache_begin_write(BhnswCache *cache);
+extern void bhnsw_cache_end_write(BhnswCache *cache, uint32 counter);
+extern void bhnsw_cache_abandon(BhnswCache *cache);
+extern void bhnsw_cache_forget_index(Oid dboid, Oid indexoid, Oid keep_relnode);
+extern void bhnsw_cache_init(void);
+extern void bhnsw_register_hooks(void);
+
+/* hnswprewarm.c */
+extern void bhnsw_register_prewarm(void);
+extern char *bhnsw_graph_directory(void);
+extern int64 bhnsw_cache_shared_bytes(void);
 
 /* hnswbuild.c */
 extern IndexBuildResult *bhnsw_build(Relation heap, Relation index, IndexInfo *info);

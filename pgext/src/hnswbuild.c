@@ -219,8 +219,19 @@ write_pages(BuildState *bs)
 		Size		nsize;
 		OffsetNumber eoff;
 
-		if ((id & 255) == 0)
+		/*
+		 * CHECK_FOR_INTERRUPTS does nothing while a content lock is held (interrupts are held
+		 * off), and this loop holds two: let go of them to take a cancel. Nobody else can see
+		 * the index before the build commits, so the pages do not need them meanwhile.
+		 */
+		if ((id & 255) == 0 && INTERRUPTS_PENDING_CONDITION())
+		{
+			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+			LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
 			CHECK_FOR_INTERRUPTS();
+			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		}
 		bhnsw_engine_check(bs->eng->index_node_level(bs->graph, id, &level, &deleted), "reading a node");
 		nsize = BHNSW_NEIGHBOR_SIZE(bs->m, level);
 		et->type = BHNSW_ELEMENT_TUPLE;
@@ -344,6 +355,11 @@ bhnsw_build(Relation heap, Relation index, IndexInfo *info)
 	PG_END_TRY();
 	bs.eng->index_free(bs.graph);
 	MemoryContextDelete(bs.tmpctx);
+	/* REINDEX and TRUNCATE: the graph file of the old relfilenode is of no use any more. */
+	bhnsw_cache_forget_index(MyDatabaseId, RelationGetRelid(index), index->rd_node.relNode);
+	/* Write the shared graph now, so the first query does not pay for it. */
+	if (borealis_prewarm)
+		bhnsw_cache_unpin(bhnsw_cache_get(index, false, false));
 
 	result = palloc(sizeof(IndexBuildResult));
 	result->heap_tuples = reltuples;

@@ -2,8 +2,8 @@
  * hnswinsert.c — aminsert: link one element into the graph on its pages.
  *
  * Inserts into one index are serialised by the heavyweight lock on its meta page (exclusive;
- * cache rebuilds take it shared). Under it: bring the cache up to date, let Go link the new
- * element (hnsw AddTracked, which names every element whose lists changed), then write, each
+ * graph rebuilds take it shared). The graph is mapped before the lock is taken; under it, Go
+ * links the new element into the shared graph in place (hnsw AddTracked, which names every element whose lists changed), then write, each
  * with GenericXLog: (1) the meta page's element count with the new element and its lists,
  * (2) the changed lists, four pages per record, (3) the meta page's counter, entry point and
  * change ring. A crash between records leaves a valid graph: every list is old or new whole,
@@ -107,18 +107,17 @@ append_element(Relation index, BhnswCache *cache, uint32 id, ItemPointer heaptid
 	else
 		ItemPointerSet(&et->neighbortid, BufferGetBlockNumber(buf), PageGetMaxOffsetNumber(page) + 2);
 
-	bhnsw_cache_reserve(cache, id + 1);
 	loc = &cache->loc[id];
 	ItemPointerSet(&loc->elemtid, BufferGetBlockNumber(buf),
 				   PageAddItem(page, (Item) et, esize, InvalidOffsetNumber, false, false));
 	if (PageAddItem(npage, (Item) nt, nsize, InvalidOffsetNumber, false, false) != ItemPointerGetOffsetNumber(&et->neighbortid) ||
 		ItemPointerGetOffsetNumber(&loc->elemtid) == InvalidOffsetNumber)
 		elog(ERROR, "borealis_hnsw: could not place element %u in \"%s\"", id, RelationGetRelationName(index));
-	loc->heaptid = *heaptid;
 	loc->nbrtid = et->neighbortid;
 	loc->level = level;
-	loc->present = true;
 	loc->deleted = false;
+	pg_write_barrier();
+	loc->present = true;
 	cache->nids = Max(cache->nids, id + 1);
 
 	meta->element_count = id + 1;
@@ -148,6 +147,7 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 				rc,
 				i;
 	uint32		id;
+	int			attempt;
 	MemoryContext old,
 				tmp;
 
@@ -159,67 +159,111 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	eng = borealis_engine();
 	vec = bhnsw_datum_vector(values[0]);
 
-	LockPage(index, BHNSW_METAPAGE_BLKNO, ExclusiveLock);
-	cache = bhnsw_cache_get(index, true);
-	if (vec->dim != (int) cache->dims)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("cannot index row %s of \"%s\": the vector has %d dimensions, the index has %u",
-						bhnsw_tid_string(heap_tid), RelationGetRelationName(heap), vec->dim, cache->dims)));
-
-	meta = palloc(sizeof(*meta));
-	bhnsw_read_meta(index, meta);
-	id = meta->element_count;
-	changed = palloc(sizeof(uint32) * MAX_CHANGED);
-
-	/* From here the graph runs ahead of the pages until the last record is written. */
-	cache->valid = false;
-	rc = eng->index_insert(cache->graph, id, vec->x, changed, MAX_CHANGED, &nchanged);
-	if (rc == ENGINE_ERROR)
+	/*
+	 * Map (build, catch up) the graph before taking the meta page's lock exclusive, so a fresh
+	 * connection's first INSERT does not stall every other writer and refreshing reader while
+	 * it loads; under the lock the graph is normally current already.
+	 */
+	for (attempt = 0;; attempt++)
 	{
-		char		msg[256];
-
-		eng->last_error(msg, sizeof(msg));
-		/* The graph refuses a bad vector before changing anything. */
-		if (eng->index_node_level(cache->graph, id, &i, &rc) == ENGINE_OK && i < 0)
-			cache->valid = true;
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("cannot index row %s of \"%s\": %s",
-						bhnsw_tid_string(heap_tid), RelationGetRelationName(heap), msg),
-				 cache->metric == BHNSW_METRIC_COSINE ?
-				 errhint("Cosine distance needs a non-zero vector.") : 0));
-	}
-	bhnsw_engine_check(rc, "inserting into the graph");
-
-	append_element(index, cache, id, heap_tid);
-	others = palloc(sizeof(uint32) * nchanged);
-	for (i = 0; i < nchanged; i++)
-		if (changed[i] != id)
-			others[nothers++] = changed[i];
-	{
-		uint32	   *dropped = NULL;
-		int			ndropped = 0,
-					nrelinked = 0;
-
-		bhnsw_write_lists(index, cache, others, nothers, &dropped, &ndropped);
-		if (ndropped > 0)
+		cache = bhnsw_cache_get(index, false, true);
+		bhnsw_cache_unpin(cache);
+		LockPage(index, BHNSW_METAPAGE_BLKNO, ExclusiveLock);
+		cache = bhnsw_cache_get(index, true, true);
+		if (vec->dim != (int) cache->dims)
 		{
-			uint32	   *relinked = palloc(sizeof(uint32) * ndropped);
+			bhnsw_cache_unpin(cache);
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("cannot index row %s of \"%s\": the vector has %d dimensions, the index has %u",
+							bhnsw_tid_string(heap_tid), RelationGetRelationName(heap), vec->dim, cache->dims)));
+		}
 
-			bhnsw_engine_check(eng->index_reconnect(cache->graph, dropped, ndropped, relinked, ndropped, &nrelinked),
-							   "relinking elements an insert disconnected");
-			if (nrelinked > 0)
+		meta = palloc(sizeof(*meta));
+		bhnsw_read_meta(index, meta);
+		id = meta->element_count;
+		changed = palloc(sizeof(uint32) * MAX_CHANGED);
+
+		/*
+		 * From here the graph runs ahead of the pages until the last record is written: the
+		 * header names this backend as its writer, and a failure tears the file
+		 * (bhnsw_cache_abandon) so that nobody trusts it again. The heap TID goes in before Go
+		 * publishes the element.
+		 */
+		bhnsw_cache_begin_write(cache);
+		cache->loc[id].heaptid = *heap_tid;
+		cache->loc[id].present = false;
+		rc = eng->index_insert(cache->graph, id, vec->x, changed, MAX_CHANGED, &nchanged);
+		if (rc != ENGINE_FULL)
+			break;
+		/* The mapped graph has no room left (its upper layers): map a larger one and retry. */
+		bhnsw_cache_abandon(cache);
+		bhnsw_cache_unpin(cache);
+		UnlockPage(index, BHNSW_METAPAGE_BLKNO, ExclusiveLock);
+		if (attempt >= 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("borealis_hnsw graph of \"%s\" stays full after %d rebuilds", RelationGetRelationName(index), attempt + 1)));
+	}
+	PG_TRY();
+	{
+		if (rc == ENGINE_ERROR)
+		{
+			char		msg[256];
+			int			level = -1,
+						deleted;
+
+			eng->last_error(msg, sizeof(msg));
+			/* The graph refuses a bad vector before changing anything. */
+			if (eng->index_node_level(cache->graph, id, &level, &deleted) == ENGINE_OK && level < 0)
+				bhnsw_cache_end_write(cache, meta->counter);
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("cannot index row %s of \"%s\": %s",
+							bhnsw_tid_string(heap_tid), RelationGetRelationName(heap), msg),
+					 cache->metric == BHNSW_METRIC_COSINE ?
+					 errhint("Cosine distance needs a non-zero vector.") : 0));
+		}
+		bhnsw_engine_check(rc, "inserting into the graph");
+
+		append_element(index, cache, id, heap_tid);
+		others = palloc(sizeof(uint32) * nchanged);
+		for (i = 0; i < nchanged; i++)
+			if (changed[i] != id)
+				others[nothers++] = changed[i];
+		{
+			uint32	   *dropped = NULL;
+			int			ndropped = 0,
+						nrelinked = 0;
+
+			bhnsw_write_lists(index, cache, others, nothers, &dropped, &ndropped);
+			if (ndropped > 0)
 			{
-				bhnsw_write_lists(index, cache, relinked, nrelinked, NULL, NULL);
-				changed = repalloc(changed, sizeof(uint32) * (nchanged + nrelinked));
-				memcpy(changed + nchanged, relinked, sizeof(uint32) * nrelinked);
-				nchanged += nrelinked;
+				uint32	   *relinked = palloc(sizeof(uint32) * ndropped);
+
+				bhnsw_engine_check(eng->index_reconnect(cache->graph, dropped, ndropped, relinked, ndropped, &nrelinked),
+								   "relinking elements an insert disconnected");
+				if (nrelinked > 0)
+				{
+					bhnsw_write_lists(index, cache, relinked, nrelinked, NULL, NULL);
+					changed = repalloc(changed, sizeof(uint32) * (nchanged + nrelinked));
+					memcpy(changed + nchanged, relinked, sizeof(uint32) * nrelinked);
+					nchanged += nrelinked;
+				}
 			}
 		}
+		bhnsw_cache_end_write(cache, bhnsw_commit_meta(index, cache, changed, nchanged, false));
 	}
-	cache->counter = bhnsw_commit_meta(index, cache, changed, nchanged, false);
-	cache->valid = true;
+	PG_CATCH();
+	{
+		/* Unless the vector was refused untouched, the graph ran ahead of the pages. */
+		if (pg_atomic_read_u32(&cache->hdr->writer_pid) == (uint32) MyProcPid)
+			bhnsw_cache_abandon(cache);
+		bhnsw_cache_unpin(cache);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	bhnsw_cache_unpin(cache);
 	UnlockPage(index, BHNSW_METAPAGE_BLKNO, ExclusiveLock);
 
 	MemoryContextSwitchTo(old);

@@ -1,7 +1,7 @@
 /*
- * hnswscan.c — ordered scans: the search runs in Go on the backend's cache, with no buffer
- * access per expanded node, and yields (element id, distance) in increasing distance; C maps
- * ids to heap TIDs through the cache. Without iterative scan a scan returns at most
+ * hnswscan.c — ordered scans: the search runs in Go on the index's shared graph (mapped, not
+ * copied), with no buffer access per expanded node, and yields (element id, distance) in
+ * increasing distance; C maps ids to heap TIDs through the location records in the same file. Without iterative scan a scan returns at most
  * borealis.ef_search rows, as pgvector; with it, up to borealis.max_scan_tuples.
  */
 #include "hnsw.h"
@@ -14,6 +14,8 @@
 
 typedef struct BhnswScanOpaqueData
 {
+	MemoryContextCallback cleanup;	/* ends the Go scan if the query ends in ERROR */
+	BhnswCache *cache;			/* pinned while the scan runs */
 	bool		started;
 	bool		exhausted;
 	long long	scan;			/* Go iterator, 0 when none */
@@ -27,12 +29,24 @@ typedef struct BhnswScanOpaqueData
 
 typedef BhnswScanOpaqueData *BhnswScanOpaque;
 
+static void end_go_scan(BhnswScanOpaque so);
+static void scan_cleanup(void *arg);
+
 IndexScanDesc
 bhnsw_beginscan(Relation index, int nkeys, int norderbys)
 {
 	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
 
-	scan->opaque = palloc0(sizeof(BhnswScanOpaqueData));
+	BhnswScanOpaque so = palloc0(sizeof(BhnswScanOpaqueData));
+
+	/*
+	 * The scan's memory lives in the executor's context, which an ERROR or a cancel deletes
+	 * without calling amendscan: the callback ends the Go iterator and unpins the graph then.
+	 */
+	so->cleanup.func = scan_cleanup;
+	so->cleanup.arg = so;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &so->cleanup);
+	scan->opaque = so;
 	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
 	scan->xs_orderbynulls = palloc(sizeof(bool) * Max(norderbys, 1));
 	return scan;
@@ -44,6 +58,15 @@ end_go_scan(BhnswScanOpaque so)
 	if (so->scan != 0)
 		borealis_engine()->index_scan_end(so->scan);
 	so->scan = 0;
+	if (so->cache)
+		bhnsw_cache_unpin(so->cache);
+	so->cache = NULL;
+}
+
+static void
+scan_cleanup(void *arg)
+{
+	end_go_scan((BhnswScanOpaque) arg);
 }
 
 void
@@ -88,7 +111,7 @@ start(IndexScanDesc scan, BhnswScanOpaque so)
 		return;
 	}
 	eng = borealis_engine();
-	cache = bhnsw_cache_get(scan->indexRelation, false);
+	cache = so->cache = bhnsw_cache_get(scan->indexRelation, false, false);
 	q = bhnsw_datum_vector(scan->orderByData[0].sk_argument);
 	if (q->dim != (int) cache->dims)
 		ereport(ERROR,
@@ -152,14 +175,14 @@ bhnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 		}
 		id = so->ids[so->pos];
 		so->returned++;
-		cache = bhnsw_cache_find(scan->indexRelation);
-		if (cache == NULL)
-			cache = bhnsw_cache_get(scan->indexRelation, false);
-		if (id >= cache->nids || !cache->loc[id].present)
+		cache = so->cache;
+		/* An element another backend is inserting: Go published it, its TID is being set. */
+		if (id >= cache->capacity || !cache->loc[id].present)
 		{
 			so->pos++;
 			continue;
 		}
+		pg_read_barrier();
 		scan->xs_heaptid = cache->loc[id].heaptid;
 		scan->xs_recheck = false;
 		scan->xs_recheckorderby = false;
@@ -176,6 +199,6 @@ bhnsw_endscan(IndexScanDesc scan)
 	BhnswScanOpaque so = (BhnswScanOpaque) scan->opaque;
 
 	end_go_scan(so);
-	pfree(so);
+	/* so stays: its callback is registered in the context that frees it. */
 	scan->opaque = NULL;
 }

@@ -34,8 +34,11 @@ bhnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	if (stats == NULL)
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
 
+	/* Map the graph first: loading it under the exclusive lock would stall every writer. */
+	cache = bhnsw_cache_get(index, false, false);
+	bhnsw_cache_unpin(cache);
 	LockPage(index, BHNSW_METAPAGE_BLKNO, ExclusiveLock);
-	cache = bhnsw_cache_get(index, true);
+	cache = bhnsw_cache_get(index, true, false);
 	dead = palloc(sizeof(uint32) * Max(cache->nids, 1));
 	for (id = 0; id < cache->nids; id++)
 	{
@@ -55,7 +58,13 @@ bhnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 
 		mark = palloc0(sizeof(bool) * cache->nids);
 		buf = palloc(sizeof(uint32) * cap);
-		cache->valid = false;
+		/*
+		 * VACUUM changes the shared graph in place and leaves it current (its counter is the
+		 * meta page's), so other backends keep their mappings instead of reloading the graph.
+		 */
+		bhnsw_cache_begin_write(cache);
+		PG_TRY();
+		{
 		for (i = 0; i < ndead; i++)
 		{
 			vacuum_delay_point();
@@ -75,9 +84,17 @@ bhnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			if (mark[id] && cache->loc[id].present)
 				changed[nchanged++] = id;
 		bhnsw_write_lists(index, cache, changed, nchanged, NULL, NULL);
-		cache->counter = bhnsw_commit_meta(index, cache, NULL, 0, true);
-		cache->valid = true;
+		bhnsw_cache_end_write(cache, bhnsw_commit_meta(index, cache, NULL, 0, true));
+		}
+		PG_CATCH();
+		{
+			bhnsw_cache_abandon(cache);
+			bhnsw_cache_unpin(cache);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 	}
+	bhnsw_cache_unpin(cache);
 	UnlockPage(index, BHNSW_METAPAGE_BLKNO, ExclusiveLock);
 
 	stats->num_pages = RelationGetNumberOfBlocks(index);

@@ -2,6 +2,7 @@
  * info.c — SQL functions that show the engine is loaded and healthy.
  */
 #include "borealis.h"
+#include "hnsw.h"
 
 #include "engine.h"
 #include "fmgr.h"
@@ -52,7 +53,9 @@ borealis_engine_info(PG_FUNCTION_ARGS)
 	char	   *json = engine_string(engine->info_json);
 
 	/* Add the module's own version in front of what the engine reports. */
-	json = psprintf("{\"extension_version\": \"%s\", %s", BOREALIS_VERSION, json + 1);
+	/* shared_graph_bytes: the graph files this backend maps (shared with every backend). */
+	json = psprintf("{\"extension_version\": \"%s\", \"shared_graph_bytes\": %lld, %s", BOREALIS_VERSION,
+					(long long) bhnsw_cache_shared_bytes(), json + 1);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
 }
 

@@ -30,3 +30,9 @@ CREATE FUNCTION borealis_hnsw_check(index regclass) RETURNS SETOF text
     LANGUAGE C STRICT VOLATILE;
 
 COMMENT ON FUNCTION borealis_hnsw_check(regclass) IS 'Problems in a borealis_hnsw index''s pages (meta page, tuples, references, reachability); no rows when healthy';
+
+CREATE FUNCTION borealis_hnsw_prewarm(index regclass) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'borealis_hnsw_prewarm'
+    LANGUAGE C STRICT;
+
+COMMENT ON FUNCTION borealis_hnsw_prewarm(regclass) IS 'Maps (building when missing or stale) the shared graph of a borealis_hnsw index; returns its size in bytes';
