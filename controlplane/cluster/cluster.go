@@ -296,6 +296,12 @@ func (c *Cluster) Describe() Description {
 		}
 		d.DBClusterMembers = append(d.DBClusterMembers, md)
 	}
+	d.MovedSessions = c.router.MovedSessions()
+	for _, s := range c.router.Sessions() {
+		if len(s.Pinned) > 0 {
+			d.PinnedSessions = append(d.PinnedSessions, PinnedSession{Endpoint: s.Endpoint, User: s.User, Database: s.Database, Reasons: s.Pinned})
+		}
+	}
 	for _, s := range c.router.Stats() {
 		d.Router = append(d.Router, RouterEndpoint{Endpoint: s.Endpoint, Connections: s.Active, Total: s.Total,
 			Rejected: s.Rejected, BytesIn: s.BytesIn, BytesOut: s.BytesOut})

@@ -16,6 +16,20 @@ type Description struct {
 	ScalingConfigurationInfo ScalingInfo         `json:"ScalingConfigurationInfo"`
 	Router                   []RouterEndpoint    `json:"Router,omitempty"`
 	DBClusterParameterGroup  string              `json:"DBClusterParameterGroup"`
+	// MovedSessions counts client sessions the router moved to a new backend (reboots).
+	MovedSessions int64 `json:"MovedSessions,omitempty"`
+	// PinnedSessions are the sessions found pinned to their backend at the last move attempt,
+	// and why (temp_tables, advisory_locks, listen, held_cursors). The node agent's counts of
+	// the same reasons are in each member's Agent.
+	PinnedSessions []PinnedSession `json:"PinnedSessions,omitempty"`
+}
+
+// PinnedSession is a client session that cannot move to another backend.
+type PinnedSession struct {
+	Endpoint string   `json:"Endpoint"`
+	User     string   `json:"User"`
+	Database string   `json:"Database"`
+	Reasons  []string `json:"Reasons"`
 }
 
 // MemberDescription is one node.
@@ -75,4 +89,7 @@ type NodeStatus struct {
 	ScalingPoint                 *bool      `json:"ScalingPoint"`
 	Blockers                     []string   `json:"Blockers"`
 	AgentPID                     *int32     `json:"AgentPID"`
+	AdvisoryLockSessions         *int32     `json:"AdvisoryLockSessions,omitempty"`
+	HeldCursorSessions           *int32     `json:"HeldCursorSessions,omitempty"`
+	PreparedTransactions         *int32     `json:"PreparedTransactions,omitempty"`
 }

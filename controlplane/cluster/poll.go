@@ -117,11 +117,14 @@ func (mb *member) pollAgent(ctx context.Context) (*NodeStatus, string) {
 		SELECT sampled_at, cpu_percent_1m, cpu_percent_5m, memory_bytes, connections_active,
 		       connections_idle, connections_idle_in_transaction, oldest_query_seconds,
 		       oldest_transaction_seconds, temp_table_sessions, explicit_lock_sessions,
-		       scaling_point, blockers, agent_pid
-		FROM borealis.node_status()`).Scan(&s.SampledAt, &s.CPUPercent1m, &s.CPUPercent5m, &s.MemoryBytes,
+		       scaling_point, blockers, agent_pid,
+		       -- added later: NULL where the extension script predates them
+		       (to_jsonb(s) ->> 'advisory_lock_sessions')::int, (to_jsonb(s) ->> 'held_cursor_sessions')::int,
+		       (to_jsonb(s) ->> 'prepared_transactions')::int
+		FROM borealis.node_status() s`).Scan(&s.SampledAt, &s.CPUPercent1m, &s.CPUPercent5m, &s.MemoryBytes,
 		&s.ConnectionsActive, &s.ConnectionsIdle, &s.ConnectionsIdleInTransaction, &s.OldestQuerySeconds,
 		&s.OldestTransactionSeconds, &s.TempTableSessions, &s.ExplicitLockSessions, &s.ScalingPoint,
-		&s.Blockers, &s.AgentPID)
+		&s.Blockers, &s.AgentPID, &s.AdvisoryLockSessions, &s.HeldCursorSessions, &s.PreparedTransactions)
 	var pe *pgconn.PgError
 	switch {
 	case errors.As(err, &pe) && (pe.Code == "42883" || pe.Code == "3F000" || pe.Code == "42P01"):

@@ -312,9 +312,15 @@ func TestRebootMovesSessions(t *testing.T) {
 	if sqlStateOf(err) != "57P01" || !strings.Contains(err.Error(), "retry") {
 		t.Fatalf("the session inside a transaction: %v, want 57P01 asking for a retry", err)
 	}
-	if got := m.mustDescribe(t, "mover").Status; got != StatusAvailable {
-		t.Fatalf("status after reboot: %s", got)
+	d = m.mustDescribe(t, "mover")
+	if d.Status != StatusAvailable || d.MovedSessions != n {
+		t.Fatalf("after reboot: status %s, MovedSessions %d (want available, %d)", d.Status, d.MovedSessions, n)
 	}
+	// The node agent's pin counts reach describe.
+	waitFor(t, "the agent's pin counts in describe", 60*time.Second, func() bool {
+		a := m.mustDescribe(t, "mover").DBClusterMembers[0].Agent
+		return a != nil && a.AdvisoryLockSessions != nil && a.HeldCursorSessions != nil && a.PreparedTransactions != nil
+	})
 }
 
 // TestEndpointPorts: a port equal to the API's is refused; a cluster whose endpoint cannot

@@ -37,6 +37,9 @@ var (
 	descRouterTotal    = prometheus.NewDesc("borealis_router_connections_total", "Client connections accepted by the router.", endpointLabels, nil)
 	descRouterRejected = prometheus.NewDesc("borealis_router_rejected_total", "Client connections the router refused with an error.", endpointLabels, nil)
 	descRouterBytes    = prometheus.NewDesc("borealis_router_bytes_total", "Bytes relayed by the router; in is client to server.", append(endpointLabels, "direction"), nil)
+	descPaused         = prometheus.NewDesc("borealis_cluster_paused", "1 while the cluster is paused (auto-pause) or stopped, its nodes down at 0 ACU.", []string{"cluster", "status"}, nil)
+	descMoved          = prometheus.NewDesc("borealis_router_moved_sessions_total", "Client sessions the router moved to a new backend without the client noticing.", []string{"cluster"}, nil)
+	descPinned         = prometheus.NewDesc("borealis_router_pinned_sessions", "Open client sessions found pinned to their backend at the last move attempt, by reason.", []string{"cluster", "reason"}, nil)
 	descEvents         = prometheus.NewDesc("borealis_events_total", "Events recorded by this control plane since it started, by type.", []string{"type"}, nil)
 )
 
@@ -59,7 +62,7 @@ func NewRegistry(m *cluster.Manager) *prometheus.Registry {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCapacity, descACUUtil, descCPU, descMemory, descConnections, descUptime,
 		descLagSeconds, descLagBytes, descUp, descAgent, descScalingPoint, descRouterConns, descRouterTotal,
-		descRouterRejected, descRouterBytes, descEvents} {
+		descRouterRejected, descRouterBytes, descEvents, descPaused, descMoved, descPinned} {
 		ch <- d
 	}
 }
@@ -123,6 +126,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, cl := range c.m.Clusters() {
+		d := cl.Describe()
+		down := d.Status == cluster.StatusPaused || d.Status == cluster.StatusStopped
+		gauge(descPaused, b2f(down), cl.Name(), d.Status)
+		counter(descMoved, float64(d.MovedSessions), cl.Name())
+		pins := map[string]int{}
+		for _, p := range d.PinnedSessions {
+			for _, r := range p.Reasons {
+				pins[r]++
+			}
+		}
+		for r, n := range pins {
+			gauge(descPinned, float64(n), cl.Name(), r)
+		}
 		for _, st := range cl.Router().Stats() {
 			l := []string{cl.Name(), st.Endpoint}
 			gauge(descRouterConns, float64(st.Active), l...)

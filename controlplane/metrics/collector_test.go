@@ -97,6 +97,8 @@ func TestMetricsOfARunningCluster(t *testing.T) {
 		`borealis_router_connections_total\{cluster="metered",endpoint="cluster"\}`:           func(v float64) bool { return v >= 1 },
 		`borealis_router_bytes_total\{cluster="metered",direction="out",endpoint="cluster"\}`: func(v float64) bool { return v > 100 },
 		`borealis_events_total\{type="member.created"\}`:                                      func(v float64) bool { return v == 2 },
+		`borealis_cluster_paused\{cluster="metered",status="available"\}`:                     func(v float64) bool { return v == 0 },
+		`borealis_router_moved_sessions_total\{cluster="metered"\}`:                           func(v float64) bool { return v == 0 },
 	}
 	var text string
 	deadline := time.Now().Add(30 * time.Second)
