@@ -1,0 +1,104 @@
+package borealis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+type snapshotConfig struct{ name string }
+
+// SnapshotOption configures Snapshot and Restore.
+type SnapshotOption func(*snapshotConfig)
+
+// WithSnapshotName names the template database (default migrated_template). It must differ from
+// the cluster's database.
+func WithSnapshotName(name string) SnapshotOption {
+	return func(c *snapshotConfig) { c.name = name }
+}
+
+// Snapshot copies the cluster's database into a template database, as the postgres module does,
+// through the cluster endpoint; the readers receive it by replication. A snapshot of the same name
+// is replaced. The database must not be postgres (it cannot be dropped to be restored).
+func (c *Container) Snapshot(ctx context.Context, opts ...SnapshotOption) error {
+	name, err := c.snapshotConfig(opts)
+	if err != nil {
+		return err
+	}
+	if err := c.execMaintenance(ctx,
+		// A template cannot be dropped: clear the flag first.
+		"UPDATE pg_database SET datistemplate = FALSE WHERE datname = "+quoteLiteral(name),
+		"DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize(),
+		fmt.Sprintf("CREATE DATABASE %s WITH TEMPLATE %s OWNER %s", pgx.Identifier{name}.Sanitize(),
+			pgx.Identifier{c.dbName}.Sanitize(), pgx.Identifier{c.user}.Sanitize()),
+		fmt.Sprintf("ALTER DATABASE %s WITH is_template = TRUE", pgx.Identifier{name}.Sanitize()),
+	); err != nil {
+		return fmt.Errorf("borealis snapshot %s: %w", name, err)
+	}
+	c.snapshotName = name
+	return nil
+}
+
+// Restore replaces the cluster's database by the last snapshot (or the named one). Sessions on
+// the database are ended, on the writer and, by replication, on the readers.
+func (c *Container) Restore(ctx context.Context, opts ...SnapshotOption) error {
+	name, err := c.snapshotConfig(opts)
+	if err != nil {
+		return err
+	}
+	if err := c.execMaintenance(ctx,
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "+quoteLiteral(name)+" AND pid <> pg_backend_pid()",
+		fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pgx.Identifier{c.dbName}.Sanitize()),
+		fmt.Sprintf("CREATE DATABASE %s WITH TEMPLATE %s OWNER %s", pgx.Identifier{c.dbName}.Sanitize(),
+			pgx.Identifier{name}.Sanitize(), pgx.Identifier{c.user}.Sanitize()),
+	); err != nil {
+		return fmt.Errorf("borealis restore %s: %w", name, err)
+	}
+	return nil
+}
+
+func (c *Container) snapshotConfig(opts []SnapshotOption) (string, error) {
+	cfg := snapshotConfig{name: c.snapshotName}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if c.dbName == "postgres" {
+		return "", errors.New("borealis: cannot snapshot or restore the postgres database (it cannot be dropped): create the cluster WithDatabase(\"app\")")
+	}
+	if cfg.name == "" || cfg.name == c.dbName || cfg.name == "postgres" {
+		return "", fmt.Errorf("borealis: snapshot name %q must be set and differ from the databases %s and postgres", cfg.name, c.dbName)
+	}
+	return cfg.name, nil
+}
+
+// execMaintenance runs statements one by one on the postgres database through the cluster endpoint.
+func (c *Container) execMaintenance(ctx context.Context, stmts ...string) error {
+	uri, err := c.endpointURI(ctx, ClusterPort, "postgres", []string{"sslmode=disable"})
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, uri)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string {
+	out := []byte{'\''}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			out = append(out, '\'')
+		}
+		out = append(out, s[i])
+	}
+	return string(append(out, '\''))
+}
