@@ -35,6 +35,7 @@ image: build docker-daemon
 	cp -a docker/rootfs/. $(DOCKER_CTX)/root/; cp docker/base-trim.sh $(DOCKER_CTX)/; \
 	echo "docker build $(IMAGE_NAME):$(IMAGE_VERSION) on $$base"; \
 	$(DOCKER) build -q --build-arg BASE=$$base -t $(IMAGE_NAME):$(IMAGE_VERSION) -t $(IMAGE_NAME):dev -f docker/Dockerfile $(DOCKER_CTX) >/dev/null; \
+	$(DOCKER) image prune -f --filter label=org.borealisdb.image=borealis >/dev/null; \
 	$(DOCKER) image ls $(IMAGE_NAME):dev --format 'built {{.Repository}}:$(IMAGE_VERSION) (also :{{.Tag}}), {{.Size}}'
 
 test-docker: image

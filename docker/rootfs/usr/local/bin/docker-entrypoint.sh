@@ -122,9 +122,17 @@ fi
 touch "$READY"
 log "container ready: cluster $CLUSTER is available"
 
-# wait returns early when a trapped signal arrives: wait again until borealis up has exited.
-status=0
-while kill -0 "$pid" 2>/dev/null; do
+# A trapped signal (docker stop) interrupts wait with 128+15 while borealis up is still stopping
+# the cluster: wait again, and exit with borealis up's own status (0 after a clean stop).
+while :; do
+	status=0
 	wait "$pid" || status=$?
+	[ "$status" -gt 128 ] || break
+	kill -0 "$pid" 2>/dev/null && continue
+	# It exited after the interrupted wait: its status is still to be collected.
+	again=0
+	wait "$pid" 2>/dev/null || again=$?
+	[ "$again" -eq 127 ] || status=$again
+	break
 done
 exit "$status"
