@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"bufio"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -260,7 +263,7 @@ func TestRebootMovesSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 50
+	const n = 50 // pgx clients; plus psql and 4 pgbench clients below
 	clients := make([]*movedClient, n)
 	for i := range clients {
 		clients[i] = newMovedClient(t, d.Endpoint, i)
@@ -277,14 +280,48 @@ func TestRebootMovesSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// libpq clients: psql with a prepared statement and a setting, and pgbench in pipeline
+	// mode with prepared statements, busy the whole time.
+	host, port, _ := net.SplitHostPort(d.Endpoint)
+	libpq := fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres sslmode=disable", host, port)
+	psql := startPsql(t, libpq+" application_name=psqlmover")
+	psql.send(t, "SET search_path = psql_schema, public;\nPREPARE q AS SELECT 41 + 1;\nSELECT 'ready';\n")
+	psql.expect(t, "ready")
+	script := filepath.Join(t.TempDir(), "pipeline.sql")
+	if err := os.WriteFile(script, []byte("\\startpipeline\nSELECT 1;\nSELECT :client_id;\n\\endpipeline\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bench := exec.Command("pgbench", "-n", "-M", "prepared", "-c", "4", "-T", "25", "-f", script, libpq)
+	var benchOut strings.Builder
+	bench.Stdout, bench.Stderr = &benchOut, &benchOut
+	if err := bench.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bench.Process.Kill() })
+	time.Sleep(5 * time.Second) // pgbench connected and busy
+
 	since := lastSeq(t, m)
 	if _, err := m.Reboot("mover", ""); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the sessions to be moved", 120*time.Second, func() bool { return hasEvent(t, m, "mover", "", "member.sessions-moved", since) })
+	psql.send(t, "EXECUTE q;\nSHOW search_path;\nSHOW application_name;\nSELECT 'done';\n")
+	psql.expect(t, "42")
+	psql.expect(t, "psql_schema, public")
+	psql.expect(t, "psqlmover")
+	psql.expect(t, "done")
+	psql.send(t, "\\q\n")
+	if err := psql.cmd.Wait(); err != nil {
+		t.Fatalf("psql after the move: %v\n%s", err, psql.out.String())
+	}
+	err = bench.Wait()
+	if err != nil || !strings.Contains(benchOut.String(), "number of failed transactions: 0") || strings.Contains(benchOut.String(), "aborted") {
+		t.Fatalf("pgbench in pipeline mode across the reboot: %v\n%s", err, benchOut.String())
+	}
+	t.Logf("pgbench across the reboot:\n%s", benchOut.String())
 	evs, _ := m.Events("mover", 0)
 	for _, e := range evs {
-		if e.Seq > since && e.Type == "member.sessions-moved" && !strings.HasPrefix(e.Message, fmt.Sprintf("%d session(s) moved", n)) {
+		if e.Seq > since && e.Type == "member.sessions-moved" && !strings.HasPrefix(e.Message, fmt.Sprintf("%d session(s) moved", n+5)) {
 			t.Fatalf("move event: %s", e.Message)
 		}
 	}
@@ -313,8 +350,8 @@ func TestRebootMovesSessions(t *testing.T) {
 		t.Fatalf("the session inside a transaction: %v, want 57P01 asking for a retry", err)
 	}
 	d = m.mustDescribe(t, "mover")
-	if d.Status != StatusAvailable || d.MovedSessions != n {
-		t.Fatalf("after reboot: status %s, MovedSessions %d (want available, %d)", d.Status, d.MovedSessions, n)
+	if d.Status != StatusAvailable || d.MovedSessions != n+5 {
+		t.Fatalf("after reboot: status %s, MovedSessions %d (want available, %d)", d.Status, d.MovedSessions, n+5)
 	}
 	// The node agent's pin counts reach describe.
 	waitFor(t, "the agent's pin counts in describe", 60*time.Second, func() bool {
@@ -369,5 +406,65 @@ func TestEndpointPorts(t *testing.T) {
 	}
 	if err := tryConnect(fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// psqlProc is an interactive psql fed through a pipe, its output collected line by line.
+type psqlProc struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines chan string
+	out   *strings.Builder
+}
+
+func startPsql(t *testing.T, conninfo string) *psqlProc {
+	t.Helper()
+	p := &psqlProc{cmd: exec.Command("psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", conninfo), lines: make(chan string, 100), out: &strings.Builder{}}
+	var err error
+	if p.in, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.cmd.Process.Kill() })
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+	}()
+	return p
+}
+
+func (p *psqlProc) send(t *testing.T, s string) {
+	t.Helper()
+	if _, err := io.WriteString(p.in, s); err != nil {
+		t.Fatalf("writing to psql: %v (stderr: %s)", err, p.out.String())
+	}
+}
+
+// expect reads lines until one equals want.
+func (p *psqlProc) expect(t *testing.T, want string) {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("psql ended before printing %q (stderr: %s)", want, p.out.String())
+			}
+			if line == want {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("psql did not print %q in 60 s (stderr: %s)", want, p.out.String())
+		}
 	}
 }

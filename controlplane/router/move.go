@@ -47,6 +47,10 @@ type moveState struct {
 	ended    bool          // under fwd: a mover closed the session
 	inflight atomic.Int64  // requests forwarded that await a ReadyForQuery
 	partial  atomic.Bool   // extended-protocol messages forwarded since the last Sync
+	// yield, set by a mover, makes the client pump stop at the next transaction boundary
+	// (before forwarding the message that would start the next request) until it is closed:
+	// a busy client is caught between two transactions instead of by luck.
+	yield atomic.Pointer[chan struct{}]
 
 	park    sync.Mutex
 	parking bool
@@ -63,11 +67,20 @@ func (m *moveState) init(backend net.Conn) { m.bw = bufio.NewWriterSize(backend,
 
 // lockForward takes the forward lock for one client message of type typ and returns the
 // writer to the current backend, or nil when the session was ended by a mover.
-func (m *moveState) lockForward(typ byte) *bufio.Writer {
-	m.fwd.Lock()
-	if m.ended {
-		m.fwd.Unlock()
-		return nil
+func (s *session) lockForward(typ byte) *bufio.Writer {
+	m := &s.mv
+	for {
+		m.fwd.Lock()
+		if m.ended {
+			m.fwd.Unlock()
+			return nil
+		}
+		if ch := m.yield.Load(); ch != nil && s.atBoundary() {
+			m.fwd.Unlock()
+			<-*ch
+			continue
+		}
+		break
 	}
 	switch typ {
 	case 'Q', 'F':
@@ -230,6 +243,12 @@ func (p *Parked) retryMessage() string {
 
 // parkOne parks s. It returns the parked session, or a pin report, and whether s was closed.
 func (p *Parked) parkOne(ctx context.Context, s *session, deadline time.Time) (*parkedSession, *PinnedSession, bool) {
+	yield := make(chan struct{})
+	s.mv.yield.Store(&yield)
+	defer func() {
+		s.mv.yield.Store(nil)
+		close(yield) // the pump then waits on fwd, which the mover holds until the move ends
+	}()
 	for {
 		s.mv.fwd.Lock()
 		if s.mv.ended {

@@ -274,7 +274,7 @@ func (s *session) pumpClient(st *endpointStats) {
 		if n < 0 {
 			return
 		}
-		bw := s.mv.lockForward(hdr[0])
+		bw := s.lockForward(hdr[0])
 		if bw == nil {
 			return
 		}
