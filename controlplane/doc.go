@@ -4,6 +4,7 @@
 // Each concept is its own package:
 //   - store: the embedded bbolt database of cluster definitions and events;
 //   - cluster: members, node supervision, replication set-up, adoption after a restart;
+//   - failover: the pure failover decisions (detection, choice of the reader);
 //   - router: the PostgreSQL wire-protocol proxy behind each cluster's two endpoints;
 //   - api: the HTTP JSON API with its bearer token;
 //   - metrics: the Prometheus collector;

@@ -30,14 +30,16 @@ var clusterSubcommands = map[string]func(args []string, stdout, stderr io.Writer
 
 func runCluster(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, "Usage: borealis cluster <create|describe|list|modify|delete|stop|start|reboot> [flags]\n\n"+
+		fmt.Fprintln(stdout, "Usage: borealis cluster <create|describe|list|modify|delete|stop|start|reboot|failover|modify-instance> [flags]\n\n"+
 			"  create   --name N [--readers 1] [--min-capacity 1] [--max-capacity 8] [--wait]\n"+
 			"  describe [N]\n  list\n"+
 			"  modify   --name N [--min-capacity X] [--max-capacity Y] [--auto-pause] [--timeout-action A] ...\n"+
 			"  delete   --name N\n"+
 			"  stop     --name N        (stop-db-cluster: nodes stopped, clients refused)\n"+
 			"  start    --name N        (start-db-cluster)\n"+
-			"  reboot   --name N [--instance ID]  (reboot-db-instance; the writer by default)\n\nRun 'borealis cluster <sub> -h' for its flags.")
+			"  reboot   --name N [--instance ID]  (reboot-db-instance; the writer by default)\n"+
+			"  failover --name N [--target-db-instance-identifier ID]   (switchover, like aws rds failover-db-cluster)\n"+
+			"  modify-instance --name N --db-instance-identifier ID --promotion-tier T\n\nRun 'borealis cluster <sub> -h' for its flags.")
 		if len(args) == 0 {
 			return usagef("which cluster command? create, describe, list, modify, delete, stop, start or reboot")
 		}
@@ -90,6 +92,7 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	wait := fs.Bool("wait", false, "wait until the cluster is available")
 	paramGroup := fs.String("db-cluster-parameter-group-name", "", "cluster parameter group (default: "+paramgroup.DefaultGroup+")")
 	sf := addScalingFlags(fs)
+	ff := addFailoverFlags(fs, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -100,6 +103,9 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	in := cluster.CreateInput{Name: *name, Readers: *readers, MinCapacity: *sf.min, MaxCapacity: *sf.max,
 		AutoPause: *sf.autoPause, SecondsUntilAutoPause: *sf.secondsUntilPause, SecondsBeforeTimeout: *sf.secondsBefore,
 		TimeoutAction: *sf.timeoutAction, Port: *port, ReaderPort: *readerPort, DBClusterParameterGroupName: *paramGroup}
+	if err := ff.apply(fs, &in.FailoverInput, nil); err != nil {
+		return err
+	}
 	if err := in.Validate(); err != nil {
 		return usageFromField(err)
 	}
@@ -212,6 +218,7 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 	name := fs.String("name", "", "cluster identifier (required)")
 	sf := addScalingFlags(fs)
 	paramGroup := fs.String("db-cluster-parameter-group-name", "", "move the cluster to this parameter group")
+	ff := addFailoverFlags(fs, false)
 	if err := nameArg(fs, args, name, true); err != nil {
 		return err
 	}
@@ -238,8 +245,11 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 			in.DBClusterParameterGroupName = paramGroup
 		}
 	})
+	if err := ff.apply(fs, nil, &in); err != nil {
+		return err
+	}
 	if in == (cluster.ModifyInput{}) {
-		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause, --seconds-until-auto-pause, --seconds-before-timeout, --timeout-action or --db-cluster-parameter-group-name")
+		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause, --seconds-until-auto-pause, --seconds-before-timeout, --timeout-action, --db-cluster-parameter-group-name, --durability-mode or --failover-grace-seconds")
 	}
 	c, err := cf.client()
 	if err != nil {

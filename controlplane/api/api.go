@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/failover"
 	"github.com/borealisdb/borealis/controlplane/store"
 )
 
@@ -84,6 +85,8 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/events", a.auth(a.events))
 	a.paramGroupRoutes(mux)
 	a.lifecycleRoutes(mux)
+	mux.HandleFunc("POST /v1/clusters/{name}/failover", a.auth(a.failover))
+	mux.HandleFunc("PATCH /v1/clusters/{name}/members/{id}", a.auth(a.modifyMember))
 	mux.HandleFunc("/", a.auth(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, Error{Code: "NotFound", Message: fmt.Sprintf("no API route %s %s (see `borealis help`)", r.Method, r.URL.Path)})
 	}))
@@ -122,6 +125,8 @@ func fail(w http.ResponseWriter, err error) {
 	var fe *cluster.FieldError
 	var ce *cluster.ConflictError
 	var se *cluster.StateError
+	var foe *cluster.FailoverError
+	var che *failover.ChoiceError
 	switch {
 	case errors.As(err, &se):
 		writeError(w, http.StatusConflict, Error{Code: "InvalidDBClusterStateFault", Message: err.Error()})
@@ -129,6 +134,10 @@ func fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, Error{Code: "InvalidParameterValue", Message: err.Error(), Field: fe.Field})
 	case errors.As(err, &ce):
 		writeError(w, http.StatusConflict, Error{Code: "DBClusterAlreadyExistsFault", Message: err.Error()})
+	case errors.As(err, &foe), errors.As(err, &che):
+		writeError(w, http.StatusConflict, Error{Code: "InvalidDBClusterStateFault", Message: err.Error()})
+	case errors.Is(err, cluster.ErrMemberNotFound):
+		writeError(w, http.StatusNotFound, Error{Code: "DBInstanceNotFound", Message: err.Error()})
 	case errors.Is(err, cluster.ErrNotFound):
 		writeError(w, http.StatusNotFound, Error{Code: "DBClusterNotFoundFault", Message: err.Error()})
 	default:

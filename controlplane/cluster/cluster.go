@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/borealisdb/borealis/controlplane/router"
 	"github.com/borealisdb/borealis/controlplane/store"
 )
@@ -43,6 +45,11 @@ type Cluster struct {
 	// life pauses, resumes, stops, starts and reboots (state.go).
 	life lifecycle
 
+	fo           foState       // failover.go
+	kickCh       chan struct{} // wakes run early
+	lastFailover *FailoverInfo // under mu
+	syncNames    string        // under mu: synchronous_standby_names applied on the writer
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -50,7 +57,8 @@ type Cluster struct {
 
 func (m *Manager) newCluster(rec store.Cluster) *Cluster {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Cluster{m: m, rec: rec, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	c := &Cluster{m: m, rec: rec, ctx: ctx, cancel: cancel, done: make(chan struct{}), kickCh: make(chan struct{}, 1),
+		fo: foState{requests: make(chan failoverRequest), probeConns: map[string]*pgx.Conn{}}}
 	c.life.init()
 	for i := range rec.Members {
 		c.members = append(c.members, &member{c: c, id: rec.Members[i].ID})
@@ -92,6 +100,9 @@ func (c *Cluster) setStatus(status string) {
 func (c *Cluster) Writer() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.fo.suspect {
+		return "" // hold new clients while the writer fails its probes
+	}
 	for _, r := range c.rec.Members {
 		if r.Writer && r.Status == StatusAvailable {
 			return backendAddr(r)
@@ -138,6 +149,9 @@ func (c *Cluster) run() {
 			return
 		case <-ticker.C:
 		case <-c.life.kick:
+		case <-c.kickCh:
+		case req := <-c.fo.requests:
+			req.done <- c.failover(req.target, "", time.Time{})
 		}
 	}
 }
@@ -168,8 +182,9 @@ func (c *Cluster) listen() {
 // superviseOnce brings every member to "available": create, adopt or restart, writer first,
 // then samples them, then derives the cluster status.
 func (c *Cluster) superviseOnce() {
+	c.watchWriter()
 	writerUp := false
-	for _, mb := range c.members {
+	for _, mb := range c.membersWriterFirst() {
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -185,6 +200,9 @@ func (c *Cluster) superviseOnce() {
 		if c.ctx.Err() != nil {
 			return
 		}
+		if mb.isWriter() && c.isSuspect() {
+			continue // its probes fail; a poll would only wait for its timeout
+		}
 		mb.poll()
 	}
 	for _, mb := range c.members {
@@ -193,6 +211,7 @@ func (c *Cluster) superviseOnce() {
 		}
 		mb.syncParams()
 	}
+	c.applyDurability(c.ctx)
 	c.deriveStatus()
 }
 
@@ -243,6 +262,12 @@ func (c *Cluster) shutdown(ctx context.Context, stopNodes bool) {
 	for _, mb := range c.members {
 		mb.closePoll()
 	}
+	for id, conn := range c.fo.probeConns {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+		delete(c.fo.probeConns, id)
+	}
 	if !stopNodes {
 		return
 	}
@@ -277,10 +302,11 @@ func (c *Cluster) Describe() Description {
 	d := Description{DBClusterIdentifier: rec.Name, Status: rec.Status,
 		Endpoint: c.m.endpoint(rec.Port), ReaderEndpoint: c.m.endpoint(rec.ReaderPort),
 		Port: rec.Port, ReaderPort: rec.ReaderPort, ClusterCreateTime: rec.CreatedAt,
-		ScalingConfigurationInfo: ScalingInfo(rec.Scaling), DBClusterParameterGroup: groupName(rec.ParameterGroup)}
+		ScalingConfigurationInfo: ScalingInfo(rec.Scaling), DBClusterParameterGroup: groupName(rec.ParameterGroup),
+		DurabilityMode: durability(rec), FailoverGraceSeconds: int(grace(rec) / time.Second)}
 	for i, r := range rec.Members {
 		md := MemberDescription{DBInstanceIdentifier: r.ID, IsClusterWriter: r.Writer, PromotionTier: r.PromotionTier,
-			Status: r.Status, Capacity: r.Capacity, Port: r.Port}
+			Status: r.Status, Capacity: r.Capacity, Port: r.Port, Fenced: r.Fenced}
 		if i < len(c.members) {
 			c.members[i].describeInto(&md)
 			md.DBClusterParameterGroupStatus = "applying"
@@ -302,9 +328,35 @@ func (c *Cluster) Describe() Description {
 			d.PinnedSessions = append(d.PinnedSessions, PinnedSession{Endpoint: s.Endpoint, User: s.User, Database: s.Database, Reasons: s.Pinned})
 		}
 	}
+	c.mu.Lock()
+	d.SynchronousStandbyNames, d.LastFailover = c.syncNames, c.lastFailover
+	c.mu.Unlock()
 	for _, s := range c.router.Stats() {
 		d.Router = append(d.Router, RouterEndpoint{Endpoint: s.Endpoint, Connections: s.Active, Total: s.Total,
 			Rejected: s.Rejected, BytesIn: s.BytesIn, BytesOut: s.BytesOut})
 	}
 	return d
+}
+
+// membersWriterFirst orders the members for supervision: the writer first (readers need it
+// for a base backup, streaming or a rewind), then the others in member order.
+func (c *Cluster) membersWriterFirst() []*member {
+	out := make([]*member, 0, len(c.members))
+	for _, mb := range c.members {
+		if mb.isWriter() {
+			out = append(out, mb)
+		}
+	}
+	for _, mb := range c.members {
+		if !mb.isWriter() {
+			out = append(out, mb)
+		}
+	}
+	return out
+}
+
+func (c *Cluster) isSuspect() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fo.suspect
 }

@@ -22,6 +22,14 @@ type Description struct {
 	// and why (temp_tables, advisory_locks, listen, held_cursors). The node agent's counts of
 	// the same reasons are in each member's Agent.
 	PinnedSessions []PinnedSession `json:"PinnedSessions,omitempty"`
+	// DurabilityMode is asynchronous or synchronous; FailoverGraceSeconds how long a writer may
+	// fail before a reader is promoted.
+	DurabilityMode       string `json:"DurabilityMode"`
+	FailoverGraceSeconds int    `json:"FailoverGraceSeconds"`
+	// SynchronousStandbyNames is the writer's setting in synchronous mode.
+	SynchronousStandbyNames string `json:"SynchronousStandbyNames,omitempty"`
+	// LastFailover is the last failover this control plane completed.
+	LastFailover *FailoverInfo `json:"LastFailover,omitempty"`
 }
 
 // PinnedSession is a client session that cannot move to another backend.
@@ -51,6 +59,8 @@ type MemberDescription struct {
 	// (AgentError says why).
 	Agent      *NodeStatus `json:"Agent,omitempty"`
 	AgentError string      `json:"AgentError,omitempty"`
+	// Fenced: a former writer that was failed over and has not yet rejoined as a reader.
+	Fenced bool `json:"Fenced,omitempty"`
 }
 
 // ScalingInfo is the serverless configuration.

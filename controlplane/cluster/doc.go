@@ -8,7 +8,9 @@
 // replication lag and borealis.node_status(). Nodes are started detached from the control plane
 // (no parent-death signal), so a restarted Manager adopts the ones still running — found by
 // postmaster.pid and a liveness check — and restarts the others. Nothing is created twice: a
-// member is only rebuilt when it was never completed.
+// member is only rebuilt when it was never completed. A writer that hangs, loses its data or
+// cannot be restarted within the grace period is fenced and a reader promoted (failover.go,
+// with the decisions in package failover); the fenced member rejoins as a reader.
 //
 // It owns node processes, their data directories under the home directory, and cluster state.
 // It never speaks the client protocol (the router does) and never loads the index engine.

@@ -155,7 +155,8 @@ func (m *Manager) Create(in CreateInput) (Description, error) {
 	}
 	scaling, _ := in.scaling()
 	rec := store.Cluster{Name: in.Name, CreatedAt: time.Now().UTC(), Status: StatusCreating,
-		Port: in.Port, ReaderPort: in.ReaderPort, Scaling: scaling, ParameterGroup: in.DBClusterParameterGroupName}
+		Port: in.Port, ReaderPort: in.ReaderPort, Scaling: scaling, ParameterGroup: in.DBClusterParameterGroupName,
+		Durability: in.mode(), FailoverGraceSeconds: in.FailoverGraceSeconds}
 	if rec.ParameterGroup == paramgroup.DefaultGroup {
 		rec.ParameterGroup = ""
 	}
@@ -184,7 +185,7 @@ func (m *Manager) Create(in CreateInput) (Description, error) {
 		if err != nil {
 			return Description{}, err
 		}
-		tier := 1
+		tier := in.readerTier()
 		if i == 0 {
 			tier = 0
 		}
@@ -287,9 +288,12 @@ func (m *Manager) Modify(name string, in ModifyInput) (Description, error) {
 		if err := c.setParamGroup(*in.DBClusterParameterGroupName); err != nil {
 			return Description{}, err
 		}
-		if !in.scalingChanged() {
+		if !in.scalingChanged() && !in.failoverChanged() {
 			return c.Describe(), nil
 		}
+	}
+	if only, err := c.modifyFailover(in); err != nil || only {
+		return c.Describe(), err
 	}
 	c.mu.Lock()
 	scaling, err := in.apply(c.rec.Scaling)

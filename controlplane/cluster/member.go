@@ -93,8 +93,16 @@ func (mb *member) ensure() {
 	}
 	ctx, cancel := context.WithTimeout(mb.c.ctx, StartTimeout)
 	defer cancel()
+	if rec.Writer && len(mb.c.readerRecs()) > 0 && mb.node != nil {
+		// A writer that does not restart within the grace period is failed over instead.
+		cancel()
+		ctx, cancel = context.WithTimeout(mb.c.ctx, max(grace(mb.c.rec), 5*time.Second))
+		defer cancel()
+	}
 	var err error
 	switch {
+	case needsRejoin(rec):
+		err = mb.rejoin(ctx, rec)
 	case !rec.Created:
 		err = mb.create(ctx, rec)
 	case mb.node == nil:
@@ -145,6 +153,8 @@ func (mb *member) start(ctx context.Context, rec store.Member, typ, msg string) 
 		return err
 	}
 	if err := node.Start(ctx); err != nil {
+		// A server given up on (say, still in crash recovery) must not linger half-started.
+		_ = node.Fence()
 		return err
 	}
 	mb.node = node
@@ -172,6 +182,8 @@ func (mb *member) nodeSettings() map[string]string {
 		"log_connections":    "on",
 		"log_disconnections": "on",
 		"log_hostname":       "off",
+		// pg_rewind needs hint bits WAL-logged to bring a failed-over writer back as a reader.
+		"wal_log_hints": "on",
 	}
 	for k, v := range mb.c.m.opts.NodeSettings {
 		s[k] = v
@@ -219,6 +231,12 @@ func (mb *member) create(ctx context.Context, rec store.Member) error {
 		if err := pgproc.BaseBackup(ctx, writer, node, slot); err != nil {
 			return err
 		}
+		if w, ok := mb.c.writerRec(); ok {
+			// Named in primary_conninfo so synchronous_standby_names can list it.
+			if err := node.AppendAutoConf(map[string]string{"primary_conninfo": pgproc.Quote(primaryConninfo(w, rec.ID))}); err != nil {
+				return err
+			}
+		}
 		if err := node.Start(ctx); err != nil {
 			return err
 		}
@@ -256,13 +274,13 @@ func (mb *member) stop(ctx context.Context) {
 	mb.setStatus(StatusStopped)
 }
 
-func execOn(ctx context.Context, node *pgproc.Node, sql string) error {
+func execOn(ctx context.Context, node *pgproc.Node, sql string, args ...any) error {
 	conn, err := pgx.Connect(ctx, node.DSN("postgres"))
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, sql)
+	_, err = conn.Exec(ctx, sql, args...)
 	return err
 }
 

@@ -47,6 +47,7 @@ type CreateInput struct {
 	ReaderPort            int     `json:"ReaderPort,omitempty"`
 	// DBClusterParameterGroupName is the cluster parameter group; empty means the default.
 	DBClusterParameterGroupName string `json:"DBClusterParameterGroupName,omitempty"`
+	FailoverInput
 }
 
 // ModifyInput changes a cluster's serverless configuration; nil fields stay as they are.
@@ -59,11 +60,15 @@ type ModifyInput struct {
 	TimeoutAction         *string  `json:"TimeoutAction,omitempty"`
 	// DBClusterParameterGroupName moves the cluster to another parameter group.
 	DBClusterParameterGroupName *string `json:"DBClusterParameterGroupName,omitempty"`
+	// DurabilityMode and FailoverGraceSeconds: see FailoverInput.
+	DurabilityMode       *string `json:"DurabilityMode,omitempty"`
+	FailoverGraceSeconds *int    `json:"FailoverGraceSeconds,omitempty"`
 }
 
 // scalingChanged reports whether in changes the serverless configuration.
 func (in ModifyInput) scalingChanged() bool {
 	in.DBClusterParameterGroupName = nil
+	in.DurabilityMode, in.FailoverGraceSeconds = nil, nil
 	return in != (ModifyInput{})
 }
 
@@ -147,6 +152,9 @@ func (in CreateInput) Validate() error {
 	}
 	if in.Port != 0 && in.Port == in.ReaderPort {
 		return fieldErr("ReaderPort", "%d is also the cluster endpoint's port", in.ReaderPort)
+	}
+	if err := in.FailoverInput.validate(in.Readers); err != nil {
+		return err
 	}
 	_, err := in.scaling()
 	return err

@@ -22,6 +22,11 @@ type Cluster struct {
 	// of the control plane.
 	Paused  bool `json:"paused,omitempty"`
 	Stopped bool `json:"stopped,omitempty"`
+	// Durability is "asynchronous" (empty in older records) or "synchronous".
+	Durability string `json:"durability,omitempty"`
+	// FailoverGraceSeconds is how long a writer may fail before a reader is promoted; 0 means
+	// the default.
+	FailoverGraceSeconds int `json:"failover_grace_seconds,omitempty"`
 }
 
 // Scaling is the serverless configuration, validated and stored now, acted on by later issues.
@@ -46,6 +51,10 @@ type Member struct {
 	// Created is set once the data directory is complete (initdb and extension, or base
 	// backup); a member without it is rebuilt from scratch after a restart.
 	Created bool `json:"created"`
+	// Fenced is set, before any promotion is announced, on a writer that was failed over: its
+	// processes are killed and its data may never again run as a writer. It is cleared once the
+	// member has rejoined as a reader of the new timeline.
+	Fenced bool `json:"fenced,omitempty"`
 }
 
 // Event is one entry of the event log.

@@ -1,0 +1,687 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/borealisdb/borealis/controlplane/failover"
+	"github.com/borealisdb/borealis/controlplane/store"
+	"github.com/borealisdb/borealis/internal/pgproc"
+)
+
+// Member status while a failed-over writer is fenced and not yet back as a reader, and the
+// cluster (and old writer) status during a failover.
+const (
+	StatusFenced      = "fenced"
+	StatusFailingOver = "failing-over"
+)
+
+// foState is the cluster's failover state; only the run goroutine touches it, except suspect.
+type foState struct {
+	det      failover.Detector
+	lastNote string // last "cannot fail over" reason recorded, so it is not repeated every tick
+	// suspect is set while the writer fails its probes: the router then holds new clients
+	// (Writer returns "") instead of sending them to a server that takes no sessions.
+	suspect bool
+	// syncApplied is the synchronous_standby_names last set on the writer (nil: unknown).
+	syncApplied *string
+	requests    chan failoverRequest
+	probeConns  map[string]*pgx.Conn // reader id -> connection for WAL receiver checks
+}
+
+type failoverRequest struct {
+	target string
+	done   chan error
+}
+
+// probeTimeout bounds one connect-and-query probe of the writer.
+func probeTimeout(g time.Duration) time.Duration {
+	return min(2*time.Second, max(g/2, 500*time.Millisecond))
+}
+
+// writerMember returns the member recorded as writer (nil if none).
+func (c *Cluster) writerMember() *member {
+	for _, mb := range c.members {
+		if mb.isWriter() {
+			return mb
+		}
+	}
+	return nil
+}
+
+// readerRecs returns the records of the readers that could be promoted or follow a writer.
+func (c *Cluster) readerRecs() []store.Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []store.Member
+	for _, r := range c.rec.Members {
+		if !r.Writer && !r.Fenced && r.Created {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// watchWriter observes the writer once and acts on the detector's decision: promote a reader
+// (restarting in place is ensure's job). It runs first on every tick of the run goroutine.
+func (c *Cluster) watchWriter() {
+	w := c.writerMember()
+	if w == nil {
+		return
+	}
+	rec := w.record()
+	c.mu.Lock()
+	clusterStatus := c.rec.Status
+	g := grace(c.rec)
+	c.mu.Unlock()
+	// Nothing to judge before the writer first ran under this control plane.
+	if !rec.Created || w.node == nil || clusterStatus == StatusCreating || clusterStatus == StatusDeleting {
+		return
+	}
+	c.fo.det.Grace = g
+	obs := c.observe(w, rec, g)
+	if c.ctx.Err() != nil {
+		return // shutting down: failed probes say nothing about the writer
+	}
+	dec := c.fo.det.Observe(obs)
+	c.setSuspect(dec.Action == failover.Promote || (!dec.Since.IsZero() && obs.Running && obs.Probe != failover.ProbeOK))
+	if dec.Action != failover.Promote {
+		return
+	}
+	if len(c.readerRecs()) == 0 {
+		c.noteOnce(fmt.Sprintf("cannot fail over (%s): the cluster has no reader; restarting the writer in place", dec.Reason))
+		return
+	}
+	if err := c.failover("", dec.Reason, dec.Since); err != nil {
+		c.noteOnce(fmt.Sprintf("failover of DB cluster %s did not complete: %v", c.rec.Name, err))
+	}
+}
+
+func (c *Cluster) noteOnce(msg string) {
+	if msg != c.fo.lastNote {
+		c.fo.lastNote = msg
+		c.m.event(c.rec.Name, "", "cluster.failover-blocked", msg)
+	}
+}
+
+func (c *Cluster) setSuspect(v bool) {
+	c.mu.Lock()
+	c.fo.suspect = v
+	c.mu.Unlock()
+}
+
+// observe gathers one observation of the writer: process, data directory, a fresh
+// connect-and-query probe, the agent's last heartbeat and the readers' WAL receivers, the
+// probes running in parallel under one timeout.
+func (c *Cluster) observe(w *member, rec store.Member, g time.Duration) failover.Observation {
+	obs := failover.Observation{At: time.Now(), Running: w.node.Running(), DataIntact: pgproc.DataIntact(rec.DataDir)}
+	w.statsMu.Lock()
+	if a := w.stats.agent; a != nil && a.SampledAt != nil {
+		obs.AgentSampledAt = *a.SampledAt
+	}
+	w.statsMu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, probeTimeout(g))
+	defer cancel()
+	var wg sync.WaitGroup
+	if obs.Running {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			obs.Probe, obs.ProbeError = probe(ctx, w.node.DSN("postgres"))
+		}()
+	}
+	readers := c.readerRecs()
+	obs.Readers = len(readers)
+	streaming := make([]bool, len(readers))
+	for i, r := range readers {
+		mb := c.memberByID(r.ID)
+		if mb == nil || mb.node == nil || !mb.node.Running() {
+			continue
+		}
+		conn := c.fo.probeConns[r.ID]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if conn == nil {
+				if conn, err = pgx.Connect(ctx, mb.node.DSN("postgres")); err != nil {
+					return
+				}
+			}
+			err = conn.QueryRow(ctx, `SELECT coalesce((SELECT status = 'streaming' AND
+				last_msg_receipt_time > now() - make_interval(secs => $1) FROM pg_stat_wal_receiver), false)`,
+				g.Seconds()).Scan(&streaming[i])
+			if err != nil {
+				conn.Close(context.Background())
+				conn = nil
+			}
+			c.mu.Lock()
+			c.fo.probeConns[r.ID] = conn
+			c.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for _, s := range streaming {
+		if s {
+			obs.ReadersStreaming++
+		}
+	}
+	return obs
+}
+
+// probe opens a new connection and runs SELECT 1. A server that answers with an error is
+// alive (ProbeBusy): only silence, refusal or a broken connection fail the probe.
+func probe(ctx context.Context, dsn string) (failover.ProbeResult, string) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return failover.ProbeFailed, err.Error()
+	}
+	cfg.RuntimeParams["application_name"] = "borealis-probe"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err == nil {
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, "SELECT 1")
+		if err == nil {
+			return failover.ProbeOK, ""
+		}
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return failover.ProbeBusy, pe.Code + " " + pe.Message
+	}
+	if ctx.Err() != nil {
+		return failover.ProbeFailed, "no answer within " + ctxTimeout(ctx)
+	}
+	return failover.ProbeFailed, firstLines(err.Error(), 1)
+}
+
+func ctxTimeout(ctx context.Context) string {
+	if d, ok := ctx.Deadline(); ok {
+		return "the probe timeout (" + time.Until(d).Round(time.Millisecond).String() + " left)"
+	}
+	return "the probe timeout"
+}
+
+func (c *Cluster) memberByID(id string) *member {
+	for _, mb := range c.members {
+		if mb.id == id {
+			return mb
+		}
+	}
+	return nil
+}
+
+// FailoverError is a manual failover refused before anything changed.
+type FailoverError struct{ Msg string }
+
+func (e *FailoverError) Error() string { return e.Msg }
+
+// Failover is `cluster failover` (aws rds failover-db-cluster): a clean switchover to target
+// (or the reader Choose picks). The writer is shut down cleanly, the target replays all of its
+// WAL, then it is promoted, so nothing committed is lost in either durability mode. Bad input
+// is refused before anything changes.
+func (m *Manager) Failover(ctx context.Context, name, target string) (Description, error) {
+	c, err := m.get(name)
+	if err != nil {
+		return Description{}, err
+	}
+	if err := c.checkFailoverTarget(target); err != nil {
+		return c.Describe(), err
+	}
+	req := failoverRequest{target: target, done: make(chan error, 1)}
+	select {
+	case c.fo.requests <- req:
+	case <-ctx.Done():
+		return c.Describe(), ctx.Err()
+	case <-c.ctx.Done():
+		return c.Describe(), errors.New("the cluster is shutting down")
+	}
+	select {
+	case err = <-req.done:
+	case <-ctx.Done():
+		err = fmt.Errorf("failover still running after the request's deadline: %w (see `borealis events --cluster %s`)", ctx.Err(), name)
+	}
+	return c.Describe(), err
+}
+
+// checkFailoverTarget refuses a failover that cannot work, before anything changes.
+func (c *Cluster) checkFailoverTarget(target string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.Status != StatusAvailable {
+		return &FailoverError{fmt.Sprintf("cluster %s is %s: a failover needs it available", c.rec.Name, c.rec.Status)}
+	}
+	var readers []string
+	for _, r := range c.rec.Members {
+		if !r.Writer && !r.Fenced && r.Status == StatusAvailable {
+			readers = append(readers, r.ID)
+		}
+	}
+	if len(readers) == 0 {
+		return &FailoverError{fmt.Sprintf("cluster %s has no available reader to fail over to: a failover needs at least one reader", c.rec.Name)}
+	}
+	if target == "" {
+		return nil
+	}
+	r := c.memberRec(target)
+	switch {
+	case r == nil:
+		return &FailoverError{fmt.Sprintf("DB instance %q is not a member of cluster %s (readers: %s)", target, c.rec.Name, strings.Join(readers, ", "))}
+	case r.Writer:
+		return &FailoverError{fmt.Sprintf("DB instance %s is already the writer of cluster %s; name a reader (%s)", target, c.rec.Name, strings.Join(readers, ", "))}
+	case r.Status != StatusAvailable || r.Fenced:
+		return &FailoverError{fmt.Sprintf("DB instance %s is %s, not an available reader (available readers: %s)", target, r.Status, strings.Join(readers, ", "))}
+	}
+	return nil
+}
+
+// failover replaces the writer by a reader. With reason == "" it is a requested switchover
+// (clean shutdown, wait for the target to replay everything), else an automatic failover
+// whose failure began at since (the old writer is killed). Order: the old writer is stopped
+// or fenced and its record marked fenced in the store, then the reader is promoted, the
+// other readers re-pointed, and only then the completion announced.
+func (c *Cluster) failover(target, reason string, since time.Time) error {
+	manual := reason == ""
+	start := time.Now()
+	if manual {
+		since = start
+		reason = "requested by the user (switchover)"
+		if target != "" {
+			reason = "requested by the user (switchover to " + target + ")"
+		}
+	}
+	name := c.rec.Name
+	old := c.writerMember()
+	if old == nil {
+		return errors.New("the cluster has no writer")
+	}
+	c.setStatus(StatusFailingOver)
+	old.setStatus(StatusFailingOver)
+	c.m.event(name, old.id, "cluster.failover-started", fmt.Sprintf("Started failover of DB cluster %s (reason: %s)", name, reason))
+	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Minute)
+	defer cancel()
+
+	// 1. The old writer stops taking writes, for good.
+	var oldEnd uint64
+	if manual {
+		if err := old.node.Stop(ctx); err != nil {
+			return c.abortFailover(old, fmt.Errorf("stopping the writer cleanly: %w", err))
+		}
+		cd, err := pgproc.ControlData(ctx, old.record().DataDir)
+		if err != nil {
+			return c.abortFailover(old, err)
+		}
+		if oldEnd, err = parseLSN(cd["Latest checkpoint location"]); err != nil {
+			return c.abortFailover(old, fmt.Errorf("reading the writer's last checkpoint: %w", err))
+		}
+	} else if old.node != nil {
+		if err := old.node.Fence(); err != nil {
+			c.m.event(name, old.id, "member.fence-failed", err.Error())
+			return c.abortFailover(old, err)
+		}
+	}
+	old.pid.Store(0)
+	old.closePoll()
+	old.update(func(r *store.Member) { r.Writer, r.Fenced, r.Status = false, true, StatusFenced })
+	how := "killed (SIGKILL to its process group)"
+	if manual {
+		how = "shut down cleanly"
+	}
+	c.m.event(name, old.id, "member.fenced", fmt.Sprintf("old writer %s %s and marked fenced: it may only return as a reader", old.id, how))
+
+	tFenced := time.Now()
+	// 2. Choose the reader from fresh positions (they no longer move: the writer is gone).
+	mode := durability(c.rec)
+	cands := c.candidates(ctx, oldEnd)
+	if manual {
+		// Nothing is lost by construction: only a reader that replayed the old writer's
+		// shutdown checkpoint is eligible.
+		mode = failover.Asynchronous
+		for i := range cands {
+			if cands[i].Replayed <= oldEnd {
+				cands[i].Reachable = false
+			}
+		}
+	}
+	choice, err := failover.Choose(cands, mode, target)
+	if err != nil {
+		return c.abortFailover(old, err)
+	}
+	nw := c.memberByID(choice.ID)
+
+	tChosen := time.Now()
+	// 3. Promote it.
+	if err := promote(ctx, nw.node); err != nil {
+		return c.abortFailover(old, fmt.Errorf("promoting %s: %w", choice.ID, err))
+	}
+	nw.update(func(r *store.Member) { r.Writer = true })
+	c.fo.syncApplied = nil
+	c.fo.det.Reset()
+	c.setSuspect(false)
+	nw.closePoll()
+
+	tPromoted := time.Now()
+	// 4. Slots for everyone else, and the readers follow the new timeline.
+	var followErrs []string
+	for _, r := range c.allRecs() {
+		if r.ID == choice.ID {
+			continue
+		}
+		if err := execOn(ctx, nw.node, "SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", slotName(r.ID)); err != nil {
+			followErrs = append(followErrs, fmt.Sprintf("slot for %s: %v", r.ID, err))
+		}
+		if r.Fenced || !r.Created {
+			continue
+		}
+		if err := c.follow(ctx, r); err != nil {
+			followErrs = append(followErrs, fmt.Sprintf("%s: %v", r.ID, err))
+		}
+	}
+	c.applyDurability(ctx)
+
+	// 5. The first write on the new writer ends the downtime.
+	if err := execOn(ctx, nw.node, "SELECT txid_current()"); err != nil {
+		followErrs = append(followErrs, "first write on the new writer: "+err.Error())
+	}
+	downtime := time.Since(since)
+	phases := fmt.Sprintf("detection %.1f s, fencing %.1f s, choice %.1f s, promotion %.1f s, re-pointing and first write %.1f s",
+		start.Sub(since).Seconds(), tFenced.Sub(start).Seconds(), tChosen.Sub(tFenced).Seconds(), tPromoted.Sub(tChosen).Seconds(), time.Since(tPromoted).Seconds())
+	c.setStatus(StatusAvailable)
+	msg := fmt.Sprintf("Completed failover of DB cluster %s to DB instance %s (reason: %s; downtime %.1f s: %s; chosen for %s)",
+		name, choice.ID, reason, downtime.Seconds(), phases, choice.Reason)
+	if mode == failover.Asynchronous && !manual && choice.LagBytes > 0 {
+		msg += fmt.Sprintf("; up to %d bytes of WAL not replayed at the choice", choice.LagBytes)
+	}
+	c.m.event(name, choice.ID, "cluster.failover-completed", msg)
+	c.mu.Lock()
+	c.lastFailover = &FailoverInfo{Time: time.Now().UTC(), From: old.id, To: choice.ID, Reason: reason, DowntimeSeconds: downtime.Seconds()}
+	c.mu.Unlock()
+	if len(followErrs) > 0 {
+		c.m.event(name, "", "cluster.failover-followup", "after the failover: "+strings.Join(followErrs, "; ")+" (retried by supervision)")
+	}
+	return nil
+}
+
+// FailoverInfo is the last completed failover, shown in describe.
+type FailoverInfo struct {
+	Time            time.Time `json:"Time"`
+	From            string    `json:"From"`
+	To              string    `json:"To"`
+	Reason          string    `json:"Reason"`
+	DowntimeSeconds float64   `json:"DowntimeSeconds"`
+}
+
+// abortFailover records why a failover stopped. The old writer is its writer again: it holds
+// every commit (nothing was promoted), so supervision restarts it in place.
+func (c *Cluster) abortFailover(old *member, err error) error {
+	old.update(func(r *store.Member) { r.Writer, r.Fenced, r.Status = true, false, StatusRestarting })
+	c.setStatus(StatusDegraded)
+	c.m.event(c.rec.Name, old.id, "cluster.failover-failed", fmt.Sprintf("failover of DB cluster %s failed: %v; %s stays the writer and is restarted", c.rec.Name, err, old.id))
+	return err
+}
+
+func (c *Cluster) allRecs() []store.Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]store.Member(nil), c.rec.Members...)
+}
+
+// candidates reads every reader's position; with atLeast > 0 (a switchover) it first waits up
+// to 30 s for each running reader to replay past atLeast, the old writer's shutdown checkpoint.
+func (c *Cluster) candidates(ctx context.Context, atLeast uint64) []failover.Candidate {
+	var out []failover.Candidate
+	for _, r := range c.readerRecs() {
+		cand := failover.Candidate{ID: r.ID, Tier: r.PromotionTier, Capacity: r.Capacity}
+		mb := c.memberByID(r.ID)
+		if mb != nil && mb.node != nil && mb.node.Running() && r.Status == StatusAvailable {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				var ok bool
+				var recv, replay *string
+				qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				conn, err := pgx.Connect(qctx, mb.node.DSN("postgres"))
+				if err == nil {
+					err = conn.QueryRow(qctx, "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text").Scan(&ok, &recv, &replay)
+					conn.Close(context.Background())
+				}
+				cancel()
+				if err == nil && ok {
+					cand.Reachable = true
+					cand.Received, _ = parseLSNPtr(recv)
+					cand.Replayed, _ = parseLSNPtr(replay)
+				}
+				if !cand.Reachable || atLeast == 0 || cand.Replayed > atLeast || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		out = append(out, cand)
+	}
+	return out
+}
+
+func parseLSNPtr(s *string) (uint64, error) {
+	if s == nil {
+		return 0, nil
+	}
+	return parseLSN(*s)
+}
+
+// parseLSN reads "16/B374D848" as a byte position.
+func parseLSN(s string) (uint64, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("malformed LSN %q", s)
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("malformed LSN %q", s)
+	}
+	return h<<32 | l, nil
+}
+
+// promote runs pg_promote on a reader and waits for it to leave recovery.
+func promote(ctx context.Context, node *pgproc.Node) error {
+	conn, err := pgx.Connect(ctx, node.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var done bool
+	if err := conn.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&done); err != nil {
+		return err
+	}
+	if !done {
+		return errors.New("pg_promote did not finish within 60 s")
+	}
+	return nil
+}
+
+// primaryConninfo is how a reader reaches the writer for streaming; application_name names
+// the reader in synchronous_standby_names.
+func primaryConninfo(writer store.Member, readerID string) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s", writer.Port, slotName(readerID))
+}
+
+func (c *Cluster) writerRec() (store.Member, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.rec.Members {
+		if r.Writer {
+			return r, true
+		}
+	}
+	return store.Member{}, false
+}
+
+// follow points a running reader at the current writer (PostgreSQL 15 reloads primary_conninfo
+// without a restart; the default recovery_target_timeline, latest, follows the promotion).
+func (c *Cluster) follow(ctx context.Context, r store.Member) error {
+	w, ok := c.writerRec()
+	if !ok {
+		return errors.New("no writer")
+	}
+	mb := c.memberByID(r.ID)
+	if mb == nil || mb.node == nil || !mb.node.Running() {
+		return nil // it is pointed at the writer when it starts (rejoin)
+	}
+	conn, err := pgx.Connect(ctx, mb.node.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for _, q := range []string{
+		"ALTER SYSTEM SET primary_conninfo = " + pgproc.Quote(primaryConninfo(w, r.ID)),
+		"ALTER SYSTEM SET primary_slot_name = " + pgproc.Quote(slotName(r.ID)),
+		"ALTER SYSTEM SET recovery_target_timeline = 'latest'",
+		"SELECT pg_reload_conf()",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// needsRejoin reports whether a member's data must not be started as it is: a fenced former
+// writer, or a reader record whose data directory has no standby.signal (it would come up as
+// a second writer).
+func needsRejoin(rec store.Member) bool {
+	if rec.Writer || !rec.Created {
+		return false
+	}
+	if rec.Fenced {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(rec.DataDir, "standby.signal"))
+	return err != nil
+}
+
+// rejoin brings a fenced former writer (or any reader without standby.signal) back as a
+// reader of the current writer's timeline: pg_rewind when its data is intact, else a fresh
+// clone by pg_basebackup. It never starts the data as a writer.
+func (mb *member) rejoin(ctx context.Context, rec store.Member) error {
+	w, ok := mb.c.writerRec()
+	writer := mb.c.writerNode()
+	if !ok || writer == nil {
+		return errors.New("waiting for the writer before rejoining as a reader")
+	}
+	if mb.node == nil {
+		node, err := pgproc.New(mb.config(rec))
+		if err != nil {
+			return err
+		}
+		mb.node = node
+	}
+	// Whatever still runs on this data directory goes first.
+	if err := mb.node.Fence(); err != nil {
+		return err
+	}
+	slot := slotName(rec.ID)
+	_ = execOn(ctx, writer, "SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", slot)
+	how := "pg_rewind"
+	var err error
+	if !pgproc.DataIntact(rec.DataDir) {
+		err = errors.New("data directory missing")
+	} else {
+		_, err = mb.node.Rewind(ctx, writer.DSN("postgres"))
+	}
+	if err != nil {
+		mb.event("member.rewind-failed", "%s cannot be rewound (%s); cloning it afresh from the writer", mb.id, firstLines(err.Error(), 6))
+		how = "a fresh clone"
+		if err := os.RemoveAll(rec.DataDir); err != nil {
+			return err
+		}
+		_ = execOn(ctx, writer, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", slot)
+		if err := pgproc.BaseBackup(ctx, writer, mb.node, slot); err != nil {
+			return err
+		}
+	}
+	if err := pgproc.WriteServerFile(filepath.Join(rec.DataDir, "standby.signal"), nil); err != nil {
+		return err
+	}
+	// A rewound former writer may carry the old writer's synchronous_standby_names; a reader
+	// must not wait for anyone.
+	if err := mb.node.AppendAutoConf(map[string]string{
+		"primary_conninfo":          pgproc.Quote(primaryConninfo(w, rec.ID)),
+		"primary_slot_name":         pgproc.Quote(slot),
+		"recovery_target_timeline":  "'latest'",
+		"synchronous_standby_names": "''",
+	}); err != nil {
+		return err
+	}
+	node, err := pgproc.New(mb.config(rec))
+	if err != nil {
+		return err
+	}
+	if err := node.Start(ctx); err != nil {
+		_ = node.Fence()
+		return err
+	}
+	mb.node = node
+	mb.update(func(r *store.Member) { r.Fenced = false })
+	mb.event("member.rejoined", "%s rejoined as a reader of %s by %s (pid %d)", mb.id, w.ID, how, node.PID())
+	return nil
+}
+
+// wantSyncNames is synchronous_standby_names for the cluster's writer.
+func (c *Cluster) wantSyncNames() string {
+	if durability(c.rec) != failover.Synchronous {
+		return ""
+	}
+	var names []string
+	for _, r := range c.allRecs() {
+		if !r.Writer {
+			names = append(names, `"`+slotName(r.ID)+`"`)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "ANY 1 (" + strings.Join(names, ", ") + ")"
+}
+
+// applyDurability sets synchronous_standby_names on the writer when it differs from what the
+// cluster's mode wants.
+func (c *Cluster) applyDurability(ctx context.Context) {
+	w := c.writerMember()
+	if w == nil || w.node == nil || !w.node.Running() || w.status() != StatusAvailable {
+		return
+	}
+	want := c.wantSyncNames()
+	if c.fo.syncApplied != nil && *c.fo.syncApplied == want {
+		return
+	}
+	err := execOn(ctx, w.node, "ALTER SYSTEM SET synchronous_standby_names = "+pgproc.Quote(want))
+	if err == nil {
+		err = execOn(ctx, w.node, "SELECT pg_reload_conf()")
+	}
+	if err != nil {
+		c.m.event(c.rec.Name, w.id, "cluster.durability-failed", "setting synchronous_standby_names: "+err.Error())
+		return
+	}
+	c.fo.syncApplied = &want
+	c.mu.Lock()
+	c.syncNames = want
+	c.mu.Unlock()
+}
+
+// kick wakes the run goroutine early (after a settings change).
+func (c *Cluster) kick() {
+	select {
+	case c.kickCh <- struct{}{}:
+	default:
+	}
+}

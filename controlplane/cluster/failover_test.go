@@ -1,0 +1,339 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/borealisdb/borealis/controlplane/store"
+	"github.com/borealisdb/borealis/internal/pgtest"
+)
+
+func writerOf(d Description) MemberDescription {
+	for _, mb := range d.DBClusterMembers {
+		if mb.IsClusterWriter {
+			return mb
+		}
+	}
+	return MemberDescription{}
+}
+
+func memberOf(d Description, id string) MemberDescription {
+	for _, mb := range d.DBClusterMembers {
+		if mb.DBInstanceIdentifier == id {
+			return mb
+		}
+	}
+	return MemberDescription{}
+}
+
+func eventAfter(t *testing.T, m *Manager, cluster, typ string, after uint64) *store.Event {
+	evs, err := m.Events(cluster, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		if evs[i].Seq > after && evs[i].Type == typ {
+			return &evs[i]
+		}
+	}
+	return nil
+}
+
+// ackLog writes unique ids through the cluster endpoint and remembers the acknowledged ones.
+type ackLog struct {
+	t    *testing.T
+	addr string
+	next int
+	acks []int
+}
+
+func (a *ackLog) write(n int) {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", a.addr))
+	if err != nil {
+		a.t.Fatalf("connecting to the cluster endpoint: %v", err)
+	}
+	defer c.Close(context.Background())
+	for i := 0; i < n; i++ {
+		a.next++
+		if _, err := c.Exec(ctx, "INSERT INTO acked VALUES ($1)", a.next); err != nil {
+			a.t.Fatalf("insert %d: %v", a.next, err)
+		}
+		a.acks = append(a.acks, a.next)
+	}
+}
+
+// check asserts every acknowledged id is on the node at addr exactly once.
+func (a *ackLog) check(addr string) {
+	a.t.Helper()
+	c := connectTo(a.t, addr)
+	var n, distinct, maxID int
+	if err := c.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT id), coalesce(max(id), 0) FROM acked").Scan(&n, &distinct, &maxID); err != nil {
+		a.t.Fatal(err)
+	}
+	if n != len(a.acks) || distinct != n || maxID != a.next {
+		a.t.Fatalf("on %s: %d rows (%d distinct, max %d), want the %d acknowledged ids up to %d", addr, n, distinct, maxID, len(a.acks), a.next)
+	}
+}
+
+func waitEvent(t *testing.T, m *Manager, cluster, typ string, after uint64) *store.Event {
+	t.Helper()
+	var ev *store.Event
+	waitFor(t, "a "+typ+" event", 30*time.Second, func() bool {
+		ev = eventAfter(t, m, cluster, typ, after)
+		return ev != nil
+	})
+	return ev
+}
+
+// waitNewWriter waits for a completed failover away from old and returns the description.
+func waitNewWriter(t *testing.T, m *Manager, name, old string, timeout time.Duration) Description {
+	t.Helper()
+	var d Description
+	waitFor(t, "a new writer", timeout, func() bool {
+		d = m.mustDescribe(t, name)
+		w := writerOf(d)
+		return w.DBInstanceIdentifier != "" && w.DBInstanceIdentifier != old && w.Status == StatusAvailable && d.Status == StatusAvailable
+	})
+	return d
+}
+
+// waitRejoined waits until id is an available, unfenced reader in recovery that has replayed
+// every acknowledged id.
+func waitRejoined(t *testing.T, m *Manager, name, id string, acks *ackLog) {
+	t.Helper()
+	waitFor(t, id+" to rejoin as a reader", 120*time.Second, func() bool {
+		mb := memberOf(m.mustDescribe(t, name), id)
+		return !mb.IsClusterWriter && !mb.Fenced && mb.Status == StatusAvailable
+	})
+	mb := memberOf(m.mustDescribe(t, name), id)
+	c := connectTo(t, fmt.Sprintf("127.0.0.1:%d", mb.Port))
+	var inRecovery bool
+	if err := c.QueryRow(context.Background(), "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || !inRecovery {
+		t.Fatalf("%s after rejoining: in recovery %v (%v)", id, inRecovery, err)
+	}
+	waitFor(t, id+" to replay every acknowledged id", 60*time.Second, func() bool {
+		var n int
+		return c.QueryRow(context.Background(), "SELECT count(*) FROM acked").Scan(&n) == nil && n == len(acks.acks)
+	})
+}
+
+// TestFailover runs one cluster of a writer and two readers (grace period 3 s) through bad
+// requests, a switchover, a frozen writer that is thawed after the failover, a writer whose
+// data directory is removed, and a writer killed with its data intact (restarted in place).
+// After each, every acknowledged id must be on the new writer and the readers must follow.
+func TestFailover(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	m := newManager(t, newHome(t))
+	if _, err := m.Create(CreateInput{Name: "fo", Readers: 2, FailoverInput: FailoverInput{FailoverGraceSeconds: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(CreateInput{Name: "solo", Readers: 0}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	d, err := m.WaitAvailable(ctx, "fo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.DurabilityMode != "asynchronous" || d.FailoverGraceSeconds != 3 {
+		t.Fatalf("describe: mode %q grace %d", d.DurabilityMode, d.FailoverGraceSeconds)
+	}
+	w := connectTo(t, d.Endpoint)
+	if _, err := w.Exec(ctx, "CREATE TABLE acked (id int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close(ctx)
+	acks := &ackLog{t: t, addr: d.Endpoint}
+	acks.write(50)
+	ids := []string{"fo-1", "fo-2", "fo-3"}
+
+	t.Run("BadInput", func(t *testing.T) {
+		before := m.mustDescribe(t, "fo")
+		var fe *FailoverError
+		for target, want := range map[string]string{
+			"fo-9": `"fo-9" is not a member`,
+			"fo-1": "already the writer",
+		} {
+			if _, err := m.Failover(ctx, "fo", target); !errors.As(err, &fe) || !strings.Contains(err.Error(), want) {
+				t.Errorf("failover to %s: %v, want %q", target, err, want)
+			}
+		}
+		if _, err := m.Failover(ctx, "nope", ""); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown cluster: %v", err)
+		}
+		if _, err := m.WaitAvailable(ctx, "solo"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Failover(ctx, "solo", ""); !errors.As(err, &fe) || !strings.Contains(err.Error(), "no available reader") {
+			t.Errorf("failover without a reader: %v", err)
+		}
+		if writerOf(m.mustDescribe(t, "solo")).DBInstanceIdentifier != "solo-1" {
+			t.Error("the solo cluster changed")
+		}
+		for _, tier := range []int{-1, 16} {
+			if _, err := m.ModifyMember("fo", "fo-2", ModifyMemberInput{PromotionTier: &tier}); err == nil || !strings.Contains(err.Error(), "use 0") {
+				t.Errorf("tier %d: %v", tier, err)
+			}
+		}
+		tier := 0
+		if _, err := m.ModifyMember("fo", "fo-7", ModifyMemberInput{PromotionTier: &tier}); !errors.Is(err, ErrMemberNotFound) {
+			t.Errorf("unknown member: %v", err)
+		}
+		mode := "quorum"
+		if _, err := m.Modify("fo", ModifyInput{DurabilityMode: &mode}); err == nil || !strings.Contains(err.Error(), "not a durability mode") {
+			t.Errorf("bad mode: %v", err)
+		}
+		after := m.mustDescribe(t, "fo")
+		if writerOf(after).DBInstanceIdentifier != writerOf(before).DBInstanceIdentifier || after.DurabilityMode != "asynchronous" ||
+			memberOf(after, "fo-2").PromotionTier != 1 {
+			t.Fatalf("a refused request changed the cluster: %+v", after)
+		}
+	})
+
+	t.Run("SwitchoverByTier", func(t *testing.T) {
+		tier := 0
+		if _, err := m.ModifyMember("fo", "fo-3", ModifyMemberInput{PromotionTier: &tier}); err != nil {
+			t.Fatal(err)
+		}
+		before := lastSeq(t, m)
+		d, err := m.Failover(ctx, "fo", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := writerOf(d).DBInstanceIdentifier; got != "fo-3" {
+			t.Fatalf("switchover chose %s, want fo-3 (tier 0)", got)
+		}
+		ev := eventAfter(t, m, "fo", "cluster.failover-completed", before)
+		if ev == nil || !strings.Contains(ev.Message, "Completed failover of DB cluster fo to DB instance fo-3") || !strings.Contains(ev.Message, "downtime") {
+			t.Fatalf("completion event: %+v", ev)
+		}
+		if eventAfter(t, m, "fo", "cluster.failover-started", before) == nil {
+			t.Fatal("no failover-started event")
+		}
+		acks.check(d.Endpoint)
+		acks.write(20)
+		acks.check(d.Endpoint)
+		waitRejoined(t, m, "fo", "fo-1", acks)
+		waitRejoined(t, m, "fo", "fo-2", acks)
+	})
+
+	t.Run("FrozenWriterFencedAndThawedTakesNoWrite", func(t *testing.T) {
+		d := m.mustDescribe(t, "fo")
+		old := writerOf(d)
+		// A session opened straight to the writer before it freezes.
+		direct := connectTo(t, fmt.Sprintf("127.0.0.1:%d", old.Port))
+		acks.write(10)
+		for _, id := range ids {
+			if id != old.DBInstanceIdentifier {
+				waitRejoined(t, m, "fo", id, acks)
+			}
+		}
+		before := lastSeq(t, m)
+		frozen := time.Now()
+		if err := syscall.Kill(-old.PID, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		thawed := false
+		defer func() {
+			if !thawed {
+				syscall.Kill(-old.PID, syscall.SIGCONT)
+			}
+		}()
+		d = waitNewWriter(t, m, "fo", old.DBInstanceIdentifier, 60*time.Second)
+		waitEvent(t, m, "fo", "cluster.failover-completed", before)
+		detected := eventAfter(t, m, "fo", "cluster.failover-started", before)
+		if detected == nil || detected.Time.Sub(frozen) < 1500*time.Millisecond {
+			t.Fatalf("failover started %v after the freeze, before half the 3 s grace period: %+v", detected.Time.Sub(frozen), detected)
+		}
+		ev := eventAfter(t, m, "fo", "cluster.failover-completed", before)
+		if ev == nil || !strings.Contains(ev.Message, "probes failing") {
+			t.Fatalf("completion event: %+v", ev)
+		}
+		t.Logf("frozen writer: %s", ev.Message)
+		if f := eventAfter(t, m, "fo", "member.fenced", before); f == nil || f.Seq > ev.Seq {
+			t.Fatalf("fenced event %+v must precede the completion %+v", f, ev)
+		}
+		syscall.Kill(-old.PID, syscall.SIGCONT)
+		thawed = true
+		// The thawed old writer's session must not take a write.
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := direct.Exec(wctx, "INSERT INTO acked VALUES (-1)")
+		wcancel()
+		if err == nil {
+			t.Fatal("the thawed old writer accepted a write")
+		}
+		acks.check(d.Endpoint)
+		acks.write(10)
+		waitRejoined(t, m, "fo", old.DBInstanceIdentifier, acks)
+		// Not even through a new session: it is a reader now.
+		c := connectTo(t, fmt.Sprintf("127.0.0.1:%d", old.Port))
+		if _, err := c.Exec(ctx, "INSERT INTO acked VALUES (-2)"); err == nil || !strings.Contains(err.Error(), "read-only") {
+			t.Fatalf("write on the rejoined old writer: %v", err)
+		}
+	})
+
+	t.Run("DataDirectoryRemovedPromotes", func(t *testing.T) {
+		d := m.mustDescribe(t, "fo")
+		old := writerOf(d)
+		before := lastSeq(t, m)
+		dir := ""
+		m.mustCluster(t, "fo").mu.Lock()
+		dir = m.mustCluster(t, "fo").memberRec(old.DBInstanceIdentifier).DataDir
+		m.mustCluster(t, "fo").mu.Unlock()
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		d = waitNewWriter(t, m, "fo", old.DBInstanceIdentifier, 60*time.Second)
+		ev := waitEvent(t, m, "fo", "cluster.failover-completed", before)
+		if !strings.Contains(ev.Message, "data directory") {
+			t.Fatalf("completion event: %+v", ev)
+		}
+		acks.check(d.Endpoint)
+		acks.write(10)
+		waitRejoined(t, m, "fo", old.DBInstanceIdentifier, acks)
+		if eventAfter(t, m, "fo", "member.rewind-failed", before) == nil {
+			t.Error("the old writer without data should have been cloned afresh")
+		}
+	})
+
+	t.Run("Kill9WithDataRestartsInPlace", func(t *testing.T) {
+		d := m.mustDescribe(t, "fo")
+		old := writerOf(d)
+		before := lastSeq(t, m)
+		if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the writer restarted in place", 60*time.Second, func() bool {
+			return hasEvent(t, m, "fo", old.DBInstanceIdentifier, "member.restarted", before) &&
+				writerOf(m.mustDescribe(t, "fo")).Status == StatusAvailable
+		})
+		if got := writerOf(m.mustDescribe(t, "fo")).DBInstanceIdentifier; got != old.DBInstanceIdentifier {
+			t.Fatalf("kill -9 with intact data failed over to %s instead of restarting %s", got, old.DBInstanceIdentifier)
+		}
+		if eventAfter(t, m, "fo", "cluster.failover-started", before) != nil {
+			t.Fatal("a failover started for a writer that only needed a restart")
+		}
+		acks.write(10)
+		acks.check(d.Endpoint)
+	})
+}
+
+func (m *Manager) mustCluster(t *testing.T, name string) *Cluster {
+	c, err := m.Cluster(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

@@ -1,0 +1,158 @@
+package failover
+
+import (
+	"fmt"
+	"time"
+)
+
+// DefaultGrace is the failover grace period: how long a writer may fail its probes, or stay
+// down after dying, before a reader is promoted.
+const DefaultGrace = 10 * time.Second
+
+// MinGrace and MaxGrace bound the setting.
+const (
+	MinGrace = 1 * time.Second
+	MaxGrace = 300 * time.Second
+)
+
+// ProbeResult is the outcome of one connect-and-query probe of the writer (a new connection
+// each time, so a postmaster that no longer forks backends fails it even while old sessions
+// still answer).
+type ProbeResult int
+
+const (
+	// ProbeNone: no probe ran (the process is not running).
+	ProbeNone ProbeResult = iota
+	// ProbeOK: connected and SELECT 1 answered within the timeout.
+	ProbeOK
+	// ProbeBusy: the server answered, refusing the session (too many connections, starting
+	// up, shutting down): it is alive, so the probe neither starts nor resets the clock.
+	ProbeBusy
+	// ProbeFailed: refused, timed out, or broke.
+	ProbeFailed
+)
+
+// Observation is what the cluster saw of its writer at one instant.
+type Observation struct {
+	At time.Time
+	// Running: the postmaster process exists (it may be stopped).
+	Running bool
+	// DataIntact: the data directory still holds PG_VERSION and global/pg_control.
+	DataIntact bool
+	Probe      ProbeResult
+	ProbeError string
+	// AgentSampledAt is the node agent's last heartbeat read through the probe (zero if none).
+	AgentSampledAt time.Time
+	// Readers is how many readers there are, ReadersStreaming how many of them have a WAL
+	// receiver that heard from the writer within the grace period.
+	Readers, ReadersStreaming int
+}
+
+// Action is what the detector asks the cluster to do.
+type Action int
+
+const (
+	// None: the writer is healthy, or a failure is still within its grace period.
+	None Action = iota
+	// Restart: the process exited and its data is intact; start it again in place.
+	Restart
+	// Promote: fence the writer and promote a reader.
+	Promote
+)
+
+func (a Action) String() string {
+	return [...]string{"none", "restart", "promote"}[a]
+}
+
+// Decision is the detector's answer to one observation.
+type Decision struct {
+	Action Action
+	// Reason says why, in words fit for an event.
+	Reason string
+	// Since is when the current failure was first seen (zero when healthy): the start of the
+	// downtime.
+	Since time.Time
+}
+
+// Detector turns a stream of observations of one writer into decisions. The rules:
+//
+//   - The data directory gone or unusable: promote at once (restarting cannot help).
+//   - The process exited, data intact: restart in place (fast, loses nothing); if it is still
+//     not answering probes once the grace period has passed since the exit, promote.
+//   - The process runs but probes fail (time out, refused): suspect. Promote once probes have
+//     failed for the whole grace period; after half of it already when no reader's WAL receiver
+//     has heard from the writer either (two independent paths agree it is gone). A probe that
+//     the server answers with a refusal (too many connections, starting up) proves it alive.
+//   - A probe that succeeds clears everything. A stale node-agent heartbeat alone is reported
+//     in the reason but never causes a failover: the agent is not on the data path.
+//
+// The zero Detector is unusable; set Grace.
+type Detector struct {
+	Grace time.Duration
+
+	since  time.Time // first failed observation of the current failure; zero when healthy
+	exited bool      // the current failure began with the process exiting
+}
+
+// Observe takes one observation and returns the action it calls for.
+func (d *Detector) Observe(o Observation) Decision {
+	if !o.DataIntact {
+		d.begin(o.At, !o.Running)
+		return Decision{Action: Promote, Since: d.since, Reason: "the writer's data directory is missing or unusable"}
+	}
+	if !o.Running {
+		d.begin(o.At, true)
+		if down := o.At.Sub(d.since); down >= d.Grace {
+			return Decision{Action: Promote, Since: d.since,
+				Reason: fmt.Sprintf("the writer exited and was not back after the %s grace period (down %s)", d.Grace, down.Round(100*time.Millisecond))}
+		}
+		return Decision{Action: Restart, Since: d.since, Reason: "the writer process exited; its data is intact"}
+	}
+	switch o.Probe {
+	case ProbeOK:
+		reason := ""
+		if !o.AgentSampledAt.IsZero() && o.At.Sub(o.AgentSampledAt) > d.Grace {
+			reason = fmt.Sprintf("writer answers, but the node agent's heartbeat is %s old", o.At.Sub(o.AgentSampledAt).Round(time.Second))
+		}
+		d.since, d.exited = time.Time{}, false
+		return Decision{Action: None, Reason: reason}
+	case ProbeBusy, ProbeNone:
+		if d.since.IsZero() {
+			return Decision{Action: None, Reason: "writer alive but refusing sessions: " + o.ProbeError}
+		}
+		// A restarted writer still in crash recovery, or one refusing sessions: the clock of
+		// the current failure keeps running.
+		return d.judge(o, "writer is not accepting sessions yet: "+o.ProbeError)
+	}
+	d.begin(o.At, false)
+	return d.judge(o, "writer probes failing: "+o.ProbeError)
+}
+
+func (d *Detector) judge(o Observation, what string) Decision {
+	down := o.At.Sub(d.since)
+	limit := d.Grace
+	readersLost := o.Readers > 0 && o.ReadersStreaming == 0
+	if readersLost && !d.exited {
+		limit = d.Grace / 2
+	}
+	if down < limit {
+		return Decision{Action: None, Since: d.since, Reason: what}
+	}
+	reason := fmt.Sprintf("%s for %s (grace period %s)", what, down.Round(100*time.Millisecond), d.Grace)
+	switch {
+	case readersLost:
+		reason += "; no reader is receiving WAL from it either"
+	case o.Readers > 0:
+		reason += fmt.Sprintf("; %d of %d readers still hear its WAL sender, but it takes no new sessions", o.ReadersStreaming, o.Readers)
+	}
+	return Decision{Action: Promote, Since: d.since, Reason: reason}
+}
+
+func (d *Detector) begin(at time.Time, exited bool) {
+	if d.since.IsZero() {
+		d.since, d.exited = at, exited
+	}
+}
+
+// Reset forgets the current failure (after a promotion or a clean restart).
+func (d *Detector) Reset() { d.since, d.exited = time.Time{}, false }

@@ -1,0 +1,82 @@
+package failover
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDetector(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	ok := func(s float64) Observation {
+		return Observation{At: at(s), Running: true, DataIntact: true, Probe: ProbeOK, Readers: 2, ReadersStreaming: 2}
+	}
+	hung := func(s float64, streaming int) Observation {
+		return Observation{At: at(s), Running: true, DataIntact: true, Probe: ProbeFailed, ProbeError: "timeout", Readers: 2, ReadersStreaming: streaming}
+	}
+	exited := func(s float64) Observation { return Observation{At: at(s), DataIntact: true, Readers: 2} }
+	busy := func(s float64) Observation {
+		o := ok(s)
+		o.Probe, o.ProbeError = ProbeBusy, "the database system is starting up"
+		return o
+	}
+	type step struct {
+		obs    Observation
+		want   Action
+		reason string // substring of the reason, if not empty
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"healthy", []step{{ok(0), None, ""}, {ok(1), None, ""}}},
+		{"hung writer, readers still streaming: full grace", []step{
+			{ok(0), None, ""}, {hung(1, 2), None, "probes failing"}, {hung(6, 2), None, ""},
+			{hung(10.9, 2), None, ""}, {hung(11, 2), Promote, "2 of 2 readers still hear"}}},
+		{"hung writer, readers lost it too: half the grace", []step{
+			{hung(1, 0), None, ""}, {hung(5.9, 0), None, ""}, {hung(6, 0), Promote, "no reader is receiving WAL"}}},
+		{"a probe success resets the clock", []step{
+			{hung(0, 2), None, ""}, {hung(9, 2), None, ""}, {ok(9.5), None, ""}, {hung(10, 2), None, ""}, {hung(19, 2), None, ""}, {hung(20, 2), Promote, ""}}},
+		{"busy proves alive", []step{{busy(0), None, "refusing sessions"}, {busy(30), None, ""}}},
+		{"kill -9, data intact: restart, then back", []step{
+			{ok(0), None, ""}, {exited(1), Restart, "data is intact"}, {busy(2), None, "not accepting sessions yet"}, {ok(3), None, ""}}},
+		{"kill -9 and restart never completes: promote after grace", []step{
+			{exited(1), Restart, ""}, {exited(5), Restart, ""}, {busy(9), None, ""}, {busy(11), Promote, "not accepting sessions yet"}}},
+		{"died and stays dead", []step{{exited(0), Restart, ""}, {exited(10), Promote, "exited and was not back"}}},
+		{"restart in crash recovery is not halved by lost readers", []step{
+			{exited(0), Restart, ""}, {hung(6, 0), None, ""}, {hung(10, 0), Promote, ""}}},
+		{"data directory removed while running", []step{{ok(0), None, ""},
+			{Observation{At: at(1), Running: true, Probe: ProbeOK}, Promote, "data directory"}}},
+		{"data directory removed and dead", []step{{Observation{At: at(1)}, Promote, "data directory"}}},
+		{"stale agent alone is only reported", []step{{func() Observation { o := ok(100); o.AgentSampledAt = at(50); return o }(), None, "heartbeat is 50s old"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &Detector{Grace: 10 * time.Second}
+			for i, s := range tc.steps {
+				got := d.Observe(s.obs)
+				if got.Action != s.want || !strings.Contains(got.Reason, s.reason) {
+					t.Fatalf("step %d (%+v): got %s %q, want %s with %q", i, s.obs, got.Action, got.Reason, s.want, s.reason)
+				}
+				if got.Action == Promote && got.Since.IsZero() {
+					t.Fatalf("step %d: promote without the failure's start", i)
+				}
+			}
+		})
+	}
+}
+
+func TestDetectorDowntimeStartsAtFirstFailure(t *testing.T) {
+	d := &Detector{Grace: 2 * time.Second}
+	t0 := time.Unix(1000, 0)
+	d.Observe(Observation{At: t0, Running: true, DataIntact: true, Probe: ProbeFailed})
+	got := d.Observe(Observation{At: t0.Add(3 * time.Second), Running: true, DataIntact: true, Probe: ProbeFailed})
+	if got.Action != Promote || !got.Since.Equal(t0) {
+		t.Fatalf("%+v", got)
+	}
+	d.Reset()
+	if got := d.Observe(Observation{At: t0.Add(4 * time.Second), Running: true, DataIntact: true, Probe: ProbeFailed}); got.Action != None || !got.Since.Equal(t0.Add(4*time.Second)) {
+		t.Fatalf("after reset: %+v", got)
+	}
+}

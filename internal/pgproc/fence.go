@@ -1,0 +1,136 @@
+package pgproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// KillGroup kills the postmaster's whole process group with SIGKILL — the postmaster and every
+// backend, WAL sender and worker, even stopped (SIGSTOP) ones — and waits until they are gone.
+// This is how a failed-over writer is fenced: a stopped postmaster's backends would otherwise
+// go on committing for the sessions they already serve.
+func KillGroup(pid int) error {
+	if pid <= 0 {
+		return nil
+	}
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing process group %d: %w", pid, err)
+	}
+	if !waitGroupGone(pid, 30*time.Second) {
+		return fmt.Errorf("process group %d is still alive 30 s after SIGKILL", pid)
+	}
+	return nil
+}
+
+// Fence kills the node's server and all its processes (see KillGroup), whether this process
+// started it, adopted it, or only its postmaster.pid names it.
+func (n *Node) Fence() error {
+	var errs []error
+	if pid := n.PID(); pid > 0 {
+		errs = append(errs, KillGroup(pid))
+	}
+	if pid, _, err := ReadPostmasterPID(n.DataDir); err == nil && processAlive(pid) {
+		errs = append(errs, KillGroup(pid))
+	}
+	if n.done != nil {
+		select {
+		case <-n.done:
+		case <-time.After(10 * time.Second):
+			errs = append(errs, fmt.Errorf("postmaster of %s not reaped after SIGKILL", n.DataDir))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DataIntact reports whether dataDir still holds a usable cluster (PG_VERSION and
+// global/pg_control present).
+func DataIntact(dataDir string) bool {
+	for _, f := range []string{"PG_VERSION", "global/pg_control"} {
+		if _, err := os.Stat(filepath.Join(dataDir, f)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// ControlData runs pg_controldata on dataDir and returns its fields by name.
+func ControlData(ctx context.Context, dataDir string) (map[string]string, error) {
+	cmd, err := Command("pg_controldata", "-D", dataDir)
+	if err != nil {
+		return nil, err
+	}
+	out, err := runCtx(ctx, cmd)
+	if err != nil {
+		return nil, fmt.Errorf("pg_controldata %s: %w\n%s", dataDir, err, out)
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			fields[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return fields, nil
+}
+
+// WriteServerFile writes a file inside a data directory, owned by the server user.
+func WriteServerFile(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	cred, err := credential()
+	if err != nil || cred == nil {
+		return err
+	}
+	return os.Chown(path, int(cred.Uid), int(cred.Gid))
+}
+
+// AppendAutoConf appends settings to postgresql.auto.conf, which overrides postgresql.conf
+// (and later lines win), for a server that is not running.
+func (n *Node) AppendAutoConf(settings map[string]string) error {
+	path := filepath.Join(n.DataDir, "postgresql.auto.conf")
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var b strings.Builder
+	b.Write(old)
+	if len(old) > 0 && !strings.HasSuffix(string(old), "\n") {
+		b.WriteByte('\n')
+	}
+	for _, k := range sortedKeys(settings) {
+		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
+	}
+	return WriteServerFile(path, []byte(b.String()))
+}
+
+// Rewind runs pg_rewind to make the stopped server n a copy of the running source (a libpq
+// connection string) from their point of divergence. A target that was not shut down cleanly
+// first goes through crash recovery in single-user mode (pg_rewind does that itself).
+func (n *Node) Rewind(ctx context.Context, source string) (string, error) {
+	cmd, err := Command("pg_rewind", "--target-pgdata", n.DataDir, "--source-server", source, "--progress")
+	if err != nil {
+		return "", err
+	}
+	cmd.Dir = "/"
+	out, err := runCtx(ctx, cmd)
+	if err != nil {
+		return string(out), fmt.Errorf("pg_rewind of %s: %w\n%s", n.DataDir, err, out)
+	}
+	return string(out), nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
