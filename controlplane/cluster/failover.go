@@ -29,7 +29,8 @@ const (
 // foState is the cluster's failover state; only the run goroutine touches it, except suspect.
 type foState struct {
 	det      failover.Detector
-	lastNote string // last "cannot fail over" reason recorded, so it is not repeated every tick
+	retryAt  time.Time // no automatic failover before this, after one that failed
+	lastNote string    // last "cannot fail over" reason recorded, so it is not repeated every tick
 	// suspect is set while the writer fails its probes: the router then holds new clients
 	// (Writer returns "") instead of sending them to a server that takes no sessions.
 	suspect bool
@@ -98,11 +99,16 @@ func (c *Cluster) watchWriter() {
 	if dec.Action != failover.Promote {
 		return
 	}
+	if time.Now().Before(c.fo.retryAt) {
+		return
+	}
 	if len(c.readerRecs()) == 0 {
 		c.noteOnce(fmt.Sprintf("cannot fail over (%s): the cluster has no reader; restarting the writer in place", dec.Reason))
 		return
 	}
 	if err := c.failover("", dec.Reason, dec.Since); err != nil {
+		// Not again before another grace period: each attempt kills the writer.
+		c.fo.retryAt = time.Now().Add(g)
 		c.noteOnce(fmt.Sprintf("failover of DB cluster %s did not complete: %v", c.rec.Name, err))
 	}
 }
