@@ -154,7 +154,9 @@ func (c *Cluster) observe(w *member, rec store.Member, g time.Duration) failover
 		if mb == nil || mb.node == nil || !mb.node.Running() {
 			continue
 		}
+		c.mu.Lock()
 		conn := c.fo.probeConns[r.ID]
+		c.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -347,7 +349,7 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 
 	tFenced := time.Now()
 	// 2. Choose the reader from fresh positions (they no longer move: the writer is gone).
-	mode := durability(c.rec)
+	mode, _ := c.failoverSettings()
 	cands := c.candidates(ctx, oldEnd)
 	if manual {
 		// Nothing is lost by construction: only a reader that replayed the old writer's
@@ -644,7 +646,7 @@ func (mb *member) rejoin(ctx context.Context, rec store.Member) error {
 
 // wantSyncNames is synchronous_standby_names for the cluster's writer.
 func (c *Cluster) wantSyncNames() string {
-	if durability(c.rec) != failover.Synchronous {
+	if mode, _ := c.failoverSettings(); mode != failover.Synchronous {
 		return ""
 	}
 	var names []string
@@ -690,4 +692,11 @@ func (c *Cluster) kick() {
 	case c.kickCh <- struct{}{}:
 	default:
 	}
+}
+
+// failoverSettings are the cluster's durability mode and grace period.
+func (c *Cluster) failoverSettings() (string, time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return durability(c.rec), grace(c.rec)
 }

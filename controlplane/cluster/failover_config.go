@@ -116,12 +116,12 @@ func (c *Cluster) modifyFailover(in ModifyInput) (only bool, err error) {
 	c.rec.Durability, c.rec.FailoverGraceSeconds = next.DurabilityMode, next.FailoverGraceSeconds
 	err = c.saveLocked()
 	only = !in.scalingChanged()
+	mode, g := durability(c.rec), grace(c.rec)
 	c.mu.Unlock()
 	if err != nil {
 		return false, err
 	}
-	c.m.event(c.rec.Name, "", "cluster.modified", fmt.Sprintf("durability mode is now %s, failover grace period %s",
-		durability(c.rec), grace(c.rec)))
+	c.m.event(c.rec.Name, "", "cluster.modified", fmt.Sprintf("durability mode is now %s, failover grace period %s", mode, g))
 	c.kick()
 	return only, nil
 }

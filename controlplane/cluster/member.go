@@ -96,7 +96,8 @@ func (mb *member) ensure() {
 	if rec.Writer && len(mb.c.readerRecs()) > 0 && mb.node != nil {
 		// A writer that does not restart within the grace period is failed over instead.
 		cancel()
-		ctx, cancel = context.WithTimeout(mb.c.ctx, max(grace(mb.c.rec), 5*time.Second))
+		_, g := mb.c.failoverSettings()
+		ctx, cancel = context.WithTimeout(mb.c.ctx, max(g, 5*time.Second))
 		defer cancel()
 	}
 	var err error
