@@ -517,10 +517,18 @@ func promote(ctx context.Context, node *pgproc.Node) error {
 	return nil
 }
 
-// primaryConninfo is how a reader reaches the writer for streaming; application_name names
+// primaryConninfo is how a reader reaches the writer w for streaming; application_name names
 // the reader in synchronous_standby_names.
-func primaryConninfo(writer store.Member, readerID string) string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s", writer.Port, slotName(readerID))
+func (c *Cluster) primaryConninfo(w store.Member, readerID string) string {
+	cfg := pgproc.Config{DataDir: w.DataDir, Port: w.Port}
+	if mb := c.memberByID(w.ID); mb != nil {
+		cfg = mb.config(w)
+	}
+	n, err := pgproc.New(cfg)
+	if err != nil {
+		return ""
+	}
+	return n.ReplicationConninfo(slotName(readerID))
 }
 
 func (c *Cluster) writerRec() (store.Member, bool) {
@@ -551,7 +559,7 @@ func (c *Cluster) follow(ctx context.Context, r store.Member) error {
 	}
 	defer conn.Close(context.Background())
 	for _, q := range []string{
-		"ALTER SYSTEM SET primary_conninfo = " + pgproc.Quote(primaryConninfo(w, r.ID)),
+		"ALTER SYSTEM SET primary_conninfo = " + pgproc.Quote(c.primaryConninfo(w, r.ID)),
 		"ALTER SYSTEM SET primary_slot_name = " + pgproc.Quote(slotName(r.ID)),
 		"ALTER SYSTEM SET recovery_target_timeline = 'latest'",
 		"SELECT pg_reload_conf()",
@@ -617,13 +625,13 @@ func (mb *member) rejoin(ctx context.Context, rec store.Member) error {
 			return err
 		}
 	}
-	if err := pgproc.WriteServerFile(filepath.Join(rec.DataDir, "standby.signal"), nil); err != nil {
+	if err := mb.node.MarkStandby(); err != nil {
 		return err
 	}
 	// A rewound former writer may carry the old writer's synchronous_standby_names; a reader
 	// must not wait for anyone.
 	if err := mb.node.AppendAutoConf(map[string]string{
-		"primary_conninfo":          pgproc.Quote(primaryConninfo(w, rec.ID)),
+		"primary_conninfo":          pgproc.Quote(mb.c.primaryConninfo(w, rec.ID)),
 		"primary_slot_name":         pgproc.Quote(slot),
 		"recovery_target_timeline":  "'latest'",
 		"synchronous_standby_names": "''",

@@ -234,7 +234,7 @@ func (mb *member) create(ctx context.Context, rec store.Member) error {
 		}
 		if w, ok := mb.c.writerRec(); ok {
 			// Named in primary_conninfo so synchronous_standby_names can list it.
-			if err := node.AppendAutoConf(map[string]string{"primary_conninfo": pgproc.Quote(primaryConninfo(w, rec.ID))}); err != nil {
+			if err := node.AppendAutoConf(map[string]string{"primary_conninfo": pgproc.Quote(mb.c.primaryConninfo(w, rec.ID))}); err != nil {
 				return err
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/borealisdb/borealis/internal/safefile"
 )
 
 // KillGroup kills the postmaster's whole process group with SIGKILL — the postmaster and every
@@ -79,35 +81,42 @@ func ControlData(ctx context.Context, dataDir string) (map[string]string, error)
 	return fields, nil
 }
 
-// WriteServerFile writes a file inside a data directory, owned by the server user.
-func WriteServerFile(path string, data []byte) error {
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+// appendServerFile appends data to a file inside a data directory (created if missing, owned
+// by the server user), refusing rather than following a link planted there.
+func appendServerFile(path string, data []byte) error {
+	f, err := safefile.OpenAppend(path, 0o600)
+	if err != nil {
 		return err
 	}
-	cred, err := credential()
-	if err != nil || cred == nil {
+	defer f.Close()
+	if cred, err := credential(); err != nil {
+		return err
+	} else if cred != nil {
+		if err := f.Chown(int(cred.Uid), int(cred.Gid)); err != nil {
+			return err
+		}
+	}
+	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	return os.Chown(path, int(cred.Uid), int(cred.Gid))
+	return f.Close()
+}
+
+// MarkStandby creates standby.signal in the stopped server's data directory, so it starts as
+// a standby.
+func (n *Node) MarkStandby() error {
+	return appendServerFile(filepath.Join(n.DataDir, "standby.signal"), nil)
 }
 
 // AppendAutoConf appends settings to postgresql.auto.conf, which overrides postgresql.conf
 // (and later lines win), for a server that is not running.
 func (n *Node) AppendAutoConf(settings map[string]string) error {
-	path := filepath.Join(n.DataDir, "postgresql.auto.conf")
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
 	var b strings.Builder
-	b.Write(old)
-	if len(old) > 0 && !strings.HasSuffix(string(old), "\n") {
-		b.WriteByte('\n')
-	}
+	b.WriteString("\n")
 	for _, k := range sortedKeys(settings) {
 		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
 	}
-	return WriteServerFile(path, []byte(b.String()))
+	return appendServerFile(filepath.Join(n.DataDir, "postgresql.auto.conf"), []byte(b.String()))
 }
 
 // Rewind runs pg_rewind to make the stopped server n a copy of the running source (a libpq
@@ -133,4 +142,23 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ReplicationConninfo is the primary_conninfo a standby uses to stream from n, naming itself
+// appName (what synchronous_standby_names lists): the same path BaseBackup takes — TCP on
+// 127.0.0.1, or n's private socket when TCP needs a password.
+func (n *Node) ReplicationConninfo(appName string) string {
+	host := "127.0.0.1"
+	if n.HostAuth != "" {
+		host = n.SocketDir
+	}
+	return fmt.Sprintf("host=%s port=%d user=postgres application_name=%s", quoteConnValue(host), n.Port, quoteConnValue(appName))
+}
+
+// quoteConnValue quotes a libpq connection-string value.
+func quoteConnValue(v string) string {
+	if v != "" && !strings.ContainsAny(v, ` '\`) {
+		return v
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
