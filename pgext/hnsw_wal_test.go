@@ -2,6 +2,8 @@ package pgext_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -60,6 +62,9 @@ func TestHNSWStreamingReplica(t *testing.T) {
 		requireChecked(t, standby, "docs_idx")
 	}
 	compare("after build") // also warms the standby's cache, so the next stages replay changes into it
+	// The standby derives its own graph file from its replayed pages (pg_basebackup skips the
+	// directory: a copy would be worth nothing there).
+	standbyGraph := onlyGraphFile(t, standby)
 
 	// Inserts: a few at a time (the standby's cache replays the change ring) and many in one
 	// transaction (the ring wraps, the cache reloads).
@@ -82,6 +87,36 @@ func TestHNSWStreamingReplica(t *testing.T) {
 			}
 		}
 	}
+
+	// A graph file carried over from another data directory (as a restored backup of the
+	// primary would bring it) is never trusted: same name, same build, but not this node's.
+	primaryGraph := onlyGraphFile(t, s)
+	mustExec(t, conn, "INSERT INTO docs VALUES (100000, $1::vector)", vectorText(queries[0]))
+	mustExec(t, conn, "SELECT 1 FROM docs ORDER BY embedding <-> $1::vector LIMIT 1", vectorText(queries[0]))
+	waitReplayed(t, s, standby)
+	stopServer(t, standby)
+	data, err := os.ReadFile(primaryGraph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(primaryGraph) != filepath.Base(standbyGraph) {
+		t.Fatalf("primary and standby name the graph differently: %s, %s", primaryGraph, standbyGraph)
+	}
+	if err := os.WriteFile(standbyGraph, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	planted := inode(t, standbyGraph)
+	standby.Restart()
+	sconn = standby.Connect("postgres")
+	mustExec(t, sconn, "SET enable_seqscan = off")
+	mustExec(t, sconn, "SET borealis.ef_search = 100")
+	if got := topK(t, sconn, "docs", "<->", queries[0], 1); len(got) != 1 || got[0] != 100000 {
+		t.Fatalf("standby after a planted graph file: %v", got)
+	}
+	if inode(t, onlyGraphFile(t, standby)) == planted {
+		t.Fatal("the standby trusted a graph file copied from the primary")
+	}
+	compare("after a planted graph file")
 }
 
 func TestHNSWKill9DuringInserts(t *testing.T) {
