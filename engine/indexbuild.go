@@ -97,17 +97,24 @@ func borealis_index_build_start(h C.longlong, threads C.int) (rc C.int) {
 	if err != nil {
 		return fail(err)
 	}
+	if err := g.startBuild(int(threads)); err != nil {
+		return fail(err)
+	}
+	return statusOK
+}
+
+func (g *graph) startBuild(threads int) error {
 	if g.build == nil {
 		g.build = &buildJob{dims: g.x.Dims()}
 	}
 	b := g.build
 	n := len(b.vectors) / b.dims
 	if err := g.x.Reserve(n); err != nil {
-		return fail(err)
+		return err
 	}
 	var next atomic.Int64
 	b.running = true
-	for range max(1, int(threads)) {
+	for range max(1, threads) {
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
@@ -133,7 +140,7 @@ func borealis_index_build_start(h C.longlong, threads C.int) (rc C.int) {
 			}
 		}()
 	}
-	return statusOK
+	return nil
 }
 
 // borealis_index_build_wait waits up to ms milliseconds for the build to finish. It returns
@@ -148,9 +155,18 @@ func borealis_index_build_wait(h C.longlong, ms C.int, done *C.longlong) (rc C.i
 	if err != nil {
 		return fail(err)
 	}
+	status, n, err := g.waitBuild(time.Duration(ms) * time.Millisecond)
+	*done = C.longlong(n)
+	if err != nil {
+		return fail(err)
+	}
+	return C.int(status)
+}
+
+func (g *graph) waitBuild(wait time.Duration) (status int, done int64, err error) {
 	b := g.build
 	if b == nil || !b.running {
-		return fail(fmt.Errorf("no build is running"))
+		return statusError, 0, fmt.Errorf("no build is running")
 	}
 	// One goroutine per build closes finished; each call used to start its own, and every
 	// one of them lived until the build ended (10 a second of a long build).
@@ -159,29 +175,27 @@ func borealis_index_build_wait(h C.longlong, ms C.int, done *C.longlong) (rc C.i
 		go func() { b.wg.Wait(); close(b.finished) }()
 	}
 	finished := b.finished
-	deadline := time.Now().Add(time.Duration(ms) * time.Millisecond)
+	deadline := time.Now().Add(wait)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-finished:
-			*done = C.longlong(b.done.Load())
 			b.errMu.Lock()
 			defer b.errMu.Unlock()
 			if b.err != nil {
-				return fail(b.err)
+				return statusError, b.done.Load(), b.err
 			}
 			b.running = false
 			b.vectors = nil
-			return statusOK
+			return statusOK, b.done.Load(), nil
 		case <-tick.C:
 		}
-		*done = C.longlong(b.done.Load())
 		if interrupted() {
-			return statusInterrupted
+			return statusInterrupted, b.done.Load(), nil
 		}
 		if time.Now().After(deadline) {
-			return statusRunning
+			return statusRunning, b.done.Load(), nil
 		}
 	}
 }
