@@ -64,7 +64,8 @@ func (m *Manager) newCluster(rec store.Cluster) *Cluster {
 		c.members = append(c.members, &member{c: c, id: rec.Members[i].ID})
 	}
 	c.paramGen.Store(1) // every member applies its group once it runs
-	c.router = router.New(router.Config{Name: rec.Name, Backends: c, TLS: m.opts.TLS, HoldTimeout: m.opts.HoldTimeout})
+	c.router = router.New(router.Config{Name: rec.Name, Backends: c, TLS: m.opts.TLS, HoldTimeout: m.opts.HoldTimeout,
+		PrivateAddr: c.privateAddr})
 	c.restoreLifecycle()
 	return c
 }

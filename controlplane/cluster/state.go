@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -213,6 +215,8 @@ func (c *Cluster) resumeStep() {
 		}
 		return
 	}
+	// Clients first; the store's fsyncs after.
+	c.router.Release()
 	c.life.mu.Lock()
 	took := time.Since(c.life.resumeStarted)
 	c.life.resumeWanted = false
@@ -222,8 +226,23 @@ func (c *Cluster) resumeStep() {
 	c.rec.Paused = false
 	_ = c.saveLocked()
 	c.mu.Unlock()
-	c.router.Release()
 	c.m.event(name, "", "cluster.resumed", fmt.Sprintf("The DB cluster is resumed. The writer accepted connections %.2f s after the first client connected.", took.Seconds()))
+}
+
+// privateAddr maps a node's router address to the control plane's trusted path to the same
+// node, the Unix socket in the cluster's private directory (local connections are trusted;
+// only the nodes' OS user and the control plane can enter it): moved sessions open their new
+// backend there. A socket path too long for sun_path leaves the address as it is.
+func (c *Cluster) privateAddr(addr string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.rec.Members {
+		sock := filepath.Join(filepath.Dir(r.DataDir), ".s.PGSQL."+strconv.Itoa(r.Port))
+		if (addr == backendAddr(r) || strings.HasSuffix(addr, ":"+strconv.Itoa(r.Port))) && len(sock) < 100 {
+			return sock
+		}
+	}
+	return addr
 }
 
 // Stop stops a cluster as `aws rds stop-db-cluster`: clients are refused until Start, every
