@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,6 +118,24 @@ func TestHNSWStreamingReplica(t *testing.T) {
 		t.Fatal("the standby trusted a graph file copied from the primary")
 	}
 	compare("after a planted graph file")
+
+	// After promotion the prewarm worker maps every graph once more.
+	prewarms := func() int {
+		log, _ := os.ReadFile(standby.LogFile)
+		return strings.Count(string(log), `borealis prewarm: graph of index "docs_idx" mapped`)
+	}
+	before := prewarms()
+	mustExec(t, sconn, "SELECT pg_promote()")
+	deadline := time.Now().Add(60 * time.Second)
+	for prewarms() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no prewarm of docs_idx within 60 s of promotion (%d before)", before)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := topK(t, sconn, "docs", "<->", queries[0], 1); len(got) != 1 || got[0] != 100000 {
+		t.Fatalf("promoted standby: %v", got)
+	}
 }
 
 func TestHNSWKill9DuringInserts(t *testing.T) {
