@@ -38,6 +38,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
 		os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	}
+	// A machine image built from a container keeps /.dockerenv, and testcontainers then takes the
+	// default gateway (another host) for the Docker host. The daemon here is local.
+	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" && os.Getenv("DOCKER_HOST") == "" {
+		os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	}
 	ctx := context.Background()
 	start := time.Now()
 	var err error

@@ -5,6 +5,7 @@ package borealis_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +30,8 @@ func TestRefusesToStartWithoutPassword(t *testing.T) {
 // docker stop and start that must bring the same cluster back with its data.
 func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
-	c, err := borealis.Run(ctx, image, borealis.WithDatabase("life"), borealis.WithReaders(1), borealis.WithAutoPause(3))
+	c, err := borealis.Run(ctx, image, borealis.WithDatabase("life"), borealis.WithUsername("bob"),
+		borealis.WithPassword("bob-pass-123"), borealis.WithReaders(1), borealis.WithAutoPause(3))
 	if c != nil {
 		t.Cleanup(func() { testcontainers.TerminateContainer(c) })
 	}
@@ -55,6 +57,10 @@ func TestLifecycle(t *testing.T) {
 		}
 		defer conn.Close(context.Background())
 		var s string
+		if !strings.HasPrefix(sql, "SELECT") {
+			_, err = conn.Exec(ctx, sql)
+			return "", err
+		}
 		err = conn.QueryRow(ctx, sql).Scan(&s)
 		return s, err
 	}
@@ -116,6 +122,107 @@ func TestLifecycle(t *testing.T) {
 		})
 	})
 
+	t.Run("failover through the API while a client keeps writing", func(t *testing.T) {
+		before, err := api.Describe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldWriter := writerOf(before)
+		if _, err := query(ctx, "CREATE TABLE ticks (id int PRIMARY KEY)"); err != nil {
+			t.Fatal(err)
+		}
+		uri, err := c.ConnectionString(ctx, "sslmode=disable", "connect_timeout=10")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The writing client: one row per transaction, reconnecting after an error; acked holds the
+		// rows whose COMMIT succeeded.
+		var (
+			mu       sync.Mutex
+			acked    []int
+			failures int
+		)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var conn *pgx.Conn
+			defer func() {
+				if conn != nil {
+					conn.Close(context.Background())
+				}
+			}()
+			for id := 1; ; id++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				if conn == nil {
+					conn, err = pgx.Connect(wctx, uri)
+				}
+				if err == nil {
+					_, err = conn.Exec(wctx, "INSERT INTO ticks VALUES ($1)", id)
+				}
+				cancel()
+				mu.Lock()
+				if err == nil {
+					acked = append(acked, id)
+				} else {
+					failures++
+					if conn != nil {
+						conn.Close(context.Background())
+						conn = nil
+					}
+				}
+				mu.Unlock()
+				if err != nil {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}()
+		count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+		eventually(t, time.Minute, "the client writes before the failover", func(context.Context) error {
+			if count() < 20 {
+				return errorf("%d rows acknowledged", count())
+			}
+			return nil
+		})
+		start := time.Now()
+		after, err := api.Failover(ctx, "")
+		if err != nil {
+			close(stop)
+			<-done
+			t.Fatal(err)
+		}
+		t.Logf("failover answered in %s", time.Since(start).Round(10*time.Millisecond))
+		if w := writerOf(after); w == "" || w == oldWriter {
+			t.Errorf("after failover the writer is %q, before %q: want another member", w, oldWriter)
+		}
+		atFailover := count()
+		eventually(t, 2*time.Minute, "the client writes again after the failover", func(context.Context) error {
+			if count() < atFailover+20 {
+				return errorf("%d rows acknowledged, %d at the failover", count(), atFailover)
+			}
+			return nil
+		})
+		close(stop)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		t.Logf("%d rows acknowledged, %d failed attempts during the failover", len(acked), failures)
+		uri2, _ := c.ConnectionString(ctx, "sslmode=disable")
+		conn := connect(t, uri2)
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM ticks WHERE id = ANY($1)", acked).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(acked) {
+			t.Fatalf("%d of %d acknowledged rows are on the new writer: acknowledged writes were lost", n, len(acked))
+		}
+	})
+
 	t.Run("docker stop is clean within 10 s and docker start brings the cluster back", func(t *testing.T) {
 		timeout := 10 * time.Second
 		start := time.Now()
@@ -152,4 +259,13 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("after docker start: %q, %v", got, err)
 		}
 	})
+}
+
+func writerOf(d borealis.Description) string {
+	for _, m := range d.DBClusterMembers {
+		if m.IsClusterWriter {
+			return m.DBInstanceIdentifier
+		}
+	}
+	return ""
 }

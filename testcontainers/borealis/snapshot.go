@@ -27,14 +27,26 @@ func (c *Container) Snapshot(ctx context.Context, opts ...SnapshotOption) error 
 	if err != nil {
 		return err
 	}
-	if err := c.execMaintenance(ctx,
-		// A template cannot be dropped: clear the flag first.
-		"UPDATE pg_database SET datistemplate = FALSE WHERE datname = "+quoteLiteral(name),
-		"DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize(),
-		fmt.Sprintf("CREATE DATABASE %s WITH TEMPLATE %s OWNER %s", pgx.Identifier{name}.Sanitize(),
-			pgx.Identifier{c.dbName}.Sanitize(), pgx.Identifier{c.user}.Sanitize()),
-		fmt.Sprintf("ALTER DATABASE %s WITH is_template = TRUE", pgx.Identifier{name}.Sanitize()),
-	); err != nil {
+	snap, db, owner := pgx.Identifier{name}.Sanitize(), pgx.Identifier{c.dbName}.Sanitize(), pgx.Identifier{c.user}.Sanitize()
+	err = c.withMaintenance(ctx, func(conn *pgx.Conn) error {
+		// A template cannot be dropped: clear the flag first. The master user is no superuser,
+		// so through ALTER DATABASE (allowed to the owner), not by updating pg_database.
+		var isTemplate bool
+		err := conn.QueryRow(ctx, "SELECT datistemplate FROM pg_database WHERE datname = $1", name).Scan(&isTemplate)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		stmts := []string{
+			"DROP DATABASE IF EXISTS " + snap,
+			fmt.Sprintf("CREATE DATABASE %s WITH TEMPLATE %s OWNER %s", snap, db, owner),
+			fmt.Sprintf("ALTER DATABASE %s WITH is_template = TRUE", snap),
+		}
+		if isTemplate {
+			stmts = append([]string{fmt.Sprintf("ALTER DATABASE %s WITH is_template = FALSE", snap)}, stmts...)
+		}
+		return execAll(ctx, conn, stmts...)
+	})
+	if err != nil {
 		return fmt.Errorf("borealis snapshot %s: %w", name, err)
 	}
 	c.snapshotName = name
@@ -49,6 +61,7 @@ func (c *Container) Restore(ctx context.Context, opts ...SnapshotOption) error {
 		return err
 	}
 	if err := c.execMaintenance(ctx,
+		// Sessions on the template would make CREATE DATABASE fail.
 		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "+quoteLiteral(name)+" AND pid <> pg_backend_pid()",
 		fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pgx.Identifier{c.dbName}.Sanitize()),
 		fmt.Sprintf("CREATE DATABASE %s WITH TEMPLATE %s OWNER %s", pgx.Identifier{c.dbName}.Sanitize(),
@@ -73,8 +86,13 @@ func (c *Container) snapshotConfig(opts []SnapshotOption) (string, error) {
 	return cfg.name, nil
 }
 
-// execMaintenance runs statements one by one on the postgres database through the cluster endpoint.
+// execMaintenance runs statements one by one on the postgres database through the cluster
+// endpoint, as the master user.
 func (c *Container) execMaintenance(ctx context.Context, stmts ...string) error {
+	return c.withMaintenance(ctx, func(conn *pgx.Conn) error { return execAll(ctx, conn, stmts...) })
+}
+
+func (c *Container) withMaintenance(ctx context.Context, f func(*pgx.Conn) error) error {
 	uri, err := c.endpointURI(ctx, ClusterPort, "postgres", []string{"sslmode=disable"})
 	if err != nil {
 		return err
@@ -84,6 +102,10 @@ func (c *Container) execMaintenance(ctx context.Context, stmts ...string) error 
 		return err
 	}
 	defer conn.Close(context.Background())
+	return f(conn)
+}
+
+func execAll(ctx context.Context, conn *pgx.Conn, stmts ...string) error {
 	for _, s := range stmts {
 		if _, err := conn.Exec(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", s, err)

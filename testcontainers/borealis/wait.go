@@ -55,6 +55,7 @@ func (s *ClusterStrategy) String() string { return "borealis cluster available" 
 func (s *ClusterStrategy) WaitUntilReady(ctx context.Context, target wait.StrategyTarget) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	start := time.Now()
 	var last error
 	for {
 		err := s.check(ctx, target)
@@ -68,7 +69,7 @@ func (s *ClusterStrategy) WaitUntilReady(ctx context.Context, target wait.Strate
 		last = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("borealis cluster not available after %s: %v%s", s.timeout, last, logTail(target))
+			return fmt.Errorf("borealis cluster not available after %s: %v%s", time.Since(start).Round(time.Second), last, logTail(target))
 		case <-time.After(s.poll):
 		}
 	}
