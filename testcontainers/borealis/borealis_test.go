@@ -76,7 +76,7 @@ func TestConnectionURIEscapesCredentials(t *testing.T) {
 
 func TestEnvDefaultsAreTheImages(t *testing.T) {
 	m := envMap([]string{"BOREALIS_MASTER_PASSWORD=pw-12345", "BOREALIS_DATABASE=", "PATH=/bin"})
-	if m[envUser] != "borealis" || m[envDatabase] != "postgres" || m[envReaders] != "1" || m[envPassword] != "pw-12345" {
+	if m[envUser] != "admin" || m[envDatabase] != "postgres" || m[envReaders] != "1" || m[envPassword] != "pw-12345" {
 		t.Fatalf("envMap = %v", m)
 	}
 }

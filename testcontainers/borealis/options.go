@@ -8,10 +8,10 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 )
 
-// Defaults. The master user is the image's (borealis): postgres is the control plane's own
+// Defaults. The master user is the image's (admin): postgres is the control plane's own
 // superuser and cannot be the master user. The password is the postgres module's default.
 const (
-	defaultUser         = "borealis"
+	defaultUser         = "admin"
 	defaultPassword     = "postgres"
 	defaultDatabase     = "postgres"
 	defaultSnapshotName = "migrated_template"
@@ -48,7 +48,7 @@ func WithDatabase(dbName string) testcontainers.CustomizeRequestOption {
 	return testcontainers.WithEnv(map[string]string{envDatabase: dbName})
 }
 
-// WithUsername sets the master user (BOREALIS_MASTER_USER, default borealis): a login role with
+// WithUsername sets the master user (BOREALIS_MASTER_USER, default admin): a login role with
 // CREATEDB and CREATEROLE, not a superuser, as Aurora's master user.
 func WithUsername(user string) testcontainers.CustomizeRequestOption {
 	if user == "" {
