@@ -9,7 +9,8 @@
 //   - api: the HTTP JSON API with its bearer token;
 //   - metrics: the Prometheus collector;
 //   - capacity: what a capacity in ACUs means (memory, CPU, PostgreSQL settings);
-//   - paramgroup: cluster parameter groups (catalogue, validation, custom groups).
+//   - paramgroup: cluster parameter groups (catalogue, validation, custom groups);
+//   - logs: log groups (collection of the nodes' jsonlog, local store, reading, OTLP export).
 //
 // The control plane never imports the index code (simd, hnsw, engine) and never loads the
 // Borealis engine; it talks to nodes only over the PostgreSQL protocol.

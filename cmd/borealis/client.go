@@ -115,6 +115,7 @@ var flagForField = map[string]string{
 	"SecondsBeforeTimeout": "--seconds-before-timeout", "TimeoutAction": "--timeout-action",
 	"Port": "--port", "ReaderPort": "--reader-port", "ScalingConfiguration": "modify",
 	"DBClusterParameterGroupName": "--db-cluster-parameter-group-name",
+	"EnableLogsExports":           "--enable-logs-exports", "LogsExportConfiguration": "--enable-log-types/--disable-log-types",
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -91,6 +91,7 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	readerPort := fs.Int("reader-port", 0, "reader endpoint port on 127.0.0.1 (0: a free one)")
 	wait := fs.Bool("wait", false, "wait until the cluster is available")
 	paramGroup := fs.String("db-cluster-parameter-group-name", "", "cluster parameter group (default: "+paramgroup.DefaultGroup+")")
+	logExports := fs.String("enable-logs-exports", "", "log types to publish to log groups, comma-separated: error, postgresql (default: error)")
 	sf := addScalingFlags(fs)
 	ff := addFailoverFlags(fs, true)
 	if err := parseFlags(fs, args); err != nil {
@@ -106,6 +107,11 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	if err := ff.apply(fs, &in.FailoverInput, nil); err != nil {
 		return err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "enable-logs-exports" {
+			in.EnableLogsExports = splitList(*logExports)
+		}
+	})
 	if err := in.Validate(); err != nil {
 		return usageFromField(err)
 	}
@@ -219,6 +225,8 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 	sf := addScalingFlags(fs)
 	paramGroup := fs.String("db-cluster-parameter-group-name", "", "move the cluster to this parameter group")
 	ff := addFailoverFlags(fs, false)
+	enableLogs := fs.String("enable-log-types", "", "start publishing these log types (comma-separated: error, postgresql)")
+	disableLogs := fs.String("disable-log-types", "", "stop publishing these log types")
 	if err := nameArg(fs, args, name, true); err != nil {
 		return err
 	}
@@ -243,13 +251,15 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 			in.TimeoutAction = sf.timeoutAction
 		case "db-cluster-parameter-group-name":
 			in.DBClusterParameterGroupName = paramGroup
+		case "enable-log-types", "disable-log-types":
+			in.LogsExportConfiguration = &cluster.LogsExportConfiguration{EnableLogTypes: splitList(*enableLogs), DisableLogTypes: splitList(*disableLogs)}
 		}
 	})
 	if err := ff.apply(fs, nil, &in); err != nil {
 		return err
 	}
 	if in == (cluster.ModifyInput{}) {
-		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause, --seconds-until-auto-pause, --seconds-before-timeout, --timeout-action, --db-cluster-parameter-group-name, --durability-mode or --failover-grace-seconds")
+		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause, --seconds-until-auto-pause, --seconds-before-timeout, --timeout-action, --db-cluster-parameter-group-name, --durability-mode, --failover-grace-seconds, --enable-log-types or --disable-log-types")
 	}
 	c, err := cf.client()
 	if err != nil {

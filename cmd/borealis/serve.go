@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/borealisdb/borealis/controlplane/api"
 	"github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/logs"
 	"github.com/borealisdb/borealis/controlplane/metrics"
 	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/safefile"
@@ -49,8 +51,11 @@ type cpOptions struct {
 	// listenAddr is the endpoints' bind address (default 127.0.0.1).
 	listenAddr string
 	// metricsToken: /metrics requires the bearer token (always so off loopback).
-	metricsToken      bool
-	tlsCert, tlsKey   string
+	metricsToken    bool
+	tlsCert, tlsKey string
+	// otlpLogs is the OTLP/HTTP logs endpoint; empty: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, then
+	// OTEL_EXPORTER_OTLP_ENDPOINT, else no export.
+	otlpLogs          string
 	logf              func(format string, args ...any)
 	beforeStartStores func(*store.Store) error
 }
@@ -60,6 +65,7 @@ type controlPlane struct {
 	home      string
 	store     *store.Store
 	manager   *cluster.Manager
+	logs      *logs.Service
 	server    *http.Server
 	apiURL    string
 	tokenFile string
@@ -109,6 +115,9 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 			defer cancel()
 			cp.manager.Close(ctx, true)
 		}
+		if cp.logs != nil {
+			cp.logs.Close()
+		}
 		st.Close()
 		return nil, err
 	}
@@ -129,13 +138,34 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 	if _, p, err := net.SplitHostPort(o.apiAddr); err == nil {
 		apiPort, _ = strconv.Atoi(p)
 	}
-	cp.manager, err = cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: o.logf, TLS: tlsConfig,
-		ListenAddress: o.listenAddr, APIPort: apiPort})
+	otlp := o.otlpLogs
+	if otlp == "" {
+		otlp = os.Getenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+	}
+	if otlp == "" {
+		otlp = os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	}
+	if otlp != "" {
+		if u, err := url.Parse(otlp); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			ln.Close()
+			return fail(usagef("--otlp-logs-endpoint %q: use an http:// or https:// URL, e.g. http://127.0.0.1:4318/v1/logs", otlp))
+		}
+	}
+	cp.logs, err = logs.New(logs.Options{Home: home, Store: st, Logf: o.logf, Export: logs.ExportOptions{Endpoint: otlp}})
 	if err != nil {
 		ln.Close()
 		return fail(err)
 	}
-	cp.server = &http.Server{Handler: api.Handler(api.Config{Manager: cp.manager, Token: token, Registry: metrics.NewRegistry(cp.manager),
+	cp.manager, err = cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: o.logf, TLS: tlsConfig,
+		ListenAddress: o.listenAddr, APIPort: apiPort, BeforeRemoveData: cp.logs.Flush})
+	if err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	cp.logs.Start()
+	registry := metrics.NewRegistry(cp.manager)
+	registry.MustRegister(cp.logs.Collector())
+	cp.server = &http.Server{Handler: api.Handler(api.Config{Manager: cp.manager, Token: token, Registry: registry, Logs: cp.logs,
 		MetricsToken: o.metricsToken || !apiLoopback}),
 		ReadHeaderTimeout: 10 * time.Second}
 	cp.apiURL = "http://" + clientAddr(ln.Addr().(*net.TCPAddr))
@@ -172,6 +202,7 @@ func (cp *controlPlane) stop(stopNodes bool) {
 	defer cancel()
 	_ = cp.server.Shutdown(ctx)
 	cp.manager.Close(ctx, stopNodes)
+	cp.logs.Close() // after the nodes stopped: their last lines are collected
 	os.Remove(filepath.Join(cp.home, apiInfoFile))
 	cp.store.Close()
 }
@@ -189,6 +220,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	addListenFlags(fs, &o)
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for TLS termination in the routers")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key for --tls-cert")
+	fs.StringVar(&o.otlpLogs, "otlp-logs-endpoint", "", "export log groups as OpenTelemetry logs to this OTLP/HTTP URL (default: $OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, $OTEL_EXPORTER_OTLP_ENDPOINT)")
 	leave := fs.Bool("leave-running", false, "on SIGINT/SIGTERM leave the nodes running for the next control plane to adopt")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/borealisdb/borealis/controlplane/cluster"
 	"github.com/borealisdb/borealis/controlplane/failover"
+	"github.com/borealisdb/borealis/controlplane/logs"
 	"github.com/borealisdb/borealis/controlplane/store"
 )
 
@@ -31,6 +32,8 @@ type Config struct {
 	Registry *prometheus.Registry
 	// MetricsToken makes /metrics require the bearer token too (always so off loopback).
 	MetricsToken bool
+	// Logs serves the log groups; nil answers their routes with 503.
+	Logs *logs.Service
 }
 
 // Error is the JSON error body.
@@ -87,6 +90,7 @@ func Handler(cfg Config) http.Handler {
 	a.lifecycleRoutes(mux)
 	mux.HandleFunc("POST /v1/clusters/{name}/failover", a.auth(a.failover))
 	mux.HandleFunc("PATCH /v1/clusters/{name}/members/{id}", a.auth(a.modifyMember))
+	a.logRoutes(mux)
 	mux.HandleFunc("/", a.auth(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, Error{Code: "NotFound", Message: fmt.Sprintf("no API route %s %s (see `borealis help`)", r.Method, r.URL.Path)})
 	}))

@@ -14,6 +14,11 @@
 //	PATCH  /v1/parameter-groups/{g} {"Parameters": [{"ParameterName", "ParameterValue"}]}
 //	POST   /v1/parameter-groups/{g}/reset {"ResetAllParameters"} or {"Parameters": [...]}
 //	DELETE /v1/parameter-groups/{g} delete (refused while a cluster uses it)
+//	GET    /v1/log-groups?logGroupNamePrefix=             {"logGroups": [...]}
+//	DELETE /v1/log-groups?logGroupName=                   delete a group and its events
+//	PUT    /v1/log-groups/retention {"logGroupName", "retentionInDays"}
+//	GET    /v1/log-events?logGroupName=&startTime=&endTime=&filterPattern=&limit=&nextToken=
+//	                                                      {"events": [...], "nextToken"}
 //	GET    /metrics                 Prometheus (no token: it holds no secrets, and is loopback only)
 //	GET    /healthz                 liveness (no token)
 //

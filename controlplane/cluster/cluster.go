@@ -304,7 +304,8 @@ func (c *Cluster) Describe() Description {
 		Endpoint: c.m.endpoint(rec.Port), ReaderEndpoint: c.m.endpoint(rec.ReaderPort),
 		Port: rec.Port, ReaderPort: rec.ReaderPort, ClusterCreateTime: rec.CreatedAt,
 		ScalingConfigurationInfo: ScalingInfo(rec.Scaling), DBClusterParameterGroup: groupName(rec.ParameterGroup),
-		DurabilityMode: durability(rec), FailoverGraceSeconds: int(grace(rec) / time.Second)}
+		DurabilityMode: durability(rec), FailoverGraceSeconds: int(grace(rec) / time.Second),
+		EnabledLogsExports: enabledLogTypes(rec.LogExports)}
 	for i, r := range rec.Members {
 		md := MemberDescription{DBInstanceIdentifier: r.ID, IsClusterWriter: r.Writer, PromotionTier: r.PromotionTier,
 			Status: r.Status, Capacity: r.Capacity, Port: r.Port, Fenced: r.Fenced}

@@ -30,6 +30,8 @@ type Description struct {
 	SynchronousStandbyNames string `json:"SynchronousStandbyNames,omitempty"`
 	// LastFailover is the last failover this control plane completed.
 	LastFailover *FailoverInfo `json:"LastFailover,omitempty"`
+	// EnabledLogsExports are the log types published to /borealis/cluster/<name>/<type>.
+	EnabledLogsExports []string `json:"EnabledLogsExports"`
 }
 
 // PinnedSession is a client session that cannot move to another backend.

@@ -34,6 +34,9 @@ type Options struct {
 	ListenAddress string
 	// APIPort is the control plane API's own port, refused as a cluster endpoint; 0 if none.
 	APIPort int
+	// BeforeRemoveData is called when a deleted cluster's nodes are stopped, before its data
+	// directories are removed (the logs service collects their last lines).
+	BeforeRemoveData func(cluster string)
 	// NodeSettings are extra postgresql.conf lines for every new writer (readers copy them).
 	NodeSettings map[string]string
 }
@@ -156,7 +159,8 @@ func (m *Manager) Create(in CreateInput) (Description, error) {
 	scaling, _ := in.scaling()
 	rec := store.Cluster{Name: in.Name, CreatedAt: time.Now().UTC(), Status: StatusCreating,
 		Port: in.Port, ReaderPort: in.ReaderPort, Scaling: scaling, ParameterGroup: in.DBClusterParameterGroupName,
-		Durability: in.mode(), FailoverGraceSeconds: in.FailoverGraceSeconds}
+		Durability: in.mode(), FailoverGraceSeconds: in.FailoverGraceSeconds,
+		LogExports: in.EnableLogsExports}
 	if rec.ParameterGroup == paramgroup.DefaultGroup {
 		rec.ParameterGroup = ""
 	}
@@ -276,15 +280,28 @@ func (m *Manager) Modify(name string, in ModifyInput) (Description, error) {
 	if err != nil {
 		return Description{}, err
 	}
-	if in.DBClusterParameterGroupName != nil {
-		if in.scalingChanged() { // validate everything before changing anything
-			c.mu.Lock()
-			_, err := in.apply(c.rec.Scaling)
-			c.mu.Unlock()
-			if err != nil {
-				return Description{}, err
-			}
+	if in.scalingChanged() { // validate everything before changing anything
+		c.mu.Lock()
+		_, err := in.apply(c.rec.Scaling)
+		c.mu.Unlock()
+		if err != nil {
+			return Description{}, err
 		}
+	}
+	if g := in.DBClusterParameterGroupName; g != nil && *g != "" && *g != paramgroup.DefaultGroup {
+		if _, err := m.opts.Store.ParamGroup(*g); err != nil {
+			return Description{}, fieldErr("DBClusterParameterGroupName", "parameter group %q does not exist (create it with `borealis parameter-group create`)", *g)
+		}
+	}
+	if in.LogsExportConfiguration != nil {
+		if err := c.setLogExports(*in.LogsExportConfiguration); err != nil {
+			return Description{}, err
+		}
+		if in.DBClusterParameterGroupName == nil && !in.scalingChanged() && !in.failoverChanged() {
+			return c.Describe(), nil
+		}
+	}
+	if in.DBClusterParameterGroupName != nil {
 		if err := c.setParamGroup(*in.DBClusterParameterGroupName); err != nil {
 			return Description{}, err
 		}
@@ -324,6 +341,9 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	m.event(name, "", "cluster.deleting", "deleting cluster "+name)
 	c.setStatus(StatusDeleting)
 	c.shutdown(ctx, true)
+	if m.opts.BeforeRemoveData != nil {
+		m.opts.BeforeRemoveData(name)
+	}
 	m.mu.Lock()
 	delete(m.clusters, name)
 	m.mu.Unlock()

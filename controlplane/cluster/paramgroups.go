@@ -69,6 +69,7 @@ func (m *Manager) paramGroupChanged(group string) {
 		if uses {
 			c.paramGen.Add(1)
 			m.event(c.rec.Name, "", "cluster.parameters-pending", fmt.Sprintf("applying parameter group %s to cluster %s", group, c.rec.Name))
+			c.resumeForParams()
 		}
 	}
 }
@@ -96,7 +97,17 @@ func (c *Cluster) setParamGroup(group string) error {
 	}
 	c.paramGen.Add(1)
 	c.m.event(c.rec.Name, "", "cluster.parameter-group-changed", fmt.Sprintf("cluster %s now uses parameter group %s", c.rec.Name, groupName(group)))
+	c.resumeForParams()
 	return nil
+}
+
+// resumeForParams resumes a paused cluster so the change applies now, as the seed says a
+// parameter group change does. A stopped cluster applies it when started.
+func (c *Cluster) resumeForParams() {
+	if paused, _ := c.flags(); paused {
+		c.m.event(c.rec.Name, "", "cluster.resuming-for-parameters", fmt.Sprintf("resuming cluster %s to apply its parameter group", c.rec.Name))
+		c.requestResume()
+	}
 }
 
 func groupName(g string) string {

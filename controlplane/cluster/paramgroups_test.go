@@ -49,6 +49,7 @@ func waitInSync(t *testing.T, m *Manager, name string) Description {
 // catalogue lists are PostgreSQL's own.
 func TestParameterGroupsOnRealNodes(t *testing.T) {
 	pgtest.RequireInstalled(t)
+	t.Setenv(AutoPauseFloorEnv, "3")
 	m := newManager(t, newHome(t))
 	gs := m.ParamGroups()
 	if _, err := gs.Create("verbose", "", "verbose logging"); err != nil {
@@ -186,6 +187,41 @@ func TestParameterGroupsOnRealNodes(t *testing.T) {
 		}
 		if err := m.DeleteParamGroup("verbose"); err != nil {
 			t.Fatalf("delete once unused: %v", err)
+		}
+	})
+
+	t.Run("PausedClusterResumesToApply", func(t *testing.T) {
+		on, secs := true, 3
+		if _, err := m.Modify("pg", ModifyInput{AutoPause: &on, SecondsUntilAutoPause: &secs}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the cluster to pause", 90*time.Second, func() bool { return m.mustDescribe(t, "pg").Status == StatusPaused })
+		if _, err := gs.Create("late", "", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.ModifyParamGroup("late", []paramgroup.Change{{ParameterName: "log_temp_files", ParameterValue: "1024"}}); err != nil {
+			t.Fatal(err)
+		}
+		after := lastSeq(t, m)
+		late := "late"
+		if _, err := m.Modify("pg", ModifyInput{DBClusterParameterGroupName: &late}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the writer resumed with the new group", 2*time.Minute, func() bool {
+			evs, _ := m.Events("pg", 0)
+			for _, e := range evs {
+				if e.Seq > after && e.Type == "member.parameters-applied" && e.Member == "pg-1" && strings.Contains(e.Message, "log_temp_files=1024") {
+					return true
+				}
+			}
+			return false
+		})
+		if !hasEvent(t, m, "pg", "", "cluster.resuming-for-parameters", after) || !hasEvent(t, m, "pg", "", "cluster.resumed", after) {
+			t.Fatal("no resume events")
+		}
+		off := false
+		if _, err := m.Modify("pg", ModifyInput{AutoPause: &off}); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

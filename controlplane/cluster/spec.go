@@ -48,6 +48,8 @@ type CreateInput struct {
 	// DBClusterParameterGroupName is the cluster parameter group; empty means the default.
 	DBClusterParameterGroupName string `json:"DBClusterParameterGroupName,omitempty"`
 	FailoverInput
+	// EnableLogsExports are the log types published to log groups; nil means error only.
+	EnableLogsExports []string `json:"EnableLogsExports,omitempty"`
 }
 
 // ModifyInput changes a cluster's serverless configuration; nil fields stay as they are.
@@ -63,12 +65,21 @@ type ModifyInput struct {
 	// DurabilityMode and FailoverGraceSeconds: see FailoverInput.
 	DurabilityMode       *string `json:"DurabilityMode,omitempty"`
 	FailoverGraceSeconds *int    `json:"FailoverGraceSeconds,omitempty"`
+	// LogsExportConfiguration turns log types' publishing on or off.
+	LogsExportConfiguration *LogsExportConfiguration `json:"LogsExportConfiguration,omitempty"`
+}
+
+// LogsExportConfiguration is Aurora's CloudwatchLogsExportConfiguration.
+type LogsExportConfiguration struct {
+	EnableLogTypes  []string `json:"EnableLogTypes,omitempty"`
+	DisableLogTypes []string `json:"DisableLogTypes,omitempty"`
 }
 
 // scalingChanged reports whether in changes the serverless configuration.
 func (in ModifyInput) scalingChanged() bool {
 	in.DBClusterParameterGroupName = nil
 	in.DurabilityMode, in.FailoverGraceSeconds = nil, nil
+	in.LogsExportConfiguration = nil
 	return in != (ModifyInput{})
 }
 
@@ -154,6 +165,9 @@ func (in CreateInput) Validate() error {
 		return fieldErr("ReaderPort", "%d is also the cluster endpoint's port", in.ReaderPort)
 	}
 	if err := in.FailoverInput.validate(in.Readers); err != nil {
+		return err
+	}
+	if err := validateLogTypes("EnableLogsExports", in.EnableLogsExports); err != nil {
 		return err
 	}
 	_, err := in.scaling()

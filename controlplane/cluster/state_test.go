@@ -1,12 +1,12 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"bufio"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -36,7 +36,7 @@ func TestDecideTable(t *testing.T) {
 		{"above max", long, obs(16, nil), 8, "above MaxCapacity"},
 		{"cpu saturated doubles", long, obs(1, func(o *Observation) { o.CPU1m = 100 }), 2, "CPU 100%"},
 		{"cpu 80% grows in place", long, obs(2, func(o *Observation) { o.CPU1m = 80 }), 3.5, "CPU 80%"},
-		{"cpu high but no history", long, obs(1, func(o *Observation) { o.CPU1m, o.CPUWindow = 100, 10 * time.Second }), 1, "within"},
+		{"cpu high but no history", long, obs(1, func(o *Observation) { o.CPU1m, o.CPUWindow = 100, 10*time.Second }), 1, "within"},
 		{"cpu high in cool-down", State{LastChange: t0.Add(-time.Minute)}, obs(1, func(o *Observation) { o.CPU1m = 100 }), 1, "scale-up cool-down"},
 		{"cpu high at max", long, obs(8, func(o *Observation) { o.CPU1m = 100 }), 8, "at MaxCapacity"},
 		{"connections 90%", long, obs(1, func(o *Observation) { o.Connections = 81 }), 2, "81 of 90 connections"},
@@ -51,7 +51,7 @@ func TestDecideTable(t *testing.T) {
 		{"low, 1m busy", lowFor(6 * time.Minute), obs(4, func(o *Observation) { o.CPU1m, o.CPU5m = 40, 5 }), 4, "within"},
 		{"low, down cool-down", State{LastChange: t0.Add(-10 * time.Minute), LastScaleDown: t0.Add(-10 * time.Minute), LowSince: t0.Add(-6 * time.Minute)},
 			obs(4, func(o *Observation) { o.CPU1m, o.CPU5m = 5, 5 }), 4, "scale-down cool-down"},
-		{"low but hnsw holds it", lowFor(6 * time.Minute), obs(4, func(o *Observation) { o.CPU1m, o.CPU5m, o.VectorIndexBytes = 5, 5, 1800 << 20 }), 4, "needs the current"},
+		{"low but hnsw holds it", lowFor(6 * time.Minute), obs(4, func(o *Observation) { o.CPU1m, o.CPU5m, o.VectorIndexBytes = 5, 5, 1800<<20 }), 4, "needs the current"},
 		{"low, connections keep 8", lowFor(6 * time.Minute), obs(8, func(o *Observation) { o.CPU1m, o.CPU5m, o.Connections = 5, 5, 260; o.MaxConnections = 1000 }), 8, "needs the current"},
 		{"bad range", long, obs(2, func(o *Observation) { o.Min, o.Max = 4, 2 }), 2, "invalid range"},
 	} {

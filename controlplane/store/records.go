@@ -14,6 +14,9 @@ type Cluster struct {
 	Scaling    Scaling `json:"scaling"`
 	// ParameterGroup is the cluster parameter group's name; empty means the default group.
 	ParameterGroup string `json:"parameter_group,omitempty"`
+	// LogExports are the log types published to log groups (error, postgresql); nil means the
+	// default (error only), empty means none.
+	LogExports []string `json:"log_exports"`
 	// NextMember numbers members; ids are never reused within a cluster.
 	NextMember int      `json:"next_member"`
 	Members    []Member `json:"members"`

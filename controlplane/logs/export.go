@@ -1,0 +1,352 @@
+package logs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	otlplogs "go.opentelemetry.io/proto/otlp/logs/v1"
+	resource "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// ExportOptions configure the OTLP/HTTP exporter.
+type ExportOptions struct {
+	// Endpoint is the collector's logs URL (http://host:4318/v1/logs); a URL without a path
+	// gets /v1/logs, as OTEL_EXPORTER_OTLP_ENDPOINT does.
+	Endpoint string
+	// Batch is the most records in one request; 0 means 512.
+	Batch int
+	// Interval is how often stores are checked for new records; 0 means 500 ms.
+	Interval time.Duration
+	// MinBackoff and MaxBackoff bound the retry delay after a failed request; 0 means 500 ms
+	// and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+	// Timeout bounds one request; 0 means 10 s.
+	Timeout time.Duration
+}
+
+// ExportStats are the exporter's counters, for metrics.
+type ExportStats struct {
+	Exported   int64   // records the collector accepted
+	Dropped    int64   // records never exported: expired before export, or refused (4xx) by the collector
+	Failures   int64   // failed requests (retried)
+	LagRecords int64   // records stored but not yet exported
+	LagSeconds float64 // age of the oldest record not yet exported
+	LastError  string
+	Backoff    time.Duration
+}
+
+// exporter ships every group's streams, each from its own cursor (a file beside the stream:
+// the next sequence number to send), so a collector that is down loses nothing: records wait
+// in the local store and are sent, in order, once it answers. Delivery is at least once: a
+// crash between a collector's answer and the cursor's write sends that batch again.
+type exporter struct {
+	s      *Service
+	opts   ExportOptions
+	client *http.Client
+
+	mu      sync.Mutex
+	cursors map[string]uint64 // by stream dir
+	stats   ExportStats
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newExporter(s *Service, o ExportOptions) *exporter {
+	if !strings.Contains(strings.TrimPrefix(strings.TrimPrefix(o.Endpoint, "http://"), "https://"), "/") {
+		o.Endpoint = strings.TrimRight(o.Endpoint, "/") + "/v1/logs"
+	}
+	if o.Batch == 0 {
+		o.Batch = 512
+	}
+	if o.Interval == 0 {
+		o.Interval = 500 * time.Millisecond
+	}
+	if o.MinBackoff == 0 {
+		o.MinBackoff = 500 * time.Millisecond
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	return &exporter{s: s, opts: o, client: &http.Client{Timeout: o.Timeout}, cursors: map[string]uint64{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (e *exporter) start() { go e.run() }
+
+func (e *exporter) close() {
+	close(e.stop)
+	<-e.done
+}
+
+func cursorPath(st *stream) string { return filepath.Join(st.dir, "export.cursor") }
+
+func (e *exporter) cursor(st *stream) uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.cursors[st.dir]; ok {
+		return c
+	}
+	c := uint64(1)
+	if data, err := os.ReadFile(cursorPath(st)); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64); err == nil {
+			c = v
+		}
+	}
+	e.cursors[st.dir] = c
+	return c
+}
+
+func (e *exporter) setCursor(st *stream, c uint64) error {
+	e.mu.Lock()
+	e.cursors[st.dir] = c
+	e.mu.Unlock()
+	tmp := cursorPath(st) + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(c, 10)), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, cursorPath(st))
+}
+
+// forget drops a deleted group's cursors.
+func (e *exporter) forget(group string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	prefix := groupDir(e.s.root, group) + string(os.PathSeparator)
+	for k := range e.cursors {
+		if strings.HasPrefix(k, prefix) {
+			delete(e.cursors, k)
+		}
+	}
+}
+
+// segmentDropped counts the records of a dropped segment the cursor had not reached.
+func (e *exporter) segmentDropped(group string, sg segInfo) {
+	c := e.cursor(sg.s)
+	if sg.end <= c {
+		return
+	}
+	e.mu.Lock()
+	e.stats.Dropped += int64(sg.end - max(c, sg.first))
+	e.mu.Unlock()
+	_ = e.setCursor(sg.s, sg.end)
+}
+
+// Stats returns the exporter's counters, with the lag measured now.
+func (e *exporter) Stats() ExportStats {
+	var lag int64
+	var oldest int64
+	for _, g := range e.s.groupList() {
+		for _, st := range g.streamList() {
+			c := e.cursor(st)
+			st.mu.Lock()
+			next := st.next
+			st.mu.Unlock()
+			if next > c {
+				lag += int64(next - c)
+				_ = st.read(c, func(r Record) bool {
+					if oldest == 0 || r.Ingest < oldest {
+						oldest = r.Ingest
+					}
+					return false
+				})
+			}
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.stats
+	out.LagRecords = lag
+	if oldest > 0 {
+		out.LagSeconds = time.Since(time.UnixMilli(oldest)).Seconds()
+	}
+	return out
+}
+
+func (e *exporter) run() {
+	defer close(e.done)
+	backoff := time.Duration(0)
+	for {
+		wait := e.opts.Interval
+		sent, err := e.exportOnce()
+		switch {
+		case err != nil:
+			backoff = min(max(backoff*2, e.opts.MinBackoff), e.opts.MaxBackoff)
+			wait = backoff
+			e.mu.Lock()
+			e.stats.Failures++
+			e.stats.LastError, e.stats.Backoff = err.Error(), backoff
+			e.mu.Unlock()
+		case sent:
+			backoff, wait = 0, 0 // more may be waiting
+			e.mu.Lock()
+			e.stats.Backoff = 0
+			e.mu.Unlock()
+		default:
+			backoff = 0
+		}
+		select {
+		case <-e.stop:
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// exportOnce sends one batch of every stream that has records past its cursor.
+func (e *exporter) exportOnce() (bool, error) {
+	sent := false
+	for _, g := range e.s.groupList() {
+		for _, st := range g.streamList() {
+			n, err := e.exportStream(g, st)
+			if err != nil {
+				return sent, err
+			}
+			sent = sent || n > 0
+		}
+	}
+	return sent, nil
+}
+
+func (e *exporter) exportStream(g *Group, st *stream) (int, error) {
+	c := e.cursor(st)
+	var recs []Record
+	last := uint64(0)
+	err := st.read(c, func(r Record) bool {
+		recs = append(recs, r)
+		last = r.Seq
+		return len(recs) < e.opts.Batch
+	})
+	if err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	cluster, typ, _ := ParseGroupName(g.Name())
+	body, err := proto.Marshal(buildRequest(g.Name(), cluster, typ, st.name, recs))
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", e.opts.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("OTLP collector %s: %w", e.opts.Endpoint, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		e.mu.Lock()
+		e.stats.Exported += int64(len(recs))
+		e.mu.Unlock()
+	case resp.StatusCode == 429 || resp.StatusCode >= 500 || resp.StatusCode == 408:
+		return 0, fmt.Errorf("OTLP collector %s answered %s (retrying)", e.opts.Endpoint, resp.Status)
+	default:
+		// The collector refuses this data for good (OTLP: do not retry other 4xx).
+		e.mu.Lock()
+		e.stats.Dropped += int64(len(recs))
+		e.stats.LastError = fmt.Sprintf("OTLP collector %s refused %d records: %s", e.opts.Endpoint, len(recs), resp.Status)
+		e.mu.Unlock()
+	}
+	return len(recs), e.setCursor(st, last+1)
+}
+
+func strAttr(k, v string) *common.KeyValue {
+	return &common.KeyValue{Key: k, Value: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: v}}}
+}
+
+func intAttr(k string, v int64) *common.KeyValue {
+	return &common.KeyValue{Key: k, Value: &common.AnyValue{Value: &common.AnyValue_IntValue{IntValue: v}}}
+}
+
+// severity maps PostgreSQL's levels to OpenTelemetry's severity numbers.
+func severity(pg string) otlplogs.SeverityNumber {
+	switch pg {
+	case "DEBUG5", "DEBUG4", "DEBUG3", "DEBUG2", "DEBUG1", "DEBUG":
+		return otlplogs.SeverityNumber_SEVERITY_NUMBER_DEBUG
+	case "INFO", "LOG":
+		return otlplogs.SeverityNumber_SEVERITY_NUMBER_INFO
+	case "NOTICE":
+		return otlplogs.SeverityNumber_SEVERITY_NUMBER_INFO2
+	case "WARNING":
+		return otlplogs.SeverityNumber_SEVERITY_NUMBER_WARN
+	case "ERROR":
+		return otlplogs.SeverityNumber_SEVERITY_NUMBER_ERROR
+	case "FATAL":
+		return otlplogs.SeverityNumber_SEVERITY_NUMBER_FATAL
+	case "PANIC":
+		return otlplogs.SeverityNumber_SEVERITY_NUMBER_FATAL4
+	}
+	return otlplogs.SeverityNumber_SEVERITY_NUMBER_UNSPECIFIED
+}
+
+// buildRequest makes one OTLP request of one stream's records: the resource is the instance,
+// each record carries the PostgreSQL fields as attributes.
+//
+// The body is a LogsData message: the OTLP protobufs define it as wire-identical to the
+// collector's ExportLogsServiceRequest (both are field 1, repeated ResourceLogs), and using it
+// keeps the gRPC packages that the collector service's Go package imports out of the daemon.
+func buildRequest(group, cluster, typ, instance string, recs []Record) *otlplogs.LogsData {
+	lrs := make([]*otlplogs.LogRecord, 0, len(recs))
+	for _, r := range recs {
+		l, _, parsed := parseLine([]byte(r.Message))
+		lr := &otlplogs.LogRecord{TimeUnixNano: uint64(r.Time) * 1e6, ObservedTimeUnixNano: uint64(r.Ingest) * 1e6}
+		attrs := []*common.KeyValue{strAttr("borealis.cluster", cluster), strAttr("borealis.instance", instance),
+			strAttr("borealis.log_group", group), strAttr("log.record.uid", instance+"/"+strconv.FormatUint(r.Seq, 10))}
+		if parsed {
+			lr.SeverityText, lr.SeverityNumber = l.Severity, severity(l.Severity)
+			lr.Body = &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: l.Message}}
+			if l.StateCode != "" {
+				attrs = append(attrs, strAttr("db.response.status_code", l.StateCode))
+			}
+			if l.PID != 0 {
+				attrs = append(attrs, intAttr("process.pid", l.PID))
+			}
+			if l.DBName != "" {
+				attrs = append(attrs, strAttr("db.namespace", l.DBName))
+			}
+			if l.User != "" {
+				attrs = append(attrs, strAttr("db.user", l.User))
+			}
+			if l.BackendType != "" {
+				attrs = append(attrs, strAttr("postgresql.backend_type", l.BackendType))
+			}
+			attrs = append(attrs, strAttr("log.record.original", r.Message))
+		} else {
+			lr.Body = &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: r.Message}}
+		}
+		lr.Attributes = attrs
+		lrs = append(lrs, lr)
+	}
+	return &otlplogs.LogsData{ResourceLogs: []*otlplogs.ResourceLogs{{
+		Resource: &resource.Resource{Attributes: []*common.KeyValue{strAttr("service.name", "borealis"),
+			strAttr("service.instance.id", instance), strAttr("borealis.cluster", cluster), strAttr("borealis.log_type", typ)}},
+		ScopeLogs: []*otlplogs.ScopeLogs{{Scope: &common.InstrumentationScope{Name: "github.com/borealisdb/borealis/controlplane/logs"}, LogRecords: lrs}},
+	}}}
+}
+
+// ExportStats returns the exporter's counters; ok is false when export is not configured.
+func (s *Service) ExportStats() (ExportStats, bool) {
+	if s.exporter == nil {
+		return ExportStats{}, false
+	}
+	return s.exporter.Stats(), true
+}
