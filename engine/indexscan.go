@@ -21,16 +21,17 @@ var (
 	nextScan int64
 )
 
-// borealis_index_scan_begin starts a search for q (dims floats) with beam width ef.
+// borealis_index_scan_begin starts a search for q (dims floats) with beam width ef. relaxed
+// non-zero is iterative_scan = relaxed_order: nodes found late are returned, not skipped.
 //
 //export borealis_index_scan_begin
-func borealis_index_scan_begin(h C.longlong, q *C.float, ef C.int, scan *C.longlong) (rc C.int) {
+func borealis_index_scan_begin(h C.longlong, q *C.float, ef C.int, relaxed C.int, scan *C.longlong) (rc C.int) {
 	defer guard(&rc)
 	g, err := lookup(h)
 	if err != nil {
 		return fail(err)
 	}
-	it, err := g.x.NewIterator(floats(q, g.x.Dims()), hnsw.SearchOptions{Ef: int(ef)})
+	it, err := g.x.NewIterator(floats(q, g.x.Dims()), hnsw.SearchOptions{Ef: int(ef), RelaxedOrder: relaxed != 0})
 	if err != nil {
 		return fail(fmt.Errorf("query vector %s", vectorProblem(err)))
 	}

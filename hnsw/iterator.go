@@ -1,15 +1,19 @@
 package hnsw
 
-// Iterator yields search results in increasing distance for as long as the
-// caller asks, which is what PostgreSQL's iterative index scans need when a
-// WHERE clause drops rows: the first ef results come from an ordinary beam
-// search, and each further round resumes that search from where it stopped.
-// It keeps the visited set, the unexpanded candidates, and every admitted node
-// that did not fit in the beam, so no node is visited twice and none is lost.
+// Iterator yields search results nearest first for as long as the caller asks,
+// which is what PostgreSQL's iterative index scans need when a WHERE clause
+// drops rows: the first ef results come from an ordinary beam search, and each
+// further round resumes that search from where it stopped. It keeps the
+// visited set, the unexpanded candidates, and every admitted node that did not
+// fit in the beam, so no node is visited twice and none is lost.
 //
-// Order guarantee: distances returned are non-decreasing. A resumed round can
-// reach a node closer than one already returned (the graph search is
-// approximate); such a node is skipped rather than returned out of order.
+// Order: each round's results are returned in increasing exact distance (on a
+// QuantizedSearch index the whole round is rescored with float32 distances
+// first). A resumed round can reach a node closer than one already returned,
+// because the graph search is approximate. With SearchOptions.RelaxedOrder
+// (pgvector's relaxed_order) such a node is still returned, slightly out of
+// order: nothing admitted is ever dropped. Without it (strict_order) distances
+// never decrease and such a node is skipped.
 //
 // An Iterator is not safe for concurrent use; the index may change between
 // calls to Next (new nodes may appear, deleted nodes are not returned). Call
@@ -20,9 +24,9 @@ type Iterator struct {
 	sp      searchSpec
 	q       []float32
 	ef      int
-	batch   []candidate // current round's results, ascending
+	relaxed bool
+	batch   []candidate // current round's results, ascending exact distance
 	pos     int
-	exact   int     // QuantizedSearch: batch[:exact] has exact distances, sorted
 	last    float32 // internal distance of the last result returned
 	hasLast bool
 	started bool
@@ -32,7 +36,8 @@ type Iterator struct {
 }
 
 // NewIterator starts an iterative search for q. opts.Ef is the width of each
-// round (default 40); Filter and MaxDistance apply to every result.
+// round (default 40); Filter and MaxDistance apply to every result, and
+// RelaxedOrder chooses what happens to nodes found late (see Iterator).
 func (x *Index) NewIterator(q []float32, opts SearchOptions) (*Iterator, error) {
 	s := x.pool.get()
 	query, err := x.prepareSearch(s, q)
@@ -41,7 +46,7 @@ func (x *Index) NewIterator(q []float32, opts SearchOptions) (*Iterator, error) 
 		return nil, err
 	}
 	copy(s.query, query) // own the query: the caller may reuse q
-	it := &Iterator{x: x, s: s, q: s.query, ef: opts.Ef}
+	it := &Iterator{x: x, s: s, q: s.query, ef: opts.Ef, relaxed: opts.RelaxedOrder}
 	if it.ef <= 0 {
 		it.ef = defaultEf
 	}
@@ -52,33 +57,28 @@ func (x *Index) NewIterator(q []float32, opts SearchOptions) (*Iterator, error) 
 	return it, nil
 }
 
-// Next returns the next nearest result; ok is false when there are no more
-// (graph exhausted, or the distance bound reached).
+// Next returns the next result; ok is false when there are no more (graph
+// exhausted, or the distance bound reached).
 func (it *Iterator) Next() (r Result, ok bool) {
 	for !it.done {
 		for it.pos < len(it.batch) {
-			if it.s.quant && it.pos >= it.exact {
-				// Rescore the next window. Results are ordered by exact
-				// distance within a window; a node whose exact distance falls
-				// below one already returned is skipped, as for late finds.
-				it.exact = it.pos + min(len(it.batch)-it.pos, rescoreWindow)
-				it.x.grow.RLock()
-				it.x.rescore(it.q, it.batch[it.pos:it.exact])
-				it.x.grow.RUnlock()
-			}
 			c := it.batch[it.pos]
 			it.pos++
-			if it.s.quant && it.hasLast && c.dist < it.last {
-				continue
-			}
 			if it.sp.bounded && c.dist > it.sp.bound {
+				// The batch is ascending, so the rest of this round is out of
+				// bounds too; later rounds start farther still.
 				it.done = true
 				return Result{}, false
+			}
+			if !it.relaxed && it.hasLast && c.dist < it.last {
+				continue // found late: returning it would break the order
 			}
 			if it.x.IsDeleted(c.id) {
 				continue // deleted since it was found
 			}
-			it.last, it.hasLast = c.dist, true
+			if !it.hasLast || c.dist > it.last {
+				it.last, it.hasLast = c.dist, true
+			}
 			return Result{ID: c.id, Distance: it.x.reported(c.dist)}, true
 		}
 		it.round()
@@ -86,7 +86,8 @@ func (it *Iterator) Next() (r Result, ok bool) {
 	return Result{}, false
 }
 
-// round runs one beam search (the first) or resumes it, refilling it.batch.
+// round runs one beam search (the first) or resumes it, refilling it.batch in
+// ascending exact distance.
 func (it *Iterator) round() {
 	x, s := it.x, it.s
 	x.grow.RLock()
@@ -115,22 +116,16 @@ func (it *Iterator) round() {
 	for len(s.res) > 0 {
 		it.batch = append(it.batch, s.res.pop())
 	}
-	// Reverse into ascending order, dropping nodes closer than what was
-	// already returned (found late; returning them would break the order).
+	if s.quant {
+		// Exact distances for the whole round, not just its approximate head:
+		// int8 rounding reorders near-ties, and a true neighbour ranked past a
+		// fixed window by its code would be lost however large ef is.
+		x.rescore(it.q, it.batch)
+		return
+	}
 	b := it.batch
 	for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
 		b[i], b[j] = b[j], b[i]
-	}
-	if s.quant {
-		it.exact = 0 // Next rescores window by window
-		return
-	}
-	if it.hasLast && len(b) > 0 && b[0].dist < it.last {
-		k := 0
-		for k < len(b) && b[k].dist < it.last {
-			k++
-		}
-		it.pos = k
 	}
 }
 

@@ -14,7 +14,10 @@ import (
 // quarter of the memory per node: at high dimensions the float32 slab does not
 // fit in cache and traversal is memory-bound. The candidates a search returns
 // are then rescored with the exact float32 distance and re-sorted, so every
-// Distance the caller sees is the exact pgvector value. Inserts, deletes and
+// Distance the caller sees is the exact pgvector value. The whole beam (ef
+// candidates) is rescored, not a fixed head: int8 rounding reorders near-ties
+// (badly when a few components dominate every vector, as in real embeddings),
+// and a true neighbour ranked past a fixed window would be lost at any ef. Inserts, deletes and
 // neighbour selection always use float32 distances, so the graph is the same
 // whether the option is on or off.
 //
@@ -90,15 +93,6 @@ func (x *Index) score(s *scratch, q []float32, ids []uint32, out []float32) {
 		out[i] = x.approx(s, id)
 	}
 }
-
-// rescoreCount is how many of the approximately nearest candidates a k-NN
-// search rescores exactly: int8 errors are far smaller than the gaps between
-// the k-th and the 2k-th neighbour, so more would only cost cold reads.
-func rescoreCount(k int) int { return max(2*k, k+16) }
-
-// rescoreWindow is how many approximately ordered results an iterator rescores
-// at a time (an ORDER BY … LIMIT 10 scan reads one window).
-const rescoreWindow = 16
 
 // rescore replaces the approximate distances of cs by exact ones and sorts
 // cs by them, ascending (ties by id, so the order is deterministic).

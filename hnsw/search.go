@@ -24,6 +24,11 @@ type SearchOptions struct {
 	// outside it. `WHERE 1 - (e <=> q) > 0.8` is MaxDistance 0.2 under Cosine.
 	MaxDistance    float32
 	UseMaxDistance bool
+	// RelaxedOrder (iterators only) is pgvector's relaxed_order: a node that a
+	// resumed round finds closer than one already returned is returned anyway,
+	// slightly out of order, instead of being skipped (strict_order, the
+	// default). See Iterator.
+	RelaxedOrder bool
 }
 
 // defaultEf is used when SearchOptions.Ef is 0.
@@ -203,12 +208,12 @@ func (x *Index) SearchWith(dst []Result, q []float32, k int, o SearchOptions) ([
 	}
 	s.entries = buf
 	if s.quant {
-		// Exact distances for the approximate best few, re-sorted; emit from
-		// the end as above. Each rescored vector is a cold float32 row, so
-		// rescoring the whole beam would give back much of the gain.
-		tail := buf[len(buf)-min(len(buf), rescoreCount(k)):]
-		x.rescore(query, tail)
-		slices.Reverse(tail)
+		// Exact distances for the whole beam, re-sorted; emit from the end as
+		// above. Rescoring only the approximate head would cap recall: int8
+		// rounding reorders near-ties, so a true neighbour can rank past any
+		// fixed window, however large ef is.
+		x.rescore(query, buf)
+		slices.Reverse(buf)
 	}
 	for i, taken := len(buf)-1, 0; i >= 0 && taken < k; i, taken = i-1, taken+1 {
 		d := buf[i].dist

@@ -55,7 +55,8 @@ typedef struct BorealisEngine
 	int			(*index_connect_all) (long long handle, uint32_t *changed, int capacity, int *nchanged);
 	int			(*index_reconnect) (long long handle, uint32_t *dropped, int ndropped,
 									uint32_t *changed, int capacity, int *nchanged);
-	int			(*index_scan_begin) (long long handle, float *query, int ef, long long *scan);
+	int			(*index_scan_begin) (long long handle, float *query, int ef, int relaxed,
+									 long long *scan);
 	int			(*index_scan_next) (long long scan, int max, uint32_t *ids, float *dists, int *n);
 	int			(*index_scan_end) (long long scan);
 } BorealisEngine;

@@ -124,7 +124,10 @@ start(IndexScanDesc scan, BhnswScanOpaque so)
 		so->exhausted = true;
 		return;
 	}
-	bhnsw_engine_check(eng->index_scan_begin(cache->graph, q->x, borealis_ef_search, &so->scan),
+	/* relaxed_order returns elements a resumed search finds late; strict_order skips them. */
+	bhnsw_engine_check(eng->index_scan_begin(cache->graph, q->x, borealis_ef_search,
+											 borealis_iterative_scan == BOREALIS_ITERATIVE_SCAN_RELAXED,
+											 &so->scan),
 					   "starting a search");
 	so->limit = borealis_iterative_scan == BOREALIS_ITERATIVE_SCAN_OFF ?
 		borealis_ef_search : Max(borealis_max_scan_tuples, borealis_ef_search);

@@ -58,6 +58,28 @@ SET borealis.iterative_scan = strict_order;
 SELECT count(*) FROM (SELECT id FROM items WHERE id % 10 = 0 ORDER BY embedding <-> '[2,2,0.5]' LIMIT 20) s;
 SET borealis.iterative_scan = relaxed_order;
 SELECT count(*) FROM (SELECT id FROM items WHERE id % 10 = 0 ORDER BY embedding <-> '[2,2,0.5]' LIMIT 20) s;
+-- borealis.max_scan_tuples stops an iterative scan: with a filter no row passes, the index scan
+-- hands exactly that many rows to the filter, in either order mode.
+SET borealis.max_scan_tuples = 50;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  SELECT id FROM items WHERE id < 0 ORDER BY embedding <-> '[2,2,0.5]' LIMIT 5;
+SET borealis.max_scan_tuples = 120;
+SET borealis.iterative_scan = strict_order;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  SELECT id FROM items WHERE id < 0 ORDER BY embedding <-> '[2,2,0.5]' LIMIT 5;
+-- relaxed_order drops nothing: with room to run it reaches every row (302), where strict_order
+-- skips what a resumed search finds closer than a row already returned.
+SET borealis.max_scan_tuples = 100000;
+SET borealis.iterative_scan = relaxed_order;
+SELECT count(*) AS relaxed_rows FROM (SELECT id FROM items ORDER BY embedding <-> '[2,2,0.5]' LIMIT 1000) s;
+SELECT count(DISTINCT id) AS relaxed_distinct FROM (SELECT id FROM items ORDER BY embedding <-> '[2,2,0.5]' LIMIT 1000) s;
+SET borealis.iterative_scan = strict_order;
+SELECT count(*) <= 302 AS strict_at_most_all,
+       bool_and(ordered) AS strict_in_order
+  FROM (SELECT d >= lag(d, 1, 0::float8) OVER (ORDER BY n) - 1e-6 AS ordered
+          FROM (SELECT embedding <-> '[2,2,0.5]' AS d, row_number() OVER () AS n
+                  FROM (SELECT embedding FROM items ORDER BY embedding <-> '[2,2,0.5]' LIMIT 1000) a) b) c;
+RESET borealis.max_scan_tuples;
 RESET borealis.iterative_scan;
 RESET borealis.ef_search;
 
