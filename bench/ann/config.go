@@ -74,6 +74,14 @@ type Config struct {
 	// it has passed (recall is scored on the first pass only). 0 means one pass.
 	MinTime time.Duration
 
+	// FreshConnections is how many new connections time their first query, one after another,
+	// and stay open while the server's memory is read.
+	FreshConnections int
+	// InsertClients is N of the N-client insert rate; InsertTime how long each insert rate is
+	// measured.
+	InsertClients int
+	InsertTime    time.Duration
+
 	Seed        uint64
 	DatasetsDir string
 	CacheDir    string
@@ -113,6 +121,15 @@ func (c *Config) Defaults() {
 	if c.Warmup == 0 {
 		c.Warmup = 50
 	}
+	if c.FreshConnections == 0 {
+		c.FreshConnections = 10
+	}
+	if c.InsertClients == 0 {
+		c.InsertClients = 4
+	}
+	if c.InsertTime == 0 {
+		c.InsertTime = 10 * time.Second
+	}
 	if c.SharedBuffers == "" {
 		c.SharedBuffers = "1GB"
 	}
@@ -132,6 +149,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--m must be at least 2 and --ef-construction at least 1")
 	case c.K < 1 || c.Clients < 1 || c.Queries < 1 || c.Warmup < 0 || c.ParallelWorkers < 0 || c.MinTime < 0:
 		return fmt.Errorf("--k, --clients and --queries must be positive, --warmup, --min-time and --parallel-workers not negative")
+	case c.FreshConnections < 1 || c.InsertClients < 1 || c.InsertTime <= 0:
+		return fmt.Errorf("--fresh-connections, --insert-clients and --insert-time must be positive")
 	case !regexp.MustCompile(`^[0-9]+\s*[kMGT]?B?$`).MatchString(c.MaintenanceWorkMem):
 		return fmt.Errorf("--maintenance-work-mem %q: want a PostgreSQL memory size such as 512MB or 1GB", c.MaintenanceWorkMem)
 	case !regexp.MustCompile(`^[0-9]+\s*[kMGT]?B?$`).MatchString(c.SharedBuffers):

@@ -14,17 +14,27 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// WritePNG draws recall@k against QPS (log scale), one panel per dataset and one line per
-// index, as ann-benchmarks draws it: solid for 1 client, dashed for N clients.
+// WritePNG draws one row of panels per dataset: recall@k against QPS (log scale), one line
+// per index, as ann-benchmarks draws it (solid for 1 client, dashed for N clients); then bars
+// per index for the first query on a fresh connection, the server memory per connection, and
+// the insert rate with 1 and N clients.
 func (r *Report) WritePNG(w io.Writer) error {
 	n := max(1, len(r.Datasets))
+	const cols = 4
 	const panelW, panelH = 5.5 * vg.Inch, 4.5 * vg.Inch
-	row := make([]*plot.Plot, n)
-	for i := range row {
-		row[i] = plot.New()
+	grid := make([][]*plot.Plot, n)
+	for i := range grid {
+		grid[i] = make([]*plot.Plot, cols)
+		for j := range grid[i] {
+			grid[i][j] = plot.New()
+			grid[i][j].BackgroundColor = color.White
+		}
 	}
 	for i, d := range r.Datasets {
-		p := row[i]
+		if err := r.barPanels(grid[i][1:], d); err != nil {
+			return err
+		}
+		p := grid[i][0]
 		p.Title.Text = fmt.Sprintf("%s (%d×%d, %s)", d.Dataset, d.N, d.Dim, d.Metric)
 		p.X.Label.Text = fmt.Sprintf("recall@%d", r.Settings.K)
 		p.Y.Label.Text = "queries per second (log)"
@@ -71,16 +81,87 @@ func (r *Report) WritePNG(w io.Writer) error {
 		if len(d.Indexes) == 0 {
 			p.Title.Text += ": nothing measured"
 		}
-		p.BackgroundColor = color.White
 	}
-	img := vgimg.New(vg.Length(n)*panelW, panelH)
+	img := vgimg.New(cols*panelW, vg.Length(n)*panelH)
 	dc := draw.New(img)
-	canvases := plot.Align([][]*plot.Plot{row}, draw.Tiles{Rows: 1, Cols: n, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4}, dc)
-	for i, p := range row {
-		p.Draw(canvases[0][i])
+	canvases := plot.Align(grid, draw.Tiles{Rows: n, Cols: cols, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4}, dc)
+	for i := range grid {
+		for j, p := range grid[i] {
+			p.Draw(canvases[i][j])
+		}
 	}
 	_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(w)
 	return err
+}
+
+// barPanels fills the three bar panels of dataset d: first query on a fresh connection (ms),
+// server memory per connection (MiB), and inserts per second with 1 and N clients.
+func (r *Report) barPanels(panels []*plot.Plot, d DatasetResult) error {
+	var names []string
+	var first, mem, ins1, insN plotter.Values
+	for _, ix := range d.Indexes {
+		names = append(names, ix.Index.AM)
+		var f Fresh
+		var in Inserts
+		if ix.Fresh != nil {
+			f = *ix.Fresh
+		}
+		if ix.Inserts != nil {
+			in = *ix.Inserts
+		}
+		first = append(first, f.FirstP50ms)
+		mem = append(mem, float64(f.PerConnection)/(1<<20))
+		ins1 = append(ins1, in.Rate1)
+		insN = append(insN, in.RateN)
+	}
+	clients := fmt.Sprintf("%d clients", r.Settings.InsertClients)
+	for k, spec := range []struct {
+		title, y string
+		groups   []plotter.Values
+		labels   []string
+	}{
+		{fmt.Sprintf("first query on a fresh connection (p50 of %d)", r.Settings.FreshConnections), "connect + first query, ms", []plotter.Values{first}, nil},
+		{"server " + r.Settings.MemoryKind + " per extra connection", "MiB", []plotter.Values{mem}, nil},
+		{"single-row inserts into the indexed table", "rows per second", []plotter.Values{ins1, insN}, []string{"1 client", clients}},
+	} {
+		p := panels[k]
+		p.Title.Text = spec.title
+		p.Y.Label.Text = spec.y
+		p.Add(plotter.NewGrid())
+		if len(names) == 0 || allZero(spec.groups) {
+			p.Title.Text += ": not measured"
+			continue
+		}
+		width := vg.Points(40) / vg.Length(len(spec.groups))
+		for g, vals := range spec.groups {
+			bars, err := plotter.NewBarChart(vals, width)
+			if err != nil {
+				return err
+			}
+			bars.Color = plotutil.Color(g)
+			bars.LineStyle.Width = 0
+			bars.Offset = width * vg.Length(2*g-len(spec.groups)+1) / 2
+			p.Add(bars)
+			if spec.labels != nil {
+				p.Legend.Add(spec.labels[g], bars)
+			}
+		}
+		p.Legend.Top = true
+		p.NominalX(names...)
+		p.Y.Min = 0
+	}
+	return nil
+}
+
+func allZero(groups []plotter.Values) bool {
+	for _, g := range groups {
+		for _, v := range g {
+			if v != 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // qpsRange is the smallest and largest QPS measured on d.

@@ -34,6 +34,9 @@ type Settings struct {
 	MinSeconds         float64 `json:"min_seconds_per_measurement"`
 	Server             string  `json:"server"`
 	MemoryKind         string  `json:"memory_kind"`
+	FreshConnections   int     `json:"fresh_connections,omitempty"`
+	InsertClients      int     `json:"insert_clients,omitempty"`
+	InsertSeconds      float64 `json:"insert_seconds,omitempty"`
 }
 
 // DatasetResult is one dataset's load, ground truth and indexes.
@@ -53,9 +56,11 @@ type DatasetResult struct {
 
 // IndexResult is one index's build and sweep.
 type IndexResult struct {
-	Index  IndexSpec `json:"index"`
-	Build  Build     `json:"build"`
-	Points []Point   `json:"points"`
+	Index   IndexSpec `json:"index"`
+	Build   Build     `json:"build"`
+	Fresh   *Fresh    `json:"fresh_connections,omitempty"`
+	Points  []Point   `json:"points"`
+	Inserts *Inserts  `json:"inserts,omitempty"`
 }
 
 // curve is the index's single-client recall/QPS curve.
@@ -77,6 +82,14 @@ type Comparison struct {
 	BuildRatio float64   `json:"build_time_ratio"`
 	SizeRatio  float64   `json:"index_size_ratio"`
 	QPS        []RatioAt `json:"qps_ratio_at_recall"`
+	// FirstQueryRatio is candidate ÷ baseline of the fresh-connection first query p50;
+	// MemoryPerConnectionDiff is candidate − baseline PSS per connection, in bytes; the insert
+	// ratios are candidate ÷ baseline rows/s. 0 (and for the difference, absent) when
+	// either index lacks the measure.
+	FirstQueryRatio         float64 `json:"first_query_ratio,omitempty"`
+	MemoryPerConnectionDiff *int64  `json:"pss_per_connection_diff_bytes,omitempty"`
+	InsertRatio1            float64 `json:"insert_ratio_1,omitempty"`
+	InsertRatioN            float64 `json:"insert_ratio_n,omitempty"`
 }
 
 // RatioAt compares single-client QPS at one recall level. Ratio is 0 when either index did
@@ -121,6 +134,17 @@ func compare(indexes []IndexResult) []Comparison {
 			}
 			cmp.QPS = append(cmp.QPS, at)
 		}
+		if c.Fresh != nil && b.Fresh != nil {
+			cmp.FirstQueryRatio = finite(c.Fresh.FirstP50ms / b.Fresh.FirstP50ms)
+			if c.Fresh.PerConnection > 0 && b.Fresh.PerConnection > 0 {
+				diff := c.Fresh.PerConnection - b.Fresh.PerConnection
+				cmp.MemoryPerConnectionDiff = &diff
+			}
+		}
+		if c.Inserts != nil && b.Inserts != nil {
+			cmp.InsertRatio1 = finite(c.Inserts.Rate1 / b.Inserts.Rate1)
+			cmp.InsertRatioN = finite(c.Inserts.RateN / b.Inserts.RateN)
+		}
 		out = append(out, cmp)
 	}
 	return out
@@ -141,6 +165,15 @@ func (r *Report) SummaryLines() []string {
 			parts := []string{fmt.Sprintf("build time %.2fx", c.BuildRatio), fmt.Sprintf("index size %.2fx", c.SizeRatio)}
 			for _, q := range c.QPS {
 				parts = append(parts, fmt.Sprintf("QPS@%.2f %s", q.Recall, ratioText(q)))
+			}
+			if c.FirstQueryRatio > 0 {
+				parts = append(parts, fmt.Sprintf("first query on a fresh connection %.2fx", c.FirstQueryRatio))
+			}
+			if c.MemoryPerConnectionDiff != nil {
+				parts = append(parts, "memory per connection "+signedHuman(*c.MemoryPerConnectionDiff))
+			}
+			if c.InsertRatio1 > 0 {
+				parts = append(parts, fmt.Sprintf("inserts %.2fx (1 client), %.2fx (N clients)", c.InsertRatio1, c.InsertRatioN))
 			}
 			out = append(out, fmt.Sprintf("%s: %s / %s: %s", d.Dataset, c.Candidate, c.Baseline, strings.Join(parts, ", ")))
 		}
@@ -195,7 +228,8 @@ func (r *Report) Write(dir string) (Files, error) {
 }
 
 // WriteJSONLines writes one JSON object per line: a "run" record, then per dataset a
-// "dataset" record, a "build" and a "point" per ef for each index, and "comparison" records.
+// "dataset" record, for each index a "build", a "fresh" (fresh connections), a "point" per ef
+// and an "inserts", and "comparison" records.
 func (r *Report) WriteJSONLines(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	type run struct {
@@ -229,6 +263,28 @@ func (r *Report) WriteJSONLines(w io.Writer) error {
 			}
 			if err := enc.Encode(build{"build", d.Dataset, ix.Index.AM, ix.Index.GUC, ix.Build}); err != nil {
 				return err
+			}
+			if ix.Fresh != nil {
+				type fresh struct {
+					Type    string `json:"type"`
+					Dataset string `json:"dataset"`
+					AM      string `json:"am"`
+					Fresh
+				}
+				if err := enc.Encode(fresh{"fresh", d.Dataset, ix.Index.AM, *ix.Fresh}); err != nil {
+					return err
+				}
+			}
+			if ix.Inserts != nil {
+				type inserts struct {
+					Type    string `json:"type"`
+					Dataset string `json:"dataset"`
+					AM      string `json:"am"`
+					Inserts
+				}
+				if err := enc.Encode(inserts{"inserts", d.Dataset, ix.Index.AM, *ix.Inserts}); err != nil {
+					return err
+				}
 			}
 			for _, p := range ix.Points {
 				type point struct {
@@ -282,6 +338,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		s.K, s.Efs, s.Warmup)
 	fmt.Fprintf(&b, "- QPS with 1 client (queries back to back) and with %d clients sharing the query list, the list repeated until at least %.1f s passed; recall@%d over the first pass, ties at the k-th distance counted as found\n", s.Clients, s.MinSeconds, s.K)
 	fmt.Fprintf(&b, "- Peak memory: the server's processes' summed %s (postmaster and all children, from /proc/<pid>/smaps_rollup, sampled every 100 ms during CREATE INDEX). It includes the shared_buffers pages the server's processes have touched, so an index built after another one's sweep starts from a fuller baseline: compare the peak with the before-build column\n", s.MemoryKind)
+	if s.FreshConnections > 0 {
+		fmt.Fprintf(&b, "- Fresh connections: after each build, %d new connections opened one after another, each running one top-%d query at the AM's default ef (enable_seqscan=off in the startup packet); first query = connect + query until its last row; memory per connection = growth of the server's summed %s with all of them open, divided by %d\n",
+			s.FreshConnections, s.K, s.MemoryKind, s.FreshConnections)
+	}
+	if s.InsertClients > 0 {
+		fmt.Fprintf(&b, "- Inserts: after the sweep, single-row INSERTs (autocommit) of new vectors (midpoints of two base vectors) into the indexed table for %g s with 1 new connection, then %g s with %d new connections at once; the rows are deleted after the index is dropped\n",
+			s.InsertSeconds, s.InsertSeconds, s.InsertClients)
+	}
 	for _, d := range r.Datasets {
 		fmt.Fprintf(&b, "\n## %s\n\n%d × %d, %s, %d queries; load %.1f s, ground truth %.1f s%s\n", d.Dataset, d.N, d.Dim, d.Metric, d.Queries,
 			d.LoadSeconds, d.TruthSeconds, map[bool]string{true: " (cached)", false: ""}[d.TruthCached])
@@ -300,14 +364,28 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 					p.QPS, p.P50ms, p.P99ms, p.QPSN, p.P50Nms, p.P99Nms)
 			}
 		}
+		if hasFreshOrInserts(d) {
+			b.WriteString("\n| index | first query p50 ms | first query p99 ms | connect p50 ms | server " + s.MemoryKind + " per connection | inserts/s 1 client | inserts/s N clients |\n|---|---:|---:|---:|---:|---:|---:|\n")
+			for _, ix := range d.Indexes {
+				fq50, fq99, c50, mem, i1, iN := "-", "-", "-", "-", "-", "-"
+				if f := ix.Fresh; f != nil {
+					fq50, fq99, c50, mem = fmt.Sprintf("%.1f", f.FirstP50ms), fmt.Sprintf("%.1f", f.FirstP99ms), fmt.Sprintf("%.1f", f.ConnectP50ms), memText(f.PerConnection)
+				}
+				if in := ix.Inserts; in != nil {
+					i1, iN = fmt.Sprintf("%.0f", in.Rate1), fmt.Sprintf("%.0f (%d clients)", in.RateN, in.Clients)
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", ix.Index.AM, fq50, fq99, c50, mem, i1, iN)
+			}
+		}
 		if len(d.Comparisons) > 0 {
-			b.WriteString("\n| ratio | build time | index size | QPS @0.90 | QPS @0.95 | QPS @0.99 |\n|---|---:|---:|---:|---:|---:|\n")
+			b.WriteString("\n| ratio | build time | index size | QPS @0.90 | QPS @0.95 | QPS @0.99 | first query | memory per connection | inserts 1 client | inserts N clients |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			for _, c := range d.Comparisons {
 				fmt.Fprintf(&b, "| %s ÷ %s | %.2f | %.2f |", c.Candidate, c.Baseline, c.BuildRatio, c.SizeRatio)
 				for _, q := range c.QPS {
 					fmt.Fprintf(&b, " %s |", ratioText(q))
 				}
-				b.WriteString("\n")
+				fmt.Fprintf(&b, " %s | %s | %s | %s |\n", ratioOrDash(c.FirstQueryRatio), diffOrDash(c.MemoryPerConnectionDiff),
+					ratioOrDash(c.InsertRatio1), ratioOrDash(c.InsertRatioN))
 			}
 		}
 	}
@@ -317,6 +395,37 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func hasFreshOrInserts(d DatasetResult) bool {
+	for _, ix := range d.Indexes {
+		if ix.Fresh != nil || ix.Inserts != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func ratioOrDash(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", v)
+}
+
+func diffOrDash(v *int64) string {
+	if v == nil {
+		return "-"
+	}
+	return signedHuman(*v)
+}
+
+// signedHuman is human with an explicit sign.
+func signedHuman(b int64) string {
+	if b < 0 {
+		return "-" + human(-b)
+	}
+	return "+" + human(b)
 }
 
 func memText(b int64) string {

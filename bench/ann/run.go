@@ -82,7 +82,8 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	rep := &Report{Suite: cfg.Suite, Started: started, Note: cfg.Note, Machine: describeMachine(ctx, conn),
 		Settings: Settings{M: cfg.M, EfConstruction: cfg.EfConstruction, MaintenanceWorkMem: cfg.MaintenanceWorkMem,
 			ParallelWorkers: cfg.ParallelWorkers, Efs: cfg.Efs, K: cfg.K, Clients: cfg.Clients, Warmup: cfg.Warmup, MinSeconds: cfg.MinTime.Seconds(),
-			Server: server, MemoryKind: MemoryKind}}
+			Server: server, MemoryKind: MemoryKind,
+			FreshConnections: cfg.FreshConnections, InsertClients: cfg.InsertClients, InsertSeconds: cfg.InsertTime.Seconds()}}
 	for _, spec := range cfg.Datasets {
 		res, err := runDataset(ctx, conn, t, &cfg, spec, indexes, logf)
 		if err != nil {
@@ -154,6 +155,14 @@ func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *da
 		return nil, err
 	}
 	res := &IndexResult{Index: ix, Build: b}
+	// Fresh connections first, while no other client backend holds the index.
+	waitForIdle(ctx, conn, 10*time.Second)
+	if res.Fresh, err = measureFresh(ctx, t, d, cfg.K, cfg.FreshConnections); err != nil {
+		return nil, err
+	}
+	logf("fresh %s: %d new connections, connect+first query p50 %.1f ms, p99 %.1f ms (connect alone p50 %.1f ms), server %s +%s per connection",
+		ix.AM, res.Fresh.Connections, res.Fresh.FirstP50ms, res.Fresh.FirstP99ms, res.Fresh.ConnectP50ms, MemoryKind, memText(res.Fresh.PerConnection))
+	waitForIdle(ctx, conn, 10*time.Second)
 	sw, err := newSweeper(ctx, t.dsn, d, truth, cfg)
 	if err != nil {
 		return nil, err
@@ -191,7 +200,16 @@ func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *da
 		res.Points = append(res.Points, p)
 	}
 	sw.close()
+	waitForIdle(ctx, conn, 10*time.Second)
+	logf("inserts %s: 1 client, then %d, %.0f s each", ix.AM, cfg.InsertClients, cfg.InsertTime.Seconds())
+	if res.Inserts, err = measureInserts(ctx, t, d, cfg.InsertClients, cfg.InsertTime); err != nil {
+		return nil, err
+	}
+	logf("inserts %s: %.0f rows/s with 1 client, %.0f rows/s with %d", ix.AM, res.Inserts.Rate1, res.Inserts.RateN, res.Inserts.Clients)
 	if _, err := conn.Exec(ctx, "DROP INDEX "+indexName(ix)); err != nil {
+		return nil, err
+	}
+	if err := removeInserted(ctx, conn, d); err != nil {
 		return nil, err
 	}
 	// The next build's "memory before" must not count the sweep's backends still exiting.

@@ -28,6 +28,9 @@ func tinyConfig(t *testing.T) Config {
 		// Small, so a throwaway server fits beside everyone else's tests.
 		SharedBuffers:      "128MB",
 		MaintenanceWorkMem: "64MB",
+		FreshConnections:   3,
+		InsertClients:      2,
+		InsertTime:         300 * time.Millisecond,
 	}
 }
 
@@ -43,7 +46,8 @@ func TestTinySuiteEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nprogress:\n%s", err, progress.String())
 	}
-	for _, want := range []string{"server: starting a throwaway", "ground truth: computed", "load: 2000 rows", "build hnsw: CREATE INDEX", "sweep hnsw ef=40"} {
+	for _, want := range []string{"server: starting a throwaway", "ground truth: computed", "load: 2000 rows", "build hnsw: CREATE INDEX",
+		"fresh hnsw: 3 new connections", "sweep hnsw ef=40", "inserts hnsw: 1 client, then 2"} {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("progress lacks %q:\n%s", want, progress.String())
 		}
@@ -63,6 +67,15 @@ func TestTinySuiteEndToEnd(t *testing.T) {
 			t.Errorf("point %+v", p)
 		}
 	}
+	// Fresh connections: the first query includes the connect; each connection costs the server
+	// some memory (a backend is never free).
+	if f := ix.Fresh; f == nil || f.Connections != 3 || f.ConnectP50ms <= 0 || f.FirstP50ms <= f.ConnectP50ms ||
+		f.FirstP99ms < f.FirstP50ms || f.PerConnection <= 0 {
+		t.Errorf("fresh connections: %+v", f)
+	}
+	if in := ix.Inserts; in == nil || in.Rate1 <= 0 || in.RateN <= 0 || in.Clients != 2 {
+		t.Errorf("inserts: %+v", in)
+	}
 	// At ef=40 hnsw on 2,000 clustered points finds nearly everything; a broken recall
 	// computation (ids off by one, wrong metric) would not.
 	if r := ix.Points[1].Recall; r < 0.9 || r > 1 {
@@ -76,12 +89,13 @@ func TestTinySuiteEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkJSONLines(t, files.JSON, map[string]int{"run": 1, "dataset": 1, "build": 1, "point": 2})
+	checkJSONLines(t, files.JSON, map[string]int{"run": 1, "dataset": 1, "build": 1, "fresh": 1, "point": 2, "inserts": 1})
 	md, err := os.ReadFile(files.Markdown)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"# ANN benchmark `tiny`", "pgvector 0.8", "| hnsw | 10 |", "| hnsw | 40 |", "server peak PSS", "only hnsw measured"} {
+	for _, want := range []string{"# ANN benchmark `tiny`", "pgvector 0.8", "| hnsw | 10 |", "| hnsw | 40 |", "server peak PSS", "only hnsw measured",
+		"| index | first query p50 ms |", "Fresh connections: after each build, 3 new connections", "for 0.3 s with 1 new connection"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}

@@ -11,7 +11,22 @@ import (
 	"testing"
 )
 
-const sharedDir = "../../../shared/datasets"
+// sharedDir is the shared real-data folder: $BOREALIS_DATASETS when set, else the nearest
+// shared/datasets beside the repository or one of its parents (CI clones the repository next
+// to shared/; a worktree may sit a level deeper). The tests that read it fail when it is
+// missing.
+var sharedDir = func() string {
+	if dir := os.Getenv("BOREALIS_DATASETS"); dir != "" {
+		return dir
+	}
+	wd, _ := os.Getwd()
+	for dir := wd; filepath.Dir(dir) != dir; dir = filepath.Dir(dir) {
+		if st, err := os.Stat(filepath.Join(dir, "shared", "datasets")); err == nil && st.IsDir() {
+			return filepath.Join(dir, "shared", "datasets")
+		}
+	}
+	return "../../../shared/datasets"
+}()
 
 func TestSyntheticIsDeterministic(t *testing.T) {
 	a := Synthetic(500, 16, 20, L2, 7)

@@ -59,6 +59,9 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 	queries := fs.Int("queries", 1000, "queries per dataset")
 	warmup := fs.Int("warmup", 50, "untimed warm-up queries per client before each sweep")
 	minTime := fs.Duration("min-time", time.Second, "least duration of each QPS measurement (the query list is repeated)")
+	fresh := fs.Int("fresh-connections", 10, "new connections that each time connect + first query after a build (their memory is measured too)")
+	insertClients := fs.Int("insert-clients", 4, "concurrent new connections for the N-client insert rate")
+	insertTime := fs.Duration("insert-time", 10*time.Second, "duration of each insert-rate measurement (1 client, then N)")
 	m := fs.Int("m", 16, "index build parameter m")
 	efc := fs.Int("ef-construction", 64, "index build parameter ef_construction")
 	mwm := fs.String("maintenance-work-mem", "1GB", "maintenance_work_mem for every build")
@@ -80,6 +83,7 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := ann.Config{DSN: *dsn, Suite: *suite, Datasets: datasets, SkipMissing: *skip, M: *m, EfConstruction: *efc,
 		MaintenanceWorkMem: *mwm, ParallelWorkers: *par, K: *k, Clients: *clients, Queries: *queries, Warmup: *warmup, MinTime: *minTime,
+		FreshConnections: *fresh, InsertClients: *insertClients, InsertTime: *insertTime,
 		Seed: *seed, DatasetsDir: *dsDir, CacheDir: *cacheDir, OutDir: *out, SharedBuffers: *sb, Note: *note}
 	if len(cfg.Datasets) == 0 {
 		cfg.Datasets = benchSuites[*suite]

@@ -21,6 +21,8 @@ func TestBenchBadInvocations(t *testing.T) {
 		{[]string{"bench", "ann", "--suite", "nonesuch"}, "no dataset: give --dataset"},
 		{[]string{"bench", "ann", "--dataset", "mnist", "--maintenance-work-mem", "huge"}, "--maintenance-work-mem \"huge\""},
 		{[]string{"bench", "ann", "--dataset", "mnist", "--output", "yaml"}, "--output must be json or table"},
+		{[]string{"bench", "ann", "--dataset", "mnist", "--fresh-connections", "-1"}, "--fresh-connections, --insert-clients and --insert-time must be positive"},
+		{[]string{"bench", "ann", "--dataset", "mnist", "--insert-time", "-1s"}, "--fresh-connections, --insert-clients and --insert-time must be positive"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(tc.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.msg) {
@@ -36,6 +38,7 @@ func TestBenchANNTiny(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"bench", "ann", "--suite", "tiny", "--index", "hnsw:hnsw.ef_search", "--ef", "20",
 		"--queries", "50", "--warmup", "5", "--shared-buffers", "128MB", "--maintenance-work-mem", "64MB",
+		"--fresh-connections", "2", "--insert-clients", "2", "--insert-time", "200ms",
 		"--cache-dir", t.TempDir(), "--out", out, "--output", "json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())

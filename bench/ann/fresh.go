@@ -1,0 +1,199 @@
+package ann
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/borealisdb/borealis/bench/dataset"
+)
+
+// What a new user meets first: a query on a connection that has never touched the index,
+// the server memory each such connection keeps, and how fast rows go into an indexed table.
+// These are the measures a per-backend index cache pays for; a steady-state sweep on warm
+// connections never shows them.
+
+// Fresh is the first query on new connections and the memory they keep.
+type Fresh struct {
+	// Connections were opened one after another, each running one top-k query at the AM's
+	// default ef, and kept open until the memory was read.
+	Connections int `json:"connections"`
+	// Connect+first query, from dialling to the last row, per connection.
+	FirstP50ms float64 `json:"first_query_p50_ms"`
+	FirstP99ms float64 `json:"first_query_p99_ms"`
+	// The connect (startup and authentication) alone, for reference.
+	ConnectP50ms float64 `json:"connect_p50_ms"`
+	// PerConnection is the growth of the server's summed PSS divided by Connections: the
+	// memory each additional connection that ran a query costs. 0 when the server is not on
+	// this machine.
+	PerConnection int64 `json:"pss_per_connection_bytes"`
+}
+
+// Inserts is the rate of single-row INSERTs into the indexed table.
+type Inserts struct {
+	Seconds float64 `json:"seconds"`
+	// Rows per second with one client, and with Clients concurrent ones. Every client is a
+	// new connection, so a backend's first touch of the index is included, as it is for an
+	// application that scales out.
+	Rate1   float64 `json:"rows_per_s_1"`
+	Clients int     `json:"clients"`
+	RateN   float64 `json:"rows_per_s_n"`
+}
+
+// freshConfig is a pgx configuration for a connection of the measures above: planner settings
+// travel in the startup packet, so the first query is the first round trip after connecting.
+func freshConfig(dsn string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["enable_seqscan"] = "off"
+	cfg.RuntimeParams["jit"] = "off"
+	return cfg, nil
+}
+
+// measureFresh opens n connections one at a time; each runs one k-NN query. The server's PSS
+// is read before the first and after the last (all still open).
+func measureFresh(ctx context.Context, t *target, d *dataset.Dataset, k, n int) (*Fresh, error) {
+	cfg, err := freshConfig(t.dsn)
+	if err != nil {
+		return nil, err
+	}
+	sql := fmt.Sprintf("SELECT id FROM %s ORDER BY embedding %s $1::vector LIMIT %d", table, operator(d.Metric), k)
+	var before int64
+	if t.postmaster != 0 {
+		before = ServerMemory(t.postmaster)
+	}
+	conns := make([]*pgx.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.Background())
+		}
+	}()
+	first := make([]time.Duration, 0, n)
+	connect := make([]time.Duration, 0, n)
+	for i := range n {
+		t0 := time.Now()
+		c, err := pgx.ConnectConfig(ctx, cfg.Copy())
+		if err != nil {
+			return nil, fmt.Errorf("fresh connection %d: %w", i, err)
+		}
+		conns = append(conns, c)
+		connect = append(connect, time.Since(t0))
+		rows, err := c.Query(ctx, sql, pgvector.NewVector(d.Query(i%d.NQ())))
+		if err != nil {
+			return nil, fmt.Errorf("first query on fresh connection %d: %w", i, err)
+		}
+		got := 0
+		for rows.Next() {
+			got++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("first query on fresh connection %d: %w", i, err)
+		}
+		first = append(first, time.Since(t0))
+		if got != k {
+			return nil, fmt.Errorf("first query on fresh connection %d returned %d rows, want %d", i, got, k)
+		}
+	}
+	f := &Fresh{Connections: n, FirstP50ms: ms(Percentile(first, 50)), FirstP99ms: ms(Percentile(first, 99)),
+		ConnectP50ms: ms(Percentile(connect, 50))}
+	if t.postmaster != 0 {
+		f.PerConnection = max(0, ServerMemory(t.postmaster)-before) / int64(n)
+	}
+	return f, nil
+}
+
+// insertID is where the rows measureInserts adds start; they are deleted after the index is
+// dropped, so every index is built on the same table.
+func insertID(d *dataset.Dataset) int { return d.N() + 1_000_000 }
+
+// insertVector is row i of the insert workload: the midpoint of two base vectors, a new point
+// among the existing ones (a copy would be an exact duplicate, which graphs treat specially).
+func insertVector(d *dataset.Dataset, i int) pgvector.Vector {
+	a, b := d.Row(i%d.N()), d.Row((i*7919+1)%d.N())
+	v := make([]float32, len(a))
+	for j := range v {
+		v[j] = (a[j] + b[j]) / 2
+	}
+	return pgvector.NewVector(v)
+}
+
+// measureInserts runs single-row INSERTs for dur with one new connection, then with clients
+// new connections at once.
+func measureInserts(ctx context.Context, t *target, d *dataset.Dataset, clients int, dur time.Duration) (*Inserts, error) {
+	cfg, err := freshConfig(t.dsn)
+	if err != nil {
+		return nil, err
+	}
+	var next atomic.Int64
+	next.Store(int64(insertID(d)))
+	run := func(n int) (float64, error) {
+		conns := make([]*pgx.Conn, n)
+		defer func() {
+			for _, c := range conns {
+				if c != nil {
+					c.Close(context.Background())
+				}
+			}
+		}()
+		for i := range conns {
+			c, err := pgx.ConnectConfig(ctx, cfg.Copy())
+			if err != nil {
+				return 0, fmt.Errorf("insert client %d: %w", i, err)
+			}
+			conns[i] = c
+		}
+		sql := fmt.Sprintf("INSERT INTO %s (id, embedding) VALUES ($1, $2::vector)", table)
+		var rows atomic.Int64
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		start := time.Now()
+		for i, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Since(start) < dur {
+					id := next.Add(1) - 1
+					if _, err := c.Exec(ctx, sql, int32(id), insertVector(d, int(id)-insertID(d))); err != nil {
+						errs[i] = fmt.Errorf("insert client %d: %w", i, err)
+						return
+					}
+					rows.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		for _, err := range errs {
+			if err != nil {
+				return 0, err
+			}
+		}
+		return float64(rows.Load()) / elapsed.Seconds(), nil
+	}
+	ins := &Inserts{Seconds: dur.Seconds(), Clients: clients}
+	if ins.Rate1, err = run(1); err != nil {
+		return nil, err
+	}
+	if ins.RateN, err = run(clients); err != nil {
+		return nil, err
+	}
+	return ins, nil
+}
+
+// removeInserted deletes the rows measureInserts added (after the index is dropped, so the
+// delete does not maintain it) and vacuums them away before the next build.
+func removeInserted(ctx context.Context, conn *pgx.Conn, d *dataset.Dataset) error {
+	if _, err := conn.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE id >= %d", table, insertID(d))); err != nil {
+		return err
+	}
+	_, err := conn.Exec(ctx, "VACUUM "+table)
+	return err
+}
