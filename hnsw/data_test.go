@@ -14,8 +14,36 @@ import (
 	"testing"
 )
 
-// datasetsDir is the shared real-data folder, relative to this package.
-const datasetsDir = "../../shared/datasets"
+// datasetsDir finds the shared real-data folder: $BOREALIS_DATASETS when set, else the
+// nearest shared/datasets beside the repository or one of its parents (CI clones the
+// repository next to shared/; a worktree may sit a level deeper). Missing data fails the
+// test instead of skipping it: CI has the data, and a recall test that quietly does not run
+// proves nothing.
+func datasetsDir(t testing.TB) string {
+	t.Helper()
+	if dir := os.Getenv("BOREALIS_DATASETS"); dir != "" {
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatalf("BOREALIS_DATASETS: %v", err)
+		}
+		return dir
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir := filepath.Dir(wd); ; dir = filepath.Dir(dir) {
+		cand := filepath.Join(dir, "shared", "datasets")
+		if st, err := os.Stat(cand); err == nil && st.IsDir() {
+			return cand
+		}
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	t.Fatalf("no shared/datasets folder beside the repository (looked in every parent of %s); "+
+		"clone the datasets there or set BOREALIS_DATASETS to their folder", wd)
+	return ""
+}
 
 // clustered returns n vectors of dims components drawn around `clusters`
 // random centres, the shape of real embedding sets (uniform noise would make
@@ -133,14 +161,14 @@ func build(t testing.TB, data [][]float32, metric Metric, opts Options) *Index {
 	return x
 }
 
-// loadSIFT5k reads the base set and the 3 queries of sift5k, or skips.
+// loadSIFT5k reads the base set and the 3 queries of sift5k, or fails.
 func loadSIFT5k(t testing.TB) (base, queries [][]float32) {
 	t.Helper()
-	dir := filepath.Join(datasetsDir, "sift5k")
+	dir := filepath.Join(datasetsDir(t), "sift5k")
 	read := func(name string, cols int) [][]float32 {
 		f, err := os.Open(filepath.Join(dir, name))
 		if err != nil {
-			t.Skipf("sift5k not available: %v", err)
+			t.Fatalf("sift5k not available: %v", err)
 		}
 		defer f.Close()
 		var out [][]float32
@@ -169,12 +197,12 @@ func loadSIFT5k(t testing.TB) (base, queries [][]float32) {
 	return read("sift-dataset-5k.tsv", 128), read("sift-query-3.tsv", 128)
 }
 
-// loadMNIST reads up to limit images of an IDX gz file, or skips.
+// loadMNIST reads up to limit images of an IDX gz file, or fails.
 func loadMNIST(t testing.TB, name string, limit int) [][]float32 {
 	t.Helper()
-	f, err := os.Open(filepath.Join(datasetsDir, "mnist", name))
+	f, err := os.Open(filepath.Join(datasetsDir(t), "mnist", name))
 	if err != nil {
-		t.Skipf("mnist not available: %v", err)
+		t.Fatalf("mnist not available: %v", err)
 	}
 	defer f.Close()
 	z, err := gzip.NewReader(f)
