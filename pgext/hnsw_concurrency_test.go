@@ -13,7 +13,8 @@ import (
 )
 
 // Concurrency: 4 clients insert while 4 query for 15 s. No statement fails, every reader sees
-// full result lists, and afterwards the check is clean and recall holds on the final table.
+// full result lists from the index (its scan counter grows by at least the readers' queries),
+// and afterwards the check is clean and recall through the index holds on the final table.
 func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 	s := pgtest.Start(t, pgtest.Options{Preload: true, Extension: true})
 	conn := s.Connect("postgres")
@@ -21,6 +22,10 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 	vecs := clustered(40000, dims, 25, 5)
 	loadVectors(t, conn, "docs", dims, vecs[:base], 0)
 	mustExec(t, conn, "CREATE INDEX docs_idx ON docs USING borealis_hnsw (embedding vector_l2_ops)")
+	const scanSQL = "SELECT id FROM docs ORDER BY embedding <-> $1::vector LIMIT 10"
+	mustExec(t, conn, "SET enable_seqscan = off")
+	requireIndexScan(t, conn, "docs_idx", scanSQL, vectorText(vecs[0]))
+	before := readIndexStats(t, conn, "docs_idx")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -47,6 +52,11 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 			return
 		}
 		defer c.Close(context.Background())
+		// Readers must not fall back to a sequential scan: that would pass whatever the index did.
+		if _, err := c.Exec(ctx, "SET enable_seqscan = off"); err != nil {
+			report(err)
+			return
+		}
 		for ctx.Err() == nil {
 			if err := body(c); err != nil && ctx.Err() == nil {
 				report(err)
@@ -70,7 +80,7 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 		})
 		go worker(func(c *pgx.Conn) error {
 			q := vecs[len(vecs)-1-int(scans.Load()%100)]
-			rows, err := c.Query(ctx, "SELECT id FROM docs ORDER BY embedding <-> $1::vector LIMIT 10", vectorText(q))
+			rows, err := c.Query(ctx, scanSQL, vectorText(q))
 			if err != nil {
 				return err
 			}
@@ -93,6 +103,12 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 	if inserted.Load() < 100 || scans.Load() < 100 {
 		t.Fatalf("too little work to prove anything: %d inserts, %d scans", inserted.Load(), scans.Load())
 	}
+	// Every reader query was an index scan on docs_idx (the readers' backends flush their
+	// statistics within a second, and when they exit).
+	after := waitIndexStats(t, conn, "docs_idx", func(st indexStats) bool { return st.scans-before.scans >= scans.Load() })
+	if got := after.scans - before.scans; got < scans.Load() {
+		t.Fatalf("docs_idx was scanned %d times for %d reader queries: the readers did not use the index", got, scans.Load())
+	}
 	requireChecked(t, s, "docs_idx")
 
 	queries := vecs[len(vecs)-50:]
@@ -100,9 +116,13 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 	for i, q := range queries {
 		truth[i] = exactTopK(t, conn, "docs", "<->", q, k)
 	}
-	mustExec(t, conn, "SET enable_seqscan = off")
 	mustExec(t, conn, "SET borealis.ef_search = 64")
+	requireIndexScan(t, conn, "docs_idx", scanSQL, vectorText(queries[0]))
+	before = readIndexStats(t, conn, "docs_idx")
 	got := recall(t, conn, "docs", "<->", queries, truth, k)
+	if after := readIndexStats(t, conn, "docs_idx"); after.scans-before.scans != int64(len(queries)) {
+		t.Fatalf("recall ran %d queries but docs_idx was scanned %d times", len(queries), after.scans-before.scans)
+	}
 	t.Logf("recall@%d after concurrent inserts: %.4f", k, got)
 	if got < 0.95 {
 		t.Fatalf("recall@%d = %.4f after concurrent inserts, want ≥ 0.95", k, got)

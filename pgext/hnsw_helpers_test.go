@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -86,13 +87,14 @@ func topK(t testing.TB, conn *pgx.Conn, table, op string, q []float32, k int) []
 	return ids
 }
 
-// exactTopK is topK by sequential scan: the ground truth.
+// exactTopK is topK by sequential scan, whatever the session's planner settings: the ground
+// truth.
 func exactTopK(t testing.TB, conn *pgx.Conn, table, op string, q []float32, k int) []int {
 	t.Helper()
-	ctx := context.Background()
-	mustExec(t, conn, "SET enable_indexscan = off")
-	defer mustExec(t, conn, "RESET enable_indexscan")
-	_ = ctx
+	mustExec(t, conn, "BEGIN")
+	mustExec(t, conn, "SET LOCAL enable_indexscan = off")
+	mustExec(t, conn, "SET LOCAL enable_seqscan = on")
+	defer mustExec(t, conn, "COMMIT")
 	return topK(t, conn, table, op, q, k)
 }
 
@@ -148,4 +150,57 @@ func norm(v []float32) float64 {
 		s += float64(f) * float64(f)
 	}
 	return math.Sqrt(s)
+}
+
+// indexStats are an index's cumulative counters from pg_stat_user_indexes.
+type indexStats struct {
+	scans int64 // idx_scan: scans started on the index
+	read  int64 // idx_tup_read: entries the index returned
+	fetch int64 // idx_tup_fetch: live heap rows those entries led to
+}
+
+// readIndexStats flushes this backend's pending statistics and reads index's counters. Other
+// backends flush on their own schedule (at most a second late, and at exit): use waitIndexStats
+// for their work.
+func readIndexStats(t testing.TB, conn *pgx.Conn, index string) indexStats {
+	t.Helper()
+	ctx := context.Background()
+	mustExec(t, conn, "SELECT pg_stat_force_next_flush()")
+	mustExec(t, conn, "SELECT pg_stat_clear_snapshot()")
+	var st indexStats
+	if err := conn.QueryRow(ctx, `SELECT idx_scan, idx_tup_read, idx_tup_fetch FROM pg_stat_user_indexes
+		WHERE indexrelid = $1::regclass`, index).Scan(&st.scans, &st.read, &st.fetch); err != nil {
+		t.Fatalf("statistics of %s: %v", index, err)
+	}
+	return st
+}
+
+// waitIndexStats polls index's counters until ok accepts them, for up to 30 s.
+func waitIndexStats(t testing.TB, conn *pgx.Conn, index string, ok func(indexStats) bool) indexStats {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := readIndexStats(t, conn, index)
+		if ok(st) || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// requireIndexScan fails unless the plan of query (with args) is an index scan on index.
+func requireIndexScan(t testing.TB, conn *pgx.Conn, index, query string, args ...any) {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), "EXPLAIN (COSTS OFF) "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "Index Scan using "+index+" ") {
+		t.Fatalf("%s does not use %s:\n%s", query, index, plan)
+	}
 }
