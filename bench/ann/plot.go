@@ -95,12 +95,16 @@ func (r *Report) WritePNG(w io.Writer) error {
 }
 
 // barPanels fills the three bar panels of dataset d: first query on a fresh connection (ms),
-// server memory per connection (MiB), and inserts per second with 1 and N clients.
+// server memory per connection (MiB), and inserts per second with 1 and N clients. Bars take
+// each index's colour from the recall panel and carry their value, since the indexes can
+// differ by orders of magnitude.
 func (r *Report) barPanels(panels []*plot.Plot, d DatasetResult) error {
-	var names []string
-	var first, mem, ins1, insN plotter.Values
+	type series struct {
+		am     string
+		values plotter.Values // one per x group
+	}
+	var first, mem, ins []series
 	for _, ix := range d.Indexes {
-		names = append(names, ix.Index.AM)
 		var f Fresh
 		var in Inserts
 		if ix.Fresh != nil {
@@ -109,59 +113,69 @@ func (r *Report) barPanels(panels []*plot.Plot, d DatasetResult) error {
 		if ix.Inserts != nil {
 			in = *ix.Inserts
 		}
-		first = append(first, f.FirstP50ms)
-		mem = append(mem, float64(f.PerConnection)/(1<<20))
-		ins1 = append(ins1, in.Rate1)
-		insN = append(insN, in.RateN)
+		first = append(first, series{ix.Index.AM, plotter.Values{f.FirstP50ms}})
+		mem = append(mem, series{ix.Index.AM, plotter.Values{float64(f.PerConnection) / (1 << 20)}})
+		ins = append(ins, series{ix.Index.AM, plotter.Values{in.Rate1, in.RateN}})
 	}
-	clients := fmt.Sprintf("%d clients", r.Settings.InsertClients)
 	for k, spec := range []struct {
-		title, y string
-		groups   []plotter.Values
-		labels   []string
+		title, y, format string
+		groups           []string
+		data             []series
 	}{
-		{fmt.Sprintf("first query on a fresh connection (p50 of %d)", r.Settings.FreshConnections), "connect + first query, ms", []plotter.Values{first}, nil},
-		{"server " + r.Settings.MemoryKind + " per extra connection", "MiB", []plotter.Values{mem}, nil},
-		{"single-row inserts into the indexed table", "rows per second", []plotter.Values{ins1, insN}, []string{"1 client", clients}},
+		{fmt.Sprintf("first query on a fresh connection (p50 of %d)", r.Settings.FreshConnections), "connect + first query, ms", "%.0f ms",
+			[]string{"first query"}, first},
+		{"server " + r.Settings.MemoryKind + " per extra connection", "MiB", "%.1f MiB", []string{"per connection"}, mem},
+		{"single-row inserts into the indexed table", "rows per second", "%.0f/s",
+			[]string{"1 client", fmt.Sprintf("%d clients", r.Settings.InsertClients)}, ins},
 	} {
 		p := panels[k]
 		p.Title.Text = spec.title
 		p.Y.Label.Text = spec.y
 		p.Add(plotter.NewGrid())
-		if len(names) == 0 || allZero(spec.groups) {
+		top := 0.0
+		for _, sr := range spec.data {
+			for _, v := range sr.values {
+				top = math.Max(top, v)
+			}
+		}
+		if top == 0 {
 			p.Title.Text += ": not measured"
 			continue
 		}
-		width := vg.Points(40) / vg.Length(len(spec.groups))
-		for g, vals := range spec.groups {
-			bars, err := plotter.NewBarChart(vals, width)
+		width := vg.Points(120) / vg.Length(max(1, len(spec.data)))
+		for j, sr := range spec.data {
+			bars, err := plotter.NewBarChart(sr.values, width)
 			if err != nil {
 				return err
 			}
-			bars.Color = plotutil.Color(g)
+			bars.Color = plotutil.Color(j)
 			bars.LineStyle.Width = 0
-			bars.Offset = width * vg.Length(2*g-len(spec.groups)+1) / 2
+			bars.Offset = width * vg.Length(2*j-len(spec.data)+1) / 2
 			p.Add(bars)
-			if spec.labels != nil {
-				p.Legend.Add(spec.labels[g], bars)
+			p.Legend.Add(sr.am, bars)
+			xys := make([]plotter.XY, len(sr.values))
+			texts := make([]string, len(sr.values))
+			for g, v := range sr.values {
+				// Labels sit in data coordinates: spread them like the bars around each group.
+				xys[g] = plotter.XY{X: float64(g) + (float64(j)-float64(len(spec.data)-1)/2)*0.8/float64(len(spec.data)), Y: v}
+				texts[g] = fmt.Sprintf(spec.format, v)
 			}
+			labels, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: texts})
+			if err != nil {
+				return err
+			}
+			for i := range labels.TextStyle {
+				labels.TextStyle[i].XAlign = draw.XCenter
+			}
+			labels.Offset = vg.Point{Y: vg.Points(3)}
+			p.Add(labels)
 		}
+		p.NominalX(spec.groups...)
+		p.X.Min, p.X.Max = -0.6, float64(len(spec.groups))-0.4
+		p.Y.Min, p.Y.Max = 0, top*1.25
 		p.Legend.Top = true
-		p.NominalX(names...)
-		p.Y.Min = 0
 	}
 	return nil
-}
-
-func allZero(groups []plotter.Values) bool {
-	for _, g := range groups {
-		for _, v := range g {
-			if v != 0 {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // qpsRange is the smallest and largest QPS measured on d.
