@@ -75,8 +75,12 @@ func loadVectors(t testing.TB, conn *pgx.Conn, table string, dims int, vecs [][]
 // topK runs `SELECT id FROM table ORDER BY embedding <op> q LIMIT k`.
 func topK(t testing.TB, conn *pgx.Conn, table, op string, q []float32, k int) []int {
 	t.Helper()
-	rows, err := conn.Query(context.Background(),
-		fmt.Sprintf("SELECT id FROM %s ORDER BY embedding %s $1::vector LIMIT %d", table, op, k), vectorText(q))
+	return queryIDs(t, conn, fmt.Sprintf("SELECT id FROM %s ORDER BY embedding %s $1::vector LIMIT %d", table, op, k), q)
+}
+
+func queryIDs(t testing.TB, conn *pgx.Conn, sql string, q []float32) []int {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), sql, vectorText(q))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +92,16 @@ func topK(t testing.TB, conn *pgx.Conn, table, op string, q []float32, k int) []
 }
 
 // exactTopK is topK by sequential scan, whatever the session's planner settings: the ground
-// truth.
+// truth. Its statement text differs from topK's on purpose: pgx prepares and caches each
+// statement, and after five runs PostgreSQL may keep a generic plan that a later SET does not
+// invalidate, so topK would go on running this sequential scan and every recall would be 1.
 func exactTopK(t testing.TB, conn *pgx.Conn, table, op string, q []float32, k int) []int {
 	t.Helper()
 	mustExec(t, conn, "BEGIN")
 	mustExec(t, conn, "SET LOCAL enable_indexscan = off")
 	mustExec(t, conn, "SET LOCAL enable_seqscan = on")
 	defer mustExec(t, conn, "COMMIT")
-	return topK(t, conn, table, op, q, k)
+	return queryIDs(t, conn, fmt.Sprintf("SELECT id FROM %s ORDER BY embedding %s $1::vector LIMIT %d -- exact", table, op, k), q)
 }
 
 func mustExec(t testing.TB, conn *pgx.Conn, sql string, args ...any) {
@@ -105,9 +111,31 @@ func mustExec(t testing.TB, conn *pgx.Conn, sql string, args ...any) {
 	}
 }
 
-// recall is the mean fraction of each exact top k found by the index.
+// hnswScans is the number of scans of table's borealis_hnsw indexes so far, this backend's
+// included.
+func hnswScans(t testing.TB, conn *pgx.Conn, table string) int64 {
+	t.Helper()
+	mustExec(t, conn, "SELECT pg_stat_force_next_flush()")
+	var n int64
+	if err := conn.QueryRow(context.Background(), `SELECT coalesce(sum(s.idx_scan), 0)::bigint
+		FROM pg_stat_user_indexes s JOIN pg_class c ON c.oid = s.indexrelid JOIN pg_am a ON a.oid = c.relam
+		WHERE s.relid = $1::regclass AND a.amname = 'borealis_hnsw'`, table).Scan(&n); err != nil {
+		t.Fatalf("index statistics of %s: %v", table, err)
+	}
+	return n
+}
+
+// recall is the mean fraction of each exact top k found by the index. It fails unless every
+// query was a scan of a borealis_hnsw index: a sequential scan would score 1 whatever the
+// index does.
 func recall(t testing.TB, conn *pgx.Conn, table, op string, queries [][]float32, truth [][]int, k int) float64 {
 	t.Helper()
+	scans := hnswScans(t, conn, table)
+	defer func() {
+		if got := hnswScans(t, conn, table) - scans; got != int64(len(queries)) {
+			t.Fatalf("recall ran %d queries on %s but its borealis_hnsw indexes were scanned %d times", len(queries), table, got)
+		}
+	}()
 	found, total := 0, 0
 	for i, q := range queries {
 		got := map[int]bool{}

@@ -150,6 +150,9 @@ func TestHNSWInterruptsStopBuildAndScan(t *testing.T) {
 		mustExec(t, conn, "SET enable_seqscan = off")
 		mustExec(t, conn, "SET borealis.iterative_scan = strict_order")
 		mustExec(t, conn, "SET borealis.max_scan_tuples = 1000000")
+		// Load this backend's graph first: the interrupt must land while Go walks the graph, not
+		// while the first scan loads it (seconds on a loaded machine; a phase of its own).
+		mustExec(t, conn, "SELECT id FROM docs ORDER BY embedding <-> (SELECT embedding FROM docs WHERE id = 1) LIMIT 1")
 		return conn
 	}
 
