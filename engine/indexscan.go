@@ -31,7 +31,7 @@ func borealis_index_scan_begin(h C.longlong, q *C.float, ef C.int, relaxed C.int
 	if err != nil {
 		return fail(err)
 	}
-	it, err := g.x.NewIterator(floats(q, g.x.Dims()), hnsw.SearchOptions{Ef: int(ef), RelaxedOrder: relaxed != 0})
+	it, err := g.x.NewIterator(floats(q, g.x.Dims()), hnsw.SearchOptions{Ef: int(ef), RelaxedOrder: relaxed != 0, Interrupt: interrupted})
 	if err != nil {
 		return fail(fmt.Errorf("query vector %s", vectorProblem(err)))
 	}
@@ -44,8 +44,9 @@ func borealis_index_scan_begin(h C.longlong, q *C.float, ef C.int, relaxed C.int
 }
 
 // borealis_index_scan_next writes up to max results into ids and dists; *n is how many, 0 when
-// the graph is exhausted. It polls PostgreSQL's interrupt flag between results and returns
-// statusInterrupted (with *n results) when one is pending.
+// the graph is exhausted. It polls PostgreSQL's interrupt flag between results (and the
+// iterator polls it between search rounds) and returns statusInterrupted (with *n results)
+// when one is pending.
 //
 //export borealis_index_scan_next
 func borealis_index_scan_next(scan C.longlong, max C.int, ids *C.uint32_t, dists *C.float, n *C.int) (rc C.int) {
@@ -67,6 +68,9 @@ func borealis_index_scan_next(scan C.longlong, max C.int, ids *C.uint32_t, dists
 		}
 		r, ok := it.Next()
 		if !ok {
+			if it.Interrupted() {
+				return statusInterrupted
+			}
 			break
 		}
 		outIDs[i], outDists[i] = r.ID, r.Distance

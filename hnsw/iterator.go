@@ -19,20 +19,22 @@ package hnsw
 // calls to Next (new nodes may appear, deleted nodes are not returned). Call
 // Close to recycle its memory.
 type Iterator struct {
-	x       *Index
-	s       *scratch
-	sp      searchSpec
-	q       []float32
-	ef      int
-	relaxed bool
-	batch   []candidate // current round's results, ascending exact distance
-	pos     int
-	last    float32 // internal distance of the last result returned
-	hasLast bool
-	started bool
-	done    bool
-	spill   minHeap // admitted nodes that did not fit in the beam
-	later   minHeap // reached nodes not yet expanded
+	x           *Index
+	s           *scratch
+	sp          searchSpec
+	q           []float32
+	ef          int
+	relaxed     bool
+	interrupt   func() bool
+	interrupted bool
+	batch       []candidate // current round's results, ascending exact distance
+	pos         int
+	last        float32 // internal distance of the last result returned
+	hasLast     bool
+	started     bool
+	done        bool
+	spill       minHeap // admitted nodes that did not fit in the beam
+	later       minHeap // reached nodes not yet expanded
 }
 
 // NewIterator starts an iterative search for q. opts.Ef is the width of each
@@ -46,7 +48,7 @@ func (x *Index) NewIterator(q []float32, opts SearchOptions) (*Iterator, error) 
 		return nil, err
 	}
 	copy(s.query, query) // own the query: the caller may reuse q
-	it := &Iterator{x: x, s: s, q: s.query, ef: opts.Ef, relaxed: opts.RelaxedOrder}
+	it := &Iterator{x: x, s: s, q: s.query, ef: opts.Ef, relaxed: opts.RelaxedOrder, interrupt: opts.Interrupt}
 	if it.ef <= 0 {
 		it.ef = defaultEf
 	}
@@ -58,8 +60,11 @@ func (x *Index) NewIterator(q []float32, opts SearchOptions) (*Iterator, error) 
 }
 
 // Next returns the next result; ok is false when there are no more (graph
-// exhausted, or the distance bound reached).
+// exhausted, or the distance bound reached), or when SearchOptions.Interrupt
+// asked to stop (then Interrupted is true and Next may be called again).
 func (it *Iterator) Next() (r Result, ok bool) {
+	it.interrupted = false
+	rounds := 0
 	for !it.done {
 		for it.pos < len(it.batch) {
 			c := it.batch[it.pos]
@@ -81,10 +86,20 @@ func (it *Iterator) Next() (r Result, ok bool) {
 			}
 			return Result{ID: c.id, Distance: it.x.reported(c.dist)}, true
 		}
+		// Poll only after a round of this call, so every call makes progress.
+		if rounds > 0 && it.interrupt != nil && it.interrupt() {
+			it.interrupted = true
+			return Result{}, false
+		}
 		it.round()
+		rounds++
 	}
 	return Result{}, false
 }
+
+// Interrupted reports whether the last Next stopped because
+// SearchOptions.Interrupt asked it to, rather than because the results ran out.
+func (it *Iterator) Interrupted() bool { return it.interrupted }
 
 // round runs one beam search (the first) or resumes it, refilling it.batch in
 // ascending exact distance.

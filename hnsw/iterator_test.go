@@ -104,3 +104,61 @@ func abs32(v float32) float32 {
 	}
 	return v
 }
+
+// An interrupt stops Next between rounds, and the iterator resumes afterwards
+// with nothing lost.
+func TestIteratorInterruptStopsBetweenRoundsAndResumes(t *testing.T) {
+	all := clustered(2020, 16, 12, 24)
+	data, queries := all[:2000], all[2000:]
+	x := build(t, data, L2, Options{M: 6, EfConstruction: 32, Seed: 3})
+	for _, relaxed := range []bool{false, true} {
+		q := queries[0]
+		want := drain(t, x, q, SearchOptions{Ef: 8, RelaxedOrder: relaxed}, 1<<30)
+		polls, stops := 0, 0
+		it, err := x.NewIterator(q, SearchOptions{Ef: 8, RelaxedOrder: relaxed, Interrupt: func() bool {
+			polls++
+			return polls%3 == 0 // every third poll asks to stop
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []Result
+		for {
+			r, ok := it.Next()
+			if ok {
+				if it.Interrupted() {
+					t.Fatal("Interrupted after a result")
+				}
+				got = append(got, r)
+				continue
+			}
+			if !it.Interrupted() {
+				break
+			}
+			stops++
+		}
+		it.Close()
+		// Strict order skips late finds, so one Next can need several rounds: that is where
+		// the interrupt is polled. (Relaxed order returns something from every round.)
+		if !relaxed && (stops == 0 || polls < 3) {
+			t.Fatalf("strict: %d polls, %d stops: the interrupt was never honoured", polls, stops)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("relaxed=%v: interrupted iteration returned %d results, uninterrupted %d, or a different order", relaxed, len(got), len(want))
+		}
+	}
+	// A pending interrupt still lets each call make progress: one round per call.
+	it, _ := x.NewIterator(queries[1], SearchOptions{Ef: 8, Interrupt: func() bool { return true }})
+	defer it.Close()
+	n := 0
+	for calls := 0; calls < 100000; calls++ {
+		if _, ok := it.Next(); ok {
+			n++
+		} else if !it.Interrupted() {
+			break
+		}
+	}
+	if n < 1000 {
+		t.Fatalf("with an interrupt always pending the iterator returned only %d results", n)
+	}
+}

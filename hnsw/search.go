@@ -29,6 +29,12 @@ type SearchOptions struct {
 	// slightly out of order, instead of being skipped (strict_order, the
 	// default). See Iterator.
 	RelaxedOrder bool
+	// Interrupt (iterators only), when set, is polled before each resumed round
+	// of the search. When it returns true, Next returns ok = false at once with
+	// Interrupted() true, and the iterator stays usable: a later Next resumes
+	// where it stopped. Under strict order one Next can otherwise run many
+	// rounds whose finds are all skipped, long enough to delay a cancel.
+	Interrupt func() bool
 }
 
 // defaultEf is used when SearchOptions.Ef is 0.
