@@ -25,3 +25,14 @@ test-controlplane-fuzz:
 ROUTER_BENCH_FLAGS ?=
 bench-router:
 	$(GO) run ./bench/router $(ROUTER_BENCH_FLAGS)
+
+# The same with PgBouncer (Debian's package, session mode) as the peer in every round; writes
+# bench/results/router-pgbouncer.md.
+.PHONY: bench-router-pgbouncer bench-resume
+bench-router-pgbouncer:
+	$(GO) run ./bench/router -pgbouncer $$(command -v pgbouncer || echo /usr/sbin/pgbouncer) -out bench/results/router-pgbouncer.md $(ROUTER_BENCH_FLAGS)
+
+# Resume on connect: connect to a paused cluster to a borealis_hnsw top-10 result on 100k x 128,
+# 20 cycles; writes bench/results/resume.md and resume.png.
+bench-resume:
+	$(GO) run ./bench/resume $(RESUME_BENCH_FLAGS)

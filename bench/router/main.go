@@ -2,7 +2,8 @@
 // through the router against the same pgbench straight to the writer, in one run, alternating
 // rounds so machine noise hits both alike. It reports throughput ratio and the latency the
 // router adds (p50 and p99 from pgbench's per-transaction log), and writes the table with the
-// machine to bench/results/router.md.
+// machine to bench/results/router.md. With -pgbouncer (Debian's pgbouncer package), each round
+// also runs PgBouncer in session mode on the same server socket as the peer.
 //
 //	go run ./bench/router [-clients 8] [-rounds 3] [-seconds 20] [-scale 10] [-out bench/results/router.md]
 package main
@@ -29,7 +30,7 @@ import (
 	"github.com/borealisdb/borealis/internal/pgproc"
 )
 
-var cpuProfile, backendNet string
+var cpuProfile, backendNet, pgbouncerBin string
 
 type staticWriter string
 
@@ -89,6 +90,7 @@ func main() {
 	note := flag.String("note", "", "a line about the conditions, added to the report")
 	flag.StringVar(&backendNet, "backend", "unix", "how the router reaches the server: unix (socket, as the control plane does) or tcp")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the router rounds here")
+	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
 	flag.Parse()
 	if err := runBench(*clients, *threads, *rounds, *seconds, *scale, *out, *note); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/router:", err)
@@ -133,14 +135,28 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 		return err
 	}
 	routerPort := l.Addr().(*net.TCPAddr).Port
+	paths := []struct {
+		name string
+		port int
+	}{{"direct", node.Port}, {"router", routerPort}}
+	var bouncerPID int
+	if pgbouncerBin != "" {
+		port, pid, stop, err := startPgBouncer(root, node)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		bouncerPID = pid
+		paths = append(paths, struct {
+			name string
+			port int
+		}{"pgbouncer", port})
+	}
 	loadStart := loadavg()
 	started := time.Now().UTC()
 	var results []result
 	for round := 1; round <= rounds; round++ {
-		for _, p := range []struct {
-			name string
-			port int
-		}{{"direct", node.Port}, {"router", routerPort}} {
+		for _, p := range paths {
 			if p.name == "router" && cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
 				if err != nil {
@@ -148,13 +164,16 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				}
 				pprof.StartCPUProfile(f)
 			}
-			cpu0, client0, server0 := cpuTime(), childrenCPU(), serverCPU(node.PID())
+			cpu0, client0, server0, bouncer0 := cpuTime(), childrenCPU(), serverCPU(node.PID()), serverCPU(bouncerPID)
 			res, err := pgbench(root, p.port, clients, threads, seconds)
 			// Backends are reaped a moment after pgbench disconnects.
 			time.Sleep(300 * time.Millisecond)
 			if err == nil {
 				if p.name == "router" {
 					res.cpuPerTxn = float64((cpuTime() - cpu0).Microseconds()) / res.txns
+				}
+				if p.name == "pgbouncer" {
+					res.cpuPerTxn = float64((serverCPU(bouncerPID) - bouncer0).Microseconds()) / res.txns
 				}
 				res.clientCPU = float64((childrenCPU() - client0).Microseconds()) / res.txns
 				res.serverCPU = float64((serverCPU(node.PID()) - server0).Microseconds()) / res.txns
@@ -170,8 +189,70 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			results = append(results, res)
 		}
 	}
-	return report(out, note, results, clients, threads, seconds, scale, started, loadStart, loadavg())
+	return report(out, note, results, len(paths), clients, threads, seconds, scale, started, loadStart, loadavg())
 }
+
+// startPgBouncer runs PgBouncer 1.x in session mode in front of node's Unix socket (as the
+// router reaches it), trusting local clients like the server does, as the server's OS user.
+func startPgBouncer(root string, node *pgproc.Node) (port, pid int, stop func(), err error) {
+	dir := filepath.Join(root, "pgbouncer")
+	if err := pgproc.PrepareDir(dir, 0o755); err != nil {
+		return 0, 0, nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ini := fmt.Sprintf(`[databases]
+postgres = host=%s port=%d dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = trust
+auth_file = %s/users.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 50
+logfile = %s/pgbouncer.log
+pidfile = %s/pgbouncer.pid
+`, node.SocketDir, node.Port, port, dir, dir, dir)
+	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o644); err != nil {
+		return 0, 0, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.txt"), []byte(`"postgres" ""`+"\n"), 0o644); err != nil {
+		return 0, 0, nil, err
+	}
+	// pgproc.Command gives the server user's credentials (PgBouncer refuses to run as root).
+	cmd, err := pgproc.Command("postgres")
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	cmd.Path, cmd.Args = pgbouncerBin, []string{pgbouncerBin, filepath.Join(dir, "pgbouncer.ini")}
+	if err := cmd.Start(); err != nil {
+		return 0, 0, nil, fmt.Errorf("starting %s: %w", pgbouncerBin, err)
+	}
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 100 {
+			cmd.Process.Kill()
+			log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
+			return 0, 0, nil, fmt.Errorf("pgbouncer did not listen on %d: %v\n%s", port, err, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ver, _ := exec.Command(pgbouncerBin, "--version").Output()
+	pgbouncerVersion = strings.SplitN(strings.TrimSpace(string(ver)), "\n", 2)[0]
+	return port, cmd.Process.Pid, func() { cmd.Process.Kill(); cmd.Wait() }, nil
+}
+
+var pgbouncerVersion string
 
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
@@ -287,7 +368,7 @@ func diff(a, b []float64) []float64 {
 	return out
 }
 
-func report(out, note string, rs []result, clients, threads, seconds, scale int, started time.Time, load0, load1 string) error {
+func report(out, note string, rs []result, per, clients, threads, seconds, scale int, started time.Time, load0, load1 string) error {
 	var b strings.Builder
 	pg, _ := exec.Command("pgbench", "--version").Output()
 	fmt.Fprintf(&b, "# Router overhead: pgbench -S through the router vs direct, %s\n\n", started.Format("2006-01-02 15:04 UTC"))
@@ -302,6 +383,27 @@ func report(out, note string, rs []result, clients, threads, seconds, scale int,
 	fmt.Fprintf(&b, "- Throwaway server: shared_buffers=256MB, fsync on; rounds alternate direct then router\n")
 	fmt.Fprintf(&b, "- pgbench reaches the server (direct) and the router over TCP on 127.0.0.1; the router reaches the server over %s\n", backendDesc())
 	fmt.Fprintf(&b, "- Latency: per-transaction pgbench log (`-l`), percentiles over every transaction of the run\n\n")
+	if per == 3 {
+		fmt.Fprintf(&b, "- Peer: %s in session mode (Debian package, auth trust, pool 50), reaching the server's Unix socket like the router; rounds alternate direct, router, pgbouncer\n\n", pgbouncerVersion)
+		fmt.Fprintf(&b, "## Router vs PgBouncer\n\n| round | direct TPS | router TPS | pgbouncer TPS | router/direct | pgbouncer/direct | router/pgbouncer | pgbouncer p50 / p99 ms | pgbouncer CPU µs/txn |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		var rb, pb, rp []float64
+		for i := 0; i+2 < len(rs); i += 3 {
+			d, r, p := rs[i], rs[i+1], rs[i+2]
+			rb, pb, rp = append(rb, r.tps/d.tps), append(pb, p.tps/d.tps), append(rp, r.tps/p.tps)
+			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.3f / %.3f | %.1f |\n", d.round, d.tps, r.tps, p.tps, r.tps/d.tps, p.tps/d.tps, r.tps/p.tps, p.p50, p.p99, p.cpuPerTxn)
+		}
+		verdict := "beats"
+		if median(rp) <= 1 {
+			verdict = "does not beat"
+		}
+		fmt.Fprintf(&b, "\n**Medians over rounds:** router/direct **%.2f×**, pgbouncer/direct **%.2f×**: the router %s PgBouncer in this run (router/pgbouncer %.2f×).\n\n", median(rb), median(pb), verdict, median(rp))
+		// The rest of the report pairs direct and router.
+		var pairs []result
+		for i := 0; i+1 < len(rs); i += 3 {
+			pairs = append(pairs, rs[i], rs[i+1])
+		}
+		rs = pairs
+	}
 	fmt.Fprintf(&b, "## Results\n\n| round | direct TPS | router TPS | router/direct | direct p50 / p99 ms | router p50 / p99 ms | router CPU µs/txn |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 	var ratios, dP50, rP50, dP99, rP99, cpu, dT, rT []float64
 	for i := 0; i+1 < len(rs); i += 2 {
