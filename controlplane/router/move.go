@@ -250,18 +250,25 @@ func (p *Parked) parkOne(ctx context.Context, s *session, deadline time.Time) (*
 		close(yield) // the pump then waits on fwd, which the mover holds until the move ends
 	}()
 	for {
-		s.mv.fwd.Lock()
-		if s.mv.ended {
+		// TryLock: a client stalled in the middle of a message holds the lock, and must not
+		// stall the move past its deadline.
+		locked := s.mv.fwd.TryLock()
+		if locked && s.mv.ended {
 			s.mv.fwd.Unlock()
 			return nil, nil, false
 		}
-		if s.atBoundary() {
+		if locked && s.atBoundary() {
 			break
 		}
-		s.mv.fwd.Unlock()
+		if locked {
+			s.mv.fwd.Unlock()
+		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
+			if !s.mv.fwd.TryLock() {
+				s.close() // mid-message: nothing sensible can be said to the client
+				return nil, nil, true
+			}
 			// Still in a transaction: only its client can end it, and it cannot move.
-			s.mv.fwd.Lock()
 			p.endSession(s, false, "57P01", p.retryMessage(),
 				"the session was inside a transaction when its node had to change; the transaction was rolled back")
 			return nil, nil, true
