@@ -105,7 +105,7 @@ func (m *moveState) readyForQuery() {
 // parkReader is called by the backend reader when a read failed. Outside a move it returns nil
 // (the session is over); during one it hands its reader to the mover and waits for the reader
 // of the backend to continue with (nil to end).
-func (m *moveState) parkReader(partial int, br *bufio.Reader) *bufio.Reader {
+func (m *moveState) parkReader(partial int, br *bufio.Reader, done <-chan struct{}) *bufio.Reader {
 	m.park.Lock()
 	if !m.parking {
 		m.park.Unlock()
@@ -114,7 +114,12 @@ func (m *moveState) parkReader(partial int, br *bufio.Reader) *bufio.Reader {
 	parked, resume := m.parked, m.resume
 	m.park.Unlock()
 	parked <- parkedReader{partial: partial, br: br}
-	return <-resume
+	select {
+	case next := <-resume:
+		return next
+	case <-done: // the router is closing: a forgotten Park must not keep the session
+		return nil
+	}
 }
 
 // currentBackend is the backend connection the session uses now; call with fwd held.

@@ -217,7 +217,7 @@ func (s *session) relay() {
 		if n, err := io.ReadFull(br, hdr[:]); err != nil {
 			// A mover stops this read with a deadline; it hands over the new backend's reader,
 			// or nil when the session is over.
-			next := s.mv.parkReader(n, br)
+			next := s.mv.parkReader(n, br, s.r.done)
 			if next == nil {
 				return
 			}
