@@ -55,8 +55,10 @@ deps:
 RACE_ONLY_PKGS ?=
 empty :=
 space := $(empty) $(empty)
+# -timeout: pgext's integration tests take ~11 minutes on a loaded 2-core machine, past go
+# test's default 10 minutes per package; the 30-minute budget is for all of make test.
 test-go:
-	$(GO) test -count=1 $$($(GO) list ./... $(if $(strip $(RACE_ONLY_PKGS)),| grep -v -E '$(subst $(space),|,$(strip $(RACE_ONLY_PKGS)))'))
+	$(GO) test -count=1 -timeout 25m $$($(GO) list ./... $(if $(strip $(RACE_ONLY_PKGS)),| grep -v -E '$(subst $(space),|,$(strip $(RACE_ONLY_PKGS)))'))
 
 # `make up` starts the dev cluster in the foreground; PORT= picks its port (default 5433).
 PORT ?= 5433
