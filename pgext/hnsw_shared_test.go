@@ -174,6 +174,22 @@ func TestHNSWSharedGraphAcrossBackends(t *testing.T) {
 	if got := inode(t, onlyGraphFile(t, s)); got != ino {
 		t.Fatalf("a new connection rebuilt the graph file (inode %d -> %d)", ino, got)
 	}
+	// A fresh connection's first INSERT maps the graph (no load under the meta page's lock),
+	// and VACUUM changes the graph in place: the file stays, and the other backends keep
+	// using it.
+	fresh := indexConn(t, s)
+	mustExec(t, fresh, "INSERT INTO docs VALUES (6001, $1::vector)", vectorText(vecs[6001]))
+	if heap := engineInfo(t, fresh, "go_heap_bytes"); heap > 32<<20 {
+		t.Fatalf("first INSERT of a fresh connection: Go heap of %d bytes; the graph was loaded into it", heap)
+	}
+	mustExec(t, conns[0], "DELETE FROM docs WHERE id = 500")
+	mustExec(t, conns[0], "VACUUM docs")
+	if got := inode(t, onlyGraphFile(t, s)); got != ino {
+		t.Fatalf("graph file replaced by INSERT or VACUUM (inode %d -> %d)", ino, got)
+	}
+	for _, c := range conns[1:] {
+		requireFound(t, c, vecs, 6001, 501)
+	}
 	requireChecked(t, s, "docs_idx")
 }
 
