@@ -270,23 +270,16 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// restartForParams stops and starts the member's node; the router sends no new client to it
-// meanwhile (it is not available).
+// restartForParams restarts the member's node through the reboot path (state.go): the router
+// holds new clients of a writer, idle sessions are parked and moved to the restarted node, and
+// sessions in a transaction get a retryable error. The capacity issue's scaling machinery is
+// to take this over when it lands.
 func (mb *member) restartForParams(ctx context.Context) error {
-	mb.setStatus(StatusRestarting)
-	mb.closePoll()
-	mb.pid.Store(0)
-	if err := mb.node.Stop(ctx); err != nil {
-		mb.event("member.stop-failed", "%v", err)
+	mb.setStatus(StatusRebooting)
+	mb.c.reboot(mb)
+	if st := mb.status(); st != StatusAvailable {
+		return fmt.Errorf("the node did not come back from its restart (status %s): %s", st, mb.lastErr)
 	}
-	sctx, cancel := context.WithTimeout(mb.c.ctx, StartTimeout)
-	defer cancel()
-	if err := mb.start(sctx, mb.record(), "member.restarted", "restarted node %s on port %d (pid %d) with the new static parameters"); err != nil {
-		// ensure() restarts it on the next tick, with back-off.
-		return err
-	}
-	mb.pid.Store(int64(mb.node.PID()))
-	mb.setStatus(StatusAvailable)
 	return nil
 }
 

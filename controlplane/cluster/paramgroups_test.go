@@ -165,8 +165,8 @@ func TestParameterGroupsOnRealNodes(t *testing.T) {
 				t.Fatalf("port %d: track_commit_timestamp=%s", p, got)
 			}
 		}
-		if !hasEvent(t, m, "pg", "", "member.parameters-applied", after) {
-			t.Fatal("no parameters-applied event")
+		if !hasEvent(t, m, "pg", "", "member.parameters-applied", after) || !hasEvent(t, m, "pg", "pg-1", "member.sessions-moved", after) {
+			t.Fatal("no parameters-applied or sessions-moved event")
 		}
 	})
 
