@@ -235,7 +235,7 @@ func ceiling(root string, n int) (float64, float64, error) {
 		line, _ := json.Marshal(map[string]any{"timestamp": now.Format("2006-01-02 15:04:05.000 MST"), "user": "postgres", "dbname": "postgres",
 			"pid": 1000 + i%8, "remote_host": "127.0.0.1", "remote_port": 40000 + i%8, "session_id": "6564a1b2.3e8", "line_num": i,
 			"ps": "SELECT", "session_start": "2026-01-01 00:00:00 UTC", "vxid": "3/" + strconv.Itoa(i), "txid": 0, "error_severity": "LOG",
-			"message": fmt.Sprintf("statement: SELECT abalance FROM pgbench_accounts WHERE aid = %d;", i*7919%1000000),
+			"message":          fmt.Sprintf("statement: SELECT abalance FROM pgbench_accounts WHERE aid = %d;", i*7919%1000000),
 			"application_name": "pgbench", "backend_type": "client backend", "query_id": 0})
 		f.Write(append(line, '\n'))
 	}
