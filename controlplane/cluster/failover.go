@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/borealisdb/borealis/controlplane/failover"
+	"github.com/borealisdb/borealis/controlplane/router"
 	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgproc"
 )
@@ -321,7 +322,16 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 
 	// 1. The old writer stops taking writes, for good.
 	var oldEnd uint64
+	var parked *router.Parked
 	if manual {
+		// Idle sessions wait at their transaction boundary and move to the new writer; those
+		// in a transaction (after 2 s) or pinned get a retryable 57P01.
+		parked = c.router.Park(ctx, backendAddr(old.record()), router.MoveOptions{Reason: "failover", BoundaryTimeout: 2 * time.Second, ClosePinned: true})
+		defer func() {
+			if parked != nil {
+				parked.Cancel()
+			}
+		}()
 		if err := old.node.Stop(ctx); err != nil {
 			return c.abortFailover(old, fmt.Errorf("stopping the writer cleanly: %w", err))
 		}
@@ -396,6 +406,16 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 		}
 	}
 	c.applyDurability(ctx)
+	if parked != nil {
+		r := parked.Resume(ctx, backendAddr(nw.record()))
+		parked = nil
+		var pins []string
+		for _, p := range r.Pinned {
+			pins = append(pins, strings.Join(p.Reasons, "+"))
+		}
+		c.m.event(name, nw.id, "member.sessions-moved", fmt.Sprintf("%d session(s) moved to the new writer %s, %d closed with a retryable error (in a transaction or pinned: %v), %d failed %v",
+			r.Moved, nw.id, r.Closed, pins, r.Failed, r.Errors))
+	}
 
 	// 5. The first write on the new writer ends the downtime.
 	if err := execOn(ctx, nw.node, "SELECT txid_current()"); err != nil {

@@ -207,6 +207,19 @@ func TestFailover(t *testing.T) {
 		if _, err := m.ModifyMember("fo", "fo-3", ModifyMemberInput{PromotionTier: &tier}); err != nil {
 			t.Fatal(err)
 		}
+		// An idle session with session state, through the cluster endpoint, and one in a
+		// transaction.
+		idle := connectTo(t, m.mustDescribe(t, "fo").Endpoint)
+		if _, err := idle.Exec(ctx, "SET application_name = 'moved-by-failover'"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := idle.Prepare(ctx, "count_acked", "SELECT count(*) FROM acked"); err != nil {
+			t.Fatal(err)
+		}
+		inTx := connectTo(t, m.mustDescribe(t, "fo").Endpoint)
+		if _, err := inTx.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
 		before := lastSeq(t, m)
 		d, err := m.Failover(ctx, "fo", "")
 		if err != nil {
@@ -223,6 +236,21 @@ func TestFailover(t *testing.T) {
 			t.Fatal("no failover-started event")
 		}
 		acks.check(d.Endpoint)
+		// The idle session moved to the new writer with its state; the one in a transaction got
+		// a retryable error.
+		var app string
+		var port, n int
+		var inRecovery bool
+		if err := idle.QueryRow(ctx, "SELECT current_setting('application_name'), current_setting('port')::int, pg_is_in_recovery()").Scan(&app, &port, &inRecovery); err != nil ||
+			app != "moved-by-failover" || port != writerOf(d).Port || inRecovery {
+			t.Fatalf("idle session after the switchover: %q port %d (writer %d) in recovery %v: %v", app, port, writerOf(d).Port, inRecovery, err)
+		}
+		if err := idle.QueryRow(ctx, "count_acked").Scan(&n); err != nil || n != len(acks.acks) {
+			t.Fatalf("prepared statement after the move: %d, %v", n, err)
+		}
+		if _, err := inTx.Exec(ctx, "SELECT 1"); err == nil || !strings.Contains(err.Error(), "57P01") {
+			t.Fatalf("session in a transaction: %v, want a retryable 57P01", err)
+		}
 		acks.write(20)
 		acks.check(d.Endpoint)
 		waitRejoined(t, m, "fo", "fo-1", acks)
