@@ -627,26 +627,57 @@ func (mb *member) rejoin(ctx context.Context, rec store.Member) error {
 	}
 	slot := slotName(rec.ID)
 	_ = execOn(ctx, writer, "SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", slot)
+	forceClone := false
+	for {
+		how, node, err := mb.rejoinOnce(ctx, rec, w, writer, slot, forceClone)
+		if err != nil {
+			return err
+		}
+		if how == "pg_rewind" {
+			// A rewound server that cannot reach the writer's timeline (it needs WAL the writer
+			// no longer has) would wait forever: clone it instead.
+			if err := waitStreaming(ctx, node, writer, 20*time.Second); err != nil {
+				mb.event("member.rewind-stuck", "%s was rewound but does not stream the writer's timeline (%v); cloning it afresh", mb.id, err)
+				_ = node.Fence()
+				forceClone = true
+				continue
+			}
+		}
+		mb.node = node
+		mb.update(func(r *store.Member) { r.Fenced = false })
+		mb.event("member.rejoined", "%s rejoined as a reader of %s by %s (pid %d)", mb.id, w.ID, how, node.PID())
+		return nil
+	}
+}
+
+// rejoinOnce rewinds (or, when that fails or forceClone, clones) the member's data from the
+// writer, marks it a standby of the writer and starts it.
+func (mb *member) rejoinOnce(ctx context.Context, rec, w store.Member, writer *pgproc.Node, slot string, forceClone bool) (string, *pgproc.Node, error) {
 	how := "pg_rewind"
 	var err error
-	if !pgproc.DataIntact(rec.DataDir) {
+	switch {
+	case forceClone:
+		err = errors.New("the rewound copy did not stream")
+	case !pgproc.DataIntact(rec.DataDir):
 		err = errors.New("data directory missing")
-	} else {
+	default:
 		_, err = mb.node.Rewind(ctx, writer.DSN("postgres"))
 	}
 	if err != nil {
-		mb.event("member.rewind-failed", "%s cannot be rewound (%s); cloning it afresh from the writer", mb.id, firstLines(err.Error(), 6))
+		if !forceClone {
+			mb.event("member.rewind-failed", "%s cannot be rewound (%s); cloning it afresh from the writer", mb.id, firstLines(err.Error(), 6))
+		}
 		how = "a fresh clone"
 		if err := os.RemoveAll(rec.DataDir); err != nil {
-			return err
+			return "", nil, err
 		}
 		_ = execOn(ctx, writer, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", slot)
 		if err := pgproc.BaseBackup(ctx, writer, mb.node, slot); err != nil {
-			return err
+			return "", nil, err
 		}
 	}
 	if err := mb.node.MarkStandby(); err != nil {
-		return err
+		return "", nil, err
 	}
 	// A rewound former writer may carry the old writer's synchronous_standby_names; a reader
 	// must not wait for anyone.
@@ -656,20 +687,61 @@ func (mb *member) rejoin(ctx context.Context, rec store.Member) error {
 		"recovery_target_timeline":  "'latest'",
 		"synchronous_standby_names": "''",
 	}); err != nil {
-		return err
+		return "", nil, err
 	}
 	node, err := pgproc.New(mb.config(rec))
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	if err := node.Start(ctx); err != nil {
 		_ = node.Fence()
-		return err
+		return "", nil, err
 	}
-	mb.node = node
-	mb.update(func(r *store.Member) { r.Fenced = false })
-	mb.event("member.rejoined", "%s rejoined as a reader of %s by %s (pid %d)", mb.id, w.ID, how, node.PID())
-	return nil
+	return how, node, nil
+}
+
+// waitStreaming waits until node's WAL receiver streams the writer's current timeline.
+func waitStreaming(ctx context.Context, node, writer *pgproc.Node, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	last := "no answer"
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		var walfile string
+		var status *string
+		var tli *int64
+		wc, err := pgx.Connect(qctx, writer.DSN("postgres"))
+		if err == nil {
+			err = wc.QueryRow(qctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&walfile)
+			wc.Close(context.Background())
+		}
+		if err == nil {
+			var rc *pgx.Conn
+			if rc, err = pgx.Connect(qctx, node.DSN("postgres")); err == nil {
+				err = rc.QueryRow(qctx, "SELECT status, received_tli::bigint FROM pg_stat_wal_receiver").Scan(&status, &tli)
+				rc.Close(context.Background())
+			}
+		}
+		cancel()
+		if err == nil && len(walfile) >= 8 && status != nil && tli != nil {
+			want, _ := strconv.ParseInt(walfile[:8], 16, 64)
+			if *status == "streaming" && *tli == want {
+				return nil
+			}
+			last = fmt.Sprintf("WAL receiver %s on timeline %d, writer on %d", *status, *tli, want)
+		} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			last = firstLines(err.Error(), 1)
+		} else {
+			last = "no WAL receiver"
+		}
+		if time.Now().After(deadline) {
+			return errors.New(last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // wantSyncNames is synchronous_standby_names for the cluster's writer.
@@ -727,4 +799,15 @@ func (c *Cluster) failoverSettings() (string, time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return durability(c.rec), grace(c.rec)
+}
+
+// DataDir is a member's data directory (for tools that inject failures, like bench/failover).
+func (c *Cluster) DataDir(id string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.memberRec(id)
+	if r == nil {
+		return "", fmt.Errorf("DB instance %q: %w", id, ErrMemberNotFound)
+	}
+	return r.DataDir, nil
 }

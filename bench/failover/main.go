@@ -1,0 +1,512 @@
+// Command failover is a Jepsen-style failover check scaled to one machine. It runs a cluster
+// of a writer and two readers in-process (the control plane's Manager, real PostgreSQL), keeps
+// a write load on the cluster endpoint — each client inserts unique ids and records every
+// acknowledgement — and fails the writer again and again, cycling through three kinds:
+//
+//   - kill9:   SIGKILL of the postmaster, data left (restart in place is expected);
+//   - sigstop: SIGSTOP of the writer's whole process group (thawed once the failover is done);
+//   - rmdata:  the data directory removed under the running server.
+//
+// After each failure it waits for the cluster to be whole again and checks the writer: every
+// acknowledged id must be there. It reports lost, duplicated and unacknowledged-but-present
+// ids, and the RTO — from the failure to the first acknowledged write on a connection opened
+// after it, through the cluster endpoint — as a distribution, per kind.
+//
+//	go run ./bench/failover [-mode asynchronous|synchronous] [-failures 20] [-grace 2] [-clients 4] [-out bench/results/failover-<mode>.md]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/store"
+)
+
+type attempt struct {
+	id        int64
+	issued    time.Time
+	connSince time.Time // when the connection that sent it was opened
+	acked     time.Time // zero: not acknowledged (error or unknown outcome)
+}
+
+type client struct {
+	n        int
+	addr     string
+	mu       sync.Mutex
+	attempts []attempt
+	next     int64
+}
+
+// run inserts ids until ctx ends, reconnecting after any error.
+func (c *client) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, err := pgx.Connect(cctx, "postgres://postgres@"+c.addr+"/postgres?sslmode=disable&connect_timeout=5")
+		cancel()
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		since := time.Now()
+		for ctx.Err() == nil {
+			c.next++
+			a := attempt{id: int64(c.n)*1_000_000_000 + c.next, issued: time.Now(), connSince: since}
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := conn.Exec(qctx, "INSERT INTO acked (id) VALUES ($1)", a.id)
+			cancel()
+			if err == nil {
+				a.acked = time.Now()
+			}
+			c.mu.Lock()
+			c.attempts = append(c.attempts, a)
+			c.mu.Unlock()
+			if err != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		conn.Close(context.Background())
+	}
+}
+
+type result struct {
+	N          int     `json:"n"`
+	Kind       string  `json:"kind"`
+	From       string  `json:"from"`
+	To         string  `json:"to"`
+	Action     string  `json:"action"` // failover or restart
+	RTOSeconds float64 `json:"rto_seconds"`
+	// ControlPlaneDowntime is the downtime the completion event reports (failovers only).
+	EventDowntime  string `json:"event_downtime,omitempty"`
+	Acked          int    `json:"acked"`
+	Lost           int    `json:"lost"`
+	Duplicated     int    `json:"duplicated"`
+	UnackedPresent int    `json:"unacked_present"`
+}
+
+func main() {
+	mode := flag.String("mode", "asynchronous", "durability mode: asynchronous or synchronous")
+	failures := flag.Int("failures", 20, "number of writer failures")
+	graceS := flag.Int("grace", 2, "failover grace period in seconds")
+	clients := flag.Int("clients", 4, "writing clients")
+	kinds := flag.String("kinds", "kill9,sigstop,rmdata", "failure kinds, cycled")
+	out := flag.String("out", "", "results file (.md; a .json beside it); default bench/results/failover-<mode>.md")
+	flag.Parse()
+	if *out == "" {
+		*out = "bench/results/failover-" + *mode + ".md"
+	}
+	if err := run(*mode, *failures, *graceS, *clients, strings.Split(*kinds, ","), *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench failover:", err)
+		os.Exit(1)
+	}
+}
+
+func run(mode string, failures, graceS, nclients int, kinds []string, out string) error {
+	home, err := os.MkdirTemp("", "borealis-failover-bench-")
+	if err != nil {
+		return err
+	}
+	if os.Getenv("FAILOVER_BENCH_KEEP") == "" {
+		defer os.RemoveAll(home)
+	} else {
+		fmt.Println("home kept:", home)
+	}
+	if err := cluster.PrepareHome(home); err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(home, "state.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var logMu sync.Mutex
+	var events []string
+	m, err := cluster.NewManager(cluster.Options{Home: home, Store: st, HoldTimeout: 30 * time.Second,
+		Logf: func(f string, a ...any) {
+			logMu.Lock()
+			events = append(events, fmt.Sprintf(f, a...))
+			logMu.Unlock()
+		}})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		m.Close(ctx, true)
+	}()
+	const name = "bench"
+	if _, err := m.Create(cluster.CreateInput{Name: name, Readers: 2, FailoverInput: cluster.FailoverInput{DurabilityMode: mode, FailoverGraceSeconds: graceS}}); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	d, err := m.WaitAvailable(wctx, name)
+	cancel()
+	if err != nil {
+		return err
+	}
+	setup, err := pgx.Connect(ctx, "postgres://postgres@"+d.Endpoint+"/postgres?sslmode=disable")
+	if err != nil {
+		return err
+	}
+	// No primary key: a duplicate must be countable, not refused.
+	if _, err := setup.Exec(ctx, "CREATE TABLE acked (id bigint NOT NULL); CREATE INDEX ON acked (id)"); err != nil {
+		return err
+	}
+	setup.Close(ctx)
+
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	cs := make([]*client, nclients)
+	for i := range cs {
+		cs[i] = &client{n: i + 1, addr: d.Endpoint}
+		wg.Add(1)
+		go func() { defer wg.Done(); cs[i].run(loadCtx) }()
+	}
+	defer func() { stopLoad(); wg.Wait() }()
+	time.Sleep(3 * time.Second)
+
+	c, err := m.Cluster(name)
+	if err != nil {
+		return err
+	}
+	var results []result
+	for i := 0; i < failures; i++ {
+		kind := kinds[i%len(kinds)]
+		if err := waitWhole(m, name, 3*time.Minute); err != nil {
+			return fmt.Errorf("before failure %d: %w", i+1, err)
+		}
+		time.Sleep(2 * time.Second) // some load on the settled cluster
+		d = describe(m, name)
+		w := writerOf(d)
+		seqBefore := lastSeq(m)
+		t0 := time.Now()
+		switch kind {
+		case "kill9":
+			err = syscall.Kill(w.PID, syscall.SIGKILL)
+		case "sigstop":
+			err = syscall.Kill(-w.PID, syscall.SIGSTOP)
+		case "rmdata":
+			var dir string
+			if dir, err = c.DataDir(w.DBInstanceIdentifier); err == nil {
+				err = os.RemoveAll(dir)
+			}
+		default:
+			err = fmt.Errorf("unknown failure kind %q", kind)
+		}
+		if err != nil {
+			return err
+		}
+		rto, ok := waitRTO(cs, t0, 2*time.Minute)
+		if kind == "sigstop" {
+			// Thaw once the failover is done: a fenced writer must stay dead.
+			waitEvent(m, name, "cluster.failover-completed", seqBefore, time.Minute)
+			syscall.Kill(-w.PID, syscall.SIGCONT)
+		}
+		if !ok {
+			return fmt.Errorf("failure %d (%s): no acknowledged write within 2 minutes", i+1, kind)
+		}
+		if err := waitWhole(m, name, 3*time.Minute); err != nil {
+			return fmt.Errorf("after failure %d: %w", i+1, err)
+		}
+		d = describe(m, name)
+		r := result{N: i + 1, Kind: kind, From: w.DBInstanceIdentifier, To: writerOf(d).DBInstanceIdentifier, RTOSeconds: rto.Seconds(), Action: "restart"}
+		if ev := eventAfter(m, name, "cluster.failover-completed", seqBefore); ev != nil {
+			r.Action = "failover"
+			if i := strings.Index(ev.Message, "downtime "); i >= 0 {
+				r.EventDowntime = strings.SplitN(ev.Message[i+len("downtime "):], ":", 2)[0]
+			}
+		}
+		if err := check(ctx, d.Endpoint, cs, &r); err != nil {
+			return err
+		}
+		if os.Getenv("FAILOVER_BENCH_DEBUG") != "" {
+			logMu.Lock()
+			for _, e := range events {
+				fmt.Println("   event:", e)
+			}
+			events = nil
+			logMu.Unlock()
+			debugLost(d.Endpoint, cs, t0)
+		}
+		fmt.Printf("%2d %-7s %s -> %s (%s): RTO %.2f s, acked %d, lost %d, duplicated %d, unacked present %d\n",
+			r.N, r.Kind, r.From, r.To, r.Action, r.RTOSeconds, r.Acked, r.Lost, r.Duplicated, r.UnackedPresent)
+		results = append(results, r)
+	}
+	stopLoad()
+	wg.Wait()
+	return report(out, mode, graceS, nclients, results)
+}
+
+// waitRTO returns the time from t0 to the first acknowledged write on a connection opened
+// after t0.
+func waitRTO(cs []*client, t0 time.Time, limit time.Duration) (time.Duration, bool) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		var first time.Time
+		for _, c := range cs {
+			c.mu.Lock()
+			for j := len(c.attempts) - 1; j >= 0 && c.attempts[j].issued.After(t0); j-- {
+				a := c.attempts[j]
+				if !a.acked.IsZero() && a.connSince.After(t0) && (first.IsZero() || a.acked.Before(first)) {
+					first = a.acked
+				}
+			}
+			c.mu.Unlock()
+		}
+		if !first.IsZero() {
+			return first.Sub(t0), true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return 0, false
+}
+
+// check compares the writer's table with every client's attempts so far.
+func check(ctx context.Context, addr string, cs []*client, r *result) error {
+	conn, err := pgx.Connect(ctx, "postgres://postgres@"+addr+"/postgres?sslmode=disable")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	// Only writes acknowledged before the snapshot count: the load goes on meanwhile.
+	cut := time.Now()
+	rows, err := conn.Query(ctx, "SELECT id, count(*) FROM acked GROUP BY id")
+	if err != nil {
+		return err
+	}
+	present := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return err
+		}
+		present[id] = n
+	}
+	rows.Close()
+	if rows.Err() != nil {
+		return rows.Err()
+	}
+	for _, c := range cs {
+		c.mu.Lock()
+		for _, a := range c.attempts {
+			if !a.issued.Before(cut) || a.acked.After(cut) {
+				continue
+			}
+			n := present[a.id]
+			if n > 1 {
+				r.Duplicated += n - 1
+			}
+			if !a.acked.IsZero() {
+				r.Acked++
+				if n == 0 {
+					r.Lost++
+				}
+			} else if n > 0 {
+				r.UnackedPresent++
+			}
+		}
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+func describe(m *cluster.Manager, name string) cluster.Description {
+	d, _ := m.Describe(name)
+	return d
+}
+
+func writerOf(d cluster.Description) cluster.MemberDescription {
+	for _, mb := range d.DBClusterMembers {
+		if mb.IsClusterWriter {
+			return mb
+		}
+	}
+	return cluster.MemberDescription{}
+}
+
+// waitWhole waits until the cluster and every member are available, none is fenced and every
+// reader is at most 1 s behind.
+func waitWhole(m *cluster.Manager, name string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		d := describe(m, name)
+		ok := d.Status == cluster.StatusAvailable
+		for _, mb := range d.DBClusterMembers {
+			ok = ok && mb.Status == cluster.StatusAvailable && !mb.Fenced && mb.PID != 0
+			// Readers caught up (a rejoined one replays its backlog first): each failure hits
+			// a settled cluster.
+			ok = ok && (mb.IsClusterWriter || (mb.ReplicaLagSeconds != nil && *mb.ReplicaLagSeconds <= 1))
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.Marshal(d.DBClusterMembers)
+			return fmt.Errorf("cluster %s not whole after %s: %s %s", name, limit, d.Status, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func lastSeq(m *cluster.Manager) uint64 {
+	evs, _ := m.Events("", 1)
+	if len(evs) == 0 {
+		return 0
+	}
+	return evs[0].Seq
+}
+
+func eventAfter(m *cluster.Manager, name, typ string, after uint64) *store.Event {
+	evs, _ := m.Events(name, 0)
+	for i := range evs {
+		if evs[i].Seq > after && evs[i].Type == typ {
+			return &evs[i]
+		}
+	}
+	return nil
+}
+
+func waitEvent(m *cluster.Manager, name, typ string, after uint64, limit time.Duration) *store.Event {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if ev := eventAfter(m, name, typ, after); ev != nil {
+			return ev
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	load := ""
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = strings.Join(strings.Fields(string(data))[:3], " ")
+	}
+	var uts syscall.Utsname
+	_ = syscall.Uname(&uts)
+	rel := make([]byte, 0, len(uts.Release))
+	for _, b := range uts.Release {
+		if b == 0 {
+			break
+		}
+		rel = append(rel, byte(b))
+	}
+	return fmt.Sprintf("%s, %d CPUs, Linux %s, load average at the end %s (shared with other engineers' builds and tests)", model, runtime.NumCPU(), rel, load)
+}
+
+func report(out, mode string, graceS, nclients int, rs []result) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Failover check (%s mode)\n\n", mode)
+	fmt.Fprintf(&b, "`go run ./bench/failover -mode %s -failures %d -grace %d -clients %d`, %s UTC.\n\n",
+		mode, len(rs), graceS, nclients, time.Now().UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintf(&b, "Machine: %s.\n\n", machine())
+	b.WriteString("A writer and two readers; clients insert unique ids through the cluster endpoint and record each acknowledgement. " +
+		"RTO: from the failure to the first acknowledged write on a connection opened after it. " +
+		"Lost: acknowledged ids missing on the writer after the cluster is whole again (all failures so far, cumulative). " +
+		"Unacknowledged-but-present: inserts whose outcome the client never learned that did commit (allowed). " +
+		"Each failure hits a settled cluster: every member available and every reader at most 1 s behind.\n\n")
+	b.WriteString("| # | failure | writer before → after | action | RTO (s) | downtime in the event | acked so far | lost | duplicated | unacked present |\n|---:|---|---|---|---:|---|---:|---:|---:|---:|\n")
+	byKind := map[string][]float64{}
+	var all []float64
+	totalLost, totalDup := 0, 0
+	for _, r := range rs {
+		fmt.Fprintf(&b, "| %d | %s | %s → %s | %s | %.2f | %s | %d | %d | %d | %d |\n", r.N, r.Kind, r.From, r.To, r.Action, r.RTOSeconds, r.EventDowntime, r.Acked, r.Lost, r.Duplicated, r.UnackedPresent)
+		byKind[r.Kind] = append(byKind[r.Kind], r.RTOSeconds)
+		all = append(all, r.RTOSeconds)
+		totalLost, totalDup = max(totalLost, r.Lost), max(totalDup, r.Duplicated)
+	}
+	b.WriteString("\n## RTO distribution (seconds)\n\n| failures | n | min | p50 | p90 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	row := func(label string, v []float64) {
+		s := append([]float64(nil), v...)
+		sort.Float64s(s)
+		fmt.Fprintf(&b, "| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f |\n", label, len(s), s[0], percentile(s, 50), percentile(s, 90), percentile(s, 99), s[len(s)-1])
+	}
+	kinds := make([]string, 0, len(byKind))
+	for k := range byKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		row(k, byKind[k])
+	}
+	row("all", all)
+	sorted := append([]float64(nil), all...)
+	sort.Float64s(sorted)
+	p99 := percentile(sorted, 99)
+	verdict := "met"
+	if p99 > 5 {
+		verdict = "missed"
+	}
+	fmt.Fprintf(&b, "\nTarget RTO p99 ≤ 5 s: %s (p99 %.2f s). Acknowledged writes lost: %d; duplicated: %d.\n", verdict, p99, totalLost, totalDup)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	js, _ := json.MarshalIndent(map[string]any{"mode": mode, "grace_seconds": graceS, "clients": nclients, "machine": machine(), "results": rs}, "", "  ")
+	if err := os.WriteFile(strings.TrimSuffix(out, ".md")+".json", js, 0o644); err != nil {
+		return err
+	}
+	fmt.Print(b.String())
+	return nil
+}
+
+// debugLost prints the acknowledged ids missing on the writer, with their timing.
+func debugLost(addr string, cs []*client, t0 time.Time) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, "postgres://postgres@"+addr+"/postgres?sslmode=disable")
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	for _, c := range cs {
+		c.mu.Lock()
+		for _, a := range c.attempts {
+			if a.acked.IsZero() {
+				continue
+			}
+			var n int
+			_ = conn.QueryRow(ctx, "SELECT count(*) FROM acked WHERE id = $1", a.id).Scan(&n)
+			if n == 0 {
+				fmt.Printf("   lost id %d: issued %+.3f s, acked %+.3f s from the failure, connection from %+.3f s\n",
+					a.id, a.issued.Sub(t0).Seconds(), a.acked.Sub(t0).Seconds(), a.connSince.Sub(t0).Seconds())
+			}
+		}
+		c.mu.Unlock()
+	}
+}
