@@ -34,7 +34,7 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 			"  create   --name N [--readers 1] [--min-capacity 1] [--max-capacity 8] [--wait]\n"+
 			"  describe [N]\n  list\n"+
 			"  modify   --name N [--min-capacity X] [--max-capacity Y] [--auto-pause] [--timeout-action A] ...\n"+
-			"  delete   --name N\n"+
+			"  delete   --name N --skip-final-snapshot\n"+
 			"  stop     --name N        (stop-db-cluster: nodes stopped, clients refused)\n"+
 			"  start    --name N        (start-db-cluster)\n"+
 			"  reboot   --name N [--instance ID]  (reboot-db-instance; the writer by default)\n"+
@@ -94,6 +94,7 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	logExports := fs.String("enable-logs-exports", "", "log types to publish to log groups, comma-separated: error, postgresql (default: error)")
 	sf := addScalingFlags(fs)
 	ff := addFailoverFlags(fs, true)
+	mf := addMasterUserFlags(fs, false)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -103,7 +104,8 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	}
 	in := cluster.CreateInput{Name: *name, Readers: *readers, MinCapacity: *sf.min, MaxCapacity: *sf.max,
 		AutoPause: *sf.autoPause, SecondsUntilAutoPause: *sf.secondsUntilPause, SecondsBeforeTimeout: *sf.secondsBefore,
-		TimeoutAction: *sf.timeoutAction, Port: *port, ReaderPort: *readerPort, DBClusterParameterGroupName: *paramGroup}
+		TimeoutAction: *sf.timeoutAction, Port: *port, ReaderPort: *readerPort, DBClusterParameterGroupName: *paramGroup,
+		MasterUserInput: mf.input()}
 	if err := ff.apply(fs, &in.FailoverInput, nil); err != nil {
 		return err
 	}
@@ -227,6 +229,7 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 	ff := addFailoverFlags(fs, false)
 	enableLogs := fs.String("enable-log-types", "", "start publishing these log types (comma-separated: error, postgresql)")
 	disableLogs := fs.String("disable-log-types", "", "stop publishing these log types")
+	idf := addModifyIdentityFlags(fs)
 	if err := nameArg(fs, args, name, true); err != nil {
 		return err
 	}
@@ -235,7 +238,11 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var in cluster.ModifyInput
+	var visitErr error
 	fs.Visit(func(f *flag.Flag) {
+		if err := idf.visit(f.Name, &in); err != nil {
+			visitErr = err
+		}
 		switch f.Name {
 		case "min-capacity":
 			in.MinCapacity = sf.min
@@ -255,6 +262,9 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 			in.LogsExportConfiguration = &cluster.LogsExportConfiguration{EnableLogTypes: splitList(*enableLogs), DisableLogTypes: splitList(*disableLogs)}
 		}
 	})
+	if visitErr != nil {
+		return visitErr
+	}
 	if err := ff.apply(fs, nil, &in); err != nil {
 		return err
 	}
@@ -272,6 +282,7 @@ func clusterDelete(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster delete", stderr)
 	cf := addClientFlags(fs)
 	name := fs.String("name", "", "cluster identifier (required)")
+	skip := fs.Bool("skip-final-snapshot", false, "confirm: delete the cluster and its data (Borealis keeps no final snapshot)")
 	if err := nameArg(fs, args, name, true); err != nil {
 		return err
 	}
@@ -279,11 +290,18 @@ func clusterDelete(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if !*skip {
+		return usagef("deleting cluster %s destroys its data and Borealis keeps no final snapshot: pass --skip-final-snapshot to confirm (use `borealis cluster describe %s` to look)", *name, *name)
+	}
 	c, err := cf.client()
 	if err != nil {
 		return err
 	}
-	return callOneCluster(c, "DELETE", *name, nil, stdout, format, false)
+	var body api.ClusterBody
+	if err := c.call("DELETE", "/v1/clusters/"+url.PathEscape(*name)+"?SkipFinalSnapshot=true", nil, &body); err != nil {
+		return err
+	}
+	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, false)
 }
 
 // printClusters writes JSON ({"DBClusters": [...]}, like aws rds) or tables; members are listed

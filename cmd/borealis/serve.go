@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -48,6 +47,8 @@ type apiInfo struct {
 
 type cpOptions struct {
 	home, apiAddr string
+	// tlsMode is auto (the given certificate, else a generated one) or off.
+	tlsMode string
 	// listenAddr is the endpoints' bind address (default 127.0.0.1).
 	listenAddr string
 	// metricsToken: /metrics requires the bearer token (always so off loopback).
@@ -70,6 +71,9 @@ type controlPlane struct {
 	apiURL    string
 	tokenFile string
 	served    chan error
+	// tls is set when the endpoints terminate TLS; tlsCertFile is their certificate.
+	tls         bool
+	tlsCertFile string
 }
 
 // startControlPlane opens the home, the store and the token, adopts or restarts the stored
@@ -85,9 +89,6 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 	if net.ParseIP(o.listenAddr) == nil && o.listenAddr != "localhost" {
 		return nil, usagef("--listen-address: %q is not an IP address (use 127.0.0.1, 0.0.0.0 or an address of this host)", o.listenAddr)
 	}
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return nil, usagef("--tls-cert and --tls-key go together")
-	}
 	home, err := filepath.Abs(o.home)
 	if err != nil {
 		return nil, err
@@ -96,19 +97,16 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 	if err := cluster.PrepareHome(home); err != nil {
 		return nil, err
 	}
-	var tlsConfig *tls.Config
-	if o.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
-		if err != nil {
-			return nil, fmt.Errorf("loading the router's TLS certificate: %w", err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsConfig, tlsCertFile, err := routerTLS(home, o.tlsMode, o.tlsCert, o.tlsKey, o.listenAddr)
+	if err != nil {
+		return nil, err
 	}
 	st, err := store.Open(filepath.Join(home, "state.db"))
 	if err != nil {
 		return nil, err
 	}
-	cp := &controlPlane{home: home, store: st, tokenFile: filepath.Join(home, tokenFile), served: make(chan error, 1)}
+	cp := &controlPlane{home: home, store: st, tokenFile: filepath.Join(home, tokenFile), served: make(chan error, 1),
+		tls: tlsConfig != nil, tlsCertFile: tlsCertFile}
 	fail := func(err error) (*controlPlane, error) {
 		if cp.manager != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -194,6 +192,9 @@ func addListenFlags(fs *flag.FlagSet, o *cpOptions) {
 	fs.StringVar(&o.listenAddr, "listen-address", envOr("BOREALIS_LISTEN_ADDRESS", "127.0.0.1"),
 		"address the cluster endpoints listen on (0.0.0.0 in a container); BOREALIS_LISTEN_ADDRESS")
 	fs.BoolVar(&o.metricsToken, "metrics-require-token", false, "/metrics needs the API token too (always so when the API is off loopback)")
+	fs.StringVar(&o.tlsMode, "tls", "auto", "TLS on the endpoints: auto (--tls-cert/--tls-key, else a certificate generated into <home>/secrets) or off")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for TLS termination in the routers")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key for --tls-cert")
 }
 
 // stop ends the API and the manager; with stopNodes the nodes are stopped cleanly.
@@ -218,8 +219,6 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	var o cpOptions
 	fs.StringVar(&o.home, "home", envOr("BOREALIS_HOME", defaultHome), "state directory (store, token, node data); BOREALIS_HOME")
 	addListenFlags(fs, &o)
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for TLS termination in the routers")
-	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key for --tls-cert")
 	fs.StringVar(&o.otlpLogs, "otlp-logs-endpoint", "", "export log groups as OpenTelemetry logs to this OTLP/HTTP URL (default: $OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, $OTEL_EXPORTER_OTLP_ENDPOINT)")
 	leave := fs.Bool("leave-running", false, "on SIGINT/SIGTERM leave the nodes running for the next control plane to adopt")
 	if err := parseFlags(fs, args); err != nil {

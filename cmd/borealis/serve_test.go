@@ -98,7 +98,8 @@ func TestControlPlaneKill9KeepsClusters(t *testing.T) {
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	serve := startServe(t, home, apiAddr)
 
-	code, out, errOut := cli(t, "cluster", "create", "--name", "keep", "--readers", "1", "--max-capacity", "4", "--wait", "--home", home)
+	code, out, errOut := cli(t, "cluster", "create", "--name", "keep", "--readers", "1", "--max-capacity", "4", "--wait", "--home", home,
+		"--manage-master-user-password", "--master-username", "keeper")
 	if code != 0 {
 		t.Fatalf("cluster create: exit %d: %s", code, errOut)
 	}
@@ -107,6 +108,14 @@ func TestControlPlaneKill9KeepsClusters(t *testing.T) {
 	}
 	before := describeJSON(t, home, "keep").DBClusters[0]
 	pids := []int{before.DBClusterMembers[0].PID, before.DBClusterMembers[1].PID}
+	if before.MasterUsername != "keeper" || before.MasterUserSecret == nil {
+		t.Fatalf("describe names no master user or managed password: %+v", before)
+	}
+	secret, err := os.ReadFile(before.MasterUserSecret.SecretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := strings.TrimSpace(string(secret))
 
 	if err := serve.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -120,11 +129,13 @@ func TestControlPlaneKill9KeepsClusters(t *testing.T) {
 	// The endpoints belong to the control plane, but the nodes still serve directly.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	direct, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", before.DBClusterMembers[0].Port))
+	direct, err := pgx.Connect(ctx, fmt.Sprintf("postgres://keeper:%s@127.0.0.1:%d/postgres?sslmode=disable", password, before.DBClusterMembers[0].Port))
 	if err != nil {
 		t.Fatalf("writer unreachable while the control plane is down: %v", err)
 	}
-	direct.Exec(ctx, "CREATE TABLE survived (v int); INSERT INTO survived VALUES (42)")
+	if _, err := direct.Exec(ctx, "CREATE TABLE survived (v int); INSERT INTO survived VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
 	direct.Close(ctx)
 
 	serve = startServe(t, home, apiAddr)
@@ -153,7 +164,7 @@ func TestControlPlaneKill9KeepsClusters(t *testing.T) {
 	if code != 0 || strings.Count(out, `"member.adopted"`) != 2 {
 		t.Fatalf("want two member.adopted events: %s", out)
 	}
-	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", d.ReaderEndpoint))
+	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://keeper:%s@%s/postgres?sslmode=disable", password, d.ReaderEndpoint))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +211,11 @@ func TestClusterCommandsBadInvocations(t *testing.T) {
 		{[]string{"cluster", "modify", "--name", "ok"}, 2, "nothing to modify"},
 		{[]string{"cluster", "modify", "--max-capacity", "4"}, 2, "--name is required"},
 		{[]string{"cluster", "delete"}, 2, "--name is required"},
+		{[]string{"cluster", "delete", "--name", "ok"}, 2, "pass --skip-final-snapshot to confirm"},
+		{[]string{"cluster", "create", "--name", "ok", "--master-username", "postgres"}, 2, "--master-username"},
+		{[]string{"cluster", "create", "--name", "ok", "--master-user-password", "short"}, 2, "--master-user-password: must be 8"},
+		{[]string{"cluster", "modify", "--name", "ok", "--deletion-protection", "--no-deletion-protection"}, 2, "contradict"},
+		{[]string{"serve", "--tls", "maybe", "--home", home}, 2, "--tls must be auto or off"},
 		{[]string{"cluster", "describe", "a", "b"}, 2, `unexpected argument "b"`},
 		{[]string{"cluster", "list", "--bogus"}, 2, "flag provided but not defined"},
 		{[]string{"events", "--limit", "0"}, 2, "--limit must be from 1 to 10000"},

@@ -28,6 +28,7 @@ func init() {
 
 type upOptions struct {
 	cpOptions
+	master                    cluster.MasterUserInput
 	name                      string
 	port, readerPort, readers int
 }
@@ -38,18 +39,18 @@ func runUp(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.port, "port", defaultUpPort, "cluster (writer) endpoint port on 127.0.0.1")
 	fs.IntVar(&o.readerPort, "reader-port", 0, "reader endpoint port on 127.0.0.1 (default: --port + 1)")
 	addListenFlags(fs, &o.cpOptions)
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for TLS termination in the routers")
-	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key for --tls-cert")
 	fs.StringVar(&o.home, "home", envOr("BOREALIS_HOME", defaultHome), "state directory; BOREALIS_HOME")
 	fs.StringVar(&o.name, "name", defaultUpCluster, "name of the dev cluster")
 	fs.IntVar(&o.readers, "readers", 1, "readers of the dev cluster when it is first created")
+	mf := addMasterUserFlags(fs, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	o.master = mf.input()
 	if o.readerPort == 0 {
 		o.readerPort = o.port + 1
 	}
-	in := cluster.CreateInput{Name: o.name, Readers: o.readers, Port: o.port, ReaderPort: o.readerPort}
+	in := cluster.CreateInput{Name: o.name, Readers: o.readers, Port: o.port, ReaderPort: o.readerPort, MasterUserInput: o.master}
 	if err := in.Validate(); err != nil {
 		return usageFromField(err)
 	}
@@ -101,7 +102,8 @@ func up(ctx context.Context, o upOptions, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "borealis: cluster %s found in %s, bringing it back\n", o.name, cp.home)
 	} else {
 		fmt.Fprintf(stdout, "borealis: creating cluster %s (1 writer, %d reader(s)) in %s\n", o.name, o.readers, cp.home)
-		if _, err := cp.manager.Create(cluster.CreateInput{Name: o.name, Readers: o.readers, Port: o.port, ReaderPort: o.readerPort}); err != nil {
+		if _, err := cp.manager.Create(cluster.CreateInput{Name: o.name, Readers: o.readers, Port: o.port, ReaderPort: o.readerPort,
+			MasterUserInput: o.master}); err != nil {
 			cp.stop(true)
 			return err
 		}
@@ -116,13 +118,35 @@ func up(ctx context.Context, o upOptions, stdout io.Writer) error {
 		}
 		return fmt.Errorf("%w; see `borealis events --cluster %s` and the node logs under %s", err, o.name, cp.home)
 	}
-	writerURI := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", d.Endpoint)
-	readerURI := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", d.ReaderEndpoint)
-	fmt.Fprintf(stdout, "\nBorealis cluster %s is available: 1 writer, %d reader(s)\n", o.name, len(d.DBClusterMembers)-1)
+	user, db := d.MasterUsername, d.DatabaseName
+	if user == "" {
+		user = "postgres" // a cluster made before master users existed
+	}
+	if db == "" {
+		db = "postgres"
+	}
+	sslmode := "disable"
+	if cp.tls {
+		sslmode = "require"
+	}
+	writerURI := fmt.Sprintf("postgres://%s@%s/%s?sslmode=%s", user, d.Endpoint, db, sslmode)
+	readerURI := fmt.Sprintf("postgres://%s@%s/%s?sslmode=%s", user, d.ReaderEndpoint, db, sslmode)
+	// The password is never printed: it is the one given, or in the file describe names.
+	pw := "PGPASSWORD=<the --master-user-password> "
+	if d.MasterUserSecret != nil {
+		pw = fmt.Sprintf("PGPASSWORD=\"$(cat %s)\" ", d.MasterUserSecret.SecretFile)
+	}
+	fmt.Fprintf(stdout, "\nBorealis cluster %s is available: 1 writer, %d reader(s), master user %s\n", o.name, len(d.DBClusterMembers)-1, user)
 	fmt.Fprintf(stdout, "  Cluster endpoint (writer): %s\n", writerURI)
-	fmt.Fprintf(stdout, "      psql '%s'\n", writerURI)
+	fmt.Fprintf(stdout, "      %spsql '%s'\n", pw, writerURI)
 	fmt.Fprintf(stdout, "  Reader endpoint (readers): %s\n", readerURI)
-	fmt.Fprintf(stdout, "      psql '%s'\n", readerURI)
+	fmt.Fprintf(stdout, "      %spsql '%s'\n", pw, readerURI)
+	if d.MasterUserSecret != nil {
+		fmt.Fprintf(stdout, "  Master user password file: %s\n", d.MasterUserSecret.SecretFile)
+	}
+	if cp.tlsCertFile != "" {
+		fmt.Fprintf(stdout, "  TLS certificate: %s (sslmode=verify-full sslrootcert=<it> to check it)\n", cp.tlsCertFile)
+	}
 	fmt.Fprintf(stdout, "  API: %s  token file: %s\n", cp.apiURL, cp.tokenFile)
 	fmt.Fprintf(stdout, "  Metrics: %s/metrics\n", cp.apiURL)
 	fmt.Fprintf(stdout, "  Try: %s cluster describe %s --home %s\n", os.Args[0], o.name, cp.home)

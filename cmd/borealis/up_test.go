@@ -61,7 +61,8 @@ func TestUp(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	home := newHome(t)
 	ports := freePorts(t, 3)
-	o := upOptions{cpOptions: cpOptions{home: home, apiAddr: fmt.Sprintf("127.0.0.1:%d", ports[2])}, name: "dev", port: ports[0], readerPort: ports[1], readers: 1}
+	o := upOptions{cpOptions: cpOptions{home: home, apiAddr: fmt.Sprintf("127.0.0.1:%d", ports[2])}, name: "dev", port: ports[0], readerPort: ports[1], readers: 1,
+		master: cluster.MasterUserInput{MasterUsername: "dev", MasterUserPassword: "dev-password", DatabaseName: "devdb"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -98,6 +99,15 @@ func TestUp(t *testing.T) {
 
 	cctx, ccancel := context.WithTimeout(ctx, time.Minute)
 	defer ccancel()
+	// The printed URIs carry no password; the server asks for one (SCRAM) and gets the given one.
+	if !strings.Contains(writerURI, "dev@") || !strings.Contains(writerURI, "/devdb?sslmode=require") || strings.Contains(writerURI, "dev-password") {
+		t.Fatalf("printed writer URI %s: want user dev, database devdb, sslmode=require and no password", writerURI)
+	}
+	if _, err := pgx.Connect(cctx, writerURI); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("connecting without a password: %v, want a password failure", err)
+	}
+	writerURI = strings.Replace(writerURI, "dev@", "dev:dev-password@", 1)
+	readerURI = strings.Replace(readerURI, "dev@", "dev:dev-password@", 1)
 	w, err := pgx.Connect(cctx, writerURI)
 	if err != nil {
 		t.Fatalf("printed cluster endpoint %s: %v", writerURI, err)

@@ -226,6 +226,12 @@ func (a *apiHandler) modify(w http.ResponseWriter, r *http.Request) {
 
 func (a *apiHandler) delete(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	// As delete-db-cluster: no deletion without saying what happens to the data.
+	if skip := r.URL.Query().Get("SkipFinalSnapshot"); skip != "true" {
+		writeError(w, http.StatusBadRequest, Error{Code: "InvalidParameterCombination", Field: "SkipFinalSnapshot",
+			Message: fmt.Sprintf("deleting cluster %s destroys its data and Borealis keeps no final snapshot: send ?SkipFinalSnapshot=true to confirm", name)})
+		return
+	}
 	d, err := a.cfg.Manager.Describe(name)
 	if err != nil {
 		fail(w, err)

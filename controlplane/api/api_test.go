@@ -147,7 +147,15 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/clusters", `{"Name": "` + strings.Repeat("a", 70000) + `"}`, 400, ""},
 		{"GET", "/v1/clusters/nosuch", ``, 404, ""},
 		{"PATCH", "/v1/clusters/nosuch", `{"MaxCapacity": 4}`, 404, ""},
-		{"DELETE", "/v1/clusters/nosuch", ``, 404, ""},
+		{"DELETE", "/v1/clusters/nosuch?SkipFinalSnapshot=true", ``, 404, ""},
+		{"DELETE", "/v1/clusters/nosuch", ``, 400, "SkipFinalSnapshot"},
+		{"POST", "/v1/clusters", `{"Name": "ok", "MasterUsername": "postgres"}`, 400, "MasterUsername"},
+		{"POST", "/v1/clusters", `{"Name": "ok", "MasterUsername": "a;drop"}`, 400, "MasterUsername"},
+		{"POST", "/v1/clusters", `{"Name": "ok", "MasterUserPassword": "short"}`, 400, "MasterUserPassword"},
+		{"POST", "/v1/clusters", `{"Name": "ok", "MasterUserPassword": "has a space"}`, 400, "MasterUserPassword"},
+		{"POST", "/v1/clusters", `{"Name": "ok", "MasterUserPassword": "longenough", "ManageMasterUserPassword": true}`, 400, "not both"},
+		{"POST", "/v1/clusters", `{"Name": "ok", "DatabaseName": "template1"}`, 400, "DatabaseName"},
+		{"PATCH", "/v1/clusters/nosuch", `{"MasterUserPassword": "x"}`, 404, ""},
 		{"POST", "/v1/clusters/nosuch/stop", ``, 404, ""},
 		{"POST", "/v1/clusters/nosuch/start", ``, 404, ""},
 		{"POST", "/v1/clusters/nosuch/reboot", ``, 404, ""},
@@ -174,7 +182,7 @@ func TestBadRequests(t *testing.T) {
 func TestClusterLifecycle(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	c, m := startAPI(t)
-	code, body := c.do("POST", "/v1/clusters", `{"Name": "web", "Readers": 0, "MinCapacity": 1, "MaxCapacity": 4, "AutoPause": true}`)
+	code, body := c.do("POST", "/v1/clusters", `{"Name": "web", "Readers": 0, "MinCapacity": 1, "MaxCapacity": 4, "AutoPause": true, "DeletionProtection": true}`)
 	if code != 201 {
 		t.Fatalf("create: %d %s", code, body)
 	}
@@ -214,7 +222,23 @@ func TestClusterLifecycle(t *testing.T) {
 	if code != 200 || !bytes.Contains(body, []byte(`borealis_serverless_database_capacity{cluster="web"`)) {
 		t.Fatalf("metrics: %d %.400s", code, body)
 	}
-	if code, body := c.do("DELETE", "/v1/clusters/web", ""); code != 200 {
+	// No password given: it is managed, in a 0600 file describe names.
+	if d.MasterUsername != "borealis" || d.MasterUserSecret == nil || !d.DeletionProtection {
+		t.Fatalf("describe lacks the master user, its secret or deletion protection: %s", body)
+	}
+	if fi, err := os.Stat(d.MasterUserSecret.SecretFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("managed password file %s: %v %v", d.MasterUserSecret.SecretFile, fi, err)
+	}
+	if code, body := c.do("DELETE", "/v1/clusters/web", ""); code != 400 || !bytes.Contains(body, []byte("SkipFinalSnapshot")) {
+		t.Fatalf("delete without intent: %d %s", code, body)
+	}
+	if code, body := c.do("DELETE", "/v1/clusters/web?SkipFinalSnapshot=true", ""); code != 400 || !bytes.Contains(body, []byte("deletion protection")) {
+		t.Fatalf("delete with deletion protection: %d %s", code, body)
+	}
+	if code, body := c.do("PATCH", "/v1/clusters/web", `{"DeletionProtection": false}`); code != 200 || !bytes.Contains(body, []byte(`"DeletionProtection": false`)) {
+		t.Fatalf("turning deletion protection off: %d %s", code, body)
+	}
+	if code, body := c.do("DELETE", "/v1/clusters/web?SkipFinalSnapshot=true", ""); code != 200 {
 		t.Fatalf("delete: %d %s", code, body)
 	}
 	if code, _ := c.do("GET", "/v1/clusters/web", ""); code != 404 {

@@ -125,16 +125,16 @@ func (c *Cluster) Readers() []string {
 	return out
 }
 
-// backendAddr is where the router reaches a node: its Unix socket (in the data directory's
-// parent, as pgproc places it), which costs less CPU per message than loopback TCP, or TCP on
-// 127.0.0.1 when the socket path is too long for sun_path.
+// backendAddr is where the router reaches a node for a client: TCP on 127.0.0.1, where the
+// node authenticates every role with SCRAM and the router relays it. The node's Unix socket
+// trusts whoever reaches it and is for the control plane only (its directory is private).
 func backendAddr(r store.Member) string {
-	sock := filepath.Join(filepath.Dir(r.DataDir), ".s.PGSQL."+strconv.Itoa(r.Port))
-	if len(sock) < 100 {
-		return sock
-	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port))
 }
+
+// SocketDir is the private directory holding a member's Unix socket (trusted, as the superuser
+// or any role): for the control plane's own connections and session moves, never clients.
+func SocketDir(r store.Member) string { return filepath.Dir(r.DataDir) }
 
 // run brings the cluster up and supervises it until shutdown.
 func (c *Cluster) run() {
@@ -306,6 +306,7 @@ func (c *Cluster) Describe() Description {
 		ScalingConfigurationInfo: ScalingInfo(rec.Scaling), DBClusterParameterGroup: groupName(rec.ParameterGroup),
 		DurabilityMode: durability(rec), FailoverGraceSeconds: int(grace(rec) / time.Second),
 		EnabledLogsExports: enabledLogTypes(rec.LogExports)}
+	describeMasterUser(&d, rec)
 	for i, r := range rec.Members {
 		md := MemberDescription{DBInstanceIdentifier: r.ID, IsClusterWriter: r.Writer, PromotionTier: r.PromotionTier,
 			Status: r.Status, Capacity: r.Capacity, Port: r.Port, Fenced: r.Fenced}

@@ -61,11 +61,22 @@ func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
 	}
 }
 
+// testMaster is the master user of the tests' clusters: nodes ask every TCP client for a
+// SCRAM password, endpoints and nodes' own ports alike.
+var testMaster = MasterUserInput{MasterUserPassword: testPassword}
+
+const testPassword = "test-master-pw"
+
+// testDSN connects as the tests' master user through addr (an endpoint or a node's port).
+func testDSN(addr string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s/postgres?sslmode=disable", DefaultMasterUsername, testPassword, addr)
+}
+
 func connectTo(t *testing.T, addr string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", addr))
+	c, err := pgx.Connect(ctx, testDSN(addr))
 	if err != nil {
 		t.Fatalf("connecting to %s: %v", addr, err)
 	}
@@ -99,7 +110,7 @@ func lastSeq(t *testing.T, m *Manager) uint64 {
 func TestClusterOfThree(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	m := newManager(t, newHome(t))
-	if _, err := m.Create(CreateInput{Name: "trio", Readers: 2, MinCapacity: 1, MaxCapacity: 8}); err != nil {
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "trio", Readers: 2, MinCapacity: 1, MaxCapacity: 8}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -348,7 +359,7 @@ func TestRestartedManagerAdoptsRunningNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := first.Create(CreateInput{Name: "solo", Readers: 1}); err != nil {
+	if _, err := first.Create(CreateInput{MasterUserInput: testMaster, Name: "solo", Readers: 1}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

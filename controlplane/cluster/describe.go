@@ -15,6 +15,10 @@ type Description struct {
 	DBClusterMembers         []MemberDescription `json:"DBClusterMembers"`
 	ScalingConfigurationInfo ScalingInfo         `json:"ScalingConfigurationInfo"`
 	Router                   []RouterEndpoint    `json:"Router,omitempty"`
+	MasterUsername           string              `json:"MasterUsername,omitempty"`
+	DatabaseName             string              `json:"DatabaseName,omitempty"`
+	MasterUserSecret         *MasterUserSecret   `json:"MasterUserSecret,omitempty"`
+	DeletionProtection       bool                `json:"DeletionProtection"`
 	DBClusterParameterGroup  string              `json:"DBClusterParameterGroup"`
 	// MovedSessions counts client sessions the router moved to a new backend (reboots).
 	MovedSessions int64 `json:"MovedSessions,omitempty"`

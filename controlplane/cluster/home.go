@@ -61,3 +61,18 @@ func claimDir(dir string, perm os.FileMode) error {
 func (m *Manager) clusterDir(name string) string {
 	return filepath.Join(m.opts.Home, "clusters", name)
 }
+
+// checkSocketPath refuses a cluster whose nodes' socket path would not fit sun_path: the
+// control plane reaches its nodes only through those sockets.
+func (m *Manager) checkSocketPath(name string) error {
+	sock := filepath.Join(m.clusterDir(name), ".s.PGSQL.65535")
+	if len(sock) > 107 {
+		return fieldErr("Name", "the nodes' socket path %s would be %d bytes, over the 107 a Unix socket allows: use a shorter home directory (--home)", sock, len(sock))
+	}
+	return nil
+}
+
+// ProtectedError is a delete refused by deletion protection.
+type ProtectedError struct{ msg string }
+
+func (e *ProtectedError) Error() string { return e.msg }

@@ -220,6 +220,12 @@ func (m *Manager) Create(in CreateInput) (Description, error) {
 	if _, exists := m.clusters[in.Name]; exists {
 		return Description{}, &ConflictError{fmt.Sprintf("cluster %q already exists", in.Name)}
 	}
+	if err := m.checkSocketPath(in.Name); err != nil {
+		return Description{}, err
+	}
+	if err := m.applyMasterUser(&rec, in.MasterUserInput); err != nil {
+		return Description{}, err
+	}
 	if err := m.opts.Store.CreateCluster(rec); err != nil {
 		return Description{}, err
 	}
@@ -280,6 +286,15 @@ func (m *Manager) Modify(name string, in ModifyInput) (Description, error) {
 	if err != nil {
 		return Description{}, err
 	}
+	// The master password and deletion protection first (master.go); they leave in empty.
+	if identity := in.MasterUserModify != (MasterUserModify{}); identity {
+		if _, err := m.modifyMasterUser(c, &in.MasterUserModify); err != nil {
+			return Description{}, err
+		}
+		if in == (ModifyInput{}) {
+			return c.Describe(), nil
+		}
+	}
 	if in.scalingChanged() { // validate everything before changing anything
 		c.mu.Lock()
 		_, err := in.apply(c.rec.Scaling)
@@ -337,6 +352,12 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	c, err := m.get(name)
 	if err != nil {
 		return err
+	}
+	c.mu.Lock()
+	protected := c.rec.DeletionProtection
+	c.mu.Unlock()
+	if protected {
+		return &ProtectedError{fmt.Sprintf("cluster %s has deletion protection: turn it off first (`borealis cluster modify --name %s --no-deletion-protection`)", name, name)}
 	}
 	m.event(name, "", "cluster.deleting", "deleting cluster "+name)
 	c.setStatus(StatusDeleting)

@@ -71,7 +71,10 @@ func (mb *member) event(typ, format string, args ...any) {
 func (mb *member) config(rec store.Member) pgproc.Config {
 	// Nodes outlive the control plane (no parent-death signal) so a restarted one adopts them.
 	// The cluster's directory (data, sockets, logs) is private to the nodes' user.
-	return pgproc.Config{DataDir: rec.DataDir, Port: rec.Port, DieWithParent: false, DirMode: clusterDirMode}
+	// Clients reach nodes over TCP with SCRAM (relayed by the router); the control plane uses
+	// the Unix socket in that directory, which only trusts.
+	return pgproc.Config{DataDir: rec.DataDir, Port: rec.Port, DieWithParent: false, DirMode: clusterDirMode,
+		HostAuth: "scram-sha-256"}
 }
 
 // ensure brings the member to "available": create it, adopt a running server, or restart a
@@ -221,6 +224,14 @@ func (mb *member) create(ctx context.Context, rec store.Member) error {
 			_ = node.Stop(ctx)
 			return fmt.Errorf("creating the borealis extension (is it installed? run `make install`): %w", err)
 		}
+		c := mb.c
+		c.mu.Lock()
+		crec := c.rec
+		c.mu.Unlock()
+		if err := setupMasterUser(ctx, node, crec); err != nil {
+			_ = node.Stop(ctx)
+			return err
+		}
 	} else {
 		writer := mb.c.writerNode()
 		if writer == nil {
@@ -276,7 +287,12 @@ func (mb *member) stop(ctx context.Context) {
 }
 
 func execOn(ctx context.Context, node *pgproc.Node, sql string, args ...any) error {
-	conn, err := pgx.Connect(ctx, node.DSN("postgres"))
+	return execOnDB(ctx, node, "postgres", sql, args...)
+}
+
+// execOnDB runs sql in database db as the superuser, over the node's private socket.
+func execOnDB(ctx context.Context, node *pgproc.Node, db, sql string, args ...any) error {
+	conn, err := pgx.Connect(ctx, node.DSN(db))
 	if err != nil {
 		return err
 	}

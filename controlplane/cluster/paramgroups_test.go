@@ -58,10 +58,10 @@ func TestParameterGroupsOnRealNodes(t *testing.T) {
 	if _, err := m.ModifyParamGroup("verbose", []paramgroup.Change{{ParameterName: "log_lock_waits", ParameterValue: "on"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Create(CreateInput{Name: "pg", Readers: 1, DBClusterParameterGroupName: "ghost"}); err == nil || !strings.Contains(err.Error(), `"ghost" does not exist`) {
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "pg", Readers: 1, DBClusterParameterGroupName: "ghost"}); err == nil || !strings.Contains(err.Error(), `"ghost" does not exist`) {
 		t.Fatalf("create with a missing group: %v", err)
 	}
-	if _, err := m.Create(CreateInput{Name: "pg", Readers: 1, DBClusterParameterGroupName: "verbose"}); err != nil {
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "pg", Readers: 1, DBClusterParameterGroupName: "verbose"}); err != nil {
 		t.Fatal(err)
 	}
 	d := waitInSync(t, m, "pg")

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/borealisdb/borealis/internal/pgproc"
+	"github.com/borealisdb/borealis/internal/safefile"
 )
 
 // asNodeUser runs a shell command as the nodes' OS user (the same user when not root), as
@@ -60,7 +66,8 @@ func TestControlPlaneFilesAndPlantedLinks(t *testing.T) {
 	if out, err := asNodeUser(t, "touch "+filepath.Join(home, "planted")+" || exit 3; exit 0"); err == nil && os.Geteuid() == 0 {
 		t.Errorf("the nodes' user could create a file in the home: %s", out)
 	}
-	if _, err := m.Create(CreateInput{Name: "linked", Readers: 0}); err != nil {
+	if _, err := m.Create(CreateInput{Name: "linked", Readers: 0, MasterUserInput: MasterUserInput{
+		MasterUsername: "admin", MasterUserPassword: "password", DatabaseName: "vector_db"}}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -69,6 +76,7 @@ func TestControlPlaneFilesAndPlantedLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Run("MasterUser", func(t *testing.T) { checkMasterUser(t, m, d) })
 	cdir := m.clusterDir("linked")
 	if uid, perm := statOf(t, cdir); uid != nodeUID || perm != 0o700 {
 		t.Errorf("%s: uid %d mode %04o, want the nodes' uid %d and 0700", cdir, uid, perm, nodeUID)
@@ -103,5 +111,141 @@ func TestControlPlaneFilesAndPlantedLinks(t *testing.T) {
 	}
 	if _, err := m.WaitAvailable(ctx, "linked"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func dsnFor(user, password, addr, db string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password, addr, db)
+}
+
+func mustConnect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connecting as %s: %v", dsn, err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// checkMasterUser: the master user logs in with its password only, is not a superuser, finds
+// vector and borealis_hnsw in its database and in databases it creates, and can create roles;
+// nobody gets in without a password, not even postgres; a modify rotates the password.
+func checkMasterUser(t *testing.T, m *Manager, d Description) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if d.MasterUsername != "admin" || d.DatabaseName != "vector_db" || d.MasterUserSecret != nil {
+		t.Fatalf("describe: user %q database %q secret %+v", d.MasterUsername, d.DatabaseName, d.MasterUserSecret)
+	}
+	for _, dsn := range []string{dsnFor("admin", "wrong-password", d.Endpoint, "vector_db"), dsnFor("postgres", "", d.Endpoint, "postgres"),
+		dsnFor("postgres", "", fmt.Sprintf("127.0.0.1:%d", d.DBClusterMembers[0].Port), "postgres")} {
+		if _, err := pgx.Connect(ctx, dsn); sqlState(err) != "28P01" {
+			t.Errorf("%s: %v, want 28P01 (password authentication failed)", dsn, err)
+		}
+	}
+	c := mustConnect(t, dsnFor("admin", "password", d.Endpoint, "vector_db"))
+	var super, createdb, createrole bool
+	if err := c.QueryRow(ctx, "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user").Scan(&super, &createdb, &createrole); err != nil {
+		t.Fatal(err)
+	}
+	if super || !createdb || !createrole {
+		t.Fatalf("master user: superuser %v createdb %v createrole %v, want false true true", super, createdb, createrole)
+	}
+	if _, err := c.Exec(ctx, "COPY (SELECT 1) TO PROGRAM 'true'"); sqlState(err) != "42501" {
+		t.Fatalf("COPY TO PROGRAM as the master user: %v, want 42501", err)
+	}
+	// The seed's statements, as the master user.
+	for _, q := range []string{
+		"CREATE EXTENSION IF NOT EXISTS vector",
+		"CREATE TABLE documents (id serial PRIMARY KEY, embedding vector(3), metadata jsonb)",
+		"CREATE INDEX ON documents USING borealis_hnsw (embedding vector_cosine_ops)",
+		"INSERT INTO documents (embedding) VALUES ('[1,0,0]'), ('[0,1,0]')",
+		"CREATE DATABASE made_later",
+		"CREATE ROLE app LOGIN PASSWORD 'app-password'",
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	later := mustConnect(t, dsnFor("admin", "password", d.Endpoint, "made_later"))
+	if _, err := later.Exec(ctx, "CREATE TABLE t (v vector(2)); CREATE INDEX ON t USING borealis_hnsw (v vector_l2_ops)"); err != nil {
+		t.Fatalf("borealis_hnsw in a database the master user made: %v", err)
+	}
+	// Rotation: a given password, then a managed one.
+	newPW := "rotated-pw"
+	if _, err := m.Modify("linked", ModifyInput{MasterUserModify: MasterUserModify{MasterUserPassword: &newPW}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgx.Connect(ctx, dsnFor("admin", "password", d.Endpoint, "vector_db")); sqlState(err) != "28P01" {
+		t.Fatalf("old password after rotation: %v, want 28P01", err)
+	}
+	mustConnect(t, dsnFor("admin", newPW, d.Endpoint, "vector_db"))
+	yes := true
+	rd, err := m.Modify("linked", ModifyInput{MasterUserModify: MasterUserModify{RotateMasterUserPassword: &yes}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd.MasterUserSecret == nil {
+		t.Fatal("no MasterUserSecret after a managed rotation")
+	}
+	managed, err := safefile.ReadFile(rd.MasterUserSecret.SecretFile, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustConnect(t, dsnFor("admin", strings.TrimSpace(string(managed)), d.Endpoint, "vector_db"))
+	if _, err := pgx.Connect(ctx, dsnFor("admin", newPW, d.Endpoint, "vector_db")); sqlState(err) != "28P01" {
+		t.Fatalf("given password after a managed rotation: %v, want 28P01", err)
+	}
+	// Deletion protection.
+	if _, err := m.Modify("linked", ModifyInput{MasterUserModify: MasterUserModify{DeletionProtection: &yes}}); err != nil {
+		t.Fatal(err)
+	}
+	var pe *ProtectedError
+	if err := m.Delete(ctx, "linked"); !errors.As(err, &pe) {
+		t.Fatalf("delete of a protected cluster: %v", err)
+	}
+	no := false
+	if _, err := m.Modify("linked", ModifyInput{MasterUserModify: MasterUserModify{DeletionProtection: &no}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMasterUserValidation(t *testing.T) {
+	for _, tc := range []struct {
+		in    MasterUserInput
+		field string
+	}{
+		{MasterUserInput{MasterUsername: "postgres"}, "MasterUsername"},
+		{MasterUserInput{MasterUsername: "pg_admin"}, "MasterUsername"},
+		{MasterUserInput{MasterUsername: "9lives"}, "MasterUsername"},
+		{MasterUserInput{MasterUsername: `a"b`}, "MasterUsername"},
+		{MasterUserInput{MasterUserPassword: "seven77"}, "MasterUserPassword"},
+		{MasterUserInput{MasterUserPassword: "with/slash"}, "MasterUserPassword"},
+		{MasterUserInput{MasterUserPassword: "naïve-password"}, "MasterUserPassword"},
+		{MasterUserInput{MasterUserPassword: "goodpassword", ManageMasterUserPassword: true}, "MasterUserPassword"},
+		{MasterUserInput{DatabaseName: "template0"}, "DatabaseName"},
+		{MasterUserInput{DatabaseName: "x-y"}, "DatabaseName"},
+	} {
+		var fe *FieldError
+		if err := tc.in.validate(); !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%+v: %v, want an error on %s", tc.in, err, tc.field)
+		}
+	}
+	if err := (MasterUserInput{MasterUsername: "admin", MasterUserPassword: "password", DatabaseName: "vector_db"}).validate(); err != nil {
+		t.Errorf("the seed's settings: %v", err)
+	}
+	v, err := ScramVerifier("password")
+	if err != nil || !strings.HasPrefix(v, "SCRAM-SHA-256$4096:") || strings.Count(v, "$") != 2 || strings.Count(v, ":") != 2 {
+		t.Errorf("verifier %q, %v", v, err)
 	}
 }

@@ -50,6 +50,8 @@ type CreateInput struct {
 	FailoverInput
 	// EnableLogsExports are the log types published to log groups; nil means error only.
 	EnableLogsExports []string `json:"EnableLogsExports,omitempty"`
+	// The master user, its database and deletion protection (master.go).
+	MasterUserInput
 }
 
 // ModifyInput changes a cluster's serverless configuration; nil fields stay as they are.
@@ -67,6 +69,8 @@ type ModifyInput struct {
 	FailoverGraceSeconds *int    `json:"FailoverGraceSeconds,omitempty"`
 	// LogsExportConfiguration turns log types' publishing on or off.
 	LogsExportConfiguration *LogsExportConfiguration `json:"LogsExportConfiguration,omitempty"`
+	// The master user's password and deletion protection (master.go).
+	MasterUserModify
 }
 
 // LogsExportConfiguration is Aurora's CloudwatchLogsExportConfiguration.
@@ -148,6 +152,9 @@ func validateScaling(s store.Scaling) error {
 // Validate checks everything but the ports' availability.
 func (in CreateInput) Validate() error {
 	if err := ValidateName(in.Name); err != nil {
+		return err
+	}
+	if err := in.MasterUserInput.validate(); err != nil {
 		return err
 	}
 	if in.Readers < 0 || in.Readers > MaxReaders {

@@ -25,7 +25,7 @@ import (
 func tryConnect(addr string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", addr))
+	c, err := pgx.Connect(ctx, testDSN(addr))
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func TestPauseResumeStopStartReboot(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	t.Setenv(AutoPauseFloorEnv, "3")
 	m := newManager(t, newHome(t))
-	if _, err := m.Create(CreateInput{Name: "nap", Readers: 1, MinCapacity: 1, MaxCapacity: 4,
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "nap", Readers: 1, MinCapacity: 1, MaxCapacity: 4,
 		AutoPause: true, SecondsUntilAutoPause: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func newMovedClient(t *testing.T, addr string, i int) *movedClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable&application_name=mover%d", addr, i))
+	conn, err := pgx.Connect(ctx, testDSN(addr)+fmt.Sprintf("&application_name=mover%d", i))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,14 @@ type Cluster struct {
 	// LogExports are the log types published to log groups (error, postgresql); nil means the
 	// default (error only), empty means none.
 	LogExports []string `json:"log_exports"`
+	// MasterUsername is the clients' login role (not a superuser); MasterUserVerifier its
+	// SCRAM-SHA-256 verifier (the password itself is never stored); MasterUserSecretFile the
+	// 0600 file holding a managed password. DatabaseName is the database made for it.
+	MasterUsername       string `json:"master_username,omitempty"`
+	MasterUserVerifier   string `json:"master_user_verifier,omitempty"`
+	MasterUserSecretFile string `json:"master_user_secret_file,omitempty"`
+	DatabaseName         string `json:"database_name,omitempty"`
+	DeletionProtection   bool   `json:"deletion_protection,omitempty"`
 	// NextMember numbers members; ids are never reused within a cluster.
 	NextMember int      `json:"next_member"`
 	Members    []Member `json:"members"`
