@@ -3,6 +3,7 @@
 #   - PostgreSQL 15 server and its server headers (PGXS),
 #   - build tools and qemu-user-static (the arm64 SIMD tests run under it),
 #   - pgvector 0.8.0, built from Debian's *source* package against PostgreSQL 15.
+#   - python3-psycopg2, the client the seed-code test (cmd/borealis) runs as a user would.
 # Each step says what it did. A step that cannot be done stops the script with the reason.
 set -euo pipefail
 
@@ -32,7 +33,8 @@ apt_update_once() {
 
 # Packages, installed only when missing.
 want=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-contrib build-essential
-      dpkg-dev pkg-config ca-certificates git procps qemu-user-static binfmt-support)
+      dpkg-dev pkg-config ca-certificates git procps qemu-user-static binfmt-support
+      python3 python3-psycopg2)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -21,6 +21,7 @@ import (
 	"github.com/borealisdb/borealis/controlplane/cluster"
 	"github.com/borealisdb/borealis/controlplane/logs"
 	"github.com/borealisdb/borealis/controlplane/metrics"
+	"github.com/borealisdb/borealis/controlplane/router"
 	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/safefile"
 )
@@ -51,6 +52,8 @@ type cpOptions struct {
 	tlsMode string
 	// listenAddr is the endpoints' bind address (default 127.0.0.1).
 	listenAddr string
+	// maxClients caps each endpoint's client connections (0: the router's default).
+	maxClients int
 	// metricsToken: /metrics requires the bearer token (always so off loopback).
 	metricsToken    bool
 	tlsCert, tlsKey string
@@ -82,6 +85,9 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 	apiLoopback, err := api.ParseAddress(o.apiAddr)
 	if err != nil {
 		return nil, usageError{"--api-address: " + err.Error()}
+	}
+	if o.maxClients < 0 {
+		return nil, usagef("--max-client-connections must be 1 or more, got %d", o.maxClients)
 	}
 	if o.listenAddr == "" {
 		o.listenAddr = "127.0.0.1"
@@ -155,7 +161,7 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 		return fail(err)
 	}
 	cp.manager, err = cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: o.logf, TLS: tlsConfig,
-		ListenAddress: o.listenAddr, APIPort: apiPort, BeforeRemoveData: cp.logs.Flush})
+		ListenAddress: o.listenAddr, APIPort: apiPort, BeforeRemoveData: cp.logs.Flush, MaxClientConnections: o.maxClients})
 	if err != nil {
 		ln.Close()
 		return fail(err)
@@ -192,6 +198,7 @@ func addListenFlags(fs *flag.FlagSet, o *cpOptions) {
 	fs.StringVar(&o.listenAddr, "listen-address", envOr("BOREALIS_LISTEN_ADDRESS", "127.0.0.1"),
 		"address the cluster endpoints listen on (0.0.0.0 in a container); BOREALIS_LISTEN_ADDRESS")
 	fs.BoolVar(&o.metricsToken, "metrics-require-token", false, "/metrics needs the API token too (always so when the API is off loopback)")
+	fs.IntVar(&o.maxClients, "max-client-connections", router.DefaultMaxClients, "client connections per endpoint; beyond it clients get SQLSTATE 53300")
 	fs.StringVar(&o.tlsMode, "tls", "auto", "TLS on the endpoints: auto (--tls-cert/--tls-key, else a certificate generated into <home>/secrets) or off")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for TLS termination in the routers")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key for --tls-cert")

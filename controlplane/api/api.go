@@ -131,7 +131,10 @@ func fail(w http.ResponseWriter, err error) {
 	var se *cluster.StateError
 	var foe *cluster.FailoverError
 	var che *failover.ChoiceError
+	var pe *cluster.ProtectedError
 	switch {
+	case errors.As(err, &pe):
+		writeError(w, http.StatusBadRequest, Error{Code: "InvalidParameterCombination", Message: err.Error(), Field: "DeletionProtection"})
 	case errors.As(err, &se):
 		writeError(w, http.StatusConflict, Error{Code: "InvalidDBClusterStateFault", Message: err.Error()})
 	case errors.As(err, &fe):

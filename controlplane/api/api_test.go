@@ -153,7 +153,7 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/clusters", `{"Name": "ok", "MasterUsername": "a;drop"}`, 400, "MasterUsername"},
 		{"POST", "/v1/clusters", `{"Name": "ok", "MasterUserPassword": "short"}`, 400, "MasterUserPassword"},
 		{"POST", "/v1/clusters", `{"Name": "ok", "MasterUserPassword": "has a space"}`, 400, "MasterUserPassword"},
-		{"POST", "/v1/clusters", `{"Name": "ok", "MasterUserPassword": "longenough", "ManageMasterUserPassword": true}`, 400, "not both"},
+		{"POST", "/v1/clusters", `{"Name": "ok", "MasterUserPassword": "longenough", "ManageMasterUserPassword": true}`, 400, "MasterUserPassword"},
 		{"POST", "/v1/clusters", `{"Name": "ok", "DatabaseName": "template1"}`, 400, "DatabaseName"},
 		{"PATCH", "/v1/clusters/nosuch", `{"MasterUserPassword": "x"}`, 404, ""},
 		{"POST", "/v1/clusters/nosuch/stop", ``, 404, ""},
@@ -223,7 +223,7 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Fatalf("metrics: %d %.400s", code, body)
 	}
 	// No password given: it is managed, in a 0600 file describe names.
-	if d.MasterUsername != "borealis" || d.MasterUserSecret == nil || !d.DeletionProtection {
+	if d.MasterUsername != "admin" || d.MasterUserSecret == nil || !d.DeletionProtection {
 		t.Fatalf("describe lacks the master user, its secret or deletion protection: %s", body)
 	}
 	if fi, err := os.Stat(d.MasterUserSecret.SecretFile); err != nil || fi.Mode().Perm() != 0o600 {

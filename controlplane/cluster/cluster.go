@@ -65,7 +65,7 @@ func (m *Manager) newCluster(rec store.Cluster) *Cluster {
 	}
 	c.paramGen.Store(1) // every member applies its group once it runs
 	c.router = router.New(router.Config{Name: rec.Name, Backends: c, TLS: m.opts.TLS, HoldTimeout: m.opts.HoldTimeout,
-		PrivateAddr: c.privateAddr})
+		MaxClients: m.opts.MaxClientConnections, PrivateAddr: c.privateAddr})
 	c.restoreLifecycle()
 	return c
 }

@@ -30,6 +30,9 @@ type Options struct {
 	HoldTimeout time.Duration
 	// TLS, when set, lets the routers terminate TLS.
 	TLS *tls.Config
+	// MaxClientConnections caps each endpoint's client connections (SQLSTATE 53300 beyond);
+	// 0 means router.DefaultMaxClients.
+	MaxClientConnections int
 	// ListenAddress is the IP the cluster endpoints bind to; empty means 127.0.0.1.
 	ListenAddress string
 	// APIPort is the control plane API's own port, refused as a cluster endpoint; 0 if none.

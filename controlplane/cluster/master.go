@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -35,7 +34,7 @@ import (
 // control plane's secrets directory, which describe names.
 
 // DefaultMasterUsername is the master user when none is given.
-const DefaultMasterUsername = "borealis"
+const DefaultMasterUsername = "admin"
 
 // MasterUserInput are the identity settings of `cluster create`, as create-db-cluster has them.
 type MasterUserInput struct {
@@ -63,10 +62,11 @@ type MasterUserSecret struct {
 
 var identRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
 
-// reservedRoles cannot be the master user: the control plane's own superuser, and names
-// PostgreSQL reserves.
+// reservedRoles cannot be the master user: the control plane's own superuser, names
+// PostgreSQL reserves, and borealis — the extension's schema, which search_path's "$user" would
+// then pick for the master user's new tables.
 var reservedRoles = map[string]bool{"postgres": true, "public": true, "none": true, "current_user": true,
-	"session_user": true, "current_role": true}
+	"session_user": true, "current_role": true, "borealis": true}
 
 func (in MasterUserInput) validate() error {
 	if in.MasterUsername != "" {
@@ -74,7 +74,7 @@ func (in MasterUserInput) validate() error {
 			return fieldErr("MasterUsername", "%q must be 1-63 letters, digits and underscores, starting with a letter", in.MasterUsername)
 		}
 		if l := strings.ToLower(in.MasterUsername); reservedRoles[l] || strings.HasPrefix(l, "pg_") {
-			return fieldErr("MasterUsername", "%q is reserved (postgres is the control plane's own superuser): choose another name", in.MasterUsername)
+			return fieldErr("MasterUsername", "%q is reserved (postgres is the control plane's own superuser, borealis the extension's schema): choose another name", in.MasterUsername)
 		}
 	}
 	if in.MasterUserPassword != "" && in.ManageMasterUserPassword {
@@ -231,7 +231,7 @@ func (c *Cluster) availableWriter() (*pgproc.Node, error) {
 			return pgproc.New(mb.config(r))
 		}
 	}
-	return nil, fmt.Errorf("cluster %s: the writer is not available, so this cannot change now; retry when it is: %w", c.rec.Name, ErrInvalidState)
+	return nil, &StateError{fmt.Sprintf("cluster %s: the writer is not available, so this cannot change now; retry when it is", c.rec.Name)}
 }
 
 func renameSecret(from, to string) error { return os.Rename(from, to) }
@@ -239,9 +239,6 @@ func renameSecret(from, to string) error { return os.Rename(from, to) }
 func removeSecret(path string) { _ = os.Remove(path) }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// ErrInvalidState is a request the cluster cannot serve in its current state (HTTP 409).
-var ErrInvalidState = errors.New("invalid cluster state")
 
 // modifyMasterUser applies the identity part of a modify and clears it from in.
 func (m *Manager) modifyMasterUser(c *Cluster, in *MasterUserModify) (changed bool, err error) {

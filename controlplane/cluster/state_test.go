@@ -254,7 +254,7 @@ func (mc *movedClient) check(i int) (int, error) {
 func TestRebootMovesSessions(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	m := newManager(t, newHome(t))
-	if _, err := m.Create(CreateInput{Name: "mover", Readers: 0, MinCapacity: 1, MaxCapacity: 4}); err != nil {
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "mover", Readers: 0, MinCapacity: 1, MaxCapacity: 4}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -392,7 +392,7 @@ func TestEndpointPorts(t *testing.T) {
 	}
 	defer taken.Close()
 	port := taken.Addr().(*net.TCPAddr).Port
-	if _, err := m.Create(CreateInput{Name: "nobind", Readers: 0, Port: port}); err != nil {
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "nobind", Readers: 0, Port: port}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "status incompatible-network while the port is taken", 3*time.Minute, func() bool {

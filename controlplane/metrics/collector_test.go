@@ -52,7 +52,7 @@ func TestMetricsOfARunningCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://borealis:metrics-test-pw@%s/postgres?sslmode=disable", d.Endpoint))
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://admin:metrics-test-pw@%s/postgres?sslmode=disable", d.Endpoint))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"container/list"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -57,6 +58,11 @@ type Config struct {
 	// used to open a moved session's new backend without the client's password (move.go);
 	// nil uses the address itself.
 	PrivateAddr func(addr string) string
+	// Limits (limits.go); 0 means the default.
+	MaxClients  int           // sessions per endpoint
+	MaxStartups int           // sessions in start-up, oldest dropped beyond it
+	MaxHeld     int           // clients waiting at the gate or for a node
+	AuthTimeout time.Duration // StartupMessage to first ReadyForQuery; 0 means 60 s
 }
 
 // Router proxies one cluster's endpoints.
@@ -73,6 +79,10 @@ type Router struct {
 	wg        sync.WaitGroup
 	done      chan struct{}
 	nextPID   atomic.Uint32
+	// pending are the sessions in start-up, oldest first; held and evicted count (limits.go).
+	pending *list.List
+	held    atomic.Int64
+	evicted atomic.Int64
 	// lastActivity is the UnixNano of the last connect or disconnect (gate.go).
 	lastActivity atomic.Int64
 	moved        atomic.Int64
@@ -105,6 +115,7 @@ func New(cfg Config) *Router {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
+	cfg.limitDefaults()
 	r := &Router{cfg: cfg, sessions: map[*session]struct{}{}, byKey: map[cancelKey]*session{},
 		perNode: map[string]int{}, done: make(chan struct{})}
 	r.nextPID.Store(1000)
@@ -149,6 +160,9 @@ func (r *Router) serve(ep Endpoint, l net.Listener) {
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
+		if !r.admit(ep, c) {
+			continue
+		}
 		s := &session{r: r, ep: ep, client: c, started: time.Now()}
 		if !r.track(s) {
 			c.Close()
@@ -165,6 +179,7 @@ func (r *Router) track(s *session) bool {
 		return false
 	}
 	r.sessions[s] = struct{}{}
+	r.startPendingLocked(s)
 	r.touch()
 	r.wg.Add(1)
 	r.stats[s.ep].active.Add(1)
@@ -175,6 +190,7 @@ func (r *Router) track(s *session) bool {
 func (r *Router) untrack(s *session) {
 	r.mu.Lock()
 	delete(r.sessions, s)
+	r.endPendingLocked(s)
 	if s.key != (cancelKey{}) {
 		delete(r.byKey, s.key)
 	}

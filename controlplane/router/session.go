@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"container/list"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -29,9 +30,11 @@ type session struct {
 	backendPID     uint32
 	backendSecret  []byte
 
-	backend   net.Conn
-	txStatus  atomic.Uint32
-	closeOnce sync.Once
+	backend  net.Conn
+	txStatus atomic.Uint32
+	// pendingElem is s's place among the sessions in start-up (under r.mu; limits.go).
+	pendingElem *list.Element
+	closeOnce   sync.Once
 
 	// startup is the client's StartupMessage, replayed on a new backend when the session moves.
 	startup *pgproto3.StartupMessage
@@ -74,6 +77,7 @@ func (s *session) run() {
 	defer s.r.untrack(s)
 	defer s.close()
 	startup, ok := s.negotiate()
+	s.r.endPending(s)
 	if !ok {
 		return
 	}
@@ -82,12 +86,19 @@ func (s *session) run() {
 	s.user, s.database = startup.Parameters["user"], startup.Parameters["database"]
 	s.startup = startup
 	s.r.mu.Unlock()
-	if reason := s.r.gate.wait(s.r.cfg.HoldTimeout, s.r.done); reason != "" {
+	// Waiting at the gate or for a node counts against MaxHeld (limits.go).
+	if !s.enterHeld() {
+		return
+	}
+	reason := s.r.gate.wait(s.r.cfg.HoldTimeout, s.r.done)
+	backendOK := reason == "" && s.waitBackend()
+	s.leaveHeld()
+	if reason != "" {
 		s.reject("57P03", fmt.Sprintf("cluster %s is not accepting connections: %s", s.r.cfg.Name, reason),
 			fmt.Sprintf("the connection was held for %s; retry later", s.r.cfg.HoldTimeout))
 		return
 	}
-	if !s.waitBackend() {
+	if !backendOK {
 		s.reject("57P03", fmt.Sprintf("cluster %s has no available %s", s.r.cfg.Name, map[Endpoint]string{ClusterEndpoint: "writer", ReaderEndpoint: "reader or writer"}[s.ep]),
 			fmt.Sprintf("waited %s; check `borealis cluster describe %s`", s.r.cfg.HoldTimeout, s.r.cfg.Name))
 		return
@@ -129,6 +140,7 @@ func (s *session) run() {
 		s.reject("08006", fmt.Sprintf("cluster %s: node %s: %v", s.r.cfg.Name, s.backendAddr, err), "")
 		return
 	}
+	defer s.authDeadline()()
 	s.relay()
 }
 
