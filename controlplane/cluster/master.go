@@ -62,11 +62,10 @@ type MasterUserSecret struct {
 
 var identRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
 
-// reservedRoles cannot be the master user: the control plane's own superuser, names
-// PostgreSQL reserves, and borealis — the extension's schema, which search_path's "$user" would
-// then pick for the master user's new tables.
+// reservedRoles cannot be the master user: the control plane's own superuser and names
+// PostgreSQL reserves.
 var reservedRoles = map[string]bool{"postgres": true, "public": true, "none": true, "current_user": true,
-	"session_user": true, "current_role": true, "borealis": true}
+	"session_user": true, "current_role": true}
 
 func (in MasterUserInput) validate() error {
 	if in.MasterUsername != "" {
@@ -74,7 +73,7 @@ func (in MasterUserInput) validate() error {
 			return fieldErr("MasterUsername", "%q must be 1-63 letters, digits and underscores, starting with a letter", in.MasterUsername)
 		}
 		if l := strings.ToLower(in.MasterUsername); reservedRoles[l] || strings.HasPrefix(l, "pg_") {
-			return fieldErr("MasterUsername", "%q is reserved (postgres is the control plane's own superuser, borealis the extension's schema): choose another name", in.MasterUsername)
+			return fieldErr("MasterUsername", "%q is reserved (postgres is the control plane's own superuser): choose another name", in.MasterUsername)
 		}
 	}
 	if in.MasterUserPassword != "" && in.ManageMasterUserPassword {
@@ -209,6 +208,11 @@ func setupMasterUser(ctx context.Context, node *pgproc.Node, rec store.Cluster) 
 	sql := fmt.Sprintf(`CREATE ROLE %s LOGIN CREATEDB CREATEROLE PASSWORD %s;
 		GRANT pg_monitor, pg_signal_backend TO %s WITH ADMIN OPTION;
 		ALTER DATABASE postgres OWNER TO %s`, role, quoteLiteral(rec.MasterUserVerifier), role, role)
+	if rec.MasterUsername == "borealis" {
+		// search_path's "$user" would pick the extension's schema (read-only to the role) for
+		// new tables.
+		sql += fmt.Sprintf(";\n\t\tALTER ROLE %s SET search_path = public", role)
+	}
 	if err := execOnDB(ctx, node, "postgres", sql); err != nil {
 		return fmt.Errorf("creating the master user %s: %w", rec.MasterUsername, err)
 	}

@@ -227,7 +227,6 @@ func TestMasterUserValidation(t *testing.T) {
 	}{
 		{MasterUserInput{MasterUsername: "postgres"}, "MasterUsername"},
 		{MasterUserInput{MasterUsername: "pg_admin"}, "MasterUsername"},
-		{MasterUserInput{MasterUsername: "borealis"}, "MasterUsername"},
 		{MasterUserInput{MasterUsername: "9lives"}, "MasterUsername"},
 		{MasterUserInput{MasterUsername: `a"b`}, "MasterUsername"},
 		{MasterUserInput{MasterUserPassword: "seven77"}, "MasterUserPassword"},

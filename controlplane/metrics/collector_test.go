@@ -45,14 +45,14 @@ func TestMetricsOfARunningCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	defer m.Close(context.Background(), true)
-	if _, err := m.Create(cluster.CreateInput{MasterUserInput: cluster.MasterUserInput{MasterUserPassword: "metrics-test-pw"}, Name: "metered", Readers: 1, MinCapacity: 2, MaxCapacity: 8}); err != nil {
+	if _, err := m.Create(cluster.CreateInput{MasterUserInput: cluster.MasterUserInput{MasterUsername: "borealis", MasterUserPassword: "metrics-test-pw"}, Name: "metered", Readers: 1, MinCapacity: 2, MaxCapacity: 8}); err != nil {
 		t.Fatal(err)
 	}
 	d, err := m.WaitAvailable(ctx, "metered")
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://admin:metrics-test-pw@%s/postgres?sslmode=disable", d.Endpoint))
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://borealis:metrics-test-pw@%s/postgres?sslmode=disable", d.Endpoint))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,18 +35,18 @@ if [ -z "${BOREALIS_MASTER_PASSWORD:-}" ]; then
 	cat >&2 <<'MSG'
 borealis-entrypoint: error: BOREALIS_MASTER_PASSWORD is not set.
        The cluster's endpoints listen on every interface and require a password: set one for the
-       master user (BOREALIS_MASTER_USER, default borealis; 8-128 printable ASCII characters
+       master user (BOREALIS_MASTER_USER, default admin; 8-128 printable ASCII characters
        but / " @ and space), for example
 
-           docker run -p 5433:5433 -p 5434:5434 -e BOREALIS_MASTER_PASSWORD=secret borealis:dev
+           docker run -p 5433:5433 -p 5434:5434 -e BOREALIS_MASTER_PASSWORD=change-me-please borealis:dev
 
        The password is set when the cluster is first created in /var/lib/borealis.
 MSG
 	exit 1
 fi
 # `borealis up` reads BOREALIS_MASTER_USER, BOREALIS_MASTER_PASSWORD and BOREALIS_DATABASE itself
-# (its defaults: user borealis, no extra database); the init scripts connect with the same.
-MASTER_USER="${BOREALIS_MASTER_USER:-borealis}"
+# (its defaults: user admin, no extra database); the init scripts connect with the same.
+MASTER_USER="${BOREALIS_MASTER_USER:-admin}"
 DATABASE="${BOREALIS_DATABASE:-postgres}"
 READERS="${BOREALIS_READERS:-1}"
 case "$READERS" in
