@@ -242,8 +242,13 @@ func (s *session) relay() {
 		}
 		switch hdr[0] {
 		case 'K':
+			// 4-byte pid and a key of 4 bytes (protocol 3.0) up to 256 (3.2): nothing larger is
+			// allocated on a backend's say-so.
+			if n < 8 || n > 4+256 {
+				return
+			}
 			body := make([]byte, n)
-			if _, err := io.ReadFull(br, body); err != nil || n < 8 {
+			if _, err := io.ReadFull(br, body); err != nil {
 				return
 			}
 			out, err := s.r.issueKey(s, binary.BigEndian.Uint32(body), body[4:])
