@@ -10,7 +10,10 @@
 // session's transaction state (ReadyForQuery I/T/E) without copying message bodies. New clients
 // can be held at connect time (pause, failover) until released or a timeout; HoldAndWake calls
 // back on the first held client (resume on connect), Fail answers the held clients with an
-// error and keeps holding, Refuse turns clients away at once (a stopped cluster).
+// error and keeps holding, Refuse turns clients away at once (a stopped cluster). Limits
+// (limits.go) bound what clients can make it hold: sessions per endpoint (53300), sessions in
+// start-up (the oldest dropped, so idle sockets cannot lock real clients out), the start-up and
+// authentication time, and held clients.
 //
 // Sessions outlive their backend (move.go). The API for the cluster manager:
 //
