@@ -161,7 +161,9 @@ func TestLogGroupsAcrossControlPlaneKill9(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	node, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", d.DBClusterMembers[0].Port))
+	// As the superuser (pg_rotate_logfile), through the node's private socket.
+	node, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d&sslmode=disable",
+		filepath.Join(home, "clusters", "lg"), d.DBClusterMembers[0].Port))
 	if err != nil {
 		t.Fatal(err)
 	}

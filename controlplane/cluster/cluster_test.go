@@ -72,6 +72,20 @@ func testDSN(addr string) string {
 	return fmt.Sprintf("postgres://%s:%s@%s/postgres?sslmode=disable", DefaultMasterUsername, testPassword, addr)
 }
 
+// superConnect connects as the superuser postgres through a node's private socket, the control
+// plane's own path (TCP asks every role for a password).
+func superConnect(t *testing.T, m *Manager, cluster string, port int) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d&sslmode=disable", m.clusterDir(cluster), port))
+	if err != nil {
+		t.Fatalf("connecting as postgres to port %d's socket: %v", port, err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
 func connectTo(t *testing.T, addr string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

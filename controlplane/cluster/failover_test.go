@@ -59,7 +59,7 @@ func (a *ackLog) write(n int) {
 	a.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", a.addr))
+	c, err := pgx.Connect(ctx, testDSN(a.addr))
 	if err != nil {
 		a.t.Fatalf("connecting to the cluster endpoint: %v", err)
 	}
@@ -135,10 +135,10 @@ func waitRejoined(t *testing.T, m *Manager, name, id string, acks *ackLog) {
 func TestFailover(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	m := newManager(t, newHome(t))
-	if _, err := m.Create(CreateInput{Name: "fo", Readers: 2, FailoverInput: FailoverInput{FailoverGraceSeconds: 3}}); err != nil {
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "fo", Readers: 2, FailoverInput: FailoverInput{FailoverGraceSeconds: 3}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Create(CreateInput{Name: "solo", Readers: 0}); err != nil {
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "solo", Readers: 0}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -380,7 +380,7 @@ func TestSynchronousFailoverKeepsEveryAcknowledgedCommit(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	m := newManager(t, newHome(t))
 	tier := 1
-	if _, err := m.Create(CreateInput{Name: "sy", Readers: 2, FailoverInput: FailoverInput{
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "sy", Readers: 2, FailoverInput: FailoverInput{
 		DurabilityMode: "synchronous", FailoverGraceSeconds: 3, PromotionTier: &tier}}); err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func TestSynchronousFailoverKeepsEveryAcknowledgedCommit(t *testing.T) {
 	if _, err := m.ModifyMember("sy", "sy-2", ModifyMemberInput{PromotionTier: &zero}); err != nil {
 		t.Fatal(err)
 	}
-	r2 := connectTo(t, fmt.Sprintf("127.0.0.1:%d", memberOf(d, "sy-2").Port))
+	r2 := superConnect(t, m, "sy", memberOf(d, "sy-2").Port) // ALTER SYSTEM below
 	waitFor(t, "sy-2 to replay the first ids", 30*time.Second, func() bool {
 		var n int
 		return r2.QueryRow(ctx, "SELECT count(*) FROM acked").Scan(&n) == nil && n == 20

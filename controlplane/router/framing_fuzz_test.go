@@ -61,7 +61,12 @@ func FuzzRelayFraming(f *testing.F) {
 		var toBackend, toClient bytes.Buffer
 		wg.Add(4)
 		go func() { defer wg.Done(); clientEnd.Write(fromClient) }()
-		go func() { defer wg.Done(); backendEnd.Write(fromBackend); time.Sleep(time.Millisecond); backendEnd.Close() }()
+		go func() {
+			defer wg.Done()
+			backendEnd.Write(fromBackend)
+			time.Sleep(time.Millisecond)
+			backendEnd.Close()
+		}()
 		go func() { defer wg.Done(); io.Copy(&toBackend, backendEnd) }()
 		go func() { defer wg.Done(); io.Copy(&toClient, clientEnd) }()
 		s.relay()
