@@ -295,7 +295,7 @@ func TestLogGroupsAcrossControlPlaneKill9(t *testing.T) {
 
 	t.Run("GroupsOutliveTheCluster", func(t *testing.T) {
 		node.Close(context.Background())
-		if code, _, errOut := cli(t, "cluster", "delete", "lg", "--home", home); code != 0 {
+		if code, _, errOut := cli(t, "cluster", "delete", "lg", "--skip-final-snapshot", "--home", home); code != 0 {
 			t.Fatalf("delete: %s", errOut)
 		}
 		code, out, errOut := cli(t, "logs", "describe-log-groups", "--home", home, "--output", "json")

@@ -283,7 +283,7 @@ func TestRebootMovesSessions(t *testing.T) {
 	// libpq clients: psql with a prepared statement and a setting, and pgbench in pipeline
 	// mode with prepared statements, busy the whole time.
 	host, port, _ := net.SplitHostPort(d.Endpoint)
-	libpq := fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres sslmode=disable", host, port)
+	libpq := fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=postgres sslmode=disable", host, port, DefaultMasterUsername, testPassword)
 	psql := startPsql(t, libpq+" application_name=psqlmover")
 	psql.send(t, "SET search_path = psql_schema, public;\nPREPARE q AS SELECT 41 + 1;\nSELECT 'ready';\n")
 	psql.expect(t, "ready")
