@@ -1,12 +1,11 @@
 # docker: the dev-cluster image (docker/) and the testcontainers module's integration suite
 # (testcontainers/borealis, examples/). `make image` builds borealis:<version> and tags
 # borealis:dev; `make test` runs test-docker, which installs Debian's docker.io and starts dockerd
-# when needed (scripts/docker.sh), builds the image and runs the suite against it. (test-docker
-# joins TEST_TARGETS once the master user of `borealis up` is on main: the suite logs in as it.)
+# when needed (scripts/docker.sh), builds the image and runs the suite against it.
 #
 # The base image is a debootstrap rootfs loaded with `docker import` (no registry), cached in
-# /var/cache/borealis and as borealis-base:<hash>; the first build takes a few minutes, later ones
-# seconds. Artefacts are compiled on the host and staged into $(DOCKER_CTX)/root at their install
+# /var/cache/borealis and as borealis-base:<hash>; the first build takes minutes (20 on this
+# 2-core machine at load 28), later ones reuse it. Artefacts are compiled on the host and staged into $(DOCKER_CTX)/root at their install
 # paths, so the image holds no compiler.
 
 DOCKER        ?= /usr/bin/docker
@@ -16,6 +15,8 @@ DOCKER_CTX    := $(BUILD)/docker
 PG_SHAREDIR    = $(shell $(PG_CONFIG) --sharedir)
 # The suite's containers; docker.test runs with -tags docker so `go test ./...` never needs Docker.
 DOCKER_TEST_TIMEOUT ?= 20m
+
+TEST_TARGETS += test-docker
 
 .PHONY: image docker-daemon test-docker
 
