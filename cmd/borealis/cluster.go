@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -26,11 +27,13 @@ var clusterSubcommands = map[string]func(args []string, stdout, stderr io.Writer
 	"list":     clusterList,
 	"modify":   clusterModify,
 	"delete":   clusterDelete,
+
+	"modify-current-capacity": clusterModifyCapacity,
 }
 
 func runCluster(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, "Usage: borealis cluster <create|describe|list|modify|delete|stop|start|reboot|failover|modify-instance> [flags]\n\n"+
+		fmt.Fprintln(stdout, "Usage: borealis cluster <create|describe|list|modify|delete|stop|start|reboot|failover|modify-instance|modify-current-capacity> [flags]\n\n"+
 			"  create   --name N [--readers 1] [--min-capacity 1] [--max-capacity 8] [--wait]\n"+
 			"  describe [N]\n  list\n"+
 			"  modify   --name N [--min-capacity X] [--max-capacity Y] [--auto-pause] [--timeout-action A] ...\n"+
@@ -39,15 +42,16 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 			"  start    --name N        (start-db-cluster)\n"+
 			"  reboot   --name N [--instance ID]  (reboot-db-instance; the writer by default)\n"+
 			"  failover --name N [--target-db-instance-identifier ID]   (switchover, like aws rds failover-db-cluster)\n"+
-			"  modify-instance --name N --db-instance-identifier ID --promotion-tier T\n\nRun 'borealis cluster <sub> -h' for its flags.")
+			"  modify-instance --name N --db-instance-identifier ID --promotion-tier T\n"+
+			"  modify-current-capacity --name N --capacity C [--seconds-before-timeout S] [--timeout-action A]\n\nRun 'borealis cluster <sub> -h' for its flags.")
 		if len(args) == 0 {
-			return usagef("which cluster command? create, describe, list, modify, delete, stop, start or reboot")
+			return usagef("which cluster command? create, describe, list, modify, delete, stop, start, reboot or modify-current-capacity")
 		}
 		return nil
 	}
 	sub, ok := clusterSubcommands[args[0]]
 	if !ok {
-		return usagef("unknown cluster command %q: use create, describe, list, modify, delete, stop, start or reboot", args[0])
+		return usagef("unknown cluster command %q: use create, describe, list, modify, delete, stop, start, reboot or modify-current-capacity", args[0])
 	}
 	return sub(args[1:], stdout, stderr)
 }
@@ -276,6 +280,51 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return callOneCluster(c, "PATCH", *name, in, stdout, format, false)
+}
+
+// clusterModifyCapacity is aws rds modify-current-db-cluster-capacity: change the writer's
+// capacity now, in place or at a scaling point (see `borealis events`).
+func clusterModifyCapacity(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cluster modify-current-capacity", stderr)
+	cf := addClientFlags(fs)
+	name := fs.String("name", "", "cluster identifier (required)")
+	capFlag := fs.Float64("capacity", 0, "new capacity in ACUs (0.5-128, steps of 0.5, within the cluster's range; required)")
+	secs := fs.Int("seconds-before-timeout", 0, "seconds to look for a scaling point (10-600; default: the cluster's)")
+	action := fs.String("timeout-action", "", "RollbackCapacityChange or ForceApplyCapacityChange (default: the cluster's)")
+	if err := nameArg(fs, args, name, true); err != nil {
+		return err
+	}
+	format, err := outputFormat(*cf.output)
+	if err != nil {
+		return err
+	}
+	if *capFlag == 0 {
+		return usagef("--capacity is required")
+	}
+	if *capFlag < cluster.MinACU || *capFlag > cluster.MaxACU || math.Mod(*capFlag*2, 1) != 0 {
+		return usagef("--capacity: %g ACU is not allowed: use a multiple of 0.5 from %g to %d", *capFlag, cluster.MinACU, cluster.MaxACU)
+	}
+	if *secs != 0 && (*secs < 10 || *secs > 600) {
+		return usagef("--seconds-before-timeout: %d is out of range: use 10 to 600", *secs)
+	}
+	if *action != "" && *action != cluster.RollbackCapacityChange && *action != cluster.ForceApplyCapacityChange {
+		return usagef("--timeout-action: %q is not one of %s, %s", *action, cluster.RollbackCapacityChange, cluster.ForceApplyCapacityChange)
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var out cluster.CapacityOutput
+	in := cluster.CapacityInput{Capacity: *capFlag, SecondsBeforeTimeout: *secs, TimeoutAction: *action}
+	if err := c.call("POST", "/v1/clusters/"+url.PathEscape(*name)+"/capacity", in, &out); err != nil {
+		return err
+	}
+	if format == "json" {
+		return printJSON(stdout, out)
+	}
+	fmt.Fprintf(stdout, "%s: capacity %g -> %g ACU requested (timeout %d s, then %s); follow it with `borealis events --cluster %s`\n",
+		out.DBClusterIdentifier, out.CurrentCapacity, out.PendingCapacity, out.SecondsBeforeTimeout, out.TimeoutAction, out.DBClusterIdentifier)
+	return nil
 }
 
 func clusterDelete(args []string, stdout, stderr io.Writer) error {

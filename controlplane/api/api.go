@@ -85,6 +85,7 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/clusters/{name}", a.auth(a.describe))
 	mux.HandleFunc("PATCH /v1/clusters/{name}", a.auth(a.modify))
 	mux.HandleFunc("DELETE /v1/clusters/{name}", a.auth(a.delete))
+	mux.HandleFunc("POST /v1/clusters/{name}/capacity", a.auth(a.modifyCapacity))
 	mux.HandleFunc("GET /v1/events", a.auth(a.events))
 	a.paramGroupRoutes(mux)
 	a.lifecycleRoutes(mux)
@@ -225,6 +226,20 @@ func (a *apiHandler) modify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ClusterBody{DBCluster: d})
+}
+
+// modifyCapacity is aws rds modify-current-db-cluster-capacity.
+func (a *apiHandler) modifyCapacity(w http.ResponseWriter, r *http.Request) {
+	var in cluster.CapacityInput
+	if !decode(w, r, &in) {
+		return
+	}
+	out, err := a.cfg.Manager.ModifyCurrentCapacity(r.PathValue("name"), in)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *apiHandler) delete(w http.ResponseWriter, r *http.Request) {

@@ -317,10 +317,9 @@ func (g *Group) SetLimits(memory int64, cpus float64) error {
 		if err := write(d, "cpu.cfs_period_us", strconv.Itoa(cfsPeriod)); err != nil {
 			return err
 		}
-		if err := write(d, "cpu.cfs_quota_us", quota); err != nil {
-			return err
-		}
-		return write(d, "cpu.shares", strconv.FormatInt(max(2, int64(cpus*1024)), 10))
+		// cpu.shares stays at its default: a lower weight would starve the node on a busy host
+		// long before its quota, a higher one would take CPU from everything else.
+		return write(d, "cpu.cfs_quota_us", quota)
 	}
 	return ErrUnenforced
 }

@@ -213,6 +213,7 @@ func (c *Cluster) superviseOnce() {
 		mb.syncParams()
 	}
 	c.applyDurability(c.ctx)
+	c.scaleOnce()
 	c.deriveStatus()
 }
 
@@ -233,7 +234,13 @@ func (c *Cluster) deriveStatus() {
 		}
 	}
 	status := StatusDegraded
+	scalingNow := false
+	for _, r := range c.rec.Members {
+		scalingNow = scalingNow || r.Status == StatusScalingCapacity
+	}
 	switch {
+	case scalingNow:
+		status = StatusScalingCapacity
 	case all && !c.listening:
 		// Nodes up but an endpoint could not bind: no client can reach it.
 		status = StatusIncompatibleNetwork
@@ -305,7 +312,7 @@ func (c *Cluster) Describe() Description {
 		Port: rec.Port, ReaderPort: rec.ReaderPort, ClusterCreateTime: rec.CreatedAt,
 		ScalingConfigurationInfo: ScalingInfo(rec.Scaling), DBClusterParameterGroup: groupName(rec.ParameterGroup),
 		DurabilityMode: durability(rec), FailoverGraceSeconds: int(grace(rec) / time.Second),
-		EnabledLogsExports: enabledLogTypes(rec.LogExports)}
+		EnabledLogsExports: enabledLogTypes(rec.LogExports), CapacityEnforcement: c.m.Enforcement()}
 	describeMasterUser(&d, rec)
 	for i, r := range rec.Members {
 		md := MemberDescription{DBInstanceIdentifier: r.ID, IsClusterWriter: r.Writer, PromotionTier: r.PromotionTier,
@@ -322,6 +329,9 @@ func (c *Cluster) Describe() Description {
 		}
 		if r.Writer {
 			d.Capacity = md.Capacity
+		}
+		if r.Status == StatusScalingCapacity || md.PendingCapacity != nil {
+			d.Status = StatusScalingCapacity
 		}
 		d.DBClusterMembers = append(d.DBClusterMembers, md)
 	}

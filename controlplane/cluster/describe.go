@@ -14,12 +14,14 @@ type Description struct {
 	ClusterCreateTime        time.Time           `json:"ClusterCreateTime"`
 	DBClusterMembers         []MemberDescription `json:"DBClusterMembers"`
 	ScalingConfigurationInfo ScalingInfo         `json:"ScalingConfigurationInfo"`
-	Router                   []RouterEndpoint    `json:"Router,omitempty"`
-	MasterUsername           string              `json:"MasterUsername,omitempty"`
-	DatabaseName             string              `json:"DatabaseName,omitempty"`
-	MasterUserSecret         *MasterUserSecret   `json:"MasterUserSecret,omitempty"`
-	DeletionProtection       bool                `json:"DeletionProtection"`
-	DBClusterParameterGroup  string              `json:"DBClusterParameterGroup"`
+	// CapacityEnforcement says whether capacity limits are enforced on the nodes, and why not.
+	CapacityEnforcement     Enforcement       `json:"CapacityEnforcement"`
+	Router                  []RouterEndpoint  `json:"Router,omitempty"`
+	MasterUsername          string            `json:"MasterUsername,omitempty"`
+	DatabaseName            string            `json:"DatabaseName,omitempty"`
+	MasterUserSecret        *MasterUserSecret `json:"MasterUserSecret,omitempty"`
+	DeletionProtection      bool              `json:"DeletionProtection"`
+	DBClusterParameterGroup string            `json:"DBClusterParameterGroup"`
 	// MovedSessions counts client sessions the router moved to a new backend (reboots).
 	MovedSessions int64 `json:"MovedSessions,omitempty"`
 	// PinnedSessions are the sessions found pinned to their backend at the last move attempt,
@@ -67,6 +69,23 @@ type MemberDescription struct {
 	AgentError string      `json:"AgentError,omitempty"`
 	// Fenced: a former writer that was failed over and has not yet rejoined as a reader.
 	Fenced bool `json:"Fenced,omitempty"`
+	// PendingCapacity is the target of a change waiting for a scaling point.
+	PendingCapacity *float64 `json:"PendingCapacity,omitempty"`
+	// CapacityLimits are the node's cgroup limits as read back from the cgroup files (absent
+	// when unenforced); EnforcementError says why this node is not limited.
+	CapacityLimits   *CapacityLimits `json:"CapacityLimits,omitempty"`
+	EnforcementError string          `json:"EnforcementError,omitempty"`
+	// ScalingDecision is the last autoscaling decision's reason.
+	ScalingDecision string `json:"ScalingDecision,omitempty"`
+}
+
+// CapacityLimits are a node's enforced limits and its CPU use as a share of them.
+type CapacityLimits struct {
+	MemoryBytes  int64   `json:"MemoryBytes"`
+	CPUs         float64 `json:"CPUs"`
+	CPUPercent1m float64 `json:"CPUPercent1m"`
+	CPUPercent5m float64 `json:"CPUPercent5m"`
+	OOMKills     int64   `json:"OOMKills"`
 }
 
 // ScalingInfo is the serverless configuration.

@@ -12,6 +12,11 @@
 // cannot be restarted within the grace period is fenced and a reader promoted (failover.go,
 // with the decisions in package failover); the fenced member rejoins as a reader.
 //
+// It also applies capacity: each node runs in its own cgroup (package cgroup) with the settings
+// of its capacity in capacity.conf (package capacity); the decision function (package scaling)
+// or a manual request changes it in place, or with a restart at a scaling point within the
+// timeout, then the timeout action (scaling.go).
+//
 // It owns node processes, their data directories under the home directory, and cluster state.
 // It never speaks the client protocol (the router does) and never loads the index engine.
 package cluster

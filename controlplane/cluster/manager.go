@@ -12,7 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/borealisdb/borealis/controlplane/cgroup"
 	"github.com/borealisdb/borealis/controlplane/paramgroup"
+	"github.com/borealisdb/borealis/controlplane/scaling"
 	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgproc"
 )
@@ -42,6 +44,19 @@ type Options struct {
 	BeforeRemoveData func(cluster string)
 	// NodeSettings are extra postgresql.conf lines for every new writer (readers copy them).
 	NodeSettings map[string]string
+	// Cgroups enforces capacity; nil detects what this machine offers (cgroup v2, v1, or
+	// unenforced with the reason).
+	Cgroups *cgroup.Controller
+	// Scaling is the autoscaling policy; nil means scaling.DefaultPolicy().
+	Scaling *scaling.Policy
+	// DisableAutoscaling stops automatic capacity changes (manual ones still apply).
+	DisableAutoscaling bool
+	// ScalingTimeout, when set, replaces SecondsBeforeTimeout (whose minimum is 60 s) as the
+	// search for a scaling point: a test setting.
+	ScalingTimeout time.Duration
+	// CPUWindows are the short and long CPU averages taken from a node's cgroup; zero means
+	// 1 and 5 minutes. Tests shorten them.
+	CPUWindows [2]time.Duration
 }
 
 // ErrNotFound is returned for a cluster that does not exist.
@@ -57,6 +72,10 @@ type Manager struct {
 
 	eventsMu     sync.Mutex
 	eventsByType map[string]int64
+	scaleResults map[string]int64
+
+	cg     *cgroup.Controller
+	policy scaling.Policy
 }
 
 // NewManager loads the clusters in the store and starts supervising them: running nodes are
@@ -90,12 +109,23 @@ func NewManager(opts Options) (*Manager, error) {
 	if err := claimDir(filepath.Join(opts.Home, "clusters"), homeMode); err != nil {
 		return nil, err
 	}
-	m := &Manager{opts: opts, clusters: map[string]*Cluster{}, eventsByType: map[string]int64{}}
+	if opts.CPUWindows[0] == 0 {
+		opts.CPUWindows = [2]time.Duration{time.Minute, 5 * time.Minute}
+	}
+	m := &Manager{opts: opts, clusters: map[string]*Cluster{}, eventsByType: map[string]int64{}, scaleResults: map[string]int64{},
+		policy: scaling.DefaultPolicy()}
+	if opts.Scaling != nil {
+		if err := opts.Scaling.Validate(); err != nil {
+			return nil, err
+		}
+		m.policy = *opts.Scaling
+	}
 	recs, err := opts.Store.Clusters()
 	if err != nil {
 		return nil, err
 	}
 	m.event("", "", "controlplane.started", fmt.Sprintf("control plane started with %d cluster(s) in %s", len(recs), opts.Home))
+	m.detectCgroups()
 	for _, rec := range recs {
 		// Nothing is known to run until adopted or started again.
 		down := rec.Paused || rec.Stopped // stays down until a client or `cluster start`
@@ -401,6 +431,12 @@ func (m *Manager) Close(ctx context.Context, stopNodes bool) {
 		}()
 	}
 	wg.Wait()
+	if stopNodes {
+		// The control plane's cgroup directory goes once its node cgroups are gone.
+		for _, b := range m.cg.Base() {
+			_ = os.Remove(b)
+		}
+	}
 	m.event("", "", "controlplane.stopped", fmt.Sprintf("control plane stopped (nodes stopped: %v)", stopNodes))
 }
 

@@ -12,6 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/borealisdb/borealis/controlplane/capacity"
+	"github.com/borealisdb/borealis/controlplane/cgroup"
+	"github.com/borealisdb/borealis/controlplane/scaling"
 	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgproc"
 )
@@ -41,8 +44,24 @@ type member struct {
 	// pid mirrors node.PID() for readers outside the run goroutine.
 	pid atomic.Int64
 
-	statsMu sync.Mutex
-	stats   memberStats
+	statsMu      sync.Mutex
+	stats        memberStats
+	lastDecision string
+
+	// Capacity (run goroutine only): the node's cgroup, the settings its postmaster started
+	// with, the CPU history, the decision state and a change waiting for a scaling point.
+	group      *cgroup.Group
+	enforceErr string // under statsMu
+	applied    []capacity.Setting
+	cpu        cpuWindow
+	oomSeen    int64
+	scaleState scaling.State
+	pending    *capacityChange
+
+	// scaleMu guards what other goroutines see or ask: a manual request and the pending view.
+	scaleMu     sync.Mutex
+	request     *CapacityInput
+	pendingView *capacityChange
 }
 
 func (mb *member) record() store.Member {
@@ -141,6 +160,9 @@ func (mb *member) adoptOrStart(ctx context.Context, rec store.Member) error {
 	if err == nil {
 		if err = node.WaitReady(ctx); err == nil {
 			mb.node = node
+			// It runs with what was written for its recorded capacity at its last start.
+			mb.applied = mb.settingsFor(rec.Writer, rec.Capacity)
+			mb.enforce(rec.Capacity)
 			mb.event("member.adopted", "adopted running node %s on port %d (pid %d)", mb.id, rec.Port, node.PID())
 			return nil
 		}
@@ -156,12 +178,18 @@ func (mb *member) start(ctx context.Context, rec store.Member, typ, msg string) 
 	if err != nil {
 		return err
 	}
+	want := mb.settingsFor(rec.Writer, rec.Capacity)
+	if err := writeCapacityConf(rec.DataDir, want); err != nil {
+		return err
+	}
 	if err := node.Start(ctx); err != nil {
 		// A server given up on (say, still in crash recovery) must not linger half-started.
 		_ = node.Fence()
 		return err
 	}
 	mb.node = node
+	mb.applied = want
+	mb.enforce(rec.Capacity)
 	mb.event(typ, msg, mb.id, rec.Port, node.PID())
 	return nil
 }
@@ -176,7 +204,6 @@ func (mb *member) nodeSettings() map[string]string {
 		"max_replication_slots":    "20",
 		"hot_standby":              "on",
 		"hot_standby_feedback":     "on",
-		"max_connections":          "250",
 		"logging_collector":        "on",
 		"log_destination":          "'stderr,jsonlog'",
 		"log_directory":            "'log'",
@@ -217,9 +244,14 @@ func (mb *member) create(ctx context.Context, rec store.Member) error {
 		if err := node.Init(ctx); err != nil {
 			return err
 		}
+		if err := writeCapacityConf(rec.DataDir, mb.settingsFor(true, rec.Capacity)); err != nil {
+			return err
+		}
 		if err := node.Start(ctx); err != nil {
 			return err
 		}
+		mb.node = node
+		mb.enforce(rec.Capacity)
 		if err := execOn(ctx, node, "CREATE EXTENSION IF NOT EXISTS borealis CASCADE"); err != nil {
 			_ = node.Stop(ctx)
 			return fmt.Errorf("creating the borealis extension (is it installed? run `make install`): %w", err)
@@ -249,11 +281,17 @@ func (mb *member) create(ctx context.Context, rec store.Member) error {
 				return err
 			}
 		}
+		if err := writeCapacityConf(rec.DataDir, mb.settingsFor(false, rec.Capacity)); err != nil {
+			return err
+		}
 		if err := node.Start(ctx); err != nil {
 			return err
 		}
+		mb.node = node
+		mb.enforce(rec.Capacity)
 	}
 	mb.node = node
+	mb.applied = mb.settingsFor(rec.Writer, rec.Capacity)
 	mb.update(func(r *store.Member) { r.Created = true })
 	role := "reader"
 	if rec.Writer {
@@ -284,6 +322,7 @@ func (mb *member) stop(ctx context.Context) {
 	}
 	mb.pid.Store(0)
 	mb.setStatus(StatusStopped)
+	mb.removeGroup()
 }
 
 func execOn(ctx context.Context, node *pgproc.Node, sql string, args ...any) error {

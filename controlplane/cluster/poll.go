@@ -19,6 +19,16 @@ type memberStats struct {
 	lagBytes      *int64
 	agent         *NodeStatus
 	agentErr      string
+
+	// From the node's cgroup (enforced only): CPU as a share of the quota over the short and
+	// long windows and how much time the long one covers, limits read back, OOM kills.
+	enforced         bool
+	cpu1m, cpu5m     float64
+	cpuWindow        time.Duration
+	memLimit         int64
+	cpuLimit         float64
+	oomKills         int64
+	vectorIndexBytes int64
 }
 
 const pollTimeout = 3 * time.Second
@@ -64,6 +74,7 @@ func (mb *member) poll() {
 		mb.pollSlots(ctx)
 	}
 	st.agent, st.agentErr = mb.pollAgent(ctx)
+	mb.pollCapacity(ctx, mb.pollConn, &st)
 	mb.statsMu.Lock()
 	if st.inRecovery {
 		st.lagBytes = mb.stats.lagBytes // filled in by the writer's poll
@@ -166,6 +177,12 @@ type Stats struct {
 	LagSeconds          *float64
 	LagBytes            *int64
 	Agent               *NodeStatus
+	// Enforced is true when the node's cgroup limits are set; the limits are read back.
+	Enforced     bool
+	MemoryLimit  int64
+	CPULimit     float64
+	CPUPercent1m float64
+	CPUPercent5m float64
 }
 
 func (mb *member) describeInto(d *MemberDescription) {
@@ -177,6 +194,16 @@ func (mb *member) describeInto(d *MemberDescription) {
 		d.ReplicaLagSeconds, d.ReplicaLagBytes = mb.stats.lagSeconds, mb.stats.lagBytes
 	}
 	d.Agent, d.AgentError = mb.stats.agent, mb.stats.agentErr
+	if st := mb.stats; st.enforced {
+		d.CapacityLimits = &CapacityLimits{MemoryBytes: st.memLimit, CPUs: st.cpuLimit, CPUPercent1m: st.cpu1m, CPUPercent5m: st.cpu5m, OOMKills: st.oomKills}
+	}
+	d.ScalingDecision, d.EnforcementError = mb.lastDecision, mb.enforceErr
+	mb.scaleMu.Lock()
+	if p := mb.pendingView; p != nil {
+		to := p.to
+		d.PendingCapacity = &to
+	}
+	mb.scaleMu.Unlock()
 }
 
 // MemberStats returns the last sample of every member of every cluster.
@@ -203,6 +230,8 @@ func (m *Manager) MemberStats() []Stats {
 				mb.statsMu.Lock()
 				s.SampledAt, s.EngineUptimeSeconds, s.Connections = mb.stats.sampledAt, mb.stats.uptimeSeconds, mb.stats.connections
 				s.LagSeconds, s.LagBytes, s.Agent = mb.stats.lagSeconds, mb.stats.lagBytes, mb.stats.agent
+				s.Enforced, s.MemoryLimit, s.CPULimit = mb.stats.enforced, mb.stats.memLimit, mb.stats.cpuLimit
+				s.CPUPercent1m, s.CPUPercent5m = mb.stats.cpu1m, mb.stats.cpu5m
 				mb.statsMu.Unlock()
 			}
 			out = append(out, s)

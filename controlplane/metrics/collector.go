@@ -32,6 +32,17 @@ var (
 	descScalingPoint = prometheus.NewDesc("borealis_scaling_point",
 		"1 when the node agent reports that capacity can change now.", nodeLabels, nil)
 
+	descEnforced = prometheus.NewDesc("borealis_capacity_enforced",
+		"1 when the node's capacity is enforced by a cgroup, 0 when it runs unenforced (see describe's CapacityEnforcement).", append(nodeLabels, "mode"), nil)
+	descMemLimit = prometheus.NewDesc("borealis_capacity_memory_limit_bytes",
+		"The node's cgroup memory limit, read back from the cgroup.", nodeLabels, nil)
+	descCPULimit = prometheus.NewDesc("borealis_capacity_cpu_limit",
+		"The node's cgroup CPU quota in CPUs, read back from the cgroup.", nodeLabels, nil)
+	descCapCPU = prometheus.NewDesc("borealis_capacity_cpu_utilization_percent",
+		"CPU used by the node's cgroup as a share of its quota.", append(nodeLabels, "window"), nil)
+	descScaling = prometheus.NewDesc("borealis_scaling_events_total",
+		"Capacity changes by result: applied (in place or at a scaling point), rolled_back (timed out), forced (timed out, applied anyway).", []string{"result"}, nil)
+
 	endpointLabels     = []string{"cluster", "endpoint"}
 	descRouterConns    = prometheus.NewDesc("borealis_router_connections", "Open client connections through the router.", endpointLabels, nil)
 	descRouterTotal    = prometheus.NewDesc("borealis_router_connections_total", "Client connections accepted by the router.", endpointLabels, nil)
@@ -62,7 +73,8 @@ func NewRegistry(m *cluster.Manager) *prometheus.Registry {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCapacity, descACUUtil, descCPU, descMemory, descConnections, descUptime,
 		descLagSeconds, descLagBytes, descUp, descAgent, descScalingPoint, descRouterConns, descRouterTotal,
-		descRouterRejected, descRouterBytes, descEvents, descPaused, descMoved, descPinned} {
+		descRouterRejected, descRouterBytes, descEvents, descPaused, descMoved, descPinned,
+		descEnforced, descMemLimit, descCPULimit, descCapCPU, descScaling} {
 		ch <- d
 	}
 }
@@ -95,6 +107,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descACUUtil, 100*s.Capacity/s.MaxCapacity, l...)
 		}
 		gauge(descAgent, b2f(up && s.Agent != nil), l...)
+		mode := string(c.m.Enforcement().Mode)
+		gauge(descEnforced, b2f(s.Enforced), append(l, mode)...)
+		if s.Enforced {
+			gauge(descMemLimit, float64(s.MemoryLimit), l...)
+			gauge(descCPULimit, s.CPULimit, l...)
+			gauge(descCapCPU, s.CPUPercent1m, append(l, "1m")...)
+			gauge(descCapCPU, s.CPUPercent5m, append(l, "5m")...)
+		}
 		if !up || s.SampledAt.IsZero() {
 			continue
 		}
@@ -147,6 +167,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descRouterBytes, float64(st.BytesIn), append(l, "in")...)
 			counter(descRouterBytes, float64(st.BytesOut), append(l, "out")...)
 		}
+	}
+	for result, n := range c.m.ScalingResults() {
+		counter(descScaling, float64(n), result)
 	}
 	for typ, n := range c.m.EventCounts() {
 		counter(descEvents, float64(n), typ)

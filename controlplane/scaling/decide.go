@@ -161,7 +161,9 @@ func Decide(p Policy, s State, o Observation) (Decision, State) {
 	if o.OOMKills > 0 {
 		need(2*c, fmt.Sprintf("%d process(es) killed at the %s memory limit", o.OOMKills, gib(mem)))
 	}
+	cpuOnly := false
 	if cpuKnown && o.CPU1m >= p.ScaleUpCPU {
+		cpuOnly = len(why) == 0
 		need(c*o.CPU1m/p.TargetCPU, fmt.Sprintf("CPU %.0f%% of %g CPUs over 1 minute (scale-up at %.0f%%)", o.CPU1m, capacity.CPUs(c), p.ScaleUpCPU))
 	}
 	if pct(conns, maxConns) >= p.ScaleUpConnections {
@@ -174,9 +176,17 @@ func Decide(p Policy, s State, o Observation) (Decision, State) {
 		need(float64(o.VectorIndexBytes)*100/p.VectorIndexMemory/capacity.MemoryPerACU,
 			fmt.Sprintf("borealis_hnsw indexes of %s exceed %.0f%% of %s memory", gib(float64(o.VectorIndexBytes)), p.VectorIndexMemory, gib(mem)))
 	}
+	cpuOnly = cpuOnly && len(why) == 1
 	if len(why) > 0 {
 		s.LowSince = time.Time{}
 		target := math.Min(o.Max, math.Max(roundUp(goal), c+step))
+		// CPU alone first grows within the tier, in place (no restart); only a later decision,
+		// after the cool-down, crosses into the next tier if the load still needs it.
+		if cpuOnly && capacity.Tier(target) != capacity.Tier(c) {
+			if top := math.Min(o.Max, 2*capacity.Tier(c)-step); top > c {
+				target = top
+			}
+		}
 		switch {
 		case c >= o.Max:
 			keep.Reason = "at MaxCapacity; would scale up for: " + strings.Join(why, "; ")
