@@ -99,7 +99,7 @@ func run(stepLen time.Duration, outDir string) error {
 		return err
 	}
 	windows := [2]time.Duration{10 * time.Second, 30 * time.Second}
-	m, err := cluster.NewManager(cluster.Options{Home: home, Store: st, Scaling: &policy, CPUWindows: windows,
+	m, err := cluster.NewManager(cluster.Options{Home: home, Store: st, Scaling: &policy, CPUWindows: windows, EnforceCapacity: true, Autoscale: true,
 		ScalingTimeout: 30 * time.Second, Logf: func(f string, a ...any) { fmt.Printf(time.Now().Format("15:04:05 ")+f+"\n", a...) }})
 	if err != nil {
 		return err

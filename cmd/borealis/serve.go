@@ -59,9 +59,11 @@ type cpOptions struct {
 	tlsCert, tlsKey string
 	// otlpLogs is the OTLP/HTTP logs endpoint; empty: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, then
 	// OTEL_EXPORTER_OTLP_ENDPOINT, else no export.
-	otlpLogs          string
-	logf              func(format string, args ...any)
-	beforeStartStores func(*store.Store) error
+	otlpLogs string
+	// noEnforce and noAutoscale turn capacity enforcement (cgroups) and autoscaling off.
+	noEnforce, noAutoscale bool
+	logf                   func(format string, args ...any)
+	beforeStartStores      func(*store.Store) error
 }
 
 // controlPlane is a running control plane: store, cluster manager and API server.
@@ -161,7 +163,8 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 		return fail(err)
 	}
 	cp.manager, err = cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: o.logf, TLS: tlsConfig,
-		ListenAddress: o.listenAddr, APIPort: apiPort, BeforeRemoveData: cp.logs.Flush, MaxClientConnections: o.maxClients})
+		ListenAddress: o.listenAddr, APIPort: apiPort, BeforeRemoveData: cp.logs.Flush, MaxClientConnections: o.maxClients,
+		EnforceCapacity: !o.noEnforce, Autoscale: !o.noAutoscale})
 	if err != nil {
 		ln.Close()
 		return fail(err)
@@ -202,6 +205,20 @@ func addListenFlags(fs *flag.FlagSet, o *cpOptions) {
 	fs.StringVar(&o.tlsMode, "tls", "auto", "TLS on the endpoints: auto (--tls-cert/--tls-key, else a certificate generated into <home>/secrets) or off")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for TLS termination in the routers")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM key for --tls-cert")
+	fs.Func("enforce-capacity", "limit each node's memory and CPU to its capacity with a cgroup (needs root; default true)", boolNeg(&o.noEnforce))
+	fs.Func("autoscale", "change capacity with the load between MinCapacity and MaxCapacity (default true)", boolNeg(&o.noAutoscale))
+}
+
+// boolNeg parses a boolean flag into its negation, so the zero value of the field means on.
+func boolNeg(off *bool) func(string) error {
+	return func(s string) error {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("want true or false, not %q", s)
+		}
+		*off = !v
+		return nil
+	}
 }
 
 // stop ends the API and the manager; with stopNodes the nodes are stopped cleanly.

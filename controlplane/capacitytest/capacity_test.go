@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,7 +70,7 @@ func lastSeq(t *testing.T, m *Manager) uint64 {
 }
 
 // homes remembers each Manager's home (for reading node logs).
-var homes = map[*Manager]string{}
+var homes sync.Map // *Manager -> string
 
 func newCapManager(t *testing.T, mut func(*Options)) *Manager {
 	t.Helper()
@@ -78,7 +79,7 @@ func newCapManager(t *testing.T, mut func(*Options)) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: 60 * time.Second}
+	opts := Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: 60 * time.Second, EnforceCapacity: true, Autoscale: true}
 	mut(&opts)
 	m, err := NewManager(opts)
 	if err != nil {
@@ -93,7 +94,7 @@ func newCapManager(t *testing.T, mut func(*Options)) *Manager {
 	if e := m.Enforcement(); os.Geteuid() == 0 && !e.Enforced {
 		t.Fatalf("running as root, but capacity is not enforced: %s", e.Reason)
 	}
-	homes[m] = home
+	homes.Store(m, home)
 	return m
 }
 
@@ -190,8 +191,9 @@ func waitEvent(t *testing.T, m *Manager, cluster, typ, substr string, after uint
 // then RollbackCapacityChange keeps the capacity and ForceApplyCapacityChange restarts
 // (the session gets 57P01, engine uptime resets); with no blocker it restarts at once.
 func TestModifyCurrentCapacity(t *testing.T) {
+	t.Parallel()
 	pgtest.RequireInstalled(t)
-	m := newCapManager(t, func(o *Options) { o.DisableAutoscaling = true; o.ScalingTimeout = 4 * time.Second })
+	m := newCapManager(t, func(o *Options) { o.Autoscale = false; o.ScalingTimeout = 4 * time.Second })
 	d := createAndWait(t, m, CreateInput{Name: "cap", MinCapacity: 1, MaxCapacity: 4})
 	w := writerOf(d)
 	ctx := context.Background()
@@ -343,6 +345,7 @@ func shortPolicy() *scaling.Policy {
 // its quota, and then a larger quota would not help); the change to 2 ACU needs a restart, found
 // at a scaling point between pgbench's single-statement transactions.
 func TestAutoscalingFollowsLoad(t *testing.T) {
+	t.Parallel()
 	pgtest.RequireInstalled(t)
 	m := newCapManager(t, func(o *Options) {
 		o.Scaling = shortPolicy()
@@ -388,6 +391,7 @@ func TestAutoscalingFollowsLoad(t *testing.T) {
 // the kernel kills the backend, PostgreSQL restarts its processes, and the control plane sees
 // the OOM kill and scales up.
 func TestMemoryLimit(t *testing.T) {
+	t.Parallel()
 	pgtest.RequireInstalled(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("this test needs root to enforce a memory limit")
@@ -416,7 +420,8 @@ func TestMemoryLimit(t *testing.T) {
 	waitEvent(t, m, "mem", "capacity.changed", "to 2 capacity units", seq, 90*time.Second)
 	t.Logf("at 2 ACU %s after the query started", time.Since(qstart).Round(time.Second))
 	w := writerOf(d)
-	logs, _ := filepath.Glob(filepath.Join(homes[m], "clusters", "mem", w.DBInstanceIdentifier, "log", "*.log"))
+	home, _ := homes.Load(m)
+	logs, _ := filepath.Glob(filepath.Join(home.(string), "clusters", "mem", w.DBInstanceIdentifier, "log", "*.log"))
 	found := false
 	for _, l := range logs {
 		data, _ := os.ReadFile(l)

@@ -25,9 +25,12 @@ const capacityConf = "capacity.conf"
 // detectCgroups finds how this control plane can enforce capacity, scoped by its home so two
 // control planes never share a node cgroup, and records an event either way.
 func (m *Manager) detectCgroups() {
-	if m.opts.Cgroups != nil {
+	switch {
+	case m.opts.Cgroups != nil:
 		m.cg = m.opts.Cgroups
-	} else {
+	case !m.opts.EnforceCapacity:
+		m.cg = cgroup.Unenforced("capacity enforcement is turned off (borealis serve --enforce-capacity=false, or cluster.Options.EnforceCapacity unset)")
+	default:
 		sum := sha256.Sum256([]byte(m.opts.Home))
 		m.cg = cgroup.Detect(cgroup.Options{Scope: "cp-" + hex.EncodeToString(sum[:6])})
 	}

@@ -49,8 +49,13 @@ type Options struct {
 	Cgroups *cgroup.Controller
 	// Scaling is the autoscaling policy; nil means scaling.DefaultPolicy().
 	Scaling *scaling.Policy
-	// DisableAutoscaling stops automatic capacity changes (manual ones still apply).
-	DisableAutoscaling bool
+	// EnforceCapacity puts each node in a cgroup sized by its capacity (when this machine
+	// allows: see Cgroups). Off, nodes run unenforced and describe says so. `borealis serve` and
+	// `up` turn it on; a zero Options (library use, tests of other features) leaves it off.
+	EnforceCapacity bool
+	// Autoscale lets the decision function change capacity with the load (manual changes
+	// apply either way). `borealis serve` and `up` turn it on.
+	Autoscale bool
 	// ScalingTimeout, when set, replaces SecondsBeforeTimeout (whose minimum is 60 s) as the
 	// search for a scaling point: a test setting.
 	ScalingTimeout time.Duration

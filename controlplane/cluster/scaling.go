@@ -106,7 +106,6 @@ func (m *Manager) ModifyCurrentCapacity(name string, in CapacityInput) (Capacity
 		SecondsBeforeTimeout: in.SecondsBeforeTimeout, TimeoutAction: in.TimeoutAction}, nil
 }
 
-
 // scaleOnce advances every member's capacity: a pending change looks for its scaling point, a
 // manual request starts, or the decision function may start one.
 func (c *Cluster) scaleOnce() {
@@ -140,7 +139,7 @@ func (mb *member) scaleTick() {
 		mb.begin(rec, req.Capacity, "The customer initiated the scaling", time.Duration(req.SecondsBeforeTimeout)*time.Second, req.TimeoutAction)
 		return
 	}
-	if mb.c.m.opts.DisableAutoscaling {
+	if !mb.c.m.opts.Autoscale {
 		return
 	}
 	o, ok := mb.observe(rec, now)
