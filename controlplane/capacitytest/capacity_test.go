@@ -390,8 +390,14 @@ func TestAutoscalingFollowsLoad(t *testing.T) {
 // A node at 1 ACU that tries to use more than 2 GiB is limited by its cgroup, not the machine:
 // the kernel kills the backend, PostgreSQL restarts its processes, and the control plane sees
 // the OOM kill and scales up.
+//
+// It runs from its own make target (test-capacity-memory, part of make test), alone and without
+// the race detector: filling 2.4 GB through a 0.5-CPU quota takes minutes on a busy host, which
+// does not fit beside the other control-plane packages in one -race run.
 func TestMemoryLimit(t *testing.T) {
-	t.Parallel()
+	if os.Getenv("BOREALIS_CAPACITY_MEMORY_TEST") != "1" {
+		t.Skip("run by `make test-capacity-memory` (part of make test), with BOREALIS_CAPACITY_MEMORY_TEST=1")
+	}
 	pgtest.RequireInstalled(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("this test needs root to enforce a memory limit")
@@ -402,7 +408,7 @@ func TestMemoryLimit(t *testing.T) {
 	d := createAndWait(t, m, CreateInput{Name: "mem", MinCapacity: 1, MaxCapacity: 2})
 	conn := connectTo(t, d.Endpoint)
 	seq := lastSeq(t, m)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	// Three values of 0.8 GB held in one row: 2.4 GB in one backend, over the 2 GiB (2.15 GB)
 	// limit. repeat copies a 1,000-byte string, so filling them costs little CPU (which
