@@ -644,6 +644,8 @@ func (mb *member) rejoin(ctx context.Context, rec store.Member) error {
 			}
 		}
 		mb.node = node
+		mb.applied = mb.settingsFor(false, rec.Capacity)
+		mb.enforce(rec.Capacity)
 		mb.update(func(r *store.Member) { r.Fenced = false })
 		mb.event("member.rejoined", "%s rejoined as a reader of %s by %s (pid %d)", mb.id, w.ID, how, node.PID())
 		return nil
@@ -687,6 +689,12 @@ func (mb *member) rejoinOnce(ctx context.Context, rec, w store.Member, writer *p
 		"recovery_target_timeline":  "'latest'",
 		"synchronous_standby_names": "''",
 	}); err != nil {
+		return "", nil, err
+	}
+	// A standby needs max_connections (and the other capacity settings a hot standby checks)
+	// at least its writer's; what pg_rewind or the clone copied is the writer's own.
+	want := mb.settingsFor(false, rec.Capacity)
+	if err := writeCapacityConf(rec.DataDir, want); err != nil {
 		return "", nil, err
 	}
 	node, err := pgproc.New(mb.config(rec))
