@@ -75,6 +75,9 @@ func main() {
 	}
 }
 
+// benchPassword is the throwaway cluster's master password.
+const benchPassword = "bench-capacity-pw"
+
 // cpuPolicy is the scale-up, target and scale-down CPU percentages of the run.
 var cpuPolicy [3]float64
 
@@ -114,6 +117,7 @@ func run(stepLen time.Duration, outDir string) error {
 		return fmt.Errorf("capacity is not enforced here (%s): run as root", enf.Reason)
 	}
 	if _, err := m.Create(cluster.CreateInput{Name: "bench", Readers: 0, MinCapacity: 1, MaxCapacity: 4,
+		MasterUserInput: cluster.MasterUserInput{MasterUserPassword: benchPassword},
 		TimeoutAction: cluster.ForceApplyCapacityChange}); err != nil {
 		return err
 	}
@@ -125,7 +129,9 @@ func run(stepLen time.Duration, outDir string) error {
 	}
 	host, port, _ := strings.Cut(d.Endpoint, ":")
 	pgbench := func(ctx context.Context, args ...string) *exec.Cmd {
-		return exec.CommandContext(ctx, filepath.Join(pgproc.BinDir(), "pgbench"), append([]string{"-h", host, "-p", port, "-U", "postgres"}, args...)...)
+		cmd := exec.CommandContext(ctx, filepath.Join(pgproc.BinDir(), "pgbench"), append([]string{"-h", host, "-p", port, "-U", cluster.DefaultMasterUsername}, args...)...)
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+benchPassword)
+		return cmd
 	}
 	if out, err := pgbench(context.Background(), "-i", "-s", "2", "-q", "postgres").CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench -i: %v\n%s", err, out)

@@ -53,7 +53,7 @@ func connectTo(t *testing.T, addr string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", addr))
+	c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s:%s@%s/postgres?sslmode=disable", DefaultMasterUsername, testPassword, addr))
 	if err != nil {
 		t.Fatalf("connecting to %s: %v", addr, err)
 	}
@@ -98,8 +98,12 @@ func newCapManager(t *testing.T, mut func(*Options)) *Manager {
 	return m
 }
 
+// testPassword is the master user's password of the tests' clusters (endpoints ask for SCRAM).
+const testPassword = "test-master-pw"
+
 func createAndWait(t *testing.T, m *Manager, in CreateInput) Description {
 	t.Helper()
+	in.MasterUserInput = MasterUserInput{MasterUserPassword: testPassword}
 	if _, err := m.Create(in); err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +359,9 @@ func TestAutoscalingFollowsLoad(t *testing.T) {
 	d := createAndWait(t, m, CreateInput{Name: "load", MinCapacity: 1, MaxCapacity: 2, TimeoutAction: ForceApplyCapacityChange})
 	host, port, _ := strings.Cut(d.Endpoint, ":")
 	pgbench := func(ctx context.Context, args ...string) *exec.Cmd {
-		return exec.CommandContext(ctx, filepath.Join(pgproc.BinDir(), "pgbench"), append([]string{"-h", host, "-p", port, "-U", "postgres"}, args...)...)
+		cmd := exec.CommandContext(ctx, filepath.Join(pgproc.BinDir(), "pgbench"), append([]string{"-h", host, "-p", port, "-U", DefaultMasterUsername}, args...)...)
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+testPassword)
+		return cmd
 	}
 	if out, err := pgbench(context.Background(), "-i", "-s", "1", "-q", "postgres").CombinedOutput(); err != nil {
 		t.Fatalf("pgbench -i: %v\n%s", err, out)
