@@ -109,10 +109,10 @@ type Index struct {
 	// inserter holds it shared; only growth takes it exclusively.
 	grow sync.RWMutex
 
-	vectors []float32    // stored form, stride dims
-	codes   []int8       // QuantizedSearch: int8 copy of vectors, stride dims
-	scales  []float32    // QuantizedSearch: per-vector scale of codes
-	norms2  []float32    // QuantizedSearch under L2: squared norm of each vector
+	vectors []float32 // stored form, stride dims
+	codes   []int8    // QuantizedSearch: int8 copy of vectors, stride dims
+	scales  []float32 // QuantizedSearch: per-vector scale of codes
+	norms2  []float32 // QuantizedSearch under L2: squared norm of each vector
 	links0  []uint32  // layer-0 lists, stride m0+1: [count, ids...]
 	levels  []uint8   // level of each node (valid once claimed)
 	state   []uint32  // state bits, accessed atomically
@@ -386,7 +386,6 @@ func (x *Index) growUpper() error {
 	x.upperSlab = growSlice(x.upperSlab, 2*len(x.upperSlab)+64*(x.m+1))
 	return nil
 }
-
 
 // growSlice returns s extended with zeros to length n.
 func growSlice[T any](s []T, n int) []T {

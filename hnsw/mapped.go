@@ -45,7 +45,7 @@ type mappedHeader struct {
 
 type mappedLayout struct {
 	state, levels, upperOff, links0, upperSlab, scales, norms2, codes, vectors, size int64
-	upperWords                                                                      int64
+	upperWords                                                                       int64
 }
 
 func layoutFor(dims int, metric Metric, m int, quant bool, capacity int) mappedLayout {

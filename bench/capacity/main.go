@@ -118,7 +118,7 @@ func run(stepLen time.Duration, outDir string) error {
 	}
 	if _, err := m.Create(cluster.CreateInput{Name: "bench", Readers: 0, MinCapacity: 1, MaxCapacity: 4,
 		MasterUserInput: cluster.MasterUserInput{MasterUserPassword: benchPassword},
-		TimeoutAction: cluster.ForceApplyCapacityChange}); err != nil {
+		TimeoutAction:   cluster.ForceApplyCapacityChange}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
