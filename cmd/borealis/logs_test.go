@@ -304,7 +304,7 @@ func TestLogGroupsAcrossControlPlaneKill9(t *testing.T) {
 			t.Fatalf("describe-log-groups after delete: %d %s %s", code, out, errOut)
 		}
 		// The shutdown's last lines were collected before the data went.
-		if evs := tailJSON(t, home, pgGroup, "--filter-pattern", "database system is shut down"); len(evs) != 1 {
+		if evs := tailJSON(t, home, pgGroup, "--filter-pattern", `"database system is shut down"`); len(evs) != 1 {
 			t.Fatalf("shutdown line: %+v", evs)
 		}
 		if code, _, errOut := cli(t, "logs", "put-retention-policy", pgGroup, "--retention-in-days", "14", "--home", home); code != 0 {

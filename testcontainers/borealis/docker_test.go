@@ -263,14 +263,27 @@ func TestRestoreAfterChange(t *testing.T) {
 	if err := shared.Restore(ctx); err != nil {
 		t.Fatal(err)
 	}
-	w := writer(t, shared)
-	var got string
-	if err := w.QueryRow(ctx, "SELECT string_agg(v, ',') FROM marks").Scan(&got); err != nil {
-		t.Fatal(err)
-	}
-	if got != "before" {
-		t.Fatalf("after Restore marks = %q, want %q", got, "before")
-	}
+	// The restored database is read on a new connection; give the writer a moment (seen once in a
+	// quiet CI run: the first connection right after Restore found no database).
+	eventually(t, time.Minute, "the restored database on the writer", func(ctx context.Context) error {
+		uri, err := shared.ConnectionString(ctx, "sslmode=disable")
+		if err != nil {
+			return err
+		}
+		w, err := pgx.Connect(ctx, uri)
+		if err != nil {
+			return err
+		}
+		defer w.Close(context.Background())
+		var got string
+		if err := w.QueryRow(ctx, "SELECT string_agg(v, ',') FROM marks").Scan(&got); err != nil {
+			return err
+		}
+		if got != "before" {
+			return fmt.Errorf("after Restore marks = %q, want %q", got, "before")
+		}
+		return nil
+	})
 	r := reader(t, shared)
 	eventually(t, time.Minute, "the restored database on the reader", func(ctx context.Context) error {
 		var got string
