@@ -284,8 +284,18 @@ func TestRestoreAfterChange(t *testing.T) {
 		}
 		return nil
 	})
-	r := reader(t, shared)
+	// The reader sees the recreated database only once it has replayed the CREATE DATABASE, so
+	// each try opens a new connection.
 	eventually(t, time.Minute, "the restored database on the reader", func(ctx context.Context) error {
+		uri, err := shared.ReaderConnectionString(ctx, "sslmode=disable")
+		if err != nil {
+			return err
+		}
+		r, err := pgx.Connect(ctx, uri)
+		if err != nil {
+			return err
+		}
+		defer r.Close(context.Background())
 		var got string
 		if err := r.QueryRow(ctx, "SELECT string_agg(v, ',') FROM marks").Scan(&got); err != nil {
 			return err
