@@ -144,13 +144,13 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, true)
 }
 
-// nameArg takes the cluster name from --name or the one positional argument.
-func nameArg(fs *flag.FlagSet, args []string, name *string, required bool) error {
-	// Flags may come before or after the name, as with aws and psql.
+// onePositional parses flags that may come before or after at most one positional argument,
+// as with aws and psql, and returns that argument ("" when absent).
+func onePositional(fs *flag.FlagSet, args []string) (string, error) {
 	var positional []string
 	for {
 		if err := parseFlagsOnly(fs, args); err != nil {
-			return err
+			return "", err
 		}
 		if fs.NArg() == 0 {
 			break
@@ -159,13 +159,25 @@ func nameArg(fs *flag.FlagSet, args []string, name *string, required bool) error
 		args = fs.Args()[1:]
 	}
 	if len(positional) > 1 {
-		return usagef("unexpected argument %q", positional[1])
+		return "", usagef("unexpected argument %q", positional[1])
 	}
 	if len(positional) == 1 {
-		if *name != "" && *name != positional[0] {
-			return usagef("two cluster names: --name %s and %s", *name, positional[0])
+		return positional[0], nil
+	}
+	return "", nil
+}
+
+// nameArg takes the cluster name from --name or the one positional argument.
+func nameArg(fs *flag.FlagSet, args []string, name *string, required bool) error {
+	positional, err := onePositional(fs, args)
+	if err != nil {
+		return err
+	}
+	if positional != "" {
+		if *name != "" && *name != positional {
+			return usagef("two cluster names: --name %s and %s", *name, positional)
 		}
-		*name = positional[0]
+		*name = positional
 	}
 	if *name == "" && required {
 		return usagef("--name is required")

@@ -51,22 +51,12 @@ func runLogs(args []string, stdout, stderr io.Writer) error {
 
 // logGroupArg takes the group from --log-group-name or the one positional argument.
 func logGroupArg(fs *flag.FlagSet, args []string, name *string) error {
-	var positional []string
-	for {
-		if err := parseFlagsOnly(fs, args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	positional, err := onePositional(fs, args)
+	if err != nil {
+		return err
 	}
-	if len(positional) > 1 {
-		return usagef("unexpected argument %q", positional[1])
-	}
-	if len(positional) == 1 {
-		*name = positional[0]
+	if positional != "" {
+		*name = positional
 	}
 	if *name == "" {
 		return usagef("a log group name is required, e.g. /borealis/cluster/<cluster>/error")

@@ -54,25 +54,15 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // groupArg takes the group name from --name or the one positional argument.
 func groupArg(fs *flag.FlagSet, args []string, name *string, required bool) error {
-	var positional []string
-	for {
-		if err := parseFlagsOnly(fs, args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	positional, err := onePositional(fs, args)
+	if err != nil {
+		return err
 	}
-	if len(positional) > 1 {
-		return usagef("unexpected argument %q", positional[1])
-	}
-	if len(positional) == 1 {
-		if *name != "" && *name != positional[0] {
-			return usagef("two group names: --name %s and %s", *name, positional[0])
+	if positional != "" {
+		if *name != "" && *name != positional {
+			return usagef("two group names: --name %s and %s", *name, positional)
 		}
-		*name = positional[0]
+		*name = positional
 	}
 	if *name == "" {
 		if required {
