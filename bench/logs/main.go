@@ -17,12 +17,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/borealisdb/borealis/bench/internal/benchenv"
 	"github.com/borealisdb/borealis/controlplane/logs"
 	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgproc"
@@ -53,12 +52,6 @@ type roundResult struct {
 	catchUp       float64 // seconds after pgbench ended until every line was stored
 	cpuPerLine    float64 // collector CPU µs per stored line
 	serverWritten int64   // bytes of jsonlog the node wrote during the run
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // logBytes is the size of every jsonlog file of the node.
@@ -163,7 +156,7 @@ func run(clients, threads, rounds, seconds, scale, nLines int, out, note string)
 		return err
 	}
 	home := filepath.Join(cpDir, "home")
-	load0 := loadavg()
+	load0 := benchenv.LoadAvg()
 	started := time.Now().UTC()
 	var results []roundResult
 	for round := 1; round <= rounds; round++ {
@@ -187,7 +180,7 @@ func run(clients, threads, rounds, seconds, scale, nLines int, out, note string)
 			if svc != nil {
 				base = stored(svc)
 			}
-			bytes0, cpu0 := logBytes(node.DataDir), cpuTime()
+			bytes0, cpu0 := logBytes(node.DataDir), benchenv.CPUTime()
 			tps, err := pgbench(node.Port, clients, threads, seconds)
 			if err != nil {
 				return err
@@ -202,7 +195,7 @@ func run(clients, threads, rounds, seconds, scale, nLines int, out, note string)
 				res.catchUp = max(0, time.Since(ended).Seconds()-0.4)
 				res.lines = stored(svc) - base
 				res.linesPerSec = float64(res.lines) / float64(seconds)
-				res.cpuPerLine = float64((cpuTime() - cpu0).Microseconds()) / float64(max(res.lines, 1))
+				res.cpuPerLine = float64((benchenv.CPUTime() - cpu0).Microseconds()) / float64(max(res.lines, 1))
 				svc.Close()
 			}
 			fmt.Fprintf(os.Stderr, "round %d collector %-5v %8.0f tps  %8.0f lines/s stored  catch-up %.1f s  %.1f µs CPU/line\n",
@@ -215,7 +208,7 @@ func run(clients, threads, rounds, seconds, scale, nLines int, out, note string)
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "ceiling: %.0f lines/s, %.1f µs CPU/line\n", ceiling, ceilCPU)
-	return report(out, note, results, clients, threads, seconds, scale, nLines, ceiling, ceilCPU, started, load0, loadavg())
+	return report(out, note, results, clients, threads, seconds, scale, nLines, ceiling, ceilCPU, started, load0, benchenv.LoadAvg())
 }
 
 // ceiling stores a prepared jsonlog file of n lines (the shape pgbench's statements log) and
@@ -253,7 +246,7 @@ func ceiling(root string, n int) (float64, float64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	cpu0, start := cpuTime(), time.Now()
+	cpu0, start := benchenv.CPUTime(), time.Now()
 	svc.Start()
 	defer svc.Close()
 	for stored(svc) < int64(n) {
@@ -263,32 +256,7 @@ func ceiling(root string, n int) (float64, float64, error) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	el := time.Since(start).Seconds()
-	return float64(n) / el, float64((cpuTime() - cpu0).Microseconds()) / float64(n), nil
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
+	return float64(n) / el, float64((benchenv.CPUTime() - cpu0).Microseconds()) / float64(n), nil
 }
 
 func report(out, note string, rs []roundResult, clients, threads, seconds, scale, nLines int, ceil, ceilCPU float64, started time.Time, load0, load1 string) error {
@@ -297,7 +265,7 @@ func report(out, note string, rs []roundResult, clients, threads, seconds, scale
 	fmt.Fprintf(&b, "# Log collection: pgbench -S with log_statement = all, collector off vs on, %s\n\n", started.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Produced by `go run ./bench/logs`; every figure below was measured in this one run.\n\n")
 	fmt.Fprintf(&b, "## Machine\n\n- CPU: %s, %d cores; %s/%s, %s\n- %s\n- Load average at start %s, at end %s\n",
-		cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), strings.TrimSpace(string(pg)), load0, load1)
+		benchenv.CPUModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), strings.TrimSpace(string(pg)), load0, load1)
 	fmt.Fprintf(&b, "- pgbench, PostgreSQL and the collector (in the benchmark process) share these cores\n")
 	if note != "" {
 		fmt.Fprintf(&b, "- Note: %s\n", note)
@@ -332,16 +300,16 @@ func report(out, note string, rs []roundResult, clients, threads, seconds, scale
 			ratios = append(ratios, v[1]/v[0])
 		}
 	}
-	slow := (1 - median(ratios)) * 100
+	slow := (1 - benchenv.Median(ratios)) * 100
 	verdictSlow, verdictRate := "meets", "meets"
 	if slow > 5 {
 		verdictSlow = "misses"
 	}
-	if median(lps) < 10000 {
+	if benchenv.Median(lps) < 10000 {
 		verdictRate = "misses"
 	}
-	fmt.Fprintf(&b, "\n**Lines stored per second** (collector on, median over rounds): **%.0f** (%s the ≥ 10,000 lines/s target; the rate is what the node produced: catch-up after each run shows whether the collector kept up).  \n", median(lps), verdictRate)
-	fmt.Fprintf(&b, "**Node slowed by** (1 − median over rounds of TPS on / TPS off): **%.1f%%** (%s the ≤ 5%% target); median TPS off %.0f, on %.0f.  \n", slow, verdictSlow, median(off), median(on))
+	fmt.Fprintf(&b, "\n**Lines stored per second** (collector on, median over rounds): **%.0f** (%s the ≥ 10,000 lines/s target; the rate is what the node produced: catch-up after each run shows whether the collector kept up).  \n", benchenv.Median(lps), verdictRate)
+	fmt.Fprintf(&b, "**Node slowed by** (1 − median over rounds of TPS on / TPS off): **%.1f%%** (%s the ≤ 5%% target); median TPS off %.0f, on %.0f.  \n", slow, verdictSlow, benchenv.Median(off), benchenv.Median(on))
 	fmt.Fprintf(&b, "**Collector ceiling:** a prepared jsonlog file of %d pgbench-shaped lines stored at **%.0f lines/s** (%.1f µs CPU per line), with nothing else running in the benchmark.\n", nLines, ceil, ceilCPU)
 	fmt.Fprintf(&b, "\nOn a machine whose cores are shared, the TPS ratio carries the noise of the other work as well as the collector's cost; the CPU per line is the collector's own cost.\n")
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {

@@ -23,9 +23,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/borealisdb/borealis/bench/internal/benchenv"
 	"github.com/borealisdb/borealis/controlplane/router"
 	"github.com/borealisdb/borealis/internal/pgproc"
 )
@@ -48,36 +48,6 @@ type result struct {
 	cpuPerTxn float64
 	// clientCPU and serverCPU are pgbench's and the PostgreSQL server's CPU per transaction, µs.
 	clientCPU, serverCPU float64
-}
-
-// childrenCPU is the CPU time of this process's reaped children (the pgbench runs).
-func childrenCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// serverCPU is the CPU time of the postmaster and its exited children (backends end with each
-// pgbench run), from /proc/<pid>/stat utime+stime+cutime+cstime at 100 ticks a second.
-func serverCPU(pid int) time.Duration {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	var ticks int64
-	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime (fields 14-17)
-		if i < len(f) {
-			v, _ := strconv.ParseInt(f[i], 10, 64)
-			ticks += v
-		}
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
-}
-
-// cpuTime is this process's user+system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func main() {
@@ -152,7 +122,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			port int
 		}{"pgbouncer", port})
 	}
-	loadStart := loadavg()
+	loadStart := benchenv.LoadAvg()
 	started := time.Now().UTC()
 	var results []result
 	for round := 1; round <= rounds; round++ {
@@ -164,19 +134,19 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				}
 				pprof.StartCPUProfile(f)
 			}
-			cpu0, client0, server0, bouncer0 := cpuTime(), childrenCPU(), serverCPU(node.PID()), serverCPU(bouncerPID)
+			cpu0, client0, server0, bouncer0 := benchenv.CPUTime(), benchenv.ChildrenCPU(), benchenv.ServerCPU(node.PID()), benchenv.ServerCPU(bouncerPID)
 			res, err := pgbench(root, p.port, clients, threads, seconds)
 			// Backends are reaped a moment after pgbench disconnects.
 			time.Sleep(300 * time.Millisecond)
 			if err == nil {
 				if p.name == "router" {
-					res.cpuPerTxn = float64((cpuTime() - cpu0).Microseconds()) / res.txns
+					res.cpuPerTxn = float64((benchenv.CPUTime() - cpu0).Microseconds()) / res.txns
 				}
 				if p.name == "pgbouncer" {
-					res.cpuPerTxn = float64((serverCPU(bouncerPID) - bouncer0).Microseconds()) / res.txns
+					res.cpuPerTxn = float64((benchenv.ServerCPU(bouncerPID) - bouncer0).Microseconds()) / res.txns
 				}
-				res.clientCPU = float64((childrenCPU() - client0).Microseconds()) / res.txns
-				res.serverCPU = float64((serverCPU(node.PID()) - server0).Microseconds()) / res.txns
+				res.clientCPU = float64((benchenv.ChildrenCPU() - client0).Microseconds()) / res.txns
+				res.serverCPU = float64((benchenv.ServerCPU(node.PID()) - server0).Microseconds()) / res.txns
 			}
 			if p.name == "router" && cpuProfile != "" {
 				pprof.StopCPUProfile()
@@ -189,7 +159,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			results = append(results, res)
 		}
 	}
-	return report(out, note, results, len(paths), clients, threads, seconds, scale, started, loadStart, loadavg())
+	return report(out, note, results, len(paths), clients, threads, seconds, scale, started, loadStart, benchenv.LoadAvg())
 }
 
 // startPgBouncer runs PgBouncer 1.x in session mode in front of node's Unix socket (as the
@@ -316,31 +286,6 @@ func percentile(sorted []float64, q float64) float64 {
 	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
 
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
 const readingNote = `
 ## Reading the figures
 
@@ -374,7 +319,7 @@ func report(out, note string, rs []result, per, clients, threads, seconds, scale
 	fmt.Fprintf(&b, "# Router overhead: pgbench -S through the router vs direct, %s\n\n", started.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Produced by `make bench-router` (`go run ./bench/router`); every figure below was measured in this one run.\n\n")
 	fmt.Fprintf(&b, "## Machine\n\n- CPU: %s, %d cores; %s/%s, %s\n- %s- Load average at start %s, at end %s\n",
-		cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), strings.TrimSpace(string(pg))+"\n", load0, load1)
+		benchenv.CPUModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), strings.TrimSpace(string(pg))+"\n", load0, load1)
 	fmt.Fprintf(&b, "- pgbench, the router and PostgreSQL all share these cores (the router runs in the benchmark process)\n")
 	if note != "" {
 		fmt.Fprintf(&b, "- Note: %s\n", note)
@@ -393,10 +338,10 @@ func report(out, note string, rs []result, per, clients, threads, seconds, scale
 			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.3f / %.3f | %.1f |\n", d.round, d.tps, r.tps, p.tps, r.tps/d.tps, p.tps/d.tps, r.tps/p.tps, p.p50, p.p99, p.cpuPerTxn)
 		}
 		verdict := "beats"
-		if median(rp) <= 1 {
+		if benchenv.Median(rp) <= 1 {
 			verdict = "does not beat"
 		}
-		fmt.Fprintf(&b, "\n**Medians over rounds:** router/direct **%.2f×**, pgbouncer/direct **%.2f×**: the router %s PgBouncer in this run (router/pgbouncer %.2f×).\n\n", median(rb), median(pb), verdict, median(rp))
+		fmt.Fprintf(&b, "\n**Medians over rounds:** router/direct **%.2f×**, pgbouncer/direct **%.2f×**: the router %s PgBouncer in this run (router/pgbouncer %.2f×).\n\n", benchenv.Median(rb), benchenv.Median(pb), verdict, benchenv.Median(rp))
 		// The rest of the report pairs direct and router.
 		var pairs []result
 		for i := 0; i+1 < len(rs); i += 3 {
@@ -416,15 +361,15 @@ func report(out, note string, rs []result, per, clients, threads, seconds, scale
 	}
 	sorted := append([]float64(nil), ratios...)
 	sort.Float64s(sorted)
-	ratio := median(ratios)
+	ratio := benchenv.Median(ratios)
 	verdict := "meets"
 	if ratio < 0.9 {
 		verdict = "misses"
 	}
 	fmt.Fprintf(&b, "\n**Throughput:** median over rounds of router/direct = **%.2f×** (%s the ≥ 0.9× target); per-round range %.2f–%.2f; median TPS direct %.0f, router %.0f.  \n",
-		ratio, verdict, sorted[0], sorted[len(sorted)-1], median(dT), median(rT))
+		ratio, verdict, sorted[0], sorted[len(sorted)-1], benchenv.Median(dT), benchenv.Median(rT))
 	fmt.Fprintf(&b, "**Latency added by the router** (median over rounds of router minus direct): p50 **%+.3f ms**, p99 **%+.3f ms** (medians: direct p99 %.3f ms, router p99 %.3f ms).  \n",
-		median(diff(rP50, dP50)), median(diff(rP99, dP99)), median(dP99), median(rP99))
+		benchenv.Median(diff(rP50, dP50)), benchenv.Median(diff(rP99, dP99)), benchenv.Median(dP99), benchenv.Median(rP99))
 	var dCPU, rCPU []float64
 	for i := 0; i+1 < len(rs); i += 2 {
 		dCPU = append(dCPU, rs[i].clientCPU+rs[i].serverCPU)
@@ -432,7 +377,7 @@ func report(out, note string, rs []result, per, clients, threads, seconds, scale
 	}
 	fmt.Fprintf(&b, "**CPU per transaction** (medians; pgbench + server, plus the router when routed): direct %.1f µs, routed %.1f µs, of which the router %.1f µs. "+
 		"When the CPU is the bottleneck and nothing else competes for it, throughput scales with the inverse: router/direct ≈ **%.2f×** (derived from the measured CPU, not a measured throughput).\n",
-		median(dCPU), median(rCPU), median(cpu), median(dCPU)/median(rCPU))
+		benchenv.Median(dCPU), benchenv.Median(rCPU), benchenv.Median(cpu), benchenv.Median(dCPU)/benchenv.Median(rCPU))
 	b.WriteString(readingNote)
 	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
 		return err
