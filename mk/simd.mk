@@ -26,7 +26,7 @@ test-simd-arm64:
 	cd simd && BOREALIS_SIMD=generic $(SIMD_QEMU) $(SIMD_ARM64) -test.count=1
 
 test-simd-fuzz:
-	for f in FuzzBatchKernels FuzzQuantizers FuzzInt8Kernels; do \
+	for f in FuzzBatchKernels FuzzQuantizers FuzzInt8Kernels FuzzTypeKernels; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(SIMD_FUZZ) ./simd/ || exit 1; done
 
 # The committed assembly must be what the avo generator writes (the first line of each

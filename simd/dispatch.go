@@ -40,6 +40,14 @@ type impl struct {
 	cosGather func(q, slab []float32, rows []uint32, out []float32)
 	dotI8     func(a, b []int8) int32
 	l2I8      func(a, b []int8) int32
+	l1        func(a, b []float32) float32
+	fromHalf  func(dst []float32, src []uint16)
+	toHalf    func(dst []uint16, src []float32)
+	l2Half    func(a, b []uint16) float32
+	dotHalf   func(a, b []uint16) float32
+	l1Half    func(a, b []uint16) float32
+	cosHalf   func(a, b []uint16) float32
+	jaccard   func(a, b []uint64) float32
 }
 
 type pathEntry struct {

@@ -41,6 +41,14 @@ var avx2Impl = impl{
 	cosGather: cosGatherAVX2Slice,
 	dotI8:     dotInt8AVX2,
 	l2I8:      func(a, b []int8) int32 { return int8AVX2(l2Int8AVX2, a, b) },
+	l1:        l1Generic,
+	fromHalf:  halfToFloat32Generic,
+	toHalf:    float32ToHalfGeneric,
+	l2Half:    l2HalfGeneric,
+	dotHalf:   dotHalfGeneric,
+	l1Half:    l1HalfGeneric,
+	cosHalf:   cosHalfGeneric,
+	jaccard:   jaccardGeneric,
 }
 
 // The wrappers below take &x[0], which needs at least one element: empty vectors (dim 0)

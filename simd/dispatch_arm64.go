@@ -44,8 +44,16 @@ var neonImpl = impl{
 		na := normSqNEON(q)
 		gather(func(a, b []float32) float32 { return cosFinish(dotNormPairNEON(a, b, na)) }, q, slab, rows, out)
 	},
-	dotI8: dotInt8Generic,
-	l2I8:  l2Int8Generic,
+	dotI8:    dotInt8Generic,
+	l2I8:     l2Int8Generic,
+	l1:       l1Generic,
+	fromHalf: halfToFloat32Generic,
+	toHalf:   float32ToHalfGeneric,
+	l2Half:   l2HalfGeneric,
+	dotHalf:  dotHalfGeneric,
+	l1Half:   l1HalfGeneric,
+	cosHalf:  cosHalfGeneric,
+	jaccard:  jaccardGeneric,
 }
 
 func pairNEON(k func(a, b *float32, n int) float32, a, b []float32) float32 {

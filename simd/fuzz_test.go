@@ -158,3 +158,77 @@ func FuzzInt8Kernels(f *testing.F) {
 		}
 	})
 }
+
+// The kernels added for halfvec, bit and L1 on the active path against their generic
+// forms, for any bytes: conversions and Jaccard bit for bit, sums within the summation
+// bound (NaN and Inf as in fuzzAgree).
+func FuzzTypeKernels(f *testing.F) {
+	f.Add([]byte("\x00\x3c\x00\xbc\x00\x7e\x00\x7c\x01\x00\xff\x7b\x00\x80\x01\x7c\x00\x00\x80\x7f"))
+	f.Add(make([]byte, 4*37))
+	f.Add([]byte{0xff, 0xff, 0x7f, 0x47, 0x00, 0xf0, 0x7f, 0x47, 0x00, 0x00, 0x00, 0x33, 0x01, 0x00, 0x00, 0x33})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		fs := floatsFrom(raw)
+		hs := make([]uint16, len(raw)/2)
+		for i := range hs {
+			hs[i] = binary.LittleEndian.Uint16(raw[2*i:])
+		}
+		words := make([]uint64, len(raw)/8)
+		for i := range words {
+			words[i] = binary.LittleEndian.Uint64(raw[8*i:])
+		}
+
+		gotF, wantF := make([]float32, len(hs)), make([]float32, len(hs))
+		HalfToFloat32(gotF, hs)
+		halfToFloat32Generic(wantF, hs)
+		for i := range gotF {
+			if math.Float32bits(gotF[i]) != math.Float32bits(wantF[i]) {
+				t.Fatalf("HalfToFloat32(%#04x) = %#08x, generic %#08x", hs[i], math.Float32bits(gotF[i]), math.Float32bits(wantF[i]))
+			}
+		}
+		gotH, wantH := make([]uint16, len(fs)), make([]uint16, len(fs))
+		Float32ToHalf(gotH, fs)
+		float32ToHalfGeneric(wantH, fs)
+		for i := range gotH {
+			if gotH[i] != wantH[i] {
+				t.Fatalf("Float32ToHalf(%#08x) = %#04x, generic %#04x", math.Float32bits(fs[i]), gotH[i], wantH[i])
+			}
+		}
+
+		n := len(fs) / 2
+		a, b := fs[:n], fs[n:2*n]
+		fuzzAgreeL1(t, "L1", L1(a, b), l1Generic(a, b), a, b)
+		m := len(hs) / 2
+		ha, hb := hs[:m], hs[m:2*m]
+		da, db := wantF[:m], wantF[m:2*m]
+		fuzzAgree(t, "DotHalf", DotHalf(ha, hb), dotHalfGeneric(ha, hb), da, db, false)
+		fuzzAgree(t, "SquaredL2Half", SquaredL2Half(ha, hb), l2HalfGeneric(ha, hb), da, db, false)
+		fuzzAgree(t, "CosineDistanceHalf", CosineDistanceHalf(ha, hb), cosHalfGeneric(ha, hb), da, db, true)
+		fuzzAgreeL1(t, "L1Half", L1Half(ha, hb), l1HalfGeneric(ha, hb), da, db)
+
+		k := len(words) / 2
+		wa, wb := words[:k], words[k:2*k]
+		if got, want := Jaccard(wa, wb), jaccardGeneric(wa, wb); got != want {
+			t.Fatalf("Jaccard %g, generic %g", got, want)
+		}
+	})
+}
+
+// fuzzAgreeL1 is fuzzAgree for a sum of absolute differences: every term is |a-b|, so the
+// bound is on Σ|a-b| (which fuzzAgree's Σ(a²+b²+|ab|) would not cover for huge values).
+func fuzzAgreeL1(t *testing.T, name string, got, want float32, a, b []float32) {
+	t.Helper()
+	g, w := float64(got), float64(want)
+	if math.IsNaN(g) || math.IsNaN(w) || math.IsInf(g, 0) || math.IsInf(w, 0) {
+		if !(math.IsNaN(g) && math.IsNaN(w)) && !(g == w) && !bothOverflowEdge(g, w) {
+			t.Fatalf("%s: got %g, generic %g", name, got, want)
+		}
+		return
+	}
+	var sum float64
+	for i := range a {
+		sum += math.Abs(float64(a[i]) - float64(b[i]))
+	}
+	if math.Abs(g-w) > 2*tol(len(a), sum) {
+		t.Fatalf("%s: got %g, generic %g, beyond tolerance %g", name, got, want, 2*tol(len(a), sum))
+	}
+}

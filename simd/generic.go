@@ -19,6 +19,14 @@ var genericImpl = impl{
 	cosGather: cosGatherGeneric,
 	dotI8:     dotInt8Generic,
 	l2I8:      l2Int8Generic,
+	l1:        l1Generic,
+	fromHalf:  halfToFloat32Generic,
+	toHalf:    float32ToHalfGeneric,
+	l2Half:    l2HalfGeneric,
+	dotHalf:   dotHalfGeneric,
+	l1Half:    l1HalfGeneric,
+	cosHalf:   cosHalfGeneric,
+	jaccard:   jaccardGeneric,
 }
 
 func dotGeneric(a, b []float32) float32 {

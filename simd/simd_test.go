@@ -322,6 +322,15 @@ func TestShapeErrorsPanicClearly(t *testing.T) {
 		expectPanic(t, "simd.DotInt8: length mismatch", func() { DotInt8(make([]int8, 3), make([]int8, 2)) })
 		expectPanic(t, "simd.SquaredL2Int8", func() { SquaredL2Int8(make([]int8, 3), nil) })
 		expectPanic(t, "simd.Hamming", func() { Hamming(make([]uint64, 3), nil) })
+		expectPanic(t, "simd.Jaccard: length mismatch: 3 vs 0", func() { Jaccard(make([]uint64, 3), nil) })
+		expectPanic(t, "simd.L1: length mismatch: 4 vs 5", func() { L1(a, b) })
+		h4, h5 := make([]uint16, 4), make([]uint16, 5)
+		expectPanic(t, "simd.HalfToFloat32: length mismatch: 5 vs 4", func() { HalfToFloat32(b, h4) })
+		expectPanic(t, "simd.Float32ToHalf: length mismatch: 5 vs 4", func() { Float32ToHalf(h5, a) })
+		expectPanic(t, "simd.SquaredL2Half: length mismatch", func() { SquaredL2Half(h4, h5) })
+		expectPanic(t, "simd.DotHalf: length mismatch", func() { DotHalf(h4, h5) })
+		expectPanic(t, "simd.L1Half: length mismatch", func() { L1Half(h4, h5) })
+		expectPanic(t, "simd.CosineDistanceHalf: length mismatch", func() { CosineDistanceHalf(h4, h5) })
 	})
 }
 
@@ -330,6 +339,7 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 		q, data := make([]float32, 100), make([]float32, 1000)
 		out, rows := make([]float32, 10), []uint32{9, 0, 3}
 		i8 := make([]int8, 100)
+		h, bits, si := make([]uint16, 100), make([]uint64, 24), []int32{1, 4, 7}
 		allocs := testing.AllocsPerRun(20, func() {
 			Dot(q, q)
 			SquaredL2(q, q)
@@ -343,6 +353,19 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 			CosineDistanceGather(q, data, rows, out[:3])
 			DotInt8(i8, i8)
 			SquaredL2Int8(i8, i8)
+			L1(q, q)
+			HalfToFloat32(q, h)
+			Float32ToHalf(h, q)
+			SquaredL2Half(h, h)
+			DotHalf(h, h)
+			L1Half(h, h)
+			CosineDistanceHalf(h, h)
+			Hamming(bits, bits)
+			Jaccard(bits, bits)
+			SparseDot(si, q[:3], si, q[:3])
+			SparseSquaredL2(si, q[:3], si, q[:3])
+			SparseL1(si, q[:3], si, q[:3])
+			SparseCosineDistance(si, q[:3], si, q[:3])
 		})
 		if allocs != 0 {
 			t.Fatalf("kernels allocated %v times per run", allocs)
