@@ -39,6 +39,9 @@ type foState struct {
 	syncApplied *string
 	requests    chan failoverRequest
 	probeConns  map[string]*pgx.Conn // reader id -> connection for WAL receiver checks
+	// writerTLI is the writer's timeline as its last successful probe saw it (0: unknown): the
+	// cluster's current timeline when a failover compares the readers' positions.
+	writerTLI uint32
 }
 
 type failoverRequest struct {
@@ -144,7 +147,11 @@ func (c *Cluster) observe(w *member, rec store.Member, g time.Duration) failover
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			obs.Probe, obs.ProbeError = probe(ctx, w.node.DSN("postgres"))
+			var tli uint32
+			obs.Probe, obs.ProbeError, tli = probe(ctx, w.node.DSN("postgres"))
+			if tli > 0 {
+				c.fo.writerTLI = tli
+			}
 		}()
 	}
 	readers := c.readerRecs()
@@ -188,30 +195,33 @@ func (c *Cluster) observe(w *member, rec store.Member, g time.Duration) failover
 	return obs
 }
 
-// probe opens a new connection and runs SELECT 1. A server that answers with an error is
-// alive (ProbeBusy): only silence, refusal or a broken connection fail the probe.
-func probe(ctx context.Context, dsn string) (failover.ProbeResult, string) {
+// probe opens a new connection and runs a query that also reads the writer's timeline (0 for
+// a server in recovery). A server that answers with an error is alive (ProbeBusy): only
+// silence, refusal or a broken connection fail the probe.
+func probe(ctx context.Context, dsn string) (failover.ProbeResult, string, uint32) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return failover.ProbeFailed, err.Error()
+		return failover.ProbeFailed, err.Error(), 0
 	}
 	cfg.RuntimeParams["application_name"] = "borealis-probe"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err == nil {
 		defer conn.Close(context.Background())
-		_, err = conn.Exec(ctx, "SELECT 1")
+		var tli int64
+		err = conn.QueryRow(ctx, `SELECT CASE WHEN pg_is_in_recovery() THEN 0
+			ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END`).Scan(&tli)
 		if err == nil {
-			return failover.ProbeOK, ""
+			return failover.ProbeOK, "", uint32(tli)
 		}
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return failover.ProbeBusy, pe.Code + " " + pe.Message
+		return failover.ProbeBusy, pe.Code + " " + pe.Message, 0
 	}
 	if ctx.Err() != nil {
-		return failover.ProbeFailed, "no answer within " + ctxTimeout(ctx)
+		return failover.ProbeFailed, "no answer within " + ctxTimeout(ctx), 0
 	}
-	return failover.ProbeFailed, firstLines(err.Error(), 1)
+	return failover.ProbeFailed, firstLines(err.Error(), 1), 0
 }
 
 func ctxTimeout(ctx context.Context) string {
@@ -322,6 +332,7 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 
 	// 1. The old writer stops taking writes, for good.
 	var oldEnd uint64
+	oldTLI := c.fo.writerTLI
 	var parked *router.Parked
 	if manual {
 		// Idle sessions wait at their transaction boundary and move to the new writer; those
@@ -339,8 +350,11 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 		if err != nil {
 			return c.abortFailover(old, err)
 		}
-		if oldEnd, err = parseLSN(cd["Latest checkpoint location"]); err != nil {
+		if oldEnd, err = failover.ParseLSN(cd["Latest checkpoint location"]); err != nil {
 			return c.abortFailover(old, fmt.Errorf("reading the writer's last checkpoint: %w", err))
+		}
+		if tli, err := strconv.ParseUint(strings.TrimSpace(cd["Latest checkpoint's TimeLineID"]), 10, 32); err == nil {
+			oldTLI = max(oldTLI, uint32(tli))
 		}
 	} else if old.node != nil {
 		if err := old.node.Fence(); err != nil {
@@ -360,7 +374,7 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	tFenced := time.Now()
 	// 2. Choose the reader from fresh positions (they no longer move: the writer is gone).
 	mode, _ := c.failoverSettings()
-	cands := c.candidates(ctx, oldEnd)
+	cands, tl := c.candidates(ctx, oldEnd, oldTLI)
 	if manual {
 		// Nothing is lost by construction: only a reader that replayed the old writer's
 		// shutdown checkpoint is eligible.
@@ -371,7 +385,7 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 			}
 		}
 	}
-	choice, err := failover.Choose(cands, mode, target)
+	choice, err := failover.Choose(cands, mode, target, tl)
 	if err != nil {
 		return c.abortFailover(old, err)
 	}
@@ -464,29 +478,30 @@ func (c *Cluster) allRecs() []store.Member {
 	return append([]store.Member(nil), c.rec.Members...)
 }
 
-// candidates reads every reader's position; with atLeast > 0 (a switchover) it first waits up
-// to 30 s for each running reader to replay past atLeast, the old writer's shutdown checkpoint.
-func (c *Cluster) candidates(ctx context.Context, atLeast uint64) []failover.Candidate {
+// candidates reads every reader's position and the timeline it is on; with atLeast > 0 (a
+// switchover) it first waits up to 30 s for each running reader to replay past atLeast, the old
+// writer's shutdown checkpoint. The cluster's timelines are the old writer's (writerTLI, 0 if
+// unknown) raised by any newer timeline a reader knows of, with the switch points from the
+// newest history file any reader holds.
+func (c *Cluster) candidates(ctx context.Context, atLeast uint64, writerTLI uint32) ([]failover.Candidate, failover.Timelines) {
 	var out []failover.Candidate
+	tl := failover.Timelines{Current: writerTLI}
+	var histTLI uint32
 	for _, r := range c.readerRecs() {
 		cand := failover.Candidate{ID: r.ID, Tier: r.PromotionTier, Capacity: r.Capacity}
 		mb := c.memberByID(r.ID)
 		if mb != nil && mb.node != nil && mb.node.Running() && r.Status == StatusAvailable {
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				var ok bool
-				var recv, replay *string
-				qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-				conn, err := pgx.Connect(qctx, mb.node.DSN("postgres"))
-				if err == nil {
-					err = conn.QueryRow(qctx, "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text").Scan(&ok, &recv, &replay)
-					conn.Close(context.Background())
-				}
-				cancel()
-				if err == nil && ok {
+				p, err := readPosition(ctx, mb.node)
+				if err == nil && p.inRecovery {
 					cand.Reachable = true
-					cand.Received, _ = parseLSNPtr(recv)
-					cand.Replayed, _ = parseLSNPtr(replay)
+					cand.Received, cand.Replayed, cand.Timeline = p.received, p.replayed, p.timeline
+					if p.histTLI > histTLI && p.history != "" {
+						if sp, err := failover.ParseHistory(p.history); err == nil {
+							histTLI, tl.SwitchPoints = p.histTLI, sp
+						}
+					}
 				}
 				if !cand.Reachable || atLeast == 0 || cand.Replayed > atLeast || time.Now().After(deadline) {
 					break
@@ -496,28 +511,62 @@ func (c *Cluster) candidates(ctx context.Context, atLeast uint64) []failover.Can
 		}
 		out = append(out, cand)
 	}
-	return out
+	tl.Current = max(tl.Current, histTLI)
+	return out, tl
+}
+
+// position is what a reader holds: its WAL positions, the timeline of the newest of them, and
+// its newest timeline history file.
+type position struct {
+	inRecovery         bool
+	received, replayed uint64
+	timeline           uint32
+	histTLI            uint32
+	history            string
+}
+
+// readPosition reads a reader's position over its private socket, in one query.
+func readPosition(ctx context.Context, node *pgproc.Node) (position, error) {
+	var p position
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(qctx, node.DSN("postgres"))
+	if err != nil {
+		return p, err
+	}
+	defer conn.Close(context.Background())
+	var recv, replay, hist, histName *string
+	var rcvTLI *int64
+	var segSize int64
+	var files []string
+	err = conn.QueryRow(qctx, `WITH w AS (SELECT name FROM pg_ls_waldir())
+		SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
+			(SELECT received_tli::bigint FROM pg_stat_wal_receiver),
+			(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'),
+			coalesce((SELECT array_agg(name) FROM w WHERE name ~ '^[0-9A-F]{24}$'), '{}'),
+			(SELECT max(name) FROM w WHERE name ~ '^[0-9A-F]{8}\.history$'),
+			(SELECT pg_read_file('pg_wal/' || max(name), 0, 1048576, true) FROM w WHERE name ~ '^[0-9A-F]{8}\.history$')`).
+		Scan(&p.inRecovery, &recv, &replay, &rcvTLI, &segSize, &files, &histName, &hist)
+	if err != nil {
+		return p, err
+	}
+	p.received, _ = parseLSNPtr(recv)
+	p.replayed, _ = parseLSNPtr(replay)
+	p.timeline = failover.TimelineAt(files, max(p.received, p.replayed), uint64(segSize))
+	if rcvTLI != nil && *rcvTLI > 0 {
+		p.timeline = max(p.timeline, uint32(*rcvTLI))
+	}
+	if histName != nil && hist != nil {
+		p.histTLI, p.history = failover.HistoryTimeline(*histName), *hist
+	}
+	return p, nil
 }
 
 func parseLSNPtr(s *string) (uint64, error) {
 	if s == nil {
 		return 0, nil
 	}
-	return parseLSN(*s)
-}
-
-// parseLSN reads "16/B374D848" as a byte position.
-func parseLSN(s string) (uint64, error) {
-	hi, lo, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, fmt.Errorf("malformed LSN %q", s)
-	}
-	h, err1 := strconv.ParseUint(hi, 16, 32)
-	l, err2 := strconv.ParseUint(lo, 16, 32)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("malformed LSN %q", s)
-	}
-	return h<<32 | l, nil
+	return failover.ParseLSN(*s)
 }
 
 // promote runs pg_promote on a reader and waits for it to leave recovery.

@@ -229,7 +229,9 @@ func TestFailover(t *testing.T) {
 			t.Fatalf("switchover chose %s, want fo-3 (tier 0)", got)
 		}
 		ev := eventAfter(t, m, "fo", "cluster.failover-completed", before)
-		if ev == nil || !strings.Contains(ev.Message, "Completed failover of DB cluster fo to DB instance fo-3") || !strings.Contains(ev.Message, "downtime") {
+		// The choice compared positions on the cluster's history: everyone on timeline 1.
+		if ev == nil || !strings.Contains(ev.Message, "Completed failover of DB cluster fo to DB instance fo-3") || !strings.Contains(ev.Message, "downtime") ||
+			!strings.Contains(ev.Message, "on timeline 1 of the cluster's timeline 1") {
 			t.Fatalf("completion event: %+v", ev)
 		}
 		if eventAfter(t, m, "fo", "cluster.failover-started", before) == nil {
@@ -286,7 +288,9 @@ func TestFailover(t *testing.T) {
 			t.Fatalf("failover started %v after the freeze, before half the 3 s grace period: %+v", detected.Time.Sub(frozen), detected)
 		}
 		ev := eventAfter(t, m, "fo", "cluster.failover-completed", before)
-		if ev == nil || !strings.Contains(ev.Message, "probes failing") {
+		// The promoted reader followed the switchover's timeline 2, and the writer's probe
+		// told the choice the cluster was on it.
+		if ev == nil || !strings.Contains(ev.Message, "probes failing") || !strings.Contains(ev.Message, "on timeline 2 of the cluster's timeline 2") {
 			t.Fatalf("completion event: %+v", ev)
 		}
 		t.Logf("frozen writer: %s", ev.Message)
