@@ -213,4 +213,3 @@ func Choose(cands []Candidate, mode, target string, tl Timelines) (Choice, error
 	}
 	return Choice{ID: best.ID, LagBytes: lag(best), Reason: reason}, nil
 }
-
