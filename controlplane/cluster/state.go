@@ -195,6 +195,7 @@ func (c *Cluster) pause(why string) {
 // clients with the cause, and the member's back-off paces the retries.
 func (c *Cluster) resumeStep() {
 	name := c.rec.Name
+	t0 := time.Now()
 	if c.status() == StatusPaused {
 		c.setStatus(StatusResuming)
 		c.m.event(name, "", "cluster.resuming", "The DB cluster is resuming.")
@@ -208,7 +209,9 @@ func (c *Cluster) resumeStep() {
 	if writer == nil {
 		return
 	}
+	t1 := time.Now()
 	writer.ensure()
+	t2 := time.Now()
 	if writer.status() != StatusAvailable {
 		if writer.lastErr != "" {
 			c.router.Fail(fmt.Sprintf("cluster %s could not resume: %s", name, firstLines(writer.lastErr, 3)))
@@ -219,14 +222,36 @@ func (c *Cluster) resumeStep() {
 	c.router.Release()
 	c.life.mu.Lock()
 	took := time.Since(c.life.resumeStarted)
+	ph := resumePhases{Wake: t0.Sub(c.life.resumeStarted), Mark: t1.Sub(t0), Ensure: t2.Sub(t1), Release: time.Since(t2)}
 	c.life.resumeWanted = false
 	c.life.availableSince = time.Now()
 	c.life.mu.Unlock()
+	if n := writer.node; n != nil && !n.Launched.IsZero() && n.Ready.After(n.Launched) && !n.Launched.Before(t1) {
+		ph.BeforeFork, ph.Postgres, ph.AfterReady = n.Launched.Sub(t1), n.Ready.Sub(n.Launched), t2.Sub(n.Ready)
+	}
 	c.mu.Lock()
 	c.rec.Paused = false
 	_ = c.saveLocked()
 	c.mu.Unlock()
-	c.m.event(name, "", "cluster.resumed", fmt.Sprintf("The DB cluster is resumed. The writer accepted connections %.2f s after the first client connected.", took.Seconds()))
+	c.m.event(name, "", "cluster.resumed", fmt.Sprintf("The DB cluster is resumed. The writer accepted connections %.2f s after the first client connected (%s).", took.Seconds(), ph))
+}
+
+// resumePhases is where a resume's time went, from the first held client to the clients'
+// release, for the cluster.resumed event.
+type resumePhases struct {
+	Wake       time.Duration // first client held → the run loop picks the resume up
+	Mark       time.Duration // status and event "resuming" recorded
+	Ensure     time.Duration // the writer started, as below
+	BeforeFork time.Duration // of Ensure: capacity.conf written, command prepared
+	Postgres   time.Duration // of Ensure: postmaster forked → postmaster.pid says ready
+	AfterReady time.Duration // of Ensure: cgroup limits, event and status recorded
+	Release    time.Duration // held clients let through
+}
+
+func (p resumePhases) String() string {
+	f := func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+	return fmt.Sprintf("wake %s, mark %s, start %s = before fork %s + postgres %s + after ready %s, release %s",
+		f(p.Wake), f(p.Mark), f(p.Ensure), f(p.BeforeFork), f(p.Postgres), f(p.AfterReady), f(p.Release))
 }
 
 // privateAddr maps a node's router address to the control plane's trusted path to the same

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -121,6 +122,13 @@ func TestPauseResumeStopStartReboot(t *testing.T) {
 		}
 	}
 	waitFor(t, "a cluster.resumed event", 10*time.Second, func() bool { return hasEvent(t, m, "nap", "", "cluster.resumed", since) })
+	// The event breaks the resume down into phases, the postgres start among them.
+	evs, _ := m.Events("nap", 0)
+	for _, e := range evs {
+		if e.Seq > since && e.Type == "cluster.resumed" && !regexp.MustCompile(`\+ postgres [1-9][0-9]* ms`).MatchString(e.Message) {
+			t.Fatalf("cluster.resumed event without the postgres start phase: %q", e.Message)
+		}
+	}
 	waitFor(t, "the reader to follow and the cluster to be available", 90*time.Second, func() bool {
 		return m.mustDescribe(t, "nap").Status == StatusAvailable
 	})

@@ -54,6 +54,9 @@ type Node struct {
 	err  error
 	// adoptedPID is the postmaster's pid when Adopt attached to a server started elsewhere.
 	adoptedPID int
+	// Launched is when Start forked the postmaster, Ready when WaitReady last saw it accept
+	// connections: the start-up's own time, for the phase breakdown of a resume.
+	Launched, Ready time.Time
 }
 
 // New returns a Node for cfg, filling defaults. It starts nothing.
@@ -176,6 +179,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("starting postgres for %s: %w", n.DataDir, err)
 	}
 	n.cmd = cmd
+	n.Launched = time.Now()
 	n.adoptedPID = 0
 	n.done = make(chan struct{})
 	go func() {
@@ -197,15 +201,35 @@ func openLog(path string) (*os.File, error) {
 	return f, nil
 }
 
-// WaitReady polls until the server accepts a connection, exits, or ctx ends.
+// WaitReady waits until the server accepts connections, exits, or ctx ends.
+//
+// It watches the status line of postmaster.pid, which the postmaster sets to "ready" once it
+// accepts connections (a primary out of recovery, a hot standby once consistent), as `pg_ctl
+// -w` does, but every 5 ms instead of pg_ctl's 100 ms, and without forking a backend per try.
+// Where the file cannot be read (or names another process), it falls back to connecting, at
+// most every 100 ms.
 func (n *Node) WaitReady(ctx context.Context) error {
+	var err error
+	lastConnect := time.Time{}
 	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		conn, err := pgx.Connect(pctx, n.DSN("postgres"))
-		cancel()
-		if err == nil {
-			conn.Close(ctx)
+		ready, ferr := n.pidFileReady()
+		if ready {
+			n.Ready = time.Now()
 			return nil
+		}
+		if ferr != nil && time.Since(lastConnect) >= 100*time.Millisecond {
+			lastConnect = time.Now()
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			conn, cerr := pgx.Connect(pctx, n.DSN("postgres"))
+			cancel()
+			if cerr == nil {
+				conn.Close(ctx)
+				n.Ready = time.Now()
+				return nil
+			}
+			err = cerr
+		} else if ferr == nil {
+			err = errors.New("postmaster.pid does not say ready yet")
 		}
 		select {
 		case <-n.Exited():
@@ -214,9 +238,41 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("postgres for %s not ready: %w (last error: %v); log ends with:\n%s",
 				n.DataDir, ctx.Err(), err, n.LogTail(30))
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// pidFileReady reports whether postmaster.pid names this node's postmaster with status
+// "ready". An error means the file cannot tell (unreadable, or written by another process,
+// say a stale file from before a crash that the new postmaster has not replaced yet, which
+// is not an error worth a connect: that only happens in the first moments).
+func (n *Node) pidFileReady() (bool, error) {
+	f, err := safefile.Open(filepath.Join(n.DataDir, "postmaster.pid"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil // not written yet
+		}
+		return false, err
+	}
+	defer f.Close()
+	var buf [1024]byte
+	k, _ := io.ReadFull(f, buf[:])
+	lines := strings.Split(string(buf[:k]), "\n")
+	if len(lines) < 8 {
+		return false, nil // the postmaster writes the status line last
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(lines[0]))
+	if err != nil {
+		return false, nil
+	}
+	if want := n.PID(); want != 0 && pid != want {
+		return false, nil
+	}
+	if want := n.PID(); want == 0 {
+		return false, errors.New("no postmaster pid to compare postmaster.pid with")
+	}
+	return strings.TrimSpace(lines[7]) == "ready", nil
 }
 
 // Exited is closed when the postmaster started by this Node has exited.
