@@ -4,11 +4,13 @@ import "github.com/klauspost/cpuid/v2"
 
 //go:generate go run ./internal/asmgen -out kernels_amd64.s -stubs kernels_amd64_stubs.go -pkg simd
 
-// paths on amd64: AVX2+FMA. An AVX-512 path would go first in this list, guarded by
+// paths on amd64: AVX2+FMA, with F16C for the half-precision kernels (every AVX2 CPU has
+// F16C, which came a generation earlier; it is checked so that a CPU or hypervisor
+// masking it falls back to generic rather than faulting). An AVX-512 path would go first in this list, guarded by
 // cpuid.AVX512F; it is deliberately not written (nothing here can test it under emulation,
 // and 512-bit ops downclock some Xeons).
 var paths = []pathEntry{
-	{&avx2Impl, func() bool { return cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3) }},
+	{&avx2Impl, func() bool { return cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3, cpuid.F16C) }},
 }
 
 // Against viterin/vek's AVX2 kernels (bench/results/simd.md, same run): single-pair Dot and
@@ -41,14 +43,14 @@ var avx2Impl = impl{
 	cosGather: cosGatherAVX2Slice,
 	dotI8:     dotInt8AVX2,
 	l2I8:      func(a, b []int8) int32 { return int8AVX2(l2Int8AVX2, a, b) },
-	l1:        l1Generic,
-	fromHalf:  halfToFloat32Generic,
-	toHalf:    float32ToHalfGeneric,
-	l2Half:    l2HalfGeneric,
-	dotHalf:   dotHalfGeneric,
-	l1Half:    l1HalfGeneric,
-	cosHalf:   cosHalfGeneric,
-	jaccard:   jaccardGeneric,
+	l1:        l1AVX2Slice,
+	fromHalf:  halfToFloat32AVX2,
+	toHalf:    float32ToHalfAVX2,
+	l2Half:    func(a, b []uint16) float32 { return halfPairAVX2(l2HalfAVX2, a, b) },
+	dotHalf:   func(a, b []uint16) float32 { return halfPairAVX2(dotHalfAVX2, a, b) },
+	l1Half:    func(a, b []uint16) float32 { return halfPairAVX2(l1HalfAVX2, a, b) },
+	cosHalf:   cosHalfAVX2Slice,
+	jaccard:   jaccardGeneric, // POPCNT from Go; see jaccard.go
 }
 
 // The wrappers below take &x[0], which needs at least one element: empty vectors (dim 0)
@@ -130,4 +132,38 @@ func int8AVX2(k func(a, b *int8, n int) int32, a, b []int8) int32 {
 		return 0
 	}
 	return k(&a[0], &b[0], len(a))
+}
+
+func l1AVX2Slice(a, b []float32) float32 {
+	if len(a) == 0 {
+		return 0
+	}
+	return l1AVX2(&a[0], &b[0], len(a))
+}
+
+func halfPairAVX2(k func(a, b *uint16, n int) float32, a, b []uint16) float32 {
+	if len(a) == 0 {
+		return 0
+	}
+	return k(&a[0], &b[0], len(a))
+}
+
+// cosHalfAVX2Slice sends empty vectors to the generic code for its NaN (0/0).
+func cosHalfAVX2Slice(a, b []uint16) float32 {
+	if len(a) == 0 {
+		return cosHalfGeneric(a, b)
+	}
+	return cosHalfAVX2(&a[0], &b[0], len(a))
+}
+
+func halfToFloat32AVX2(dst []float32, src []uint16) {
+	if len(src) > 0 {
+		halfToFloat32F16C(&dst[0], &src[0], len(src))
+	}
+}
+
+func float32ToHalfAVX2(dst []uint16, src []float32) {
+	if len(src) > 0 {
+		float32ToHalfF16C(&dst[0], &src[0], len(src))
+	}
 }

@@ -166,6 +166,11 @@ func FuzzTypeKernels(f *testing.F) {
 	f.Add([]byte("\x00\x3c\x00\xbc\x00\x7e\x00\x7c\x01\x00\xff\x7b\x00\x80\x01\x7c\x00\x00\x80\x7f"))
 	f.Add(make([]byte, 4*37))
 	f.Add([]byte{0xff, 0xff, 0x7f, 0x47, 0x00, 0xf0, 0x7f, 0x47, 0x00, 0x00, 0x00, 0x33, 0x01, 0x00, 0x00, 0x33})
+	long := make([]byte, 4*203) // past the 32-element vector loops of every kernel, odd tail
+	for i := range long {
+		long[i] = byte(i*131 + i>>3)
+	}
+	f.Add(long)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		fs := floatsFrom(raw)
 		hs := make([]uint16, len(raw)/2)

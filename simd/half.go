@@ -8,6 +8,10 @@ import "math"
 // pgvector's halfvec operators: float32 accumulation, and for cosine the float64 finish of
 // CosineDistance.
 //
+// The AVX2 path converts with F16C (VCVTPH2PS straight from memory, so the half kernels
+// run at the float32 kernels' speed on half the bytes); the generic code converts each
+// element with integer operations and is some 30-40x slower, there for CPUs without F16C.
+//
 // NaN: both conversions keep the sign and the top fraction bits and set the quiet bit,
 // which is what F16C's VCVTPH2PS/VCVTPS2PH and ARM's FCVT do, so every path gives the same
 // bits for every input.

@@ -1115,3 +1115,567 @@ l2Int8AVX2_end:
 	MOVL BX, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func l1AVX2(a *float32, b *float32, n int) float32
+// Requires: AVX, AVX2
+TEXT ·l1AVX2(SB), NOSPLIT, $0-28
+	MOVQ     a+0(FP), AX
+	MOVQ     b+8(FP), CX
+	MOVQ     n+16(FP), DX
+	VPCMPEQD Y0, Y0, Y0
+	VPSRLD   $0x01, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VXORPS   Y4, Y4, Y4
+
+l1AVX2_loop32:
+	CMPQ    DX, $0x20
+	JL      l1AVX2_loop8
+	VMOVUPS (AX), Y5
+	VMOVUPS (CX), Y6
+	VSUBPS  Y6, Y5, Y5
+	VANDPS  Y0, Y5, Y5
+	VADDPS  Y5, Y1, Y1
+	VMOVUPS 32(AX), Y5
+	VMOVUPS 32(CX), Y6
+	VSUBPS  Y6, Y5, Y5
+	VANDPS  Y0, Y5, Y5
+	VADDPS  Y5, Y2, Y2
+	VMOVUPS 64(AX), Y5
+	VMOVUPS 64(CX), Y6
+	VSUBPS  Y6, Y5, Y5
+	VANDPS  Y0, Y5, Y5
+	VADDPS  Y5, Y3, Y3
+	VMOVUPS 96(AX), Y5
+	VMOVUPS 96(CX), Y6
+	VSUBPS  Y6, Y5, Y5
+	VANDPS  Y0, Y5, Y5
+	VADDPS  Y5, Y4, Y4
+	ADDQ    $0x80, AX
+	ADDQ    $0x80, CX
+	SUBQ    $0x20, DX
+	JMP     l1AVX2_loop32
+
+l1AVX2_loop8:
+	CMPQ    DX, $0x08
+	JL      l1AVX2_reduce
+	VMOVUPS (AX), Y5
+	VMOVUPS (CX), Y6
+	VSUBPS  Y6, Y5, Y5
+	VANDPS  Y0, Y5, Y5
+	VADDPS  Y5, Y1, Y1
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	SUBQ    $0x08, DX
+	JMP     l1AVX2_loop8
+
+l1AVX2_reduce:
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X1
+	VMOVHLPS     X1, X2, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+
+l1AVX2_tail:
+	TESTQ  DX, DX
+	JE     l1AVX2_end
+	VMOVSS (AX), X2
+	VMOVSS (CX), X3
+	VSUBSS X3, X2, X2
+	VANDPS X0, X2, X2
+	VADDSS X2, X1, X1
+	ADDQ   $0x04, AX
+	ADDQ   $0x04, CX
+	DECQ   DX
+	JMP    l1AVX2_tail
+
+l1AVX2_end:
+	VMOVSS X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotHalfAVX2(a *uint16, b *uint16, n int) float32
+// Requires: AVX, F16C, FMA3
+TEXT ·dotHalfAVX2(SB), NOSPLIT, $0-28
+	MOVQ   a+0(FP), AX
+	MOVQ   b+8(FP), CX
+	MOVQ   n+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dotHalfAVX2_loop32:
+	CMPQ        DX, $0x20
+	JL          dotHalfAVX2_loop8
+	VCVTPH2PS   (AX), Y4
+	VCVTPH2PS   (CX), Y5
+	VFMADD231PS Y5, Y4, Y0
+	VCVTPH2PS   16(AX), Y4
+	VCVTPH2PS   16(CX), Y5
+	VFMADD231PS Y5, Y4, Y1
+	VCVTPH2PS   32(AX), Y4
+	VCVTPH2PS   32(CX), Y5
+	VFMADD231PS Y5, Y4, Y2
+	VCVTPH2PS   48(AX), Y4
+	VCVTPH2PS   48(CX), Y5
+	VFMADD231PS Y5, Y4, Y3
+	ADDQ        $0x40, AX
+	ADDQ        $0x40, CX
+	SUBQ        $0x20, DX
+	JMP         dotHalfAVX2_loop32
+
+dotHalfAVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          dotHalfAVX2_reduce
+	VCVTPH2PS   (AX), Y4
+	VCVTPH2PS   (CX), Y5
+	VFMADD231PS Y5, Y4, Y0
+	ADDQ        $0x10, AX
+	ADDQ        $0x10, CX
+	SUBQ        $0x08, DX
+	JMP         dotHalfAVX2_loop8
+
+dotHalfAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X1, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+
+dotHalfAVX2_tail:
+	TESTQ       DX, DX
+	JE          dotHalfAVX2_end
+	MOVWLZX     (AX), BX
+	VMOVD       BX, X1
+	VCVTPH2PS   X1, X1
+	MOVWLZX     (CX), BX
+	VMOVD       BX, X2
+	VCVTPH2PS   X2, X2
+	VFMADD231SS X2, X1, X0
+	ADDQ        $0x02, AX
+	ADDQ        $0x02, CX
+	DECQ        DX
+	JMP         dotHalfAVX2_tail
+
+dotHalfAVX2_end:
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func l2HalfAVX2(a *uint16, b *uint16, n int) float32
+// Requires: AVX, F16C, FMA3
+TEXT ·l2HalfAVX2(SB), NOSPLIT, $0-28
+	MOVQ   a+0(FP), AX
+	MOVQ   b+8(FP), CX
+	MOVQ   n+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+l2HalfAVX2_loop32:
+	CMPQ        DX, $0x20
+	JL          l2HalfAVX2_loop8
+	VCVTPH2PS   (AX), Y4
+	VCVTPH2PS   (CX), Y5
+	VSUBPS      Y5, Y4, Y4
+	VFMADD231PS Y4, Y4, Y0
+	VCVTPH2PS   16(AX), Y4
+	VCVTPH2PS   16(CX), Y5
+	VSUBPS      Y5, Y4, Y4
+	VFMADD231PS Y4, Y4, Y1
+	VCVTPH2PS   32(AX), Y4
+	VCVTPH2PS   32(CX), Y5
+	VSUBPS      Y5, Y4, Y4
+	VFMADD231PS Y4, Y4, Y2
+	VCVTPH2PS   48(AX), Y4
+	VCVTPH2PS   48(CX), Y5
+	VSUBPS      Y5, Y4, Y4
+	VFMADD231PS Y4, Y4, Y3
+	ADDQ        $0x40, AX
+	ADDQ        $0x40, CX
+	SUBQ        $0x20, DX
+	JMP         l2HalfAVX2_loop32
+
+l2HalfAVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          l2HalfAVX2_reduce
+	VCVTPH2PS   (AX), Y4
+	VCVTPH2PS   (CX), Y5
+	VSUBPS      Y5, Y4, Y4
+	VFMADD231PS Y4, Y4, Y0
+	ADDQ        $0x10, AX
+	ADDQ        $0x10, CX
+	SUBQ        $0x08, DX
+	JMP         l2HalfAVX2_loop8
+
+l2HalfAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X1, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+
+l2HalfAVX2_tail:
+	TESTQ       DX, DX
+	JE          l2HalfAVX2_end
+	MOVWLZX     (AX), BX
+	VMOVD       BX, X1
+	VCVTPH2PS   X1, X1
+	MOVWLZX     (CX), BX
+	VMOVD       BX, X2
+	VCVTPH2PS   X2, X2
+	VSUBSS      X2, X1, X1
+	VFMADD231SS X1, X1, X0
+	ADDQ        $0x02, AX
+	ADDQ        $0x02, CX
+	DECQ        DX
+	JMP         l2HalfAVX2_tail
+
+l2HalfAVX2_end:
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func l1HalfAVX2(a *uint16, b *uint16, n int) float32
+// Requires: AVX, AVX2, F16C
+TEXT ·l1HalfAVX2(SB), NOSPLIT, $0-28
+	MOVQ     a+0(FP), AX
+	MOVQ     b+8(FP), CX
+	MOVQ     n+16(FP), DX
+	VPCMPEQD Y0, Y0, Y0
+	VPSRLD   $0x01, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VXORPS   Y4, Y4, Y4
+
+l1HalfAVX2_loop32:
+	CMPQ      DX, $0x20
+	JL        l1HalfAVX2_loop8
+	VCVTPH2PS (AX), Y5
+	VCVTPH2PS (CX), Y6
+	VSUBPS    Y6, Y5, Y5
+	VANDPS    Y0, Y5, Y5
+	VADDPS    Y5, Y1, Y1
+	VCVTPH2PS 16(AX), Y5
+	VCVTPH2PS 16(CX), Y6
+	VSUBPS    Y6, Y5, Y5
+	VANDPS    Y0, Y5, Y5
+	VADDPS    Y5, Y2, Y2
+	VCVTPH2PS 32(AX), Y5
+	VCVTPH2PS 32(CX), Y6
+	VSUBPS    Y6, Y5, Y5
+	VANDPS    Y0, Y5, Y5
+	VADDPS    Y5, Y3, Y3
+	VCVTPH2PS 48(AX), Y5
+	VCVTPH2PS 48(CX), Y6
+	VSUBPS    Y6, Y5, Y5
+	VANDPS    Y0, Y5, Y5
+	VADDPS    Y5, Y4, Y4
+	ADDQ      $0x40, AX
+	ADDQ      $0x40, CX
+	SUBQ      $0x20, DX
+	JMP       l1HalfAVX2_loop32
+
+l1HalfAVX2_loop8:
+	CMPQ      DX, $0x08
+	JL        l1HalfAVX2_reduce
+	VCVTPH2PS (AX), Y5
+	VCVTPH2PS (CX), Y6
+	VSUBPS    Y6, Y5, Y5
+	VANDPS    Y0, Y5, Y5
+	VADDPS    Y5, Y1, Y1
+	ADDQ      $0x10, AX
+	ADDQ      $0x10, CX
+	SUBQ      $0x08, DX
+	JMP       l1HalfAVX2_loop8
+
+l1HalfAVX2_reduce:
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X1
+	VMOVHLPS     X1, X2, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+
+l1HalfAVX2_tail:
+	TESTQ     DX, DX
+	JE        l1HalfAVX2_end
+	MOVWLZX   (AX), BX
+	VMOVD     BX, X2
+	VCVTPH2PS X2, X2
+	MOVWLZX   (CX), BX
+	VMOVD     BX, X3
+	VCVTPH2PS X3, X3
+	VSUBSS    X3, X2, X2
+	VANDPS    X0, X2, X2
+	VADDSS    X2, X1, X1
+	ADDQ      $0x02, AX
+	ADDQ      $0x02, CX
+	DECQ      DX
+	JMP       l1HalfAVX2_tail
+
+l1HalfAVX2_end:
+	VMOVSS X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func cosHalfAVX2(a *uint16, b *uint16, n int) float32
+// Requires: AVX, F16C, FMA3
+TEXT ·cosHalfAVX2(SB), NOSPLIT, $0-28
+	MOVQ   a+0(FP), AX
+	MOVQ   b+8(FP), CX
+	MOVQ   n+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+cosHalfAVX2_loop32:
+	CMPQ        DX, $0x20
+	JL          cosHalfAVX2_loop8
+	VCVTPH2PS   (AX), Y12
+	VCVTPH2PS   (CX), Y13
+	VFMADD231PS Y13, Y12, Y0
+	VFMADD231PS Y13, Y13, Y4
+	VFMADD231PS Y12, Y12, Y8
+	VCVTPH2PS   16(AX), Y12
+	VCVTPH2PS   16(CX), Y13
+	VFMADD231PS Y13, Y12, Y1
+	VFMADD231PS Y13, Y13, Y5
+	VFMADD231PS Y12, Y12, Y9
+	VCVTPH2PS   32(AX), Y12
+	VCVTPH2PS   32(CX), Y13
+	VFMADD231PS Y13, Y12, Y2
+	VFMADD231PS Y13, Y13, Y6
+	VFMADD231PS Y12, Y12, Y10
+	VCVTPH2PS   48(AX), Y12
+	VCVTPH2PS   48(CX), Y13
+	VFMADD231PS Y13, Y12, Y3
+	VFMADD231PS Y13, Y13, Y7
+	VFMADD231PS Y12, Y12, Y11
+	ADDQ        $0x40, AX
+	ADDQ        $0x40, CX
+	SUBQ        $0x20, DX
+	JMP         cosHalfAVX2_loop32
+
+cosHalfAVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          cosHalfAVX2_reduce
+	VCVTPH2PS   (AX), Y12
+	VCVTPH2PS   (CX), Y13
+	VFMADD231PS Y13, Y12, Y0
+	VFMADD231PS Y13, Y13, Y4
+	VFMADD231PS Y12, Y12, Y8
+	ADDQ        $0x10, AX
+	ADDQ        $0x10, CX
+	SUBQ        $0x08, DX
+	JMP         cosHalfAVX2_loop8
+
+cosHalfAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X1, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X1
+	VADDPS       X1, X4, X4
+	VMOVHLPS     X4, X1, X1
+	VADDPS       X1, X4, X4
+	VMOVSHDUP    X4, X1
+	VADDSS       X1, X4, X4
+	VADDPS       Y9, Y8, Y8
+	VADDPS       Y11, Y10, Y10
+	VADDPS       Y10, Y8, Y8
+	VEXTRACTF128 $0x01, Y8, X1
+	VADDPS       X1, X8, X8
+	VMOVHLPS     X8, X1, X1
+	VADDPS       X1, X8, X8
+	VMOVSHDUP    X8, X1
+	VADDSS       X1, X8, X8
+
+cosHalfAVX2_tail:
+	TESTQ       DX, DX
+	JE          cosHalfAVX2_end
+	MOVWLZX     (AX), BX
+	VMOVD       BX, X1
+	VCVTPH2PS   X1, X1
+	MOVWLZX     (CX), BX
+	VMOVD       BX, X2
+	VCVTPH2PS   X2, X2
+	VFMADD231SS X2, X1, X0
+	VFMADD231SS X2, X2, X4
+	VFMADD231SS X1, X1, X8
+	ADDQ        $0x02, AX
+	ADDQ        $0x02, CX
+	DECQ        DX
+	JMP         cosHalfAVX2_tail
+
+cosHalfAVX2_end:
+	VCVTSS2SD X8, X8, X8
+	VCVTSS2SD X4, X4, X4
+	VMULSD    X8, X4, X4
+	VSQRTSD   X4, X4, X4
+	VCVTSS2SD X0, X0, X0
+	VDIVSD    X4, X0, X0
+	VMOVSD    one<>+0(SB), X1
+	VSUBSD    X0, X1, X0
+	VXORPD    X1, X1, X1
+	VUCOMISD  X1, X0
+	JPS       cosHalfAVX2_finished
+	JCS       cosHalfAVX2_zero
+	VUCOMISD  two<>+0(SB), X0
+	JHI       cosHalfAVX2_two
+
+cosHalfAVX2_finished:
+	VCVTSD2SS X0, X0, X0
+	JMP       cosHalfAVX2_finish_end
+
+cosHalfAVX2_zero:
+	VXORPS X0, X0, X0
+	JMP    cosHalfAVX2_finish_end
+
+cosHalfAVX2_two:
+	VMOVSD    two<>+0(SB), X0
+	VCVTSD2SS X0, X0, X0
+
+cosHalfAVX2_finish_end:
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func halfToFloat32F16C(dst *float32, src *uint16, n int)
+// Requires: AVX, F16C
+TEXT ·halfToFloat32F16C(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ n+16(FP), DX
+
+halfToFloat32F16C_loop32:
+	CMPQ      DX, $0x20
+	JL        halfToFloat32F16C_loop8
+	VCVTPH2PS (CX), Y0
+	VMOVUPS   Y0, (AX)
+	VCVTPH2PS 16(CX), Y0
+	VMOVUPS   Y0, 32(AX)
+	VCVTPH2PS 32(CX), Y0
+	VMOVUPS   Y0, 64(AX)
+	VCVTPH2PS 48(CX), Y0
+	VMOVUPS   Y0, 96(AX)
+	ADDQ      $0x40, CX
+	ADDQ      $0x80, AX
+	SUBQ      $0x20, DX
+	JMP       halfToFloat32F16C_loop32
+
+halfToFloat32F16C_loop8:
+	CMPQ      DX, $0x08
+	JL        halfToFloat32F16C_tail
+	VCVTPH2PS (CX), Y0
+	VMOVUPS   Y0, (AX)
+	ADDQ      $0x10, CX
+	ADDQ      $0x20, AX
+	SUBQ      $0x08, DX
+	JMP       halfToFloat32F16C_loop8
+
+halfToFloat32F16C_tail:
+	TESTQ     DX, DX
+	JE        halfToFloat32F16C_end
+	MOVWLZX   (CX), BX
+	VMOVD     BX, X0
+	VCVTPH2PS X0, X0
+	VMOVSS    X0, (AX)
+	ADDQ      $0x02, CX
+	ADDQ      $0x04, AX
+	DECQ      DX
+	JMP       halfToFloat32F16C_tail
+
+halfToFloat32F16C_end:
+	VZEROUPPER
+	RET
+
+// func float32ToHalfF16C(dst *uint16, src *float32, n int)
+// Requires: AVX, F16C
+TEXT ·float32ToHalfF16C(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ n+16(FP), DX
+
+float32ToHalfF16C_loop32:
+	CMPQ      DX, $0x20
+	JL        float32ToHalfF16C_loop8
+	VMOVUPS   (CX), Y0
+	VCVTPS2PH $0x00, Y0, X0
+	VMOVDQU   X0, (AX)
+	VMOVUPS   32(CX), Y0
+	VCVTPS2PH $0x00, Y0, X0
+	VMOVDQU   X0, 16(AX)
+	VMOVUPS   64(CX), Y0
+	VCVTPS2PH $0x00, Y0, X0
+	VMOVDQU   X0, 32(AX)
+	VMOVUPS   96(CX), Y0
+	VCVTPS2PH $0x00, Y0, X0
+	VMOVDQU   X0, 48(AX)
+	ADDQ      $0x80, CX
+	ADDQ      $0x40, AX
+	SUBQ      $0x20, DX
+	JMP       float32ToHalfF16C_loop32
+
+float32ToHalfF16C_loop8:
+	CMPQ      DX, $0x08
+	JL        float32ToHalfF16C_tail
+	VMOVUPS   (CX), Y0
+	VCVTPS2PH $0x00, Y0, X0
+	VMOVDQU   X0, (AX)
+	ADDQ      $0x20, CX
+	ADDQ      $0x10, AX
+	SUBQ      $0x08, DX
+	JMP       float32ToHalfF16C_loop8
+
+float32ToHalfF16C_tail:
+	TESTQ     DX, DX
+	JE        float32ToHalfF16C_end
+	VMOVSS    (CX), X0
+	VCVTPS2PH $0x00, X0, X0
+	VMOVD     X0, BX
+	MOVW      BX, (AX)
+	ADDQ      $0x04, CX
+	ADDQ      $0x02, AX
+	DECQ      DX
+	JMP       float32ToHalfF16C_tail
+
+float32ToHalfF16C_end:
+	VZEROUPPER
+	RET

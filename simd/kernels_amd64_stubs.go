@@ -59,3 +59,38 @@ func dotInt8WideAVX2(a *int8, b *int8, n int) int32
 //
 //go:noescape
 func l2Int8AVX2(a *int8, b *int8, n int) int32
+
+// l1AVX2 returns the distance of the n elements at a and b; shapes are checked by the Go caller.
+//
+//go:noescape
+func l1AVX2(a *float32, b *float32, n int) float32
+
+// dotHalfAVX2 returns the distance of the n elements at a and b; shapes are checked by the Go caller.
+//
+//go:noescape
+func dotHalfAVX2(a *uint16, b *uint16, n int) float32
+
+// l2HalfAVX2 returns the distance of the n elements at a and b; shapes are checked by the Go caller.
+//
+//go:noescape
+func l2HalfAVX2(a *uint16, b *uint16, n int) float32
+
+// l1HalfAVX2 returns the distance of the n elements at a and b; shapes are checked by the Go caller.
+//
+//go:noescape
+func l1HalfAVX2(a *uint16, b *uint16, n int) float32
+
+// cosHalfAVX2 returns the distance of the n elements at a and b; shapes are checked by the Go caller.
+//
+//go:noescape
+func cosHalfAVX2(a *uint16, b *uint16, n int) float32
+
+// halfToFloat32F16C converts the n halves at src to float32 at dst, exactly.
+//
+//go:noescape
+func halfToFloat32F16C(dst *float32, src *uint16, n int)
+
+// float32ToHalfF16C rounds the n floats at src to binary16 at dst, to nearest even.
+//
+//go:noescape
+func float32ToHalfF16C(dst *uint16, src *float32, n int)

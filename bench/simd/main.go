@@ -239,7 +239,52 @@ func kernels() []kernel {
 			}
 			return func() { simd.SquaredL2Gather(q, m, idx, out) }
 		}}
+	// Half kernels read binary16 codes of random floats; the "f32" baseline is the float32
+	// kernel of the same distance on the best path (vek has no half precision).
+	halves := func(dim int, seed uint64) []uint16 {
+		h := make([]uint16, dim)
+		simd.Float32ToHalf(h, data(dim, seed))
+		return h
+	}
+	half := func(name string, f func(a, b []uint16) float32, f32 func(a, b []float32) float32) kernel {
+		return kernel{name, []string{"f32"}, func(d int) int { return 4 * d },
+			func(p string, dim int) func() {
+				if p == "f32" {
+					x, y := data(dim, 1), data(dim, 2)
+					return func() { sink = f32(x, y) }
+				}
+				x, y := halves(dim, 1), halves(dim, 2)
+				return func() { sink = f(x, y) }
+			}}
+	}
+	conv := []kernel{
+		{"HalfToFloat32", nil, func(d int) int { return 6 * d }, func(p string, dim int) func() {
+			x, out := halves(dim, 1), make([]float32, dim)
+			return func() { simd.HalfToFloat32(out, x) }
+		}},
+		{"Float32ToHalf", nil, func(d int) int { return 6 * d }, func(p string, dim int) func() {
+			x, out := data(dim, 1), make([]uint16, dim)
+			return func() { simd.Float32ToHalf(out, x) }
+		}},
+	}
+	// Jaccard over dim bits (random words, half the bits set): the same Go POPCNT loop on
+	// every path, listed so a future vector popcount has its baseline.
+	jaccard := kernel{"Jaccard (dim = bits)", nil, func(d int) int { return 2 * d / 8 },
+		func(p string, dim int) func() {
+			r := rand.New(rand.NewPCG(uint64(dim), 3))
+			x, y := make([]uint64, (dim+63)/64), make([]uint64, (dim+63)/64)
+			for i := range x {
+				x[i], y[i] = r.Uint64(), r.Uint64()
+			}
+			return func() { sink = simd.Jaccard(x, y) }
+		}}
 	return []kernel{
+		pair("L1", simd.L1, vek32.ManhattanDistance, nil),
+		half("DotHalf", simd.DotHalf, simd.Dot),
+		half("SquaredL2Half", simd.SquaredL2Half, simd.SquaredL2),
+		half("L1Half", simd.L1Half, simd.L1),
+		half("CosineDistanceHalf", simd.CosineDistanceHalf, simd.CosineDistance),
+		conv[0], conv[1], jaccard,
 		pair("Dot", simd.Dot, vek32.Dot, naiveDot),
 		pair("SquaredL2 (vek: sqrt'd)", simd.SquaredL2, vek32.Distance, nil),
 		pair("CosineDistance", simd.CosineDistance, func(a, b []float32) float32 { return 1 - vek32.CosineSimilarity(a, b) }, nil),
