@@ -23,15 +23,19 @@ var (
 
 // borealis_index_scan_begin starts a search for q (dims floats) with beam width ef. relaxed
 // non-zero is iterative_scan = relaxed_order: nodes found late are returned, not skipped.
+// maxTuples (borealis.max_scan_tuples) and maxMemory (bytes, work_mem ×
+// borealis.scan_mem_multiplier) end the graph walk as pgvector's do; 0 means no bound.
 //
 //export borealis_index_scan_begin
-func borealis_index_scan_begin(h C.longlong, q *C.float, ef C.int, relaxed C.int, scan *C.longlong) (rc C.int) {
+func borealis_index_scan_begin(h C.longlong, q *C.float, ef C.int, relaxed C.int, maxTuples, maxMemory C.longlong,
+	scan *C.longlong) (rc C.int) {
 	defer guard(&rc)
 	g, err := lookup(h)
 	if err != nil {
 		return fail(err)
 	}
-	it, err := g.x.NewIterator(floats(q, g.x.Dims()), hnsw.SearchOptions{Ef: int(ef), RelaxedOrder: relaxed != 0, Interrupt: interrupted})
+	it, err := g.x.NewIterator(floats(q, g.x.Dims()), hnsw.SearchOptions{Ef: int(ef), RelaxedOrder: relaxed != 0,
+		Interrupt: interrupted, MaxVisited: int(maxTuples), MaxMemory: int64(maxMemory)})
 	if err != nil {
 		return fail(fmt.Errorf("query vector %s", vectorProblem(err)))
 	}

@@ -15,6 +15,11 @@ package hnsw
 // order: nothing admitted is ever dropped. Without it (strict_order) distances
 // never decrease and such a node is skipped.
 //
+// Budget: SearchOptions.MaxVisited and MaxMemory end the graph walk as
+// pgvector's hnsw.max_scan_tuples and scan_mem_multiplier do. Past them the
+// iterator returns, nearest first, the eligible elements it found in earlier
+// rounds but has not returned yet (pgvector's "discarded" heap), then ends.
+//
 // An Iterator is not safe for concurrent use; the index may change between
 // calls to Next (new nodes may appear, deleted nodes are not returned). Call
 // Close to recycle its memory.
@@ -35,6 +40,9 @@ type Iterator struct {
 	done        bool
 	spill       minHeap // admitted nodes that did not fit in the beam
 	later       minHeap // reached nodes not yet expanded
+	visited     int     // layer-0 elements visited (pgvector's tuples)
+	maxVisited  int
+	maxMemory   int64
 }
 
 // NewIterator starts an iterative search for q. opts.Ef is the width of each
@@ -48,7 +56,8 @@ func (x *Index) NewIterator(q []float32, opts SearchOptions) (*Iterator, error) 
 		return nil, err
 	}
 	copy(s.query, query) // own the query: the caller may reuse q
-	it := &Iterator{x: x, s: s, q: s.query, ef: opts.Ef, relaxed: opts.RelaxedOrder, interrupt: opts.Interrupt}
+	it := &Iterator{x: x, s: s, q: s.query, ef: opts.Ef, relaxed: opts.RelaxedOrder, interrupt: opts.Interrupt,
+		maxVisited: opts.MaxVisited, maxMemory: opts.MaxMemory}
 	if it.ef <= 0 {
 		it.ef = defaultEf
 	}
@@ -91,10 +100,51 @@ func (it *Iterator) Next() (r Result, ok bool) {
 			it.interrupted = true
 			return Result{}, false
 		}
-		it.round()
+		if it.started && it.overBudget() {
+			it.drain()
+		} else {
+			it.round()
+		}
 		rounds++
 	}
 	return Result{}, false
+}
+
+// Visited is how many layer-0 elements the search has visited so far (what
+// SearchOptions.MaxVisited counts).
+func (it *Iterator) Visited() int { return it.visited }
+
+// candidateBytes is the memory one kept candidate costs.
+const candidateBytes = 8
+
+// overBudget says whether the graph walk must stop: MaxVisited elements
+// visited or MaxMemory bytes kept for later rounds (the spill, and the
+// reached-but-unexpanded elements wherever they wait).
+func (it *Iterator) overBudget() bool {
+	if it.maxVisited > 0 && it.visited >= it.maxVisited {
+		return true
+	}
+	return it.maxMemory > 0 && int64(len(it.spill)+len(it.later)+len(it.s.cand))*candidateBytes >= it.maxMemory
+}
+
+// drain refills it.batch with the next ef elements of the spill, nearest
+// first, without walking the graph; it ends the iterator when the spill is
+// empty.
+func (it *Iterator) drain() {
+	it.batch, it.pos = it.batch[:0], 0
+	it.later = it.later[:0] // never expanded now
+	for len(it.batch) < it.ef && len(it.spill) > 0 {
+		it.batch = append(it.batch, it.spill.pop())
+	}
+	if len(it.batch) == 0 {
+		it.done = true
+		return
+	}
+	if it.s.quant {
+		it.x.grow.RLock()
+		it.x.rescore(it.q, it.batch)
+		it.x.grow.RUnlock()
+	}
 }
 
 // Interrupted reports whether the last Next stopped because
@@ -114,6 +164,7 @@ func (it *Iterator) round() {
 			it.done = true
 			return
 		}
+		it.visited++ // the layer-0 entry, as pgvector counts it
 	} else {
 		for len(it.later) > 0 {
 			s.cand.push(it.later.pop())

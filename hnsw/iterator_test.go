@@ -162,3 +162,77 @@ func TestIteratorInterruptStopsBetweenRoundsAndResumes(t *testing.T) {
 		t.Fatalf("with an interrupt always pending the iterator returned only %d results", n)
 	}
 }
+
+// MaxVisited (pgvector's max_scan_tuples) ends the graph walk: the iterator
+// stops visiting elements once past the budget, returns what it had found
+// (nearest first, each once), and ends well short of the whole graph.
+func TestIteratorMaxVisitedStopsTheWalk(t *testing.T) {
+	all := clustered(4020, 16, 12, 25)
+	data, queries := all[:4000], all[4000:]
+	for _, quant := range []bool{false, true} {
+		x := build(t, data, L2, Options{M: 8, EfConstruction: 32, Seed: 5, QuantizedSearch: quant})
+		x.ConnectAll(nil)
+		for _, relaxed := range []bool{false, true} {
+			q := queries[0]
+			full := drain(t, x, q, SearchOptions{Ef: 10, RelaxedOrder: relaxed}, 1<<30)
+			prev := 0
+			for _, budget := range []int{50, 300, 1500} {
+				it, err := x.NewIterator(q, SearchOptions{Ef: 10, RelaxedOrder: relaxed, MaxVisited: budget})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []Result
+				visitedAtStop := -1
+				for {
+					r, ok := it.Next()
+					if !ok {
+						break
+					}
+					if visitedAtStop < 0 && it.Visited() >= budget {
+						visitedAtStop = it.Visited()
+					}
+					got = append(got, r)
+				}
+				if visitedAtStop >= 0 && it.Visited() != visitedAtStop {
+					t.Fatalf("quant=%v relaxed=%v budget %d: walked on after the budget (%d visited at the stop, %d at the end)",
+						quant, relaxed, budget, visitedAtStop, it.Visited())
+				}
+				// One round can overshoot by at most ef expansions of 2m neighbours.
+				if it.Visited() > budget+10*16+1 {
+					t.Fatalf("quant=%v relaxed=%v budget %d: visited %d", quant, relaxed, budget, it.Visited())
+				}
+				it.Close()
+				if len(got) >= len(full) {
+					t.Fatalf("quant=%v relaxed=%v budget %d: %d results, as many as an unbounded scan (%d)", quant, relaxed, budget, len(got), len(full))
+				}
+				if len(got) < prev {
+					t.Fatalf("quant=%v relaxed=%v: a larger budget (%d) returned fewer results (%d < %d)", quant, relaxed, budget, len(got), prev)
+				}
+				prev = len(got)
+				seen := map[uint32]bool{}
+				for i, r := range got {
+					if seen[r.ID] {
+						t.Fatalf("quant=%v relaxed=%v budget %d: %d returned twice", quant, relaxed, budget, r.ID)
+					}
+					seen[r.ID] = true
+					if !relaxed && i > 0 && r.Distance < got[i-1].Distance {
+						t.Fatalf("quant=%v strict budget %d: %v after %v", quant, budget, r, got[i-1])
+					}
+				}
+			}
+		}
+	}
+}
+
+// MaxMemory ends the walk the same way, once the kept candidates fill it.
+func TestIteratorMaxMemoryStopsTheWalk(t *testing.T) {
+	all := clustered(4010, 16, 12, 26)
+	data, q := all[:4000], all[4000]
+	x := build(t, data, L2, Options{M: 8, EfConstruction: 32, Seed: 6})
+	x.ConnectAll(nil)
+	full := drain(t, x, q, SearchOptions{Ef: 10, RelaxedOrder: true}, 1<<30)
+	capped := drain(t, x, q, SearchOptions{Ef: 10, RelaxedOrder: true, MaxMemory: 2048}, 1<<30)
+	if len(capped) >= len(full) || len(capped) < 10 {
+		t.Fatalf("memory-capped scan returned %d of %d", len(capped), len(full))
+	}
+}

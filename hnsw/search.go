@@ -35,6 +35,18 @@ type SearchOptions struct {
 	// where it stopped. Under strict order one Next can otherwise run many
 	// rounds whose finds are all skipped, long enough to delay a cancel.
 	Interrupt func() bool
+	// MaxVisited (iterators only), when > 0, is pgvector's
+	// hnsw.max_scan_tuples: once the layer-0 search has visited that many
+	// elements (entry plus every neighbour whose distance it computed), no
+	// further round walks the graph. The iterator then returns what it found
+	// and has not returned yet, nearest first, and ends. A round in progress
+	// finishes, so the count may overshoot by about one round.
+	MaxVisited int
+	// MaxMemory (iterators only), when > 0, bounds the bytes an iterator keeps
+	// for later rounds (found-but-unreturned and reached-but-unexpanded
+	// elements), as pgvector's work_mem × hnsw.scan_mem_multiplier: reaching
+	// it ends the graph walk as MaxVisited does.
+	MaxMemory int64
 }
 
 // defaultEf is used when SearchOptions.Ef is 0.
@@ -136,6 +148,9 @@ func (x *Index) searchLayer(s *scratch, q []float32, layer, ef int, sp *searchSp
 		}
 		if len(ids) == 0 {
 			continue
+		}
+		if sp.it != nil {
+			sp.it.visited += len(ids)
 		}
 		s.ids = ids
 		dists := s.dists[:len(ids)]

@@ -16,6 +16,7 @@
 extern int	borealis_ef_search;
 extern int	borealis_iterative_scan;
 extern int	borealis_max_scan_tuples;
+extern double borealis_scan_mem_multiplier;
 extern int	borealis_build_threads;
 extern char *borealis_graph_directory;
 extern bool borealis_prewarm;

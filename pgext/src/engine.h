@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Must match abiVersion in engine/abi.go. */
-#define BOREALIS_ENGINE_ABI 4
+#define BOREALIS_ENGINE_ABI 5
 
 #define ENGINE_OK			0
 #define ENGINE_INTERRUPTED	1
@@ -56,7 +56,7 @@ typedef struct BorealisEngine
 	int			(*index_reconnect) (long long handle, uint32_t *dropped, int ndropped,
 									uint32_t *changed, int capacity, int *nchanged);
 	int			(*index_scan_begin) (long long handle, float *query, int ef, int relaxed,
-									 long long *scan);
+									 long long max_tuples, long long max_memory, long long *scan);
 	int			(*index_scan_next) (long long scan, int max, uint32_t *ids, float *dists, int *n);
 	int			(*index_scan_end) (long long scan);
 } BorealisEngine;

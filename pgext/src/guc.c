@@ -12,6 +12,7 @@
 int			borealis_ef_search = 40;
 int			borealis_iterative_scan = BOREALIS_ITERATIVE_SCAN_OFF;
 int			borealis_max_scan_tuples = 20000;
+double		borealis_scan_mem_multiplier = 1;
 int			borealis_build_threads = 1;
 bool		borealis_prewarm = true;
 
@@ -55,9 +56,16 @@ borealis_define_gucs(void)
 
 	DefineCustomIntVariable("borealis.max_scan_tuples",
 							"Most tuples an iterative borealis_hnsw scan visits.",
-							NULL,
+							"As pgvector's hnsw.max_scan_tuples: past it the scan walks no further and "
+							"returns the rows it already found.",
 							&borealis_max_scan_tuples, 20000, 1, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomRealVariable("borealis.scan_mem_multiplier",
+							 "Multiple of work_mem an iterative borealis_hnsw scan may keep for later rounds.",
+							 "As pgvector's hnsw.scan_mem_multiplier: past it the scan walks no further.",
+							 &borealis_scan_mem_multiplier, 1, 1, 1000,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("borealis.build_threads",
 							"Goroutines the Go engine uses to build a borealis_hnsw index.",

@@ -1,8 +1,10 @@
 /*
  * hnswscan.c — ordered scans: the search runs in Go on the index's shared graph (mapped, not
  * copied), with no buffer access per expanded node, and yields (element id, distance) in
- * increasing distance; C maps ids to heap TIDs through the location records in the same file. Without iterative scan a scan returns at most
- * borealis.ef_search rows, as pgvector; with it, up to borealis.max_scan_tuples.
+ * increasing distance; C maps ids to heap TIDs through the location records in the same file.
+ * Without iterative scan a scan returns at most borealis.ef_search rows, as pgvector; with it,
+ * the walk goes on until borealis.max_scan_tuples elements were visited (or the memory bound),
+ * then the rows already found are returned.
  */
 #include "hnsw.h"
 
@@ -124,13 +126,20 @@ start(IndexScanDesc scan, BhnswScanOpaque so)
 		so->exhausted = true;
 		return;
 	}
-	/* relaxed_order returns elements a resumed search finds late; strict_order skips them. */
+	/*
+	 * pgvector's iterative scan: relaxed_order returns elements a resumed search finds late,
+	 * strict_order skips them; max_scan_tuples counts elements visited (not rows returned) and
+	 * with the memory bound ends the graph walk, after which Go returns what it already found.
+	 * Without iterative scan a scan is one round: at most ef_search rows.
+	 */
 	bhnsw_engine_check(eng->index_scan_begin(cache->graph, q->x, borealis_ef_search,
 											 borealis_iterative_scan == BOREALIS_ITERATIVE_SCAN_RELAXED,
+											 (long long) borealis_max_scan_tuples,
+											 (long long) Min((double) work_mem * 1024.0 * borealis_scan_mem_multiplier,
+															 (double) PG_INT64_MAX),
 											 &so->scan),
 					   "starting a search");
-	so->limit = borealis_iterative_scan == BOREALIS_ITERATIVE_SCAN_OFF ?
-		borealis_ef_search : Max(borealis_max_scan_tuples, borealis_ef_search);
+	so->limit = borealis_iterative_scan == BOREALIS_ITERATIVE_SCAN_OFF ? borealis_ef_search : PG_INT64_MAX;
 }
 
 static bool
@@ -147,7 +156,18 @@ fetch(IndexScanDesc scan, BhnswScanOpaque so)
 		rc = eng->index_scan_next(so->scan, want, so->ids, so->dists, &so->n);
 		if (rc != ENGINE_INTERRUPTED)
 			break;
+		/*
+		 * Go stopped early for a pending interrupt. The results it wrote are consumed from the
+		 * iterator: when CHECK_FOR_INTERRUPTS returns (interrupts held off, or an interrupt that
+		 * is no cancel, such as pg_log_backend_memory_contexts), they must be returned, not
+		 * overwritten by the next call.
+		 */
 		CHECK_FOR_INTERRUPTS();
+		if (so->n > 0)
+		{
+			rc = ENGINE_OK;
+			break;
+		}
 	}
 	bhnsw_engine_check(rc, "searching");
 	so->pos = 0;

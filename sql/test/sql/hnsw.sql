@@ -58,15 +58,19 @@ SET borealis.iterative_scan = strict_order;
 SELECT count(*) FROM (SELECT id FROM items WHERE id % 10 = 0 ORDER BY embedding <-> '[2,2,0.5]' LIMIT 20) s;
 SET borealis.iterative_scan = relaxed_order;
 SELECT count(*) FROM (SELECT id FROM items WHERE id % 10 = 0 ORDER BY embedding <-> '[2,2,0.5]' LIMIT 20) s;
--- borealis.max_scan_tuples stops an iterative scan: with a filter no row passes, the index scan
--- hands exactly that many rows to the filter, in either order mode.
-SET borealis.max_scan_tuples = 50;
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-  SELECT id FROM items WHERE id < 0 ORDER BY embedding <-> '[2,2,0.5]' LIMIT 5;
-SET borealis.max_scan_tuples = 120;
+-- borealis.max_scan_tuples stops an iterative scan, as pgvector's: it counts elements the walk
+-- visited; past it the walk goes no further and the scan returns the rows it had found, so it
+-- ends short of the table's 302 rows, in either order mode.
+SET borealis.max_scan_tuples = 1;
+SET borealis.ef_search = 1;
+SELECT count(*) BETWEEN 1 AND 301 AS relaxed_stopped
+  FROM (SELECT id FROM items ORDER BY embedding <-> '[2,2,0.5]' LIMIT 1000) s;
 SET borealis.iterative_scan = strict_order;
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-  SELECT id FROM items WHERE id < 0 ORDER BY embedding <-> '[2,2,0.5]' LIMIT 5;
+SELECT count(*) BETWEEN 1 AND 301 AS strict_stopped
+  FROM (SELECT id FROM items ORDER BY embedding <-> '[2,2,0.5]' LIMIT 1000) s;
+SET borealis.ef_search = 10;
+SHOW borealis.scan_mem_multiplier;
+SET borealis.scan_mem_multiplier = 0.5;
 -- relaxed_order drops nothing: with room to run it reaches every row (302), where strict_order
 -- skips what a resumed search finds closer than a row already returned.
 SET borealis.max_scan_tuples = 100000;
