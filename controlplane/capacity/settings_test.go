@@ -61,6 +61,9 @@ func TestSettingsValues(t *testing.T) {
 		if got := kbValue(t, c.acu, "shared_buffers"); got != c.sbKB {
 			t.Errorf("shared_buffers at %g = %d kB, want %d", c.acu, got, c.sbKB)
 		}
+		if got, want := kbValue(t, c.acu, "wal_buffers"), min(c.sbKB/128, 16*1024); got != want {
+			t.Errorf("wal_buffers at %g = %d kB, want %d", c.acu, got, want)
+		}
 		if got := kbValue(t, c.acu, "effective_cache_size"); got != c.ecsKB {
 			t.Errorf("effective_cache_size at %g = %d kB, want %d", c.acu, got, c.ecsKB)
 		}
@@ -119,10 +122,10 @@ func TestRestartNeeded(t *testing.T) {
 	if got := RestartNeeded(Settings(1), Settings(1.5)); len(got) != 0 {
 		t.Errorf("1 -> 1.5 ACU: %v, want none", got)
 	}
-	if got := fmt.Sprint(RestartNeeded(Settings(2), Settings(4))); got != "[max_connections shared_buffers]" {
+	if got := fmt.Sprint(RestartNeeded(Settings(2), Settings(4))); got != "[max_connections shared_buffers wal_buffers]" {
 		t.Errorf("2 -> 4 ACU: %s", got)
 	}
-	if got := fmt.Sprint(RestartNeeded(nil, Settings(1))); got != "[max_connections max_worker_processes shared_buffers]" {
+	if got := fmt.Sprint(RestartNeeded(nil, Settings(1))); got != "[max_connections max_worker_processes shared_buffers wal_buffers]" {
 		t.Errorf("from nothing: %s", got)
 	}
 }
@@ -142,7 +145,7 @@ func TestStandbyKeepsWritersMaxConnections(t *testing.T) {
 
 func TestOwned(t *testing.T) {
 	got := Owned()
-	if len(got) != 10 || !IsOwned("shared_buffers") || !IsOwned("borealis.build_threads") || IsOwned("log_min_duration_statement") {
+	if len(got) != 11 || !IsOwned("shared_buffers") || !IsOwned("borealis.build_threads") || IsOwned("log_min_duration_statement") {
 		t.Fatalf("Owned() = %v", got)
 	}
 }

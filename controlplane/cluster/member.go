@@ -40,6 +40,9 @@ type member struct {
 	paramsNextTry time.Time
 	// lastErr is why the last start failed ("" after a success), for held clients.
 	lastErr string
+	// onReady, when set (by a resume), is called as soon as a start's postmaster accepts
+	// connections and its limits are set, before the start is recorded.
+	onReady func()
 
 	// pid mirrors node.PID() for readers outside the run goroutine.
 	pid atomic.Int64
@@ -190,6 +193,9 @@ func (mb *member) start(ctx context.Context, rec store.Member, typ, msg string) 
 	mb.node = node
 	mb.applied = want
 	mb.enforce(rec.Capacity)
+	if mb.onReady != nil {
+		mb.onReady()
+	}
 	mb.event(typ, msg, mb.id, rec.Port, node.PID())
 	return nil
 }

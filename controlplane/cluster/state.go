@@ -41,7 +41,16 @@ type lifecycle struct {
 	resumeStarted  time.Time
 	availableSince time.Time
 	lastDecision   string
+	// quietUntil is the end of the moment after a resume when the loop leaves the node alone
+	// (no poll connection, no reader start): its CPU is the first clients' (resumeQuiet).
+	quietUntil time.Time
 }
+
+// resumeQuiet is how long after a resume the supervision loop waits before polling the writer
+// and starting the readers, so that they do not compete for the CPU with the first queries of
+// the clients that woke the cluster (on 2 cores a reader's start-up doubles the first query's
+// time). The readers follow in the background after it.
+const resumeQuiet = time.Second
 
 func (l *lifecycle) init() { l.kick = make(chan struct{}, 1) }
 
@@ -121,6 +130,12 @@ func (c *Cluster) step() {
 		}
 		return
 	}
+	c.life.mu.Lock()
+	quiet := time.Now().Before(c.life.quietUntil)
+	c.life.mu.Unlock()
+	if quiet {
+		return
+	}
 	before := c.status()
 	c.superviseOnce()
 	if after := c.status(); after == StatusAvailable && before != StatusAvailable {
@@ -196,10 +211,6 @@ func (c *Cluster) pause(why string) {
 func (c *Cluster) resumeStep() {
 	name := c.rec.Name
 	t0 := time.Now()
-	if c.status() == StatusPaused {
-		c.setStatus(StatusResuming)
-		c.m.event(name, "", "cluster.resuming", "The DB cluster is resuming.")
-	}
 	var writer *member
 	for _, mb := range c.members {
 		if mb.isWriter() {
@@ -209,8 +220,29 @@ func (c *Cluster) resumeStep() {
 	if writer == nil {
 		return
 	}
+	// The postmaster starts while the status and event are recorded (two fsyncs); the held
+	// clients are let through as soon as it is ready, before the store records that.
+	marked := make(chan struct{})
+	go func() {
+		defer close(marked)
+		if c.status() == StatusPaused {
+			c.setStatus(StatusResuming)
+			c.m.event(name, "", "cluster.resuming", "The DB cluster is resuming.")
+		}
+	}()
+	var released time.Time
+	writer.onReady = func() {
+		c.mu.Lock()
+		c.memberRec(writer.id).Status = StatusAvailable // Writer() hands out its address now
+		c.mu.Unlock()
+		c.router.Release()
+		released = time.Now()
+		<-marked // the member's events follow the cluster's
+	}
 	t1 := time.Now()
 	writer.ensure()
+	writer.onReady = nil
+	<-marked
 	t2 := time.Now()
 	if writer.status() != StatusAvailable {
 		if writer.lastErr != "" {
@@ -218,16 +250,19 @@ func (c *Cluster) resumeStep() {
 		}
 		return
 	}
-	// Clients first; the store's fsyncs after.
-	c.router.Release()
+	c.router.Release() // a no-op when onReady released them
+	if released.IsZero() {
+		released = time.Now()
+	}
 	c.life.mu.Lock()
-	took := time.Since(c.life.resumeStarted)
-	ph := resumePhases{Wake: t0.Sub(c.life.resumeStarted), Mark: t1.Sub(t0), Ensure: t2.Sub(t1), Release: time.Since(t2)}
+	took := released.Sub(c.life.resumeStarted)
+	ph := resumePhases{Wake: t0.Sub(c.life.resumeStarted), Ensure: released.Sub(t1), Recorded: t2.Sub(released)}
 	c.life.resumeWanted = false
 	c.life.availableSince = time.Now()
+	c.life.quietUntil = time.Now().Add(resumeQuiet)
 	c.life.mu.Unlock()
 	if n := writer.node; n != nil && !n.Launched.IsZero() && n.Ready.After(n.Launched) && !n.Launched.Before(t1) {
-		ph.BeforeFork, ph.Postgres, ph.AfterReady = n.Launched.Sub(t1), n.Ready.Sub(n.Launched), t2.Sub(n.Ready)
+		ph.BeforeFork, ph.Postgres, ph.AfterReady = n.Launched.Sub(t1), n.Ready.Sub(n.Launched), released.Sub(n.Ready)
 	}
 	c.mu.Lock()
 	c.rec.Paused = false
@@ -240,18 +275,17 @@ func (c *Cluster) resumeStep() {
 // release, for the cluster.resumed event.
 type resumePhases struct {
 	Wake       time.Duration // first client held → the run loop picks the resume up
-	Mark       time.Duration // status and event "resuming" recorded
-	Ensure     time.Duration // the writer started, as below
+	Ensure     time.Duration // → held clients let through, as below
 	BeforeFork time.Duration // of Ensure: capacity.conf written, command prepared
 	Postgres   time.Duration // of Ensure: postmaster forked → postmaster.pid says ready
-	AfterReady time.Duration // of Ensure: cgroup limits, event and status recorded
-	Release    time.Duration // held clients let through
+	AfterReady time.Duration // of Ensure: cgroup limits, clients let through
+	Recorded   time.Duration // after the release: status, events and the store's fsyncs
 }
 
 func (p resumePhases) String() string {
 	f := func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
-	return fmt.Sprintf("wake %s, mark %s, start %s = before fork %s + postgres %s + after ready %s, release %s",
-		f(p.Wake), f(p.Mark), f(p.Ensure), f(p.BeforeFork), f(p.Postgres), f(p.AfterReady), f(p.Release))
+	return fmt.Sprintf("wake %s, start %s = before fork %s + postgres %s + after ready %s; recorded after the release %s",
+		f(p.Wake), f(p.Ensure), f(p.BeforeFork), f(p.Postgres), f(p.AfterReady), f(p.Recorded))
 }
 
 // privateAddr maps a node's router address to the control plane's trusted path to the same
