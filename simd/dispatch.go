@@ -48,6 +48,7 @@ type impl struct {
 	l1Half    func(a, b []uint16) float32
 	cosHalf   func(a, b []uint16) float32
 	jaccard   func(a, b []uint64) float32
+	hamming   func(a, b []uint64) int
 }
 
 type pathEntry struct {

@@ -51,6 +51,7 @@ var avx2Impl = impl{
 	l1Half:    func(a, b []uint16) float32 { return halfPairAVX2(l1HalfAVX2, a, b) },
 	cosHalf:   cosHalfAVX2Slice,
 	jaccard:   jaccardGeneric, // POPCNT from Go; see jaccard.go
+	hamming:   hammingGeneric, // POPCNT from Go; see hamming.go
 }
 
 // The wrappers below take &x[0], which needs at least one element: empty vectors (dim 0)

@@ -1,7 +1,9 @@
 package simd
 
+import "math/bits"
+
 // paths on arm64: NEON (Advanced SIMD), which every arm64 CPU has, so it is always
-// supported. The assembly (kernels_arm64.s) is hand-written; avo does not target arm64.
+// supported. vek has no arm64 assembly (its kernels fall back to Go there), hence our own. The assembly (kernels_arm64.s) is hand-written; avo does not target arm64.
 // It covers the per-row float32 work; rows are looped over in Go (a call costs a few ns,
 // against ~100 ns for a 768-dim row). int8 uses the generic code on arm64: the Go compiler's
 // scalar loop is what we have until an SDOT (ARMv8.2 dotprod) path is written and tested.
@@ -17,6 +19,35 @@ func l2NEON(a, b *float32, n int) float32
 
 //go:noescape
 func dotNormNEON(a, b *float32, n int) (dot, nb float32)
+
+// The kernels of kernels_types_arm64.s.
+
+//go:noescape
+func l1NEON(a, b *float32, n int) float32
+
+//go:noescape
+func dotHalfNEON(a, b *uint16, n int) float32
+
+//go:noescape
+func l2HalfNEON(a, b *uint16, n int) float32
+
+//go:noescape
+func l1HalfNEON(a, b *uint16, n int) float32
+
+//go:noescape
+func cosHalfNEON(a, b *uint16, n int) (dot, na, nb float32)
+
+//go:noescape
+func halfToFloat32NEON(dst *float32, src *uint16, n int)
+
+//go:noescape
+func float32ToHalfNEON(dst *uint16, src *float32, n int)
+
+//go:noescape
+func jaccardNEON(a, b *uint64, n int) (inter, union int)
+
+//go:noescape
+func hammingNEON(a, b *uint64, n int) int
 
 var neonImpl = impl{
 	name:   "neon",
@@ -46,14 +77,15 @@ var neonImpl = impl{
 	},
 	dotI8:    dotInt8Generic,
 	l2I8:     l2Int8Generic,
-	l1:       l1Generic,
-	fromHalf: halfToFloat32Generic,
-	toHalf:   float32ToHalfGeneric,
-	l2Half:   l2HalfGeneric,
-	dotHalf:  dotHalfGeneric,
-	l1Half:   l1HalfGeneric,
-	cosHalf:  cosHalfGeneric,
-	jaccard:  jaccardGeneric,
+	l1:       func(a, b []float32) float32 { return pairNEON(l1NEON, a, b) },
+	fromHalf: halfToFloat32NEONSlice,
+	toHalf:   float32ToHalfNEONSlice,
+	l2Half:   func(a, b []uint16) float32 { return halfPairNEON(l2HalfNEON, a, b) },
+	dotHalf:  func(a, b []uint16) float32 { return halfPairNEON(dotHalfNEON, a, b) },
+	l1Half:   func(a, b []uint16) float32 { return halfPairNEON(l1HalfNEON, a, b) },
+	cosHalf:  cosHalfNEONSlice,
+	jaccard:  jaccardNEONSlice,
+	hamming:  hammingNEONSlice,
 }
 
 func pairNEON(k func(a, b *float32, n int) float32, a, b []float32) float32 {
@@ -72,4 +104,65 @@ func dotNormPairNEON(a, b []float32, na float32) (dot, naOut, nb float32) {
 	}
 	dot, nb = dotNormNEON(&a[0], &b[0], len(a))
 	return dot, na, nb
+}
+
+func halfPairNEON(k func(a, b *uint16, n int) float32, a, b []uint16) float32 {
+	if len(a) == 0 {
+		return 0
+	}
+	return k(&a[0], &b[0], len(a))
+}
+
+func cosHalfNEONSlice(a, b []uint16) float32 {
+	if len(a) == 0 {
+		return cosHalfGeneric(a, b)
+	}
+	return cosFinish(cosHalfNEON(&a[0], &b[0], len(a)))
+}
+
+func halfToFloat32NEONSlice(dst []float32, src []uint16) {
+	if len(src) > 0 {
+		halfToFloat32NEON(&dst[0], &src[0], len(src))
+	}
+}
+
+func float32ToHalfNEONSlice(dst []uint16, src []float32) {
+	if len(src) > 0 {
+		float32ToHalfNEON(&dst[0], &src[0], len(src))
+	}
+}
+
+// popChunk bounds one call of the NEON popcount kernels: each 4-word trip adds at most 32
+// to a 16-bit lane, so 2,047 trips fit; 4,096 words is 1,024 trips. bit's limit, 64,000
+// bits, is 1,000 words, so real codes take one call.
+const popChunk = 4096
+
+func jaccardNEONSlice(a, b []uint64) float32 {
+	b = b[:len(a)]
+	var inter, union int
+	for len(a) >= 4 {
+		n := min(len(a), popChunk) &^ 3
+		i, u := jaccardNEON(&a[0], &b[0], n)
+		inter, union = inter+i, union+u
+		a, b = a[n:], b[n:]
+	}
+	for i := range a {
+		inter += bits.OnesCount64(a[i] & b[i])
+		union += bits.OnesCount64(a[i] | b[i])
+	}
+	return jaccardFinish(inter, union)
+}
+
+func hammingNEONSlice(a, b []uint64) int {
+	b = b[:len(a)]
+	d := 0
+	for len(a) >= 4 {
+		n := min(len(a), popChunk) &^ 3
+		d += hammingNEON(&a[0], &b[0], n)
+		a, b = a[n:], b[n:]
+	}
+	for i := range a {
+		d += bits.OnesCount64(a[i] ^ b[i])
+	}
+	return d
 }

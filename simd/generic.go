@@ -27,6 +27,7 @@ var genericImpl = impl{
 	l1Half:    l1HalfGeneric,
 	cosHalf:   cosHalfGeneric,
 	jaccard:   jaccardGeneric,
+	hamming:   hammingGeneric,
 }
 
 func dotGeneric(a, b []float32) float32 {

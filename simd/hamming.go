@@ -4,12 +4,17 @@ import "math/bits"
 
 // Hamming returns the number of differing bits between two bit-packed vectors.
 //
-// It is plain Go on every path: math/bits.OnesCount64 compiles to POPCNT on amd64 and to
-// CNT+ADDV on arm64, and with four independent counters the loop runs at the one-popcount-
-// per-cycle limit; binary codes are tens of words (1,536 dims = 24 words), too short for a
-// vector popcount to pay back its setup.
+// On amd64 it is plain Go: math/bits.OnesCount64 compiles to POPCNT, and with four
+// independent counters the loop runs at the one-popcount-per-cycle limit; binary codes are
+// tens of words (1,536 dims = 24 words), too short for a vector popcount to pay back its
+// setup. On arm64 OnesCount64 is a round trip through a vector register per word (FMOV,
+// CNT, UADDLV, FMOV), so NEON counts 32 bytes per CNT pair instead (hammingNEON).
 func Hamming(a, b []uint64) int {
 	samePair("Hamming", len(a), len(b))
+	return active.Load().hamming(a, b)
+}
+
+func hammingGeneric(a, b []uint64) int {
 	var c0, c1, c2, c3 int
 	for len(a) >= 4 && len(b) >= 4 {
 		x, y := a[:4:4], b[:4:4]
