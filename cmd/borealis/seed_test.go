@@ -125,6 +125,8 @@ func TestSeedClientCode(t *testing.T) {
 	if !got.SSL {
 		t.Error("psycopg2's default sslmode=prefer did not get TLS from the endpoint")
 	}
+	psycopg2AcrossReboot(t, python, home, ports[0], log)
+
 	up.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { done <- up.Wait() }()
@@ -136,5 +138,74 @@ func TestSeedClientCode(t *testing.T) {
 		}
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("borealis up did not stop on Ctrl-C:\n%s", log())
+	}
+}
+
+// psycopg2AcrossReboot holds an idle psycopg2 session (TLS, application_name, search_path, a
+// prepared statement) on the cluster endpoint of `borealis up` while `borealis cluster reboot`
+// restarts the writer: the same connection then keeps working, with its state, on a new
+// backend, and the client sees no error.
+func psycopg2AcrossReboot(t *testing.T, python, home string, port int, log func() string) {
+	py := exec.Command(python, "testdata/reboot_client.py")
+	py.Env = append(os.Environ(), "SEED_HOST=127.0.0.1", "SEED_PORT="+strconv.Itoa(port), "SEED_DATABASE=vector_db",
+		"SEED_USER=admin", "SEED_PASSWORD=password")
+	stdin, err := py.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := py.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	py.Stderr = &stderr
+	if err := py.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer py.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "ready ") {
+		t.Fatalf("psycopg2 client did not get ready: %q %s", lines.Text(), stderr.String())
+	}
+	before := describeJSON(t, home, defaultUpCluster).DBClusters[0].MovedSessions
+	if code, out, errOut := cli(t, "cluster", "reboot", "--name", defaultUpCluster, "--home", home); code != 0 {
+		t.Fatalf("cluster reboot: exit %d: %s%s", code, out, errOut)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		d := describeJSON(t, home, defaultUpCluster).DBClusters[0]
+		if d.Status == "available" && d.MovedSessions > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reboot did not move the session: status %s, moved %d\n%s", d.Status, d.MovedSessions, log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	io.WriteString(stdin, "go\n")
+	if !lines.Scan() {
+		t.Fatalf("psycopg2 client said nothing after the reboot: %s", stderr.String())
+	}
+	var got struct {
+		Error           string `json:"error"`
+		Answer          int    `json:"answer"`
+		SearchPath      string `json:"search_path"`
+		ApplicationName string `json:"application_name"`
+		PIDBefore       int    `json:"pid_before"`
+		PIDAfter        int    `json:"pid_after"`
+		SSL             bool   `json:"ssl"`
+	}
+	if err := json.Unmarshal(lines.Bytes(), &got); err != nil {
+		t.Fatalf("psycopg2 client output %q: %v", lines.Text(), err)
+	}
+	t.Logf("psycopg2 across the reboot: %+v", got)
+	if got.Error != "" || got.Answer != 42 || got.SearchPath != "py_schema, public" || got.ApplicationName != "pymover" || !got.SSL {
+		t.Fatalf("psycopg2 session after the reboot: %+v, want answer 42, its settings, TLS and no error\n%s", got, log())
+	}
+	if got.PIDAfter == got.PIDBefore {
+		t.Fatalf("the psycopg2 session is still on backend %d: the reboot did not restart the writer", got.PIDBefore)
+	}
+	if err := py.Wait(); err != nil {
+		t.Fatalf("psycopg2 client: %v\n%s", err, stderr.String())
 	}
 }
