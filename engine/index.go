@@ -82,15 +82,19 @@ func vectorProblem(err error) string {
 // second at the same recall. Below it the float32 search is already cache-friendly.
 const quantizedMinDims = 768
 
-// borealis_index_new creates an empty graph. metric is 1 L2, 2 cosine, 3 inner product, as
-// hnsw.Metric. memoryLimit 0 means no limit beyond the Go runtime's.
+// borealis_index_new creates an empty graph of dims words per element. metric is a kind
+// (pgext/src/hnswtypes.h: metric and element type). memoryLimit 0 means no limit beyond the Go
+// runtime's.
 //
 //export borealis_index_new
 func borealis_index_new(dims, metric, m, efConstruction C.int, memoryLimit C.longlong, handle *C.longlong) (rc C.int) {
 	defer guard(&rc)
-	x, err := hnsw.New(int(dims), hnsw.Metric(metric), hnsw.Options{
-		M: int(m), EfConstruction: int(efConstruction), MemoryLimit: int64(memoryLimit),
-		QuantizedSearch: dims >= quantizedMinDims})
+	metricOf, opts, err := graphOptions(int(dims), metric, int(m), int(efConstruction))
+	if err != nil {
+		return fail(err)
+	}
+	opts.MemoryLimit = int64(memoryLimit)
+	x, err := hnsw.New(int(dims), metricOf, opts)
 	if err != nil {
 		return fail(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -38,18 +39,29 @@ func clusteredIndex(t *testing.T, n, dims int, metric hnsw.Metric, seed uint64) 
 func TestCheckVectorNamesTheProblem(t *testing.T) {
 	nan := float32(0)
 	nan /= nan
+	halfNaN := math.Float32frombits(0x3C00_7E00) // binary16 NaN, then 1.0
 	for _, c := range []struct {
 		vec    []float32
 		metric hnsw.Metric
+		elem   hnsw.Element
 		want   string
 	}{
-		{[]float32{1, nan}, hnsw.L2, "vector has a NaN or infinite component"},
-		{[]float32{0, 0}, hnsw.Cosine, "vector is a zero vector, which has no cosine distance"},
-		{[]float32{0, 0}, hnsw.L2, ""},
+		{[]float32{1, nan}, hnsw.L2, hnsw.Float32, "vector has a NaN or infinite component"},
+		{[]float32{0, 0}, hnsw.Cosine, hnsw.Float32, "vector is a zero vector, which has no cosine distance"},
+		{[]float32{0, 0}, hnsw.L2, hnsw.Float32, ""},
+		{[]float32{halfNaN, 0}, hnsw.L2, hnsw.Half, "vector has a NaN or infinite component"},
+		{[]float32{0, 0}, hnsw.Cosine, hnsw.Half, "vector is a zero vector, which has no cosine distance"},
+		{[]float32{nan, 0}, hnsw.Hamming, hnsw.Bits, ""}, // bit patterns, not floats
+		{[]float32{0, 0, 0}, hnsw.Cosine, hnsw.Sparse, "vector is a zero vector, which has no cosine distance"},
+		{[]float32{math.Float32frombits(1), math.Float32frombits(2), nan}, hnsw.L1, hnsw.Sparse, "vector has a NaN or infinite component"},
 	} {
-		err := checkVector(c.vec, c.metric)
+		x, err := hnsw.New(len(c.vec), c.metric, hnsw.Options{Element: c.elem})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = checkVector(x, c.vec)
 		if (err == nil) != (c.want == "") || err != nil && err.Error() != c.want {
-			t.Errorf("checkVector(%v, %v) = %v, want %q", c.vec, c.metric, err, c.want)
+			t.Errorf("checkVector(%v %v, %v) = %v, want %q", c.elem, c.metric, c.vec, err, c.want)
 		}
 	}
 }

@@ -64,7 +64,7 @@ func borealis_index_build_add(h C.longlong, n C.int, vecs *C.float, bad *C.int) 
 	}
 	in := floats(vecs, int(n)*dims)
 	for i := range int(n) {
-		if err := checkVector(in[i*dims:(i+1)*dims], g.x.Metric()); err != nil {
+		if err := checkVector(g.x, in[i*dims:(i+1)*dims]); err != nil {
 			*bad = C.int(i)
 			return fail(err)
 		}
@@ -74,7 +74,14 @@ func borealis_index_build_add(h C.longlong, n C.int, vecs *C.float, bad *C.int) 
 }
 
 // checkVector refuses what hnsw would refuse, before anything was queued.
-func checkVector(v []float32, metric hnsw.Metric) error {
+func checkVector(x *hnsw.Index, v []float32) error {
+	if x.Options().Element != hnsw.Float32 {
+		if err := x.Check(v); err != nil {
+			return fmt.Errorf("vector %s", vectorProblem(err))
+		}
+		return nil
+	}
+	metric := x.Metric()
 	var norm float64
 	for _, f := range v {
 		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {

@@ -115,7 +115,7 @@ func borealis_index_insert(h C.longlong, id C.uint32_t, vec *C.float, changed *C
 		return fail(err)
 	}
 	v := floats(vec, g.x.Dims())
-	if err := checkVector(v, g.x.Metric()); err != nil {
+	if err := checkVector(g.x, v); err != nil {
 		return fail(err)
 	}
 	ids, err := g.x.AddTracked(uint32(id), v)

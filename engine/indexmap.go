@@ -24,16 +24,15 @@ var mappedBytes atomic.Int64
 // larger one and retries. Shared with pgext/src/engine.h.
 const statusFull = 4
 
-// graphOptions are the hnsw options every graph of these parameters uses.
-func graphOptions(dims, m, efConstruction int) hnsw.Options {
-	return hnsw.Options{M: m, EfConstruction: efConstruction, QuantizedSearch: dims >= quantizedMinDims}
-}
-
 // borealis_index_mapped_size is the size of the graph region for capacity elements.
 //
 //export borealis_index_mapped_size
 func borealis_index_mapped_size(dims, metric, m C.int, capacity C.longlong) C.longlong {
-	return C.longlong(hnsw.MappedSize(int(dims), hnsw.Metric(metric), graphOptions(int(dims), int(m), 0), int(capacity)))
+	metricOf, opts, err := graphOptions(int(dims), metric, int(m), 0)
+	if err != nil {
+		return -1
+	}
+	return C.longlong(hnsw.MappedSize(int(dims), metricOf, opts, int(capacity)))
 }
 
 // borealis_index_attach makes a graph over size bytes at base (a mapping C owns). With init
@@ -45,8 +44,11 @@ func borealis_index_attach(base unsafe.Pointer, size C.longlong, dims, metric, m
 	capacity C.longlong, init C.int, handle *C.longlong) (rc C.int) {
 	defer guard(&rc)
 	mem := unsafe.Slice((*byte)(base), int(size))
-	x, err := hnsw.Attach(mem, int(dims), hnsw.Metric(metric), graphOptions(int(dims), int(m), int(efConstruction)),
-		int(capacity), init != 0)
+	metricOf, opts, err := graphOptions(int(dims), metric, int(m), int(efConstruction))
+	if err != nil {
+		return fail(err)
+	}
+	x, err := hnsw.Attach(mem, int(dims), metricOf, opts, int(capacity), init != 0)
 	if err != nil {
 		return fail(err)
 	}

@@ -11,15 +11,23 @@ import (
 //   L2:           squared Euclidean distance (sqrt is monotonic, applied on output)
 //   Cosine:       1 − a·b on unit-length stored vectors and a unit-length query
 //   InnerProduct: −a·b
+//   L1, Hamming, Jaccard: the pgvector distance itself
+// Half elements under cosine compute the whole cosine (a unit-length copy in
+// binary16 would round); sparse ones are stored at unit length as float32 is.
 // reported converts the internal value to the pgvector value.
 
 // distance between a (query or stored) vector and a stored vector.
 func (x *Index) distance(a, b []float32) float32 {
+	if x.elem != Float32 {
+		return x.codeDistance(a, b)
+	}
 	switch x.metric {
 	case L2:
 		return simd.SquaredL2(a, b)
 	case Cosine:
 		return 1 - simd.Dot(a, b)
+	case L1:
+		return l1(a, b)
 	default:
 		return -simd.Dot(a, b)
 	}
@@ -28,6 +36,12 @@ func (x *Index) distance(a, b []float32) float32 {
 // distances writes the internal distance from q to each stored node of ids
 // into out, in one simd gather call (the vectors are rows of one slab).
 func (x *Index) distances(q []float32, ids []uint32, out []float32) {
+	if x.elem != Float32 || x.metric == L1 {
+		for i, id := range ids {
+			out[i] = x.distance(q, x.vec(id))
+		}
+		return
+	}
 	switch x.metric {
 	case L2:
 		simd.SquaredL2Gather(q, x.vectors, ids, out)
@@ -78,6 +92,9 @@ func (x *Index) checkVector(v []float32) (norm2 float64, err error) {
 	if len(v) != x.dims {
 		return 0, &DimensionError{Got: len(v), Want: x.dims}
 	}
+	if x.elem != Float32 {
+		return x.checkCode(v)
+	}
 	for _, c := range v {
 		if c != c || c > math.MaxFloat32 || c < -math.MaxFloat32 {
 			return 0, ErrNonFinite
@@ -92,6 +109,10 @@ func (x *Index) checkVector(v []float32) (norm2 float64, err error) {
 
 // store writes v into dst in stored form: a unit-length copy under cosine.
 func (x *Index) store(dst, v []float32, norm2 float64) {
+	if x.elem != Float32 {
+		x.storeCode(dst, v, norm2)
+		return
+	}
 	if x.metric != Cosine {
 		copy(dst, v)
 		return

@@ -11,7 +11,7 @@ import (
 //
 //	header, 64 bytes:
 //	  0  magic "BRLSHNSW"
-//	  8  u16 version (1)            10 u8 metric    11 u8 reserved (0)
+//	  8  u16 version (1)            10 u8 metric    11 u8 element (0: float32)
 //	 12  u32 dims                   16 u32 M        20 u32 efConstruction
 //	 24  u64 seed
 //	 32  u32 idLimit (number of node records that follow)
@@ -50,6 +50,7 @@ func (x *Index) Encode(dst []byte) []byte {
 	copy(h[0:], magic)
 	binary.LittleEndian.PutUint16(h[8:], encodeVersion)
 	h[10] = byte(x.metric)
+	h[11] = byte(x.elem)
 	binary.LittleEndian.PutUint32(h[12:], uint32(x.dims))
 	binary.LittleEndian.PutUint32(h[16:], uint32(x.m))
 	binary.LittleEndian.PutUint32(h[20:], uint32(x.efC))
@@ -160,7 +161,7 @@ func Decode(data []byte, opts Options) (*Index, error) {
 	efC := int(binary.LittleEndian.Uint32(h[20:]))
 	x, err := New(dims, metric, Options{M: max(m, 1), EfConstruction: max(efC, 1),
 		Seed: binary.LittleEndian.Uint64(h[24:]), Threads: opts.Threads, MemoryLimit: opts.MemoryLimit,
-		QuantizedSearch: opts.QuantizedSearch})
+		QuantizedSearch: opts.QuantizedSearch, Element: Element(h[11])})
 	if err != nil || m == 0 || efC == 0 {
 		return nil, bad(10, "bad parameters (metric %d, dims %d, M %d, efConstruction %d)", metric, dims, m, efC)
 	}

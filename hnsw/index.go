@@ -19,6 +19,12 @@ const (
 	Cosine
 	// InnerProduct is pgvector's `<#>`: −(a·b).
 	InnerProduct
+	// L1 is pgvector's `<+>`: the sum of absolute differences.
+	L1
+	// Hamming is pgvector's `<~>` on bit strings: the number of differing bits.
+	Hamming
+	// Jaccard is pgvector's `<%>` on bit strings: 1 − |a∧b| / |a∨b|.
+	Jaccard
 )
 
 func (m Metric) String() string {
@@ -29,11 +35,17 @@ func (m Metric) String() string {
 		return "cosine"
 	case InnerProduct:
 		return "inner_product"
+	case L1:
+		return "l1"
+	case Hamming:
+		return "hamming"
+	case Jaccard:
+		return "jaccard"
 	}
 	return fmt.Sprintf("Metric(%d)", uint8(m))
 }
 
-func (m Metric) valid() bool { return m >= L2 && m <= InnerProduct }
+func (m Metric) valid() bool { return m >= L2 && m <= Jaccard }
 
 // Options are the build parameters. Zero fields take the defaults shown.
 type Options struct {
@@ -56,6 +68,10 @@ type Options struct {
 	// It pays off when the float32 vectors do not fit in cache (high
 	// dimensions); results stay exact pgvector distances, recall drops slightly.
 	QuantizedSearch bool
+	// Element is how stored words are read (element.go); Float32 by default.
+	// Every metric is defined on Float32, Half and Sparse but Hamming and
+	// Jaccard, which are only defined on Bits.
+	Element Element
 }
 
 // Result is one search hit. Distance is the metric's pgvector value.
@@ -104,6 +120,7 @@ type Index struct {
 	thr    int
 	limit  int64
 	quant  bool // Options.QuantizedSearch
+	elem   Element
 
 	// grow guards the slices below against reallocation: every reader and
 	// inserter holds it shared; only growth takes it exclusively.
@@ -147,6 +164,9 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 	if !metric.valid() {
 		return nil, fmt.Errorf("%w: unknown metric %d", ErrInvalidOptions, metric)
 	}
+	if err := checkElementOptions(dims, metric, opts); err != nil {
+		return nil, err
+	}
 	if opts.M == 0 {
 		opts.M = 16
 	}
@@ -176,6 +196,7 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 		thr:    opts.Threads,
 		limit:  opts.MemoryLimit,
 		quant:  opts.QuantizedSearch,
+		elem:   opts.Element,
 		ctr:    new(counters),
 	}
 	x.pool.x = x
@@ -184,7 +205,7 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 
 // Options returns the options in force (defaults filled in).
 func (x *Index) Options() Options {
-	return Options{M: x.m, EfConstruction: x.efC, Seed: x.seed, Threads: x.thr, MemoryLimit: x.limit, QuantizedSearch: x.quant}
+	return Options{M: x.m, EfConstruction: x.efC, Seed: x.seed, Threads: x.thr, MemoryLimit: x.limit, QuantizedSearch: x.quant, Element: x.elem}
 }
 
 // Dims is the number of components per vector.

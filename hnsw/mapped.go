@@ -107,7 +107,7 @@ func Attach(mem []byte, dims int, metric Metric, opts Options, capacity int, ini
 		return nil, fmt.Errorf("%w: mapping is not 8-byte aligned", ErrInvalidOptions)
 	}
 	h := (*mappedHeader)(unsafe.Pointer(&mem[0]))
-	want := mappedHeader{magic: mappedMagic, version: mappedVersion, dims: uint32(dims), metric: uint32(metric),
+	want := mappedHeader{magic: mappedMagic, version: mappedVersion, dims: uint32(dims), metric: uint32(metric) | uint32(x.elem)<<8,
 		m: uint32(x.m), efc: uint32(x.efC), capacity: uint64(capacity), upperWords: uint64(l.upperWords)}
 	if x.quant {
 		want.quant = 1

@@ -9,3 +9,6 @@ pgext-header-deps:
 			if [ "$$h" -nt "$$o" ]; then rm -f "$$o"; break; fi; \
 		done; \
 	done
+
+# The engine reads the type and metric codes from this header through cgo.
+$(BUILD)/borealis_engine.so: pgext/src/hnswtypes.h

@@ -59,52 +59,6 @@ bhnsw_reloptions_of(Relation index, int *m, int *ef_construction)
 }
 
 /*
- * The metric comes from the operator class's support function 1, which is pgvector's own
- * distance function for that operator.
- */
-int
-bhnsw_metric_of(Relation index)
-{
-	Oid			proc = index_getprocid(index, 1, 1);
-	char	   *name = OidIsValid(proc) ? get_func_name(proc) : NULL;
-
-	if (name != NULL)
-	{
-		if (strcmp(name, "l2_distance") == 0)
-			return BHNSW_METRIC_L2;
-		if (strcmp(name, "cosine_distance") == 0)
-			return BHNSW_METRIC_COSINE;
-		if (strcmp(name, "vector_negative_inner_product") == 0)
-			return BHNSW_METRIC_IP;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("borealis_hnsw does not support the distance function %s of index \"%s\"",
-					name ? name : "(none)", RelationGetRelationName(index)),
-			 errhint("Use vector_l2_ops, vector_cosine_ops or vector_ip_ops.")));
-	return 0;
-}
-
-/* The indexed column's declared dimensions; a column without them cannot be indexed. */
-int
-bhnsw_dims_of(Relation index)
-{
-	int			typmod = TupleDescAttr(index->rd_att, 0)->atttypmod;
-
-	if (typmod < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("column does not have dimensions"),
-				 errhint("Declare the column as vector(n), for example ALTER TABLE ... ALTER COLUMN ... TYPE vector(1536).")));
-	if (typmod > BHNSW_MAX_DIMS)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("column cannot have more than %d dimensions for borealis_hnsw index (it has %d)",
-						BHNSW_MAX_DIMS, typmod)));
-	return typmod;
-}
-
-/*
  * Costs. The index is only useful for ORDER BY <distance> (LIMIT n): for anything else it is
  * made infinitely expensive so the planner never picks it. An ordered scan searches the
  * backend's in-memory graph: about ef_search * 2m * (levels) distance computations, with no

@@ -133,10 +133,24 @@ typedef struct BhnswCache
 	uint64		last_used;
 } BhnswCache;
 
+/* An index's element type: its kind (hnswtypes.h), declared dimensions and code width. */
+typedef struct BhnswElemType
+{
+	int			kind;
+	int			dims;
+	int			words;
+} BhnswElemType;
+
+/* hnswtypes.c */
+extern int	bhnsw_metric_of(Relation index);
+extern int	bhnsw_typmod_dims(Relation index);
+extern int	bhnsw_dims_of(Relation index);
+extern void bhnsw_elemtype_of(Relation index, BhnswElemType *t);
+extern int	bhnsw_encode(const BhnswElemType *t, Datum value, float *dst, bool *zero);
+extern const char *bhnsw_code_problem(int kind, int dims, const float *code, int words);
+
 /* hnsw.c */
 extern void bhnsw_init(void);
-extern int	bhnsw_metric_of(Relation index);
-extern int	bhnsw_dims_of(Relation index);
 extern void bhnsw_reloptions_of(Relation index, int *m, int *ef_construction);
 
 /* hnswutils.c */

@@ -26,8 +26,9 @@ typedef struct BuildState
 	Relation	index;
 	const BorealisEngine *eng;
 	long long	graph;
-	int			dims;
-	int			metric;
+	int			dims;			/* words of an element code */
+	int			metric;			/* kind (hnswtypes.h) */
+	BhnswElemType type;
 	int			m;
 	int			ef_construction;
 	double		reltuples_estimate;
@@ -81,7 +82,7 @@ flush_batch(BuildState *bs)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("cannot index row %s of \"%s\": %s",
 						bhnsw_tid_string(&bs->batch_tids[bad]), RelationGetRelationName(bs->heap), msg),
-				 bs->metric == BHNSW_METRIC_COSINE ?
+				 BHNSW_KIND_METRIC(bs->metric) == BHNSW_METRIC_COSINE ?
 				 errhint("Cosine distance needs a non-zero vector: fix or delete the row, or index it with vector_l2_ops.") :
 				 errhint("Fix or delete the row.")));
 	}
@@ -103,20 +104,20 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, boo
 {
 	BuildState *bs = state;
 	MemoryContext old;
-	BhnswVector *vec;
+	int			dims;
+	bool		zero;
 
 	if (isnull[0])
 		return;					/* NULLs are not indexed, as in pgvector */
 
 	old = MemoryContextSwitchTo(bs->tmpctx);
-	vec = bhnsw_datum_vector(values[0]);
-	if (vec->dim != bs->dims)
+	dims = bhnsw_encode(&bs->type, values[0], bs->batch + (int64) bs->nbatch * bs->dims, &zero);
+	if (dims != bs->type.dims)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("cannot index row %s of \"%s\": the vector has %d dimensions, the index has %d",
-						bhnsw_tid_string(tid), RelationGetRelationName(bs->heap), vec->dim, bs->dims),
+						bhnsw_tid_string(tid), RelationGetRelationName(bs->heap), dims, bs->type.dims),
 				 errhint("Every vector in an indexed column must have the column's dimensions.")));
-	memcpy(bs->batch + (int64) bs->nbatch * bs->dims, vec->x, sizeof(float) * bs->dims);
 	bs->batch_tids[bs->nbatch++] = *tid;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpctx);
@@ -302,8 +303,9 @@ bhnsw_build(Relation heap, Relation index, IndexInfo *info)
 	MemSet(&bs, 0, sizeof(bs));
 	bs.heap = heap;
 	bs.index = index;
-	bs.dims = bhnsw_dims_of(index);
-	bs.metric = bhnsw_metric_of(index);
+	bhnsw_elemtype_of(index, &bs.type);
+	bs.dims = bs.type.words;
+	bs.metric = bs.type.kind;
 	bhnsw_reloptions_of(index, &bs.m, &bs.ef_construction);
 	if (bs.ef_construction < 2 * bs.m)
 		ereport(ERROR,

@@ -87,9 +87,9 @@ check_index(Relation index, CheckState *cs)
 		problem(cs, "meta page: layout version %u, expected %d", meta->version, BHNSW_LAYOUT_VERSION);
 		return;
 	}
-	if (meta->dims < 1 || meta->dims > BHNSW_MAX_DIMS)
+	if (meta->dims < 1 || meta->dims > BHNSW_MAX_CODE_WORDS)
 		problem(cs, "meta page: %u dimensions", meta->dims);
-	if (meta->metric < BHNSW_METRIC_L2 || meta->metric > BHNSW_METRIC_IP)
+	if (!bhnsw_kind_valid(meta->metric))
 		problem(cs, "meta page: unknown metric %u", meta->metric);
 	if (meta->m < BHNSW_MIN_M || meta->m > BHNSW_MAX_M)
 		problem(cs, "meta page: m = %u out of range", meta->m);
@@ -138,12 +138,22 @@ check_index(Relation index, CheckState *cs)
 					problem(cs, "element %u: %u dimensions, the index has %u", et->id, et->dims, meta->dims);
 					continue;
 				}
-				for (j = 0; j < meta->dims; j++)
-					if (isnan(et->vec[j]) || isinf(et->vec[j]))
-					{
-						problem(cs, "element %u: component %u is not finite", et->id, j);
-						break;
-					}
+				if (BHNSW_KIND_TYPE(meta->metric) == BHNSW_TYPE_VECTOR)
+				{
+					for (j = 0; j < meta->dims; j++)
+						if (isnan(et->vec[j]) || isinf(et->vec[j]))
+						{
+							problem(cs, "element %u: component %u is not finite", et->id, j);
+							break;
+						}
+				}
+				else
+				{
+					const char *why = bhnsw_code_problem(meta->metric, 0, et->vec, meta->dims);
+
+					if (why != NULL)
+						problem(cs, "element %u: %s", et->id, why);
+				}
 				if (et->level > BHNSW_MAX_LEVEL)
 					problem(cs, "element %u: level %u", et->id, et->level);
 				if (!ItemPointerIsValid(&et->heaptid))

@@ -137,7 +137,10 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 			 IndexInfo *info)
 {
 	const BorealisEngine *eng;
-	BhnswVector *vec;
+	BhnswElemType type;
+	float	   *code;
+	int			dims;
+	bool		zero;
 	BhnswCache *cache;
 	BhnswMetaPageData *meta;
 	uint32	   *changed;
@@ -157,7 +160,9 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "borealis_hnsw insert", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(tmp);
 	eng = borealis_engine();
-	vec = bhnsw_datum_vector(values[0]);
+	bhnsw_elemtype_of(index, &type);
+	code = palloc(sizeof(float) * type.words);
+	dims = bhnsw_encode(&type, values[0], code, &zero);
 
 	/*
 	 * Map (build, catch up) the graph before taking the meta page's lock exclusive, so a fresh
@@ -170,13 +175,13 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		bhnsw_cache_unpin(cache);
 		LockPage(index, BHNSW_METAPAGE_BLKNO, ExclusiveLock);
 		cache = bhnsw_cache_get(index, true, true);
-		if (vec->dim != (int) cache->dims)
+		if (dims != type.dims || type.words != (int) cache->dims)
 		{
 			bhnsw_cache_unpin(cache);
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("cannot index row %s of \"%s\": the vector has %d dimensions, the index has %u",
-							bhnsw_tid_string(heap_tid), RelationGetRelationName(heap), vec->dim, cache->dims)));
+					 errmsg("cannot index row %s of \"%s\": the vector has %d dimensions, the index has %d",
+							bhnsw_tid_string(heap_tid), RelationGetRelationName(heap), dims, type.dims)));
 		}
 
 		meta = palloc(sizeof(*meta));
@@ -193,7 +198,7 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		bhnsw_cache_begin_write(cache);
 		cache->loc[id].heaptid = *heap_tid;
 		cache->loc[id].present = false;
-		rc = eng->index_insert(cache->graph, id, vec->x, changed, MAX_CHANGED, &nchanged);
+		rc = eng->index_insert(cache->graph, id, code, changed, MAX_CHANGED, &nchanged);
 		if (rc != ENGINE_FULL)
 			break;
 		/* The mapped graph has no room left (its upper layers): map a larger one and retry. */
@@ -221,7 +226,7 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("cannot index row %s of \"%s\": %s",
 							bhnsw_tid_string(heap_tid), RelationGetRelationName(heap), msg),
-					 cache->metric == BHNSW_METRIC_COSINE ?
+					 BHNSW_KIND_METRIC(cache->metric) == BHNSW_METRIC_COSINE ?
 					 errhint("Cosine distance needs a non-zero vector.") : 0));
 		}
 		bhnsw_engine_check(rc, "inserting into the graph");

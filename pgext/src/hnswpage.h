@@ -21,18 +21,14 @@
 #include "storage/bufpage.h"
 #include "storage/itemptr.h"
 
+#include "hnswtypes.h"
+
 #define BHNSW_MAGIC				0xB0EA1150
 #define BHNSW_LAYOUT_VERSION	1
 #define BHNSW_METAPAGE_BLKNO	0
 #define BHNSW_PAGE_ID			0xB0EA
-#define BHNSW_MAX_DIMS			2000
 #define BHNSW_MAX_LEVEL			31
 #define BHNSW_LOG_SIZE			480
-
-/* Metrics, as the Go engine's hnsw.Metric. */
-#define BHNSW_METRIC_L2			1
-#define BHNSW_METRIC_COSINE		2
-#define BHNSW_METRIC_IP			3
 
 /* Tuple kinds (first byte of every tuple). */
 #define BHNSW_ELEMENT_TUPLE		1
@@ -54,8 +50,8 @@ typedef struct BhnswMetaPageData
 {
 	uint32		magic;
 	uint32		version;
-	uint32		dims;
-	uint16		metric;
+	uint32		dims;			/* 32-bit words of an element's code (hnswtypes.h) */
+	uint16		metric;			/* the kind: metric | element type << 8 (hnswtypes.h) */
 	uint16		m;
 	uint16		ef_construction;
 	int16		entry_level;	/* -1: empty graph */
@@ -87,7 +83,7 @@ typedef struct BhnswElementTupleData
 	uint32		id;
 	ItemPointerData heaptid;
 	ItemPointerData neighbortid;
-	uint16		dims;
+	uint16		dims;			/* words of vec: the element's code (hnswtypes.h) */
 	uint16		unused2;
 	float		vec[FLEXIBLE_ARRAY_MEMBER];
 } BhnswElementTupleData;

@@ -87,23 +87,15 @@ bhnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int 
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
 }
 
-static bool
-is_zero(BhnswVector *v)
-{
-	int			i;
-
-	for (i = 0; i < v->dim; i++)
-		if (v->x[i] != 0)
-			return false;
-	return true;
-}
-
 static void
 start(IndexScanDesc scan, BhnswScanOpaque so)
 {
 	const BorealisEngine *eng;
 	BhnswCache *cache;
-	BhnswVector *q;
+	BhnswElemType type;
+	float	   *q;
+	int			dims;
+	bool		zero;
 
 	so->started = true;
 	if (scan->numberOfOrderBys == 0 || (scan->orderByData[0].sk_flags & SK_ISNULL))
@@ -114,13 +106,15 @@ start(IndexScanDesc scan, BhnswScanOpaque so)
 	}
 	eng = borealis_engine();
 	cache = so->cache = bhnsw_cache_get(scan->indexRelation, false, false);
-	q = bhnsw_datum_vector(scan->orderByData[0].sk_argument);
-	if (q->dim != (int) cache->dims)
+	bhnsw_elemtype_of(scan->indexRelation, &type);
+	q = palloc(sizeof(float) * type.words);
+	dims = bhnsw_encode(&type, scan->orderByData[0].sk_argument, q, &zero);
+	if (dims != type.dims || type.words != (int) cache->dims)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("query vector has %d dimensions, index \"%s\" has %u",
-						q->dim, RelationGetRelationName(scan->indexRelation), cache->dims)));
-	if (cache->metric == BHNSW_METRIC_COSINE && is_zero(q))
+				 errmsg("query vector has %d dimensions, index \"%s\" has %d",
+						dims, RelationGetRelationName(scan->indexRelation), type.dims)));
+	if (BHNSW_KIND_METRIC(cache->metric) == BHNSW_METRIC_COSINE && zero)
 	{
 		/* Cosine distance to a zero vector is NaN for every row: there is no order to give. */
 		so->exhausted = true;
@@ -132,7 +126,7 @@ start(IndexScanDesc scan, BhnswScanOpaque so)
 	 * with the memory bound ends the graph walk, after which Go returns what it already found.
 	 * Without iterative scan a scan is one round: at most ef_search rows.
 	 */
-	bhnsw_engine_check(eng->index_scan_begin(cache->graph, q->x, borealis_ef_search,
+	bhnsw_engine_check(eng->index_scan_begin(cache->graph, q, borealis_ef_search,
 											 borealis_iterative_scan == BOREALIS_ITERATIVE_SCAN_RELAXED,
 											 (long long) borealis_max_scan_tuples,
 											 (long long) Min((double) work_mem * 1024.0 * borealis_scan_mem_multiplier,

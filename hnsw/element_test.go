@@ -1,0 +1,206 @@
+package hnsw
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+)
+
+// elementCase makes random elements of one type as codes, with the dense float64 view the
+// reference distance is computed on (independently of the kernels under test).
+type elementCase struct {
+	elem   Element
+	metric Metric
+	dims   int // logical dimensions
+}
+
+func (c elementCase) words() int {
+	switch c.elem {
+	case Half:
+		return (c.dims + 1) / 2
+	case Bits:
+		return 2 * ((c.dims + 63) / 64)
+	case Sparse:
+		return 1 + 2*min(c.dims, 1000)
+	}
+	return c.dims
+}
+
+// float32ToHalf rounds to nearest even binary16 (normal range only: the tests stay in it).
+func float32ToHalf(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23&0xFF) - 127 + 15
+	frac := b & 0x7FFFFF
+	if exp <= 0 {
+		return sign
+	}
+	h := uint32(exp)<<10 | frac>>13
+	if rem := frac & 0x1FFF; rem > 0x1000 || rem == 0x1000 && h&1 == 1 {
+		h++
+	}
+	return sign | uint16(h)
+}
+
+func (c elementCase) random(r *rand.Rand) (code []float32, dense []float64) {
+	code = make([]float32, c.words())
+	dense = make([]float64, c.dims)
+	switch c.elem {
+	case Float32:
+		for i := range code {
+			code[i] = float32(r.NormFloat64())
+			dense[i] = float64(code[i])
+		}
+	case Half:
+		h := halves(code)
+		for i := range c.dims {
+			h[i] = float32ToHalf(float32(r.NormFloat64()))
+			dense[i] = float64(halfToFloat32(h[i]))
+		}
+	case Bits:
+		w := words64(code)
+		for i := range c.dims {
+			if r.IntN(3) == 0 {
+				w[i/64] |= 1 << (i % 64)
+				dense[i] = 1
+			}
+		}
+	case Sparse:
+		room := (len(code) - 1) / 2
+		n := 1 + r.IntN(min(room, 12))
+		idx := r.Perm(c.dims)[:n]
+		sort.Ints(idx)
+		code[0] = math.Float32frombits(uint32(n))
+		for k, i := range idx {
+			v := float32(r.NormFloat64())
+			code[1+k] = math.Float32frombits(uint32(i))
+			code[1+room+k] = v
+			dense[i] = float64(v)
+		}
+	}
+	return code, dense
+}
+
+// reference is pgvector's distance for the metric on dense values.
+func (c elementCase) reference(a, b []float64) float64 {
+	var s, na, nb, ab float64
+	for i := range a {
+		switch c.metric {
+		case L2:
+			s += (a[i] - b[i]) * (a[i] - b[i])
+		case L1:
+			s += math.Abs(a[i] - b[i])
+		case Hamming:
+			if a[i] != b[i] {
+				s++
+			}
+		}
+		ab += a[i] * b[i]
+		na += a[i] * a[i]
+		nb += b[i] * b[i]
+	}
+	switch c.metric {
+	case L2:
+		return math.Sqrt(s)
+	case Cosine:
+		return 1 - ab/math.Sqrt(na*nb)
+	case InnerProduct:
+		return -ab
+	case Jaccard:
+		if ab == 0 {
+			return 1
+		}
+		return 1 - ab/(na+nb-ab)
+	}
+	return s
+}
+
+// Every element type under every metric pgvector defines on it: searches give the exact order
+// of the reference distance at small n and a wide beam, and report pgvector's distance values.
+func TestElementTypesExactOrder(t *testing.T) {
+	var cases []elementCase
+	for _, e := range []Element{Float32, Half, Sparse} {
+		for _, m := range []Metric{L2, Cosine, InnerProduct, L1} {
+			cases = append(cases, elementCase{e, m, 37})
+		}
+	}
+	cases = append(cases, elementCase{Bits, Hamming, 100}, elementCase{Bits, Jaccard, 100},
+		elementCase{Sparse, L2, 5000})
+	for _, c := range cases {
+		t.Run(c.elem.String()+"_"+c.metric.String(), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(uint64(c.elem)*10+uint64(c.metric), uint64(c.dims)))
+			x, err := New(c.words(), c.metric, Options{M: 8, EfConstruction: 100, Threads: 1, Element: c.elem})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 400
+			dense := make([][]float64, n)
+			for id := range n {
+				code, d := c.random(r)
+				if err := x.Add(uint32(id), code); err != nil {
+					t.Fatal(err)
+				}
+				dense[id] = d
+			}
+			for q := range 5 {
+				code, qd := c.random(r)
+				got, err := x.SearchInto(nil, code, 10, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := make([]int, n)
+				for i := range want {
+					want[i] = i
+				}
+				dist := func(i int) float64 { return c.reference(qd, dense[i]) }
+				sort.SliceStable(want, func(i, j int) bool { return dist(want[i]) < dist(want[j]) })
+				if len(got) != 10 {
+					t.Fatalf("query %d: %d results", q, len(got))
+				}
+				for k, res := range got {
+					ref := dist(int(res.ID))
+					if math.Abs(float64(res.Distance)-ref) > 1e-4*math.Max(1, math.Abs(ref)) {
+						t.Fatalf("query %d rank %d: id %d distance %v, reference %v", q, k, res.ID, res.Distance, ref)
+					}
+					// Ties (Hamming, Jaccard) may come in either order: compare distances.
+					if wantD := dist(want[k]); math.Abs(ref-wantD) > 1e-4*math.Max(1, math.Abs(wantD)) {
+						t.Fatalf("query %d rank %d: distance %v, exact order has %v", q, k, ref, wantD)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestElementOptionsRefused(t *testing.T) {
+	for _, c := range []struct {
+		dims   int
+		metric Metric
+		opts   Options
+	}{
+		{4, Hamming, Options{}},                                // Hamming is for bits
+		{4, L2, Options{Element: Bits}},                        // L2 is not for bits
+		{3, Hamming, Options{Element: Bits}},                   // bits come in 64-bit words
+		{4, L2, Options{Element: Sparse}},                      // 1 + 2n words
+		{8, L2, Options{Element: Half, QuantizedSearch: true}}, // int8 traversal is float32 only
+		{8, L1, Options{QuantizedSearch: true}},                // ... under l2, cosine, ip
+	} {
+		if _, err := New(c.dims, c.metric, c.opts); err == nil {
+			t.Errorf("New(%d, %v, %+v) accepted", c.dims, c.metric, c.opts)
+		}
+	}
+}
+
+func TestHalfToFloat32(t *testing.T) {
+	for h, want := range map[uint16]float32{
+		0x0000: 0, 0x3C00: 1, 0xC000: -2, 0x7BFF: 65504, 0x0001: 5.960464477539063e-08, 0x3555: 0.333251953125,
+	} {
+		if got := halfToFloat32(h); got != want {
+			t.Errorf("halfToFloat32(%#04x) = %v, want %v", h, got, want)
+		}
+	}
+	if f := halfToFloat32(0x7C00); !math.IsInf(float64(f), 1) {
+		t.Errorf("binary16 +Inf gave %v", f)
+	}
+}
