@@ -27,7 +27,7 @@ func (x *Index) distance(a, b []float32) float32 {
 	case Cosine:
 		return 1 - simd.Dot(a, b)
 	case L1:
-		return l1(a, b)
+		return simd.L1(a, b)
 	default:
 		return -simd.Dot(a, b)
 	}

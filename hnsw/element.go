@@ -112,18 +112,18 @@ func (x *Index) codeDistance(a, b []float32) float32 {
 		ha, hb := halves(a), halves(b)
 		switch x.metric {
 		case L2:
-			return squaredL2Half(ha, hb)
+			return simd.SquaredL2Half(ha, hb)
 		case Cosine:
-			return cosineDistanceHalf(ha, hb)
+			return simd.CosineDistanceHalf(ha, hb)
 		case L1:
-			return l1Half(ha, hb)
+			return simd.L1Half(ha, hb)
 		default:
-			return -dotHalf(ha, hb)
+			return -simd.DotHalf(ha, hb)
 		}
 	case Bits:
 		wa, wb := words64(a), words64(b)
 		if x.metric == Jaccard {
-			return jaccard(wa, wb)
+			return simd.Jaccard(wa, wb)
 		}
 		return float32(simd.Hamming(wa, wb))
 	default: // Sparse
@@ -131,13 +131,13 @@ func (x *Index) codeDistance(a, b []float32) float32 {
 		ib, vb := sparseParts(b)
 		switch x.metric {
 		case L2:
-			return sparseSquaredL2(ia, va, ib, vb)
+			return simd.SparseSquaredL2(ia, va, ib, vb)
 		case Cosine:
-			return 1 - sparseDot(ia, va, ib, vb) // unit-length values (store)
+			return 1 - simd.SparseDot(ia, va, ib, vb) // unit-length values (store)
 		case L1:
-			return sparseL1(ia, va, ib, vb)
+			return simd.SparseL1(ia, va, ib, vb)
 		default:
-			return -sparseDot(ia, va, ib, vb)
+			return -simd.SparseDot(ia, va, ib, vb)
 		}
 	}
 }
@@ -154,7 +154,7 @@ func (x *Index) checkCode(v []float32) (norm2 float64, err error) {
 		}
 		if x.metric == Cosine {
 			h := halves(v)
-			norm2 = float64(dotHalf(h, h))
+			norm2 = float64(simd.DotHalf(h, h))
 		}
 	case Bits:
 		return 0, nil

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"sort"
 	"testing"
+
+	"github.com/borealisdb/borealis/simd"
 )
 
 // elementCase makes random elements of one type as codes, with the dense float64 view the
@@ -27,22 +29,6 @@ func (c elementCase) words() int {
 	return c.dims
 }
 
-// float32ToHalf rounds to nearest even binary16 (normal range only: the tests stay in it).
-func float32ToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23&0xFF) - 127 + 15
-	frac := b & 0x7FFFFF
-	if exp <= 0 {
-		return sign
-	}
-	h := uint32(exp)<<10 | frac>>13
-	if rem := frac & 0x1FFF; rem > 0x1000 || rem == 0x1000 && h&1 == 1 {
-		h++
-	}
-	return sign | uint16(h)
-}
-
 func (c elementCase) random(r *rand.Rand) (code []float32, dense []float64) {
 	code = make([]float32, c.words())
 	dense = make([]float64, c.dims)
@@ -54,9 +40,14 @@ func (c elementCase) random(r *rand.Rand) (code []float32, dense []float64) {
 		}
 	case Half:
 		h := halves(code)
-		for i := range c.dims {
-			h[i] = float32ToHalf(float32(r.NormFloat64()))
-			dense[i] = float64(halfToFloat32(h[i]))
+		f := make([]float32, c.dims)
+		for i := range f {
+			f[i] = float32(r.NormFloat64())
+		}
+		simd.Float32ToHalf(h[:c.dims], f)
+		simd.HalfToFloat32(f, h[:c.dims])
+		for i := range f {
+			dense[i] = float64(f[i])
 		}
 	case Bits:
 		w := words64(code)
@@ -189,18 +180,5 @@ func TestElementOptionsRefused(t *testing.T) {
 		if _, err := New(c.dims, c.metric, c.opts); err == nil {
 			t.Errorf("New(%d, %v, %+v) accepted", c.dims, c.metric, c.opts)
 		}
-	}
-}
-
-func TestHalfToFloat32(t *testing.T) {
-	for h, want := range map[uint16]float32{
-		0x0000: 0, 0x3C00: 1, 0xC000: -2, 0x7BFF: 65504, 0x0001: 5.960464477539063e-08, 0x3555: 0.333251953125,
-	} {
-		if got := halfToFloat32(h); got != want {
-			t.Errorf("halfToFloat32(%#04x) = %v, want %v", h, got, want)
-		}
-	}
-	if f := halfToFloat32(0x7C00); !math.IsInf(float64(f), 1) {
-		t.Errorf("binary16 +Inf gave %v", f)
 	}
 }
