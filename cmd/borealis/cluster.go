@@ -285,7 +285,7 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if in == (cluster.ModifyInput{}) {
-		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause, --seconds-until-auto-pause, --seconds-before-timeout, --timeout-action, --db-cluster-parameter-group-name, --durability-mode, --failover-grace-seconds, --enable-log-types or --disable-log-types")
+		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause, --seconds-until-auto-pause, --seconds-before-timeout, --timeout-action, --db-cluster-parameter-group-name, --durability-mode, --failover-grace-seconds, --synchronous-fallback-seconds, --enable-log-types or --disable-log-types")
 	}
 	c, err := cf.client()
 	if err != nil {

@@ -18,20 +18,23 @@ func init() {
 	flagForField["PromotionTier"] = "--promotion-tier"
 	flagForField["DurabilityMode"] = "--durability-mode"
 	flagForField["FailoverGraceSeconds"] = "--failover-grace-seconds"
+	flagForField["SynchronousFallbackSeconds"] = "--synchronous-fallback-seconds"
 	flagForField["TargetDBInstanceIdentifier"] = "--target-db-instance-identifier"
 }
 
 // failoverFlags are the failover settings of create (all) and modify (mode and grace).
 type failoverFlags struct {
-	tier  *int
-	mode  *string
-	grace *int
+	tier     *int
+	mode     *string
+	grace    *int
+	fallback *int
 }
 
 func addFailoverFlags(fs *flag.FlagSet, withTier bool) failoverFlags {
 	f := failoverFlags{
-		mode:  fs.String("durability-mode", failover.Asynchronous, "asynchronous or synchronous (commits wait for a reader)"),
-		grace: fs.Int("failover-grace-seconds", int(failover.DefaultGrace.Seconds()), "seconds a writer may fail before a reader is promoted (1-300)"),
+		mode:     fs.String("durability-mode", failover.Asynchronous, "asynchronous or synchronous (commits wait for a reader)"),
+		grace:    fs.Int("failover-grace-seconds", int(failover.DefaultGrace.Seconds()), "seconds a writer may fail before a reader is promoted (1-300)"),
+		fallback: fs.Int("synchronous-fallback-seconds", 0, "synchronous mode without a reader: 0 = commits wait (strict); N = fall back to asynchronous commits after N seconds (1-3600), no automatic promotion until a reader caught up"),
 	}
 	if withTier {
 		f.tier = fs.Int("promotion-tier", 1, "the readers' promotion tier (0-15, 0 promoted first)")
@@ -53,6 +56,15 @@ func (f failoverFlags) apply(fs *flag.FlagSet, create *cluster.FailoverInput, mo
 				create.DurabilityMode = *f.mode
 			} else {
 				modify.DurabilityMode = f.mode
+			}
+		case "synchronous-fallback-seconds":
+			if e := failover.ValidateSyncFallback(*f.fallback); e != nil {
+				err = usagef("--synchronous-fallback-seconds: %v", e)
+			}
+			if create != nil {
+				create.SynchronousFallbackSeconds = *f.fallback
+			} else {
+				modify.SynchronousFallbackSeconds = f.fallback
 			}
 		case "failover-grace-seconds":
 			if g := time.Duration(*f.grace) * time.Second; g < failover.MinGrace || g > failover.MaxGrace {

@@ -16,6 +16,8 @@ func TestFailoverFlagsRefusedBeforeAnyCall(t *testing.T) {
 		{[]string{"cluster", "create", "--name", "a", "--durability-mode", "sync"}, `--durability-mode: "sync" is not a durability mode`},
 		{[]string{"cluster", "create", "--name", "a", "--readers", "0", "--durability-mode", "synchronous"}, "needs at least one reader"},
 		{[]string{"cluster", "create", "--name", "a", "--failover-grace-seconds", "0"}, "--failover-grace-seconds"},
+		{[]string{"cluster", "create", "--name", "a", "--synchronous-fallback-seconds", "-1"}, "--synchronous-fallback-seconds: -1 is out of range: use 0 (strict"},
+		{[]string{"cluster", "modify", "--name", "a", "--synchronous-fallback-seconds", "3601"}, "--synchronous-fallback-seconds: 3601 is out of range"},
 		{[]string{"cluster", "modify-instance", "--name", "a", "--db-instance-identifier", "a-2", "--promotion-tier", "99"}, "--promotion-tier: 99 is out of range"},
 		{[]string{"cluster", "modify-instance", "--name", "a", "--promotion-tier", "2"}, "--db-instance-identifier is required"},
 		{[]string{"cluster", "modify-instance", "--name", "a", "--db-instance-identifier", "a-2"}, "nothing to modify"},

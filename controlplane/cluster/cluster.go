@@ -212,6 +212,7 @@ func (c *Cluster) superviseOnce() {
 		}
 		mb.syncParams()
 	}
+	c.guardSync(c.ctx)
 	c.applyDurability(c.ctx)
 	c.scaleOnce()
 	c.deriveStatus()
@@ -270,6 +271,7 @@ func (c *Cluster) shutdown(ctx context.Context, stopNodes bool) {
 	for _, mb := range c.members {
 		mb.closePoll()
 	}
+	c.closeSyncConn()
 	for id, conn := range c.fo.probeConns {
 		if conn != nil {
 			conn.Close(context.Background())
@@ -343,6 +345,8 @@ func (c *Cluster) Describe() Description {
 	}
 	c.mu.Lock()
 	d.SynchronousStandbyNames, d.LastFailover = c.syncNames, c.lastFailover
+	d.SynchronousFallbackSeconds = rec.SynchronousFallbackSeconds
+	c.describeSync(&d)
 	c.mu.Unlock()
 	for _, s := range c.router.Stats() {
 		d.Router = append(d.Router, RouterEndpoint{Endpoint: s.Endpoint, Connections: s.Active, Total: s.Total,

@@ -32,6 +32,12 @@ type Description struct {
 	// fail before a reader is promoted.
 	DurabilityMode       string `json:"DurabilityMode"`
 	FailoverGraceSeconds int    `json:"FailoverGraceSeconds"`
+	// SynchronousFallbackSeconds is the synchronous-mode policy without a reader (0: strict,
+	// commits wait); DurabilityStatus, in synchronous mode, is synchronous, waiting-for-reader,
+	// degraded-asynchronous or catching-up (failover.SyncGuard), since DurabilityStatusSince.
+	SynchronousFallbackSeconds int        `json:"SynchronousFallbackSeconds,omitempty"`
+	DurabilityStatus           string     `json:"DurabilityStatus,omitempty"`
+	DurabilityStatusSince      *time.Time `json:"DurabilityStatusSince,omitempty"`
 	// SynchronousStandbyNames is the writer's setting in synchronous mode.
 	SynchronousStandbyNames string `json:"SynchronousStandbyNames,omitempty"`
 	// LastFailover is the last failover this control plane completed.

@@ -42,6 +42,7 @@ type foState struct {
 	// writerTLI is the writer's timeline as its last successful probe saw it (0: unknown): the
 	// cluster's current timeline when a failover compares the readers' positions.
 	writerTLI uint32
+	sync      syncGuardState // syncguard.go
 }
 
 type failoverRequest struct {
@@ -109,6 +110,12 @@ func (c *Cluster) watchWriter() {
 	if len(c.readerRecs()) == 0 {
 		c.noteOnce(fmt.Sprintf("cannot fail over (%s): the cluster has no reader; restarting the writer in place", dec.Reason))
 		return
+	}
+	if mode, _ := c.failoverSettings(); mode == failover.Synchronous {
+		if ok, why := c.fo.sync.guard.PromotionAllowed(); !ok {
+			c.noteOnce(fmt.Sprintf("cannot fail over (%s): %s; the writer is restarted in place when it can be", dec.Reason, why))
+			return
+		}
 	}
 	if err := c.failover("", dec.Reason, dec.Since); err != nil {
 		// Not again before another grace period: each attempt kills the writer.
@@ -187,11 +194,16 @@ func (c *Cluster) observe(w *member, rec store.Member, g time.Duration) failover
 		}()
 	}
 	wg.Wait()
-	for _, s := range streaming {
+	seen := make(map[string]bool, len(readers))
+	for i, s := range streaming {
+		seen[readers[i].ID] = s
 		if s {
 			obs.ReadersStreaming++
 		}
 	}
+	c.mu.Lock()
+	c.fo.sync.streaming = seen
+	c.mu.Unlock()
 	return obs
 }
 
@@ -398,6 +410,7 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	}
 	nw.update(func(r *store.Member) { r.Writer = true })
 	c.fo.syncApplied = nil
+	c.resetSyncGuard()
 	c.fo.det.Reset()
 	c.setSuspect(false)
 	nw.closePoll()
@@ -803,7 +816,7 @@ func waitStreaming(ctx context.Context, node, writer *pgproc.Node, limit time.Du
 
 // wantSyncNames is synchronous_standby_names for the cluster's writer.
 func (c *Cluster) wantSyncNames() string {
-	if mode, _ := c.failoverSettings(); mode != failover.Synchronous {
+	if mode, _ := c.failoverSettings(); mode != failover.Synchronous || c.fo.sync.noStandbys {
 		return ""
 	}
 	var names []string

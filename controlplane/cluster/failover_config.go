@@ -19,6 +19,11 @@ type FailoverInput struct {
 	// FailoverGraceSeconds is how long a writer may fail its probes, or stay down after
 	// exiting, before a reader is promoted (1-300; 0 means 10).
 	FailoverGraceSeconds int `json:"FailoverGraceSeconds,omitempty"`
+	// SynchronousFallbackSeconds is the synchronous-mode policy when no reader flushes
+	// commits: 0 (default, strict) makes commits wait until a reader is back; N (1-3600) falls
+	// back to asynchronous commits after they waited N seconds, with automatic promotion off
+	// until a reader caught up (failover.SyncGuard).
+	SynchronousFallbackSeconds int `json:"SynchronousFallbackSeconds,omitempty"`
 }
 
 func (in FailoverInput) readerTier() int {
@@ -46,6 +51,9 @@ func (in FailoverInput) validate(readers int) error {
 	}
 	if in.mode() == failover.Synchronous && readers == 0 {
 		return fieldErr("DurabilityMode", "synchronous mode needs at least one reader (commits wait for a reader to flush them)")
+	}
+	if err := failover.ValidateSyncFallback(in.SynchronousFallbackSeconds); err != nil {
+		return fieldErr("SynchronousFallbackSeconds", "%v", err)
 	}
 	return validateGrace(in.FailoverGraceSeconds, true)
 }
@@ -76,7 +84,7 @@ func grace(rec store.Cluster) time.Duration {
 }
 
 func (in ModifyInput) failoverChanged() bool {
-	return in.DurabilityMode != nil || in.FailoverGraceSeconds != nil
+	return in.DurabilityMode != nil || in.FailoverGraceSeconds != nil || in.SynchronousFallbackSeconds != nil
 }
 
 // modifyFailover applies the failover settings of in; only reports that in changes nothing
@@ -98,7 +106,11 @@ func (c *Cluster) modifyFailover(in ModifyInput) (only bool, err error) {
 			readers++
 		}
 	}
-	next := FailoverInput{DurabilityMode: durability(c.rec), FailoverGraceSeconds: c.rec.FailoverGraceSeconds}
+	next := FailoverInput{DurabilityMode: durability(c.rec), FailoverGraceSeconds: c.rec.FailoverGraceSeconds,
+		SynchronousFallbackSeconds: c.rec.SynchronousFallbackSeconds}
+	if in.SynchronousFallbackSeconds != nil {
+		next.SynchronousFallbackSeconds = *in.SynchronousFallbackSeconds
+	}
 	if in.DurabilityMode != nil {
 		next.DurabilityMode = *in.DurabilityMode
 	}
@@ -114,14 +126,22 @@ func (c *Cluster) modifyFailover(in ModifyInput) (only bool, err error) {
 		return false, err
 	}
 	c.rec.Durability, c.rec.FailoverGraceSeconds = next.DurabilityMode, next.FailoverGraceSeconds
+	c.rec.SynchronousFallbackSeconds = next.SynchronousFallbackSeconds
 	err = c.saveLocked()
 	only = !in.scalingChanged()
 	mode, g := durability(c.rec), grace(c.rec)
+	policy := ""
+	if mode == failover.Synchronous {
+		policy = ", strict (commits wait for a reader)"
+		if f := c.rec.SynchronousFallbackSeconds; f > 0 {
+			policy = fmt.Sprintf(", falling back to asynchronous commits after %d s without a reader", f)
+		}
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return false, err
 	}
-	c.m.event(c.rec.Name, "", "cluster.modified", fmt.Sprintf("durability mode is now %s, failover grace period %s", mode, g))
+	c.m.event(c.rec.Name, "", "cluster.modified", fmt.Sprintf("durability mode is now %s%s, failover grace period %s", mode, policy, g))
 	c.kick()
 	return only, nil
 }

@@ -197,7 +197,7 @@ func (m *Manager) Create(in CreateInput) (Description, error) {
 	scaling, _ := in.scaling()
 	rec := store.Cluster{Name: in.Name, CreatedAt: time.Now().UTC(), Status: StatusCreating,
 		Port: in.Port, ReaderPort: in.ReaderPort, Scaling: scaling, ParameterGroup: in.DBClusterParameterGroupName,
-		Durability: in.mode(), FailoverGraceSeconds: in.FailoverGraceSeconds,
+		Durability: in.mode(), FailoverGraceSeconds: in.FailoverGraceSeconds, SynchronousFallbackSeconds: in.SynchronousFallbackSeconds,
 		LogExports: in.EnableLogsExports}
 	if rec.ParameterGroup == paramgroup.DefaultGroup {
 		rec.ParameterGroup = ""

@@ -67,6 +67,8 @@ type ModifyInput struct {
 	// DurabilityMode and FailoverGraceSeconds: see FailoverInput.
 	DurabilityMode       *string `json:"DurabilityMode,omitempty"`
 	FailoverGraceSeconds *int    `json:"FailoverGraceSeconds,omitempty"`
+	// SynchronousFallbackSeconds: see FailoverInput.
+	SynchronousFallbackSeconds *int `json:"SynchronousFallbackSeconds,omitempty"`
 	// LogsExportConfiguration turns log types' publishing on or off.
 	LogsExportConfiguration *LogsExportConfiguration `json:"LogsExportConfiguration,omitempty"`
 	// The master user's password and deletion protection (master.go).
@@ -82,7 +84,7 @@ type LogsExportConfiguration struct {
 // scalingChanged reports whether in changes the serverless configuration.
 func (in ModifyInput) scalingChanged() bool {
 	in.DBClusterParameterGroupName = nil
-	in.DurabilityMode, in.FailoverGraceSeconds = nil, nil
+	in.DurabilityMode, in.FailoverGraceSeconds, in.SynchronousFallbackSeconds = nil, nil, nil
 	in.LogsExportConfiguration = nil
 	return in != (ModifyInput{})
 }

@@ -38,6 +38,12 @@ type Cluster struct {
 	// FailoverGraceSeconds is how long a writer may fail before a reader is promoted; 0 means
 	// the default.
 	FailoverGraceSeconds int `json:"failover_grace_seconds,omitempty"`
+	// SynchronousFallbackSeconds: in synchronous mode, how long commits may wait for a reader
+	// before the writer falls back to asynchronous commits; 0 means never (strict).
+	SynchronousFallbackSeconds int `json:"synchronous_fallback_seconds,omitempty"`
+	// SyncDegradedAt is set while a synchronous cluster runs degraded to asynchronous commits
+	// (or is catching up after it): no reader is promoted automatically meanwhile.
+	SyncDegradedAt *time.Time `json:"sync_degraded_at,omitempty"`
 }
 
 // Scaling is the serverless configuration, validated and stored now, acted on by later issues.
