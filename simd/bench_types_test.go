@@ -74,18 +74,26 @@ func BenchmarkHalf(b *testing.B) {
 	}
 }
 
-func BenchmarkJaccard(b *testing.B) {
+func BenchmarkBits(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, bits := range []int{1536, 3072, 64000} {
 		x, y := make([]uint64, bits/64), make([]uint64, bits/64)
 		for i := range x {
 			x[i], y[i] = r.Uint64(), r.Uint64()
 		}
-		b.Run(fmt.Sprintf("bits=%d", bits), func(b *testing.B) {
+		b.Run(fmt.Sprintf("kernel=Jaccard/bits=%d", bits), func(b *testing.B) {
 			benchPaths(b, func(b *testing.B) {
 				b.SetBytes(int64(bits / 4))
 				for b.Loop() {
 					sink = Jaccard(x, y)
+				}
+			})
+		})
+		b.Run(fmt.Sprintf("kernel=Hamming/bits=%d", bits), func(b *testing.B) {
+			benchPaths(b, func(b *testing.B) {
+				b.SetBytes(int64(bits / 4))
+				for b.Loop() {
+					sink = float32(Hamming(x, y))
 				}
 			})
 		})

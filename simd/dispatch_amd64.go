@@ -1,6 +1,10 @@
 package simd
 
-import "github.com/klauspost/cpuid/v2"
+import (
+	"math"
+
+	"github.com/klauspost/cpuid/v2"
+)
 
 //go:generate go run ./internal/asmgen -out kernels_amd64.s -stubs kernels_amd64_stubs.go -pkg simd
 
@@ -50,8 +54,8 @@ var avx2Impl = impl{
 	dotHalf:   func(a, b []uint16) float32 { return halfPairAVX2(dotHalfAVX2, a, b) },
 	l1Half:    func(a, b []uint16) float32 { return halfPairAVX2(l1HalfAVX2, a, b) },
 	cosHalf:   cosHalfAVX2Slice,
-	jaccard:   jaccardGeneric, // POPCNT from Go; see jaccard.go
-	hamming:   hammingGeneric, // POPCNT from Go; see hamming.go
+	jaccard:   func(a, b []uint64) float32 { return jaccardBlocks(jaccardAVX2, math.MaxInt, a, b) },
+	hamming:   func(a, b []uint64) int { return hammingBlocks(hammingAVX2, math.MaxInt, a, b) },
 }
 
 // The wrappers below take &x[0], which needs at least one element: empty vectors (dim 0)

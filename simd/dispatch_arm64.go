@@ -1,7 +1,5 @@
 package simd
 
-import "math/bits"
-
 // paths on arm64: NEON (Advanced SIMD), which every arm64 CPU has, so it is always
 // supported. vek has no arm64 assembly (its kernels fall back to Go there), hence our own. The assembly (kernels_arm64.s) is hand-written; avo does not target arm64.
 // It covers the per-row float32 work; rows are looped over in Go (a call costs a few ns,
@@ -137,32 +135,6 @@ func float32ToHalfNEONSlice(dst []uint16, src []float32) {
 // bits, is 1,000 words, so real codes take one call.
 const popChunk = 4096
 
-func jaccardNEONSlice(a, b []uint64) float32 {
-	b = b[:len(a)]
-	var inter, union int
-	for len(a) >= 4 {
-		n := min(len(a), popChunk) &^ 3
-		i, u := jaccardNEON(&a[0], &b[0], n)
-		inter, union = inter+i, union+u
-		a, b = a[n:], b[n:]
-	}
-	for i := range a {
-		inter += bits.OnesCount64(a[i] & b[i])
-		union += bits.OnesCount64(a[i] | b[i])
-	}
-	return jaccardFinish(inter, union)
-}
+func jaccardNEONSlice(a, b []uint64) float32 { return jaccardBlocks(jaccardNEON, popChunk, a, b) }
 
-func hammingNEONSlice(a, b []uint64) int {
-	b = b[:len(a)]
-	d := 0
-	for len(a) >= 4 {
-		n := min(len(a), popChunk) &^ 3
-		d += hammingNEON(&a[0], &b[0], n)
-		a, b = a[n:], b[n:]
-	}
-	for i := range a {
-		d += bits.OnesCount64(a[i] ^ b[i])
-	}
-	return d
-}
+func hammingNEONSlice(a, b []uint64) int { return hammingBlocks(hammingNEON, popChunk, a, b) }

@@ -215,6 +215,9 @@ func FuzzTypeKernels(f *testing.F) {
 		if got, want := Jaccard(wa, wb), jaccardGeneric(wa, wb); got != want {
 			t.Fatalf("Jaccard %g, generic %g", got, want)
 		}
+		if got, want := Hamming(wa, wb), hammingGeneric(wa, wb); got != want {
+			t.Fatalf("Hamming %d, generic %d", got, want)
+		}
 	})
 }
 

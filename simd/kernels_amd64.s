@@ -1679,3 +1679,138 @@ float32ToHalfF16C_tail:
 float32ToHalfF16C_end:
 	VZEROUPPER
 	RET
+
+// func jaccardAVX2(a *uint64, b *uint64, n int) (inter int, union int)
+// Requires: AVX, AVX2
+TEXT ·jaccardAVX2(SB), NOSPLIT, $0-40
+	MOVQ         a+0(FP), AX
+	MOVQ         b+8(FP), CX
+	MOVQ         n+16(FP), DX
+	VMOVDQU      popcntlut<>+0(SB), Y0
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Y1
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+
+jaccardAVX2_loop:
+	CMPQ    DX, $0x04
+	JL      jaccardAVX2_done
+	VMOVDQU (AX), Y5
+	VMOVDQU (CX), Y6
+	VPOR    Y6, Y5, Y7
+	VPAND   Y6, Y5, Y5
+	VPSRLW  $0x04, Y5, Y6
+	VPAND   Y1, Y5, Y5
+	VPAND   Y1, Y6, Y6
+	VPSHUFB Y5, Y0, Y5
+	VPSHUFB Y6, Y0, Y6
+	VPADDB  Y6, Y5, Y5
+	VPSADBW Y2, Y5, Y5
+	VPADDQ  Y5, Y3, Y3
+	VPSRLW  $0x04, Y7, Y5
+	VPAND   Y1, Y7, Y7
+	VPAND   Y1, Y5, Y5
+	VPSHUFB Y7, Y0, Y7
+	VPSHUFB Y5, Y0, Y5
+	VPADDB  Y5, Y7, Y7
+	VPSADBW Y2, Y7, Y7
+	VPADDQ  Y7, Y4, Y4
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	SUBQ    $0x04, DX
+	JMP     jaccardAVX2_loop
+
+jaccardAVX2_done:
+	VEXTRACTI128 $0x01, Y3, X0
+	VPADDQ       X0, X3, X3
+	VPSHUFD      $0x4e, X3, X0
+	VPADDQ       X0, X3, X3
+	VMOVQ        X3, AX
+	MOVQ         AX, inter+24(FP)
+	VEXTRACTI128 $0x01, Y4, X0
+	VPADDQ       X0, X4, X4
+	VPSHUFD      $0x4e, X4, X0
+	VPADDQ       X0, X4, X4
+	VMOVQ        X4, AX
+	MOVQ         AX, union+32(FP)
+	VZEROUPPER
+	RET
+
+DATA popcntlut<>+0(SB)/1, $0x00
+DATA popcntlut<>+1(SB)/1, $0x01
+DATA popcntlut<>+2(SB)/1, $0x01
+DATA popcntlut<>+3(SB)/1, $0x02
+DATA popcntlut<>+4(SB)/1, $0x01
+DATA popcntlut<>+5(SB)/1, $0x02
+DATA popcntlut<>+6(SB)/1, $0x02
+DATA popcntlut<>+7(SB)/1, $0x03
+DATA popcntlut<>+8(SB)/1, $0x01
+DATA popcntlut<>+9(SB)/1, $0x02
+DATA popcntlut<>+10(SB)/1, $0x02
+DATA popcntlut<>+11(SB)/1, $0x03
+DATA popcntlut<>+12(SB)/1, $0x02
+DATA popcntlut<>+13(SB)/1, $0x03
+DATA popcntlut<>+14(SB)/1, $0x03
+DATA popcntlut<>+15(SB)/1, $0x04
+DATA popcntlut<>+16(SB)/1, $0x00
+DATA popcntlut<>+17(SB)/1, $0x01
+DATA popcntlut<>+18(SB)/1, $0x01
+DATA popcntlut<>+19(SB)/1, $0x02
+DATA popcntlut<>+20(SB)/1, $0x01
+DATA popcntlut<>+21(SB)/1, $0x02
+DATA popcntlut<>+22(SB)/1, $0x02
+DATA popcntlut<>+23(SB)/1, $0x03
+DATA popcntlut<>+24(SB)/1, $0x01
+DATA popcntlut<>+25(SB)/1, $0x02
+DATA popcntlut<>+26(SB)/1, $0x02
+DATA popcntlut<>+27(SB)/1, $0x03
+DATA popcntlut<>+28(SB)/1, $0x02
+DATA popcntlut<>+29(SB)/1, $0x03
+DATA popcntlut<>+30(SB)/1, $0x03
+DATA popcntlut<>+31(SB)/1, $0x04
+GLOBL popcntlut<>(SB), RODATA|NOPTR, $32
+
+// func hammingAVX2(a *uint64, b *uint64, n int) int
+// Requires: AVX, AVX2
+TEXT ·hammingAVX2(SB), NOSPLIT, $0-32
+	MOVQ         a+0(FP), AX
+	MOVQ         b+8(FP), CX
+	MOVQ         n+16(FP), DX
+	VMOVDQU      popcntlut<>+0(SB), Y0
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Y1
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+
+hammingAVX2_loop:
+	CMPQ    DX, $0x04
+	JL      hammingAVX2_done
+	VMOVDQU (AX), Y4
+	VMOVDQU (CX), Y5
+	VPXOR   Y5, Y4, Y4
+	VPSRLW  $0x04, Y4, Y5
+	VPAND   Y1, Y4, Y4
+	VPAND   Y1, Y5, Y5
+	VPSHUFB Y4, Y0, Y4
+	VPSHUFB Y5, Y0, Y5
+	VPADDB  Y5, Y4, Y4
+	VPSADBW Y2, Y4, Y4
+	VPADDQ  Y4, Y3, Y3
+	ADDQ    $0x20, AX
+	ADDQ    $0x20, CX
+	SUBQ    $0x04, DX
+	JMP     hammingAVX2_loop
+
+hammingAVX2_done:
+	VEXTRACTI128 $0x01, Y3, X0
+	VPADDQ       X0, X3, X3
+	VPSHUFD      $0x4e, X3, X0
+	VPADDQ       X0, X3, X3
+	VMOVQ        X3, AX
+	MOVQ         AX, ret+24(FP)
+	VZEROUPPER
+	RET

@@ -94,3 +94,13 @@ func halfToFloat32F16C(dst *float32, src *uint16, n int)
 //
 //go:noescape
 func float32ToHalfF16C(dst *uint16, src *float32, n int)
+
+// jaccardAVX2 counts bits of the n words at a and b, n a multiple of 4.
+//
+//go:noescape
+func jaccardAVX2(a *uint64, b *uint64, n int) (inter int, union int)
+
+// hammingAVX2 counts bits of the n words at a and b, n a multiple of 4.
+//
+//go:noescape
+func hammingAVX2(a *uint64, b *uint64, n int) int

@@ -267,24 +267,27 @@ func kernels() []kernel {
 			return func() { simd.Float32ToHalf(out, x) }
 		}},
 	}
-	// Jaccard over dim bits (random words, half the bits set): the same Go POPCNT loop on
-	// every path, listed so a future vector popcount has its baseline.
-	jaccard := kernel{"Jaccard (dim = bits)", nil, func(d int) int { return 2 * d / 8 },
-		func(p string, dim int) func() {
-			r := rand.New(rand.NewPCG(uint64(dim), 3))
-			x, y := make([]uint64, (dim+63)/64), make([]uint64, (dim+63)/64)
-			for i := range x {
-				x[i], y[i] = r.Uint64(), r.Uint64()
-			}
-			return func() { sink = simd.Jaccard(x, y) }
-		}}
+	// Jaccard and Hamming over dim bits (random words, half the bits set).
+	bitsKernel := func(name string, f func(x, y []uint64) float32) kernel {
+		return kernel{name + " (dim = bits)", nil, func(d int) int { return 2 * d / 8 },
+			func(p string, dim int) func() {
+				r := rand.New(rand.NewPCG(uint64(dim), 3))
+				x, y := make([]uint64, (dim+63)/64), make([]uint64, (dim+63)/64)
+				for i := range x {
+					x[i], y[i] = r.Uint64(), r.Uint64()
+				}
+				return func() { sink = f(x, y) }
+			}}
+	}
+	jaccard := bitsKernel("Jaccard", simd.Jaccard)
+	hamming := bitsKernel("Hamming", func(x, y []uint64) float32 { return float32(simd.Hamming(x, y)) })
 	return []kernel{
 		pair("L1", simd.L1, vek32.ManhattanDistance, nil),
 		half("DotHalf", simd.DotHalf, simd.Dot),
 		half("SquaredL2Half", simd.SquaredL2Half, simd.SquaredL2),
 		half("L1Half", simd.L1Half, simd.L1),
 		half("CosineDistanceHalf", simd.CosineDistanceHalf, simd.CosineDistance),
-		conv[0], conv[1], jaccard,
+		conv[0], conv[1], jaccard, hamming,
 		pair("Dot", simd.Dot, vek32.Dot, naiveDot),
 		pair("SquaredL2 (vek: sqrt'd)", simd.SquaredL2, vek32.Distance, nil),
 		pair("CosineDistance", simd.CosineDistance, func(a, b []float32) float32 { return 1 - vek32.CosineSimilarity(a, b) }, nil),
