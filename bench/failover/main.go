@@ -4,7 +4,8 @@
 // acknowledgement — and fails the writer again and again, cycling through three kinds:
 //
 //   - kill9:   SIGKILL of the postmaster, data left (restart in place is expected);
-//   - sigstop: SIGSTOP of the writer's whole process group (thawed once the failover is done);
+//   - sigstop: SIGSTOP of the writer's postmaster and every process under it (thawed once the
+//     failover is done);
 //   - rmdata:  the data directory removed under the running server.
 //
 // After each failure it waits for the cluster to be whole again and checks the writer: every
@@ -34,7 +35,16 @@ import (
 
 	"github.com/borealisdb/borealis/controlplane/cluster"
 	"github.com/borealisdb/borealis/controlplane/store"
+	"github.com/borealisdb/borealis/internal/pgproc"
 )
+
+// benchPassword is the throwaway cluster's master password: endpoints ask every client for it.
+const benchPassword = "failover-bench-pw"
+
+// dsn connects as the master user through addr.
+func dsn(addr string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s/postgres?sslmode=disable", cluster.DefaultMasterUsername, benchPassword, addr)
+}
 
 type attempt struct {
 	id        int64
@@ -55,7 +65,7 @@ type client struct {
 func (c *client) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conn, err := pgx.Connect(cctx, "postgres://postgres@"+c.addr+"/postgres?sslmode=disable&connect_timeout=5")
+		conn, err := pgx.Connect(cctx, dsn(c.addr)+"&connect_timeout=5")
 		cancel()
 		if err != nil {
 			time.Sleep(50 * time.Millisecond)
@@ -150,7 +160,7 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 		m.Close(ctx, true)
 	}()
 	const name = "bench"
-	if _, err := m.Create(cluster.CreateInput{Name: name, Readers: 2, FailoverInput: cluster.FailoverInput{DurabilityMode: mode, FailoverGraceSeconds: graceS}}); err != nil {
+	if _, err := m.Create(cluster.CreateInput{Name: name, Readers: 2, MasterUserInput: cluster.MasterUserInput{MasterUserPassword: benchPassword}, FailoverInput: cluster.FailoverInput{DurabilityMode: mode, FailoverGraceSeconds: graceS}}); err != nil {
 		return err
 	}
 	ctx := context.Background()
@@ -160,7 +170,7 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 	if err != nil {
 		return err
 	}
-	setup, err := pgx.Connect(ctx, "postgres://postgres@"+d.Endpoint+"/postgres?sslmode=disable")
+	setup, err := pgx.Connect(ctx, dsn(d.Endpoint))
 	if err != nil {
 		return err
 	}
@@ -195,12 +205,20 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 		d = describe(m, name)
 		w := writerOf(d)
 		seqBefore := lastSeq(m)
+		var frozen []int
 		t0 := time.Now()
 		switch kind {
 		case "kill9":
 			err = syscall.Kill(w.PID, syscall.SIGKILL)
 		case "sigstop":
-			err = syscall.Kill(-w.PID, syscall.SIGSTOP)
+			// The whole server hangs: the postmaster and every process under it (its
+			// children are their own process groups, so -pid would stop the postmaster only).
+			frozen = append([]int{w.PID}, pgproc.Descendants(w.PID)...)
+			for _, pid := range frozen {
+				if e := syscall.Kill(pid, syscall.SIGSTOP); e != nil && pid == w.PID {
+					err = e
+				}
+			}
 		case "rmdata":
 			var dir string
 			if dir, err = c.DataDir(w.DBInstanceIdentifier); err == nil {
@@ -216,7 +234,9 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 		if kind == "sigstop" {
 			// Thaw once the failover is done: a fenced writer must stay dead.
 			waitEvent(m, name, "cluster.failover-completed", seqBefore, time.Minute)
-			syscall.Kill(-w.PID, syscall.SIGCONT)
+			for _, pid := range frozen {
+				syscall.Kill(pid, syscall.SIGCONT)
+			}
 		}
 		if !ok {
 			return fmt.Errorf("failure %d (%s): no acknowledged write within 2 minutes", i+1, kind)
@@ -279,7 +299,7 @@ func waitRTO(cs []*client, t0 time.Time, limit time.Duration) (time.Duration, bo
 
 // check compares the writer's table with every client's attempts so far.
 func check(ctx context.Context, addr string, cs []*client, r *result) error {
-	conn, err := pgx.Connect(ctx, "postgres://postgres@"+addr+"/postgres?sslmode=disable")
+	conn, err := pgx.Connect(ctx, dsn(addr))
 	if err != nil {
 		return err
 	}
@@ -489,7 +509,7 @@ func report(out, mode string, graceS, nclients int, rs []result) error {
 // debugLost prints the acknowledged ids missing on the writer, with their timing.
 func debugLost(addr string, cs []*client, t0 time.Time) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, "postgres://postgres@"+addr+"/postgres?sslmode=disable")
+	conn, err := pgx.Connect(ctx, dsn(addr))
 	if err != nil {
 		return
 	}

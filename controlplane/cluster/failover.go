@@ -377,7 +377,7 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	old.pid.Store(0)
 	old.closePoll()
 	old.update(func(r *store.Member) { r.Writer, r.Fenced, r.Status = false, true, StatusFenced })
-	how := "killed (SIGKILL to its process group)"
+	how := "killed (SIGKILL to its postmaster and every process under it)"
 	if manual {
 		how = "shut down cleanly"
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/borealisdb/borealis/controlplane/store"
+	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -272,13 +273,24 @@ func TestFailover(t *testing.T) {
 		}
 		before := lastSeq(t, m)
 		frozen := time.Now()
-		if err := syscall.Kill(-old.PID, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
+		// The whole server freezes: the postmaster and every process under it (PostgreSQL's
+		// children are their own process groups).
+		tree := append([]int{old.PID}, pgproc.Descendants(old.PID)...)
+		for _, pid := range tree {
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
 		}
 		thawed := false
+		thaw := func() {
+			for _, pid := range tree {
+				syscall.Kill(pid, syscall.SIGCONT)
+			}
+			thawed = true
+		}
 		defer func() {
 			if !thawed {
-				syscall.Kill(-old.PID, syscall.SIGCONT)
+				thaw()
 			}
 		}()
 		d = waitNewWriter(t, m, "fo", old.DBInstanceIdentifier, 60*time.Second)
@@ -297,8 +309,14 @@ func TestFailover(t *testing.T) {
 		if f := eventAfter(t, m, "fo", "member.fenced", before); f == nil || f.Seq > ev.Seq {
 			t.Fatalf("fenced event %+v must precede the completion %+v", f, ev)
 		}
-		syscall.Kill(-old.PID, syscall.SIGCONT)
-		thawed = true
+		// Fencing killed every frozen process, backends included: none can finish a commit
+		// when thawed.
+		for _, pid := range tree {
+			if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(data), ") Z ") {
+				t.Errorf("process %d of the fenced writer is still alive: %s", pid, data)
+			}
+		}
+		thaw()
 		// The thawed old writer's session must not take a write.
 		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := direct.Exec(wctx, "INSERT INTO acked VALUES (-1)")

@@ -3,13 +3,13 @@ package cluster
 import (
 	"context"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/borealisdb/borealis/controlplane/failover"
+	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -158,29 +158,13 @@ func TestSynchronousWithoutReader(t *testing.T) {
 	}
 }
 
-// signalTree sends sig to a postmaster and each of its children.
+// signalTree sends sig to a postmaster and every process under it.
 func signalTree(pid int, sig syscall.Signal) error {
 	if err := syscall.Kill(pid, sig); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			_ = syscall.Kill(child, sig)
-		}
+	for _, c := range pgproc.Descendants(pid) {
+		_ = syscall.Kill(c, sig)
 	}
 	return nil
 }

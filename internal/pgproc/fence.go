@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -14,21 +15,88 @@ import (
 	"github.com/borealisdb/borealis/internal/safefile"
 )
 
-// KillGroup kills the postmaster's whole process group with SIGKILL — the postmaster and every
-// backend, WAL sender and worker, even stopped (SIGSTOP) ones — and waits until they are gone.
-// This is how a failed-over writer is fenced: a stopped postmaster's backends would otherwise
-// go on committing for the sessions they already serve.
+// KillGroup kills the postmaster and every process under it with SIGKILL — every backend,
+// WAL sender and worker, even stopped (SIGSTOP) ones — and waits until they are gone. This is
+// how a failed-over writer is fenced: a stopped postmaster's backends would otherwise go on
+// committing for the sessions they already serve, and a backend frozen mid-commit could
+// acknowledge it once thawed.
+//
+// PostgreSQL's children call setsid() (each is its own process group, so the postmaster can
+// signal a child's own children), so the postmaster's process group holds the postmaster
+// alone: the children are found by parent. The postmaster is stopped first so that it forks
+// nothing more while they are listed, then all of them get SIGKILL.
 func KillGroup(pid int) error {
 	if pid <= 0 {
 		return nil
 	}
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	tree := Descendants(pid)
+	for _, c := range tree {
+		_ = syscall.Kill(c, syscall.SIGKILL)
+	}
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("killing process group %d: %w", pid, err)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	if !waitGroupGone(pid, 30*time.Second) {
 		return fmt.Errorf("process group %d is still alive 30 s after SIGKILL", pid)
 	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range tree {
+		for liveProcess(c) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("process %d of the postmaster %d is still alive 30 s after SIGKILL", c, pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	return nil
+}
+
+// Descendants lists the processes under pid (children, their children, ...), from /proc.
+func Descendants(pid int) []int {
+	children := map[int][]int{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(s[i+1:]) // state, ppid, ...
+		self, err1 := strconv.Atoi(strings.TrimSpace(s[:strings.IndexByte(s, ' ')]))
+		if len(fields) < 2 || err1 != nil || fields[0] == "Z" {
+			continue
+		}
+		if pp, err := strconv.Atoi(fields[1]); err == nil {
+			children[pp] = append(children[pp], self)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// liveProcess reports whether pid exists and is not a zombie.
+func liveProcess(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
 }
 
 // Fence kills the node's server and all its processes (see KillGroup), whether this process
