@@ -15,7 +15,7 @@ import (
 
 // fakeNode is a member whose log directory the test writes as PostgreSQL would.
 type fakeNode struct {
-	t      *testing.T
+	t      testing.TB
 	logDir string
 }
 
@@ -42,13 +42,13 @@ func (n fakeNode) write(file, text string) {
 }
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	home string
 	st   *store.Store
 	node fakeNode
 }
 
-func newEnv(t *testing.T, exports []string) *env {
+func newEnv(t testing.TB, exports []string) *env {
 	home := t.TempDir()
 	st, err := store.Open(filepath.Join(home, "state.db"))
 	if err != nil {

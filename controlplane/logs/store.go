@@ -3,7 +3,6 @@ package logs
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,8 +42,9 @@ type stream struct {
 	activeFirst uint64
 	activeSize  int64
 	next        uint64 // sequence number of the next record
-	last        Record // last record stored (position of the source)
+	last        Record // last record stored (position of the source; its message is not kept)
 	lastTime    time.Time
+	buf         []byte // encoding buffer, reused across batches
 }
 
 func segName(first uint64) string { return fmt.Sprintf("%020d.seg", first) }
@@ -95,10 +95,11 @@ func openStream(dir, name string) (*stream, error) {
 		if i < 0 {
 			break
 		}
-		var r Record
-		if json.Unmarshal(data[off:off+i], &r) != nil {
+		r, err := decodeRecord(data[off : off+i])
+		if err != nil {
 			break
 		}
+		r.Message = ""
 		s.last = r
 		off += i + 1
 		good = int64(off)
@@ -149,29 +150,63 @@ func syncDir(dir string) error {
 
 // append stores records (numbering them): one write and one fsync per segment they fill.
 func (s *stream) append(recs []Record) error {
-	if len(recs) == 0 {
+	return s.commit(len(recs), func(b []byte, i int, seq uint64, now int64) ([]byte, Record) {
+		r := recs[i]
+		r.Seq = seq
+		if r.Ingest == 0 {
+			r.Ingest = now
+		}
+		recs[i] = r
+		return appendRecord(b, &r, nil), r
+	})
+}
+
+// pending is a line a tailer stores; msg points into its read buffer.
+type pending struct {
+	time, off int64
+	msg       []byte
+}
+
+// appendLines stores lines read from the source file src, as append does.
+func (s *stream) appendLines(src string, lines []pending) error {
+	return s.commit(len(lines), func(b []byte, i int, seq uint64, now int64) ([]byte, Record) {
+		r := Record{Seq: seq, Time: lines[i].time, Ingest: now, Src: src, Off: lines[i].off}
+		return appendRecord(b, &r, lines[i].msg), r
+	})
+}
+
+// commit writes n records that encode appends (given their sequence number and the ingest
+// time), with one write and one fsync per segment they fill: the batch, not the line, pays
+// for durability.
+func (s *stream) commit(n int, encode func(b []byte, i int, seq uint64, now int64) ([]byte, Record)) error {
+	if n == 0 {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now().UnixMilli()
-	var buf bytes.Buffer
+	buf := s.buf[:0]
+	defer func() {
+		if cap(buf) <= 4<<20 {
+			s.buf = buf[:0] // kept for the next batch; a rare huge one is let go
+		}
+	}()
 	flush := func() error {
-		if buf.Len() == 0 {
+		if len(buf) == 0 {
 			return nil
 		}
-		if _, err := s.active.Write(buf.Bytes()); err != nil {
+		if _, err := s.active.Write(buf); err != nil {
 			return err
 		}
 		if err := s.active.Sync(); err != nil {
 			return err
 		}
-		s.activeSize += int64(buf.Len())
-		buf.Reset()
+		s.activeSize += int64(len(buf))
+		buf = buf[:0]
 		return nil
 	}
-	for i := range recs {
-		if s.activeSize+int64(buf.Len()) >= segmentBytes {
+	for i := 0; i < n; i++ {
+		if s.activeSize+int64(len(buf)) >= segmentBytes {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -179,18 +214,10 @@ func (s *stream) append(recs []Record) error {
 				return err
 			}
 		}
-		recs[i].Seq = s.next
+		var r Record
+		buf, r = encode(buf, i, s.next, now)
 		s.next++
-		if recs[i].Ingest == 0 {
-			recs[i].Ingest = now
-		}
-		data, err := json.Marshal(recs[i])
-		if err != nil {
-			return err
-		}
-		buf.Write(data)
-		buf.WriteByte('\n')
-		s.last = recs[i]
+		s.last = r
 	}
 	if err := flush(); err != nil {
 		return err
@@ -227,15 +254,28 @@ func (s *stream) read(from uint64, fn func(Record) bool) error {
 			}
 			return err
 		}
-		var rd io.Reader = f
-		if first == active {
-			rd = io.LimitReader(f, limit)
+		size := limit
+		if first != active {
+			st, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return err
+			}
+			size = st.Size()
 		}
-		sc := bufio.NewScanner(rd)
+		start := int64(0)
+		if from > first {
+			start = seekSeq(f, size, from)
+		}
+		sc := bufio.NewScanner(io.NewSectionReader(f, start, size-start))
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
 		for sc.Scan() {
-			var r Record
-			if json.Unmarshal(sc.Bytes(), &r) != nil {
+			line := sc.Bytes()
+			if q, ok := recordSeq(line); ok && q < from {
+				continue
+			}
+			r, err := decodeRecord(line)
+			if err != nil {
 				break
 			}
 			if r.Seq < from || r.Checkpoint {
@@ -249,6 +289,35 @@ func (s *stream) read(from uint64, fn func(Record) bool) error {
 		f.Close()
 	}
 	return nil
+}
+
+// seekSeq finds, by bisecting the segment's first size bytes, the start of a line at or
+// before the first record numbered from or above (records are in order, one a line), so a
+// reader at the end of a 4 MiB segment does not decode it from the start. 0 when unsure.
+func seekSeq(f *os.File, size int64, from uint64) int64 {
+	const probe = 4 << 10
+	lo, hi := int64(0), size
+	buf := make([]byte, probe)
+	for hi-lo > 2*probe {
+		mid := lo + (hi-lo)/2
+		n, _ := f.ReadAt(buf[:min(probe, size-mid)], mid)
+		nl := bytes.IndexByte(buf[:n], '\n')
+		if nl < 0 || mid+int64(nl)+1 >= size {
+			return lo // a line longer than a probe: read from what is known
+		}
+		p := mid + int64(nl) + 1
+		m, _ := f.ReadAt(buf[:min(64, size-p)], p)
+		q, ok := recordSeq(buf[:m])
+		if !ok {
+			return lo // not a line this package wrote: read from what is known
+		}
+		if q < from {
+			lo = p
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 // bytes is the stream's size on disk, with its segments oldest first.

@@ -2,7 +2,6 @@ package logs
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -14,43 +13,33 @@ import (
 	"github.com/borealisdb/borealis/internal/safefile"
 )
 
-// pgLine is the part of a jsonlog record the groups and the exporter use.
-type pgLine struct {
-	Timestamp   string `json:"timestamp"`
-	Severity    string `json:"error_severity"`
-	StateCode   string `json:"state_code"`
-	Message     string `json:"message"`
-	PID         int64  `json:"pid"`
-	BackendType string `json:"backend_type"`
-	User        string `json:"user"`
-	DBName      string `json:"dbname"`
-}
-
-// pgTimeLayouts are jsonlog's timestamp forms (log_timezone names the zone).
-var pgTimeLayouts = []string{"2006-01-02 15:04:05.000 MST", "2006-01-02 15:04:05.000 -07"}
-
-func parseLine(line []byte) (pgLine, int64, bool) {
-	var l pgLine
-	if json.Unmarshal(line, &l) != nil {
-		return l, 0, false
-	}
-	for _, layout := range pgTimeLayouts {
-		if t, err := time.Parse(layout, l.Timestamp); err == nil {
-			return l, t.UnixMilli(), true
-		}
-	}
-	return l, 0, true
-}
-
 // errorSeverities are the jsonlog severities the error group keeps.
 var errorSeverities = map[string]bool{"WARNING": true, "ERROR": true, "FATAL": true, "PANIC": true}
 
-// keep reports whether a line belongs in a group of log type typ.
-func keep(typ string, l pgLine, parsed bool) bool {
-	if typ == TypePostgreSQL {
-		return true
+// keep reports whether a line belongs in a group of log type typ, and its time (ms since the
+// epoch, 0 if unknown). It decodes only the timestamp and the severity; a line that may be kept
+// by its severity is checked whole, as parseLine decodes it.
+func keep(typ string, line []byte, tc *tsCache) (bool, int64) {
+	var ts, sev []byte
+	tsEsc, sevEsc := false, false
+	scanned := flatFields(line, func(key, raw []byte, isStr bool) {
+		switch string(key) {
+		case "timestamp":
+			ts, tsEsc = raw, !isStr || bytes.IndexByte(raw, '\\') >= 0
+		case "error_severity":
+			sev, sevEsc = raw, !isStr || bytes.IndexByte(raw, '\\') >= 0
+		default:
+			sevEsc = sevEsc || !lowerASCII(key) // encoding/json would match keys in any case
+		}
+	})
+	if !scanned || tsEsc || sevEsc || (typ != TypePostgreSQL && errorSeverities[string(sev)]) {
+		l, ms, parsed := parseLineCached(line, tc)
+		return typ == TypePostgreSQL || (parsed && errorSeverities[l.Severity]), ms
 	}
-	return parsed && errorSeverities[l.Severity]
+	if typ != TypePostgreSQL {
+		return false, 0
+	}
+	return true, tsMillis(tc, ts)
 }
 
 const (
@@ -72,6 +61,10 @@ type tailer struct {
 
 	cur string // source file being read (base name)
 	off int64  // offset of the next unread byte in cur
+
+	buf   []byte    // read buffer, reused
+	lines []pending // lines of one read, reused
+	tc    tsCache
 
 	partialSize  int64 // size of cur when an unfinished last line was first seen
 	partialSince time.Time
@@ -164,7 +157,10 @@ func (t *tailer) read(final bool) (int64, int, bool, error) {
 		}
 		return 0, 0, false, t.maybeCheckpoint(final)
 	}
-	buf := make([]byte, min(size-t.off, readChunk))
+	if want := int(min(size-t.off, readChunk)); cap(t.buf) < want {
+		t.buf = make([]byte, want)
+	}
+	buf := t.buf[:min(size-t.off, readChunk)]
 	n, err := f.ReadAt(buf, t.off)
 	if err != nil && err != io.EOF {
 		return 0, 0, false, err
@@ -190,19 +186,21 @@ func (t *tailer) read(final bool) (int64, int, bool, error) {
 		}
 	}
 	t.partialSince = time.Time{}
-	var recs []Record
+	lines := t.lines[:0]
 	pos := t.off
-	for _, line := range bytes.SplitAfter(buf[:end], []byte("\n")) {
-		if len(line) == 0 {
-			continue
+	for rest := buf[:end]; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line = rest[:i+1]
 		}
+		rest = rest[len(line):]
 		pos += int64(len(line))
 		text := bytes.TrimRight(line, "\r\n")
 		if len(bytes.TrimSpace(text)) == 0 {
 			continue
 		}
-		l, ts, parsed := parseLine(text)
-		if !keep(t.typ, l, parsed) {
+		ok, ts := keep(t.typ, text, &t.tc)
+		if !ok {
 			if t.skippedSince.IsZero() {
 				t.skippedSince = time.Now()
 			}
@@ -211,14 +209,15 @@ func (t *tailer) read(final bool) (int64, int, bool, error) {
 		if ts == 0 {
 			ts = time.Now().UnixMilli()
 		}
-		recs = append(recs, Record{Time: ts, Message: string(text), Src: t.cur, Off: pos})
+		lines = append(lines, pending{time: ts, off: pos, msg: text})
 	}
-	if len(recs) > 0 {
+	t.lines = lines[:0]
+	if len(lines) > 0 {
 		// Lines skipped after the last kept one are covered by the checkpoint logic.
-		if err := t.s.append(recs); err != nil {
+		if err := t.s.appendLines(t.cur, lines); err != nil {
 			return 0, 0, false, err
 		}
-		last := recs[len(recs)-1].Off
+		last := lines[len(lines)-1].off
 		if last == pos {
 			t.skippedSince = time.Time{}
 		} else if t.skippedSince.IsZero() {
@@ -226,7 +225,7 @@ func (t *tailer) read(final bool) (int64, int, bool, error) {
 		}
 	}
 	t.off = pos
-	return int64(end), len(recs), false, t.maybeCheckpoint(final)
+	return int64(end), len(lines), false, t.maybeCheckpoint(final)
 }
 
 // maybeCheckpoint records the read position when lines were skipped a while ago, so a
