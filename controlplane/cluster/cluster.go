@@ -65,7 +65,7 @@ func (m *Manager) newCluster(rec store.Cluster) *Cluster {
 	}
 	c.paramGen.Store(1) // every member applies its group once it runs
 	c.router = router.New(router.Config{Name: rec.Name, Backends: c, TLS: m.opts.TLS, HoldTimeout: m.opts.HoldTimeout,
-		MaxClients: m.opts.MaxClientConnections, PrivateAddr: c.privateAddr})
+		MaxClients: m.opts.MaxClientConnections, PrivateAddr: c.privateAddr, IdleSnapshotAfter: time.Second})
 	c.restoreLifecycle()
 	return c
 }
@@ -338,6 +338,7 @@ func (c *Cluster) Describe() Description {
 		d.DBClusterMembers = append(d.DBClusterMembers, md)
 	}
 	d.MovedSessions = c.router.MovedSessions()
+	d.RecoveredSessions = c.router.RecoveredSessions()
 	for _, s := range c.router.Sessions() {
 		if len(s.Pinned) > 0 {
 			d.PinnedSessions = append(d.PinnedSessions, PinnedSession{Endpoint: s.Endpoint, User: s.User, Database: s.Database, Reasons: s.Pinned})

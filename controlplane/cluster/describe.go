@@ -24,6 +24,9 @@ type Description struct {
 	DBClusterParameterGroup string            `json:"DBClusterParameterGroup"`
 	// MovedSessions counts client sessions the router moved to a new backend (reboots).
 	MovedSessions int64 `json:"MovedSessions,omitempty"`
+	// RecoveredSessions counts idle client sessions the router replayed onto a new backend
+	// after theirs died (a crash, a failover).
+	RecoveredSessions int64 `json:"RecoveredSessions,omitempty"`
 	// PinnedSessions are the sessions found pinned to their backend at the last move attempt,
 	// and why (temp_tables, advisory_locks, listen, held_cursors). The node agent's counts of
 	// the same reasons are in each member's Agent.

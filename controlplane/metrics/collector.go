@@ -50,6 +50,7 @@ var (
 	descRouterBytes    = prometheus.NewDesc("borealis_router_bytes_total", "Bytes relayed by the router; in is client to server.", append(endpointLabels, "direction"), nil)
 	descPaused         = prometheus.NewDesc("borealis_cluster_paused", "1 while the cluster is paused (auto-pause) or stopped, its nodes down at 0 ACU.", []string{"cluster", "status"}, nil)
 	descMoved          = prometheus.NewDesc("borealis_router_moved_sessions_total", "Client sessions the router moved to a new backend without the client noticing.", []string{"cluster"}, nil)
+	descRecovered      = prometheus.NewDesc("borealis_router_recovered_sessions_total", "Idle client sessions the router replayed onto a new backend after theirs died.", []string{"cluster"}, nil)
 	descPinned         = prometheus.NewDesc("borealis_router_pinned_sessions", "Open client sessions found pinned to their backend at the last move attempt, by reason.", []string{"cluster", "reason"}, nil)
 	descEvents         = prometheus.NewDesc("borealis_events_total", "Events recorded by this control plane since it started, by type.", []string{"type"}, nil)
 )
@@ -73,7 +74,7 @@ func NewRegistry(m *cluster.Manager) *prometheus.Registry {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCapacity, descACUUtil, descCPU, descMemory, descConnections, descUptime,
 		descLagSeconds, descLagBytes, descUp, descAgent, descScalingPoint, descRouterConns, descRouterTotal,
-		descRouterRejected, descRouterBytes, descEvents, descPaused, descMoved, descPinned,
+		descRouterRejected, descRouterBytes, descEvents, descPaused, descMoved, descRecovered, descPinned,
 		descEnforced, descMemLimit, descCPULimit, descCapCPU, descScaling} {
 		ch <- d
 	}
@@ -150,6 +151,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		down := d.Status == cluster.StatusPaused || d.Status == cluster.StatusStopped
 		gauge(descPaused, b2f(down), cl.Name(), d.Status)
 		counter(descMoved, float64(d.MovedSessions), cl.Name())
+		counter(descRecovered, float64(d.RecoveredSessions), cl.Name())
 		pins := map[string]int{}
 		for _, p := range d.PinnedSessions {
 			for _, r := range p.Reasons {

@@ -31,6 +31,21 @@
 // settings and named prepared statements, and lets the session continue; Sessions() shows the
 // pins found, MovedSessions() counts moves. Hold/Release gate new connections meanwhile.
 //
+// Sessions also outlive a crash of their backend (recover.go), when Config.IdleSnapshotAfter is
+// set (the control plane sets 1 s). A session idle at a transaction boundary for that long gets
+// a snapshot of its state, read from its backend with the same query a move uses; any message
+// from the client makes it stale. If the backend then dies (kill -9, a crash restart of the
+// node, the postmaster gone, a failover), the session's reader holds the client's next messages,
+// asks Backends again for its endpoint's node (the writer for the cluster endpoint: after a
+// failover that is the promoted node) every 250 ms up to HoldTimeout, opens a backend there on
+// the trusted path, replays the snapshot and carries on; the FATAL (57P0x) a dying backend sends
+// an idle session is held back and only forwarded if that fails. Nothing to call: a failover only
+// has to make Backends name the new writer. Sessions() marks the sessions that would survive
+// (Replayable), RecoveredSessions() counts them. Not replayed, so the client sees the error:
+// sessions in a transaction, pinned ones, ones that sent anything since their snapshot (a query
+// racing the crash), and ones idle for less than IdleSnapshotAfter. While Refuse is in force
+// (a stopped cluster) nothing is waited for.
+//
 // It owns sockets and sessions only: it never starts servers or reads the control plane's
 // store. After start-up it frames client messages only to count requests in flight (their
 // contents are the backend's to validate).

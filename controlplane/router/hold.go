@@ -81,6 +81,13 @@ func (g *gate) fail(failure string) {
 	g.woken = false
 }
 
+// refusing reports whether clients are being turned away (a stopped cluster).
+func (g *gate) refusing() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.held && g.refuse
+}
+
 func (g *gate) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()

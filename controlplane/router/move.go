@@ -82,6 +82,7 @@ func (s *session) lockForward(typ byte) *bufio.Writer {
 		}
 		break
 	}
+	s.rec.msgs.Add(1) // any message makes a crash snapshot stale (recover.go)
 	switch typ {
 	case 'Q', 'F':
 		m.inflight.Add(1)
@@ -102,23 +103,23 @@ func (m *moveState) readyForQuery() {
 	}
 }
 
-// parkReader is called by the backend reader when a read failed. Outside a move it returns nil
-// (the session is over); during one it hands its reader to the mover and waits for the reader
-// of the backend to continue with (nil to end).
-func (m *moveState) parkReader(partial int, br *bufio.Reader, done <-chan struct{}) *bufio.Reader {
+// parkReader is called by the backend reader when a read failed. Outside a move it returns
+// nil, false (the backend is gone); during one it hands its reader to the mover and waits for
+// the reader of the backend to continue with (nil to end), and parked is true.
+func (m *moveState) parkReader(partial int, br *bufio.Reader, done <-chan struct{}) (next *bufio.Reader, parked bool) {
 	m.park.Lock()
 	if !m.parking {
 		m.park.Unlock()
-		return nil
+		return nil, false
 	}
-	parked, resume := m.parked, m.resume
+	ch, resume := m.parked, m.resume
 	m.park.Unlock()
-	parked <- parkedReader{partial: partial, br: br}
+	ch <- parkedReader{partial: partial, br: br}
 	select {
 	case next := <-resume:
-		return next
+		return next, true
 	case <-done: // the router is closing: a forgotten Park must not keep the session
-		return nil
+		return nil, true
 	}
 }
 
@@ -411,41 +412,15 @@ func (p *Parked) Resume(ctx context.Context, addr string) MoveReport {
 // moveOne opens a backend at addr for ps, replays its state and switches the session to it.
 func (p *Parked) moveOne(ctx context.Context, ps *parkedSession, addr string) error {
 	s := ps.s
-	conn, err := p.r.dialPrivate(addr)
+	conn, br, pid, secret, err := p.r.openReplayed(ctx, addr, s.startup, ps.state)
 	if err != nil {
 		return fmt.Errorf("connecting to %s: %w", addr, err)
 	}
-	dl := time.Now().Add(p.r.cfg.DialTimeout + 10*time.Second)
-	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
-		dl = d
-	}
-	_ = conn.SetDeadline(dl)
-	br := bufio.NewReaderSize(conn, 32<<10)
-	pid, secret, err := startBackend(conn, br, s.startup)
-	if err == nil {
-		err = replay(conn, br, ps.state)
-	}
-	if err != nil {
-		conn.Close()
-		return err
-	}
-	_ = conn.SetDeadline(time.Time{})
 	// The old backend is done with: say goodbye if it is still there.
 	_ = ps.old.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = ps.old.Write([]byte{'X', 0, 0, 0, 4})
 	ps.old.Close()
-	p.r.mu.Lock()
-	if s.backendAddr != addr {
-		p.r.perNode[s.backendAddr]--
-		if p.r.perNode[s.backendAddr] <= 0 {
-			delete(p.r.perNode, s.backendAddr)
-		}
-		p.r.perNode[addr]++
-		s.backendAddr = addr
-	}
-	s.backendPID, s.backendSecret = pid, secret
-	p.r.mu.Unlock()
-	s.moved.Store(&conn)
+	p.r.switchBackend(s, addr, conn, pid, secret)
 	ps.continueOn(conn, br)
 	return nil
 }
@@ -536,15 +511,15 @@ func inspect(conn net.Conn, br *bufio.Reader) (sessionState, error) {
 			case "prep", "sqlprep":
 				oids, err := parseOIDs(string(m.Values[3]))
 				if err != nil {
-					qerr = err
+					qerr = queryError{err}
 				}
 				st.stmts = append(st.stmts, preparedStmt{name: a, sql: b, fromSQL: kind == "sqlprep", oids: oids})
 			}
 		case *pgproto3.ErrorResponse:
-			qerr = fmt.Errorf("%s (SQLSTATE %s)", m.Message, m.Code)
+			qerr = queryError{fmt.Errorf("%s (SQLSTATE %s)", m.Message, m.Code)}
 		case *pgproto3.ReadyForQuery:
 			if qerr == nil && m.TxStatus != 'I' {
-				qerr = fmt.Errorf("the session was left in transaction state %q", m.TxStatus)
+				qerr = queryError{fmt.Errorf("the session was left in transaction state %q", m.TxStatus)}
 			}
 			return st, qerr
 		}

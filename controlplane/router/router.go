@@ -63,6 +63,10 @@ type Config struct {
 	MaxStartups int           // sessions in start-up, oldest dropped beyond it
 	MaxHeld     int           // clients waiting at the gate or for a node
 	AuthTimeout time.Duration // StartupMessage to first ReadyForQuery; 0 means 60 s
+	// IdleSnapshotAfter, when set, makes the router read the state of a session idle at a
+	// transaction boundary for that long, so that it can replay the session onto a new backend
+	// if its backend dies while it stays idle (recover.go); 0 leaves crash replay off.
+	IdleSnapshotAfter time.Duration
 }
 
 // Router proxies one cluster's endpoints.
@@ -86,6 +90,7 @@ type Router struct {
 	// lastActivity is the UnixNano of the last connect or disconnect (gate.go).
 	lastActivity atomic.Int64
 	moved        atomic.Int64
+	recovered    atomic.Int64
 
 	stats [2]endpointStats
 }
@@ -119,6 +124,9 @@ func New(cfg Config) *Router {
 	r := &Router{cfg: cfg, sessions: map[*session]struct{}{}, byKey: map[cancelKey]*session{},
 		perNode: map[string]int{}, done: make(chan struct{})}
 	r.nextPID.Store(1000)
+	if cfg.IdleSnapshotAfter > 0 {
+		go r.sweep(cfg.IdleSnapshotAfter)
+	}
 	return r
 }
 
@@ -255,6 +263,9 @@ type SessionInfo struct {
 	TxStatus byte `json:"tx_status"`
 	// Pinned are the reasons the session could not move at the last attempt.
 	Pinned []string `json:"pinned,omitempty"`
+	// Replayable says the router holds a snapshot of the session's state that no message has
+	// made stale since: if its backend dies now, the session continues on a new one.
+	Replayable bool `json:"replayable,omitempty"`
 }
 
 // Sessions lists the current sessions, oldest first.
@@ -263,7 +274,7 @@ func (r *Router) Sessions() []SessionInfo {
 	out := make([]SessionInfo, 0, len(r.sessions))
 	for s := range r.sessions {
 		out = append(out, SessionInfo{Endpoint: s.ep.String(), Backend: s.backendAddr, User: s.user,
-			Database: s.database, Started: s.started, TxStatus: byte(s.txStatus.Load()), Pinned: s.pins})
+			Database: s.database, Started: s.started, TxStatus: byte(s.txStatus.Load()), Pinned: s.pins, Replayable: s.replayable()})
 	}
 	r.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })

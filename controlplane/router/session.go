@@ -45,6 +45,8 @@ type session struct {
 	// moved is the backend connection a move switched the session to (nil before any move);
 	// close closes it too.
 	moved atomic.Pointer[net.Conn]
+	// rec is the crash snapshot (recover.go).
+	rec recoverState
 }
 
 func (s *session) close() {
@@ -219,6 +221,7 @@ func (s *session) relay() {
 	br := bufio.NewReaderSize(s.backend, 32<<10)
 	bw := bufio.NewWriterSize(s.client, 32<<10)
 	var hdr [5]byte
+	var held []byte // a backend's shutdown FATAL held back (recover.go)
 	for {
 		if br.Buffered() < len(hdr) && bw.Buffered() > 0 {
 			st.bytesOut.Add(int64(bw.Buffered()))
@@ -229,16 +232,46 @@ func (s *session) relay() {
 		if n, err := io.ReadFull(br, hdr[:]); err != nil {
 			// A mover stops this read with a deadline; it hands over the new backend's reader,
 			// or nil when the session is over.
-			next := s.mv.parkReader(n, br, s.r.done)
+			next, parked := s.mv.parkReader(n, br, s.r.done)
+			tried := false
+			if !parked && n == 0 {
+				// The backend is gone: an idle session with a valid snapshot carries on on a
+				// new one (recover.go).
+				next, tried = s.recoverBackend()
+			}
 			if next == nil {
+				_ = bw.Flush()
+				_ = s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				switch {
+				case held != nil:
+					_, _ = s.client.Write(held)
+				case tried:
+					writeError(s.client, "57P01", fmt.Sprintf("terminating connection: the node of cluster %s went down and no node took the session within %s; retry", s.r.cfg.Name, s.r.cfg.HoldTimeout), "")
+				}
 				return
 			}
+			held = nil
 			br = next
 			continue
 		}
 		n := int(int32(binary.BigEndian.Uint32(hdr[1:]))) - 4
 		if n < 0 {
 			return
+		}
+		if held != nil {
+			// The backend lives on after its FATAL after all: pass the FATAL on.
+			bw.Write(held)
+			held = nil
+		}
+		if hdr[0] == 'E' && n <= 64<<10 && s.r.cfg.IdleSnapshotAfter > 0 && s.replayable() {
+			// A FATAL sent to a session that could be replayed is held back until the
+			// backend's end shows whether the session continues elsewhere.
+			m, err := readShutdownFatal(hdr, n, br, bw)
+			if err != nil {
+				return
+			}
+			held = m
+			continue
 		}
 		switch hdr[0] {
 		case 'K':
