@@ -1,11 +1,14 @@
 package main
 
 /*
+#cgo CFLAGS: -I${SRCDIR}/../pgext/src
 #include <stdint.h>
+#include "hnswquant.h"
 */
 import "C"
 
 import (
+	"fmt"
 	"sync/atomic"
 	"unsafe"
 
@@ -24,15 +27,66 @@ var mappedBytes atomic.Int64
 // larger one and retries. Shared with pgext/src/engine.h.
 const statusFull = 4
 
-// borealis_index_mapped_size is the size of the graph region for capacity elements.
+// mappedOptions are graphOptions with the index's quantization reloption (BHNSW_QUANT_*,
+// pgext/src/hnswquant.h) applied: auto keeps graphOptions' rule (int8 for float32 vectors under
+// l2, cosine or inner product from quantizedMinDims dimensions); int8 and binary need such
+// vectors at any dimension.
+func mappedOptions(dims int, kind C.int, m, efConstruction int, quant C.int) (hnsw.Metric, hnsw.Options, error) {
+	metric, opts, err := graphOptions(dims, kind, m, efConstruction)
+	if err != nil {
+		return 0, opts, err
+	}
+	auto := opts.QuantizedSearch
+	opts.QuantizedSearch = false
+	switch quant {
+	case C.BHNSW_QUANT_AUTO:
+		if auto {
+			opts.Quantization = hnsw.QuantInt8
+		}
+	case C.BHNSW_QUANT_NONE:
+	case C.BHNSW_QUANT_INT8, C.BHNSW_QUANT_BINARY:
+		if opts.Element != hnsw.Float32 || metric == hnsw.L1 {
+			return 0, opts, fmt.Errorf("quantization = %s needs a vector column under vector_l2_ops, vector_cosine_ops or vector_ip_ops (this index is %v under %v); use none or auto",
+				map[C.int]string{C.BHNSW_QUANT_INT8: "int8", C.BHNSW_QUANT_BINARY: "binary"}[quant], opts.Element, metric)
+		}
+		opts.Quantization = hnsw.QuantInt8
+		if quant == C.BHNSW_QUANT_BINARY {
+			opts.Quantization = hnsw.QuantBinary
+		}
+	default:
+		return 0, opts, fmt.Errorf("unknown quantization code %d", int(quant))
+	}
+	return metric, opts, nil
+}
+
+// borealis_index_mapped_size is the size of the graph region for capacity elements, or -1
+// when the parameters are refused (borealis_index_attach names why).
 //
 //export borealis_index_mapped_size
-func borealis_index_mapped_size(dims, metric, m C.int, capacity C.longlong) C.longlong {
-	metricOf, opts, err := graphOptions(int(dims), metric, int(m), 0)
+func borealis_index_mapped_size(dims, metric, m, quant C.int, capacity C.longlong) C.longlong {
+	metricOf, opts, err := mappedOptions(int(dims), metric, int(m), 0, quant)
 	if err != nil {
 		return -1
 	}
 	return C.longlong(hnsw.MappedSize(int(dims), metricOf, opts, int(capacity)))
+}
+
+// borealis_index_quantization is the graph's quantization as a BHNSW_QUANT_* code (never
+// auto), -1 for an unknown handle.
+//
+//export borealis_index_quantization
+func borealis_index_quantization(h C.longlong) C.int {
+	g, err := lookup(h)
+	if err != nil {
+		return -1
+	}
+	switch g.x.Quantization() {
+	case hnsw.QuantInt8:
+		return C.BHNSW_QUANT_INT8
+	case hnsw.QuantBinary:
+		return C.BHNSW_QUANT_BINARY
+	}
+	return C.BHNSW_QUANT_NONE
 }
 
 // borealis_index_attach makes a graph over size bytes at base (a mapping C owns). With init
@@ -40,11 +94,11 @@ func borealis_index_mapped_size(dims, metric, m C.int, capacity C.longlong) C.lo
 // and its header checked against the parameters.
 //
 //export borealis_index_attach
-func borealis_index_attach(base unsafe.Pointer, size C.longlong, dims, metric, m, efConstruction C.int,
+func borealis_index_attach(base unsafe.Pointer, size C.longlong, dims, metric, m, efConstruction, quant C.int,
 	capacity C.longlong, init C.int, handle *C.longlong) (rc C.int) {
 	defer guard(&rc)
 	mem := unsafe.Slice((*byte)(base), int(size))
-	metricOf, opts, err := graphOptions(int(dims), metric, int(m), int(efConstruction))
+	metricOf, opts, err := mappedOptions(int(dims), metric, int(m), int(efConstruction), quant)
 	if err != nil {
 		return fail(err)
 	}

@@ -67,8 +67,8 @@ func checkElementOptions(dims int, metric Metric, opts Options) error {
 	if !e.supports(metric) {
 		return fmt.Errorf("%w: metric %v is not defined on %v elements", ErrInvalidOptions, metric, e)
 	}
-	if opts.QuantizedSearch && (e != Float32 || metric == L1) {
-		return fmt.Errorf("%w: QuantizedSearch needs float32 elements under l2, cosine or inner product", ErrInvalidOptions)
+	if opts.Quantization != QuantNone && (e != Float32 || metric == L1) {
+		return fmt.Errorf("%w: %v quantization needs float32 elements under l2, cosine or inner product", ErrInvalidOptions, opts.Quantization)
 	}
 	if e == Bits && dims%2 != 0 {
 		return fmt.Errorf("%w: bit elements need an even number of words, got %d", ErrInvalidOptions, dims)

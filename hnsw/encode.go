@@ -161,7 +161,7 @@ func Decode(data []byte, opts Options) (*Index, error) {
 	efC := int(binary.LittleEndian.Uint32(h[20:]))
 	x, err := New(dims, metric, Options{M: max(m, 1), EfConstruction: max(efC, 1),
 		Seed: binary.LittleEndian.Uint64(h[24:]), Threads: opts.Threads, MemoryLimit: opts.MemoryLimit,
-		QuantizedSearch: opts.QuantizedSearch, Element: Element(h[11])})
+		QuantizedSearch: opts.QuantizedSearch, Quantization: opts.Quantization, Element: Element(h[11])})
 	if err != nil || m == 0 || efC == 0 {
 		return nil, bad(10, "bad parameters (metric %d, dims %d, M %d, efConstruction %d)", metric, dims, m, efC)
 	}

@@ -67,11 +67,47 @@ type Options struct {
 	// int8 distances, rescoring what they return with exact float32 distances.
 	// It pays off when the float32 vectors do not fit in cache (high
 	// dimensions); results stay exact pgvector distances, recall drops slightly.
+	// It is shorthand for Quantization: QuantInt8.
 	QuantizedSearch bool
 	// Element is how stored words are read (element.go); Float32 by default.
 	// Every metric is defined on Float32, Half and Sparse but Hamming and
 	// Jaccard, which are only defined on Bits.
 	Element Element
+	// Quantization chooses the codes searches traverse the graph with (see
+	// Quantization); QuantNone (the zero value) unless QuantizedSearch is set.
+	Quantization Quantization
+}
+
+// Quantization is the compact copy of every vector that searches and
+// iterators traverse the graph with; what they return is always rescored with
+// exact float32 distances. Inserts, deletes and neighbour selection use
+// float32 whatever it is, so it changes search speed and recall, never the
+// graph.
+type Quantization uint8
+
+const (
+	// QuantNone traverses with float32 distances.
+	QuantNone Quantization = iota
+	// QuantInt8 keeps one int8 per component and a scale per vector (a
+	// quarter of the float32 bytes).
+	QuantInt8
+	// QuantBinary keeps the sign of each component, one bit (1/32 of the
+	// float32 bytes), and traverses by Hamming distance. It suits embeddings
+	// whose components are centred on zero (most text embedding models) under
+	// cosine or inner product; raise ef to keep recall.
+	QuantBinary
+)
+
+func (q Quantization) String() string {
+	switch q {
+	case QuantNone:
+		return "none"
+	case QuantInt8:
+		return "int8"
+	case QuantBinary:
+		return "binary"
+	}
+	return fmt.Sprintf("Quantization(%d)", uint8(q))
 }
 
 // Result is one search hit. Distance is the metric's pgvector value.
@@ -119,7 +155,9 @@ type Index struct {
 	mL     float64
 	thr    int
 	limit  int64
-	quant  bool // Options.QuantizedSearch
+	quant  bool // traversal with codes: Quantization int8 or binary
+	bin    bool // Quantization binary: codes are sign bits (bits, words per vector)
+	words  int  // uint64 words per binary code
 	elem   Element
 
 	// grow guards the slices below against reallocation: every reader and
@@ -130,6 +168,7 @@ type Index struct {
 	codes   []int8    // QuantizedSearch: int8 copy of vectors, stride dims
 	scales  []float32 // QuantizedSearch: per-vector scale of codes
 	norms2  []float32 // QuantizedSearch under L2: squared norm of each vector
+	bits    []uint64  // QuantBinary: sign bits of vectors, stride words
 	links0  []uint32  // layer-0 lists, stride m0+1: [count, ids...]
 	levels  []uint8   // level of each node (valid once claimed)
 	state   []uint32  // state bits, accessed atomically
@@ -164,6 +203,12 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 	if !metric.valid() {
 		return nil, fmt.Errorf("%w: unknown metric %d", ErrInvalidOptions, metric)
 	}
+	if opts.QuantizedSearch && opts.Quantization == QuantNone {
+		opts.Quantization = QuantInt8
+	}
+	if opts.Quantization > QuantBinary {
+		return nil, fmt.Errorf("%w: unknown quantization %d", ErrInvalidOptions, opts.Quantization)
+	}
 	if err := checkElementOptions(dims, metric, opts); err != nil {
 		return nil, err
 	}
@@ -185,6 +230,7 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 	if opts.MemoryLimit < 0 {
 		return nil, fmt.Errorf("%w: MemoryLimit %d is negative", ErrInvalidOptions, opts.MemoryLimit)
 	}
+
 	x := &Index{
 		dims:   dims,
 		metric: metric,
@@ -195,7 +241,9 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 		mL:     1 / math.Log(float64(opts.M)),
 		thr:    opts.Threads,
 		limit:  opts.MemoryLimit,
-		quant:  opts.QuantizedSearch,
+		quant:  opts.Quantization != QuantNone,
+		bin:    opts.Quantization == QuantBinary,
+		words:  (dims + 63) / 64,
 		elem:   opts.Element,
 		ctr:    new(counters),
 	}
@@ -205,7 +253,19 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 
 // Options returns the options in force (defaults filled in).
 func (x *Index) Options() Options {
-	return Options{M: x.m, EfConstruction: x.efC, Seed: x.seed, Threads: x.thr, MemoryLimit: x.limit, QuantizedSearch: x.quant, Element: x.elem}
+	return Options{M: x.m, EfConstruction: x.efC, Seed: x.seed, Threads: x.thr, MemoryLimit: x.limit,
+		QuantizedSearch: x.quant && !x.bin, Quantization: x.Quantization(), Element: x.elem}
+}
+
+// Quantization is the traversal codes' kind.
+func (x *Index) Quantization() Quantization {
+	switch {
+	case x.bin:
+		return QuantBinary
+	case x.quant:
+		return QuantInt8
+	}
+	return QuantNone
 }
 
 // Dims is the number of components per vector.
@@ -350,14 +410,18 @@ func (x *Index) growLocked(n int) error {
 		return fmt.Errorf("%w: room for %d nodes, %d needed", ErrFull, old, n)
 	}
 	need := EstimateMemory(n, x.dims, x.m)
-	if x.quant {
+	if x.bin {
+		need += int64(n) * int64(8*x.words)
+	} else if x.quant {
 		need += int64(n) * int64(x.dims+8) // codes, scale, norm
 	}
 	if need > x.memoryLimit() {
 		return &MemoryError{Nodes: n, NeedBytes: need, LimitBytes: x.memoryLimit()}
 	}
 	x.vectors = growSlice(x.vectors, n*x.dims)
-	if x.quant {
+	if x.bin {
+		x.bits = growSlice(x.bits, n*x.words)
+	} else if x.quant {
 		x.codes = growSlice(x.codes, n*x.dims)
 		x.scales = growSlice(x.scales, n)
 		if x.metric == L2 {

@@ -19,6 +19,8 @@ import (
 //	links0   C × (2m+1) × u32                 upperSlab upperWords(C, m) × u32
 //	scales   C × f32  (quantized)             norms2   C × f32 (quantized L2)
 //	codes    C × dims × i8 (quantized)        vectors  C × dims × f32
+//	(binary quantization: bits C × ⌈dims/64⌉ × u64 in place of scales, norms2
+//	and codes; the header's quantized word is 0 none, 1 int8, 2 binary)
 //
 // The graph cannot grow past C (ErrFull): its owner maps a larger one. Within
 // one process the usual rules hold; across processes the caller must let one
@@ -44,11 +46,11 @@ type mappedHeader struct {
 }
 
 type mappedLayout struct {
-	state, levels, upperOff, links0, upperSlab, scales, norms2, codes, vectors, size int64
-	upperWords                                                                       int64
+	state, levels, upperOff, links0, upperSlab, scales, norms2, codes, bits, vectors, size int64
+	upperWords                                                                             int64
 }
 
-func layoutFor(dims int, metric Metric, m int, quant bool, capacity int) mappedLayout {
+func layoutFor(dims int, metric Metric, m int, quant Quantization, capacity int) mappedLayout {
 	var l mappedLayout
 	at := int64(unsafe.Sizeof(mappedHeader{}))
 	take := func(n int64) int64 {
@@ -64,7 +66,10 @@ func layoutFor(dims int, metric Metric, m int, quant bool, capacity int) mappedL
 	l.upperOff = take(4 * c)
 	l.links0 = take(4 * c * int64(2*m+1))
 	l.upperSlab = take(4 * l.upperWords)
-	if quant {
+	switch quant {
+	case QuantBinary:
+		l.bits = take(8 * c * int64((dims+63)/64))
+	case QuantInt8:
 		l.scales = take(4 * c)
 		if metric == L2 {
 			l.norms2 = take(4 * c)
@@ -82,7 +87,11 @@ func MappedSize(dims int, metric Metric, opts Options, capacity int) int64 {
 	if m == 0 {
 		m = 16
 	}
-	return layoutFor(dims, metric, m, opts.QuantizedSearch, capacity).size
+	q := opts.Quantization
+	if opts.QuantizedSearch && q == QuantNone {
+		q = QuantInt8
+	}
+	return layoutFor(dims, metric, m, q, capacity).size
 }
 
 // Attach returns an Index over mem, which must be MappedSize bytes or more and
@@ -99,7 +108,7 @@ func Attach(mem []byte, dims int, metric Metric, opts Options, capacity int, ini
 	if capacity <= 0 || int64(capacity) > MaxID {
 		return nil, fmt.Errorf("%w: capacity %d", ErrInvalidOptions, capacity)
 	}
-	l := layoutFor(dims, metric, x.m, x.quant, capacity)
+	l := layoutFor(dims, metric, x.m, x.Quantization(), capacity)
 	if int64(len(mem)) < l.size {
 		return nil, fmt.Errorf("%w: %d bytes mapped, a graph of %d nodes needs %d", ErrCorrupt, len(mem), capacity, l.size)
 	}
@@ -109,9 +118,7 @@ func Attach(mem []byte, dims int, metric Metric, opts Options, capacity int, ini
 	h := (*mappedHeader)(unsafe.Pointer(&mem[0]))
 	want := mappedHeader{magic: mappedMagic, version: mappedVersion, dims: uint32(dims), metric: uint32(metric) | uint32(x.elem)<<8,
 		m: uint32(x.m), efc: uint32(x.efC), capacity: uint64(capacity), upperWords: uint64(l.upperWords)}
-	if x.quant {
-		want.quant = 1
-	}
+	want.quant = uint32(x.Quantization())
 	if init {
 		h.magic, h.version, h.dims, h.metric = want.magic, want.version, want.dims, want.metric
 		h.m, h.efc, h.quant, h.capacity, h.upperWords = want.m, want.efc, want.quant, want.capacity, want.upperWords
@@ -131,7 +138,9 @@ func Attach(mem []byte, dims int, metric Metric, opts Options, capacity int, ini
 	x.upperOff = sliceAt[uint32](mem, l.upperOff, c)
 	x.links0 = sliceAt[uint32](mem, l.links0, c*(x.m0+1))
 	x.upperSlab = sliceAt[uint32](mem, l.upperSlab, int(l.upperWords))
-	if x.quant {
+	if x.bin {
+		x.bits = sliceAt[uint64](mem, l.bits, c*x.words)
+	} else if x.quant {
 		x.scales = sliceAt[float32](mem, l.scales, c)
 		if metric == L2 {
 			x.norms2 = sliceAt[float32](mem, l.norms2, c)

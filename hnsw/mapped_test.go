@@ -17,9 +17,9 @@ func alignedBytes(n int64) []byte {
 // the same memory (another process mapping the same file), with the same
 // results, and it refuses to grow past its capacity.
 func TestMappedGraphSharedBetweenViews(t *testing.T) {
-	for _, quant := range []bool{false, true} {
+	for _, quant := range []Quantization{QuantNone, QuantInt8, QuantBinary} {
 		data := clustered(3000, 32, 16, 5)
-		opts := Options{M: 8, Seed: 3, QuantizedSearch: quant}
+		opts := Options{M: 8, Seed: 3, Quantization: quant}
 		const capacity = 3000
 		mem := alignedBytes(MappedSize(32, L2, opts, capacity))
 		w, err := Attach(mem, 32, L2, opts, capacity, true)
@@ -38,8 +38,12 @@ func TestMappedGraphSharedBetweenViews(t *testing.T) {
 		if r.Len() != len(data) || !r.Mapped() {
 			t.Fatalf("reader sees %d nodes, want %d", r.Len(), len(data))
 		}
+		ef := 64
+		if quant == QuantBinary {
+			ef = 200 // 32 sign bits rank coarsely: a wider beam, all rescored
+		}
 		for q := 0; q < 50; q++ {
-			a, b := w.Search(data[q], 10, 40), r.Search(data[q], 10, 40)
+			a, b := w.Search(data[q], 10, ef), r.Search(data[q], 10, ef)
 			if len(a) != 10 || len(b) != 10 || a[0].ID != uint32(q) {
 				t.Fatalf("quant %v query %d: %v / %v", quant, q, a, b)
 			}
@@ -49,7 +53,7 @@ func TestMappedGraphSharedBetweenViews(t *testing.T) {
 				}
 			}
 		}
-		if got := recallAt(t, r, data, data[:100], nil, 10, 64); got < 0.9 {
+		if got := recallAt(t, r, data, data[:100], nil, 10, ef); got < 0.9 {
 			t.Fatalf("quant %v: recall %.3f over the mapped graph", quant, got)
 		}
 		if err := w.Add(capacity, data[0]); !errors.Is(err, ErrFull) {

@@ -25,9 +25,10 @@ type scratch struct {
 
 	// Quantized traversal (set by searches on a QuantizedSearch index only).
 	quant  bool
-	qcodes []int8  // the query's int8 codes
-	qscale float32 // their scale
-	qnorm2 float32 // the query's squared norm (L2)
+	qcodes []int8   // the query's int8 codes
+	qscale float32  // their scale
+	qnorm2 float32  // the query's squared norm (L2)
+	qbits  []uint64 // the query's sign bits (binary quantization)
 
 	linkCands, linkSel, linkPruned []candidate // buffers for shrinking a neighbour's list
 }

@@ -125,7 +125,8 @@ func (x *Index) searchLayer(s *scratch, q []float32, layer, ef int, sp *searchSp
 			// The distance bound ends the search early, but only after ef
 			// expansions: nodes inside the bound are often reached through a
 			// few nodes just outside it.
-			if sp.bounded && sp.bound < limit && expanded >= ef {
+			// (Not on a Hamming walk: its distances are not the bound's.)
+			if sp.bounded && sp.bound < limit && expanded >= ef && !(s.quant && x.bin) {
 				limit = sp.bound
 			}
 			if c.dist > limit {

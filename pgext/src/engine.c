@@ -92,6 +92,7 @@ borealis_engine(void)
 	engine_table.index_connect_all = engine_symbol(handle, path, "borealis_index_connect_all");
 	engine_table.index_reconnect = engine_symbol(handle, path, "borealis_index_reconnect");
 	engine_table.index_scan_begin = engine_symbol(handle, path, "borealis_index_scan_begin");
+	engine_table.index_quantization = engine_symbol(handle, path, "borealis_index_quantization");
 	engine_table.index_scan_next = engine_symbol(handle, path, "borealis_index_scan_next");
 	engine_table.index_scan_end = engine_symbol(handle, path, "borealis_index_scan_end");
 

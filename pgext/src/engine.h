@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Must match abiVersion in engine/abi.go. */
-#define BOREALIS_ENGINE_ABI 5
+#define BOREALIS_ENGINE_ABI 6
 
 #define ENGINE_OK			0
 #define ENGINE_INTERRUPTED	1
@@ -34,9 +34,11 @@ typedef struct BorealisEngine
 	int			(*index_new) (int dims, int metric, int m, int ef_construction,
 							  long long memory_limit, long long *handle);
 	int			(*index_free) (long long handle);
-	long long	(*index_mapped_size) (int dims, int metric, int m, long long capacity);
+	long long	(*index_mapped_size) (int dims, int metric, int m, int quantization, long long capacity);
 	int			(*index_attach) (void *base, long long size, int dims, int metric, int m,
-								 int ef_construction, long long capacity, int init, long long *handle);
+								 int ef_construction, int quantization, long long capacity, int init,
+								 long long *handle);
+	int			(*index_quantization) (long long handle);	/* resolved BHNSW_QUANT_*, never auto */
 	long long	(*index_estimate) (long long n, int dims, int m);
 	int			(*index_node_level) (long long handle, uint32_t id, int *level, int *deleted);
 	int			(*index_node_vector) (long long handle, uint32_t id, float *vec);

@@ -16,6 +16,14 @@
 #include "utils/selfuncs.h"
 
 static relopt_kind bhnsw_relopt_kind;
+
+static relopt_enum_elt_def quantization_values[] = {
+	{"auto", BHNSW_QUANT_AUTO},
+	{"none", BHNSW_QUANT_NONE},
+	{"int8", BHNSW_QUANT_INT8},
+	{"binary", BHNSW_QUANT_BINARY},
+	{NULL}
+};
 static bool bhnsw_initialised = false;
 
 /*
@@ -35,6 +43,11 @@ bhnsw_init(void)
 	add_int_reloption(bhnsw_relopt_kind, "ef_construction", "Size of the dynamic candidate list while building",
 					  BHNSW_DEFAULT_EF_CONSTRUCTION, BHNSW_MIN_EF_CONSTRUCTION, BHNSW_MAX_EF_CONSTRUCTION,
 					  AccessExclusiveLock);
+	add_enum_reloption(bhnsw_relopt_kind, "quantization",
+					   "Codes scans traverse the graph with: auto (int8 from 768 dimensions), none, int8 or binary",
+					   quantization_values, BHNSW_QUANT_AUTO,
+					   "Valid values are \"auto\", \"none\", \"int8\" and \"binary\".",
+					   AccessExclusiveLock);
 }
 
 static bytea *
@@ -43,6 +56,7 @@ bhnsw_options(Datum reloptions, bool validate)
 	static const relopt_parse_elt tab[] = {
 		{"m", RELOPT_TYPE_INT, offsetof(BhnswOptions, m)},
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(BhnswOptions, ef_construction)},
+		{"quantization", RELOPT_TYPE_ENUM, offsetof(BhnswOptions, quantization)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, bhnsw_relopt_kind,
@@ -56,6 +70,18 @@ bhnsw_reloptions_of(Relation index, int *m, int *ef_construction)
 
 	*m = opts ? opts->m : BHNSW_DEFAULT_M;
 	*ef_construction = opts ? opts->ef_construction : BHNSW_DEFAULT_EF_CONSTRUCTION;
+}
+
+/*
+ * The quantization reloption. Scans read it when they map the graph: it shapes only the
+ * derived graph file, never the pages, so changing it (ALTER INDEX ... SET) needs no REINDEX.
+ */
+int
+bhnsw_quantization_of(Relation index)
+{
+	BhnswOptions *opts = (BhnswOptions *) index->rd_options;
+
+	return opts ? opts->quantization : BHNSW_QUANT_AUTO;
 }
 
 /*

@@ -18,6 +18,7 @@
 #include "utils/rel.h"
 
 #include "engine.h"
+#include "hnswquant.h"
 #include "hnswpage.h"
 
 #define BHNSW_DEFAULT_M					16
@@ -38,6 +39,7 @@ typedef struct BhnswOptions
 	int32		vl_len_;
 	int			m;
 	int			ef_construction;
+	int			quantization;	/* BHNSW_QUANT_* (hnswquant.h) */
 } BhnswOptions;
 
 /* pgvector's vector type, as stored. */
@@ -90,7 +92,7 @@ typedef struct BhnswGraphHeader
 	uint32		m;
 	uint32		ef_construction;
 	uint32		capacity;		/* elements it has room for */
-	uint32		unused;
+	uint32		quantization;	/* the reloption's BHNSW_QUANT_* the graph was laid out for */
 	uint64		tids_offset;
 	uint64		graph_offset;
 	uint64		graph_size;
@@ -127,6 +129,7 @@ typedef struct BhnswCache
 	int			metric;
 	int			m;
 	int			ef_construction;
+	int			quantization;	/* the reloption's BHNSW_QUANT_* */
 	uint32		capacity;
 	uint32		nids;			/* copy of hdr->nids as of the last bhnsw_cache_get or write */
 	BhnswLocation *loc;			/* capacity records, in the mapping */
@@ -152,6 +155,7 @@ extern const char *bhnsw_code_problem(int kind, int dims, const float *code, int
 /* hnsw.c */
 extern void bhnsw_init(void);
 extern void bhnsw_reloptions_of(Relation index, int *m, int *ef_construction);
+extern int	bhnsw_quantization_of(Relation index);
 
 /* hnswutils.c */
 extern void bhnsw_init_page(Page page);
@@ -179,6 +183,7 @@ extern void bhnsw_register_hooks(void);
 extern void bhnsw_register_prewarm(void);
 extern char *bhnsw_graph_directory(void);
 extern int64 bhnsw_cache_shared_bytes(void);
+extern void bhnsw_cache_describe(StringInfo out);
 
 /* hnswbuild.c */
 extern IndexBuildResult *bhnsw_build(Relation heap, Relation index, IndexInfo *info);

@@ -44,6 +44,7 @@
 #include "storage/lmgr.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 
 #define BHNSW_MAX_CACHES	16
@@ -168,6 +169,8 @@ expected_key(Relation index, BhnswMetaPageData *meta, BhnswGraphHeader *k)
 	k->metric = meta->metric;
 	k->m = meta->m;
 	k->ef_construction = meta->ef_construction;
+	/* A derived choice, not in the pages: ALTER INDEX ... SET (quantization) rebuilds the file. */
+	k->quantization = bhnsw_quantization_of(index);
 }
 
 static bool
@@ -177,7 +180,7 @@ key_matches(BhnswGraphHeader *h, BhnswGraphHeader *k)
 		h->indexoid == k->indexoid && h->relnode == k->relnode && h->build_id == k->build_id &&
 		memcmp(h->boot_id, k->boot_id, 16) == 0 && h->datadir_dev == k->datadir_dev &&
 		h->datadir_ino == k->datadir_ino && h->dims == k->dims && h->metric == k->metric &&
-		h->m == k->m && h->ef_construction == k->ef_construction;
+		h->m == k->m && h->ef_construction == k->ef_construction && h->quantization == k->quantization;
 }
 
 /* A writer mark names a live backend, or none. */
@@ -358,6 +361,42 @@ bhnsw_cache_shared_bytes(void)
 		if (caches[i].in_use && caches[i].shared)
 			total += caches[i].size;
 	return total;
+}
+
+/*
+ * Appends a JSON array describing the graphs this backend maps (for borealis_engine_info):
+ * index, dimensions, elements, bytes and the quantization in force (auto resolved).
+ */
+void
+bhnsw_cache_describe(StringInfo out)
+{
+	static const char *const quant_names[] = {"auto", "none", "int8", "binary"};
+	int			i;
+	bool		first = true;
+
+	appendStringInfoChar(out, '[');
+	for (i = 0; i < BHNSW_MAX_CACHES; i++)
+	{
+		BhnswCache *c = &caches[i];
+		char	   *name;
+		int			q;
+
+		if (!c->in_use || c->retired || c->graph == 0)
+			continue;
+		name = get_rel_name(c->indexoid);
+		q = borealis_engine()->index_quantization(c->graph);
+		appendStringInfo(out, "%s{\"index\": ", first ? "" : ", ");
+		escape_json(out, name ? name : "?");
+		appendStringInfo(out, ", \"dims\": %u, \"elements\": %u, \"bytes\": %lld, \"shared\": %s, "
+						 "\"quantization\": \"%s\", \"quantization_setting\": \"%s\"}",
+						 c->dims, pg_atomic_read_u32(&c->hdr->nids), (long long) c->size,
+						 c->shared ? "true" : "false",
+						 q >= 0 && q < lengthof(quant_names) ? quant_names[q] : "?",
+						 c->quantization >= 0 && c->quantization < lengthof(quant_names) ?
+						 quant_names[c->quantization] : "?");
+		first = false;
+	}
+	appendStringInfoChar(out, ']');
 }
 
 /* ---- loading pages into a mapping ---- */
@@ -608,11 +647,13 @@ attach(BhnswCache *c, Relation index, char *base, Size size, bool shared, bool i
 	c->metric = h->metric;
 	c->m = h->m;
 	c->ef_construction = h->ef_construction;
+	c->quantization = h->quantization;
 	c->capacity = h->capacity;
 	c->loc = (BhnswLocation *) (base + h->tids_offset);
 	c->nids = pg_atomic_read_u32(&h->nids);
 	rc = borealis_engine()->index_attach(base + h->graph_offset, (long long) h->graph_size, h->dims, h->metric,
-										 h->m, h->ef_construction, h->capacity, init ? 1 : 0, &c->graph);
+										 h->m, h->ef_construction, h->quantization, h->capacity, init ? 1 : 0,
+										 &c->graph);
 	if (rc != ENGINE_OK)
 	{
 		char		msg[256];
@@ -688,7 +729,7 @@ build_file(BhnswCache *c, Relation index, BhnswMetaPageData *meta, BhnswGraphHea
 	 * file for room; not root-caused yet, see docs/architecture.md.)
 	 */
 	uint32		capacity = meta->element_count * 2 + 1024;
-	int64		graph_size = eng->index_mapped_size(meta->dims, meta->metric, meta->m, capacity);
+	int64		graph_size = eng->index_mapped_size(meta->dims, meta->metric, meta->m, key->quantization, capacity);
 	Size		tids_offset = BHNSW_HEADER_SIZE;
 	Size		graph_offset = tids_offset + tids_bytes(capacity);
 	Size		file_size = graph_offset + graph_size;

@@ -54,8 +54,15 @@ borealis_engine_info(PG_FUNCTION_ARGS)
 
 	/* Add the module's own version in front of what the engine reports. */
 	/* shared_graph_bytes: the graph files this backend maps (shared with every backend). */
-	json = psprintf("{\"extension_version\": \"%s\", \"shared_graph_bytes\": %lld, %s", BOREALIS_VERSION,
-					(long long) bhnsw_cache_shared_bytes(), json + 1);
+	/* graphs: each index graph this backend maps, with the quantization its scans use. */
+	{
+		StringInfoData graphs;
+
+		initStringInfo(&graphs);
+		bhnsw_cache_describe(&graphs);
+		json = psprintf("{\"extension_version\": \"%s\", \"shared_graph_bytes\": %lld, \"graphs\": %s, %s",
+						BOREALIS_VERSION, (long long) bhnsw_cache_shared_bytes(), graphs.data, json + 1);
+	}
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
 }
 
