@@ -156,6 +156,7 @@ extern const char *bhnsw_code_problem(int kind, int dims, const float *code, int
 extern void bhnsw_init(void);
 extern void bhnsw_reloptions_of(Relation index, int *m, int *ef_construction);
 extern int	bhnsw_quantization_of(Relation index);
+extern void bhnsw_check_quantization(Relation index, int kind);
 
 /* hnswutils.c */
 extern void bhnsw_init_page(Page page);

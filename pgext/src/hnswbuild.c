@@ -307,6 +307,7 @@ bhnsw_build(Relation heap, Relation index, IndexInfo *info)
 	bs.dims = bs.type.words;
 	bs.metric = bs.type.kind;
 	bhnsw_reloptions_of(index, &bs.m, &bs.ef_construction);
+	bhnsw_check_quantization(index, bs.type.kind);
 	if (bs.ef_construction < 2 * bs.m)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

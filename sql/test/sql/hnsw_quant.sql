@@ -53,5 +53,9 @@ INSERT INTO qv SELECT i, (SELECT array_agg(sin(i * 0.37 + j * 1.91) + 0.3 * cos(
 SELECT id FROM qv ORDER BY embedding <=> (SELECT embedding FROM qv WHERE id = 433) LIMIT 1;
 SELECT * FROM qv_check();
 SELECT * FROM borealis_hnsw_check('qv_idx');
+-- int8 and binary need float32 vectors under l2, cosine or inner product.
+CREATE INDEX qv_l1 ON qv USING borealis_hnsw (embedding vector_l1_ops) WITH (quantization = binary);
+CREATE INDEX qv_half ON qv USING borealis_hnsw ((embedding::halfvec(64)) halfvec_cosine_ops) WITH (quantization = int8);
+CREATE INDEX qv_half ON qv USING borealis_hnsw ((embedding::halfvec(64)) halfvec_cosine_ops) WITH (quantization = none);
 DROP TABLE qv, qv_expected;
 DROP FUNCTION qv_check();
