@@ -1,25 +1,43 @@
-// Command logs measures log collection: pgbench -S against a node with log_statement = all
-// (one log line per statement), in rounds with the control plane's log collector off and on
-// (alternating which goes first), so the report gives both the lines per second the collector
-// stores and how much it slows the node. A second figure is the collector's ceiling: the time
-// to store a prepared jsonlog file of many lines. Writes bench/results/logs.md.
+// Command logs measures log collection and export: pgbench against a node with
+// log_statement = all (one jsonlog line per statement), in rounds with the control plane's log
+// collector off and on (alternating which goes first). With the collector on, the lines are
+// stored in the postgresql group and exported over OTLP/HTTP to a receiver in a separate
+// process (it decodes the official protobufs and counts the records, so its CPU is not counted
+// as the collector's). The report gives the lines per second the node wrote, stored and
+// exported, the collector's CPU per line, and how much it slowed the node (TPS on / off). A
+// second figure is the collector's ceiling: storing and exporting a prepared jsonlog file.
+// Writes bench/results/logs.md.
 //
-//	go run ./bench/logs [-clients 4] [-rounds 3] [-seconds 15] [-scale 10] [-lines 300000]
+//	go run ./bench/logs [-clients 4] [-rounds 3] [-seconds 15] [-scale 10] [-pipeline 0] [-lines 300000]
+//
+// -pipeline N runs a script of N selects in one pipeline (pgbench -M prepared) per
+// transaction instead of the built-in select-only one, so the node writes more lines per
+// second than a client round trip per statement allows on a small machine.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	otlplogs "go.opentelemetry.io/proto/otlp/logs/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/borealisdb/borealis/bench/internal/benchenv"
 	"github.com/borealisdb/borealis/controlplane/logs"
@@ -27,17 +45,40 @@ import (
 	"github.com/borealisdb/borealis/internal/pgproc"
 )
 
+type config struct {
+	clients, threads, rounds, seconds, scale, pipeline, lines int
+	out, note                                                 string
+}
+
 func main() {
-	clients := flag.Int("clients", 4, "pgbench clients (-c)")
-	threads := flag.Int("threads", 2, "pgbench threads (-j)")
-	rounds := flag.Int("rounds", 3, "rounds; each runs pgbench with the collector off and on")
-	seconds := flag.Int("seconds", 15, "seconds per pgbench run (-T)")
-	scale := flag.Int("scale", 10, "pgbench scale (-s)")
-	lines := flag.Int("lines", 300000, "lines in the prepared file of the ceiling measurement")
-	out := flag.String("out", "bench/results/logs.md", "markdown report")
-	note := flag.String("note", "", "a line about the conditions, added to the report")
+	var c config
+	flag.IntVar(&c.clients, "clients", 4, "pgbench clients (-c)")
+	flag.IntVar(&c.threads, "threads", 2, "pgbench threads (-j)")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds; each runs pgbench with the collector off and on")
+	flag.IntVar(&c.seconds, "seconds", 15, "seconds per pgbench run (-T)")
+	flag.IntVar(&c.scale, "scale", 10, "pgbench scale (-s)")
+	flag.IntVar(&c.pipeline, "pipeline", 0, "selects per pipelined transaction (0: pgbench's built-in select-only script)")
+	flag.IntVar(&c.lines, "lines", 300000, "lines in the prepared file of the ceiling measurement")
+	flag.StringVar(&c.out, "out", "bench/results/logs.md", "markdown report")
+	flag.StringVar(&c.note, "note", "", "a line about the conditions, added to the report")
+	profile := flag.String("cpuprofile", "", "write the benchmark process's CPU profile (collector and exporter) here")
+	receiver := flag.Bool("otlp-receiver", false, "internal: serve as the OTLP/HTTP receiver (prints its address)")
 	flag.Parse()
-	if err := run(*clients, *threads, *rounds, *seconds, *scale, *lines, *out, *note); err != nil {
+	if *receiver {
+		serveReceiver()
+		return
+	}
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/logs:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(c); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench/logs:", err)
 		os.Exit(1)
 	}
@@ -47,21 +88,98 @@ type roundResult struct {
 	round         int
 	collector     bool
 	tps           float64
-	lines         int64   // lines stored during the run (collector on)
-	linesPerSec   float64 // lines / run seconds
-	catchUp       float64 // seconds after pgbench ended until every line was stored
-	cpuPerLine    float64 // collector CPU µs per stored line
-	serverWritten int64   // bytes of jsonlog the node wrote during the run
+	nodeLines     int64   // lines the node wrote during the run
+	lines         int64   // lines stored during the run and its catch-up (collector on)
+	exported      int64   // lines the receiver got during the run and its catch-up
+	linesPerSec   float64 // node lines / run seconds
+	catchUp       float64 // seconds after pgbench ended until every line was stored and exported
+	cpuPerLine    float64 // collector (and exporter) CPU µs per stored line
+	nodeCPUPerTxn float64 // the node's CPU µs per transaction
 }
 
-// logBytes is the size of every jsonlog file of the node.
-func logBytes(dir string) int64 {
+// serveReceiver is the OTLP/HTTP receiver process: it decodes each request with the official
+// protobufs and counts records; GET /count answers the total.
+func serveReceiver() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(ln.Addr().String())
+	var n atomic.Int64
+	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			fmt.Fprint(w, n.Load())
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		var req otlplogs.LogsData
+		if err := proto.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, rl := range req.ResourceLogs {
+			for _, sl := range rl.ScopeLogs {
+				n.Add(int64(len(sl.LogRecords)))
+			}
+		}
+	}))
+}
+
+// startReceiver starts this program as the receiver and returns its address.
+func startReceiver() (string, func(), error) {
+	cmd := exec.Command(os.Args[0], "-otlp-receiver")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("OTLP receiver: %w", err)
+	}
+	return strings.TrimSpace(addr), stop, nil
+}
+
+func received(addr string) int64 {
+	resp, err := http.Get("http://" + addr + "/count")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	n, _ := strconv.ParseInt(string(b), 10, 64)
+	return n
+}
+
+// logSizes is the size of every jsonlog file of the node.
+func logSizes(dir string) map[string]int64 {
 	files, _ := filepath.Glob(filepath.Join(dir, "log", "*.json"))
-	var n int64
+	out := map[string]int64{}
 	for _, f := range files {
 		if st, err := os.Stat(f); err == nil {
-			n += st.Size()
+			out[f] = st.Size()
 		}
+	}
+	return out
+}
+
+// newLines counts the lines the node's jsonlog files gained since before.
+func newLines(dir string, before map[string]int64) int64 {
+	var n int64
+	for f, size := range logSizes(dir) {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		data, _ := io.ReadAll(io.NewSectionReader(fh, before[f], size-before[f]))
+		fh.Close()
+		n += int64(bytes.Count(data, []byte("\n")))
 	}
 	return n
 }
@@ -74,30 +192,35 @@ func stored(s *logs.Service) int64 {
 	return n
 }
 
-// caughtUp waits until the node's jsonlog files and the stored count have both stopped
-// growing over one 400 ms interval.
-func caughtUp(s *logs.Service, dir string, limit time.Duration) error {
+// caughtUp waits until the collector stored every line the node's jsonlog files hold past
+// before (the node writes nothing else meanwhile) and the receiver has every stored line.
+func caughtUp(s *logs.Service, dir string, before map[string]int64, base, rbase int64, addr string, limit time.Duration) error {
 	start := time.Now()
-	prevStored, prevBytes := int64(-1), int64(-1)
+	want := newLines(dir, before)
 	for {
-		n, b := stored(s), logBytes(dir)
-		if n == prevStored && b == prevBytes {
+		n, r := stored(s)-base, received(addr)-rbase
+		if n >= want && r >= n {
 			return nil
 		}
-		prevStored, prevBytes = n, b
 		if time.Since(start) > limit {
-			return fmt.Errorf("the collector did not catch up within %s", limit)
+			return fmt.Errorf("the collector did not catch up within %s: %d of %d lines stored, %d exported", limit, n, want, r)
 		}
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
+		want = newLines(dir, before)
 	}
 }
 
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
-func pgbench(port, clients, threads, seconds int) (float64, error) {
-	cmd := exec.Command("pgbench", "-S", "-n", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads),
-		"-T", strconv.Itoa(seconds), "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "postgres")
-	o, err := cmd.CombinedOutput()
+func pgbench(c config, port int, script string) (float64, error) {
+	args := []string{"-n", "-c", strconv.Itoa(c.clients), "-j", strconv.Itoa(c.threads),
+		"-T", strconv.Itoa(c.seconds), "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres"}
+	if script == "" {
+		args = append(args, "-S")
+	} else {
+		args = append(args, "-M", "prepared", "-f", script)
+	}
+	o, err := exec.Command("pgbench", append(args, "postgres")...).CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("pgbench: %v\n%s", err, o)
 	}
@@ -108,7 +231,7 @@ func pgbench(port, clients, threads, seconds int) (float64, error) {
 	return strconv.ParseFloat(string(m[1]), 64)
 }
 
-func run(clients, threads, rounds, seconds, scale, nLines int, out, note string) error {
+func run(c config) error {
 	root, err := os.MkdirTemp("", "borealis-bench-logs-")
 	if err != nil {
 		return err
@@ -131,14 +254,32 @@ func run(clients, threads, rounds, seconds, scale, nLines int, out, note string)
 		return err
 	}
 	defer node.Stop(context.Background())
-	fmt.Fprintf(os.Stderr, "initialising pgbench scale %d on port %d\n", scale, node.Port)
-	if o, err := exec.Command("pgbench", "-i", "-q", "-s", strconv.Itoa(scale), "-h", "127.0.0.1", "-p", strconv.Itoa(node.Port), "-U", "postgres", "postgres").CombinedOutput(); err != nil {
+	fmt.Fprintf(os.Stderr, "initialising pgbench scale %d on port %d\n", c.scale, node.Port)
+	if o, err := exec.Command("pgbench", "-i", "-q", "-s", strconv.Itoa(c.scale), "-h", "127.0.0.1", "-p", strconv.Itoa(node.Port), "-U", "postgres", "postgres").CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench -i: %v\n%s", err, o)
 	}
 	if o, err := exec.Command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(node.Port), "-U", "postgres", "-d", "postgres", "-c",
 		"ALTER SYSTEM SET log_statement = 'all'", "-c", "SELECT pg_reload_conf()").CombinedOutput(); err != nil {
 		return fmt.Errorf("psql: %v\n%s", err, o)
 	}
+	script := ""
+	if c.pipeline > 0 {
+		script = filepath.Join(root, "pipeline.sql")
+		var b strings.Builder
+		b.WriteString("\\set aid random(1, 100000 * :scale)\n\\startpipeline\n")
+		for i := 0; i < c.pipeline; i++ {
+			b.WriteString("SELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n")
+		}
+		b.WriteString("\\endpipeline\n")
+		if err := os.WriteFile(script, []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	recvAddr, stopReceiver, err := startReceiver()
+	if err != nil {
+		return err
+	}
+	defer stopReceiver()
 	// The control plane's files live apart from the node's (the store refuses a directory the
 	// nodes' user owns).
 	cpDir, err := os.MkdirTemp("", "borealis-bench-logs-cp-")
@@ -159,7 +300,7 @@ func run(clients, threads, rounds, seconds, scale, nLines int, out, note string)
 	load0 := benchenv.LoadAvg()
 	started := time.Now().UTC()
 	var results []roundResult
-	for round := 1; round <= rounds; round++ {
+	for round := 1; round <= c.rounds; round++ {
 		order := []bool{false, true}
 		if round%2 == 0 {
 			order = []bool{true, false}
@@ -167,131 +308,154 @@ func run(clients, threads, rounds, seconds, scale, nLines int, out, note string)
 		for _, on := range order {
 			res := roundResult{round: round, collector: on}
 			var svc *logs.Service
+			var base, rbase int64
 			if on {
-				if svc, err = logs.New(logs.Options{Home: home, Store: st}); err != nil {
+				if svc, err = logs.New(logs.Options{Home: home, Store: st, Export: logs.ExportOptions{Endpoint: "http://" + recvAddr + "/v1/logs"}}); err != nil {
 					return err
 				}
 				svc.Start()
-				if err := caughtUp(svc, node.DataDir, 5*time.Minute); err != nil { // what earlier rounds wrote
+				// What earlier rounds wrote is collected before this one starts.
+				if err := caughtUp(svc, node.DataDir, map[string]int64{}, 0, 0, recvAddr, 10*time.Minute); err != nil {
 					return err
 				}
+				base, rbase = stored(svc), received(recvAddr)
 			}
-			var base int64
-			if svc != nil {
-				base = stored(svc)
-			}
-			bytes0, cpu0 := logBytes(node.DataDir), benchenv.CPUTime()
-			tps, err := pgbench(node.Port, clients, threads, seconds)
+			before, cpu0, node0 := logSizes(node.DataDir), benchenv.CPUTime(), benchenv.ServerCPU(node.PID())
+			tps, err := pgbench(c, node.Port, script)
 			if err != nil {
 				return err
 			}
-			res.tps, res.serverWritten = tps, logBytes(node.DataDir)-bytes0
+			ended := time.Now()
+			time.Sleep(300 * time.Millisecond) // backends are reaped a moment after pgbench disconnects
+			res.tps = tps
+			res.nodeCPUPerTxn = float64((benchenv.ServerCPU(node.PID()) - node0).Microseconds()) / (tps * float64(c.seconds))
 			if svc != nil {
-				ended := time.Now()
-				if err := caughtUp(svc, node.DataDir, 5*time.Minute); err != nil {
+				if err := caughtUp(svc, node.DataDir, before, base, rbase, recvAddr, 10*time.Minute); err != nil {
 					return err
 				}
-				// caughtUp needs 0.4 s without growth to decide; that is not lag.
-				res.catchUp = max(0, time.Since(ended).Seconds()-0.4)
-				res.lines = stored(svc) - base
-				res.linesPerSec = float64(res.lines) / float64(seconds)
+				res.catchUp = max(0, time.Since(ended).Seconds()-0.3)
+				res.lines, res.exported = stored(svc)-base, received(recvAddr)-rbase
 				res.cpuPerLine = float64((benchenv.CPUTime() - cpu0).Microseconds()) / float64(max(res.lines, 1))
 				svc.Close()
 			}
-			fmt.Fprintf(os.Stderr, "round %d collector %-5v %8.0f tps  %8.0f lines/s stored  catch-up %.1f s  %.1f µs CPU/line\n",
-				round, on, res.tps, res.linesPerSec, res.catchUp, res.cpuPerLine)
+			res.nodeLines = newLines(node.DataDir, before)
+			res.linesPerSec = float64(res.nodeLines) / float64(c.seconds)
+			fmt.Fprintf(os.Stderr, "round %d collector %-5v %8.0f tps  %8.0f lines/s written  %d stored %d exported  catch-up %.1f s  %.2f µs CPU/line\n",
+				round, on, res.tps, res.linesPerSec, res.lines, res.exported, res.catchUp, res.cpuPerLine)
 			results = append(results, res)
 		}
 	}
-	ceiling, ceilCPU, err := ceiling(cpDir, nLines)
+	load1 := benchenv.LoadAvg()
+	ceil, err := ceiling(cpDir, c.lines, recvAddr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "ceiling: %.0f lines/s, %.1f µs CPU/line\n", ceiling, ceilCPU)
-	return report(out, note, results, clients, threads, seconds, scale, nLines, ceiling, ceilCPU, started, load0, benchenv.LoadAvg())
+	fmt.Fprintf(os.Stderr, "ceiling: stored %.0f lines/s, exported %.0f lines/s, %.2f µs CPU/line\n", ceil.storedPerSec, ceil.exportedPerSec, ceil.cpuPerLine)
+	return report(c, results, ceil, started, load0, load1, benchenv.LoadAvg())
 }
 
-// ceiling stores a prepared jsonlog file of n lines (the shape pgbench's statements log) and
-// returns lines per second and CPU µs per line.
-func ceiling(root string, n int) (float64, float64, error) {
+type ceilingResult struct {
+	storedPerSec, exportedPerSec, cpuPerLine float64
+}
+
+// ceiling stores and exports a prepared jsonlog file of n lines (the shape pgbench's
+// statements log), timing the collector alone: lines per second stored and exported, and CPU
+// µs per line.
+func ceiling(root string, n int, recvAddr string) (ceilingResult, error) {
+	var res ceilingResult
 	dir := filepath.Join(root, "ceiling")
 	dataDir := filepath.Join(dir, "node")
 	if err := os.MkdirAll(filepath.Join(dataDir, "log"), 0o700); err != nil {
-		return 0, 0, err
+		return res, err
 	}
 	f, err := os.Create(filepath.Join(dataDir, "log", "postgresql-1.json"))
 	if err != nil {
-		return 0, 0, err
+		return res, err
 	}
+	w := bufio.NewWriter(f)
 	now := time.Now().UTC()
 	for i := 0; i < n; i++ {
-		line, _ := json.Marshal(map[string]any{"timestamp": now.Format("2006-01-02 15:04:05.000 MST"), "user": "postgres", "dbname": "postgres",
+		line, _ := json.Marshal(map[string]any{"timestamp": now.Add(time.Duration(i) * 50 * time.Microsecond).Format("2006-01-02 15:04:05.000 MST"), "user": "postgres", "dbname": "postgres",
 			"pid": 1000 + i%8, "remote_host": "127.0.0.1", "remote_port": 40000 + i%8, "session_id": "6564a1b2.3e8", "line_num": i,
 			"ps": "SELECT", "session_start": "2026-01-01 00:00:00 UTC", "vxid": "3/" + strconv.Itoa(i), "txid": 0, "error_severity": "LOG",
-			"message":          fmt.Sprintf("statement: SELECT abalance FROM pgbench_accounts WHERE aid = %d;", i*7919%1000000),
+			"message":          "execute P0_1: SELECT abalance FROM pgbench_accounts WHERE aid = $1;",
+			"detail":           fmt.Sprintf("parameters: $1 = '%d'", i*7919%1000000),
 			"application_name": "pgbench", "backend_type": "client backend", "query_id": 0})
-		f.Write(append(line, '\n'))
+		w.Write(append(line, '\n'))
 	}
+	w.Flush()
 	f.Close()
 	st, err := store.Open(filepath.Join(dir, "state.db"))
 	if err != nil {
-		return 0, 0, err
+		return res, err
 	}
 	defer st.Close()
 	if err := st.CreateCluster(store.Cluster{Name: "ceiling", LogExports: []string{logs.TypePostgreSQL},
 		Members: []store.Member{{ID: "ceiling-1", DataDir: dataDir}}}); err != nil {
-		return 0, 0, err
+		return res, err
 	}
-	svc, err := logs.New(logs.Options{Home: filepath.Join(dir, "cp"), Store: st, Poll: 10 * time.Millisecond, MaxGroupBytes: 4 << 30})
+	svc, err := logs.New(logs.Options{Home: filepath.Join(dir, "cp"), Store: st, Poll: 10 * time.Millisecond, MaxGroupBytes: 4 << 30,
+		Export: logs.ExportOptions{Endpoint: "http://" + recvAddr + "/v1/logs", Interval: 10 * time.Millisecond}})
 	if err != nil {
-		return 0, 0, err
+		return res, err
 	}
+	r0 := received(recvAddr)
 	cpu0, start := benchenv.CPUTime(), time.Now()
 	svc.Start()
 	defer svc.Close()
-	for stored(svc) < int64(n) {
+	var storedAt time.Duration
+	for {
+		if storedAt == 0 && stored(svc) >= int64(n) {
+			storedAt = time.Since(start)
+		}
+		if storedAt > 0 && received(recvAddr)-r0 >= int64(n) {
+			break
+		}
 		if time.Since(start) > 10*time.Minute {
-			return 0, 0, fmt.Errorf("ceiling: %d of %d lines after 10 minutes", stored(svc), n)
+			return res, fmt.Errorf("ceiling: %d of %d lines stored, %d exported after 10 minutes", stored(svc), n, received(recvAddr)-r0)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	el := time.Since(start).Seconds()
-	return float64(n) / el, float64((benchenv.CPUTime() - cpu0).Microseconds()) / float64(n), nil
+	el := time.Since(start)
+	res.storedPerSec = float64(n) / storedAt.Seconds()
+	res.exportedPerSec = float64(n) / el.Seconds()
+	res.cpuPerLine = float64((benchenv.CPUTime() - cpu0).Microseconds()) / float64(n)
+	return res, nil
 }
 
-func report(out, note string, rs []roundResult, clients, threads, seconds, scale, nLines int, ceil, ceilCPU float64, started time.Time, load0, load1 string) error {
+func report(c config, rs []roundResult, ceil ceilingResult, started time.Time, load0, load1, load2 string) error {
 	var b strings.Builder
 	pg, _ := exec.Command("pgbench", "--version").Output()
-	fmt.Fprintf(&b, "# Log collection: pgbench -S with log_statement = all, collector off vs on, %s\n\n", started.Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "Produced by `go run ./bench/logs`; every figure below was measured in this one run.\n\n")
-	fmt.Fprintf(&b, "## Machine\n\n- CPU: %s, %d cores; %s/%s, %s\n- %s\n- Load average at start %s, at end %s\n",
-		benchenv.CPUModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), strings.TrimSpace(string(pg)), load0, load1)
-	fmt.Fprintf(&b, "- pgbench, PostgreSQL and the collector (in the benchmark process) share these cores\n")
-	if note != "" {
-		fmt.Fprintf(&b, "- Note: %s\n", note)
+	workload := "`pgbench -S` (built-in select-only script: one statement per transaction)"
+	if c.pipeline > 0 {
+		workload = fmt.Sprintf("`pgbench -M prepared -f` a script of %d selects of `pgbench_accounts` in one pipeline per transaction", c.pipeline)
 	}
-	fmt.Fprintf(&b, "\n## Settings\n\n- `pgbench -S -n -c %d -j %d -T %d`, scale %d; one jsonlog line per statement (`log_statement = all`, `logging_collector`, `log_destination = 'stderr,jsonlog'`)\n", clients, threads, seconds, scale)
-	fmt.Fprintf(&b, "- Collector: `controlplane/logs` as the control plane runs it (poll 200 ms, the postgresql group, fsync per batch), started before and stopped after each \"on\" run once it had stored every line\n")
+	fmt.Fprintf(&b, "# Log collection and export: pgbench with log_statement = all, collector off vs on, %s\n\n", started.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Produced by `go run ./bench/logs`; every figure below was measured in this one run.\n\n")
+	fmt.Fprintf(&b, "## Machine\n\n- CPU: %s, %d cores; %s/%s, %s\n- %s\n- Load average (1, 5, 15 min) at start %s, after the rounds %s, at end %s\n",
+		benchenv.CPUModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), strings.TrimSpace(string(pg)), load0, load1, load2)
+	fmt.Fprintf(&b, "- pgbench, PostgreSQL, the collector (in the benchmark process) and the OTLP receiver (a separate process) share these cores\n")
+	if c.note != "" {
+		fmt.Fprintf(&b, "- Note: %s\n", c.note)
+	}
+	fmt.Fprintf(&b, "\n## Settings\n\n- Workload: %s, `-c %d -j %d -T %d`, scale %d; one jsonlog line per statement (`log_statement = all`, `logging_collector`, `log_destination = 'stderr,jsonlog'`, as the control plane runs nodes)\n", workload, c.clients, c.threads, c.seconds, c.scale)
+	fmt.Fprintf(&b, "- Collector: `controlplane/logs` as `borealis serve` runs it (poll 200 ms, the postgresql group, one fsync per batch, export batches of 512 to the receiver over OTLP/HTTP), started before and stopped after each \"on\" run once every line was stored and exported\n")
 	fmt.Fprintf(&b, "- Rounds alternate which run goes first\n\n")
-	fmt.Fprintf(&b, "## Results\n\n| round | collector | TPS | lines stored/s | catch-up after the run (s) | collector CPU µs/line | jsonlog MB written |\n|---:|---|---:|---:|---:|---:|---:|\n")
-	var off, on, ratios, lps []float64
+	fmt.Fprintf(&b, "## Results\n\n| round | collector | TPS | node lines/s | stored | exported | catch-up after the run (s) | collector CPU µs/line | node CPU µs/txn |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	var off, on, ratios, lps, cpu []float64
 	byRound := map[int][2]float64{}
 	for _, r := range rs {
-		state := "off"
-		if r.collector {
-			state = "on"
-			on = append(on, r.tps)
-			lps = append(lps, r.linesPerSec)
-			fmt.Fprintf(&b, "| %d | on | %.0f | %.0f | %.1f | %.1f | %.1f |\n", r.round, r.tps, r.linesPerSec, r.catchUp, r.cpuPerLine, float64(r.serverWritten)/1e6)
-		} else {
-			off = append(off, r.tps)
-			fmt.Fprintf(&b, "| %d | %s | %.0f | - | - | - | %.1f |\n", r.round, state, r.tps, float64(r.serverWritten)/1e6)
-		}
 		v := byRound[r.round]
 		if r.collector {
+			on = append(on, r.tps)
+			lps = append(lps, r.linesPerSec)
+			cpu = append(cpu, r.cpuPerLine)
 			v[1] = r.tps
+			fmt.Fprintf(&b, "| %d | on | %.0f | %.0f | %d | %d | %.1f | %.2f | %.0f |\n", r.round, r.tps, r.linesPerSec, r.lines, r.exported, r.catchUp, r.cpuPerLine, r.nodeCPUPerTxn)
 		} else {
+			off = append(off, r.tps)
 			v[0] = r.tps
+			fmt.Fprintf(&b, "| %d | off | %.0f | %.0f | - | - | - | - | %.0f |\n", r.round, r.tps, r.linesPerSec, r.nodeCPUPerTxn)
 		}
 		byRound[r.round] = v
 	}
@@ -308,12 +472,13 @@ func report(out, note string, rs []roundResult, clients, threads, seconds, scale
 	if benchenv.Median(lps) < 10000 {
 		verdictRate = "misses"
 	}
-	fmt.Fprintf(&b, "\n**Lines stored per second** (collector on, median over rounds): **%.0f** (%s the ≥ 10,000 lines/s target; the rate is what the node produced: catch-up after each run shows whether the collector kept up).  \n", benchenv.Median(lps), verdictRate)
+	fmt.Fprintf(&b, "\n**Lines per second** the node wrote with the collector on (median over rounds): **%.0f**, every one stored and exported (%s the ≥ 10,000 lines/s target; the catch-up column shows whether the collector kept up).  \n", benchenv.Median(lps), verdictRate)
 	fmt.Fprintf(&b, "**Node slowed by** (1 − median over rounds of TPS on / TPS off): **%.1f%%** (%s the ≤ 5%% target); median TPS off %.0f, on %.0f.  \n", slow, verdictSlow, benchenv.Median(off), benchenv.Median(on))
-	fmt.Fprintf(&b, "**Collector ceiling:** a prepared jsonlog file of %d pgbench-shaped lines stored at **%.0f lines/s** (%.1f µs CPU per line), with nothing else running in the benchmark.\n", nLines, ceil, ceilCPU)
+	fmt.Fprintf(&b, "**Collector CPU** (collection and export, median over rounds): **%.2f µs per line**.  \n", benchenv.Median(cpu))
+	fmt.Fprintf(&b, "**Collector ceiling:** a prepared jsonlog file of %d pgbench-shaped lines stored at **%.0f lines/s** and exported at **%.0f lines/s** (%.2f µs CPU per line), with no node running.\n", c.lines, ceil.storedPerSec, ceil.exportedPerSec, ceil.cpuPerLine)
 	fmt.Fprintf(&b, "\nOn a machine whose cores are shared, the TPS ratio carries the noise of the other work as well as the collector's cost; the CPU per line is the collector's own cost.\n")
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(out, []byte(b.String()), 0o644)
+	return os.WriteFile(c.out, []byte(b.String()), 0o644)
 }

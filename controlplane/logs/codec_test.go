@@ -103,3 +103,36 @@ func TestTimestampCache(t *testing.T) {
 		t.Error("zone offset ignored")
 	}
 }
+
+// TestPlainRun: the word-at-a-time scan finds what a byte loop finds, for each special byte at
+// each position of a run longer than a word.
+func TestPlainRun(t *testing.T) {
+	naive := func(s []byte, i int) int {
+		for ; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+				return i
+			}
+		}
+		return i
+	}
+	for _, special := range []byte{0, 0x1f, '"', '\\', 0x80, 0xff} {
+		for _, near := range []byte{' ', '!', '#', '[', ']', '~', 0x7f, 0x21} {
+			for n := 0; n < 20; n++ {
+				for pos := 0; pos <= n; pos++ {
+					s := bytes.Repeat([]byte{near}, n)
+					if pos < n {
+						s[pos] = special
+					}
+					for from := 0; from <= min(n, 3); from++ {
+						if got, want := plainRun(s, from), naive(s, from); got != want {
+							t.Fatalf("plainRun(%q, %d) = %d, want %d", s, from, got, want)
+						}
+						if got, want := plainRun(string(s), from), naive(s, from); got != want {
+							t.Fatalf("plainRun(string %q, %d) = %d, want %d", s, from, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}

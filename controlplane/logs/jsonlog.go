@@ -189,6 +189,10 @@ func skipSpace(b []byte, i int) int {
 func stringEnd(b []byte, i int) (int, bool) {
 	esc := false
 	for ; i < len(b); i++ {
+		i = plainRun(b, i)
+		if i >= len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i, esc
@@ -262,14 +266,7 @@ func validLiteral(b []byte) bool {
 // unescape decodes a JSON string's text (checked by stringEnd); ok is false for what only
 // encoding/json decodes as it does (invalid UTF-8, which it replaces).
 func unescape(raw []byte) (string, bool) {
-	plain := true
-	for _, c := range raw {
-		if c == '\\' || c >= 0x80 {
-			plain = false
-			break
-		}
-	}
-	if plain {
+	if plainRun(raw, 0) == len(raw) {
 		return string(raw), true
 	}
 	if !utf8.Valid(raw) {

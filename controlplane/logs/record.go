@@ -13,15 +13,6 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// quoteASCII marks the ASCII bytes a JSON string must escape.
-var quoteASCII = func() (t [utf8.RuneSelf]bool) {
-	for c := 0; c < 0x20; c++ {
-		t[c] = true
-	}
-	t['"'], t['\\'] = true, true
-	return t
-}()
-
 // appendRecord appends r's JSON line (with its newline). msg, when not nil, is the message
 // (r.Message is then not read), so a tailer stores a line without copying it into a string.
 func appendRecord(b []byte, r *Record, msg []byte) []byte {
@@ -58,12 +49,12 @@ func appendString[T []byte | string](b []byte, s T) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		i = plainRun(s, i)
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if !quoteASCII[c] {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -172,4 +163,41 @@ func recordSeq(line []byte) (uint64, bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// Eight bytes at a time (SWAR): a JSON string's text is mostly bytes that need nothing, and
+// the collector goes over every line twice, so the scans skip such runs a word at a time.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+func load64[T []byte | string](s T, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// plainRun returns the index of the first byte at or after i that is a quote, a backslash,
+// a control character or not ASCII (len(s) if none).
+func plainRun[T []byte | string](s T, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		w := load64(s, i)
+		q, bs := w^('"'*lsb), w^('\\'*lsb)
+		if special(w, q, bs) {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return i
+		}
+	}
+	return i
+}
+
+// special reports whether a word has a byte below 0x20, a quote, a backslash or a byte with
+// its high bit set (w is the word, q and bs the word xor quotes and xor backslashes).
+func special(w, q, bs uint64) bool {
+	return ((w-0x20*lsb)&^w|(q-lsb)&^q|(bs-lsb)&^bs|w)&msb != 0
 }
