@@ -54,8 +54,8 @@ var avx2Impl = impl{
 	dotHalf:   func(a, b []uint16) float32 { return halfPairAVX2(dotHalfAVX2, a, b) },
 	l1Half:    func(a, b []uint16) float32 { return halfPairAVX2(l1HalfAVX2, a, b) },
 	cosHalf:   cosHalfAVX2Slice,
-	jaccard:   func(a, b []uint64) float32 { return jaccardBlocks(jaccardAVX2, math.MaxInt, a, b) },
-	hamming:   func(a, b []uint64) int { return hammingBlocks(hammingAVX2, math.MaxInt, a, b) },
+	jaccard:   jaccardAVX2Slice,
+	hamming:   hammingAVX2Slice,
 }
 
 // The wrappers below take &x[0], which needs at least one element: empty vectors (dim 0)
@@ -171,4 +171,22 @@ func float32ToHalfAVX2(dst []uint16, src []float32) {
 	if len(src) > 0 {
 		float32ToHalfF16C(&dst[0], &src[0], len(src))
 	}
+}
+
+// Below 16 words (1,024 bits) the Go POPCNT loop wins: the vector kernel's set-up (nibble
+// table, mask, reduction) is most of a short call (bench/results/simd.md).
+const popMinWords = 16
+
+func jaccardAVX2Slice(a, b []uint64) float32 {
+	if len(a) < popMinWords {
+		return jaccardGeneric(a, b)
+	}
+	return jaccardBlocks(jaccardAVX2, math.MaxInt, a, b)
+}
+
+func hammingAVX2Slice(a, b []uint64) int {
+	if len(a) < popMinWords {
+		return hammingGeneric(a, b)
+	}
+	return hammingBlocks(hammingAVX2, math.MaxInt, a, b)
 }

@@ -1275,33 +1275,34 @@ dotHalfAVX2_end:
 // func l2HalfAVX2(a *uint16, b *uint16, n int) float32
 // Requires: AVX, F16C, FMA3
 TEXT ·l2HalfAVX2(SB), NOSPLIT, $0-28
-	MOVQ   a+0(FP), AX
-	MOVQ   b+8(FP), CX
-	MOVQ   n+16(FP), DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
+	MOVQ         a+0(FP), AX
+	MOVQ         b+8(FP), CX
+	MOVQ         n+16(FP), DX
+	VBROADCASTSS onef32<>+0(SB), Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
 
 l2HalfAVX2_loop32:
 	CMPQ        DX, $0x20
 	JL          l2HalfAVX2_loop8
-	VCVTPH2PS   (AX), Y4
-	VCVTPH2PS   (CX), Y5
-	VSUBPS      Y5, Y4, Y4
-	VFMADD231PS Y4, Y4, Y0
-	VCVTPH2PS   16(AX), Y4
-	VCVTPH2PS   16(CX), Y5
-	VSUBPS      Y5, Y4, Y4
-	VFMADD231PS Y4, Y4, Y1
-	VCVTPH2PS   32(AX), Y4
-	VCVTPH2PS   32(CX), Y5
-	VSUBPS      Y5, Y4, Y4
-	VFMADD231PS Y4, Y4, Y2
-	VCVTPH2PS   48(AX), Y4
-	VCVTPH2PS   48(CX), Y5
-	VSUBPS      Y5, Y4, Y4
-	VFMADD231PS Y4, Y4, Y3
+	VCVTPH2PS   (AX), Y5
+	VCVTPH2PS   (CX), Y6
+	VFMSUB132PS Y0, Y6, Y5
+	VFMADD231PS Y5, Y5, Y1
+	VCVTPH2PS   16(AX), Y5
+	VCVTPH2PS   16(CX), Y6
+	VFMSUB132PS Y0, Y6, Y5
+	VFMADD231PS Y5, Y5, Y2
+	VCVTPH2PS   32(AX), Y5
+	VCVTPH2PS   32(CX), Y6
+	VFMSUB132PS Y0, Y6, Y5
+	VFMADD231PS Y5, Y5, Y3
+	VCVTPH2PS   48(AX), Y5
+	VCVTPH2PS   48(CX), Y6
+	VFMSUB132PS Y0, Y6, Y5
+	VFMADD231PS Y5, Y5, Y4
 	ADDQ        $0x40, AX
 	ADDQ        $0x40, CX
 	SUBQ        $0x20, DX
@@ -1310,131 +1311,135 @@ l2HalfAVX2_loop32:
 l2HalfAVX2_loop8:
 	CMPQ        DX, $0x08
 	JL          l2HalfAVX2_reduce
-	VCVTPH2PS   (AX), Y4
-	VCVTPH2PS   (CX), Y5
-	VSUBPS      Y5, Y4, Y4
-	VFMADD231PS Y4, Y4, Y0
+	VCVTPH2PS   (AX), Y5
+	VCVTPH2PS   (CX), Y6
+	VFMSUB132PS Y0, Y6, Y5
+	VFMADD231PS Y5, Y5, Y1
 	ADDQ        $0x10, AX
 	ADDQ        $0x10, CX
 	SUBQ        $0x08, DX
 	JMP         l2HalfAVX2_loop8
 
 l2HalfAVX2_reduce:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X1, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X0, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
 
 l2HalfAVX2_tail:
 	TESTQ       DX, DX
 	JE          l2HalfAVX2_end
 	MOVWLZX     (AX), BX
-	VMOVD       BX, X1
-	VCVTPH2PS   X1, X1
+	VMOVD       BX, X0
+	VCVTPH2PS   X0, X0
 	MOVWLZX     (CX), BX
 	VMOVD       BX, X2
 	VCVTPH2PS   X2, X2
-	VSUBSS      X2, X1, X1
-	VFMADD231SS X1, X1, X0
+	VSUBSS      X2, X0, X0
+	VFMADD231SS X0, X0, X1
 	ADDQ        $0x02, AX
 	ADDQ        $0x02, CX
 	DECQ        DX
 	JMP         l2HalfAVX2_tail
 
 l2HalfAVX2_end:
-	VMOVSS X0, ret+24(FP)
+	VMOVSS X1, ret+24(FP)
 	VZEROUPPER
 	RET
 
+DATA onef32<>+0(SB)/4, $0x3f800000
+GLOBL onef32<>(SB), RODATA|NOPTR, $4
+
 // func l1HalfAVX2(a *uint16, b *uint16, n int) float32
-// Requires: AVX, AVX2, F16C
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·l1HalfAVX2(SB), NOSPLIT, $0-28
-	MOVQ     a+0(FP), AX
-	MOVQ     b+8(FP), CX
-	MOVQ     n+16(FP), DX
-	VPCMPEQD Y0, Y0, Y0
-	VPSRLD   $0x01, Y0, Y0
-	VXORPS   Y1, Y1, Y1
-	VXORPS   Y2, Y2, Y2
-	VXORPS   Y3, Y3, Y3
-	VXORPS   Y4, Y4, Y4
+	MOVQ         a+0(FP), AX
+	MOVQ         b+8(FP), CX
+	MOVQ         n+16(FP), DX
+	VPCMPEQD     Y0, Y0, Y0
+	VPSRLD       $0x01, Y0, Y0
+	VBROADCASTSS onef32<>+0(SB), Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
 
 l1HalfAVX2_loop32:
-	CMPQ      DX, $0x20
-	JL        l1HalfAVX2_loop8
-	VCVTPH2PS (AX), Y5
-	VCVTPH2PS (CX), Y6
-	VSUBPS    Y6, Y5, Y5
-	VANDPS    Y0, Y5, Y5
-	VADDPS    Y5, Y1, Y1
-	VCVTPH2PS 16(AX), Y5
-	VCVTPH2PS 16(CX), Y6
-	VSUBPS    Y6, Y5, Y5
-	VANDPS    Y0, Y5, Y5
-	VADDPS    Y5, Y2, Y2
-	VCVTPH2PS 32(AX), Y5
-	VCVTPH2PS 32(CX), Y6
-	VSUBPS    Y6, Y5, Y5
-	VANDPS    Y0, Y5, Y5
-	VADDPS    Y5, Y3, Y3
-	VCVTPH2PS 48(AX), Y5
-	VCVTPH2PS 48(CX), Y6
-	VSUBPS    Y6, Y5, Y5
-	VANDPS    Y0, Y5, Y5
-	VADDPS    Y5, Y4, Y4
-	ADDQ      $0x40, AX
-	ADDQ      $0x40, CX
-	SUBQ      $0x20, DX
-	JMP       l1HalfAVX2_loop32
+	CMPQ        DX, $0x20
+	JL          l1HalfAVX2_loop8
+	VCVTPH2PS   (AX), Y6
+	VCVTPH2PS   (CX), Y7
+	VFMSUB132PS Y1, Y7, Y6
+	VANDPS      Y0, Y6, Y6
+	VFMADD231PS Y1, Y6, Y2
+	VCVTPH2PS   16(AX), Y6
+	VCVTPH2PS   16(CX), Y7
+	VFMSUB132PS Y1, Y7, Y6
+	VANDPS      Y0, Y6, Y6
+	VFMADD231PS Y1, Y6, Y3
+	VCVTPH2PS   32(AX), Y6
+	VCVTPH2PS   32(CX), Y7
+	VFMSUB132PS Y1, Y7, Y6
+	VANDPS      Y0, Y6, Y6
+	VFMADD231PS Y1, Y6, Y4
+	VCVTPH2PS   48(AX), Y6
+	VCVTPH2PS   48(CX), Y7
+	VFMSUB132PS Y1, Y7, Y6
+	VANDPS      Y0, Y6, Y6
+	VFMADD231PS Y1, Y6, Y5
+	ADDQ        $0x40, AX
+	ADDQ        $0x40, CX
+	SUBQ        $0x20, DX
+	JMP         l1HalfAVX2_loop32
 
 l1HalfAVX2_loop8:
-	CMPQ      DX, $0x08
-	JL        l1HalfAVX2_reduce
-	VCVTPH2PS (AX), Y5
-	VCVTPH2PS (CX), Y6
-	VSUBPS    Y6, Y5, Y5
-	VANDPS    Y0, Y5, Y5
-	VADDPS    Y5, Y1, Y1
-	ADDQ      $0x10, AX
-	ADDQ      $0x10, CX
-	SUBQ      $0x08, DX
-	JMP       l1HalfAVX2_loop8
+	CMPQ        DX, $0x08
+	JL          l1HalfAVX2_reduce
+	VCVTPH2PS   (AX), Y6
+	VCVTPH2PS   (CX), Y7
+	VFMSUB132PS Y1, Y7, Y6
+	VANDPS      Y0, Y6, Y6
+	VFMADD231PS Y1, Y6, Y2
+	ADDQ        $0x10, AX
+	ADDQ        $0x10, CX
+	SUBQ        $0x08, DX
+	JMP         l1HalfAVX2_loop8
 
 l1HalfAVX2_reduce:
-	VADDPS       Y2, Y1, Y1
-	VADDPS       Y4, Y3, Y3
-	VADDPS       Y3, Y1, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X1
-	VMOVHLPS     X1, X2, X2
-	VADDPS       X2, X1, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X1
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y4, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X1
+	VADDPS       X1, X2, X2
+	VMOVHLPS     X2, X1, X1
+	VADDPS       X1, X2, X2
+	VMOVSHDUP    X2, X1
+	VADDSS       X1, X2, X2
 
 l1HalfAVX2_tail:
 	TESTQ     DX, DX
 	JE        l1HalfAVX2_end
 	MOVWLZX   (AX), BX
-	VMOVD     BX, X2
-	VCVTPH2PS X2, X2
+	VMOVD     BX, X1
+	VCVTPH2PS X1, X1
 	MOVWLZX   (CX), BX
 	VMOVD     BX, X3
 	VCVTPH2PS X3, X3
-	VSUBSS    X3, X2, X2
-	VANDPS    X0, X2, X2
-	VADDSS    X2, X1, X1
+	VSUBSS    X3, X1, X1
+	VANDPS    X0, X1, X1
+	VADDSS    X1, X2, X2
 	ADDQ      $0x02, AX
 	ADDQ      $0x02, CX
 	DECQ      DX
 	JMP       l1HalfAVX2_tail
 
 l1HalfAVX2_end:
-	VMOVSS X1, ret+24(FP)
+	VMOVSS X2, ret+24(FP)
 	VZEROUPPER
 	RET
 

@@ -62,6 +62,7 @@ var (
 	one      Mem
 	minusOne Mem
 	two      Mem
+	oneF32   Mem
 )
 
 func floatKernel(name string, o op, gather bool) {
@@ -701,11 +702,24 @@ func pairKernel(name string, e elt, o pairOp) {
 	pb := Load(Param("b"), GP64())
 	cnt := Load(Param("n"), GP64())
 
-	var mask VecVirtual
+	var mask, onev VecVirtual
 	if o == pairL1 {
 		mask = YMM()
 		VPCMPEQD(mask, mask, mask)
 		VPSRLD(U8(1), mask, mask)
+	}
+	// Over halves the two VCVTPH2PS per 8 elements take the FP add pipes on AMD Zen 4/5,
+	// so the subtract and the L1 accumulate go to the FMA pipes instead, as x·1 - y and
+	// |d|·1 + acc: the same single rounding, so the same sums, and L1 over halves measured
+	// ~2x faster on Zen 5 (bench/results/simd.md). Intel cores run both forms on the same
+	// ports.
+	fmaSub := e == eltF16 && (o == pairL1 || o == pairL2)
+	if fmaSub {
+		if oneF32.Symbol.Name == "" {
+			oneF32 = ConstData("onef32", U32(math.Float32bits(1)))
+		}
+		onev = YMM()
+		VBROADCASTSS(oneF32, onev)
 	}
 	sums := 1
 	if o == pairCos {
@@ -735,12 +749,22 @@ func pairKernel(name string, e elt, o pairOp) {
 		case pairDot:
 			VFMADD231PS(y, x, acc[0][k])
 		case pairL2:
-			VSUBPS(y, x, x)
+			if fmaSub {
+				VFMSUB132PS(onev, y, x)
+			} else {
+				VSUBPS(y, x, x)
+			}
 			VFMADD231PS(x, x, acc[0][k])
 		case pairL1:
-			VSUBPS(y, x, x)
-			VANDPS(mask, x, x)
-			VADDPS(x, acc[0][k], acc[0][k])
+			if fmaSub {
+				VFMSUB132PS(onev, y, x)
+				VANDPS(mask, x, x)
+				VFMADD231PS(onev, x, acc[0][k])
+			} else {
+				VSUBPS(y, x, x)
+				VANDPS(mask, x, x)
+				VADDPS(x, acc[0][k], acc[0][k])
+			}
 		case pairCos:
 			VFMADD231PS(y, x, acc[0][k])
 			VFMADD231PS(y, y, acc[1][k])
