@@ -145,9 +145,23 @@ func (c *Cluster) run() {
 	for {
 		c.listen()
 		c.step()
+		// A writer that exits wakes supervision at once (restart or failover), not at the
+		// next tick.
+		var writerExited <-chan struct{}
+		if w := c.writerMember(); w != nil && w.node != nil && w.node.Running() {
+			writerExited = w.node.Exited()
+		}
+		// While the writer fails its probes, observe again soon (each probe already waits its
+		// timeout), so the grace period is judged to within about one probe, not one tick.
+		var soon <-chan time.Time
+		if c.isSuspect() {
+			soon = time.After(200 * time.Millisecond)
+		}
 		select {
 		case <-c.ctx.Done():
 			return
+		case <-writerExited:
+		case <-soon:
 		case <-ticker.C:
 		case <-c.life.kick:
 		case <-c.kickCh:

@@ -124,6 +124,26 @@ func (c *Cluster) watchWriter() {
 	}
 }
 
+// restartLimit bounds a restart in place of the writer when a reader could take over instead:
+// what is left of the grace period since the failure began (at least 1 s, so a restart is
+// tried at all). Without a reader that may be promoted the restart gets StartTimeout.
+func (c *Cluster) restartLimit(rec store.Member) (time.Duration, bool) {
+	if !rec.Writer || len(c.readerRecs()) == 0 {
+		return 0, false
+	}
+	mode, g := c.failoverSettings()
+	if mode == failover.Synchronous {
+		if ok, _ := c.fo.sync.guard.PromotionAllowed(); !ok {
+			return 0, false
+		}
+	}
+	since := c.fo.det.Since()
+	if since.IsZero() {
+		since = time.Now()
+	}
+	return max(time.Until(since.Add(g)), time.Second), true
+}
+
 func (c *Cluster) noteOnce(msg string) {
 	if msg != c.fo.lastNote {
 		c.fo.lastNote = msg
@@ -194,6 +214,7 @@ func (c *Cluster) observe(w *member, rec store.Member, g time.Duration) failover
 		}()
 	}
 	wg.Wait()
+	obs.Ended = time.Now()
 	seen := make(map[string]bool, len(readers))
 	for i, s := range streaming {
 		seen[readers[i].ID] = s
@@ -416,20 +437,33 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	nw.closePoll()
 
 	tPromoted := time.Now()
-	// 4. Slots for everyone else, and the readers follow the new timeline.
+	// 4. Slots for everyone else, then the readers follow the new timeline, in parallel.
 	var followErrs []string
+	var slots []string
+	var followers []store.Member
 	for _, r := range c.allRecs() {
 		if r.ID == choice.ID {
 			continue
 		}
-		if err := execOn(ctx, nw.node, "SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", slotName(r.ID)); err != nil {
-			followErrs = append(followErrs, fmt.Sprintf("slot for %s: %v", r.ID, err))
+		slots = append(slots, slotName(r.ID))
+		if !r.Fenced && r.Created {
+			followers = append(followers, r)
 		}
-		if r.Fenced || !r.Created {
-			continue
-		}
-		if err := c.follow(ctx, r); err != nil {
-			followErrs = append(followErrs, fmt.Sprintf("%s: %v", r.ID, err))
+	}
+	if err := execOn(ctx, nw.node, `SELECT pg_create_physical_replication_slot(s, true) FROM unnest($1::text[]) s
+		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s)`, slots); err != nil {
+		followErrs = append(followErrs, fmt.Sprintf("slots %v: %v", slots, err))
+	}
+	ferrs := make([]error, len(followers))
+	var fwg sync.WaitGroup
+	for i, r := range followers {
+		fwg.Add(1)
+		go func() { defer fwg.Done(); ferrs[i] = c.follow(ctx, r) }()
+	}
+	fwg.Wait()
+	for i, err := range ferrs {
+		if err != nil {
+			followErrs = append(followErrs, fmt.Sprintf("%s: %v", followers[i].ID, err))
 		}
 	}
 	c.applyDurability(ctx)
@@ -497,32 +531,46 @@ func (c *Cluster) allRecs() []store.Member {
 // unknown) raised by any newer timeline a reader knows of, with the switch points from the
 // newest history file any reader holds.
 func (c *Cluster) candidates(ctx context.Context, atLeast uint64, writerTLI uint32) ([]failover.Candidate, failover.Timelines) {
-	var out []failover.Candidate
-	tl := failover.Timelines{Current: writerTLI}
-	var histTLI uint32
-	for _, r := range c.readerRecs() {
-		cand := failover.Candidate{ID: r.ID, Tier: r.PromotionTier, Capacity: r.Capacity}
+	readers := c.readerRecs()
+	out := make([]failover.Candidate, len(readers))
+	hist := make([]position, len(readers))
+	var wg sync.WaitGroup
+	// In parallel: each read is a connection and a query, slow on a loaded machine.
+	for i, r := range readers {
+		out[i] = failover.Candidate{ID: r.ID, Tier: r.PromotionTier, Capacity: r.Capacity}
 		mb := c.memberByID(r.ID)
-		if mb != nil && mb.node != nil && mb.node.Running() && r.Status == StatusAvailable {
+		if mb == nil || mb.node == nil || !mb.node.Running() || r.Status != StatusAvailable {
+			continue
+		}
+		node := mb.node
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cand := &out[i]
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				p, err := readPosition(ctx, mb.node)
+				p, err := readPosition(ctx, node)
 				if err == nil && p.inRecovery {
 					cand.Reachable = true
 					cand.Received, cand.Replayed, cand.Timeline = p.received, p.replayed, p.timeline
-					if p.histTLI > histTLI && p.history != "" {
-						if sp, err := failover.ParseHistory(p.history); err == nil {
-							histTLI, tl.SwitchPoints = p.histTLI, sp
-						}
-					}
+					hist[i] = p
 				}
 				if !cand.Reachable || atLeast == 0 || cand.Replayed > atLeast || time.Now().After(deadline) {
-					break
+					return
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
+		}()
+	}
+	wg.Wait()
+	tl := failover.Timelines{Current: writerTLI}
+	var histTLI uint32
+	for _, p := range hist {
+		if p.histTLI > histTLI && p.history != "" {
+			if sp, err := failover.ParseHistory(p.history); err == nil {
+				histTLI, tl.SwitchPoints = p.histTLI, sp
+			}
 		}
-		out = append(out, cand)
 	}
 	tl.Current = max(tl.Current, histTLI)
 	return out, tl

@@ -118,11 +118,11 @@ func (mb *member) ensure() {
 	}
 	ctx, cancel := context.WithTimeout(mb.c.ctx, StartTimeout)
 	defer cancel()
-	if rec.Writer && len(mb.c.readerRecs()) > 0 && mb.node != nil {
-		// A writer that does not restart within the grace period is failed over instead.
+	if limit, ok := mb.c.restartLimit(rec); ok && mb.node != nil && rec.Created {
+		// A writer that does not restart within the grace period of its failure is failed
+		// over instead: the restart gets what is left of it.
 		cancel()
-		_, g := mb.c.failoverSettings()
-		ctx, cancel = context.WithTimeout(mb.c.ctx, max(g, 5*time.Second))
+		ctx, cancel = context.WithTimeout(mb.c.ctx, limit)
 		defer cancel()
 	}
 	var err error

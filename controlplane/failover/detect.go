@@ -34,7 +34,9 @@ const (
 
 // Observation is what the cluster saw of its writer at one instant.
 type Observation struct {
-	At time.Time
+	// At is when the observation began (a failure starts there); Ended, if set, when its
+	// probes gave up (the failure has lasted at least until then).
+	At, Ended time.Time
 	// Running: the postmaster process exists (it may be stopped).
 	Running bool
 	// DataIntact: the data directory still holds PG_VERSION and global/pg_control.
@@ -129,7 +131,11 @@ func (d *Detector) Observe(o Observation) Decision {
 }
 
 func (d *Detector) judge(o Observation, what string) Decision {
-	down := o.At.Sub(d.since)
+	end := o.At
+	if o.Ended.After(end) {
+		end = o.Ended
+	}
+	down := end.Sub(d.since)
 	limit := d.Grace
 	readersLost := o.Readers > 0 && o.ReadersStreaming == 0
 	if readersLost && !d.exited {
@@ -153,6 +159,9 @@ func (d *Detector) begin(at time.Time, exited bool) {
 		d.since, d.exited = at, exited
 	}
 }
+
+// Since is when the current failure was first seen (zero when healthy).
+func (d *Detector) Since() time.Time { return d.since }
 
 // Reset forgets the current failure (after a promotion or a clean restart).
 func (d *Detector) Reset() { d.since, d.exited = time.Time{}, false }

@@ -80,3 +80,20 @@ func TestDetectorDowntimeStartsAtFirstFailure(t *testing.T) {
 		t.Fatalf("after reset: %+v", got)
 	}
 }
+
+func TestDetectorJudgesAtTheProbesEnd(t *testing.T) {
+	d := &Detector{Grace: 2 * time.Second}
+	t0 := time.Unix(1000, 0)
+	hung := func(start, end float64) Observation {
+		return Observation{At: t0.Add(time.Duration(start * float64(time.Second))), Ended: t0.Add(time.Duration(end * float64(time.Second))),
+			Running: true, DataIntact: true, Probe: ProbeFailed, ProbeError: "timeout", Readers: 1, ReadersStreaming: 1}
+	}
+	if got := d.Observe(hung(0, 1)); got.Action != None {
+		t.Fatalf("first failed probe: %+v", got)
+	}
+	// The second probe began 1.1 s after the first and gave up 2.1 s after it: the writer
+	// has not answered for the whole grace period.
+	if got := d.Observe(hung(1.1, 2.1)); got.Action != Promote || !got.Since.Equal(t0) {
+		t.Fatalf("second failed probe: %+v", got)
+	}
+}
