@@ -39,7 +39,6 @@ type Iterator struct {
 	started     bool
 	done        bool
 	spill       minHeap // admitted nodes that did not fit in the beam
-	later       minHeap // reached nodes not yet expanded
 	visited     int     // layer-0 elements visited (pgvector's tuples)
 	maxVisited  int
 	maxMemory   int64
@@ -124,7 +123,7 @@ func (it *Iterator) overBudget() bool {
 	if it.maxVisited > 0 && it.visited >= it.maxVisited {
 		return true
 	}
-	return it.maxMemory > 0 && int64(len(it.spill)+len(it.later)+len(it.s.cand))*candidateBytes >= it.maxMemory
+	return it.maxMemory > 0 && int64(len(it.spill)+len(it.s.cand))*candidateBytes >= it.maxMemory
 }
 
 // drain refills it.batch with the next ef elements of the spill, nearest
@@ -132,7 +131,7 @@ func (it *Iterator) overBudget() bool {
 // empty.
 func (it *Iterator) drain() {
 	it.batch, it.pos = it.batch[:0], 0
-	it.later = it.later[:0] // never expanded now
+	it.s.cand = it.s.cand[:0] // never expanded now
 	for len(it.batch) < it.ef && len(it.spill) > 0 {
 		it.batch = append(it.batch, it.spill.pop())
 	}
@@ -166,9 +165,6 @@ func (it *Iterator) round() {
 		}
 		it.visited++ // the layer-0 entry, as pgvector counts it
 	} else {
-		for len(it.later) > 0 {
-			s.cand.push(it.later.pop())
-		}
 		s.res = s.res[:0]
 		for len(s.res) < it.ef && len(it.spill) > 0 {
 			s.res.push(it.spill.pop())

@@ -170,7 +170,10 @@ func (x *Index) searchLayer(s *scratch, q []float32, layer, ef int, sp *searchSp
 					}
 				}
 			} else if sp.it != nil {
-				sp.it.later.push(candidate{dist: d, id: e})
+				// Straight into the candidates: this round ends before it
+				// reaches them (they are beyond the beam), the next starts
+				// there, and no transfer between heaps is paid per round.
+				s.cand.push(candidate{dist: d, id: e})
 				if x.eligible(e, sp) {
 					sp.it.spill.push(candidate{dist: d, id: e})
 				}

@@ -55,8 +55,12 @@ func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix 
 			return Build{}, fmt.Errorf("%s: %w", set, err)
 		}
 	}
-	sql := fmt.Sprintf("CREATE INDEX %s ON %s USING %s (embedding %s) WITH (m = %d, ef_construction = %d)",
-		indexName(ix), table, ix.AM, opclass(m), cfg.M, cfg.EfConstruction)
+	with := ""
+	if w := cfg.With[ix.AM]; w != "" {
+		with = ", " + w
+	}
+	sql := fmt.Sprintf("CREATE INDEX %s ON %s USING %s (embedding %s) WITH (m = %d, ef_construction = %d%s)",
+		indexName(ix), table, ix.AM, opclass(m), cfg.M, cfg.EfConstruction, with)
 	logf("build %s: %s", ix.AM, sql)
 	var b Build
 	if t.postmaster != 0 {

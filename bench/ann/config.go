@@ -90,6 +90,31 @@ type Config struct {
 	SharedBuffers string
 	// Note is free text written into the results (e.g. what else loaded the machine).
 	Note string
+
+	// Filtered are the selectivities (fractions of rows, e.g. 0.1, 0.01, 0.001) of the
+	// filtered-query sweep (filtered.go); none skips it. FilteredEfs are its ef values and
+	// IterativeScan the AMs' iterative_scan setting for it.
+	Filtered      []float64
+	FilteredEfs   []int
+	IterativeScan string
+	// With holds extra reloptions per access method, e.g. borealis_hnsw → "quantization = binary".
+	With map[string]string
+}
+
+// ParseSelectivities parses a comma-separated list of fractions in (0, 1], e.g. "0.1,0.01".
+func ParseSelectivities(s string) ([]float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 || v > 1 || catLimit(v) < 1 {
+			return nil, fmt.Errorf("--filtered %q: want fractions of rows between 0.001 and 1 separated by commas, e.g. 0.1,0.01,0.001", s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // Defaults fills zero fields with the standard settings.
@@ -136,6 +161,12 @@ func (c *Config) Defaults() {
 	if c.OutDir == "" {
 		c.OutDir = "bench/results"
 	}
+	if len(c.FilteredEfs) == 0 {
+		c.FilteredEfs = []int{40}
+	}
+	if c.IterativeScan == "" {
+		c.IterativeScan = "relaxed_order"
+	}
 }
 
 // Validate reports the first bad setting, naming the flag to fix.
@@ -155,6 +186,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--maintenance-work-mem %q: want a PostgreSQL memory size such as 512MB or 1GB", c.MaintenanceWorkMem)
 	case !regexp.MustCompile(`^[0-9]+\s*[kMGT]?B?$`).MatchString(c.SharedBuffers):
 		return fmt.Errorf("--shared-buffers %q: want a PostgreSQL memory size such as 1GB", c.SharedBuffers)
+	case c.IterativeScan != "relaxed_order" && c.IterativeScan != "strict_order":
+		return fmt.Errorf("--iterative-scan %q: want relaxed_order or strict_order", c.IterativeScan)
 	case !identRe.MatchString(strings.ReplaceAll(c.Suite, "-", "_")):
 		return fmt.Errorf("--suite %q: use lower-case letters, digits, - and _", c.Suite)
 	}

@@ -23,20 +23,24 @@ type Report struct {
 
 // Settings are the run's knobs that shape its numbers.
 type Settings struct {
-	M                  int     `json:"m"`
-	EfConstruction     int     `json:"ef_construction"`
-	MaintenanceWorkMem string  `json:"maintenance_work_mem"`
-	ParallelWorkers    int     `json:"max_parallel_maintenance_workers"`
-	Efs                []int   `json:"ef"`
-	K                  int     `json:"k"`
-	Clients            int     `json:"clients"`
-	Warmup             int     `json:"warmup_queries_per_client"`
-	MinSeconds         float64 `json:"min_seconds_per_measurement"`
-	Server             string  `json:"server"`
-	MemoryKind         string  `json:"memory_kind"`
-	FreshConnections   int     `json:"fresh_connections,omitempty"`
-	InsertClients      int     `json:"insert_clients,omitempty"`
-	InsertSeconds      float64 `json:"insert_seconds,omitempty"`
+	M                  int               `json:"m"`
+	EfConstruction     int               `json:"ef_construction"`
+	MaintenanceWorkMem string            `json:"maintenance_work_mem"`
+	ParallelWorkers    int               `json:"max_parallel_maintenance_workers"`
+	Efs                []int             `json:"ef"`
+	K                  int               `json:"k"`
+	Clients            int               `json:"clients"`
+	Warmup             int               `json:"warmup_queries_per_client"`
+	MinSeconds         float64           `json:"min_seconds_per_measurement"`
+	Server             string            `json:"server"`
+	MemoryKind         string            `json:"memory_kind"`
+	FreshConnections   int               `json:"fresh_connections,omitempty"`
+	InsertClients      int               `json:"insert_clients,omitempty"`
+	InsertSeconds      float64           `json:"insert_seconds,omitempty"`
+	Filtered           []float64         `json:"filtered_selectivities,omitempty"`
+	FilteredEfs        []int             `json:"filtered_ef,omitempty"`
+	IterativeScan      string            `json:"iterative_scan,omitempty"`
+	With               map[string]string `json:"with,omitempty"`
 }
 
 // DatasetResult is one dataset's load, ground truth and indexes.
@@ -61,6 +65,8 @@ type IndexResult struct {
 	Fresh   *Fresh    `json:"fresh_connections,omitempty"`
 	Points  []Point   `json:"points"`
 	Inserts *Inserts  `json:"inserts,omitempty"`
+	// Filtered is the filtered-query sweep (filtered.go), when the run asked for one.
+	Filtered []FilteredPoint `json:"filtered,omitempty"`
 }
 
 // curve is the index's single-client recall/QPS curve.
@@ -342,6 +348,13 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "- Fresh connections: after each build, %d new connections opened one after another, each running one top-%d query at the AM's default ef (enable_seqscan=off in the startup packet); first query = connect + query until its last row; memory per connection = growth of the server's summed %s with all of them open, divided by %d\n",
 			s.FreshConnections, s.K, s.MemoryKind, s.FreshConnections)
 	}
+	if len(s.Filtered) > 0 {
+		fmt.Fprintf(&b, "- Filtered queries: `WHERE cat < c ORDER BY embedding <op> $1 LIMIT %d` on an int column cat in 0..999 fixed by a hash of each row's id (independent of the vectors), keeping %v of the rows; each AM's iterative_scan = %s (max_scan_tuples at its default, 20,000), ef in %v, the first %d queries, one client, recall@%d against the exact filtered top %d; full LIMIT = queries that returned %d rows\n",
+			s.K, s.Filtered, s.IterativeScan, s.FilteredEfs, filteredQueries, s.K, s.K, s.K)
+	}
+	for am, w := range s.With {
+		fmt.Fprintf(&b, "- %s built WITH (%s)\n", am, w)
+	}
 	if s.InsertClients > 0 {
 		fmt.Fprintf(&b, "- Inserts: after the sweep, single-row INSERTs (autocommit) of new vectors (midpoints of two base vectors) into the indexed table for %g s with 1 new connection, then %g s with %d new connections at once; the rows are deleted after the index is dropped\n",
 			s.InsertSeconds, s.InsertSeconds, s.InsertClients)
@@ -377,6 +390,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", ix.Index.AM, fq50, fq99, c50, mem, i1, iN)
 			}
 		}
+		if hasFiltered(d) {
+			fmt.Fprintf(&b, "\n| index | rows kept | ef | recall@%d | full LIMIT | QPS 1 client | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", s.K)
+			for _, ix := range d.Indexes {
+				for _, p := range ix.Filtered {
+					fmt.Fprintf(&b, "| %s | %g%% | %d | %.4f | %.0f%% | %.0f | %.2f | %.2f |\n", ix.Index.AM, 100*p.Selectivity, p.Ef,
+						p.Recall, 100*p.FullLimit, p.QPS, p.P50ms, p.P99ms)
+				}
+			}
+		}
 		if len(d.Comparisons) > 0 {
 			b.WriteString("\n| ratio | build time | index size | QPS @0.90 | QPS @0.95 | QPS @0.99 | first query | memory per connection | inserts 1 client | inserts N clients |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			for _, c := range d.Comparisons {
@@ -395,6 +417,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func hasFiltered(d DatasetResult) bool {
+	for _, ix := range d.Indexes {
+		if len(ix.Filtered) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func hasFreshOrInserts(d DatasetResult) bool {

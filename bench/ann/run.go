@@ -83,7 +83,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		Settings: Settings{M: cfg.M, EfConstruction: cfg.EfConstruction, MaintenanceWorkMem: cfg.MaintenanceWorkMem,
 			ParallelWorkers: cfg.ParallelWorkers, Efs: cfg.Efs, K: cfg.K, Clients: cfg.Clients, Warmup: cfg.Warmup, MinSeconds: cfg.MinTime.Seconds(),
 			Server: server, MemoryKind: MemoryKind,
-			FreshConnections: cfg.FreshConnections, InsertClients: cfg.InsertClients, InsertSeconds: cfg.InsertTime.Seconds()}}
+			FreshConnections: cfg.FreshConnections, InsertClients: cfg.InsertClients, InsertSeconds: cfg.InsertTime.Seconds(),
+			With: cfg.With}}
+	if len(cfg.Filtered) > 0 {
+		rep.Settings.Filtered, rep.Settings.FilteredEfs, rep.Settings.IterativeScan = cfg.Filtered, cfg.FilteredEfs, cfg.IterativeScan
+	}
 	for _, spec := range cfg.Datasets {
 		res, err := runDataset(ctx, conn, t, &cfg, spec, indexes, logf)
 		if err != nil {
@@ -126,6 +130,13 @@ func runDataset(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, spe
 	res.TruthSeconds, res.TruthCached = time.Since(start).Seconds(), cached
 	logf("ground truth: %s in %.1f s", map[bool]string{true: "from cache", false: "computed"}[cached], res.TruthSeconds)
 
+	var ftruth filteredTruth
+	if len(cfg.Filtered) > 0 {
+		start = time.Now()
+		ftruth = computeFilteredTruth(d, cfg.Filtered, cfg.K)
+		logf("filtered ground truth: %d selectivities in %.1f s", len(cfg.Filtered), time.Since(start).Seconds())
+	}
+
 	start = time.Now()
 	if err := loadTable(ctx, conn, d, logf); err != nil {
 		return nil, err
@@ -134,7 +145,7 @@ func runDataset(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, spe
 	logf("load: %d rows in %.1f s", d.N(), res.LoadSeconds)
 
 	for _, ix := range indexes {
-		r, err := runIndex(ctx, conn, t, cfg, d, truth, ix, logf)
+		r, err := runIndex(ctx, conn, t, cfg, d, truth, ftruth, ix, logf)
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", ix.AM, err)
 		}
@@ -146,7 +157,8 @@ func runDataset(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, spe
 
 // runIndex builds one index, sweeps it, and drops it so the next index is the only one the
 // planner can pick.
-func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *dataset.Dataset, truth *groundtruth.Truth, ix IndexSpec, logf func(string, ...any)) (*IndexResult, error) {
+func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *dataset.Dataset, truth *groundtruth.Truth,
+	ftruth filteredTruth, ix IndexSpec, logf func(string, ...any)) (*IndexResult, error) {
 	if _, err := conn.Exec(ctx, "DROP INDEX IF EXISTS "+indexName(ix)); err != nil {
 		return nil, err
 	}
@@ -200,6 +212,11 @@ func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *da
 		res.Points = append(res.Points, p)
 	}
 	sw.close()
+	if len(cfg.Filtered) > 0 {
+		if res.Filtered, err = measureFiltered(ctx, t.dsn, d, ftruth, ix, cfg, logf); err != nil {
+			return nil, fmt.Errorf("filtered queries: %w", err)
+		}
+	}
 	waitForIdle(ctx, conn, 10*time.Second)
 	logf("inserts %s: 1 client, then %d, %.0f s each", ix.AM, cfg.InsertClients, cfg.InsertTime.Seconds())
 	if res.Inserts, err = measureInserts(ctx, t, d, cfg.InsertClients, cfg.InsertTime); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +40,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	return runBenchANN(args[1:], stdout, stderr)
 }
+
+// withRe is what --with accepts in each part: identifiers and numbers, never SQL.
+var withRe = regexp.MustCompile(`^[a-z0-9_]+$`)
 
 // listFlag collects a repeatable flag.
 type listFlag []string
@@ -73,6 +77,11 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 42, "seed of the synthetic datasets")
 	sb := fs.String("shared-buffers", "1GB", "shared_buffers of the throwaway server")
 	note := fs.String("note", "", "free text recorded with the results (e.g. what else loaded the machine)")
+	filtered := fs.String("filtered", "", "selectivities of a filtered-query sweep (WHERE cat < c, iterative scan on), e.g. 0.1,0.01,0.001; empty skips it")
+	filteredEfs := fs.String("filtered-ef", "40", "ef values of the filtered-query sweep")
+	iterative := fs.String("iterative-scan", "relaxed_order", "iterative_scan of every AM in the filtered sweep: relaxed_order or strict_order")
+	var with listFlag
+	fs.Var(&with, "with", "extra reloptions of one AM's index, repeatable: AM:option=value, e.g. borealis_hnsw:quantization=binary")
 	output := fs.String("output", "table", "stdout format: table (summary lines) or json (the whole report)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -100,6 +109,27 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Efs, err = ann.ParseEfs(*efs); err != nil {
 		return usageError{err.Error()}
+	}
+	if cfg.Filtered, err = ann.ParseSelectivities(*filtered); err != nil {
+		return usageError{err.Error()}
+	}
+	if cfg.FilteredEfs, err = ann.ParseEfs(*filteredEfs); err != nil {
+		return usageError{"--filtered-ef: " + err.Error()}
+	}
+	cfg.IterativeScan = *iterative
+	for _, w := range with {
+		am, opt, ok := strings.Cut(w, ":")
+		name, value, ok2 := strings.Cut(opt, "=")
+		if !ok || !ok2 || !withRe.MatchString(am) || !withRe.MatchString(name) || !withRe.MatchString(value) {
+			return usageError{fmt.Sprintf("--with %q: want AM:option=value, e.g. borealis_hnsw:quantization=binary", w)}
+		}
+		if cfg.With == nil {
+			cfg.With = map[string]string{}
+		}
+		if cfg.With[am] != "" {
+			cfg.With[am] += ", "
+		}
+		cfg.With[am] += name + " = " + value
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
