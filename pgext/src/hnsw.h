@@ -152,6 +152,12 @@ extern void bhnsw_elemtype_of(Relation index, BhnswElemType *t);
 extern int	bhnsw_encode(const BhnswElemType *t, Datum value, float *dst, bool *zero);
 extern const char *bhnsw_code_problem(int kind, int dims, const float *code, int words);
 
+/* hnswlarge.c */
+extern bool bhnsw_code_inline(int words);
+extern Size bhnsw_externalize(Relation index, BhnswElementTuple et, int words, bool wal, Buffer *keep);
+extern Buffer bhnsw_build_externalize(Relation index, Buffer buf, BhnswElementTuple et, int words, Size *esize);
+extern const float *bhnsw_element_code(Relation index, BhnswElementTuple et, int words, char **problem);
+
 /* hnsw.c */
 extern void bhnsw_init(void);
 extern void bhnsw_reloptions_of(Relation index, int *m, int *ef_construction);

@@ -242,6 +242,7 @@ write_pages(BuildState *bs)
 		et->heaptid = bs->tids[id];
 		et->dims = bs->dims;
 		bhnsw_engine_check(bs->eng->index_node_vector(bs->graph, id, et->vec), "reading a vector");
+		buf = bhnsw_build_externalize(index, buf, et, bs->dims, &esize);
 		nt->type = BHNSW_NEIGHBOR_TUPLE;
 		nt->level = level;
 		nt->nslots = BHNSW_NSLOTS(bs->m, level);

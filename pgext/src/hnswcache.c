@@ -456,7 +456,8 @@ load_block(Relation index, BhnswCache *cache, BlockNumber blkno, bool *only, uin
 			pg_write_barrier();
 			loc->present = true;
 			set_nids(cache, et->id + 1);
-			if (eng->index_restore(cache->graph, et->id, et->level, et->deleted, et->vec) != ENGINE_OK)
+			if (eng->index_restore(cache->graph, et->id, et->level, et->deleted,
+										  (float *) bhnsw_element_code(index, et, cache->dims, NULL)) != ENGINE_OK)
 			{
 				UnlockReleaseBuffer(buf);
 				borealis_engine_raise("loading an element of a borealis_hnsw index; REINDEX it");

@@ -132,27 +132,35 @@ check_index(Relation index, CheckState *cs)
 					problem(cs, "element %u appears twice (again at block %u offset %u)", et->id, blkno, off);
 					continue;
 				}
-				if (ItemIdGetLength(iid) < offsetof(BhnswElementTupleData, vec) + sizeof(float) * meta->dims ||
-					et->dims != meta->dims)
+				if (ItemIdGetLength(iid) < offsetof(BhnswElementTupleData, vec) +
+					sizeof(float) * ((et->flags & BHNSW_ELEMENT_EXTERNAL) ? 2 : meta->dims) ||
+					et->dims != meta->dims || ((et->flags & BHNSW_ELEMENT_EXTERNAL) != 0) == bhnsw_code_inline(meta->dims))
 				{
 					problem(cs, "element %u: %u dimensions, the index has %u", et->id, et->dims, meta->dims);
 					continue;
 				}
-				if (BHNSW_KIND_TYPE(meta->metric) == BHNSW_TYPE_VECTOR)
 				{
-					for (j = 0; j < meta->dims; j++)
-						if (isnan(et->vec[j]) || isinf(et->vec[j]))
-						{
-							problem(cs, "element %u: component %u is not finite", et->id, j);
-							break;
-						}
-				}
-				else
-				{
-					const char *why = bhnsw_code_problem(meta->metric, 0, et->vec, meta->dims);
+					char	   *missing = NULL;
+					const float *code = bhnsw_element_code(index, et, meta->dims, &missing);
 
-					if (why != NULL)
-						problem(cs, "element %u: %s", et->id, why);
+					if (code == NULL)
+						problem(cs, "%s", missing);
+					else if (BHNSW_KIND_TYPE(meta->metric) == BHNSW_TYPE_VECTOR)
+					{
+						for (j = 0; j < meta->dims; j++)
+							if (isnan(code[j]) || isinf(code[j]))
+							{
+								problem(cs, "element %u: component %u is not finite", et->id, j);
+								break;
+							}
+					}
+					else
+					{
+						const char *why = bhnsw_code_problem(meta->metric, 0, code, meta->dims);
+
+						if (why != NULL)
+							problem(cs, "element %u: %s", et->id, why);
+					}
 				}
 				if (et->level > BHNSW_MAX_LEVEL)
 					problem(cs, "element %u: level %u", et->id, et->level);
@@ -187,7 +195,7 @@ check_index(Relation index, CheckState *cs)
 				memcpy(el[nt->id].slots, nt->slots, sizeof(uint32) * nt->nslots);
 				el[nt->id].has_lists = true;
 			}
-			else
+			else if (item[0] != BHNSW_CHUNK_TUPLE) /* chunks are checked from their elements */
 				problem(cs, "block %u offset %u: unknown tuple type %d", blkno, off, item[0]);
 		}
 		UnlockReleaseBuffer(buf);

@@ -61,6 +61,8 @@ append_element(Relation index, BhnswCache *cache, uint32 id, ItemPointer heaptid
 	et->heaptid = *heaptid;
 	et->dims = cache->dims;
 	bhnsw_engine_check(eng->index_node_vector(cache->graph, id, et->vec), "reading the new vector");
+	if (!bhnsw_code_inline(cache->dims))
+		esize = bhnsw_externalize(index, et, cache->dims, true, NULL);
 	nt->type = BHNSW_NEIGHBOR_TUPLE;
 	nt->level = level;
 	nt->nslots = BHNSW_NSLOTS(cache->m, level);

@@ -33,6 +33,18 @@
 /* Tuple kinds (first byte of every tuple). */
 #define BHNSW_ELEMENT_TUPLE		1
 #define BHNSW_NEIGHBOR_TUPLE	2
+#define BHNSW_CHUNK_TUPLE		3	/* part of a code too large for its element tuple */
+
+/*
+ * An element's code up to this many words lives in its element tuple (vector up to 2,000
+ * dimensions, halfvec 4,000, bit 64,000, sparsevec 1,000 non-zeros: one page with its
+ * neighbours). A larger one (vector and halfvec up to 16,000 dimensions) lives in chunk tuples,
+ * one per page, BHNSW_CHUNK_WORDS words each, chained by TID; its element tuple has
+ * BHNSW_ELEMENT_EXTERNAL set and the first chunk's TID where the code would be (hnswlarge.c).
+ */
+#define BHNSW_INLINE_MAX_WORDS	2001
+#define BHNSW_CHUNK_WORDS		2000
+#define BHNSW_ELEMENT_EXTERNAL	0x01
 
 #define BHNSW_NO_NEIGHBOR		0xFFFFFFFF
 
@@ -79,7 +91,7 @@ typedef struct BhnswElementTupleData
 	uint8		type;			/* BHNSW_ELEMENT_TUPLE */
 	uint8		level;
 	uint8		deleted;
-	uint8		unused;
+	uint8		flags;			/* BHNSW_ELEMENT_EXTERNAL */
 	uint32		id;
 	ItemPointerData heaptid;
 	ItemPointerData neighbortid;
@@ -101,6 +113,21 @@ typedef struct BhnswNeighborTupleData
 } BhnswNeighborTupleData;
 
 typedef BhnswNeighborTupleData *BhnswNeighborTuple;
+
+/* A part of a large code: words [offset, offset + nwords) of element id's code. */
+typedef struct BhnswChunkTupleData
+{
+	uint8		type;			/* BHNSW_CHUNK_TUPLE */
+	uint8		unused;
+	uint16		nwords;
+	uint32		id;
+	uint32		offset;
+	ItemPointerData next;		/* the next chunk; invalid for the last */
+	uint16		unused2;
+	float		words[FLEXIBLE_ARRAY_MEMBER];
+} BhnswChunkTupleData;
+
+typedef BhnswChunkTupleData *BhnswChunkTuple;
 
 #define BhnswPageGetMeta(page)	((BhnswMetaPage) PageGetContents(page))
 #define BhnswPageGetOpaque(page) ((BhnswPageOpaqueData *) PageGetSpecialPointer(page))

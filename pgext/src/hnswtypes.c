@@ -136,10 +136,7 @@ bhnsw_typmod_dims(Relation index)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("column cannot have more than %d dimensions for borealis_hnsw index (it has %d)",
-						limit, typmod),
-				 type == BHNSW_TYPE_VECTOR ?
-				 errhint("Index it as halfvec (up to %d dimensions): CREATE INDEX ... USING borealis_hnsw ((column::halfvec(%d)) halfvec_l2_ops).",
-						 BHNSW_MAX_HALFVEC_DIMS, typmod) : 0));
+						limit, typmod)));
 	return typmod;
 }
 

@@ -42,14 +42,15 @@
 #define BHNSW_KIND_TYPE(kind)		(((kind) >> 8) & 0xFF)
 
 /*
- * Dimension limits, per type: what one element tuple on one 8 kB page holds (2,032 words at
- * most; sparsevec counts non-zeros, as pgvector, and takes any dimensions its type allows).
+ * Dimension limits, per type: pgvector's type limits (sparsevec counts non-zeros, as pgvector's
+ * HNSW, and takes any dimensions its type allows). Codes past one page's worth are kept in
+ * chunks (hnswpage.h).
  */
-#define BHNSW_MAX_VECTOR_DIMS		2000
-#define BHNSW_MAX_HALFVEC_DIMS		4000
+#define BHNSW_MAX_VECTOR_DIMS		16000
+#define BHNSW_MAX_HALFVEC_DIMS		16000
 #define BHNSW_MAX_BIT_DIMS			64000
 #define BHNSW_MAX_SPARSEVEC_NNZ		1000
-#define BHNSW_MAX_CODE_WORDS		2001	/* the largest code of any type within its limit */
+#define BHNSW_MAX_CODE_WORDS		16000	/* the largest code of any type within its limit */
 
 /* Non-zeros a sparsevec code has room for: the limit, or fewer when the dimensions are fewer. */
 static inline int

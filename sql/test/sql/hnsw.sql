@@ -111,7 +111,7 @@ CREATE TABLE mixed (id int, embedding vector);
 INSERT INTO mixed VALUES (1, '[1,2,3]'), (2, '[1,2]');
 CREATE INDEX ON mixed USING borealis_hnsw (embedding vector_l2_ops);
 
--- Dimensions: up to 2,000.
+-- Dimensions: 2,000 fit one page; from 2,001 the vectors live in chunk pages (hnsw_types.sql).
 CREATE TABLE wide (id int, embedding vector(2000));
 INSERT INTO wide SELECT i, array_fill(i::real, ARRAY[2000])::vector FROM generate_series(1, 5) i;
 CREATE INDEX wide_l2 ON wide USING borealis_hnsw (embedding vector_l2_ops);

@@ -150,8 +150,8 @@ SELECT id FROM sp ORDER BY s <-> '{1:1}/40' LIMIT 5;
 INSERT INTO t (id, h) VALUES (2003, '[NaN,0,0,0,0,0,0,1]');
 INSERT INTO t (id, s) VALUES (2004, '{1:Infinity}/40');
 
--- Limits: sparsevec up to 1,000 non-zero elements (at build and at insert), halfvec up to
--- 4,000 dimensions, bit up to 64,000, vector up to 2,000.
+-- Limits: sparsevec up to 1,000 non-zero elements (at build and at insert); bit up to 64,000
+-- dimensions and halfvec up to 4,000 in one page.
 CREATE TABLE big (id int, s sparsevec(2000));
 INSERT INTO big VALUES (1, (array_fill(1::real, ARRAY[1000]) || array_fill(0::real, ARRAY[1000]))::vector::sparsevec);
 CREATE INDEX big_l2 ON big USING borealis_hnsw (s sparsevec_l2_ops);
@@ -172,12 +172,28 @@ SELECT id FROM wideh ORDER BY b <~> (repeat('1', 410) || repeat('0', 63590))::bi
 RESET enable_seqscan;
 SELECT * FROM borealis_hnsw_check('wideh_l2');
 SELECT * FROM borealis_hnsw_check('wideh_ham');
-CREATE TABLE wider (id int, h halfvec(4001), b bit(64001), v vector(2001));
-CREATE INDEX ON wider USING borealis_hnsw (h halfvec_l2_ops);
+-- Past one page: vector and halfvec codes live in chunk pages (4,100 dimensions: 3 chunks of a
+-- vector, 2 of a halfvec), built, inserted, found exactly and checked.
+CREATE TABLE huge (id int, v vector(4100), h halfvec(4100));
+INSERT INTO huge SELECT i, x::vector, x::vector::halfvec
+  FROM generate_series(1, 40) i,
+  LATERAL (SELECT array_agg(sin(i * 0.37 + j * 1.3) ORDER BY j) AS x FROM generate_series(1, 4100) j) a;
+CREATE INDEX huge_v ON huge USING borealis_hnsw (v vector_l2_ops);
+CREATE INDEX huge_h ON huge USING borealis_hnsw (h halfvec_cosine_ops);
+INSERT INTO huge SELECT i, x::vector, x::vector::halfvec
+  FROM generate_series(41, 60) i,
+  LATERAL (SELECT array_agg(sin(i * 0.37 + j * 1.3) ORDER BY j) AS x FROM generate_series(1, 4100) j) a;
+SELECT exact('huge', 'v', '<->', '(SELECT v FROM huge WHERE id = 50)', 5) AS vector_4100,
+       exact('huge', 'h', '<=>', '(SELECT h FROM huge WHERE id = 7)', 5) AS halfvec_4100;
+SELECT * FROM borealis_hnsw_check('huge_v');
+SELECT * FROM borealis_hnsw_check('huge_h');
+SELECT pg_relation_size('huge_v') / 8192 AS vector_pages, pg_relation_size('huge_h') / 8192 AS halfvec_pages;
+-- Over the limits: bit past 64,000 (vector and halfvec cannot be declared past 16,000).
+CREATE TABLE wider (id int, b bit(64001));
 CREATE INDEX ON wider USING borealis_hnsw (b bit_hamming_ops);
-CREATE INDEX ON wider USING borealis_hnsw (v vector_l2_ops);
+CREATE TABLE widest (id int, v vector(16001));
 -- An operator class of another type's distance is refused by PostgreSQL itself.
 CREATE INDEX ON t USING borealis_hnsw (h vector_l2_ops);
 
-DROP TABLE t, docs, sp, big, wideh, wider;
+DROP TABLE t, docs, sp, big, wideh, huge, wider;
 DROP FUNCTION exact;
