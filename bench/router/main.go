@@ -48,6 +48,35 @@ type result struct {
 	cpuPerTxn float64
 	// clientCPU and serverCPU are pgbench's and the PostgreSQL server's CPU per transaction, µs.
 	clientCPU, serverCPU float64
+	// syscalls is the proxy's (router's or PgBouncer's) system calls per transaction, counted
+	// by perf (0 when perf is missing). Unlike CPU time it does not move with the machine's load.
+	syscalls float64
+}
+
+// countSyscalls counts the system calls of process pid until the returned function is called,
+// which returns the count (0 when perf cannot count).
+func countSyscalls(pid int) func() float64 {
+	if pid == 0 {
+		return func() float64 { return 0 }
+	}
+	cmd := exec.Command("perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", strconv.Itoa(pid))
+	var out strings.Builder
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		return func() float64 { return 0 }
+	}
+	time.Sleep(200 * time.Millisecond) // attached before the run starts
+	return func() float64 {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		for _, line := range strings.Split(out.String(), "\n") {
+			if f := strings.Split(line, ","); len(f) > 2 && strings.Contains(line, "raw_syscalls") {
+				v, _ := strconv.ParseFloat(f[0], 64)
+				return v
+			}
+		}
+		return 0
+	}
 }
 
 func main() {
@@ -134,8 +163,17 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				}
 				pprof.StartCPUProfile(f)
 			}
+			proxy := 0
+			switch p.name {
+			case "router":
+				proxy = os.Getpid()
+			case "pgbouncer":
+				proxy = bouncerPID
+			}
+			stopCount := countSyscalls(proxy)
 			cpu0, client0, server0, bouncer0 := benchenv.CPUTime(), benchenv.ChildrenCPU(), benchenv.ServerCPU(node.PID()), benchenv.ServerCPU(bouncerPID)
 			res, err := pgbench(root, p.port, clients, threads, seconds)
+			calls := stopCount()
 			// Backends are reaped a moment after pgbench disconnects.
 			time.Sleep(300 * time.Millisecond)
 			if err == nil {
@@ -145,6 +183,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				if p.name == "pgbouncer" {
 					res.cpuPerTxn = float64((benchenv.ServerCPU(bouncerPID) - bouncer0).Microseconds()) / res.txns
 				}
+				res.syscalls = calls / res.txns
 				res.clientCPU = float64((benchenv.ChildrenCPU() - client0).Microseconds()) / res.txns
 				res.serverCPU = float64((benchenv.ServerCPU(node.PID()) - server0).Microseconds()) / res.txns
 			}
@@ -330,12 +369,12 @@ func report(out, note string, rs []result, per, clients, threads, seconds, scale
 	fmt.Fprintf(&b, "- Latency: per-transaction pgbench log (`-l`), percentiles over every transaction of the run\n\n")
 	if per == 3 {
 		fmt.Fprintf(&b, "- Peer: %s in session mode (Debian package, auth trust, pool 50), reaching the server's Unix socket like the router; rounds alternate direct, router, pgbouncer\n\n", pgbouncerVersion)
-		fmt.Fprintf(&b, "## Router vs PgBouncer\n\n| round | direct TPS | router TPS | pgbouncer TPS | router/direct | pgbouncer/direct | router/pgbouncer | pgbouncer p50 / p99 ms | pgbouncer CPU µs/txn |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(&b, "## Router vs PgBouncer\n\n| round | direct TPS | router TPS | pgbouncer TPS | router/direct | pgbouncer/direct | router/pgbouncer | pgbouncer p50 / p99 ms | pgbouncer CPU µs/txn | router CPU µs/txn | router / pgbouncer syscalls/txn |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		var rb, pb, rp []float64
 		for i := 0; i+2 < len(rs); i += 3 {
 			d, r, p := rs[i], rs[i+1], rs[i+2]
 			rb, pb, rp = append(rb, r.tps/d.tps), append(pb, p.tps/d.tps), append(rp, r.tps/p.tps)
-			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.3f / %.3f | %.1f |\n", d.round, d.tps, r.tps, p.tps, r.tps/d.tps, p.tps/d.tps, r.tps/p.tps, p.p50, p.p99, p.cpuPerTxn)
+			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.3f / %.3f | %.1f | %.1f | %.1f / %.1f |\n", d.round, d.tps, r.tps, p.tps, r.tps/d.tps, p.tps/d.tps, r.tps/p.tps, p.p50, p.p99, p.cpuPerTxn, r.cpuPerTxn, r.syscalls, p.syscalls)
 		}
 		verdict := "beats"
 		if benchenv.Median(rp) <= 1 {

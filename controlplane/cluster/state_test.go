@@ -147,15 +147,16 @@ func TestPauseResumeStopStartReboot(t *testing.T) {
 	if err := os.WriteFile(conf, append(append([]byte{}, orig...), "shared_buffers = 'not-a-size'\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = tryConnect(d.Endpoint, 60*time.Second)
+	// This time through the reader endpoint: either endpoint wakes a paused cluster.
+	err = tryConnect(d.ReaderEndpoint, 60*time.Second)
 	if sqlStateOf(err) != "57P03" || !strings.Contains(err.Error(), "nap") || !strings.Contains(err.Error(), "could not resume") {
 		t.Fatalf("connecting while the writer cannot start: %v, want 57P03 naming cluster nap and the cause", err)
 	}
 	if err := os.WriteFile(conf, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a client to get through after the cause is fixed", 90*time.Second, func() bool {
-		return tryConnect(d.Endpoint, 30*time.Second) == nil
+	waitFor(t, "a client of the reader endpoint to get through after the cause is fixed", 90*time.Second, func() bool {
+		return tryConnect(d.ReaderEndpoint, 30*time.Second) == nil
 	})
 
 	// From here on auto-pause would race the steps below.

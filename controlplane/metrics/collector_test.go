@@ -25,6 +25,7 @@ import (
 // traffic through the router, and checks every promised family is there with sane values.
 func TestMetricsOfARunningCluster(t *testing.T) {
 	pgtest.RequireInstalled(t)
+	t.Setenv(cluster.AutoPauseFloorEnv, "1")
 	home, err := os.MkdirTemp("", "borealis-metrics-")
 	if err != nil {
 		t.Fatal(err)
@@ -99,9 +100,28 @@ func TestMetricsOfARunningCluster(t *testing.T) {
 		`borealis_events_total\{type="member.created"\}`:                                      func(v float64) bool { return v == 2 },
 		`borealis_cluster_paused\{cluster="metered",status="available"\}`:                     func(v float64) bool { return v == 0 },
 		`borealis_router_moved_sessions_total\{cluster="metered"\}`:                           func(v float64) bool { return v == 0 },
+		`borealis_router_recovered_sessions_total\{cluster="metered"\}`:                       func(v float64) bool { return v == 0 },
 	}
+	waitMetrics(t, scrape, value, want)
+
+	// Paused (the client gone, auto-pause after 1 s): /metrics says so, at capacity 0.
+	conn.Close(ctx)
+	one, on := 1, true
+	if _, err := m.Modify("metered", cluster.ModifyInput{AutoPause: &on, SecondsUntilAutoPause: &one}); err != nil {
+		t.Fatal(err)
+	}
+	waitMetrics(t, scrape, value, map[string]func(float64) bool{
+		`borealis_cluster_paused\{cluster="metered",status="paused"\}`: func(v float64) bool { return v == 1 },
+		`borealis_serverless_database_capacity` + writer + `\}`:        func(v float64) bool { return v == 0 },
+		`borealis_events_total\{type="cluster.paused"\}`:               func(v float64) bool { return v == 1 },
+	})
+}
+
+// waitMetrics scrapes until every pattern has a value its check accepts, or fails after 60 s.
+func waitMetrics(t *testing.T, scrape func() string, value func(text, pattern string) (float64, bool), want map[string]func(float64) bool) {
+	t.Helper()
 	var text string
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		text = scrape()
 		missing := ""

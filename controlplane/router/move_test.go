@@ -38,7 +38,7 @@ func TestMoveToAnotherNode(t *testing.T) {
 		}
 	}
 	pinned := connect(t, dsn(addr, "postgres", "", ""))
-	for _, q := range []string{"SELECT pg_advisory_lock(1)", "LISTEN somewhere"} {
+	for _, q := range []string{"SELECT pg_advisory_lock(1)", "LISTEN somewhere", "DECLARE held CURSOR WITH HOLD FOR SELECT 1"} {
 		if _, err := pinned.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +53,7 @@ func TestMoveToAnotherNode(t *testing.T) {
 
 	// Cancel: nothing moves.
 	p := r.Park(ctx, sock(a), MoveOptions{Reason: "test"})
-	if p.Len() != 1 || len(p.Pinned) != 1 || strings.Join(p.Pinned[0].Reasons, ",") != "advisory_locks,listen" {
+	if p.Len() != 1 || len(p.Pinned) != 1 || strings.Join(p.Pinned[0].Reasons, ",") != "advisory_locks,listen,held_cursors" {
 		t.Fatalf("parked %d, pinned %+v", p.Len(), p.Pinned)
 	}
 	p.Cancel()
@@ -62,7 +62,7 @@ func TestMoveToAnotherNode(t *testing.T) {
 	}
 	pinnedSeen := false
 	for _, s := range r.Sessions() {
-		pinnedSeen = pinnedSeen || strings.Join(s.Pinned, ",") == "advisory_locks,listen"
+		pinnedSeen = pinnedSeen || strings.Join(s.Pinned, ",") == "advisory_locks,listen,held_cursors"
 	}
 	if !pinnedSeen {
 		t.Fatalf("Sessions() does not show the pinned session's reasons: %+v", r.Sessions())
