@@ -178,15 +178,9 @@ func float32ToHalfAVX2(dst []uint16, src []float32) {
 const popMinWords = 16
 
 func jaccardAVX2Slice(a, b []uint64) float32 {
-	if len(a) < popMinWords {
-		return jaccardGeneric(a, b)
-	}
-	return jaccardBlocks(jaccardAVX2, math.MaxInt, a, b)
+	return jaccardBlocks(jaccardAVX2, math.MaxInt, popMinWords, a, b)
 }
 
 func hammingAVX2Slice(a, b []uint64) int {
-	if len(a) < popMinWords {
-		return hammingGeneric(a, b)
-	}
-	return hammingBlocks(hammingAVX2, math.MaxInt, a, b)
+	return hammingBlocks(hammingAVX2, math.MaxInt, popMinWords, a, b)
 }

@@ -135,6 +135,6 @@ func float32ToHalfNEONSlice(dst []uint16, src []float32) {
 // bits, is 1,000 words, so real codes take one call.
 const popChunk = 4096
 
-func jaccardNEONSlice(a, b []uint64) float32 { return jaccardBlocks(jaccardNEON, popChunk, a, b) }
+func jaccardNEONSlice(a, b []uint64) float32 { return jaccardBlocks(jaccardNEON, popChunk, 4, a, b) }
 
-func hammingNEONSlice(a, b []uint64) int { return hammingBlocks(hammingNEON, popChunk, a, b) }
+func hammingNEONSlice(a, b []uint64) int { return hammingBlocks(hammingNEON, popChunk, 4, a, b) }

@@ -4,6 +4,11 @@ import "math"
 
 // L1 returns the taxicab (Manhattan) distance Σ|a_i - b_i|, accumulated in float32 as
 // pgvector's l1_distance (<+>) does.
+//
+// viterin/vek has this kernel (ManhattanDistance, AVX2) and ours is as fast from 384 dims
+// (bench/results/simd.md). Ours is kept because it is the avo function that also writes
+// L1Half (the element type is the only difference), it returns 0 for empty vectors where
+// vek panics, and vek has no arm64 assembly, which NEON's FABD covers here.
 func L1(a, b []float32) float32 {
 	samePair("L1", len(a), len(b))
 	return active.Load().l1(a, b)

@@ -3,10 +3,10 @@ package simd
 // Sparse vectors, pgvector's sparsevec, are passed as two parallel slices: the indices of
 // the non-zero elements, strictly ascending, and their values. Every kernel merges the two
 // index lists once, adding terms in ascending index order into one sum of the precision
-// pgvector's sparsevec operators use, in their order, so results are theirs to the last
-// bit. Products are rounded explicitly (float32(x*y)) so that no compiler fuses them into
-// the sum: Go does on arm64, pgvector's usual x86-64 build does not, and the explicit
-// rounding keeps every architecture at pgvector's x86-64 result.
+// pgvector's sparsevec operators use, in their order. Products are rounded explicitly
+// (float32(x*y)) so that no compiler fuses them into the sum (Go does on arm64): the
+// result is the same on every architecture, and pgvector's to the last bit wherever its C
+// compiler did not fuse multiply-adds either (it may, with -march=native on FMA machines).
 //
 // They are plain Go on every path: the work is a data-dependent merge (a compare and a
 // branch per element, up to 1,000 non-zeros each), not arithmetic a vector unit helps with.
