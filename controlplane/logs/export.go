@@ -13,10 +13,7 @@ import (
 	"sync"
 	"time"
 
-	common "go.opentelemetry.io/proto/otlp/common/v1"
 	otlplogs "go.opentelemetry.io/proto/otlp/logs/v1"
-	resource "go.opentelemetry.io/proto/otlp/resource/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // ExportOptions configure the OTLP/HTTP exporter.
@@ -54,6 +51,8 @@ type exporter struct {
 	s      *Service
 	opts   ExportOptions
 	client *http.Client
+
+	wire wireRequest // used by the run goroutine only
 
 	mu      sync.Mutex
 	cursors map[string]uint64 // by stream dir
@@ -235,10 +234,7 @@ func (e *exporter) exportStream(g *Group, st *stream) (int, error) {
 		return 0, err
 	}
 	cluster, typ, _ := ParseGroupName(g.Name())
-	body, err := proto.Marshal(buildRequest(g.Name(), cluster, typ, st.name, recs))
-	if err != nil {
-		return 0, err
-	}
+	body := e.wire.encode(g.Name(), cluster, typ, st.name, recs)
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "POST", e.opts.Endpoint, bytes.NewReader(body))
@@ -269,14 +265,6 @@ func (e *exporter) exportStream(g *Group, st *stream) (int, error) {
 	return len(recs), e.setCursor(st, last+1)
 }
 
-func strAttr(k, v string) *common.KeyValue {
-	return &common.KeyValue{Key: k, Value: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: v}}}
-}
-
-func intAttr(k string, v int64) *common.KeyValue {
-	return &common.KeyValue{Key: k, Value: &common.AnyValue{Value: &common.AnyValue_IntValue{IntValue: v}}}
-}
-
 // severity maps PostgreSQL's levels to OpenTelemetry's severity numbers.
 func severity(pg string) otlplogs.SeverityNumber {
 	switch pg {
@@ -296,51 +284,6 @@ func severity(pg string) otlplogs.SeverityNumber {
 		return otlplogs.SeverityNumber_SEVERITY_NUMBER_FATAL4
 	}
 	return otlplogs.SeverityNumber_SEVERITY_NUMBER_UNSPECIFIED
-}
-
-// buildRequest makes one OTLP request of one stream's records: the resource is the instance,
-// each record carries the PostgreSQL fields as attributes.
-//
-// The body is a LogsData message: the OTLP protobufs define it as wire-identical to the
-// collector's ExportLogsServiceRequest (both are field 1, repeated ResourceLogs), and using it
-// keeps the gRPC packages that the collector service's Go package imports out of the daemon.
-func buildRequest(group, cluster, typ, instance string, recs []Record) *otlplogs.LogsData {
-	lrs := make([]*otlplogs.LogRecord, 0, len(recs))
-	for _, r := range recs {
-		l, _, parsed := parseLine([]byte(r.Message))
-		lr := &otlplogs.LogRecord{TimeUnixNano: uint64(r.Time) * 1e6, ObservedTimeUnixNano: uint64(r.Ingest) * 1e6}
-		attrs := []*common.KeyValue{strAttr("borealis.cluster", cluster), strAttr("borealis.instance", instance),
-			strAttr("borealis.log_group", group), strAttr("log.record.uid", instance+"/"+strconv.FormatUint(r.Seq, 10))}
-		if parsed {
-			lr.SeverityText, lr.SeverityNumber = l.Severity, severity(l.Severity)
-			lr.Body = &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: l.Message}}
-			if l.StateCode != "" {
-				attrs = append(attrs, strAttr("db.response.status_code", l.StateCode))
-			}
-			if l.PID != 0 {
-				attrs = append(attrs, intAttr("process.pid", l.PID))
-			}
-			if l.DBName != "" {
-				attrs = append(attrs, strAttr("db.namespace", l.DBName))
-			}
-			if l.User != "" {
-				attrs = append(attrs, strAttr("db.user", l.User))
-			}
-			if l.BackendType != "" {
-				attrs = append(attrs, strAttr("postgresql.backend_type", l.BackendType))
-			}
-			attrs = append(attrs, strAttr("log.record.original", r.Message))
-		} else {
-			lr.Body = &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: r.Message}}
-		}
-		lr.Attributes = attrs
-		lrs = append(lrs, lr)
-	}
-	return &otlplogs.LogsData{ResourceLogs: []*otlplogs.ResourceLogs{{
-		Resource: &resource.Resource{Attributes: []*common.KeyValue{strAttr("service.name", "borealis"),
-			strAttr("service.instance.id", instance), strAttr("borealis.cluster", cluster), strAttr("borealis.log_type", typ)}},
-		ScopeLogs: []*otlplogs.ScopeLogs{{Scope: &common.InstrumentationScope{Name: "github.com/borealisdb/borealis/controlplane/logs"}, LogRecords: lrs}},
-	}}}
 }
 
 // ExportStats returns the exporter's counters; ok is false when export is not configured.
