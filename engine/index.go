@@ -57,6 +57,10 @@ func floats(p *C.float, n int) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(p)), n)
 }
 
+func unsafeInts(p *C.int, n int) []C.int {
+	return unsafe.Slice(p, n)
+}
+
 func uint32s(p *C.uint32_t, n int) []uint32 {
 	return unsafe.Slice((*uint32)(unsafe.Pointer(p)), n)
 }

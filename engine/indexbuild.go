@@ -15,20 +15,26 @@ import (
 	"github.com/borealisdb/borealis/hnsw"
 )
 
-// A build runs in goroutines while the backend's thread waits in C: C hands the heap's vectors
-// over in batches (borealis_index_build_add), starts the build, then calls
-// borealis_index_build_wait in a loop, running CHECK_FOR_INTERRUPTS and reporting progress
-// between waits. On a cancel C calls borealis_index_free, which stops the goroutines before it
-// returns, so no goroutine touches the graph once the backend has moved on.
+// A build writes straight into the index's graph file, mapped by C (hnswcache.c) before the
+// graph phase, so the graph never lives in the Go heap and the kernel can page it: a build
+// larger than memory slows down instead of failing. C scans the heap first, spilling the
+// vectors to a temporary file after borealis_index_check_vectors has validated each batch;
+// then it reads them back in chunks and hands each chunk to borealis_index_build_insert, which
+// inserts it with goroutines while C calls borealis_index_build_wait in a loop, running
+// CHECK_FOR_INTERRUPTS and reporting progress between waits. On a cancel C calls
+// borealis_index_free, which stops the goroutines before it returns, so no goroutine touches
+// the chunk or the mapping once the backend has moved on. Pages are then written from the
+// graph with borealis_index_export, one crossing per batch of elements.
 
 type buildJob struct {
 	dims    int
-	vectors []float32 // pending vectors, id i at [i*dims:(i+1)*dims]
+	first   int       // id of vectors[0]
+	vectors []float32 // the chunk being inserted (C memory), id first+i at [i*dims:(i+1)*dims]
 	done    atomic.Int64
 	stop    atomic.Bool
 	wg      sync.WaitGroup
 	running bool
-	// finished is closed when the goroutines are done; made by the first wait.
+	// finished is closed when the chunk's goroutines are done; made by the first wait.
 	finished chan struct{}
 	errMu    sync.Mutex
 	err      error
@@ -47,30 +53,52 @@ func (b *buildJob) cancel() {
 	b.wg.Wait()
 }
 
-// borealis_index_build_add validates n vectors of the graph's dims and queues them under the
-// next ids. On a bad vector it returns statusError with *bad set to its position in the batch
-// (so C can name the row) and queues nothing of the batch.
+// borealis_index_check_vectors validates n element codes of dims words for kind (metric and
+// element type, hnswtypes.h), as the graph would, before C spills them. On a bad one it
+// returns statusError with *bad set to its position in the batch, so C can name the row.
 //
-//export borealis_index_build_add
-func borealis_index_build_add(h C.longlong, n C.int, vecs *C.float, bad *C.int) (rc C.int) {
+//export borealis_index_check_vectors
+func borealis_index_check_vectors(kind, dims, n C.int, vecs *C.float, bad *C.int) (rc C.int) {
 	defer guard(&rc)
-	g, err := lookup(h)
+	d := int(dims)
+	x, err := checker(kind, d)
 	if err != nil {
 		return fail(err)
 	}
-	dims := g.x.Dims()
-	if g.build == nil {
-		g.build = &buildJob{dims: dims}
-	}
-	in := floats(vecs, int(n)*dims)
+	in := floats(vecs, int(n)*d)
 	for i := range int(n) {
-		if err := checkVector(g.x, in[i*dims:(i+1)*dims]); err != nil {
+		if err := checkVector(x, in[i*d:(i+1)*d]); err != nil {
 			*bad = C.int(i)
 			return fail(err)
 		}
 	}
-	g.build.vectors = append(g.build.vectors, in...)
 	return statusOK
+}
+
+// checkers are empty graphs that only check vectors, by kind and dims (a build has no graph
+// before its scan has counted the rows).
+var (
+	checkersMu sync.Mutex
+	checkers   = map[[2]int]*hnsw.Index{}
+)
+
+func checker(kind C.int, dims int) (*hnsw.Index, error) {
+	checkersMu.Lock()
+	defer checkersMu.Unlock()
+	key := [2]int{int(kind), dims}
+	if x := checkers[key]; x != nil {
+		return x, nil
+	}
+	metric, opts, err := graphOptions(dims, kind, 16, 64)
+	if err != nil {
+		return nil, err
+	}
+	x, err := hnsw.New(dims, metric, opts)
+	if err != nil {
+		return nil, err
+	}
+	checkers[key] = x
+	return x, nil
 }
 
 // checkVector refuses what hnsw would refuse, before anything was queued.
@@ -95,30 +123,38 @@ func checkVector(x *hnsw.Index, v []float32) error {
 	return nil
 }
 
-// borealis_index_build_start inserts the queued vectors with threads goroutines.
+// borealis_index_build_insert starts inserting n vectors (C memory that stays put until the
+// build of this chunk is waited for, or the graph freed) under ids first.. with threads
+// goroutines. The previous chunk must be done.
 //
-//export borealis_index_build_start
-func borealis_index_build_start(h C.longlong, threads C.int) (rc C.int) {
+//export borealis_index_build_insert
+func borealis_index_build_insert(h C.longlong, first C.longlong, n C.int, vecs *C.float, threads C.int) (rc C.int) {
 	defer guard(&rc)
 	g, err := lookup(h)
 	if err != nil {
 		return fail(err)
 	}
-	if err := g.startBuild(int(threads)); err != nil {
+	dims := g.x.Dims()
+	if err := g.startChunk(int(first), floats(vecs, int(n)*dims), int(threads)); err != nil {
 		return fail(err)
 	}
 	return statusOK
 }
 
-func (g *graph) startBuild(threads int) error {
+func (g *graph) startChunk(first int, vectors []float32, threads int) error {
+	dims := g.x.Dims()
 	if g.build == nil {
-		g.build = &buildJob{dims: g.x.Dims()}
+		g.build = &buildJob{dims: dims}
 	}
 	b := g.build
-	n := len(b.vectors) / b.dims
-	if err := g.x.Reserve(n); err != nil {
+	if b.running {
+		return fmt.Errorf("a chunk of the build is still running")
+	}
+	n := len(vectors) / dims
+	if err := g.x.Reserve(first + n); err != nil {
 		return err
 	}
+	b.first, b.vectors, b.finished = first, vectors, nil
 	var next atomic.Int64
 	b.running = true
 	for range max(1, threads) {
@@ -134,12 +170,12 @@ func (g *graph) startBuild(threads int) error {
 				}
 			}()
 			for !b.stop.Load() {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
+				i := int(next.Add(1) - 1)
+				if i >= n {
 					return
 				}
-				if err := g.x.Add(uint32(i), b.vectors[int(i)*b.dims:(int(i)+1)*b.dims]); err != nil {
-					b.setErr(fmt.Errorf("adding element %d: %w", i, err))
+				if err := g.x.Add(uint32(first+i), vectors[i*dims:(i+1)*dims]); err != nil {
+					b.setErr(fmt.Errorf("adding element %d: %w", first+i, err))
 					b.stop.Store(true)
 					return
 				}
@@ -150,10 +186,15 @@ func (g *graph) startBuild(threads int) error {
 	return nil
 }
 
-// borealis_index_build_wait waits up to ms milliseconds for the build to finish. It returns
-// statusOK when the graph is complete, statusRunning while it goes on, statusInterrupted as
-// soon as PostgreSQL has an interrupt pending, statusError when an insert failed. *done counts
-// the vectors inserted so far.
+// startBuild inserts the vectors under ids 0.. (tests and callers with all vectors at hand).
+func (g *graph) startBuild(vectors []float32, threads int) error {
+	return g.startChunk(0, vectors, threads)
+}
+
+// borealis_index_build_wait waits up to ms milliseconds for the running chunk to finish. It
+// returns statusOK when the chunk is in the graph, statusRunning while it goes on,
+// statusInterrupted as soon as PostgreSQL has an interrupt pending, statusError when an insert
+// failed. *done counts the vectors inserted so far by the whole build.
 //
 //export borealis_index_build_wait
 func borealis_index_build_wait(h C.longlong, ms C.int, done *C.longlong) (rc C.int) {
@@ -175,11 +216,12 @@ func (g *graph) waitBuild(wait time.Duration) (status int, done int64, err error
 	if b == nil || !b.running {
 		return statusError, 0, fmt.Errorf("no build is running")
 	}
-	// One goroutine per build closes finished; each call used to start its own, and every
+	// One goroutine per chunk closes finished; each call used to start its own, and every
 	// one of them lived until the build ended (10 a second of a long build).
 	if b.finished == nil {
 		b.finished = make(chan struct{})
-		go func() { b.wg.Wait(); close(b.finished) }()
+		finished := b.finished
+		go func() { b.wg.Wait(); close(finished) }()
 	}
 	finished := b.finished
 	deadline := time.Now().Add(wait)
@@ -205,4 +247,34 @@ func (g *graph) waitBuild(wait time.Duration) (status int, done int64, err error
 			return statusRunning, b.done.Load(), nil
 		}
 	}
+}
+
+// borealis_index_export writes what the pages need of elements first..first+n-1 in one
+// crossing: levels[i], the stored vector (unit length under cosine) at vecs[i*dims], and the
+// neighbour lists in the page layout at slots[i*nslots] (2·m slots for layer 0, then m per
+// upper layer, unused slots 0xFFFFFFFF; nslots must cover the element's level).
+//
+//export borealis_index_export
+func borealis_index_export(h C.longlong, first C.longlong, n C.int, levels *C.int, vecs *C.float,
+	slots *C.uint32_t, nslots C.int) (rc C.int) {
+	defer guard(&rc)
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	dims, ns := g.x.Dims(), int(nslots)
+	lv := unsafeInts(levels, int(n))
+	vs := floats(vecs, int(n)*dims)
+	ss := uint32s(slots, int(n)*ns)
+	for i := range int(n) {
+		id := uint32(int(first) + i)
+		v := g.x.Vector(id)
+		if v == nil {
+			return fail(fmt.Errorf("node %d is not in the graph", id))
+		}
+		lv[i] = C.int(g.x.Level(id))
+		copy(vs[i*dims:(i+1)*dims], v)
+		fillSlots(g.x, id, ss[i*ns:(i+1)*ns])
+	}
+	return statusOK
 }

@@ -22,9 +22,9 @@ func TestBuildWaitDoesNotPileUpGoroutines(t *testing.T) {
 	for i := range vecs {
 		vecs[i] = r.Float32()
 	}
-	g := &graph{x: x, build: &buildJob{dims: dims, vectors: vecs}}
+	g := &graph{x: x}
 	before := runtime.NumGoroutine()
-	if err := g.startBuild(1); err != nil {
+	if err := g.startBuild(vecs, 1); err != nil {
 		t.Fatal(err)
 	}
 	polls, most := 0, 0

@@ -81,8 +81,9 @@ borealis_engine(void)
 	engine_table.index_node_vector = engine_symbol(handle, path, "borealis_index_node_vector");
 	engine_table.index_node_lists = engine_symbol(handle, path, "borealis_index_node_lists");
 	engine_table.index_entry = engine_symbol(handle, path, "borealis_index_entry");
-	engine_table.index_build_add = engine_symbol(handle, path, "borealis_index_build_add");
-	engine_table.index_build_start = engine_symbol(handle, path, "borealis_index_build_start");
+	engine_table.index_check_vectors = engine_symbol(handle, path, "borealis_index_check_vectors");
+	engine_table.index_build_insert = engine_symbol(handle, path, "borealis_index_build_insert");
+	engine_table.index_export = engine_symbol(handle, path, "borealis_index_export");
 	engine_table.index_build_wait = engine_symbol(handle, path, "borealis_index_build_wait");
 	engine_table.index_restore = engine_symbol(handle, path, "borealis_index_restore");
 	engine_table.index_set_lists = engine_symbol(handle, path, "borealis_index_set_lists");

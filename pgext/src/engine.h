@@ -44,9 +44,12 @@ typedef struct BorealisEngine
 	int			(*index_node_vector) (long long handle, uint32_t id, float *vec);
 	int			(*index_node_lists) (long long handle, uint32_t id, uint32_t *slots, int nslots);
 	int			(*index_entry) (long long handle, uint32_t *id, int *level);
-	int			(*index_build_add) (long long handle, int n, float *vecs, int *bad);
-	int			(*index_build_start) (long long handle, int threads);
+	int			(*index_check_vectors) (int metric, int dims, int n, float *vecs, int *bad);
+	int			(*index_build_insert) (long long handle, long long first, int n, float *vecs,
+									   int threads);
 	int			(*index_build_wait) (long long handle, int ms, long long *done);
+	int			(*index_export) (long long handle, long long first, int n, int *levels,
+								 float *vecs, uint32_t *slots, int nslots);
 	int			(*index_restore) (long long handle, uint32_t id, int level, int deleted, float *vec);
 	int			(*index_set_lists) (long long handle, uint32_t id, uint32_t *slots, int nslots);
 	int			(*index_set_entry) (long long handle, uint32_t id, int level);

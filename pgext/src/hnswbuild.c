@@ -1,9 +1,14 @@
 /*
- * hnswbuild.c — CREATE INDEX: C scans the heap and hands the vectors to the Go engine in
- * batches; Go builds the graph with borealis.build_threads goroutines while C waits in 100 ms
- * slices, reporting progress and running CHECK_FOR_INTERRUPTS between them (a cancel frees
- * the graph, which stops the goroutines first); C then writes the pages and WAL-logs them with
- * log_newpage_range.
+ * hnswbuild.c — CREATE INDEX: C scans the heap, has the Go engine validate the vectors in
+ * batches and spills them to a temporary file; it then creates the index's shared graph file
+ * (hnswcache.c) and hands the vectors back in chunks to Go, which inserts them straight into
+ * the mapped file with borealis.build_threads goroutines while C waits in 100 ms slices,
+ * reporting progress and running CHECK_FOR_INTERRUPTS between them (a cancel frees the graph,
+ * which stops the goroutines first). C then writes the pages from the graph, WAL-logs them
+ * with log_newpage_range, records each element's location in the file and moves the file
+ * into place: the first query maps it as it is. The graph never lives in the backend's heap,
+ * so maintenance_work_mem does not bound it: the kernel pages the file, and a build larger
+ * than memory slows down instead of failing.
  */
 #include "hnsw.h"
 
@@ -14,24 +19,31 @@
 #include "commands/progress.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/buffile.h"
 #include "storage/bufmgr.h"
 #include "utils/backend_progress.h"
 #include "utils/memutils.h"
 
 #define BUILD_BATCH 1024
+#define BUILD_CHUNK_BYTES (4 << 20)	/* vectors handed to Go at once in the graph phase */
+#define EXPORT_BATCH 64				/* elements exported from Go at once in the page phase */
+/* Ids are below hnsw.MaxID, and the file has room for twice the rows. */
+#define BHNSW_MAX_ELEMENTS ((int64) 1 << 30)
 
 typedef struct BuildState
 {
 	Relation	heap;
 	Relation	index;
 	const BorealisEngine *eng;
-	long long	graph;
+	BhnswCache *cache;			/* the graph file being built (NULL before the scan ends) */
+	long long	graph;			/* its Go handle */
+	BufFile    *spill;			/* the scanned element codes, in id order */
+	uint32		build_id;
 	int			dims;			/* words of an element code */
 	int			metric;			/* kind (hnswtypes.h) */
 	BhnswElemType type;
 	int			m;
 	int			ef_construction;
-	double		reltuples_estimate;
 	int64		ntuples;
 	ItemPointerData *tids;		/* heap TID of element id i */
 	int64		tids_capacity;
@@ -42,28 +54,6 @@ typedef struct BuildState
 } BuildState;
 
 static void
-check_memory(BuildState *bs, int64 n)
-{
-	int64		limit = (int64) maintenance_work_mem * 1024;
-	int64		need = bs->eng->index_estimate(n, bs->dims, bs->m) + n * bs->dims * (int64) sizeof(float);
-
-	if (need > limit)
-	{
-		int64		total = Max(n, (int64) bs->reltuples_estimate);
-		int64		all = bs->eng->index_estimate(total, bs->dims, bs->m) + total * bs->dims * (int64) sizeof(float);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("borealis_hnsw graph for index \"%s\" does not fit in maintenance_work_mem",
-						RelationGetRelationName(bs->index)),
-				 errdetail("%lld rows of %d dimensions need %lld MB; maintenance_work_mem is %d MB.",
-						   (long long) n, bs->dims, (long long) ((need + (1 << 20) - 1) >> 20), maintenance_work_mem >> 10),
-				 errhint("Raise maintenance_work_mem to at least %lld MB (estimate for %lld rows), e.g. SET maintenance_work_mem = '%lldMB'.",
-						 (long long) (all >> 20) + 1, (long long) total, (long long) (all >> 20) + 1)));
-	}
-}
-
-static void
 flush_batch(BuildState *bs)
 {
 	int			bad = -1;
@@ -71,8 +61,7 @@ flush_batch(BuildState *bs)
 
 	if (bs->nbatch == 0)
 		return;
-	check_memory(bs, bs->ntuples + bs->nbatch);
-	rc = bs->eng->index_build_add(bs->graph, bs->nbatch, bs->batch, &bad);
+	rc = bs->eng->index_check_vectors(bs->metric, bs->dims, bs->nbatch, bs->batch, &bad);
 	if (rc == ENGINE_ERROR && bad >= 0)
 	{
 		char		msg[256];
@@ -86,7 +75,13 @@ flush_batch(BuildState *bs)
 				 errhint("Cosine distance needs a non-zero vector: fix or delete the row, or index it with vector_l2_ops.") :
 				 errhint("Fix or delete the row.")));
 	}
-	bhnsw_engine_check(rc, "queueing vectors for the build");
+	bhnsw_engine_check(rc, "checking vectors for the build");
+	if (bs->ntuples + bs->nbatch > BHNSW_MAX_ELEMENTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("borealis_hnsw index \"%s\" cannot hold more than %u rows",
+						RelationGetRelationName(bs->index), (unsigned) BHNSW_MAX_ELEMENTS)));
+	BufFileWrite(bs->spill, bs->batch, sizeof(float) * bs->dims * bs->nbatch);
 
 	if (bs->ntuples + bs->nbatch > bs->tids_capacity)
 	{
@@ -126,38 +121,58 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, boo
 		flush_batch(bs);
 }
 
-/* Waits for the Go build, reporting progress; a cancel or error frees the graph first. */
+/*
+ * Reads the spilled vectors back in chunks and has Go insert each into the mapped graph,
+ * waiting in 100 ms slices while reporting progress; a cancel or error frees the graph first,
+ * which stops the goroutines before PostgreSQL unwinds.
+ */
 static void
-wait_for_graph(BuildState *bs)
+build_graph(BuildState *bs)
 {
+	int			chunk = Max(1, BUILD_CHUNK_BYTES / (int) (sizeof(float) * bs->dims));
+	float	   *buf = palloc(sizeof(float) * bs->dims * (Size) chunk);
 	long long	done = 0;
+	int64		first;
 	int			rc;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, BHNSW_PHASE_GRAPH);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, bs->ntuples);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
-	bhnsw_engine_check(bs->eng->index_build_start(bs->graph, borealis_build_threads), "starting the build");
-	PG_TRY();
+	if (BufFileSeek(bs->spill, 0, 0, SEEK_SET) != 0)
+		ereport(ERROR, (errcode_for_file_access(), errmsg("could not rewind the build's temporary file: %m")));
+	for (first = 0; first < bs->ntuples; first += chunk)
 	{
-		for (;;)
+		int			n = (int) Min((int64) chunk, bs->ntuples - first);
+
+		if (BufFileRead(bs->spill, buf, sizeof(float) * bs->dims * (Size) n) != sizeof(float) * bs->dims * (Size) n)
+			ereport(ERROR, (errcode_for_file_access(), errmsg("could not read the build's temporary file: %m")));
+		CHECK_FOR_INTERRUPTS();
+		bhnsw_engine_check(bs->eng->index_build_insert(bs->graph, first, n, buf, borealis_build_threads),
+						   "starting the build");
+		PG_TRY();
 		{
-			rc = bs->eng->index_build_wait(bs->graph, 100, &done);
-			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, done);
-			if (rc == ENGINE_OK)
-				break;
-			if (rc == ENGINE_ERROR)
-				borealis_engine_raise("building the graph");
-			CHECK_FOR_INTERRUPTS();
+			for (;;)
+			{
+				rc = bs->eng->index_build_wait(bs->graph, 100, &done);
+				pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, done);
+				if (rc == ENGINE_OK)
+					break;
+				if (rc == ENGINE_ERROR)
+					borealis_engine_raise("building the graph");
+				CHECK_FOR_INTERRUPTS();
+			}
 		}
+		PG_CATCH();
+		{
+			/* Stops the goroutines (which read buf and write the mapping) before unwinding. */
+			bs->eng->index_free(bs->graph);
+			bs->graph = 0;
+			bs->cache->graph = 0;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 	}
-	PG_CATCH();
-	{
-		/* Stops the goroutines before PostgreSQL unwinds. */
-		bs->eng->index_free(bs->graph);
-		bs->graph = 0;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	pfree(buf);
 }
 
 static void
@@ -177,7 +192,7 @@ init_meta_page(Page page, BuildState *bs)
 	meta->entry_level = -1;
 	meta->counter = 1;
 	meta->log_complete_from = 2;
-	meta->build_id = pg_prng_uint32(&pg_global_prng_state);
+	meta->build_id = bs->build_id;
 	((PageHeader) page)->pd_lower = ((char *) meta + sizeof(BhnswMetaPageData)) - (char *) page;
 }
 
@@ -200,13 +215,18 @@ write_pages(BuildState *bs)
 	Page		page;
 	BhnswMetaPage meta;
 	Size		esize = BHNSW_ELEMENT_SIZE(bs->dims);
+	int			maxslots = BHNSW_NSLOTS(bs->m, BHNSW_MAX_LEVEL);
 	BhnswElementTuple et = palloc0(esize);
 	BhnswNeighborTuple nt = palloc0(BHNSW_NEIGHBOR_SIZE(bs->m, BHNSW_MAX_LEVEL));
+	int		   *levels = palloc(sizeof(int) * EXPORT_BATCH);
+	float	   *vecs = palloc(sizeof(float) * bs->dims * EXPORT_BATCH);
+	uint32	   *slots = palloc(sizeof(uint32) * maxslots * EXPORT_BATCH);
 	uint32		entry_id = 0;
 	int			entry_level = -1;
 	int64		id;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, BHNSW_PHASE_WRITE);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
 	metabuf = new_page(index, MAIN_FORKNUM);
 	Assert(BufferGetBlockNumber(metabuf) == BHNSW_METAPAGE_BLKNO);
 	init_meta_page(BufferGetPage(metabuf), bs);
@@ -215,25 +235,33 @@ write_pages(BuildState *bs)
 	buf = new_page(index, MAIN_FORKNUM);
 	for (id = 0; id < bs->ntuples; id++)
 	{
-		int			level,
-					deleted;
+		int			level;
+		int			k = id % EXPORT_BATCH;
 		Size		nsize;
 		OffsetNumber eoff;
+		BhnswLocation *loc = &bs->cache->loc[id];
 
-		/*
-		 * CHECK_FOR_INTERRUPTS does nothing while a content lock is held (interrupts are held
-		 * off), and this loop holds two: let go of them to take a cancel. Nobody else can see
-		 * the index before the build commits, so the pages do not need them meanwhile.
-		 */
-		if ((id & 255) == 0 && INTERRUPTS_PENDING_CONDITION())
+		if (k == 0)
 		{
-			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-			LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
-			CHECK_FOR_INTERRUPTS();
-			LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+			/*
+			 * CHECK_FOR_INTERRUPTS does nothing while a content lock is held (interrupts are
+			 * held off), and this loop holds two: let go of them to take a cancel. Nobody
+			 * else can see the index before the build commits, so the pages do not need them
+			 * meanwhile.
+			 */
+			if ((id & 255) == 0 && INTERRUPTS_PENDING_CONDITION())
+			{
+				LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+				LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
+				CHECK_FOR_INTERRUPTS();
+				LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+				LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+			}
+			bhnsw_engine_check(bs->eng->index_export(bs->graph, id, (int) Min(EXPORT_BATCH, bs->ntuples - id),
+													 levels, vecs, slots, maxslots),
+							   "reading the graph");
 		}
-		bhnsw_engine_check(bs->eng->index_node_level(bs->graph, id, &level, &deleted), "reading a node");
+		level = levels[k];
 		nsize = BHNSW_NEIGHBOR_SIZE(bs->m, level);
 		et->type = BHNSW_ELEMENT_TUPLE;
 		et->level = level;
@@ -241,13 +269,13 @@ write_pages(BuildState *bs)
 		et->id = id;
 		et->heaptid = bs->tids[id];
 		et->dims = bs->dims;
-		bhnsw_engine_check(bs->eng->index_node_vector(bs->graph, id, et->vec), "reading a vector");
+		memcpy(et->vec, vecs + (Size) k * bs->dims, sizeof(float) * bs->dims);
 		buf = bhnsw_build_externalize(index, buf, et, bs->dims, &esize);
 		nt->type = BHNSW_NEIGHBOR_TUPLE;
 		nt->level = level;
 		nt->nslots = BHNSW_NSLOTS(bs->m, level);
 		nt->id = id;
-		bhnsw_engine_check(bs->eng->index_node_lists(bs->graph, id, nt->slots, nt->nslots), "reading lists");
+		memcpy(nt->slots, slots + (Size) k * maxslots, sizeof(uint32) * nt->nslots);
 
 		page = BufferGetPage(buf);
 		if (PageGetFreeSpace(page) < esize + sizeof(ItemIdData))
@@ -265,6 +293,13 @@ write_pages(BuildState *bs)
 		eoff = PageAddItem(page, (Item) et, esize, InvalidOffsetNumber, false, false);
 		if (eoff == InvalidOffsetNumber)
 			elog(ERROR, "borealis_hnsw: failed to add element %lld to \"%s\"", (long long) id, RelationGetRelationName(index));
+		/* Where the element lives, for scans of the graph file (hnswcache.c). */
+		loc->heaptid = et->heaptid;
+		ItemPointerSet(&loc->elemtid, BufferGetBlockNumber(buf), eoff);
+		loc->nbrtid = et->neighbortid;
+		loc->level = level;
+		loc->deleted = false;
+		loc->present = true;
 		if (ItemPointerGetBlockNumber(&et->neighbortid) != BufferGetBlockNumber(buf))
 		{
 			MarkBufferDirty(buf);
@@ -292,6 +327,40 @@ write_pages(BuildState *bs)
 		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
 	pfree(et);
 	pfree(nt);
+	pfree(levels);
+	pfree(vecs);
+	pfree(slots);
+}
+
+/*
+ * The graph file for the rows scanned: room for twice them, as a file built from the pages
+ * (inserts fill the rest). A private mapping (no file could be made) is anonymous memory the
+ * kernel cannot page out without swap, so it must fit in maintenance_work_mem.
+ */
+static void
+create_graph(BuildState *bs)
+{
+	BhnswMetaPageData meta;
+	uint32		capacity = (uint32) Min((int64) bs->ntuples * 2 + 1024, (int64) BHNSW_MAX_ELEMENTS);
+
+	memset(&meta, 0, sizeof(meta));
+	meta.dims = bs->dims;
+	meta.metric = bs->metric;
+	meta.m = bs->m;
+	meta.ef_construction = bs->ef_construction;
+	meta.build_id = bs->build_id;
+	bs->cache = bhnsw_cache_build_begin(bs->index, &meta, capacity);
+	bs->graph = bs->cache->graph;
+	if (!bs->cache->shared && bs->cache->size > (Size) maintenance_work_mem * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("borealis_hnsw graph for index \"%s\" does not fit in maintenance_work_mem",
+						RelationGetRelationName(bs->index)),
+				 errdetail("No graph file could be created, and a private graph of %lld rows of %d dimensions needs %lld MB; maintenance_work_mem is %d MB.",
+						   (long long) bs->ntuples, bs->type.dims, (long long) (bs->cache->size >> 20) + 1,
+						   maintenance_work_mem >> 10),
+				 errhint("Make borealis.graph_directory writable (the build then pages a file), or raise maintenance_work_mem to at least %lld MB.",
+						 (long long) (bs->cache->size >> 20) + 1)));
 }
 
 IndexBuildResult *
@@ -319,51 +388,51 @@ bhnsw_build(Relation heap, Relation index, IndexInfo *info)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
 
 	bs.eng = borealis_engine();
-	{
-		BlockNumber pages;
-		double		tuples;
-		double		allvisfrac;
-
-		/* For the memory hint: the planner's own estimate of the rows to come. */
-		table_relation_estimate_size(heap, NULL, &pages, &tuples, &allvisfrac);
-		bs.reltuples_estimate = Max(tuples, 0);
-	}
+	bs.build_id = pg_prng_uint32(&pg_global_prng_state);
 	bs.tids_capacity = 1024;
 	bs.tids = palloc_extended(sizeof(ItemPointerData) * bs.tids_capacity, MCXT_ALLOC_HUGE);
 	bs.batch = palloc(sizeof(float) * bs.dims * BUILD_BATCH);
 	bs.batch_tids = palloc(sizeof(ItemPointerData) * BUILD_BATCH);
 	bs.tmpctx = AllocSetContextCreate(CurrentMemoryContext, "borealis_hnsw build tuple", ALLOCSET_DEFAULT_SIZES);
+	/* The vectors wait here (the kernel's page cache, temp_tablespaces) until the graph file exists. */
+	bs.spill = BufFileCreateTemp(false);
 
-	bhnsw_engine_check(bs.eng->index_new(bs.dims, bs.metric, bs.m, bs.ef_construction, 0, &bs.graph),
-					   "creating the graph");
 	PG_TRY();
 	{
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, BHNSW_PHASE_LOAD);
 		reltuples = table_index_build_scan(heap, index, info, true, true, build_callback, &bs, NULL);
 		flush_batch(&bs);
-		wait_for_graph(&bs);
+		create_graph(&bs);
+		build_graph(&bs);
+		BufFileClose(bs.spill);
+		bs.spill = NULL;
 		{
 			uint32	   *changed = palloc(sizeof(uint32) * Max(bs.ntuples, 1));
 
-			bhnsw_connect_all(&(BhnswCache) {.graph = bs.graph}, changed, Max(bs.ntuples, 1));
+			bhnsw_connect_all(bs.cache, changed, Max(bs.ntuples, 1));
 			pfree(changed);
 		}
 		write_pages(&bs);
 	}
 	PG_CATCH();
 	{
-		if (bs.graph != 0)
-			bs.eng->index_free(bs.graph);
+		if (bs.cache != NULL)
+		{
+			/* Stops the goroutines before the mapping goes. */
+			if (bs.cache->graph != 0)
+				bs.eng->index_free(bs.cache->graph);
+			bs.cache->graph = 0;
+			bhnsw_cache_build_abort(bs.cache);
+		}
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	bs.eng->index_free(bs.graph);
+	/* The graph file is complete: the first query maps it as it is. */
+	bhnsw_cache_build_finish(bs.cache, 1, (uint32) bs.ntuples);
 	MemoryContextDelete(bs.tmpctx);
+	pfree(bs.tids);
 	/* REINDEX and TRUNCATE: the graph file of the old relfilenode is of no use any more. */
 	bhnsw_cache_forget_index(MyDatabaseId, RelationGetRelid(index), index->rd_node.relNode);
-	/* Write the shared graph now, so the first query does not pay for it. */
-	if (borealis_prewarm)
-		bhnsw_cache_unpin(bhnsw_cache_get(index, false, false));
 
 	result = palloc(sizeof(IndexBuildResult));
 	result->heap_tuples = reltuples;

@@ -716,21 +716,16 @@ open_file(BhnswCache *c, Relation index, const char *path, BhnswGraphHeader *key
 }
 
 /*
- * Creates a graph file for index sized for its meta page, loads every page into it and moves
- * it into place; falls back to a private mapping when the file cannot be made. Returns with
- * the slot filled.
+ * Creates a graph file for index, sized for capacity elements, as path's temporary file, lays
+ * out an empty graph in it and attaches it to slot c; falls back to a private anonymous
+ * mapping when the file cannot be made. Returns the temporary file's name (palloc'd), or NULL
+ * for a private mapping.
  */
-static void
-build_file(BhnswCache *c, Relation index, BhnswMetaPageData *meta, BhnswGraphHeader *key, const char *path)
+static char *
+create_file(BhnswCache *c, Relation index, BhnswGraphHeader *key, uint32 capacity, const char *path)
 {
 	const BorealisEngine *eng = borealis_engine();
-	/*
-	 * Room for twice the elements: growing means rebuilding the file from the pages. (With
-	 * 1.25× the concurrency test once saw a scan return no row while an insert rebuilt the
-	 * file for room; not root-caused yet, see docs/architecture.md.)
-	 */
-	uint32		capacity = meta->element_count * 2 + 1024;
-	int64		graph_size = eng->index_mapped_size(meta->dims, meta->metric, meta->m, key->quantization, capacity);
+	int64		graph_size = eng->index_mapped_size(key->dims, key->metric, key->m, key->quantization, capacity);
 	Size		tids_offset = BHNSW_HEADER_SIZE;
 	Size		graph_offset = tids_offset + tids_bytes(capacity);
 	Size		file_size = graph_offset + graph_size;
@@ -756,6 +751,14 @@ build_file(BhnswCache *c, Relation index, BhnswMetaPageData *meta, BhnswGraphHea
 			base = mmap(NULL, file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 			if (base == MAP_FAILED)
 				err = errno;
+			else
+
+				/*
+				 * Written in random order: no readahead, and so page-sized folios rather than
+				 * large ones, which a reader that touches one element would map whole (on ext4
+				 * with large folios one touch mapped ~0.5 MB, counted in that backend's PSS).
+				 */
+				(void) madvise(base, file_size, MADV_RANDOM);
 		}
 		close(fd);
 		if (err != 0)
@@ -798,6 +801,49 @@ build_file(BhnswCache *c, Relation index, BhnswMetaPageData *meta, BhnswGraphHea
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not lay out the graph of index \"%s\": %s", RelationGetRelationName(index), why)));
 	}
+	if (!shared)
+	{
+		pfree(tmp);
+		return NULL;
+	}
+	return tmp;
+}
+
+/* Moves a written temporary file into place (keeping the mapping); false if it could not. */
+static bool
+publish_file(BhnswCache *c, char *tmp, const char *path)
+{
+	/*
+	 * No fsync: the key holds the kernel's boot id, so a file is only trusted on the boot that
+	 * wrote it, when the page cache holds whatever was written.
+	 */
+	if (tmp && rename(tmp, path) != 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not rename \"%s\" to \"%s\": %m", tmp, path)));
+		unlink(tmp);
+		c->shared = false;
+		return false;
+	}
+	return tmp != NULL;
+}
+
+/*
+ * Creates a graph file for index sized for its meta page, loads every page into it and moves
+ * it into place; falls back to a private mapping when the file cannot be made. Returns with
+ * the slot filled.
+ */
+static void
+build_file(BhnswCache *c, Relation index, BhnswMetaPageData *meta, BhnswGraphHeader *key, const char *path)
+{
+	/*
+	 * Room for twice the elements: growing means rebuilding the file from the pages. (With
+	 * 1.25× the concurrency test once saw a scan return no row while an insert rebuilt the
+	 * file for room; not root-caused yet, see docs/architecture.md.)
+	 */
+	char	   *tmp = create_file(c, index, key, meta->element_count * 2 + 1024, path);
+
 	bhnsw_cache_begin_write(c);
 	PG_TRY();
 	{
@@ -805,26 +851,72 @@ build_file(BhnswCache *c, Relation index, BhnswMetaPageData *meta, BhnswGraphHea
 	}
 	PG_CATCH();
 	{
-		if (shared)
+		if (tmp)
 			unlink(tmp);
 		bhnsw_cache_abandon(c);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	bhnsw_cache_end_write(c, meta->counter);
-	/*
-	 * No fsync: the key holds the kernel's boot id, so a file is only trusted on the boot that
-	 * wrote it, when the page cache holds whatever was written.
-	 */
-	if (shared && rename(tmp, path) != 0)
-	{
-		ereport(WARNING,
-				(errcode_for_file_access(),
-				 errmsg("could not rename \"%s\" to \"%s\": %m", tmp, path)));
-		unlink(tmp);
-		c->shared = false;
-	}
-	pfree(tmp);
+	publish_file(c, tmp, path);
+	if (tmp)
+		pfree(tmp);
+}
+
+/* ---- CREATE INDEX: the build writes the graph file itself ---- */
+
+static char *build_tmp = NULL;
+static char *build_path = NULL;
+
+/*
+ * Returns a new, empty graph for the index being built, pinned and marked as being written:
+ * a temporary graph file sized for capacity elements, keyed by meta (the meta page the build
+ * will write), or a private mapping when no file can be made (c->shared false). The build
+ * fills it, writes the pages and their locations, then calls bhnsw_cache_build_finish, or
+ * bhnsw_cache_build_abort on error.
+ */
+BhnswCache *
+bhnsw_cache_build_begin(Relation index, BhnswMetaPageData *meta, uint32 capacity)
+{
+	BhnswGraphHeader key;
+	BhnswCache *c;
+
+	bhnsw_cache_init();
+	expected_key(index, meta, &key);
+	build_path = graph_path(MyDatabaseId, RelationGetRelid(index), index->rd_node.relNode);
+	c = cache_slot();
+	build_tmp = create_file(c, index, &key, capacity, build_path);
+	c->pins++;
+	c->last_used = ++cache_clock;
+	bhnsw_cache_begin_write(c);
+	return c;
+}
+
+/* The graph and locations of the first nids elements are written: publish it at counter. */
+void
+bhnsw_cache_build_finish(BhnswCache *c, uint32 counter, uint32 nids)
+{
+	set_nids(c, nids);
+	bhnsw_cache_end_write(c, counter);
+	publish_file(c, build_tmp, build_path);
+	if (build_tmp)
+		pfree(build_tmp);
+	build_tmp = NULL;
+	pfree(build_path);
+	build_path = NULL;
+	bhnsw_cache_unpin(c);
+}
+
+/* The build failed: remove its file; the caller has stopped the engine's goroutines. */
+void
+bhnsw_cache_build_abort(BhnswCache *c)
+{
+	if (build_tmp)
+		unlink(build_tmp);
+	build_tmp = NULL;
+	build_path = NULL;
+	c->pins--;
+	bhnsw_cache_abandon(c);
 }
 
 /* Whether cache serves the meta page as it is now. */

@@ -129,7 +129,7 @@ CREATE INDEX ON items USING borealis_hnsw (embedding vector_l2_ops) WITH (ef_con
 CREATE INDEX ON items USING borealis_hnsw (embedding vector_l2_ops) WITH (m = 40, ef_construction = 64);
 CREATE INDEX ON items USING borealis_hnsw (embedding vector_l2_ops) WITH (colour = 3);
 
--- Empty tables, and the build's memory bound.
+-- Empty tables, and a build larger than maintenance_work_mem (the graph file is paged by the kernel).
 CREATE TABLE empty (id int, embedding vector(3));
 CREATE INDEX empty_l2 ON empty USING borealis_hnsw (embedding vector_l2_ops);
 SELECT count(*) FROM (SELECT id FROM empty ORDER BY embedding <-> '[1,1,1]' LIMIT 5) s;
@@ -137,11 +137,14 @@ INSERT INTO empty VALUES (1, '[1,1,1]');
 SELECT id FROM empty ORDER BY embedding <-> '[1,1,1]' LIMIT 5;
 SELECT * FROM borealis_hnsw_check('empty_l2');
 CREATE TABLE many (id int, embedding vector(64));
-INSERT INTO many SELECT i, array_fill((i % 97)::real, ARRAY[64])::vector FROM generate_series(1, 5000) i;
+INSERT INTO many SELECT i, array_fill((i % 97)::real, ARRAY[64])::vector FROM generate_series(1, 10000) i;
 ANALYZE many;
 SET maintenance_work_mem = '1MB';
-CREATE INDEX ON many USING borealis_hnsw (embedding vector_l2_ops);
+CREATE INDEX many_l2 ON many USING borealis_hnsw (embedding vector_l2_ops);
 RESET maintenance_work_mem;
+SELECT pg_relation_size('many_l2') > 4 * 1024 * 1024 AS larger_than_maintenance_work_mem;
+SELECT * FROM borealis_hnsw_check('many_l2');
+SELECT count(*) FROM (SELECT id FROM many ORDER BY embedding <-> array_fill(5::real, ARRAY[64])::vector LIMIT 10) s;
 
 SELECT * FROM borealis_hnsw_check('items');
 RESET enable_seqscan;
