@@ -304,6 +304,16 @@ func TestClusterOfThree(t *testing.T) {
 		if !victim.IsClusterWriter {
 			t.Fatal("member 1 should be the writer")
 		}
+		// An idle session with a setting: once the router holds its snapshot, it outlives
+		// the crash (crash replay).
+		idle := connectTo(t, d.Endpoint)
+		if _, err := idle.Exec(ctx, "SET search_path = survivor, public"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the idle session's snapshot", 30*time.Second, func() bool {
+			ss := m.Clusters()[0].Router().Sessions() // oldest first: the last is idle's
+			return len(ss) > 0 && ss[len(ss)-1].Replayable
+		})
 		if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -318,6 +328,13 @@ func TestClusterOfThree(t *testing.T) {
 		})
 		if now.PID == victim.PID {
 			t.Fatalf("writer pid %d unchanged after kill -9", now.PID)
+		}
+		var path string
+		if err := idle.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&path); err != nil || path != "survivor, public" {
+			t.Fatalf("the idle session after the writer's crash: search_path %q, %v (want it kept, no error)", path, err)
+		}
+		if m.mustDescribe(t, "trio").RecoveredSessions < 1 {
+			t.Fatal("describe does not count the recovered session")
 		}
 		// Crash recovery kept what was committed, and the cluster endpoint takes writes again.
 		w := connectTo(t, d.Endpoint)

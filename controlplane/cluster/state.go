@@ -232,12 +232,15 @@ func (c *Cluster) resumeStep() {
 	}()
 	var released time.Time
 	writer.onReady = func() {
+		// Recorded long since, as a rule (it ran while the postmaster started); waiting here
+		// keeps its save, made under c.mu, from stalling the released clients' Writer() calls,
+		// and the member's events after the cluster's.
+		<-marked
 		c.mu.Lock()
 		c.memberRec(writer.id).Status = StatusAvailable // Writer() hands out its address now
 		c.mu.Unlock()
 		c.router.Release()
 		released = time.Now()
-		<-marked // the member's events follow the cluster's
 	}
 	t1 := time.Now()
 	writer.ensure()
