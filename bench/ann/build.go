@@ -46,7 +46,7 @@ func indexName(ix IndexSpec) string { return table + "_" + ix.AM + "_idx" }
 
 // buildIndex builds ix on the table with the run's shared build settings, showing the
 // server's own progress view, and measures time, size and peak server memory.
-func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix IndexSpec, m dataset.Metric, rows int, logf func(string, ...any)) (Build, error) {
+func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix IndexSpec, m dataset.Metric, dim, rows int, logf func(string, ...any)) (Build, error) {
 	for _, set := range []string{
 		"SET maintenance_work_mem = '" + cfg.MaintenanceWorkMem + "'",
 		"SET max_parallel_maintenance_workers = " + strconv.Itoa(cfg.ParallelWorkers),
@@ -59,8 +59,8 @@ func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix 
 	if w := cfg.With[ix.AM]; w != "" {
 		with = ", " + w
 	}
-	sql := fmt.Sprintf("CREATE INDEX %s ON %s USING %s (embedding %s) WITH (m = %d, ef_construction = %d%s)",
-		indexName(ix), table, ix.AM, opclass(m), cfg.M, cfg.EfConstruction, with)
+	sql := fmt.Sprintf("CREATE INDEX %s ON %s USING %s %s WITH (m = %d, ef_construction = %d%s)",
+		indexName(ix), table, ix.AM, indexTarget(cfg.Element, m, dim), cfg.M, cfg.EfConstruction, with)
 	logf("build %s: %s", ix.AM, sql)
 	var b Build
 	if t.postmaster != 0 {

@@ -99,6 +99,8 @@ type Config struct {
 	IterativeScan string
 	// With holds extra reloptions per access method, e.g. borealis_hnsw → "quantization = binary".
 	With map[string]string
+	// Element is what every index is built on (element.go): vector (default), halfvec or bq.
+	Element string
 }
 
 // ParseSelectivities parses a comma-separated list of fractions in (0, 1], e.g. "0.1,0.01".
@@ -121,6 +123,9 @@ func ParseSelectivities(s string) ([]float64, error) {
 func (c *Config) Defaults() {
 	if c.Suite == "" {
 		c.Suite = "ann"
+	}
+	if c.Element == "" {
+		c.Element = ElementVector
 	}
 	if c.M == 0 {
 		c.M = 16
@@ -188,6 +193,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--shared-buffers %q: want a PostgreSQL memory size such as 1GB", c.SharedBuffers)
 	case c.IterativeScan != "relaxed_order" && c.IterativeScan != "strict_order":
 		return fmt.Errorf("--iterative-scan %q: want relaxed_order or strict_order", c.IterativeScan)
+	case !validElement(c.Element):
+		return fmt.Errorf("--element %q: want vector, halfvec or bq", c.Element)
+	case c.Element != ElementVector && len(c.Filtered) > 0:
+		return fmt.Errorf("--filtered needs --element vector")
 	case !identRe.MatchString(strings.ReplaceAll(c.Suite, "-", "_")):
 		return fmt.Errorf("--suite %q: use lower-case letters, digits, - and _", c.Suite)
 	}

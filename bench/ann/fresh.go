@@ -59,12 +59,12 @@ func freshConfig(dsn string) (*pgx.ConnConfig, error) {
 
 // measureFresh opens n connections one at a time; each runs one k-NN query. The server's PSS
 // is read before the first and after the last (all still open).
-func measureFresh(ctx context.Context, t *target, d *dataset.Dataset, k, n int) (*Fresh, error) {
+func measureFresh(ctx context.Context, t *target, d *dataset.Dataset, element string, k, n int) (*Fresh, error) {
 	cfg, err := freshConfig(t.dsn)
 	if err != nil {
 		return nil, err
 	}
-	sql := fmt.Sprintf("SELECT id FROM %s ORDER BY embedding %s $1::vector LIMIT %d", table, operator(d.Metric), k)
+	sql := knnSQL(element, d.Metric, d.Dim, k)
 	var before int64
 	if t.postmaster != 0 {
 		before = ServerMemory(t.postmaster)

@@ -41,6 +41,7 @@ type Settings struct {
 	FilteredEfs        []int             `json:"filtered_ef,omitempty"`
 	IterativeScan      string            `json:"iterative_scan,omitempty"`
 	With               map[string]string `json:"with,omitempty"`
+	Element            string            `json:"element,omitempty"`
 }
 
 // DatasetResult is one dataset's load, ground truth and indexes.
@@ -351,6 +352,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if len(s.Filtered) > 0 {
 		fmt.Fprintf(&b, "- Filtered queries: `WHERE cat < c ORDER BY embedding <op> $1 LIMIT %d` on an int column cat in 0..999 fixed by a hash of each row's id (independent of the vectors), keeping %v of the rows; each AM's iterative_scan = %s (max_scan_tuples at its default, 20,000), ef in %v, the first %d queries, one client, recall@%d against the exact filtered top %d; full LIMIT = queries that returned %d rows\n",
 			s.K, s.Filtered, s.IterativeScan, s.FilteredEfs, filteredQueries, s.K, s.K, s.K)
+	}
+	switch s.Element {
+	case ElementHalfvec:
+		fmt.Fprintf(&b, "- Element: every index on `embedding::halfvec(dim)` with the halfvec operator class, queried as `ORDER BY embedding::halfvec(dim) <op> $1::vector::halfvec(dim)`; recall against the exact float32 answers\n")
+	case ElementBQ:
+		fmt.Fprintf(&b, "- Element: every index on `binary_quantize(embedding)::bit(dim)` with bit_hamming_ops; each query re-ranks the index's candidates (at most ef, without iterative scan) with the exact distance: `SELECT id FROM (SELECT id, embedding ... ORDER BY binary_quantize(embedding)::bit(dim) <~> binary_quantize($1) LIMIT %d) c ORDER BY embedding <op> $1 LIMIT k`; recall against the exact float32 answers\n", bqCandidates)
 	}
 	for am, w := range s.With {
 		fmt.Fprintf(&b, "- %s built WITH (%s)\n", am, w)

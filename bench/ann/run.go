@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 			ParallelWorkers: cfg.ParallelWorkers, Efs: cfg.Efs, K: cfg.K, Clients: cfg.Clients, Warmup: cfg.Warmup, MinSeconds: cfg.MinTime.Seconds(),
 			Server: server, MemoryKind: MemoryKind,
 			FreshConnections: cfg.FreshConnections, InsertClients: cfg.InsertClients, InsertSeconds: cfg.InsertTime.Seconds(),
-			With: cfg.With}}
+			With: cfg.With, Element: cfg.Element}}
 	if len(cfg.Filtered) > 0 {
 		rep.Settings.Filtered, rep.Settings.FilteredEfs, rep.Settings.IterativeScan = cfg.Filtered, cfg.FilteredEfs, cfg.IterativeScan
 	}
@@ -162,14 +162,14 @@ func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *da
 	if _, err := conn.Exec(ctx, "DROP INDEX IF EXISTS "+indexName(ix)); err != nil {
 		return nil, err
 	}
-	b, err := buildIndex(ctx, conn, t, cfg, ix, d.Metric, d.N(), logf)
+	b, err := buildIndex(ctx, conn, t, cfg, ix, d.Metric, d.Dim, d.N(), logf)
 	if err != nil {
 		return nil, err
 	}
 	res := &IndexResult{Index: ix, Build: b}
 	// Fresh connections first, while no other client backend holds the index.
 	waitForIdle(ctx, conn, 10*time.Second)
-	if res.Fresh, err = measureFresh(ctx, t, d, cfg.K, cfg.FreshConnections); err != nil {
+	if res.Fresh, err = measureFresh(ctx, t, d, cfg.Element, cfg.K, cfg.FreshConnections); err != nil {
 		return nil, err
 	}
 	logf("fresh %s: %d new connections, connect+first query p50 %.1f ms, p99 %.1f ms (connect alone p50 %.1f ms), server %s +%s per connection",

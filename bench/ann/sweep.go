@@ -40,14 +40,15 @@ type sweeper struct {
 	truth   *groundtruth.Truth
 	queries []pgvector.Vector
 	k       int
+	element string
 }
 
 func newSweeper(ctx context.Context, dsn string, d *dataset.Dataset, truth *groundtruth.Truth, cfg *Config) (*sweeper, error) {
-	s := &sweeper{d: d, truth: truth, k: cfg.K}
+	s := &sweeper{d: d, truth: truth, k: cfg.K, element: cfg.Element}
 	for i := 0; i < d.NQ(); i++ {
 		s.queries = append(s.queries, pgvector.NewVector(d.Query(i)))
 	}
-	sql := fmt.Sprintf("SELECT id FROM %s ORDER BY embedding %s $1 LIMIT %d", table, operator(d.Metric), cfg.K)
+	sql := knnSQL(cfg.Element, d.Metric, d.Dim, cfg.K)
 	for i := 0; i < cfg.Clients; i++ {
 		conn, err := pgx.Connect(ctx, dsn)
 		if err != nil {
@@ -84,8 +85,7 @@ func (s *sweeper) close() {
 
 // checkPlan makes sure the query is answered by the index under test.
 func (s *sweeper) checkPlan(ctx context.Context, ix IndexSpec) error {
-	rows, err := s.conns[0].Query(ctx, fmt.Sprintf("EXPLAIN SELECT id FROM %s ORDER BY embedding %s $1 LIMIT %d",
-		table, operator(s.d.Metric), s.k), s.queries[0])
+	rows, err := s.conns[0].Query(ctx, "EXPLAIN "+knnSQL(s.element, s.d.Metric, s.d.Dim, s.k), s.queries[0])
 	if err != nil {
 		return err
 	}
