@@ -60,7 +60,7 @@ func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix 
 		with = ", " + w
 	}
 	sql := fmt.Sprintf("CREATE INDEX %s ON %s USING %s %s WITH (m = %d, ef_construction = %d%s)",
-		indexName(ix), table, ix.AM, indexTarget(cfg.Element, m, dim), cfg.M, cfg.EfConstruction, with)
+		indexName(ix), table, ix.AM, indexTarget(cfg.ElementOf(ix.AM), m, dim), cfg.M, cfg.EfConstruction, with)
 	logf("build %s: %s", ix.AM, sql)
 	var b Build
 	if t.postmaster != 0 {

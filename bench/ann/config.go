@@ -99,8 +99,18 @@ type Config struct {
 	IterativeScan string
 	// With holds extra reloptions per access method, e.g. borealis_hnsw → "quantization = binary".
 	With map[string]string
-	// Element is what every index is built on (element.go): vector (default), halfvec or bq.
-	Element string
+	// Element is what every index is built on (element.go): vector (default), halfvec or bq;
+	// Elements overrides it per access method.
+	Element  string
+	Elements map[string]string
+}
+
+// ElementOf is what am's index is built on.
+func (c *Config) ElementOf(am string) string {
+	if e := c.Elements[am]; e != "" {
+		return e
+	}
+	return c.Element
 }
 
 // ParseSelectivities parses a comma-separated list of fractions in (0, 1], e.g. "0.1,0.01".
@@ -195,10 +205,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--iterative-scan %q: want relaxed_order or strict_order", c.IterativeScan)
 	case !validElement(c.Element):
 		return fmt.Errorf("--element %q: want vector, halfvec or bq", c.Element)
-	case c.Element != ElementVector && len(c.Filtered) > 0:
+	case (c.Element != ElementVector || len(c.Elements) > 0) && len(c.Filtered) > 0:
 		return fmt.Errorf("--filtered needs --element vector")
 	case !identRe.MatchString(strings.ReplaceAll(c.Suite, "-", "_")):
 		return fmt.Errorf("--suite %q: use lower-case letters, digits, - and _", c.Suite)
+	}
+	for am, e := range c.Elements {
+		if !validElement(e) {
+			return fmt.Errorf("--element %s:%s: want vector, halfvec or bq", am, e)
+		}
 	}
 	seen := map[string]bool{}
 	for _, ix := range c.Indexes {

@@ -42,6 +42,7 @@ type Settings struct {
 	IterativeScan      string            `json:"iterative_scan,omitempty"`
 	With               map[string]string `json:"with,omitempty"`
 	Element            string            `json:"element,omitempty"`
+	Elements           map[string]string `json:"elements,omitempty"`
 }
 
 // DatasetResult is one dataset's load, ground truth and indexes.
@@ -62,6 +63,7 @@ type DatasetResult struct {
 // IndexResult is one index's build and sweep.
 type IndexResult struct {
 	Index   IndexSpec `json:"index"`
+	Element string    `json:"element,omitempty"`
 	Build   Build     `json:"build"`
 	Fresh   *Fresh    `json:"fresh_connections,omitempty"`
 	Points  []Point   `json:"points"`
@@ -353,11 +355,16 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "- Filtered queries: `WHERE cat < c ORDER BY embedding <op> $1 LIMIT %d` on an int column cat in 0..999 fixed by a hash of each row's id (independent of the vectors), keeping %v of the rows; each AM's iterative_scan = %s (max_scan_tuples at its default, 20,000), ef in %v, the first %d queries, one client, recall@%d against the exact filtered top %d; full LIMIT = queries that returned %d rows\n",
 			s.K, s.Filtered, s.IterativeScan, s.FilteredEfs, filteredQueries, s.K, s.K, s.K)
 	}
-	switch s.Element {
-	case ElementHalfvec:
-		fmt.Fprintf(&b, "- Element: every index on `embedding::halfvec(dim)` with the halfvec operator class, queried as `ORDER BY embedding::halfvec(dim) <op> $1::vector::halfvec(dim)`; recall against the exact float32 answers\n")
-	case ElementBQ:
-		fmt.Fprintf(&b, "- Element: every index on `binary_quantize(embedding)::bit(dim)` with bit_hamming_ops; each query re-ranks the index's candidates (at most ef, without iterative scan) with the exact distance: `SELECT id FROM (SELECT id, embedding ... ORDER BY binary_quantize(embedding)::bit(dim) <~> binary_quantize($1) LIMIT %d) c ORDER BY embedding <op> $1 LIMIT k`; recall against the exact float32 answers\n", bqCandidates)
+	used := map[string]bool{s.Element: true}
+	for am, e := range s.Elements {
+		fmt.Fprintf(&b, "- %s's index is built on %s\n", am, e)
+		used[e] = true
+	}
+	if used[ElementHalfvec] {
+		fmt.Fprintf(&b, "- halfvec: the index on `embedding::halfvec(dim)` with the halfvec operator class, queried as `ORDER BY embedding::halfvec(dim) <op> $1::vector::halfvec(dim)`; recall against the exact float32 answers\n")
+	}
+	if used[ElementBQ] {
+		fmt.Fprintf(&b, "- bq: the index on `binary_quantize(embedding)::bit(dim)` with bit_hamming_ops; each query re-ranks the index's candidates (at most ef, without iterative scan) with the exact distance: `SELECT id FROM (SELECT id, embedding ... ORDER BY binary_quantize(embedding)::bit(dim) <~> binary_quantize($1) LIMIT %d) c ORDER BY embedding <op> $1 LIMIT k`; recall against the exact float32 answers\n", bqCandidates)
 	}
 	for am, w := range s.With {
 		fmt.Fprintf(&b, "- %s built WITH (%s)\n", am, w)

@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 			ParallelWorkers: cfg.ParallelWorkers, Efs: cfg.Efs, K: cfg.K, Clients: cfg.Clients, Warmup: cfg.Warmup, MinSeconds: cfg.MinTime.Seconds(),
 			Server: server, MemoryKind: MemoryKind,
 			FreshConnections: cfg.FreshConnections, InsertClients: cfg.InsertClients, InsertSeconds: cfg.InsertTime.Seconds(),
-			With: cfg.With, Element: cfg.Element}}
+			With: cfg.With, Element: cfg.Element, Elements: cfg.Elements}}
 	if len(cfg.Filtered) > 0 {
 		rep.Settings.Filtered, rep.Settings.FilteredEfs, rep.Settings.IterativeScan = cfg.Filtered, cfg.FilteredEfs, cfg.IterativeScan
 	}
@@ -166,16 +166,16 @@ func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *da
 	if err != nil {
 		return nil, err
 	}
-	res := &IndexResult{Index: ix, Build: b}
+	res := &IndexResult{Index: ix, Build: b, Element: cfg.ElementOf(ix.AM)}
 	// Fresh connections first, while no other client backend holds the index.
 	waitForIdle(ctx, conn, 10*time.Second)
-	if res.Fresh, err = measureFresh(ctx, t, d, cfg.Element, cfg.K, cfg.FreshConnections); err != nil {
+	if res.Fresh, err = measureFresh(ctx, t, d, cfg.ElementOf(ix.AM), cfg.K, cfg.FreshConnections); err != nil {
 		return nil, err
 	}
 	logf("fresh %s: %d new connections, connect+first query p50 %.1f ms, p99 %.1f ms (connect alone p50 %.1f ms), server %s +%s per connection",
 		ix.AM, res.Fresh.Connections, res.Fresh.FirstP50ms, res.Fresh.FirstP99ms, res.Fresh.ConnectP50ms, MemoryKind, memText(res.Fresh.PerConnection))
 	waitForIdle(ctx, conn, 10*time.Second)
-	sw, err := newSweeper(ctx, t.dsn, d, truth, cfg)
+	sw, err := newSweeper(ctx, t.dsn, d, truth, cfg, cfg.ElementOf(ix.AM))
 	if err != nil {
 		return nil, err
 	}

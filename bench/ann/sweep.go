@@ -43,12 +43,12 @@ type sweeper struct {
 	element string
 }
 
-func newSweeper(ctx context.Context, dsn string, d *dataset.Dataset, truth *groundtruth.Truth, cfg *Config) (*sweeper, error) {
-	s := &sweeper{d: d, truth: truth, k: cfg.K, element: cfg.Element}
+func newSweeper(ctx context.Context, dsn string, d *dataset.Dataset, truth *groundtruth.Truth, cfg *Config, element string) (*sweeper, error) {
+	s := &sweeper{d: d, truth: truth, k: cfg.K, element: element}
 	for i := 0; i < d.NQ(); i++ {
 		s.queries = append(s.queries, pgvector.NewVector(d.Query(i)))
 	}
-	sql := knnSQL(cfg.Element, d.Metric, d.Dim, cfg.K)
+	sql := knnSQL(element, d.Metric, d.Dim, cfg.K)
 	for i := 0; i < cfg.Clients; i++ {
 		conn, err := pgx.Connect(ctx, dsn)
 		if err != nil {

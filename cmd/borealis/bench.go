@@ -82,7 +82,8 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 	iterative := fs.String("iterative-scan", "relaxed_order", "iterative_scan of every AM in the filtered sweep: relaxed_order or strict_order")
 	var with listFlag
 	fs.Var(&with, "with", "extra reloptions of one AM's index, repeatable: AM:option=value, e.g. borealis_hnsw:quantization=binary")
-	element := fs.String("element", "vector", "what every index is built on: vector (the column), halfvec (embedding::halfvec(dim)) or bq (binary_quantize(embedding)::bit(dim), candidates re-ranked with the exact distance)")
+	var elements listFlag
+	fs.Var(&elements, "element", "what the indexes are built on: vector (the column, default), halfvec (embedding::halfvec(dim)) or bq (binary_quantize(embedding)::bit(dim), candidates re-ranked with the exact distance); AM:element for one AM; repeatable")
 	output := fs.String("output", "table", "stdout format: table (summary lines) or json (the whole report)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -118,7 +119,16 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 		return usageError{"--filtered-ef: " + err.Error()}
 	}
 	cfg.IterativeScan = *iterative
-	cfg.Element = *element
+	for _, e := range elements {
+		if am, el, ok := strings.Cut(e, ":"); ok {
+			if cfg.Elements == nil {
+				cfg.Elements = map[string]string{}
+			}
+			cfg.Elements[am] = el
+		} else {
+			cfg.Element = e
+		}
+	}
 	for _, w := range with {
 		am, opt, ok := strings.Cut(w, ":")
 		name, value, ok2 := strings.Cut(opt, "=")
