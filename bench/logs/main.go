@@ -232,13 +232,14 @@ func stored(s *logs.Service) int64 {
 }
 
 // caughtUp waits until the collector stored every line the node wrote (the node writes
-// nothing else meanwhile) and the receiver has every stored line. base and rbase are the
-// stored and received counts when the collector started, from line fromLine of the node's.
-func caughtUp(s *logs.Service, lc *lineCounter, fromLine, base, rbase int64, addr string, limit time.Duration) error {
+// nothing else meanwhile) and the receiver has every stored line: prior lines were stored by
+// earlier collector instances, whose records the receiver counted too.
+func caughtUp(s *logs.Service, lc *lineCounter, prior int64, addr string, limit time.Duration) error {
 	start := time.Now()
 	for {
-		want := lc.count() - fromLine
-		n, r := stored(s)-base, received(addr)-rbase
+		want := lc.count()
+		n := prior + stored(s)
+		r := received(addr)
 		if n >= want && r >= n {
 			return nil
 		}
@@ -339,6 +340,7 @@ func run(c config) error {
 	load0 := benchenv.LoadAvg()
 	started := time.Now().UTC()
 	lc := newLineCounter(node.DataDir)
+	var prior int64 // lines stored by the collectors of earlier rounds
 	var results []roundResult
 	for round := 1; round <= c.rounds; round++ {
 		order := []bool{false, true}
@@ -355,7 +357,7 @@ func run(c config) error {
 				}
 				svc.Start()
 				// What earlier rounds wrote is collected before this one starts.
-				if err := caughtUp(svc, lc, 0, 0, 0, recvAddr, 10*time.Minute); err != nil {
+				if err := caughtUp(svc, lc, prior, recvAddr, 10*time.Minute); err != nil {
 					return err
 				}
 				base, rbase = stored(svc), received(recvAddr)
@@ -370,13 +372,14 @@ func run(c config) error {
 			res.tps = tps
 			res.nodeCPUPerTxn = float64((benchenv.ServerCPU(node.PID()) - node0).Microseconds()) / (tps * float64(c.seconds))
 			if svc != nil {
-				if err := caughtUp(svc, lc, line0, base, rbase, recvAddr, 10*time.Minute); err != nil {
+				if err := caughtUp(svc, lc, prior, recvAddr, 10*time.Minute); err != nil {
 					return err
 				}
 				res.catchUp = max(0, time.Since(ended).Seconds()-0.3)
 				res.lines, res.exported = stored(svc)-base, received(recvAddr)-rbase
 				res.cpuPerLine = float64((benchenv.CPUTime() - cpu0).Microseconds()) / float64(max(res.lines, 1))
 				svc.Close()
+				prior += stored(svc)
 			}
 			res.nodeLines = lc.count() - line0
 			res.linesPerSec = float64(res.nodeLines) / float64(c.seconds)
