@@ -441,11 +441,27 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	var followErrs []string
 	var slots []string
 	var followers []store.Member
+	diverged := c.divergedReaders(ctx, nw, cands, choice.ID)
 	for _, r := range c.allRecs() {
 		if r.ID == choice.ID {
 			continue
 		}
 		slots = append(slots, slotName(r.ID))
+		if why, ok := diverged[r.ID]; ok && !r.Fenced && r.Created {
+			// It holds WAL the new timeline does not: it cannot follow, so it is stopped and
+			// rejoins by pg_rewind like a fenced writer (supervision's rejoin).
+			if mb := c.memberByID(r.ID); mb != nil && mb.node != nil {
+				if err := mb.node.Fence(); err != nil {
+					followErrs = append(followErrs, fmt.Sprintf("stopping diverged %s: %v", r.ID, err))
+					continue
+				}
+				mb.pid.Store(0)
+				mb.closePoll()
+				mb.update(func(r *store.Member) { r.Fenced, r.Status = true, StatusRestarting })
+				c.m.event(name, r.ID, "member.diverged", fmt.Sprintf("reader %s %s: it is stopped and rejoins by pg_rewind", r.ID, why))
+			}
+			continue
+		}
 		if !r.Fenced && r.Created {
 			followers = append(followers, r)
 		}
@@ -574,6 +590,48 @@ func (c *Cluster) candidates(ctx context.Context, atLeast uint64, writerTLI uint
 	}
 	tl.Current = max(tl.Current, histTLI)
 	return out, tl
+}
+
+// divergedReaders names the readers that received WAL of the old timeline past the point where
+// the new writer's timeline begins (possible in asynchronous mode: the promoted reader need not
+// be the one that received the most), with why: such a reader can never follow the new
+// timeline and must be rewound.
+func (c *Cluster) divergedReaders(ctx context.Context, nw *member, cands []failover.Candidate, chosen string) map[string]string {
+	var from uint32
+	for _, cand := range cands {
+		if cand.ID == chosen {
+			from = cand.Timeline
+		}
+	}
+	if from == 0 {
+		return nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(qctx, nw.node.DSN("postgres"))
+	if err != nil {
+		return nil
+	}
+	defer conn.Close(context.Background())
+	var hist *string
+	if err := conn.QueryRow(qctx, `SELECT pg_read_file('pg_wal/' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) || '.history', 0, 1048576, true)`).Scan(&hist); err != nil || hist == nil {
+		return nil
+	}
+	sp, err := failover.ParseHistory(*hist)
+	if err != nil {
+		return nil
+	}
+	end, ok := sp[from]
+	if !ok {
+		return nil
+	}
+	out := map[string]string{}
+	for _, cand := range cands {
+		if pos := max(cand.Received, cand.Replayed); cand.ID != chosen && cand.Reachable && cand.Timeline == from && pos > end {
+			out[cand.ID] = fmt.Sprintf("had received WAL of timeline %d up to %s, past %s where the new writer's timeline begins", from, failover.FormatLSN(pos), failover.FormatLSN(end))
+		}
+	}
+	return out
 }
 
 // position is what a reader holds: its WAL positions, the timeline of the newest of them, and

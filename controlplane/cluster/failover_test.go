@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgproc"
@@ -337,6 +338,19 @@ func TestFailover(t *testing.T) {
 	t.Run("DataDirectoryRemovedPromotes", func(t *testing.T) {
 		d := m.mustDescribe(t, "fo")
 		old := writerOf(d)
+		// An idle session with state, and one in a transaction, through the cluster endpoint.
+		idle := connectTo(t, d.Endpoint)
+		if _, err := idle.Exec(ctx, "SET application_name = 'kept-by-failover'"); err != nil {
+			t.Fatal(err)
+		}
+		inTx := connectTo(t, d.Endpoint)
+		if _, err := inTx.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inTx.Exec(ctx, "INSERT INTO acked VALUES (-3)"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2500 * time.Millisecond) // idle past the router's snapshot interval (1 s)
 		before := lastSeq(t, m)
 		dir := ""
 		m.mustCluster(t, "fo").mu.Lock()
@@ -351,6 +365,20 @@ func TestFailover(t *testing.T) {
 			t.Fatalf("completion event: %+v", ev)
 		}
 		acks.check(d.Endpoint)
+		// The idle session carries on on the new writer with its settings (the router's crash
+		// replay); the one in a transaction gets a retryable connection error saying why.
+		var app string
+		var port int
+		var inRecovery bool
+		if err := idle.QueryRow(ctx, "SELECT current_setting('application_name'), current_setting('port')::int, pg_is_in_recovery()").Scan(&app, &port, &inRecovery); err != nil ||
+			app != "kept-by-failover" || port != writerOf(d).Port || inRecovery {
+			t.Fatalf("idle session after the automatic failover: %q port %d (writer %d) in recovery %v: %v", app, port, writerOf(d).Port, inRecovery, err)
+		}
+		_, err := inTx.Exec(ctx, "COMMIT")
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "08006" || !strings.Contains(pe.Message, "unknown outcome") {
+			t.Fatalf("session in a transaction after the automatic failover: %v, want 08006 saying the outcome is unknown", err)
+		}
 		acks.write(10)
 		waitRejoined(t, m, "fo", old.DBInstanceIdentifier, acks)
 		if eventAfter(t, m, "fo", "member.rewind-failed", before) == nil {

@@ -44,7 +44,10 @@
 // (Replayable), RecoveredSessions() counts them. Not replayed, so the client sees the error:
 // sessions in a transaction, pinned ones, ones that sent anything since their snapshot (a query
 // racing the crash), and ones idle for less than IdleSnapshotAfter. While Refuse is in force
-// (a stopped cluster) nothing is waited for.
+// (a stopped cluster) nothing is waited for. A backend that ends between two messages without
+// saying why (killed, or fenced by a failover: no FATAL of its own) leaves such a client a
+// FATAL 08006 from the router saying its state is gone and a transaction in progress has an
+// unknown outcome, rather than a bare end of stream (session.go, backendLost).
 //
 // It owns sockets and sessions only: it never starts servers or reads the control plane's
 // store. After start-up it frames client messages only to count requests in flight (their

@@ -45,8 +45,33 @@ type session struct {
 	// moved is the backend connection a move switched the session to (nil before any move);
 	// close closes it too.
 	moved atomic.Pointer[net.Conn]
+	// clientDone is set once the client sent Terminate or went away: a backend closing then
+	// is no failure.
+	clientDone atomic.Bool
 	// rec is the crash snapshot (recover.go).
 	rec recoverState
+}
+
+// backendLost tells the client that its backend connection ended without the server saying
+// why (the node was killed, or fenced by a failover) and the session could not be replayed
+// (recover.go: it was in a transaction, pinned, or busy). Its state went with that backend;
+// the error is of class 08 (connection exception), which clients treat as retryable, and says
+// that a transaction in progress, a commit included, has an unknown outcome.
+func (s *session) backendLost() {
+	select {
+	case <-s.r.done:
+		return // the router is closing
+	default:
+	}
+	if s.clientDone.Load() {
+		return
+	}
+	where := "the cluster endpoint connects to the current writer"
+	if s.ep == ReaderEndpoint {
+		where = "the reader endpoint connects to an available reader"
+	}
+	writeError(s.client, "08006", fmt.Sprintf("cluster %s: the connection to node %s ended unexpectedly (the node failed, or a failover fenced it); the session's state is gone and a transaction in progress, a commit included, has an unknown outcome; reconnect and retry",
+		s.r.cfg.Name, s.backendAddr), "reconnecting is enough: "+where)
 }
 
 func (s *session) close() {
@@ -222,6 +247,7 @@ func (s *session) relay() {
 	bw := bufio.NewWriterSize(s.client, 32<<10)
 	var hdr [5]byte
 	var held []byte // a backend's shutdown FATAL held back (recover.go)
+	var last byte   // type of the last backend message relayed
 	for {
 		if br.Buffered() < len(hdr) && bw.Buffered() > 0 {
 			st.bytesOut.Add(int64(bw.Buffered()))
@@ -234,9 +260,10 @@ func (s *session) relay() {
 			// or nil when the session is over.
 			next, parked := s.mv.parkReader(n, br, s.r.done)
 			tried := false
-			if !parked && n == 0 {
+			if !parked && n == 0 && !s.clientDone.Load() {
 				// The backend is gone: an idle session with a valid snapshot carries on on a
-				// new one (recover.go).
+				// new one (recover.go). Not when the client left: its session's close is what
+				// ended the backend, and a replay would open a backend nobody reads.
 				next, tried = s.recoverBackend()
 			}
 			if next == nil {
@@ -247,6 +274,8 @@ func (s *session) relay() {
 					_, _ = s.client.Write(held)
 				case tried:
 					writeError(s.client, "57P01", fmt.Sprintf("terminating connection: the node of cluster %s went down and no node took the session within %s; retry", s.r.cfg.Name, s.r.cfg.HoldTimeout), "")
+				case !parked && n == 0 && last != 'E':
+					s.backendLost()
 				}
 				return
 			}
@@ -258,6 +287,7 @@ func (s *session) relay() {
 		if n < 0 {
 			return
 		}
+		last = hdr[0]
 		if held != nil {
 			// The backend lives on after its FATAL after all: pass the FATAL on.
 			bw.Write(held)
@@ -313,7 +343,10 @@ func (s *session) relay() {
 // pumpClient copies client messages to the current backend, one frame at a time under the
 // move lock, flushing when the client has nothing more buffered.
 func (s *session) pumpClient(st *endpointStats) {
-	defer s.close()
+	defer func() {
+		s.clientDone.Store(true)
+		s.close()
+	}()
 	cr := bufio.NewReaderSize(s.client, 32<<10)
 	var hdr [5]byte
 	for {
@@ -323,6 +356,9 @@ func (s *session) pumpClient(st *endpointStats) {
 		n := int(int32(binary.BigEndian.Uint32(hdr[1:]))) - 4
 		if n < 0 {
 			return
+		}
+		if hdr[0] == 'X' {
+			s.clientDone.Store(true) // Terminate: the backend's close that follows is expected
 		}
 		bw := s.lockForward(hdr[0])
 		if bw == nil {
