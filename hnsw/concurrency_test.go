@@ -2,6 +2,7 @@ package hnsw
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -102,4 +103,62 @@ func TestConcurrentAddWithGrowth(t *testing.T) {
 	if got := x.Search(data[123], 1, 32); len(got) != 1 || got[0].ID != 123 {
 		t.Fatalf("search for an added vector: %v", got)
 	}
+}
+
+// A search running while a node is inserted must not reach it through an upper layer before
+// its layer-0 list is written: it would descend into an empty list and return nothing (the
+// scans that returned no rows during inserts). The searcher queries the very vector being
+// inserted, so its descent passes through the new node whenever that node has upper layers.
+func TestSearchDuringInsertFindsResults(t *testing.T) {
+	const n, k = 3000, 10
+	data := clustered(n, 16, 4, 77)
+	x, err := New(16, L2, Options{M: 4, EfConstruction: 32, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := x.Add(uint32(i), data[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		wg      sync.WaitGroup
+		current atomic.Int64
+		done    atomic.Bool
+		empty   atomic.Int64
+		total   atomic.Int64
+	)
+	current.Store(100)
+	wg.Go(func() {
+		defer done.Store(true)
+		for i := 100; i < n; i++ {
+			current.Store(int64(i))
+			if err := x.Add(uint32(i), data[i]); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for range 2 {
+		wg.Go(func() {
+			dst := make([]Result, 0, k)
+			for !done.Load() {
+				var err error
+				dst, err = x.SearchInto(dst[:0], data[current.Load()], k, 16)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				total.Add(1)
+				if len(dst) < k {
+					empty.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if empty.Load() > 0 {
+		t.Fatalf("%d of %d searches during inserts returned fewer than %d results", empty.Load(), total.Load(), k)
+	}
+	t.Logf("%d searches during %d inserts", total.Load(), n-100)
 }

@@ -31,6 +31,10 @@ type scratch struct {
 	qbits  []uint64 // the query's sign bits (binary quantization)
 
 	linkCands, linkSel, linkPruned []candidate // buffers for shrinking a neighbour's list
+
+	// backLinks[l] are the neighbours an insert chose at layer l, linked back to the new
+	// node only once its lists are written at every layer.
+	backLinks [maxLevel + 1][]candidate
 }
 
 // reset starts a new, empty visited set covering n ids.

@@ -20,6 +20,7 @@ extern double borealis_scan_mem_multiplier;
 extern int	borealis_build_threads;
 extern char *borealis_graph_directory;
 extern bool borealis_prewarm;
+extern int	borealis_graph_spare;
 
 typedef enum BorealisIterativeScan
 {

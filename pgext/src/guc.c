@@ -15,6 +15,7 @@ int			borealis_max_scan_tuples = 20000;
 double		borealis_scan_mem_multiplier = 1;
 int			borealis_build_threads = 1;
 bool		borealis_prewarm = true;
+int			borealis_graph_spare = -1;
 
 static const struct config_enum_entry iterative_scan_options[] = {
 	{"off", BOREALIS_ITERATIVE_SCAN_OFF, false},
@@ -85,6 +86,13 @@ borealis_define_gucs(void)
 							 NULL,
 							 &borealis_prewarm, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	/* A developer setting: tests make graph files grow often (see hnswcache.c build_file). */
+	DefineCustomIntVariable("borealis.graph_spare",
+							"Spare element slots a new shared graph file gets beyond the index's elements.",
+							"-1 (the default) means as many as the index has, plus 1024.",
+							&borealis_graph_spare, -1, -1, INT_MAX / 4,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("borealis");
 }

