@@ -1,6 +1,9 @@
 package hnsw
 
-import "slices"
+import (
+	"slices"
+	"sync/atomic"
+)
 
 // Graph repair. HNSW's neighbour selection can leave an element with no
 // incoming edge: when a full list is pruned, the element it drops may have been
@@ -36,7 +39,7 @@ func (x *Index) linkOrphan(u uint32, reached []bool, ef int) (uint32, bool) {
 			continue
 		}
 		if len(lists[i]) < capacity {
-			if x.SetNeighbors(r.ID, 0, append(lists[i], u)) == nil {
+			if x.swapNeighbors(r.ID, lists[i], append(slices.Clone(lists[i]), u)) {
 				return r.ID, true
 			}
 		}
@@ -56,7 +59,7 @@ func (x *Index) linkOrphan(u uint32, reached []bool, ef int) (uint32, bool) {
 			}
 			list := slices.Clone(lists[i])
 			list[j] = u
-			if x.SetNeighbors(r.ID, 0, list) == nil {
+			if x.swapNeighbors(r.ID, lists[i], list) {
 				return r.ID, true
 			}
 		}
@@ -135,4 +138,33 @@ func (x *Index) Reconnect(dropped []uint32) ([]uint32, error) {
 		}
 	}
 	return changed, nil
+}
+
+// swapNeighbors replaces id's layer-0 list with next if it still is prev: concurrent inserts
+// (other processes of a mapped graph too) may have linked to id since prev was read, and
+// writing next over their link would take away the way in they just gave a new element.
+func (x *Index) swapNeighbors(id uint32, prev, next []uint32) bool {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	if int(id) >= len(x.state) || atomic.LoadUint32(&x.state[id])&statePresent == 0 || len(next) > x.m0 {
+		return false
+	}
+	for _, e := range next {
+		if e == id || int(e) >= len(x.state) {
+			return false
+		}
+	}
+	x.lock(id).Lock()
+	defer x.lock(id).Unlock()
+	l := x.list(id, 0)
+	if loadCount(l) != len(prev) {
+		return false
+	}
+	for i, e := range prev {
+		if loadID(l, i) != e {
+			return false
+		}
+	}
+	x.writeList(id, 0, next)
+	return true
 }

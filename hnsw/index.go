@@ -137,9 +137,6 @@ type counters struct {
 
 const lockStripes = 4096
 
-// lock is the mutex writers of id's lists take.
-func (x *Index) lock(id uint32) *sync.Mutex { return &x.locks[id&(lockStripes-1)] }
-
 // maxLevel caps node levels; with M ≥ 2 a level this high has probability ≤ 2^-31.
 const maxLevel = 31
 
@@ -180,8 +177,11 @@ type Index struct {
 	upperSlab []uint32
 
 	// locks are taken by writers of a node's lists, striped by id so their
-	// memory does not grow with the graph (no writer holds two at once).
-	locks [lockStripes]sync.Mutex
+	// memory does not grow with the graph (no writer holds two at once). A
+	// mapped graph uses sharedLocks instead, lock words in the mapping, since
+	// other processes write it too (sharedlock.go).
+	locks       [lockStripes]sync.Mutex
+	sharedLocks []uint32
 
 	// ctr holds the shared counters: in the Index's own memory, or in the
 	// header of a mapped graph so that every process sees the same ones.

@@ -97,17 +97,31 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 		}
 		e = x.ctr.entry.Load()
 	}
-	ep, epLevel := uint32(e), int(e>>32)-1
+	linked := x.findNeighbors(s, q, id, level, e)
+	x.writeOwnLists(id, level, s, linked)
+	x.linkBack(s, id, linked)
+	x.raiseEntry(id, level)
+	x.finishInsert(id)
+	return nil
+}
 
-	sp := searchSpec{accept: statePresent | statePending}
-	linked := 0 // layers whose back links wait in s.backLinks
+// findNeighbors runs the insert's searches for a node of level with vector q
+// from entry e (packed, not 0) and chooses its neighbours at every layer it
+// shares with the graph, into s.backLinks and s.backKept; it returns how many
+// layers (from 0) have a selection. self is the node's id when it is already
+// claimed (it is never its own neighbour), else noID. The graph is not changed.
+func (x *Index) findNeighbors(s *scratch, q []float32, self uint32, level int, e uint64) (linked int) {
 	for l := range s.backLinks {
 		s.backLinks[l] = s.backLinks[l][:0]
 	}
+	ep, epLevel := uint32(e), int(e>>32)-1
+	sp := searchSpec{accept: statePresent | statePending}
 	s.entries = append(s.entries[:0], x.descend(s, q, ep, epLevel, level))
 	for layer := min(level, epLevel); layer >= 0; layer-- {
 		s.reset(int(x.ctr.idLimit.Load()))
-		s.visit(id)
+		if self != noID {
+			s.visit(self)
+		}
 		for _, c := range s.entries {
 			if s.visit(c.id) {
 				s.cand.push(c)
@@ -128,17 +142,32 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 		slices.Reverse(s.cands)
 		s.entries = append(s.entries[:0], s.cands...)
 		sel, nKept := x.selectNeighbors(s.cands, x.m, &s.sel, &s.pruned)
-		x.lock(id).Lock()
-		writeSelected(x.list(id, layer), sel, nKept)
-		x.lock(id).Unlock()
 		s.backLinks[layer] = append(s.backLinks[layer][:0], sel...)
+		s.backKept[layer] = nKept
 		linked = max(linked, layer+1)
 	}
-	// Only now that id's own lists are in place at every layer do its neighbours link to it.
-	// A search that reaches id through an upper layer before that (in this process or in
-	// another mapping the graph) would descend into an empty lower list and find nothing:
-	// scans returned no rows about once in 23,000 while inserts ran. pgvector writes an
-	// element with its lists before updating its neighbours for the same reason.
+	return linked
+}
+
+// noID stands for "no node" where an id is optional.
+const noID = ^uint32(0)
+
+// writeOwnLists stores the selections of s as id's lists.
+func (x *Index) writeOwnLists(id uint32, level int, s *scratch, linked int) {
+	x.lock(id).Lock()
+	defer x.lock(id).Unlock()
+	for layer := 0; layer < linked && layer <= level; layer++ {
+		writeSelected(x.list(id, layer), s.backLinks[layer], s.backKept[layer])
+	}
+}
+
+// linkBack links id's chosen neighbours to it, once id's own lists are in
+// place at every layer. A search that reaches id through an upper layer before
+// that (in this process or in another mapping the graph) would descend into an
+// empty lower list and find nothing: scans returned no rows about once in
+// 23,000 while inserts ran. pgvector writes an element with its lists before
+// updating its neighbours for the same reason.
+func (x *Index) linkBack(s *scratch, id uint32, linked int) {
 	for layer := linked - 1; layer >= 0; layer-- {
 		for _, c := range s.backLinks[layer] {
 			if x.link(s, c.id, id, c.dist, layer) {
@@ -147,17 +176,16 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 		}
 		s.backLinks[layer] = s.backLinks[layer][:0]
 	}
+}
 
-	if level > epLevel {
-		for {
-			cur := x.ctr.entry.Load()
-			if int(cur>>32)-1 >= level || x.ctr.entry.CompareAndSwap(cur, packEntry(id, level)) {
-				break
-			}
+// raiseEntry makes id (of level) the entry point when it is higher than the current one.
+func (x *Index) raiseEntry(id uint32, level int) {
+	for {
+		cur := x.ctr.entry.Load()
+		if int(cur>>32)-1 >= level || x.ctr.entry.CompareAndSwap(cur, packEntry(id, level)) {
+			return
 		}
 	}
-	x.finishInsert(id)
-	return nil
 }
 
 func (x *Index) finishInsert(id uint32) {

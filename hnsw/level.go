@@ -7,8 +7,12 @@ import "math"
 // rather than a shared RNG, so levels do not depend on the order in which
 // threads insert: a seeded build is reproducible and parallel builds get the
 // same level distribution.
-func (x *Index) levelOf(id uint32) int {
-	h := splitmix64(x.seed ^ (uint64(id)+1)*0x9e3779b97f4a7c15)
+func (x *Index) levelOf(id uint32) int { return x.levelFor(uint64(id)) }
+
+// levelFor draws a level from any key that differs between nodes (an id, or
+// for PrepareInsert, whose id comes later, the caller's row address).
+func (x *Index) levelFor(key uint64) int {
+	h := splitmix64(x.seed ^ (key+1)*0x9e3779b97f4a7c15)
 	u := (float64(h>>11) + 0.5) / (1 << 53) // uniform in (0, 1)
 	l := int(-math.Log(u) * x.mL)
 	return min(l, maxLevel)

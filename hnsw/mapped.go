@@ -15,6 +15,7 @@ import (
 //
 //	mappedHeader (magic, version, dims, metric, m, ef_construction, quantized,
 //	              capacity, upper words, then the counters)
+//	locks    4096 × u32 (list locks, striped by id)
 //	state    C × u32      levels  C × u8      upperOff C × u32
 //	links0   C × (2m+1) × u32                 upperSlab upperWords(C, m) × u32
 //	scales   C × f32  (quantized)             norms2   C × f32 (quantized L2)
@@ -22,16 +23,19 @@ import (
 //	(binary quantization: bits C × ⌈dims/64⌉ × u64 in place of scales, norms2
 //	and codes; the header's quantized word is 0 none, 1 int8, 2 binary)
 //
-// The graph cannot grow past C (ErrFull): its owner maps a larger one. Within
-// one process the usual rules hold; across processes the caller must let one
-// writer at a time change it (PostgreSQL serialises inserts per index), while
-// any number of processes search it: a node is published by one atomic store
-// of its state after its vector and lists are written, and every list word is
-// read and written atomically, so a reader never sees a torn id.
+// The graph cannot grow past C (ErrFull): its owner maps a larger one. Any
+// number of processes search it and insert into it at once (PostgreSQL
+// backends inserting into one index): list writers take spin locks kept in
+// the mapping, ids, upper-layer room and the entry point are claimed with
+// atomics on the shared counters, a node is published by one atomic store of
+// its state after its vector and lists are written, and every list word is
+// read and written atomically, so a reader never sees a torn id. Deletes and
+// restores still need the caller to exclude inserts (PostgreSQL's VACUUM and
+// cache loads do).
 
 const (
 	mappedMagic   = 0x48475242 // "BRGH"
-	mappedVersion = 1
+	mappedVersion = 2          // 2: list lock words, so several processes may insert at once
 )
 
 type mappedHeader struct {
@@ -46,8 +50,8 @@ type mappedHeader struct {
 }
 
 type mappedLayout struct {
-	state, levels, upperOff, links0, upperSlab, scales, norms2, codes, bits, vectors, size int64
-	upperWords                                                                             int64
+	locks, state, levels, upperOff, links0, upperSlab, scales, norms2, codes, bits, vectors, size int64
+	upperWords                                                                                    int64
 }
 
 func layoutFor(dims int, metric Metric, m int, quant Quantization, capacity int) mappedLayout {
@@ -61,6 +65,7 @@ func layoutFor(dims int, metric Metric, m int, quant Quantization, capacity int)
 	}
 	c := int64(capacity)
 	l.upperWords = int64(upperWords(capacity, m))
+	l.locks = take(4 * lockStripes)
 	l.state = take(4 * c)
 	l.levels = take(c)
 	l.upperOff = take(4 * c)
@@ -133,6 +138,7 @@ func Attach(mem []byte, dims int, metric Metric, opts Options, capacity int, ini
 	c := capacity
 	x.ctr = &h.ctr
 	x.mapped = true
+	x.sharedLocks = sliceAt[uint32](mem, l.locks, lockStripes)
 	x.state = sliceAt[uint32](mem, l.state, c)
 	x.levels = sliceAt[uint8](mem, l.levels, c)
 	x.upperOff = sliceAt[uint32](mem, l.upperOff, c)

@@ -35,6 +35,7 @@ type scratch struct {
 	// backLinks[l] are the neighbours an insert chose at layer l, linked back to the new
 	// node only once its lists are written at every layer.
 	backLinks [maxLevel + 1][]candidate
+	backKept  [maxLevel + 1]int // nKept of each selection (see selectNeighbors)
 }
 
 // reset starts a new, empty visited set covering n ids.

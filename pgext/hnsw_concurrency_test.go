@@ -2,6 +2,7 @@ package pgext_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,9 +13,11 @@ import (
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
-// Concurrency: 4 clients insert while 4 query for 15 s. No statement fails, every reader sees
+// Concurrency: 4 clients insert while 4 query for 15 s. Inserts run at the same time (pg_locks
+// shows several holding the index's insert lock at once), no statement fails, every reader sees
 // full result lists from the index (its scan counter grows by at least the readers' queries),
-// and afterwards the check is clean and recall through the index holds on the final table.
+// and afterwards the check is clean (it includes every live element being reachable from the
+// entry point), every row is found by the index, and recall holds on the final table.
 func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 	s := pgtest.Start(t, pgtest.Options{Preload: true, Extension: true})
 	conn := s.Connect("postgres")
@@ -95,11 +98,40 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 			return nil
 		})
 	}
+	// Inserts run concurrently (each holds the meta page's lock in RowExclusiveLock while it
+	// inserts): sample pg_locks for two or more granted at once.
+	var overlap atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := pgx.Connect(context.Background(), s.DSN("postgres"))
+		if err != nil {
+			report(err)
+			return
+		}
+		defer c.Close(context.Background())
+		for ctx.Err() == nil {
+			var n int64
+			err := c.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'page' AND granted
+				AND relation = 'docs_idx'::regclass AND page = 0 AND mode = 'RowExclusiveLock'`).Scan(&n)
+			if err != nil && ctx.Err() == nil {
+				report(err)
+				return
+			}
+			if n > overlap.Load() {
+				overlap.Store(n)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
 	wg.Wait()
 	if firstErr != nil {
 		t.Fatalf("a client failed: %v", firstErr)
 	}
-	t.Logf("%d inserts and %d scans in 15 s", inserted.Load(), scans.Load())
+	t.Logf("%d inserts and %d scans in 15 s; at most %d inserts at once", inserted.Load(), scans.Load(), overlap.Load())
+	if overlap.Load() < 2 {
+		t.Fatalf("never saw two inserts into docs_idx at once (at most %d): inserts are serialised", overlap.Load())
+	}
 	if inserted.Load() < 100 || scans.Load() < 100 {
 		t.Fatalf("too little work to prove anything: %d inserts, %d scans", inserted.Load(), scans.Load())
 	}
@@ -110,6 +142,25 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 		t.Fatalf("docs_idx was scanned %d times for %d reader queries: the readers did not use the index", got, scans.Load())
 	}
 	requireChecked(t, s, "docs_idx")
+
+	// Every row is reachable: an iterative scan through the index returns each of them.
+	var rows, found int64
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM docs").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, conn, "SET borealis.iterative_scan = relaxed_order")
+	mustExec(t, conn, fmt.Sprintf("SET borealis.max_scan_tuples = %d", 4*rows))
+	mustExec(t, conn, "SET work_mem = '256MB'")
+	mustExec(t, conn, "SET borealis.scan_mem_multiplier = 100")
+	const allSQL = "SELECT count(DISTINCT id) FROM (SELECT id FROM docs ORDER BY embedding <-> $1::vector LIMIT 1000000) s"
+	requireIndexScan(t, conn, "docs_idx", allSQL, vectorText(vecs[0]))
+	if err := conn.QueryRow(context.Background(), allSQL, vectorText(vecs[0])).Scan(&found); err != nil {
+		t.Fatal(err)
+	}
+	if found != rows {
+		t.Fatalf("an index scan reached %d of %d rows after concurrent inserts", found, rows)
+	}
+	mustExec(t, conn, "SET borealis.iterative_scan = off")
 
 	queries := vecs[len(vecs)-50:]
 	truth := make([][]int, len(queries))

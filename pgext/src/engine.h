@@ -55,6 +55,12 @@ typedef struct BorealisEngine
 	int			(*index_set_entry) (long long handle, uint32_t id, int level);
 	int			(*index_insert) (long long handle, uint32_t id, float *vec,
 								 uint32_t *changed, int capacity, int *nchanged);
+	int			(*index_insert_prepare) (long long handle, float *vec, unsigned long long level_key,
+										 float *stored, int *level, uint32_t *slots, int nslots,
+										 long long *prep);
+	int			(*index_insert_commit) (long long prep, uint32_t id,
+										uint32_t *changed, int capacity, int *nchanged);
+	int			(*index_insert_release) (long long prep);
 	int			(*index_delete) (long long handle, uint32_t id,
 								 uint32_t *changed, int capacity, int *nchanged);
 	int			(*index_connect_all) (long long handle, uint32_t *changed, int capacity, int *nchanged);

@@ -74,7 +74,8 @@ typedef struct BhnswLocation
  * creation and covered by crc; the fields after it change in place.
  */
 #define BHNSW_GRAPH_MAGIC	0xB0EA6A4F
-#define BHNSW_GRAPH_VERSION 1
+#define BHNSW_GRAPH_VERSION 2	/* 2: inserters' slots, concurrent inserts */
+#define BHNSW_MAX_INSERTERS 64
 
 typedef struct BhnswGraphHeader
 {
@@ -105,6 +106,11 @@ typedef struct BhnswGraphHeader
 	pg_atomic_uint32 counter;	/* the meta page change counter the graph reflects */
 	pg_atomic_uint32 retired;	/* 1: replaced by a newer file, or torn by a failed change */
 	pg_atomic_uint32 nids;		/* ids below this may be present */
+	/*
+	 * Inserts change the graph concurrently, each in a slot of its own while it does:
+	 * (low 32 bits of its start time) << 32 | pid, 0 when free.
+	 */
+	pg_atomic_uint64 inserters[BHNSW_MAX_INSERTERS];
 } BhnswGraphHeader;
 
 /*
@@ -133,6 +139,7 @@ typedef struct BhnswCache
 	uint32		capacity;
 	uint32		nids;			/* copy of hdr->nids as of the last bhnsw_cache_get or write */
 	BhnswLocation *loc;			/* capacity records, in the mapping */
+	int			insert_slot;	/* hdr->inserters slot this backend holds, -1 none */
 	uint64		last_used;
 } BhnswCache;
 
@@ -185,6 +192,11 @@ extern void bhnsw_cache_abandon(BhnswCache *cache);
 extern BhnswCache *bhnsw_cache_build_begin(Relation index, BhnswMetaPageData *meta, uint32 capacity);
 extern void bhnsw_cache_build_finish(BhnswCache *cache, uint32 counter, uint32 nids);
 extern void bhnsw_cache_build_abort(BhnswCache *cache);
+extern bool bhnsw_cache_is_current(Relation index, BhnswCache *cache);
+extern void bhnsw_cache_begin_insert(BhnswCache *cache);
+extern void bhnsw_cache_end_insert(BhnswCache *cache);
+extern void bhnsw_cache_note_id(BhnswCache *cache, uint32 id);
+extern void bhnsw_cache_committed(BhnswCache *cache, uint32 counter);
 extern void bhnsw_cache_forget_index(Oid dboid, Oid indexoid, Oid keep_relnode);
 extern void bhnsw_cache_init(void);
 extern void bhnsw_register_hooks(void);

@@ -57,6 +57,7 @@ StaticAssertDecl(offsetof(BhnswGraphHeader, writer_start) % 8 == 0, "64-bit atom
 /* pgext/hnsw_shared_test.go damages these fields on purpose. */
 StaticAssertDecl(offsetof(BhnswGraphHeader, build_id) == 20, "build_id offset");
 StaticAssertDecl(offsetof(BhnswGraphHeader, writer_pid) == 128, "writer_pid offset");
+StaticAssertDecl(offsetof(BhnswGraphHeader, inserters) % 8 == 0, "64-bit atomics aligned");
 
 char	   *borealis_graph_directory = NULL;
 
@@ -183,19 +184,31 @@ key_matches(BhnswGraphHeader *h, BhnswGraphHeader *k)
 		h->m == k->m && h->ef_construction == k->ef_construction && h->quantization == k->quantization;
 }
 
-/* A writer mark names a live backend, or none. */
+/* A writer mark names a live backend, or none; so does every inserter's slot. */
 static bool
 writer_alive(BhnswGraphHeader *h)
 {
 	uint32		pid = pg_atomic_read_u32(&h->writer_pid);
+	int			i;
 
-	if (pid == 0)
-		return true;
+	if (pid != 0)
 	{
 		uint64		start = proc_start_time(pid);
 
-		return (int) pid != MyProcPid && start != 0 && start == pg_atomic_read_u64(&h->writer_start);
+		if ((int) pid == MyProcPid || start == 0 || start != pg_atomic_read_u64(&h->writer_start))
+			return false;
 	}
+	for (i = 0; i < BHNSW_MAX_INSERTERS; i++)
+	{
+		uint64		slot = pg_atomic_read_u64(&h->inserters[i]);
+
+		if (slot == 0)
+			continue;
+		pid = (uint32) slot;
+		if ((int) pid == MyProcPid || (uint32) proc_start_time(pid) != (uint32) (slot >> 32))
+			return false;
+	}
+	return true;
 }
 
 /* ---- cache slots ---- */
@@ -278,7 +291,8 @@ exit_callback(int code, Datum arg)
 
 	for (i = 0; i < BHNSW_MAX_CACHES; i++)
 		if (caches[i].in_use && caches[i].hdr &&
-			pg_atomic_read_u32(&caches[i].hdr->writer_pid) == (uint32) MyProcPid)
+			(pg_atomic_read_u32(&caches[i].hdr->writer_pid) == (uint32) MyProcPid ||
+			 caches[i].insert_slot >= 0))
 			pg_atomic_write_u32(&caches[i].hdr->retired, 1);
 }
 
@@ -415,10 +429,20 @@ bhnsw_cache_reserve(BhnswCache *cache, uint32 n)
 static void
 set_nids(BhnswCache *cache, uint32 n)
 {
+	uint32		cur = pg_atomic_read_u32(&cache->hdr->nids);
+
 	if (n > cache->nids)
 		cache->nids = n;
-	if (cache->nids > pg_atomic_read_u32(&cache->hdr->nids))
-		pg_atomic_write_u32(&cache->hdr->nids, cache->nids);
+	/* Inserters in other backends raise it too. */
+	while (cur < cache->nids && !pg_atomic_compare_exchange_u32(&cache->hdr->nids, &cur, cache->nids))
+		;
+}
+
+/* Element id is on the pages and in the location records. */
+void
+bhnsw_cache_note_id(BhnswCache *cache, uint32 id)
+{
+	set_nids(cache, id + 1);
 }
 
 /* Reads one block's tuples into the graph; only ids in `only` (when given) are taken. */
@@ -589,6 +613,84 @@ bhnsw_cache_abandon(BhnswCache *cache)
 	cache_retire(cache);
 }
 
+/*
+ * An insert is about to change the shared graph alongside others: it takes a slot of the
+ * header's inserters, so that a backend dying mid-insert makes the file untrusted.
+ */
+void
+bhnsw_cache_begin_insert(BhnswCache *cache)
+{
+	uint64		mine;
+	int			i;
+
+	if (my_start_time == 0)
+		my_start_time = proc_start_time(MyProcPid);
+	mine = ((uint64) (uint32) my_start_time << 32) | (uint32) MyProcPid;
+	Assert(cache->insert_slot < 0);
+	for (;;)
+	{
+		for (i = 0; i < BHNSW_MAX_INSERTERS; i++)
+		{
+			uint64		free_slot = 0;
+
+			if (pg_atomic_compare_exchange_u64(&cache->hdr->inserters[(i + MyProcPid) % BHNSW_MAX_INSERTERS],
+											   &free_slot, mine))
+			{
+				cache->insert_slot = (i + MyProcPid) % BHNSW_MAX_INSERTERS;
+				pg_memory_barrier();
+				return;
+			}
+		}
+		/* More concurrent inserters than slots: wait for one to finish. */
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(1000L);
+	}
+}
+
+void
+bhnsw_cache_end_insert(BhnswCache *cache)
+{
+	if (cache->insert_slot < 0)
+		return;
+	pg_write_barrier();
+	pg_atomic_write_u64(&cache->hdr->inserters[cache->insert_slot], 0);
+	cache->insert_slot = -1;
+}
+
+/*
+ * The meta page's counter became counter (the caller holds the meta buffer's lock): a mapping
+ * that reflected every change before it reflects this one too, since writers change the graph
+ * before they commit. A private copy other backends' changes did not reach stays behind.
+ */
+void
+bhnsw_cache_committed(BhnswCache *cache, uint32 counter)
+{
+	uint32		expected = counter - 1;
+
+	set_nids(cache, cache->nids);
+	pg_write_barrier();
+	(void) pg_atomic_compare_exchange_u32(&cache->hdr->counter, &expected, counter);
+}
+
+/*
+ * Whether cache, pinned, still serves index as its meta page is now: an insert checks it once
+ * it holds the meta page's lock, under which nothing rebuilds or catches up the graph.
+ */
+bool
+bhnsw_cache_is_current(Relation index, BhnswCache *cache)
+{
+	BhnswMetaPageData *meta = palloc(sizeof(*meta));
+	bool		ok;
+
+	bhnsw_read_meta(index, meta);
+	ok = !cache->retired && cache->build_id == meta->build_id &&
+		pg_atomic_read_u32(&cache->hdr->retired) == 0 &&
+		pg_atomic_read_u32(&cache->hdr->counter) == meta->counter &&
+		pg_atomic_read_u32(&cache->hdr->writer_pid) == 0;
+	pfree(meta);
+	return ok;
+}
+
 /* ---- mapping ---- */
 
 static Size
@@ -637,6 +739,7 @@ attach(BhnswCache *c, Relation index, char *base, Size size, bool shared, bool i
 	int			rc;
 
 	c->in_use = true;
+	c->insert_slot = -1;
 	c->node = index->rd_node;
 	c->indexoid = RelationGetRelid(index);
 	c->base = base;

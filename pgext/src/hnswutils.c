@@ -71,24 +71,46 @@ compare_by_neighbor_block(const void *a, const void *b, void *arg)
 	return ba < bb ? -1 : ba > bb ? 1 : 0;
 }
 
+/* Adds blk to the batch's blocks (kept sorted) unless present; false when it has no room. */
+static bool
+batch_add(BlockNumber *blocks, int *n, BlockNumber blk)
+{
+	int			i,
+				j;
+
+	for (i = 0; i < *n; i++)
+		if (blocks[i] == blk)
+			return true;
+	if (*n == MAX_GENERIC_XLOG_PAGES)
+		return false;
+	for (i = 0; i < *n && blocks[i] < blk; i++)
+		;
+	for (j = *n; j > i; j--)
+		blocks[j] = blocks[j - 1];
+	blocks[i] = blk;
+	(*n)++;
+	return true;
+}
+
 /*
  * Writes the graph's current lists (and deleted flags) of ids onto their pages, a GenericXLog
  * record per four pages. Each list is rewritten whole, so a crash between records leaves every
  * list either old or new, both valid graphs. When dropped is given, it receives the elements
  * that some list held before and no longer does (candidates for having lost their way in).
+ *
+ * Inserts run concurrently, so a batch's pages are locked in ascending block order (no two
+ * writers wait on each other) and the lists are read from the graph only once the pages are
+ * locked: whichever writer locks a page last writes the newest lists, never an older copy
+ * over a newer one.
  */
 void
 bhnsw_write_lists(Relation index, BhnswCache *cache, uint32 *ids, int n,
 				  uint32 **dropped, int *ndropped)
 {
 	const BorealisEngine *eng = borealis_engine();
-	GenericXLogState *state = NULL;
-	Buffer		bufs[MAX_GENERIC_XLOG_PAGES];
-	Page		pages[MAX_GENERIC_XLOG_PAGES];
-	int			nbufs = 0;
 	uint32	   *slots = palloc(sizeof(uint32) * BHNSW_NSLOTS(cache->m, BHNSW_MAX_LEVEL));
-	int			i;
 	int			dropped_cap = 0;
+	int			first = 0;
 
 	if (dropped)
 	{
@@ -97,98 +119,103 @@ bhnsw_write_lists(Relation index, BhnswCache *cache, uint32 *ids, int n,
 		*dropped = palloc(sizeof(uint32) * dropped_cap);
 	}
 	qsort_arg(ids, n, sizeof(uint32), compare_by_neighbor_block, cache);
-	for (i = 0; i < n; i++)
+	while (first < n)
 	{
-		BhnswLocation *loc = &cache->loc[ids[i]];
-		BlockNumber blk = ItemPointerGetBlockNumber(&loc->nbrtid);
-		BlockNumber eblk = ItemPointerGetBlockNumber(&loc->elemtid);
-		Page		page = NULL,
-					epage = NULL;
-		BhnswNeighborTuple nt;
-		BhnswElementTuple et;
-		int			level,
-					deleted,
-					nslots,
+		BlockNumber blocks[MAX_GENERIC_XLOG_PAGES];
+		Buffer		bufs[MAX_GENERIC_XLOG_PAGES];
+		Page		pages[MAX_GENERIC_XLOG_PAGES];
+		int			nblocks = 0;
+		int			last,
+					i,
 					j;
+		GenericXLogState *state;
 
-		bhnsw_engine_check(eng->index_node_level(cache->graph, ids[i], &level, &deleted), "reading a node");
-		nslots = BHNSW_NSLOTS(cache->m, level);
-		bhnsw_engine_check(eng->index_node_lists(cache->graph, ids[i], slots, nslots), "reading a node's lists");
+		/* The batch: ids from first on whose neighbour and element pages fit in four. */
+		for (last = first; last < n; last++)
+		{
+			BhnswLocation *loc = &cache->loc[ids[last]];
+			BlockNumber saved[MAX_GENERIC_XLOG_PAGES];
+			int			nsaved = nblocks;
 
-		/* Both the neighbour page and the element page (for the deleted flag) must be in. */
-		for (j = 0; j < nbufs; j++)
-		{
-			if (BufferGetBlockNumber(bufs[j]) == blk)
-				page = pages[j];
-			if (BufferGetBlockNumber(bufs[j]) == eblk)
-				epage = pages[j];
-		}
-		if ((page == NULL) + (epage == NULL && eblk != blk) + nbufs > MAX_GENERIC_XLOG_PAGES && state)
-		{
-			GenericXLogFinish(state);
-			for (j = 0; j < nbufs; j++)
-				UnlockReleaseBuffer(bufs[j]);
-			state = NULL;
-			nbufs = 0;
-			page = epage = NULL;
-		}
-		if (state == NULL)
-			state = GenericXLogStart(index);
-		if (page == NULL)
-		{
-			bufs[nbufs] = ReadBuffer(index, blk);
-			LockBuffer(bufs[nbufs], BUFFER_LOCK_EXCLUSIVE);
-			pages[nbufs] = GenericXLogRegisterBuffer(state, bufs[nbufs], 0);
-			page = pages[nbufs++];
-			if (eblk == blk)
-				epage = page;
-		}
-		if (epage == NULL)
-		{
-			bufs[nbufs] = ReadBuffer(index, eblk);
-			LockBuffer(bufs[nbufs], BUFFER_LOCK_EXCLUSIVE);
-			pages[nbufs] = GenericXLogRegisterBuffer(state, bufs[nbufs], 0);
-			epage = pages[nbufs++];
-		}
-
-		nt = (BhnswNeighborTuple) PageGetItem(page, PageGetItemId(page, ItemPointerGetOffsetNumber(&loc->nbrtid)));
-		if (nt->type != BHNSW_NEIGHBOR_TUPLE || nt->id != ids[i] || nt->nslots != nslots)
-			elog(ERROR, "borealis_hnsw index \"%s\": neighbour tuple of element %u is not where its element says",
-				 RelationGetRelationName(index), ids[i]);
-		if (dropped)
-		{
-			int			a,
-						b;
-
-			for (a = 0; a < nslots; a++)
+			memcpy(saved, blocks, sizeof(BlockNumber) * nblocks);
+			if (!batch_add(blocks, &nblocks, ItemPointerGetBlockNumber(&loc->nbrtid)) ||
+				!batch_add(blocks, &nblocks, ItemPointerGetBlockNumber(&loc->elemtid)))
 			{
-				bool		kept = false;
-
-				if (nt->slots[a] == BHNSW_NO_NEIGHBOR)
-					continue;
-				for (b = 0; b < nslots && !kept; b++)
-					kept = slots[b] == nt->slots[a];
-				if (kept)
-					continue;
-				if (*ndropped == dropped_cap)
-				{
-					dropped_cap *= 2;
-					*dropped = repalloc(*dropped, sizeof(uint32) * dropped_cap);
-				}
-				(*dropped)[(*ndropped)++] = nt->slots[a];
+				memcpy(blocks, saved, sizeof(BlockNumber) * nsaved);
+				nblocks = nsaved;
+				break;
 			}
 		}
-		memcpy(nt->slots, slots, sizeof(uint32) * nslots);
+		Assert(last > first);
 
-		et = (BhnswElementTuple) PageGetItem(epage, PageGetItemId(epage, ItemPointerGetOffsetNumber(&loc->elemtid)));
-		et->deleted = deleted ? 1 : 0;
-		loc->deleted = deleted != 0;
-	}
-	if (state)
-	{
+		state = GenericXLogStart(index);
+		for (j = 0; j < nblocks; j++)
+		{
+			bufs[j] = ReadBuffer(index, blocks[j]);
+			LockBuffer(bufs[j], BUFFER_LOCK_EXCLUSIVE);
+			pages[j] = GenericXLogRegisterBuffer(state, bufs[j], 0);
+		}
+		for (i = first; i < last; i++)
+		{
+			BhnswLocation *loc = &cache->loc[ids[i]];
+			BlockNumber blk = ItemPointerGetBlockNumber(&loc->nbrtid);
+			BlockNumber eblk = ItemPointerGetBlockNumber(&loc->elemtid);
+			Page		page = NULL,
+						epage = NULL;
+			BhnswNeighborTuple nt;
+			BhnswElementTuple et;
+			int			level,
+						deleted,
+						nslots;
+
+			for (j = 0; j < nblocks; j++)
+			{
+				if (blocks[j] == blk)
+					page = pages[j];
+				if (blocks[j] == eblk)
+					epage = pages[j];
+			}
+			bhnsw_engine_check(eng->index_node_level(cache->graph, ids[i], &level, &deleted), "reading a node");
+			nslots = BHNSW_NSLOTS(cache->m, level);
+			bhnsw_engine_check(eng->index_node_lists(cache->graph, ids[i], slots, nslots), "reading a node's lists");
+
+			nt = (BhnswNeighborTuple) PageGetItem(page, PageGetItemId(page, ItemPointerGetOffsetNumber(&loc->nbrtid)));
+			if (nt->type != BHNSW_NEIGHBOR_TUPLE || nt->id != ids[i] || nt->nslots != nslots)
+				elog(ERROR, "borealis_hnsw index \"%s\": neighbour tuple of element %u is not where its element says",
+					 RelationGetRelationName(index), ids[i]);
+			if (dropped)
+			{
+				int			a,
+							b;
+
+				for (a = 0; a < nslots; a++)
+				{
+					bool		kept = false;
+
+					if (nt->slots[a] == BHNSW_NO_NEIGHBOR)
+						continue;
+					for (b = 0; b < nslots && !kept; b++)
+						kept = slots[b] == nt->slots[a];
+					if (kept)
+						continue;
+					if (*ndropped == dropped_cap)
+					{
+						dropped_cap *= 2;
+						*dropped = repalloc(*dropped, sizeof(uint32) * dropped_cap);
+					}
+					(*dropped)[(*ndropped)++] = nt->slots[a];
+				}
+			}
+			memcpy(nt->slots, slots, sizeof(uint32) * nslots);
+
+			et = (BhnswElementTuple) PageGetItem(epage, PageGetItemId(epage, ItemPointerGetOffsetNumber(&loc->elemtid)));
+			et->deleted = deleted ? 1 : 0;
+			loc->deleted = deleted != 0;
+		}
 		GenericXLogFinish(state);
-		for (i = 0; i < nbufs; i++)
-			UnlockReleaseBuffer(bufs[i]);
+		for (j = 0; j < nblocks; j++)
+			UnlockReleaseBuffer(bufs[j]);
+		first = last;
 	}
 	pfree(slots);
 }
@@ -209,10 +236,10 @@ bhnsw_commit_meta(Relation index, BhnswCache *cache, uint32 *ids, int n, bool fo
 	uint32		counter;
 	int			i;
 
-	bhnsw_engine_check(eng->index_entry(cache->graph, &entry_id, &entry_level), "reading the entry point");
-
 	buf = ReadBuffer(index, BHNSW_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	/* Read under the lock: with concurrent inserts a later commit never stores an older entry. */
+	bhnsw_engine_check(eng->index_entry(cache->graph, &entry_id, &entry_level), "reading the entry point");
 	state = GenericXLogStart(index);
 	meta = BhnswPageGetMeta(GenericXLogRegisterBuffer(state, buf, 0));
 	counter = ++meta->counter;
@@ -236,6 +263,8 @@ bhnsw_commit_meta(Relation index, BhnswCache *cache, uint32 *ids, int n, bool fo
 		}
 	}
 	GenericXLogFinish(state);
+	/* Under the same lock, so a backend that reads this counter finds the file current. */
+	bhnsw_cache_committed(cache, counter);
 	UnlockReleaseBuffer(buf);
 	return counter;
 }
