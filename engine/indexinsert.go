@@ -123,3 +123,53 @@ func borealis_index_insert_release(prep C.longlong) (rc C.int) {
 	}
 	return statusOK
 }
+
+// borealis_index_nodes_lists reads, in one call, what C writes onto the pages for each of the
+// n elements ids: into out, per element, its level, 1 if deleted else 0, then its lists in
+// the page layout (2·m slots for layer 0, m per upper layer, unused 0xFFFFFFFF). An absent
+// element is level -1 with no slots. *used is the number of words written; capacity too
+// small is an error (C sizes out for the highest level).
+//
+//export borealis_index_nodes_lists
+func borealis_index_nodes_lists(h C.longlong, ids *C.uint32_t, n C.int, out *C.uint32_t, capacity C.int, used *C.int) (rc C.int) {
+	defer guard(&rc)
+	*used = 0
+	g, err := lookup(h)
+	if err != nil {
+		return fail(err)
+	}
+	m := g.x.Options().M
+	dst := uint32s(out, int(capacity))
+	pos := 0
+	for _, id := range uint32s(ids, int(n)) {
+		level := g.x.ClaimedLevel(id)
+		nslots := 0
+		if level >= 0 {
+			nslots = 2*m + level*m
+		}
+		if pos+2+nslots > len(dst) {
+			return fail(fmt.Errorf("room for %d words, element %d needs %d more", len(dst), id, 2+nslots))
+		}
+		dst[pos] = uint32(int32(level))
+		dst[pos+1] = 0
+		if g.x.IsDeleted(id) {
+			dst[pos+1] = 1
+		}
+		out := dst[pos+2 : pos+2+nslots]
+		for i := range out {
+			out[i] = noNeighbor
+		}
+		at := 0
+		for layer := 0; layer <= level; layer++ {
+			capacity := m
+			if layer == 0 {
+				capacity = 2 * m
+			}
+			g.x.ClaimedNeighbors(out[at:at], id, layer)
+			at += capacity
+		}
+		pos += 2 + nslots
+	}
+	*used = C.int(pos)
+	return statusOK
+}

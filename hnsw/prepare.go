@@ -140,3 +140,31 @@ func (p *PreparedInsert) Release() {
 		p.s = nil
 	}
 }
+
+// ClaimedLevel is Level for a node an insert has claimed, published or not (-1 when
+// unclaimed). A neighbour can link to a node that another process is still committing (its
+// lists are written before anyone links to it), and that neighbour's caller must then write
+// the node's lists too.
+func (x *Index) ClaimedLevel(id uint32) int {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	if int(id) >= len(x.state) || atomic.LoadUint32(&x.state[id])&(statePresent|statePending) == 0 {
+		return -1
+	}
+	return int(x.levels[id])
+}
+
+// ClaimedNeighbors appends id's list at layer to dst, for a claimed node as ClaimedLevel.
+func (x *Index) ClaimedNeighbors(dst []uint32, id uint32, layer int) []uint32 {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	if int(id) >= len(x.state) || atomic.LoadUint32(&x.state[id])&(statePresent|statePending) == 0 ||
+		layer < 0 || layer > int(x.levels[id]) {
+		return dst
+	}
+	l := x.list(id, layer)
+	for i := range loadCount(l) {
+		dst = append(dst, loadID(l, i))
+	}
+	return dst
+}

@@ -92,6 +92,7 @@ borealis_engine(void)
 	engine_table.index_insert_prepare = engine_symbol(handle, path, "borealis_index_insert_prepare");
 	engine_table.index_insert_commit = engine_symbol(handle, path, "borealis_index_insert_commit");
 	engine_table.index_insert_release = engine_symbol(handle, path, "borealis_index_insert_release");
+	engine_table.index_nodes_lists = engine_symbol(handle, path, "borealis_index_nodes_lists");
 	engine_table.index_delete = engine_symbol(handle, path, "borealis_index_delete");
 	engine_table.index_connect_all = engine_symbol(handle, path, "borealis_index_connect_all");
 	engine_table.index_reconnect = engine_symbol(handle, path, "borealis_index_reconnect");

@@ -61,6 +61,8 @@ typedef struct BorealisEngine
 	int			(*index_insert_commit) (long long prep, uint32_t id,
 										uint32_t *changed, int capacity, int *nchanged);
 	int			(*index_insert_release) (long long prep);
+	int			(*index_nodes_lists) (long long handle, uint32_t *ids, int n,
+									  uint32_t *out, int capacity, int *used);
 	int			(*index_delete) (long long handle, uint32_t id,
 								 uint32_t *changed, int capacity, int *nchanged);
 	int			(*index_connect_all) (long long handle, uint32_t *changed, int capacity, int *nchanged);

@@ -3,7 +3,9 @@
  *
  * Inserts into one index run concurrently, as pgvector's do: each holds the meta page's
  * heavyweight lock in RowExclusiveLock, which conflicts with the ShareLock a graph rebuild or
- * catch-up takes and with VACUUM's ExclusiveLock, not with other inserts. The graph is mapped
+ * catch-up takes and with VACUUM's ExclusiveLock, not with other inserts. (A backend left
+ * with a private copy of the graph, when the graph directory is unwritable, takes it
+ * ExclusiveLock instead, since others' inserts do not reach its copy.) The graph is mapped
  * (built, caught up) before the lock is taken. Under it:
  *
  *   prepare  Go finds the new element's neighbours in the shared graph without changing it,
@@ -204,6 +206,7 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	volatile bool need_room = false;
 	volatile bool committed = false;
 	uint64		level_key;
+	LOCKMODE	lockmode = RowExclusiveLock;
 	MemoryContext old,
 				tmp;
 
@@ -240,13 +243,29 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 					 errmsg("cannot index row %s of \"%s\": the vector has %d dimensions, the index has %d",
 							bhnsw_tid_string(heap_tid), RelationGetRelationName(heap), dims, type.dims)));
 		}
-		LockPage(index, BHNSW_METAPAGE_BLKNO, RowExclusiveLock);
-		/* Under the lock nothing rebuilds or catches up the graph: ours must be current. */
-		if (!bhnsw_cache_is_current(index, cache))
+		if (cache->shared)
 		{
-			UnlockPage(index, BHNSW_METAPAGE_BLKNO, RowExclusiveLock);
+			lockmode = RowExclusiveLock;
+			LockPage(index, BHNSW_METAPAGE_BLKNO, lockmode);
+			/* Under the lock nothing rebuilds or catches up the graph: ours must be current. */
+			if (!bhnsw_cache_is_current(index, cache))
+			{
+				UnlockPage(index, BHNSW_METAPAGE_BLKNO, lockmode);
+				bhnsw_cache_unpin(cache);
+				continue;
+			}
+		}
+		else
+		{
+			/*
+			 * A private copy (the graph directory is unwritable): other backends' inserts do not
+			 * reach it, so it is caught up with the lock held exclusive, and this backend's
+			 * inserts wait for every other one, as before inserts ran concurrently.
+			 */
 			bhnsw_cache_unpin(cache);
-			continue;
+			lockmode = ExclusiveLock;
+			LockPage(index, BHNSW_METAPAGE_BLKNO, lockmode);
+			cache = bhnsw_cache_get(index, true, true);
 		}
 
 		slots = palloc(sizeof(uint32) * BHNSW_NSLOTS(cache->m, BHNSW_MAX_LEVEL));
@@ -260,7 +279,7 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 
 			/* The graph refuses a bad vector before changing anything. */
 			bhnsw_cache_end_insert(cache);
-			UnlockPage(index, BHNSW_METAPAGE_BLKNO, RowExclusiveLock);
+			UnlockPage(index, BHNSW_METAPAGE_BLKNO, lockmode);
 			bhnsw_cache_unpin(cache);
 			refuse_vector(metric, heap, heap_tid);
 		}
@@ -269,7 +288,7 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 			/* No upper-layer room left in the mapping: it is replaced by a larger one. */
 			bhnsw_cache_end_insert(cache);
 			bhnsw_cache_abandon(cache);
-			UnlockPage(index, BHNSW_METAPAGE_BLKNO, RowExclusiveLock);
+			UnlockPage(index, BHNSW_METAPAGE_BLKNO, lockmode);
 			bhnsw_cache_unpin(cache);
 			continue;
 		}
@@ -301,7 +320,7 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 			break;
 		/* Others filled the mapping since we mapped it: map one with room and start again. */
 		bhnsw_cache_end_insert(cache);
-		UnlockPage(index, BHNSW_METAPAGE_BLKNO, RowExclusiveLock);
+		UnlockPage(index, BHNSW_METAPAGE_BLKNO, lockmode);
 		bhnsw_cache_unpin(cache);
 	}
 
@@ -341,7 +360,7 @@ bhnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	PG_END_TRY();
 	bhnsw_cache_end_insert(cache);
 	bhnsw_cache_unpin(cache);
-	UnlockPage(index, BHNSW_METAPAGE_BLKNO, RowExclusiveLock);
+	UnlockPage(index, BHNSW_METAPAGE_BLKNO, lockmode);
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);

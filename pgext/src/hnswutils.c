@@ -108,7 +108,9 @@ bhnsw_write_lists(Relation index, BhnswCache *cache, uint32 *ids, int n,
 				  uint32 **dropped, int *ndropped)
 {
 	const BorealisEngine *eng = borealis_engine();
-	uint32	   *slots = palloc(sizeof(uint32) * BHNSW_NSLOTS(cache->m, BHNSW_MAX_LEVEL));
+	int			stride = 2 + BHNSW_NSLOTS(cache->m, BHNSW_MAX_LEVEL);
+	int			lists_cap = 16 * stride;
+	uint32	   *lists = palloc(sizeof(uint32) * lists_cap);
 	int			dropped_cap = 0;
 	int			first = 0;
 
@@ -127,7 +129,8 @@ bhnsw_write_lists(Relation index, BhnswCache *cache, uint32 *ids, int n,
 		int			nblocks = 0;
 		int			last,
 					i,
-					j;
+					j,
+					pos;
 		GenericXLogState *state;
 
 		/* The batch: ids from first on whose neighbour and element pages fit in four. */
@@ -155,6 +158,19 @@ bhnsw_write_lists(Relation index, BhnswCache *cache, uint32 *ids, int n,
 			LockBuffer(bufs[j], BUFFER_LOCK_EXCLUSIVE);
 			pages[j] = GenericXLogRegisterBuffer(state, bufs[j], 0);
 		}
+		/* Every list of the batch in one call into the engine, now that its pages are locked. */
+		if ((last - first) * stride > lists_cap)
+		{
+			lists_cap = (last - first) * stride;
+			lists = repalloc(lists, sizeof(uint32) * lists_cap);
+		}
+		{
+			int			used = 0;
+
+			bhnsw_engine_check(eng->index_nodes_lists(cache->graph, ids + first, last - first, lists, lists_cap, &used),
+							   "reading the changed lists");
+		}
+		pos = 0;
 		for (i = first; i < last; i++)
 		{
 			BhnswLocation *loc = &cache->loc[ids[i]];
@@ -164,6 +180,7 @@ bhnsw_write_lists(Relation index, BhnswCache *cache, uint32 *ids, int n,
 						epage = NULL;
 			BhnswNeighborTuple nt;
 			BhnswElementTuple et;
+			uint32	   *slots;
 			int			level,
 						deleted,
 						nslots;
@@ -175,9 +192,14 @@ bhnsw_write_lists(Relation index, BhnswCache *cache, uint32 *ids, int n,
 				if (blocks[j] == eblk)
 					epage = pages[j];
 			}
-			bhnsw_engine_check(eng->index_node_level(cache->graph, ids[i], &level, &deleted), "reading a node");
+			level = (int32) lists[pos];
+			deleted = lists[pos + 1];
+			if (level < 0)
+				elog(ERROR, "borealis_hnsw index \"%s\": element %u is not in the graph",
+					 RelationGetRelationName(index), ids[i]);
 			nslots = BHNSW_NSLOTS(cache->m, level);
-			bhnsw_engine_check(eng->index_node_lists(cache->graph, ids[i], slots, nslots), "reading a node's lists");
+			slots = lists + pos + 2;
+			pos += 2 + nslots;
 
 			nt = (BhnswNeighborTuple) PageGetItem(page, PageGetItemId(page, ItemPointerGetOffsetNumber(&loc->nbrtid)));
 			if (nt->type != BHNSW_NEIGHBOR_TUPLE || nt->id != ids[i] || nt->nslots != nslots)
@@ -217,7 +239,7 @@ bhnsw_write_lists(Relation index, BhnswCache *cache, uint32 *ids, int n,
 			UnlockReleaseBuffer(bufs[j]);
 		first = last;
 	}
-	pfree(slots);
+	pfree(lists);
 }
 
 /*
