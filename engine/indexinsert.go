@@ -42,7 +42,7 @@ func borealis_index_insert_prepare(h C.longlong, vec *C.float, levelKey C.ulongl
 		return fail(err)
 	}
 	v := floats(vec, g.x.Dims())
-	if err := checkVector(v, g.x.Metric()); err != nil {
+	if err := checkVector(g.x, v); err != nil {
 		return fail(err)
 	}
 	p, err := g.x.PrepareInsert(v, uint64(levelKey))
