@@ -17,7 +17,7 @@ import (
 
 // abiVersion is bumped whenever an exported signature or status code changes; the C module
 // refuses an engine whose ABI differs, so a half-upgraded install fails with a clear message.
-const abiVersion = 7
+const abiVersion = 8
 
 // Status codes shared with pgext/src/engine.h.
 const (

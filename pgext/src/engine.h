@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Must match abiVersion in engine/abi.go. */
-#define BOREALIS_ENGINE_ABI 7
+#define BOREALIS_ENGINE_ABI 8
 
 #define ENGINE_OK			0
 #define ENGINE_INTERRUPTED	1
