@@ -542,4 +542,13 @@ func TestSynchronousFailoverKeepsEveryAcknowledgedCommit(t *testing.T) {
 	})
 	acks.write(5)
 	waitRejoined(t, m, "sy", "sy-1", acks)
+
+	// A switchover in synchronous mode loses nothing either.
+	d, err = m.Failover(ctx, "sy", "sy-1")
+	if err != nil || writerOf(d).DBInstanceIdentifier != "sy-1" {
+		t.Fatalf("switchover to sy-1: %v (writer %s)", err, writerOf(d).DBInstanceIdentifier)
+	}
+	acks.check(d.Endpoint)
+	acks.write(5)
+	acks.check(d.Endpoint)
 }
