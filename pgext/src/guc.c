@@ -16,6 +16,7 @@ double		borealis_scan_mem_multiplier = 1;
 int			borealis_build_threads = 1;
 bool		borealis_prewarm = true;
 int			borealis_graph_spare = -1;
+int			borealis_debug_build_delay_us = 0;
 
 static const struct config_enum_entry iterative_scan_options[] = {
 	{"off", BOREALIS_ITERATIVE_SCAN_OFF, false},
@@ -93,6 +94,12 @@ borealis_define_gucs(void)
 							"-1 (the default) means as many as the index has, plus 1024.",
 							&borealis_graph_spare, -1, -1, INT_MAX / 4,
 							PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("borealis.debug_build_delay_us",
+							"Developer option: microseconds a borealis_hnsw build sleeps per row while loading and while writing pages.",
+							"Makes those phases last, so tests can interrupt them. 0 (the default) sleeps never.",
+							&borealis_debug_build_delay_us, 0, 0, 1000000,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("borealis");
 }

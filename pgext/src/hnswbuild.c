@@ -119,6 +119,8 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, boo
 
 	if (bs->nbatch == BUILD_BATCH)
 		flush_batch(bs);
+	if (borealis_debug_build_delay_us > 0)
+		pg_usleep(borealis_debug_build_delay_us);
 }
 
 /*
@@ -249,7 +251,7 @@ write_pages(BuildState *bs)
 			 * else can see the index before the build commits, so the pages do not need them
 			 * meanwhile.
 			 */
-			if ((id & 255) == 0 && INTERRUPTS_PENDING_CONDITION())
+			if (INTERRUPTS_PENDING_CONDITION())
 			{
 				LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 				LockBuffer(metabuf, BUFFER_LOCK_UNLOCK);
@@ -261,6 +263,9 @@ write_pages(BuildState *bs)
 													 levels, vecs, slots, maxslots),
 							   "reading the graph");
 		}
+		/* A slow disk, for tests: the sleep holds the content locks, as a slow write would. */
+		if (borealis_debug_build_delay_us > 0)
+			pg_usleep(borealis_debug_build_delay_us);
 		level = levels[k];
 		nsize = BHNSW_NEIGHBOR_SIZE(bs->m, level);
 		et->type = BHNSW_ELEMENT_TUPLE;
