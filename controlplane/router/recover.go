@@ -96,7 +96,7 @@ func (s *session) snapshot() {
 	if !s.mv.fwd.TryLock() {
 		return // forwarding a message: not idle after all
 	}
-	if s.mv.ended || !s.atBoundary() {
+	if s.closed.Load() || s.mv.ended || !s.atBoundary() {
 		s.mv.fwd.Unlock()
 		return
 	}
@@ -188,12 +188,15 @@ func (s *session) recoverBackend() (next *bufio.Reader, tried bool) {
 	}
 	s.mv.fwd.Lock()
 	defer s.mv.fwd.Unlock()
-	if s.mv.ended || !s.atBoundary() || !s.replayable() {
+	if s.closed.Load() || s.mv.ended || !s.atBoundary() || !s.replayable() {
 		return nil, false
 	}
 	st := *s.rec.snap.Load()
 	deadline := time.Now().Add(s.r.cfg.HoldTimeout)
 	for {
+		if s.closed.Load() {
+			return nil, false
+		}
 		if s.r.gate.refusing() {
 			return nil, true // a stopped cluster: nothing will come back
 		}
@@ -205,6 +208,10 @@ func (s *session) recoverBackend() (next *bufio.Reader, tried bool) {
 				old := s.currentBackend()
 				old.Close()
 				s.r.switchBackend(s, addr, conn, pid, secret)
+				if s.closed.Load() {
+					conn.Close() // the session ended meanwhile; close() may have missed conn
+					return nil, false
+				}
 				s.mv.bw = bufio.NewWriterSize(conn, 32<<10)
 				s.r.recovered.Add(1)
 				return br, true

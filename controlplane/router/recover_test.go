@@ -144,4 +144,18 @@ func TestCrashReplay(t *testing.T) {
 	if err := c2.QueryRow(ctx, "SELECT 1").Scan(&one); err == nil {
 		t.Fatal("a pinned session went on after its backend was killed")
 	}
+
+	// 4. Closing the router ends a replayable session: the backend the router closes then is
+	// not a crash to recover from.
+	waitReplayable()
+	closed := make(chan struct{})
+	go func() { r.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Router.Close did not return with a replayable session open (recovered %d)", r.RecoveredSessions())
+	}
+	if r.RecoveredSessions() != 2 {
+		t.Fatalf("RecoveredSessions %d after Close, want still 2", r.RecoveredSessions())
+	}
 }

@@ -50,6 +50,9 @@ type session struct {
 	clientDone atomic.Bool
 	// rec is the crash snapshot (recover.go).
 	rec recoverState
+	// closed is set when the router ends the session (client gone, router closing): the
+	// backend connection it then closes is not a crash to recover from.
+	closed atomic.Bool
 }
 
 // backendLost tells the client that its backend connection ended without the server saying
@@ -76,6 +79,7 @@ func (s *session) backendLost() {
 
 func (s *session) close() {
 	s.closeOnce.Do(func() {
+		s.closed.Store(true) // before the backend closes: its reader must not take that for a crash
 		s.client.Close()
 		if s.backend != nil {
 			s.backend.Close()
