@@ -3,7 +3,6 @@ package pgext_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,41 +34,11 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 	var (
 		next            atomic.Int64
 		inserted, scans atomic.Int64
-		wg              sync.WaitGroup
-		errMu           sync.Mutex
-		firstErr        error
 	)
 	next.Store(base)
-	report := func(err error) {
-		errMu.Lock()
-		defer errMu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	worker := func(body func(c *pgx.Conn) error) {
-		defer wg.Done()
-		c, err := pgx.Connect(context.Background(), s.DSN("postgres"))
-		if err != nil {
-			report(err)
-			return
-		}
-		defer c.Close(context.Background())
-		// Readers must not fall back to a sequential scan: that would pass whatever the index did.
-		if _, err := c.Exec(ctx, "SET enable_seqscan = off"); err != nil {
-			report(err)
-			return
-		}
-		for ctx.Err() == nil {
-			if err := body(c); err != nil && ctx.Err() == nil {
-				report(err)
-				return
-			}
-		}
-	}
+	clients := newClientPool(ctx, s.DSN("postgres"))
 	for range 4 {
-		wg.Add(2)
-		go worker(func(c *pgx.Conn) error {
+		clients.loop(func(c *pgx.Conn) error {
 			id := int(next.Add(1) - 1)
 			if id >= len(vecs)-100 {
 				time.Sleep(10 * time.Millisecond)
@@ -81,7 +50,7 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 			}
 			return err
 		})
-		go worker(func(c *pgx.Conn) error {
+		clients.loop(func(c *pgx.Conn) error {
 			q := vecs[len(vecs)-1-int(scans.Load()%100)]
 			rows, err := c.Query(ctx, scanSQL, vectorText(q))
 			if err != nil {
@@ -101,32 +70,21 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 	// Inserts run concurrently (each holds the meta page's lock in RowExclusiveLock while it
 	// inserts): sample pg_locks for two or more granted at once.
 	var overlap atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c, err := pgx.Connect(context.Background(), s.DSN("postgres"))
+	clients.loop(func(c *pgx.Conn) error {
+		var n int64
+		err := c.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'page' AND granted
+			AND relation = 'docs_idx'::regclass AND page = 0 AND mode = 'RowExclusiveLock'`).Scan(&n)
 		if err != nil {
-			report(err)
-			return
+			return err
 		}
-		defer c.Close(context.Background())
-		for ctx.Err() == nil {
-			var n int64
-			err := c.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'page' AND granted
-				AND relation = 'docs_idx'::regclass AND page = 0 AND mode = 'RowExclusiveLock'`).Scan(&n)
-			if err != nil && ctx.Err() == nil {
-				report(err)
-				return
-			}
-			if n > overlap.Load() {
-				overlap.Store(n)
-			}
-			time.Sleep(2 * time.Millisecond)
+		if n > overlap.Load() {
+			overlap.Store(n)
 		}
-	}()
-	wg.Wait()
-	if firstErr != nil {
-		t.Fatalf("a client failed: %v", firstErr)
+		time.Sleep(2 * time.Millisecond)
+		return nil
+	})
+	if err := clients.wait(); err != nil {
+		t.Fatalf("a client failed: %v", err)
 	}
 	t.Logf("%d inserts and %d scans in 15 s; at most %d inserts at once", inserted.Load(), scans.Load(), overlap.Load())
 	if overlap.Load() < 2 {

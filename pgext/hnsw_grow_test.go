@@ -35,44 +35,17 @@ func TestHNSWScansWhileGraphFileGrows(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var (
-		next              atomic.Int64
-		inserted, scans   atomic.Int64
-		short             atomic.Int64
-		wg                sync.WaitGroup
-		errMu             sync.Mutex
-		firstErr, example error
+		next            atomic.Int64
+		inserted, scans atomic.Int64
+		short           atomic.Int64
+		exampleMu       sync.Mutex
+		example         error
 	)
 	next.Store(base)
-	report := func(err error) {
-		errMu.Lock()
-		defer errMu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	worker := func(body func(c *pgx.Conn) error) {
-		defer wg.Done()
-		c, err := pgx.Connect(context.Background(), s.DSN("postgres"))
-		if err != nil {
-			report(err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(ctx, "SET enable_seqscan = off"); err != nil {
-			report(err)
-			return
-		}
-		for ctx.Err() == nil {
-			if err := body(c); err != nil && ctx.Err() == nil {
-				report(err)
-				return
-			}
-		}
-	}
+	clients := newClientPool(ctx, s.DSN("postgres"))
 	const rebuildEvery = 7
 	for range 2 {
-		wg.Add(1)
-		go worker(func(c *pgx.Conn) error {
+		clients.loop(func(c *pgx.Conn) error {
 			id := int(next.Add(1) - 1)
 			if id >= len(vecs) || id-base >= 400*rebuildEvery {
 				cancel()
@@ -86,8 +59,7 @@ func TestHNSWScansWhileGraphFileGrows(t *testing.T) {
 		})
 	}
 	for range 3 {
-		wg.Add(1)
-		go worker(func(c *pgx.Conn) error {
+		clients.loop(func(c *pgx.Conn) error {
 			// Near the rows being inserted: a search then tends to pass through the new
 			// element before it is published.
 			q := vecs[max(base, int(next.Load())-1-int(scans.Load()%3))]
@@ -101,19 +73,18 @@ func TestHNSWScansWhileGraphFileGrows(t *testing.T) {
 			}
 			if len(ids) != 10 {
 				short.Add(1)
-				errMu.Lock()
+				exampleMu.Lock()
 				if example == nil {
 					example = fmt.Errorf("a scan returned %d rows after %d inserts", len(ids), inserted.Load())
 				}
-				errMu.Unlock()
+				exampleMu.Unlock()
 			}
 			scans.Add(1)
 			return nil
 		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		t.Fatalf("a client failed: %v", firstErr)
+	if err := clients.wait(); err != nil {
+		t.Fatalf("a client failed: %v", err)
 	}
 	t.Logf("%d inserts (about %d file rebuilds) and %d scans", inserted.Load(), inserted.Load()/rebuildEvery, scans.Load())
 	if short.Load() > 0 {
