@@ -19,10 +19,14 @@ import (
 //     StartupMessage to the backend's first ReadyForQuery (authentication included).
 //   - MaxHeld caps the clients waiting at the gate or for a node; the next gets 53300.
 
-// Defaults of the limits.
+// Defaults of the limits. DefaultMaxStartups is above the largest burst of real clients we
+// expect at once (a pool of 200 connecting together): at 64, a busy router (2 cores, -race)
+// took more than minPendingAge to read some of 200 simultaneous start-ups and dropped them
+// as if they were idle sockets. Idle floods still age out beyond it, and 4 x 256 start-ups
+// bound the goroutines a flood costs.
 const (
 	DefaultMaxClients  = 1000
-	DefaultMaxStartups = 64
+	DefaultMaxStartups = 256
 	DefaultMaxHeld     = 512
 	minPendingAge      = 500 * time.Millisecond
 )
