@@ -406,6 +406,21 @@ func TestRestartedManagerAdoptsRunningNodes(t *testing.T) {
 	if err := syscall.Kill(reader.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	// kill(2) returns before the process is gone: wait until it is a zombie or reaped, or the
+	// second manager may find it still running and adopt it (seen on a busy CI machine).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", reader.PID))
+		if err != nil {
+			break
+		}
+		s := string(stat)
+		if i := strings.LastIndexByte(s, ')'); i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X' {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reader pid %d still alive 10 s after SIGKILL", reader.PID)
+		}
+	}
 
 	second := newManager(t, home)
 	after, err := second.WaitAvailable(ctx, "solo")
