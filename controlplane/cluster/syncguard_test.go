@@ -123,8 +123,14 @@ func TestSynchronousWithoutReader(t *testing.T) {
 	}
 	ev := waitEvent(t, m, "ns", "cluster.durability-"+failover.SyncDegraded, before)
 	t.Logf("commit waited %s; %s", waited.Round(time.Millisecond), ev.Message)
-	d = m.mustDescribe(t, "ns")
-	if d.DurabilityStatus != failover.SyncDegraded || d.SynchronousStandbyNames != "" || d.DurabilityStatusSince == nil {
+	// The writer releases the waiting commit as soon as pg_reload_conf signals it, which can be
+	// before the control plane's reload call has returned and describe shows the empty list.
+	ok := false
+	for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		d = m.mustDescribe(t, "ns")
+		ok = d.DurabilityStatus == failover.SyncDegraded && d.SynchronousStandbyNames == "" && d.DurabilityStatusSince != nil
+	}
+	if !ok {
 		t.Fatalf("describe while degraded: status %q names %q since %v", d.DurabilityStatus, d.SynchronousStandbyNames, d.DurabilityStatusSince)
 	}
 	acks.write(5) // asynchronous now: no wait
