@@ -19,7 +19,7 @@ CP_RACE_PKGS := ./controlplane/... ./cmd/borealis/
 # with -race. The cluster package starts many real clusters; under -race on a loaded 2-core
 # machine it needs more than go test's default 10 minutes.
 test-controlplane-race:
-	$(GO) test -count=1 -race -timeout 30m $(CP_RACE_PKGS)
+	$(GO) test -count=1 -race -timeout 30m -skip '$(SLOW_ALONE_TESTS)' $(CP_RACE_PKGS)
 
 test-controlplane-fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzReadStartup$$' -fuzztime=$(CP_FUZZ) ./controlplane/router/

@@ -398,11 +398,9 @@ func TestAutoscalingFollowsLoad(t *testing.T) {
 //
 // It runs from its own make target (test-capacity-memory, part of make test), alone and without
 // the race detector: filling 2.4 GB through a 0.5-CPU quota takes minutes on a busy host, which
-// does not fit beside the other control-plane packages in one -race run.
+// does not fit beside the other control-plane packages in one -race run. The Makefile's
+// package-wide runs leave it out by name (SLOW_ALONE_TESTS in the Makefile).
 func TestMemoryLimit(t *testing.T) {
-	if os.Getenv("BOREALIS_CAPACITY_MEMORY_TEST") != "1" {
-		t.Skip("run by `make test-capacity-memory` (part of make test), with BOREALIS_CAPACITY_MEMORY_TEST=1")
-	}
 	pgtest.RequireInstalled(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("this test needs root to enforce a memory limit")
