@@ -154,6 +154,8 @@ typedef struct BhnswElemType
 /* hnswtypes.c */
 extern int	bhnsw_metric_of(Relation index);
 extern int	bhnsw_typmod_dims(Relation index);
+extern char *bhnsw_opclass_name(int type, int metric);
+extern char *bhnsw_opclass_list(void);
 extern int	bhnsw_dims_of(Relation index);
 extern void bhnsw_elemtype_of(Relation index, BhnswElemType *t);
 extern int	bhnsw_encode(const BhnswElemType *t, Datum value, float *dst, bool *zero);

@@ -72,7 +72,8 @@ flush_batch(BuildState *bs)
 				 errmsg("cannot index row %s of \"%s\": %s",
 						bhnsw_tid_string(&bs->batch_tids[bad]), RelationGetRelationName(bs->heap), msg),
 				 BHNSW_KIND_METRIC(bs->metric) == BHNSW_METRIC_COSINE ?
-				 errhint("Cosine distance needs a non-zero vector: fix or delete the row, or index it with vector_l2_ops.") :
+				 errhint("Cosine distance needs a non-zero vector: fix or delete the row, or index it with %s.",
+						 bhnsw_opclass_name(BHNSW_KIND_TYPE(bs->metric), BHNSW_METRIC_L2)) :
 				 errhint("Fix or delete the row.")));
 	}
 	bhnsw_engine_check(rc, "checking vectors for the build");

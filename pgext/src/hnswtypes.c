@@ -10,6 +10,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -33,7 +34,28 @@ typedef struct BhnswSparseVector
 	int32		indices[FLEXIBLE_ARRAY_MEMBER];	/* then nnz float values */
 } BhnswSparseVector;
 
-static const char *const type_names[] = {"vector", "halfvec", "bit", "sparsevec"};
+/* pgvector's operator class of type under metric (hnswtypes.h spells the names), palloc'd. */
+char *
+bhnsw_opclass_name(int type, int metric)
+{
+	return psprintf("%s_%s_ops", bhnsw_type_name(type), bhnsw_metric_name(metric));
+}
+
+/* Every operator class borealis_hnsw offers, comma-separated, palloc'd. */
+char *
+bhnsw_opclass_list(void)
+{
+	StringInfoData s;
+	int			type,
+				metric;
+
+	initStringInfo(&s);
+	for (type = 0; type <= BHNSW_TYPE_MAX; type++)
+		for (metric = 1; metric <= BHNSW_METRIC_MAX; metric++)
+			if (bhnsw_kind_valid(BHNSW_KIND(type, metric)))
+				appendStringInfo(&s, "%s%s", s.len > 0 ? ", " : "", bhnsw_opclass_name(type, metric));
+	return s.data;
+}
 
 static int
 type_of(Relation index)
@@ -50,8 +72,8 @@ type_of(Relation index)
 	{
 		const char *name = NameStr(((Form_pg_type) GETSTRUCT(tup))->typname);
 
-		for (i = 0; i < lengthof(type_names); i++)
-			if (strcmp(name, type_names[i]) == 0)
+		for (i = 0; i <= BHNSW_TYPE_MAX; i++)
+			if (strcmp(name, bhnsw_type_name(i)) == 0)
 				type = i;
 		ReleaseSysCache(tup);
 	}
@@ -96,10 +118,8 @@ bhnsw_metric_of(Relation index)
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("borealis_hnsw does not support the distance function %s for type %s (index \"%s\")",
-					name ? name : "(none)", type_names[type], RelationGetRelationName(index)),
-			 errhint("Use one of pgvector's HNSW operator classes: vector_l2_ops, vector_ip_ops, vector_cosine_ops, vector_l1_ops, "
-					 "halfvec_l2_ops, halfvec_ip_ops, halfvec_cosine_ops, halfvec_l1_ops, bit_hamming_ops, bit_jaccard_ops, "
-					 "sparsevec_l2_ops, sparsevec_ip_ops, sparsevec_cosine_ops, sparsevec_l1_ops.")));
+					name ? name : "(none)", bhnsw_type_name(type), RelationGetRelationName(index)),
+			 errhint("Use one of pgvector's HNSW operator classes: %s.", bhnsw_opclass_list())));
 	return 0;
 }
 
@@ -116,7 +136,7 @@ bhnsw_typmod_dims(Relation index)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column does not have dimensions"),
 				 errhint("Declare the column as %s(n), for example ALTER TABLE ... ALTER COLUMN ... TYPE %s(%d), or cast an expression to it.",
-						 type_names[type], type_names[type], 1536)));
+						 bhnsw_type_name(type), bhnsw_type_name(type), 1536)));
 	switch (type)
 	{
 		case BHNSW_TYPE_VECTOR:

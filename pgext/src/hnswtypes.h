@@ -77,6 +77,49 @@ bhnsw_code_words(int type, int dims)
 	return -1;
 }
 
+/*
+ * Names, the one place they are spelt: a type's SQL name, and a metric's part of pgvector's
+ * operator class names, <type>_<metric>_ops (vector_l2_ops, halfvec_cosine_ops,
+ * sparsevec_l2_ops, bit_hamming_ops, ...). NULL for an unknown code.
+ */
+static inline const char *
+bhnsw_type_name(int type)
+{
+	switch (type)
+	{
+		case BHNSW_TYPE_VECTOR:
+			return "vector";
+		case BHNSW_TYPE_HALFVEC:
+			return "halfvec";
+		case BHNSW_TYPE_BIT:
+			return "bit";
+		case BHNSW_TYPE_SPARSEVEC:
+			return "sparsevec";
+	}
+	return 0;
+}
+
+static inline const char *
+bhnsw_metric_name(int metric)
+{
+	switch (metric)
+	{
+		case BHNSW_METRIC_L2:
+			return "l2";
+		case BHNSW_METRIC_COSINE:
+			return "cosine";
+		case BHNSW_METRIC_IP:
+			return "ip";
+		case BHNSW_METRIC_L1:
+			return "l1";
+		case BHNSW_METRIC_HAMMING:
+			return "hamming";
+		case BHNSW_METRIC_JACCARD:
+			return "jaccard";
+	}
+	return 0;
+}
+
 /* Whether metric is one pgvector's HNSW offers for type. */
 static inline int
 bhnsw_kind_valid(int kind)

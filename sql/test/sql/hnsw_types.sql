@@ -147,6 +147,12 @@ INSERT INTO sp VALUES (1, '{1:1}/40'), (2, '{}/40');
 CREATE INDEX ON sp USING borealis_hnsw (s sparsevec_cosine_ops);
 CREATE INDEX sp_l2 ON sp USING borealis_hnsw (s sparsevec_l2_ops);
 SELECT id FROM sp ORDER BY s <-> '{1:1}/40' LIMIT 5;
+-- A build refused for a zero vector names the L2 operator class of the column's own type.
+CREATE TABLE zv (id int, v vector(3), h halfvec(3));
+INSERT INTO zv VALUES (1, '[1,0,0]', '[1,0,0]'), (2, '[0,0,0]', '[0,0,0]');
+CREATE INDEX ON zv USING borealis_hnsw (v vector_cosine_ops);
+CREATE INDEX ON zv USING borealis_hnsw (h halfvec_cosine_ops);
+DROP TABLE zv;
 INSERT INTO t (id, h) VALUES (2003, '[NaN,0,0,0,0,0,0,1]');
 INSERT INTO t (id, s) VALUES (2004, '{1:Infinity}/40');
 
