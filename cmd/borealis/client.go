@@ -36,6 +36,17 @@ type apiClient struct {
 }
 
 // client finds the control plane: --api, else the api.json its home holds.
+// connect checks --output before anything is sent, then makes the API client: the first
+// steps of every command that calls the API and prints its answer.
+func (f clientFlags) connect() (*apiClient, string, error) {
+	format, err := outputFormat(*f.output)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := f.client()
+	return c, format, err
+}
+
 func (f clientFlags) client() (*apiClient, error) {
 	url, tokenPath := *f.api, *f.tokenFile
 	if url == "" {

@@ -197,11 +197,7 @@ func clusterDescribe(args []string, stdout, stderr io.Writer) error {
 	if err := nameArg(fs, args, name, false); err != nil {
 		return err
 	}
-	format, err := outputFormat(*cf.output)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, format, err := cf.connect()
 	if err != nil {
 		return err
 	}
@@ -221,11 +217,7 @@ func clusterList(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	format, err := outputFormat(*cf.output)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, format, err := cf.connect()
 	if err != nil {
 		return err
 	}

@@ -89,11 +89,7 @@ func clusterFailover(args []string, stdout, stderr io.Writer) error {
 	if err := nameArg(fs, args, name, true); err != nil {
 		return err
 	}
-	format, err := outputFormat(*cf.output)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, format, err := cf.connect()
 	if err != nil {
 		return err
 	}
@@ -130,11 +126,7 @@ func clusterModifyInstance(args []string, stdout, stderr io.Writer) error {
 	if err := failover.ValidateTier(*tier); err != nil {
 		return usagef("--promotion-tier: %v", err)
 	}
-	format, err := outputFormat(*cf.output)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, format, err := cf.connect()
 	if err != nil {
 		return err
 	}

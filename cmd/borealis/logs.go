@@ -74,11 +74,7 @@ func logsDescribe(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	format, err := outputFormat(*cf.output)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, format, err := cf.connect()
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,38 +24,6 @@ import (
 	"github.com/borealisdb/borealis/controlplane/logs"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
-
-// startServeWith is startServe with extra flags.
-func startServeWith(t *testing.T, home, apiAddr string, extra ...string) *exec.Cmd {
-	t.Helper()
-	os.Remove(filepath.Join(home, apiInfoFile))
-	cmd := exec.Command(os.Args[0], append([]string{"serve", "--home", home, "--api", apiAddr}, extra...)...)
-	cmd.Env = append(os.Environ(), "BOREALIS_TEST_RUN_CLI=1")
-	var logBuf syncBuffer
-	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("borealis serve output:\n%s", logBuf.String())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(home, apiInfoFile)); err == nil {
-			return cmd
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("borealis serve did not write %s:\n%s", apiInfoFile, logBuf.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 type syncBuffer struct {
 	mu sync.Mutex

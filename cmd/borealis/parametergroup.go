@@ -267,11 +267,7 @@ func paramGroupDelete(args []string, stdout, stderr io.Writer) error {
 	if err := groupArg(fs, args, name, true); err != nil {
 		return err
 	}
-	format, err := outputFormat(*cf.output)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, format, err := cf.connect()
 	if err != nil {
 		return err
 	}

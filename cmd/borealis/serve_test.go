@@ -31,10 +31,17 @@ func TestMain(m *testing.M) {
 // startServe runs `borealis serve` as its own process and waits for its API.
 func startServe(t *testing.T, home, apiAddr string) *exec.Cmd {
 	t.Helper()
+	return startServeWith(t, home, apiAddr)
+}
+
+// startServeWith is startServe with extra flags. The output buffer is shared with the
+// process's copying goroutines, hence syncBuffer.
+func startServeWith(t *testing.T, home, apiAddr string, extra ...string) *exec.Cmd {
+	t.Helper()
 	os.Remove(filepath.Join(home, apiInfoFile))
-	cmd := exec.Command(os.Args[0], "serve", "--home", home, "--api", apiAddr)
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--home", home, "--api", apiAddr}, extra...)...)
 	cmd.Env = append(os.Environ(), "BOREALIS_TEST_RUN_CLI=1")
-	var logBuf bytes.Buffer
+	var logBuf syncBuffer
 	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
