@@ -136,6 +136,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Element == "" {
 		c.Element = ElementVector
+		if len(c.Datasets) > 0 && isSparseSpec(c.Datasets[0]) {
+			c.Element = ElementSparsevec
+		}
 	}
 	if c.M == 0 {
 		c.M = 16
@@ -204,7 +207,7 @@ func (c *Config) Validate() error {
 	case c.IterativeScan != "relaxed_order" && c.IterativeScan != "strict_order":
 		return fmt.Errorf("--iterative-scan %q: want relaxed_order or strict_order", c.IterativeScan)
 	case !validElement(c.Element):
-		return fmt.Errorf("--element %q: want vector, halfvec or bq", c.Element)
+		return fmt.Errorf("--element %q: want vector, halfvec, bq or sparsevec", c.Element)
 	case (c.Element != ElementVector || len(c.Elements) > 0) && len(c.Filtered) > 0:
 		return fmt.Errorf("--filtered needs --element vector")
 	case !identRe.MatchString(strings.ReplaceAll(c.Suite, "-", "_")):
@@ -212,7 +215,14 @@ func (c *Config) Validate() error {
 	}
 	for am, e := range c.Elements {
 		if !validElement(e) {
-			return fmt.Errorf("--element %s:%s: want vector, halfvec or bq", am, e)
+			return fmt.Errorf("--element %s:%s: want vector, halfvec, bq or sparsevec", am, e)
+		}
+	}
+	for _, spec := range c.Datasets {
+		for _, ix := range c.Indexes {
+			if isSparseSpec(spec) != (c.ElementOf(ix.AM) == ElementSparsevec) {
+				return fmt.Errorf("dataset %s and --element %s (index %s): sparse: datasets are sparsevec columns, the others vector columns; run them separately", spec, c.ElementOf(ix.AM), ix.AM)
+			}
 		}
 	}
 	seen := map[string]bool{}

@@ -85,7 +85,7 @@ func measureFresh(ctx context.Context, t *target, d *dataset.Dataset, element st
 		}
 		conns = append(conns, c)
 		connect = append(connect, time.Since(t0))
-		rows, err := c.Query(ctx, sql, pgvector.NewVector(d.Query(i%d.NQ())))
+		rows, err := c.Query(ctx, sql, queryValue(d, i%d.NQ()))
 		if err != nil {
 			return nil, fmt.Errorf("first query on fresh connection %d: %w", i, err)
 		}
@@ -116,7 +116,10 @@ func insertID(d *dataset.Dataset) int { return d.N() + 1_000_000 }
 
 // insertVector is row i of the insert workload: the midpoint of two base vectors, a new point
 // among the existing ones (a copy would be an exact duplicate, which graphs treat specially).
-func insertVector(d *dataset.Dataset, i int) pgvector.Vector {
+func insertVector(d *dataset.Dataset, i int) any {
+	if d.Sparse != nil {
+		return sparseValue(d.Dim, dataset.Midpoint(d.Sparse.Base[i%d.N()], d.Sparse.Base[(i*7919+1)%d.N()]))
+	}
 	a, b := d.Row(i%d.N()), d.Row((i*7919+1)%d.N())
 	v := make([]float32, len(a))
 	for j := range v {
@@ -150,7 +153,7 @@ func measureInserts(ctx context.Context, t *target, d *dataset.Dataset, clients 
 			}
 			conns[i] = c
 		}
-		sql := fmt.Sprintf("INSERT INTO %s (id, embedding) VALUES ($1, $2::vector)", table)
+		sql := fmt.Sprintf("INSERT INTO %s (id, embedding) VALUES ($1, $2::%s)", table, baseType(d))
 		var rows atomic.Int64
 		var wg sync.WaitGroup
 		errs := make([]error, n)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgvector/pgvector-go"
 
 	"github.com/borealisdb/borealis/bench/dataset"
 )
@@ -20,7 +19,7 @@ func loadTable(ctx context.Context, conn *pgx.Conn, d *dataset.Dataset, logf fun
 	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (id int4 NOT NULL, cat int4 NOT NULL DEFAULT 999, embedding vector(%d) NOT NULL)", table, d.Dim)); err != nil {
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (id int4 NOT NULL, cat int4 NOT NULL DEFAULT 999, embedding %s NOT NULL)", table, columnType(d))); err != nil {
 		return fmt.Errorf("creating %s: %w", table, err)
 	}
 	src := &rowSource{d: d, step: max(1, d.N()/20), logf: logf, gate: throttle(2 * time.Second)}
@@ -58,7 +57,7 @@ func (s *rowSource) Next() bool {
 
 func (s *rowSource) Values() ([]any, error) {
 	i := s.next - 1
-	return []any{int32(i), catOf(i), pgvector.NewVector(s.d.Row(i))}, nil
+	return []any{int32(i), catOf(i), rowValue(s.d, i)}, nil
 }
 
 func (s *rowSource) Err() error { return nil }

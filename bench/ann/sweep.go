@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgvector/pgvector-go"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 
 	"github.com/borealisdb/borealis/bench/dataset"
@@ -38,7 +37,7 @@ type sweeper struct {
 	conns   []*pgx.Conn
 	d       *dataset.Dataset
 	truth   *groundtruth.Truth
-	queries []pgvector.Vector
+	queries []any
 	k       int
 	element string
 }
@@ -46,7 +45,7 @@ type sweeper struct {
 func newSweeper(ctx context.Context, dsn string, d *dataset.Dataset, truth *groundtruth.Truth, cfg *Config, element string) (*sweeper, error) {
 	s := &sweeper{d: d, truth: truth, k: cfg.K, element: element}
 	for i := 0; i < d.NQ(); i++ {
-		s.queries = append(s.queries, pgvector.NewVector(d.Query(i)))
+		s.queries = append(s.queries, queryValue(d, i))
 	}
 	sql := knnSQL(element, d.Metric, d.Dim, cfg.K)
 	for i := 0; i < cfg.Clients; i++ {
@@ -154,7 +153,7 @@ func (s *sweeper) warmUp(ctx context.Context, n int) error {
 // blink), then the same shared among all clients (QPS and latency under concurrency).
 func (s *sweeper) measure(ctx context.Context, ef int, minTime time.Duration) (Point, error) {
 	p := Point{Ef: ef, Clients: len(s.conns)}
-	dist := groundtruth.Distance(s.d.Metric)
+	dist := groundtruth.RowDistance(s.d)
 	var lat []time.Duration
 	var ids []int32
 	var err error
@@ -176,7 +175,7 @@ func (s *sweeper) measure(ctx context.Context, ef int, minTime time.Duration) (P
 			if int(id) < 0 || int(id) >= s.d.N() {
 				return p, fmt.Errorf("the index returned id %d, not in the table", id)
 			}
-			returned = append(returned, dist(s.d.Query(i), s.d.Row(int(id))))
+			returned = append(returned, dist(i, int(id)))
 		}
 		recall += Recall(s.k, returned, s.truth.KthDistance(i))
 	}

@@ -35,13 +35,26 @@ type Dataset struct {
 	Dim     int
 	Base    []float32
 	Queries []float32
+	// Sparse, when set, holds the vectors instead of Base and Queries (which are nil), and
+	// Dim is the vocabulary (sparse.go).
+	Sparse *SparseSet
 }
 
 // N is the number of base vectors.
-func (d *Dataset) N() int { return len(d.Base) / d.Dim }
+func (d *Dataset) N() int {
+	if d.Sparse != nil {
+		return len(d.Sparse.Base)
+	}
+	return len(d.Base) / d.Dim
+}
 
 // NQ is the number of query vectors.
-func (d *Dataset) NQ() int { return len(d.Queries) / d.Dim }
+func (d *Dataset) NQ() int {
+	if d.Sparse != nil {
+		return len(d.Sparse.Queries)
+	}
+	return len(d.Queries) / d.Dim
+}
 
 // Row is base vector i.
 func (d *Dataset) Row(i int) []float32 { return d.Base[i*d.Dim : (i+1)*d.Dim : (i+1)*d.Dim] }
@@ -61,7 +74,7 @@ type Options struct {
 }
 
 // Specs lists the dataset names Open accepts, for usage messages.
-const Specs = "synthetic:N:D[:metric], mnist, sift5k, fvecs:PATH[:metric], tsv:PATH[:metric]"
+const Specs = "synthetic:N:D[:metric], sparse:N:V[:metric], mnist, sift5k, fvecs:PATH[:metric], tsv:PATH[:metric]"
 
 // Open loads the dataset named by spec.
 func Open(spec string, opts Options) (*Dataset, error) {
@@ -79,6 +92,12 @@ func Open(spec string, opts Options) (*Dataset, error) {
 			return nil, err
 		}
 		return Synthetic(n, d, opts.Queries, metric, opts.Seed), nil
+	case "sparse":
+		n, v, metric, err := parseSparse(spec, rest)
+		if err != nil {
+			return nil, err
+		}
+		return SparseSynthetic(n, v, opts.Queries, metric, opts.Seed), nil
 	case "mnist":
 		if rest != "" {
 			return nil, fmt.Errorf("dataset %q: mnist takes no arguments", spec)
@@ -118,6 +137,9 @@ func Check(spec string, opts Options) error {
 	switch kind {
 	case "synthetic":
 		_, _, _, err := parseSynthetic(spec, rest)
+		return err
+	case "sparse":
+		_, _, _, err := parseSparse(spec, rest)
 		return err
 	case "mnist":
 		files = []string{filepath.Join(opts.Dir, "mnist", "train-images-idx3-ubyte.gz"), filepath.Join(opts.Dir, "mnist", "t10k-images-idx3-ubyte.gz")}

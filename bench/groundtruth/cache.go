@@ -26,6 +26,15 @@ func Key(d *dataset.Dataset, k int) string {
 	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00%d\x00", d.Metric, d.Dim, d.N(), d.NQ(), k)
 	h.Write(floatBytes(d.Base))
 	h.Write(floatBytes(d.Queries))
+	if d.Sparse != nil {
+		for _, set := range [][]dataset.SparseVec{d.Sparse.Base, d.Sparse.Queries} {
+			for _, v := range set {
+				fmt.Fprintf(h, "%d\x00", len(v.Indices))
+				h.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v.Indices))), 4*len(v.Indices)))
+				h.Write(floatBytes(v.Values))
+			}
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 

@@ -32,6 +32,10 @@ func Compute(d *dataset.Dataset, k int, progress func(done, total int)) (*Truth,
 	nq := d.NQ()
 	t := &Truth{K: k, IDs: make([]int32, nq*k), Dists: make([]float32, nq*k)}
 	dist := batchDistance(d.Metric)
+	scores := func(i int, out []float32) { dist(d.Query(i), d.Base, out) }
+	if d.Sparse != nil {
+		scores = sparseScores(d)
+	}
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -47,7 +51,7 @@ func Compute(d *dataset.Dataset, k int, progress func(done, total int)) (*Truth,
 				if i >= nq {
 					return
 				}
-				dist(d.Query(i), d.Base, all)
+				scores(i, all)
 				h.items = h.items[:0]
 				for id, v := range all {
 					if len(h.items) < k {
@@ -60,6 +64,9 @@ func Compute(d *dataset.Dataset, k int, progress func(done, total int)) (*Truth,
 				for j := k - 1; j >= 0; j-- {
 					c := heap.Pop(h).(cand)
 					t.IDs[i*k+j], t.Dists[i*k+j] = c.id, c.dist
+				}
+				if d.Sparse != nil {
+					refineSparse(d, i, t.IDs[i*k:(i+1)*k], t.Dists[i*k:(i+1)*k])
 				}
 				if n := int(done.Add(1)); progress != nil && (n%step == 0 || n == nq) {
 					mu.Lock()

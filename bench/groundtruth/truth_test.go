@@ -1,6 +1,7 @@
 package groundtruth
 
 import (
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -82,5 +83,31 @@ func TestCacheHitMissAndCorruption(t *testing.T) {
 	}
 	if _, cached, _ := Load(dir, d, 5, nil, nil); !cached {
 		t.Fatal("rewritten cache not used")
+	}
+}
+
+func TestSparseTruthMatchesBruteForce(t *testing.T) {
+	for _, m := range []dataset.Metric{dataset.IP, dataset.L2, dataset.Cosine} {
+		d := dataset.SparseSynthetic(800, 3000, 20, m, 3)
+		tr, err := Compute(d, 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dist := RowDistance(d)
+		for q := 0; q < d.NQ(); q++ {
+			all := make([]float32, d.N())
+			for id := range all {
+				all[id] = dist(q, id)
+			}
+			sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+			if got, want := tr.KthDistance(q), all[9]; math.Abs(float64(got-want)) > 1e-5*math.Max(1, math.Abs(float64(want))) {
+				t.Fatalf("%s query %d: 10th distance %v, brute force %v", m, q, got, want)
+			}
+			for j, id := range tr.Neighbours(q) {
+				if dist(q, int(id)) > all[9]+1e-5*float32(math.Max(1, math.Abs(float64(all[9])))) || j > 0 && tr.Dists[q*10+j] < tr.Dists[q*10+j-1] {
+					t.Fatalf("%s query %d: neighbour %d (id %d) is not among the 10 nearest", m, q, j, id)
+				}
+			}
+		}
 	}
 }

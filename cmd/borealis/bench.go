@@ -83,7 +83,7 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 	var with listFlag
 	fs.Var(&with, "with", "extra reloptions of one AM's index, repeatable: AM:option=value, e.g. borealis_hnsw:quantization=binary")
 	var elements listFlag
-	fs.Var(&elements, "element", "what the indexes are built on: vector (the column, default), halfvec (embedding::halfvec(dim)) or bq (binary_quantize(embedding)::bit(dim), candidates re-ranked with the exact distance); AM:element for one AM; repeatable")
+	fs.Var(&elements, "element", "what the indexes are built on: vector (the column, default), halfvec (embedding::halfvec(dim)) bq (binary_quantize(embedding)::bit(dim), candidates re-ranked with the exact distance) or sparsevec (a sparsevec column: the default, and the only choice, for sparse: datasets); AM:element for one AM; repeatable")
 	output := fs.String("output", "table", "stdout format: table (summary lines) or json (the whole report)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
