@@ -3,6 +3,7 @@ package ann
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,10 +30,30 @@ type Fresh struct {
 	// The connect (startup and authentication) alone, for reference.
 	ConnectP50ms float64 `json:"connect_p50_ms"`
 	// PerConnection is the growth of the server's summed PSS divided by Connections: the
-	// memory each additional connection that ran a query costs. 0 when the server is not on
-	// this machine.
+	// memory each additional connection that ran a query costs, measured from a server where
+	// no client backend had touched the index. 0 when the server is not on this machine.
+	// It charges a connection for shared pages nobody had mapped before it (for a graph file,
+	// the folios the kernel's fault-around maps around each touched page): memory the node
+	// already held in its page cache, counted at the first mapping. See Marginal for what one
+	// more connection adds once others map the index.
 	PerConnection int64 `json:"pss_per_connection_bytes"`
+	// Marginal is the memory one MORE connection adds once the Connections above are open and
+	// have run their query: the growth of the server's summed PSS (every server process, so a
+	// shared page counts once) across connecting and running one query, the median over
+	// MarginalConnections further connections, each measured alone with the earlier ones
+	// still open. Private is the median USS (Private_Clean + Private_Dirty) of those
+	// connections' backends: what closing one gives back.
+	MarginalConnections int   `json:"marginal_connections,omitempty"`
+	Marginal            int64 `json:"marginal_pss_per_connection_bytes,omitempty"`
+	Private             int64 `json:"private_per_connection_bytes,omitempty"`
 }
+
+// marginalConnections is how many connections past the fresh ones measure Fresh.Marginal.
+const marginalConnections = 3
+
+// marginalSettle is the pause before the marginal measure: the fresh connections' backends
+// and the prewarm worker (which maps every graph file once a second) reach a steady state.
+const marginalSettle = 2 * time.Second
 
 // Inserts is the rate of single-row INSERTs into the indexed table.
 type Inserts struct {
@@ -58,7 +79,8 @@ func freshConfig(dsn string) (*pgx.ConnConfig, error) {
 }
 
 // measureFresh opens n connections one at a time; each runs one k-NN query. The server's PSS
-// is read before the first and after the last (all still open).
+// is read before the first and after the last (all still open). Then, after a settling pause,
+// marginalConnections more connections, one at a time, give Fresh.Marginal and Fresh.Private.
 func measureFresh(ctx context.Context, t *target, d *dataset.Dataset, element string, k, n int) (*Fresh, error) {
 	cfg, err := freshConfig(t.dsn)
 	if err != nil {
@@ -77,6 +99,25 @@ func measureFresh(ctx context.Context, t *target, d *dataset.Dataset, element st
 	}()
 	first := make([]time.Duration, 0, n)
 	connect := make([]time.Duration, 0, n)
+	// query runs conn i's one k-NN query and checks it returned k rows.
+	query := func(c *pgx.Conn, i int) error {
+		rows, err := c.Query(ctx, sql, queryValue(d, i%d.NQ()))
+		if err != nil {
+			return fmt.Errorf("first query on fresh connection %d: %w", i, err)
+		}
+		got := 0
+		for rows.Next() {
+			got++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("first query on fresh connection %d: %w", i, err)
+		}
+		if got != k {
+			return fmt.Errorf("first query on fresh connection %d returned %d rows, want %d", i, got, k)
+		}
+		return nil
+	}
 	for i := range n {
 		t0 := time.Now()
 		c, err := pgx.ConnectConfig(ctx, cfg.Copy())
@@ -85,29 +126,46 @@ func measureFresh(ctx context.Context, t *target, d *dataset.Dataset, element st
 		}
 		conns = append(conns, c)
 		connect = append(connect, time.Since(t0))
-		rows, err := c.Query(ctx, sql, queryValue(d, i%d.NQ()))
-		if err != nil {
-			return nil, fmt.Errorf("first query on fresh connection %d: %w", i, err)
-		}
-		got := 0
-		for rows.Next() {
-			got++
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("first query on fresh connection %d: %w", i, err)
+		if err := query(c, i); err != nil {
+			return nil, err
 		}
 		first = append(first, time.Since(t0))
-		if got != k {
-			return nil, fmt.Errorf("first query on fresh connection %d returned %d rows, want %d", i, got, k)
-		}
 	}
 	f := &Fresh{Connections: n, FirstP50ms: ms(Percentile(first, 50)), FirstP99ms: ms(Percentile(first, 99)),
 		ConnectP50ms: ms(Percentile(connect, 50))}
-	if t.postmaster != 0 {
-		f.PerConnection = max(0, ServerMemory(t.postmaster)-before) / int64(n)
+	if t.postmaster == 0 {
+		return f, nil
 	}
+	f.PerConnection = max(0, ServerMemory(t.postmaster)-before) / int64(n)
+
+	time.Sleep(marginalSettle)
+	var marginal, private []int64
+	for i := n; i < n+marginalConnections; i++ {
+		before := ServerMemory(t.postmaster)
+		c, err := pgx.ConnectConfig(ctx, cfg.Copy())
+		if err != nil {
+			return nil, fmt.Errorf("fresh connection %d: %w", i, err)
+		}
+		conns = append(conns, c)
+		if err := query(c, i); err != nil {
+			return nil, err
+		}
+		grown := ServerMemory(t.postmaster) - before
+		var pid int
+		if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			return nil, err
+		}
+		marginal, private = append(marginal, grown), append(private, ProcessPrivate(pid))
+	}
+	f.MarginalConnections = marginalConnections
+	f.Marginal, f.Private = max(0, median(marginal)), median(private)
 	return f, nil
+}
+
+// median of xs (which it sorts).
+func median(xs []int64) int64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }
 
 // insertID is where the rows measureInserts adds start; they are deleted after the index is

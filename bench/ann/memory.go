@@ -56,22 +56,32 @@ func serverProcesses(root int) []int {
 	return out
 }
 
-// processPSS is one process's PSS in bytes (0 if it is gone).
-func processPSS(pid int) int64 {
+// rollup sums the named fields (kB) of /proc/<pid>/smaps_rollup, in bytes (0 if it is gone).
+func rollup(pid int, fields ...string) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
 		return 0
 	}
 	defer f.Close()
+	var total int64
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "Pss:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb * 1024
+		for _, name := range fields {
+			if rest, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+				total += kb * 1024
+			}
 		}
 	}
-	return 0
+	return total
 }
+
+// processPSS is one process's PSS in bytes (0 if it is gone).
+func processPSS(pid int) int64 { return rollup(pid, "Pss") }
+
+// ProcessPrivate is one process's USS in bytes: the pages only it maps (Private_Clean plus
+// Private_Dirty), which is what ending it would give back.
+func ProcessPrivate(pid int) int64 { return rollup(pid, "Private_Clean", "Private_Dirty") }
 
 // ServerMemory is the summed PSS of the server rooted at postmaster.
 func ServerMemory(postmaster int) int64 {

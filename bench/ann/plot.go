@@ -114,7 +114,8 @@ func (r *Report) barPanels(panels []*plot.Plot, d DatasetResult) error {
 			in = *ix.Inserts
 		}
 		first = append(first, series{ix.Index.AM, plotter.Values{f.FirstP50ms}})
-		mem = append(mem, series{ix.Index.AM, plotter.Values{float64(f.PerConnection) / (1 << 20)}})
+		mem = append(mem, series{ix.Index.AM, plotter.Values{float64(f.PerConnection) / (1 << 20),
+			float64(f.Marginal) / (1 << 20), float64(f.Private) / (1 << 20)}})
 		ins = append(ins, series{ix.Index.AM, plotter.Values{in.Rate1, in.RateN}})
 	}
 	for k, spec := range []struct {
@@ -124,7 +125,8 @@ func (r *Report) barPanels(panels []*plot.Plot, d DatasetResult) error {
 	}{
 		{fmt.Sprintf("first query on a fresh connection (p50 of %d)", r.Settings.FreshConnections), "connect + first query, ms", "%.0f ms",
 			[]string{"first query"}, first},
-		{"server " + r.Settings.MemoryKind + " per extra connection", "MiB", "%.1f MiB", []string{"per connection"}, mem},
+		{"server memory per connection that ran a query", "MiB", "%.1f MiB",
+			[]string{"fresh (" + r.Settings.MemoryKind + "/N)", "one more (" + r.Settings.MemoryKind + ")", "its private (USS)"}, mem},
 		{"single-row inserts into the indexed table", "rows per second", "%.0f/s",
 			[]string{"1 client", fmt.Sprintf("%d clients", r.Settings.InsertClients)}, ins},
 	} {

@@ -97,6 +97,9 @@ type Comparison struct {
 	// either index lacks the measure.
 	FirstQueryRatio         float64 `json:"first_query_ratio,omitempty"`
 	MemoryPerConnectionDiff *int64  `json:"pss_per_connection_diff_bytes,omitempty"`
+	// MarginalDiff is candidate − baseline of Fresh.Marginal, the memory one more connection
+	// adds once others map the index (the issue's "server memory per additional connection").
+	MarginalDiff *int64 `json:"marginal_pss_per_connection_diff_bytes,omitempty"`
 	InsertRatio1            float64 `json:"insert_ratio_1,omitempty"`
 	InsertRatioN            float64 `json:"insert_ratio_n,omitempty"`
 }
@@ -149,6 +152,10 @@ func compare(indexes []IndexResult) []Comparison {
 				diff := c.Fresh.PerConnection - b.Fresh.PerConnection
 				cmp.MemoryPerConnectionDiff = &diff
 			}
+			if c.Fresh.MarginalConnections > 0 && b.Fresh.MarginalConnections > 0 {
+				diff := c.Fresh.Marginal - b.Fresh.Marginal
+				cmp.MarginalDiff = &diff
+			}
 		}
 		if c.Inserts != nil && b.Inserts != nil {
 			cmp.InsertRatio1 = finite(c.Inserts.Rate1 / b.Inserts.Rate1)
@@ -179,7 +186,10 @@ func (r *Report) SummaryLines() []string {
 				parts = append(parts, fmt.Sprintf("first query on a fresh connection %.2fx", c.FirstQueryRatio))
 			}
 			if c.MemoryPerConnectionDiff != nil {
-				parts = append(parts, "memory per connection "+signedHuman(*c.MemoryPerConnectionDiff))
+				parts = append(parts, "memory per fresh connection "+signedHuman(*c.MemoryPerConnectionDiff))
+			}
+			if c.MarginalDiff != nil {
+				parts = append(parts, "memory per additional connection "+signedHuman(*c.MarginalDiff))
 			}
 			if c.InsertRatio1 > 0 {
 				parts = append(parts, fmt.Sprintf("inserts %.2fx (1 client), %.2fx (N clients)", c.InsertRatio1, c.InsertRatioN))
@@ -348,8 +358,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "- QPS with 1 client (queries back to back) and with %d clients sharing the query list, the list repeated until at least %.1f s passed; recall@%d over the first pass, ties at the k-th distance counted as found\n", s.Clients, s.MinSeconds, s.K)
 	fmt.Fprintf(&b, "- Peak memory: the server's processes' summed %s (postmaster and all children, from /proc/<pid>/smaps_rollup, sampled every 100 ms during CREATE INDEX). It includes the shared_buffers pages the server's processes have touched, so an index built after another one's sweep starts from a fuller baseline: compare the peak with the before-build column\n", s.MemoryKind)
 	if s.FreshConnections > 0 {
-		fmt.Fprintf(&b, "- Fresh connections: after each build, %d new connections opened one after another, each running one top-%d query at the AM's default ef (enable_seqscan=off in the startup packet); first query = connect + query until its last row; memory per connection = growth of the server's summed %s with all of them open, divided by %d\n",
-			s.FreshConnections, s.K, s.MemoryKind, s.FreshConnections)
+		fmt.Fprintf(&b, "- Fresh connections: after each build, %d new connections opened one after another, each running one top-%d query at the AM's default ef (enable_seqscan=off in the startup packet); first query = connect + query until its last row; memory per fresh connection = growth of the server's summed %s with all of them open, divided by %d (it charges each connection for shared pages nobody had mapped before it, e.g. graph-file folios the kernel's fault-around maps, which the node held in its page cache already); then, after a %s pause, %d more connections one at a time: per additional connection = the median growth of the server's summed %s (all server processes, so a shared page counts once) across one connection's connect and first query, with the earlier ones still open, and its backend's private memory = median USS (Private_Clean + Private_Dirty)\n",
+			s.FreshConnections, s.K, s.MemoryKind, s.FreshConnections, marginalSettle, marginalConnections, s.MemoryKind)
 	}
 	if len(s.Filtered) > 0 {
 		fmt.Fprintf(&b, "- Filtered queries: `WHERE cat < c ORDER BY embedding <op> $1 LIMIT %d` on an int column cat in 0..999 fixed by a hash of each row's id (independent of the vectors), keeping %v of the rows; each AM's iterative_scan = %s (max_scan_tuples at its default, 20,000), ef in %v, the first %d queries (repeated until %.1f s passed), one client, recall@%d against the exact filtered top %d; full LIMIT = queries that returned %d rows\n",
@@ -392,16 +402,19 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			}
 		}
 		if hasFreshOrInserts(d) {
-			b.WriteString("\n| index | first query p50 ms | first query p99 ms | connect p50 ms | server " + s.MemoryKind + " per connection | inserts/s 1 client | inserts/s N clients |\n|---|---:|---:|---:|---:|---:|---:|\n")
+			b.WriteString("\n| index | first query p50 ms | first query p99 ms | connect p50 ms | server " + s.MemoryKind + " per fresh connection | server " + s.MemoryKind + " per additional connection | its private memory | inserts/s 1 client | inserts/s N clients |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			for _, ix := range d.Indexes {
-				fq50, fq99, c50, mem, i1, iN := "-", "-", "-", "-", "-", "-"
+				fq50, fq99, c50, mem, marg, priv, i1, iN := "-", "-", "-", "-", "-", "-", "-", "-"
 				if f := ix.Fresh; f != nil {
 					fq50, fq99, c50, mem = fmt.Sprintf("%.1f", f.FirstP50ms), fmt.Sprintf("%.1f", f.FirstP99ms), fmt.Sprintf("%.1f", f.ConnectP50ms), memText(f.PerConnection)
+					if f.MarginalConnections > 0 {
+						marg, priv = memText(f.Marginal), memText(f.Private)
+					}
 				}
 				if in := ix.Inserts; in != nil {
 					i1, iN = fmt.Sprintf("%.0f", in.Rate1), fmt.Sprintf("%.0f (%d clients)", in.RateN, in.Clients)
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", ix.Index.AM, fq50, fq99, c50, mem, i1, iN)
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", ix.Index.AM, fq50, fq99, c50, mem, marg, priv, i1, iN)
 			}
 		}
 		if hasFiltered(d) {
@@ -414,14 +427,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			}
 		}
 		if len(d.Comparisons) > 0 {
-			b.WriteString("\n| ratio | build time | index size | QPS @0.90 | QPS @0.95 | QPS @0.99 | first query | memory per connection | inserts 1 client | inserts N clients |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			b.WriteString("\n| ratio | build time | index size | QPS @0.90 | QPS @0.95 | QPS @0.99 | first query | memory per fresh connection | memory per additional connection | inserts 1 client | inserts N clients |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			for _, c := range d.Comparisons {
 				fmt.Fprintf(&b, "| %s ÷ %s | %.2f | %.2f |", c.Candidate, c.Baseline, c.BuildRatio, c.SizeRatio)
 				for _, q := range c.QPS {
 					fmt.Fprintf(&b, " %s |", ratioText(q))
 				}
-				fmt.Fprintf(&b, " %s | %s | %s | %s |\n", ratioOrDash(c.FirstQueryRatio), diffOrDash(c.MemoryPerConnectionDiff),
-					ratioOrDash(c.InsertRatio1), ratioOrDash(c.InsertRatioN))
+				fmt.Fprintf(&b, " %s | %s | %s | %s | %s |\n", ratioOrDash(c.FirstQueryRatio), diffOrDash(c.MemoryPerConnectionDiff),
+					diffOrDash(c.MarginalDiff), ratioOrDash(c.InsertRatio1), ratioOrDash(c.InsertRatioN))
 			}
 		}
 	}

@@ -47,28 +47,31 @@ func TestCompareRatios(t *testing.T) {
 	if compare([]IndexResult{cand}) != nil {
 		t.Error("a single index has nothing to compare with")
 	}
-	if c.FirstQueryRatio != 0 || c.MemoryPerConnectionDiff != nil || c.InsertRatio1 != 0 {
+	if c.FirstQueryRatio != 0 || c.MemoryPerConnectionDiff != nil || c.MarginalDiff != nil || c.InsertRatio1 != 0 {
 		t.Errorf("measures neither index has were compared: %+v", c)
 	}
 }
 
 func TestCompareFreshConnectionsAndInserts(t *testing.T) {
 	cand := IndexResult{Index: IndexSpec{"borealis_hnsw", "borealis.ef_search"}, Build: Build{Seconds: 1, Bytes: 1},
-		Fresh:   &Fresh{Connections: 10, FirstP50ms: 1000, FirstP99ms: 1200, ConnectP50ms: 3, PerConnection: 150 << 20},
+		Fresh:   &Fresh{Connections: 10, FirstP50ms: 1000, FirstP99ms: 1200, ConnectP50ms: 3, PerConnection: 150 << 20,
+			MarginalConnections: 3, Marginal: 4 << 20, Private: 3 << 20},
 		Inserts: &Inserts{Seconds: 10, Rate1: 200, Clients: 4, RateN: 128}}
 	base := IndexResult{Index: IndexSpec{"hnsw", "hnsw.ef_search"}, Build: Build{Seconds: 1, Bytes: 1},
-		Fresh:   &Fresh{Connections: 10, FirstP50ms: 25, FirstP99ms: 30, ConnectP50ms: 3, PerConnection: 2 << 20},
+		Fresh:   &Fresh{Connections: 10, FirstP50ms: 25, FirstP99ms: 30, ConnectP50ms: 3, PerConnection: 2 << 20,
+			MarginalConnections: 3, Marginal: 2 << 20, Private: 1 << 20},
 		Inserts: &Inserts{Seconds: 10, Rate1: 250, Clients: 4, RateN: 320}}
 	cmp := compare([]IndexResult{cand, base})
 	c := cmp[0]
 	if c.FirstQueryRatio != 40 || c.MemoryPerConnectionDiff == nil || *c.MemoryPerConnectionDiff != 148<<20 ||
+		c.MarginalDiff == nil || *c.MarginalDiff != 2<<20 ||
 		c.InsertRatio1 != 0.8 || c.InsertRatioN != 0.4 {
 		t.Fatalf("%+v", c)
 	}
 	rep := &Report{Suite: "t", Settings: Settings{K: 10, Clients: 2, MemoryKind: MemoryKind, FreshConnections: 10, InsertClients: 4, InsertSeconds: 10},
 		Datasets: []DatasetResult{{Dataset: "d", Indexes: []IndexResult{cand, base}, Comparisons: cmp}}}
 	lines := strings.Join(rep.SummaryLines(), "\n")
-	for _, s := range []string{"first query on a fresh connection 40.00x", "memory per connection +148.0 MiB", "inserts 0.80x (1 client), 0.40x (N clients)"} {
+	for _, s := range []string{"first query on a fresh connection 40.00x", "memory per fresh connection +148.0 MiB", "memory per additional connection +2.0 MiB", "inserts 0.80x (1 client), 0.40x (N clients)"} {
 		if !strings.Contains(lines, s) {
 			t.Errorf("summary lacks %q: %s", s, lines)
 		}
@@ -78,9 +81,9 @@ func TestCompareFreshConnectionsAndInserts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{
-		"| borealis_hnsw | 1000.0 | 1200.0 | 3.0 | 150.0 MiB | 200 | 128 (4 clients) |",
-		"| hnsw | 25.0 | 30.0 | 3.0 | 2.0 MiB | 250 | 320 (4 clients) |",
-		"| 40.00x | +148.0 MiB | 0.80x | 0.40x |",
+		"| borealis_hnsw | 1000.0 | 1200.0 | 3.0 | 150.0 MiB | 4.0 MiB | 3.0 MiB | 200 | 128 (4 clients) |",
+		"| hnsw | 25.0 | 30.0 | 3.0 | 2.0 MiB | 2.0 MiB | 1.0 MiB | 250 | 320 (4 clients) |",
+		"| 40.00x | +148.0 MiB | +2.0 MiB | 0.80x | 0.40x |",
 	} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md.String())

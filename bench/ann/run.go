@@ -172,8 +172,9 @@ func runIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, d *da
 	if res.Fresh, err = measureFresh(ctx, t, d, cfg.ElementOf(ix.AM), cfg.K, cfg.FreshConnections); err != nil {
 		return nil, err
 	}
-	logf("fresh %s: %d new connections, connect+first query p50 %.1f ms, p99 %.1f ms (connect alone p50 %.1f ms), server %s +%s per connection",
-		ix.AM, res.Fresh.Connections, res.Fresh.FirstP50ms, res.Fresh.FirstP99ms, res.Fresh.ConnectP50ms, MemoryKind, memText(res.Fresh.PerConnection))
+	logf("fresh %s: %d new connections, connect+first query p50 %.1f ms, p99 %.1f ms (connect alone p50 %.1f ms), server %s +%s per fresh connection, +%s per additional one (private %s)",
+		ix.AM, res.Fresh.Connections, res.Fresh.FirstP50ms, res.Fresh.FirstP99ms, res.Fresh.ConnectP50ms, MemoryKind, memText(res.Fresh.PerConnection),
+		memText(res.Fresh.Marginal), memText(res.Fresh.Private))
 	waitForIdle(ctx, conn, 10*time.Second)
 	sw, err := newSweeper(ctx, t.dsn, d, truth, cfg, cfg.ElementOf(ix.AM))
 	if err != nil {

@@ -70,7 +70,8 @@ func TestTinySuiteEndToEnd(t *testing.T) {
 	// Fresh connections: the first query includes the connect; each connection costs the server
 	// some memory (a backend is never free).
 	if f := ix.Fresh; f == nil || f.Connections != 3 || f.ConnectP50ms <= 0 || f.FirstP50ms <= f.ConnectP50ms ||
-		f.FirstP99ms < f.FirstP50ms || f.PerConnection <= 0 {
+		f.FirstP99ms < f.FirstP50ms || f.PerConnection <= 0 ||
+		f.MarginalConnections != marginalConnections || f.Private <= 0 {
 		t.Errorf("fresh connections: %+v", f)
 	}
 	if in := ix.Inserts; in == nil || in.Rate1 <= 0 || in.RateN <= 0 || in.Clients != 2 {

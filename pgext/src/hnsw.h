@@ -206,6 +206,9 @@ extern void bhnsw_register_hooks(void);
 /* hnswprewarm.c */
 extern void bhnsw_register_prewarm(void);
 extern char *bhnsw_graph_directory(void);
+
+/* hnswresident.c */
+extern void bhnsw_keep_graphs_resident(void);
 extern int64 bhnsw_cache_shared_bytes(void);
 extern void bhnsw_cache_describe(StringInfo out);
 

@@ -6,7 +6,8 @@
  * the databases and starts one short-lived worker per database, which maps (building when
  * needed) the graph of every borealis_hnsw index there. On a standby it then waits for
  * promotion and does it once more, so the first query of the new primary finds graphs that
- * are current. borealis_hnsw_prewarm(regclass) does the same for one index on demand.
+ * are current. The worker then stays, keeping every graph file mapped (hnswresident.c).
+ * borealis_hnsw_prewarm(regclass) does the same for one index on demand.
  */
 #include "hnsw.h"
 
@@ -26,6 +27,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -201,23 +203,38 @@ borealis_prewarm_main(Datum arg)
 	bool		standby;
 
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
 	standby = RecoveryInProgress();
 
 	prewarm_all();
-	/* A standby: once promoted, map the graphs again (they may lag the last replayed pages). */
-	while (standby && RecoveryInProgress())
+
+	/*
+	 * Then stay, keeping every graph file mapped (hnswresident.c) so its pages count once for
+	 * the node and a new connection adds only its private memory. A standby also waits for
+	 * promotion, then maps the graphs again (they may lag the last replayed pages).
+	 */
+	for (;;)
 	{
+		bhnsw_keep_graphs_resident();
+		if (standby && !RecoveryInProgress())
+		{
+			standby = false;
+			prewarm_all();
+			continue;
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000L,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 	}
-	if (standby)
-		prewarm_all();
-	proc_exit(0);
 }
 
 /* From _PG_init when preloaded. */
