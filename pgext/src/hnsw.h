@@ -156,6 +156,8 @@ extern int	bhnsw_metric_of(Relation index);
 extern int	bhnsw_typmod_dims(Relation index);
 extern char *bhnsw_opclass_name(int type, int metric);
 extern char *bhnsw_opclass_list(void);
+extern int	bhnsw_tuple_code(int kind, const float *code, int words, float *dst);
+extern const char *bhnsw_tuple_expand(const float *tcode, int twords, float *dst, int words);
 extern int	bhnsw_dims_of(Relation index);
 extern void bhnsw_elemtype_of(Relation index, BhnswElemType *t);
 extern int	bhnsw_encode(const BhnswElemType *t, Datum value, float *dst, bool *zero);

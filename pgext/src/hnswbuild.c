@@ -274,8 +274,9 @@ write_pages(BuildState *bs)
 		et->deleted = 0;
 		et->id = id;
 		et->heaptid = bs->tids[id];
-		et->dims = bs->dims;
-		memcpy(et->vec, vecs + (Size) k * bs->dims, sizeof(float) * bs->dims);
+		memset(et->vec, 0, sizeof(float) * bs->dims);
+		et->dims = bhnsw_tuple_code(bs->metric, vecs + (Size) k * bs->dims, bs->dims, et->vec);
+		esize = BHNSW_ELEMENT_SIZE(et->dims);
 		buf = bhnsw_build_externalize(index, buf, et, bs->dims, &esize);
 		nt->type = BHNSW_NEIGHBOR_TUPLE;
 		nt->level = level;

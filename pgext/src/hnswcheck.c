@@ -82,7 +82,7 @@ check_index(Relation index, CheckState *cs)
 		problem(cs, "meta page: bad magic %08x", meta->magic);
 		return;
 	}
-	if (meta->version != BHNSW_LAYOUT_VERSION)
+	if (meta->version < BHNSW_LAYOUT_MIN_VERSION || meta->version > BHNSW_LAYOUT_VERSION)
 	{
 		problem(cs, "meta page: layout version %u, expected %d", meta->version, BHNSW_LAYOUT_VERSION);
 		return;
@@ -133,8 +133,10 @@ check_index(Relation index, CheckState *cs)
 					continue;
 				}
 				if (ItemIdGetLength(iid) < offsetof(BhnswElementTupleData, vec) +
-					sizeof(float) * ((et->flags & BHNSW_ELEMENT_EXTERNAL) ? 2 : meta->dims) ||
-					et->dims != meta->dims || ((et->flags & BHNSW_ELEMENT_EXTERNAL) != 0) == bhnsw_code_inline(meta->dims))
+					sizeof(float) * ((et->flags & BHNSW_ELEMENT_EXTERNAL) ? 2 : et->dims) ||
+					(et->dims != meta->dims &&
+					 !(BHNSW_KIND_TYPE(meta->metric) == BHNSW_TYPE_SPARSEVEC && et->dims < meta->dims)) ||
+					((et->flags & BHNSW_ELEMENT_EXTERNAL) != 0) == bhnsw_code_inline(meta->dims))
 				{
 					problem(cs, "element %u: %u dimensions, the index has %u", et->id, et->dims, meta->dims);
 					continue;

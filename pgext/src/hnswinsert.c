@@ -77,8 +77,8 @@ append_element(Relation index, BhnswCache *cache, ItemPointer heaptid, float *st
 	et->type = BHNSW_ELEMENT_TUPLE;
 	et->level = level;
 	et->heaptid = *heaptid;
-	et->dims = cache->dims;
-	memcpy(et->vec, stored, sizeof(float) * cache->dims);
+	et->dims = bhnsw_tuple_code(cache->metric, stored, cache->dims, et->vec);
+	esize = BHNSW_ELEMENT_SIZE(et->dims);
 	nt->type = BHNSW_NEIGHBOR_TUPLE;
 	nt->level = level;
 	nt->nslots = BHNSW_NSLOTS(cache->m, level);

@@ -125,10 +125,32 @@ bhnsw_element_code(Relation index, BhnswElementTuple et, int words, char **probl
 	ItemPointerData tid;
 	int			got = 0;
 
-	if (!(et->flags & BHNSW_ELEMENT_EXTERNAL))
-		return et->vec;
 	if (gathered == NULL)
 		gathered = MemoryContextAlloc(TopMemoryContext, sizeof(float) * BHNSW_MAX_CODE_WORDS);
+	if (!(et->flags & BHNSW_ELEMENT_EXTERNAL))
+	{
+		const char *bad;
+
+		if (et->dims == words)
+			return et->vec;
+		/* A compact sparsevec code (hnswtypes.c), widened to the graph's width. */
+		bad = bhnsw_tuple_expand(et->vec, et->dims, gathered, words);
+		if (bad == NULL)
+			return gathered;
+		{
+			char	   *msg = psprintf("element %u: %s", et->id, bad);
+
+			if (problem != NULL)
+			{
+				*problem = msg;
+				return NULL;
+			}
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("borealis_hnsw index \"%s\": %s", RelationGetRelationName(index), msg),
+					 errhint("REINDEX the index.")));
+		}
+	}
 	memcpy(&tid, et->vec, sizeof(ItemPointerData));
 	while (ItemPointerIsValid(&tid) && got < words)
 	{

@@ -24,7 +24,8 @@
 #include "hnswtypes.h"
 
 #define BHNSW_MAGIC				0xB0EA1150
-#define BHNSW_LAYOUT_VERSION	1
+#define BHNSW_LAYOUT_VERSION	2	/* 2: compact sparsevec element tuples (hnswtypes.c) */
+#define BHNSW_LAYOUT_MIN_VERSION 1	/* version 1 pages are read as they are */
 #define BHNSW_METAPAGE_BLKNO	0
 #define BHNSW_PAGE_ID			0xB0EA
 #define BHNSW_MAX_LEVEL			31
@@ -95,7 +96,9 @@ typedef struct BhnswElementTupleData
 	uint32		id;
 	ItemPointerData heaptid;
 	ItemPointerData neighbortid;
-	uint16		dims;			/* words of vec: the element's code (hnswtypes.h) */
+	uint16		dims;			/* words of vec: the element's code (hnswtypes.h); for a
+								 * sparsevec, its compact form, 1 + 2n words for n non-zeros
+								 * (bhnsw_tuple_code) */
 	uint16		unused2;
 	float		vec[FLEXIBLE_ARRAY_MEMBER];
 } BhnswElementTupleData;

@@ -123,6 +123,55 @@ bhnsw_metric_of(Relation index)
 	return 0;
 }
 
+/*
+ * Element tuples keep a sparsevec compact: 1 + 2n words (n, then its n indices, then its n
+ * values) for n non-zeros, not the graph's fixed width of 1 + 2 * BHNSW_SPARSE_NNZ(dims), so
+ * a page holds what a vector has, not what the type allows (layout version 2). Writes the
+ * tuple form of code (words words, the graph's width) into dst and returns its words; every
+ * other type's tuple form is its code.
+ */
+int
+bhnsw_tuple_code(int kind, const float *code, int words, float *dst)
+{
+	uint32		n;
+	int			room = (words - 1) / 2;
+
+	if (BHNSW_KIND_TYPE(kind) != BHNSW_TYPE_SPARSEVEC)
+	{
+		memcpy(dst, code, sizeof(float) * words);
+		return words;
+	}
+	memcpy(&n, code, sizeof(n));
+	if (n > (uint32) room)
+		n = room;				/* the engine refuses such a code before it is stored */
+	dst[0] = code[0];
+	memcpy(dst + 1, code + 1, sizeof(float) * n);
+	memcpy(dst + 1 + n, code + 1 + room, sizeof(float) * n);
+	return 1 + 2 * n;
+}
+
+/*
+ * Widens a compact sparsevec tuple code (twords words) into dst, words words wide. Returns
+ * NULL, or what is wrong with it.
+ */
+const char *
+bhnsw_tuple_expand(const float *tcode, int twords, float *dst, int words)
+{
+	uint32		n;
+	int			room = (words - 1) / 2;
+
+	if (twords < 1 || twords > words)
+		return "its code has a wrong size";
+	memcpy(&n, tcode, sizeof(n));
+	if (n > (uint32) room || twords != 1 + 2 * (int) n)
+		return "its sparse code has a wrong size";
+	memset(dst, 0, sizeof(float) * words);
+	dst[0] = tcode[0];
+	memcpy(dst + 1, tcode + 1, sizeof(float) * n);
+	memcpy(dst + 1 + room, tcode + 1 + n, sizeof(float) * n);
+	return NULL;
+}
+
 /* The indexed column's (or expression's) declared dimensions, within the type's limit. */
 int
 bhnsw_typmod_dims(Relation index)

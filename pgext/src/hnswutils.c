@@ -24,7 +24,7 @@ bhnsw_read_meta(Relation index, BhnswMetaPageData *meta)
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	memcpy(meta, BhnswPageGetMeta(BufferGetPage(buf)), sizeof(*meta));
 	UnlockReleaseBuffer(buf);
-	if (meta->magic != BHNSW_MAGIC || meta->version != BHNSW_LAYOUT_VERSION)
+	if (meta->magic != BHNSW_MAGIC || meta->version < BHNSW_LAYOUT_MIN_VERSION || meta->version > BHNSW_LAYOUT_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" is not a borealis_hnsw index of layout version %d",

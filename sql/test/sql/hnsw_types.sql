@@ -162,6 +162,19 @@ CREATE TABLE big (id int, s sparsevec(2000));
 INSERT INTO big VALUES (1, (array_fill(1::real, ARRAY[1000]) || array_fill(0::real, ARRAY[1000]))::vector::sparsevec);
 CREATE INDEX big_l2 ON big USING borealis_hnsw (s sparsevec_l2_ops);
 SELECT * FROM borealis_hnsw_check('big_l2');
+-- Element tuples hold a sparsevec's own non-zeros, not the 1,000 its type allows: 300 rows of
+-- 3 non-zeros in sparsevec(30000), built and inserted, fit a few pages (at full width, 8 kB
+-- per code, each row took two).
+CREATE TABLE narrow (id int, s sparsevec(30000));
+INSERT INTO narrow SELECT i, format('{%s:1,%s:0.5,%s:2}/30000', i, i + 1000, i + 2000)::sparsevec
+  FROM generate_series(1, 200) i;
+CREATE INDEX narrow_ip ON narrow USING borealis_hnsw (s sparsevec_ip_ops);
+INSERT INTO narrow SELECT i, format('{%s:1,%s:0.5,%s:2}/30000', i, i + 1000, i + 2000)::sparsevec
+  FROM generate_series(201, 300) i;
+SELECT pg_relation_size('narrow_ip') / 8192 <= 20 AS compact_pages;
+SELECT * FROM borealis_hnsw_check('narrow_ip');
+SELECT exact('narrow', 's', '<#>', '''{7:1,1007:1,2150:3}/30000''::sparsevec') AS narrow_ip;
+DROP TABLE narrow;
 INSERT INTO big VALUES (2, (array_fill(1::real, ARRAY[1001]) || array_fill(0::real, ARRAY[999]))::vector::sparsevec);
 DROP INDEX big_l2;
 INSERT INTO big VALUES (2, (array_fill(1::real, ARRAY[1001]) || array_fill(0::real, ARRAY[999]))::vector::sparsevec);
