@@ -40,6 +40,9 @@ type member struct {
 	paramsNextTry time.Time
 	// lastErr is why the last start failed ("" after a success), for held clients.
 	lastErr string
+	// startNice, when below 0 (a resume), is the CPU priority the next start runs at until
+	// the cluster ends the boost (resumeboost.go).
+	startNice int
 	// onReady, when set (by a resume), is called as soon as a start's postmaster accepts
 	// connections and its limits are set, before the start is recorded.
 	onReady func()
@@ -96,7 +99,7 @@ func (mb *member) config(rec store.Member) pgproc.Config {
 	// Clients reach nodes over TCP with SCRAM (relayed by the router); the control plane uses
 	// the Unix socket in that directory, which only trusts.
 	return pgproc.Config{DataDir: rec.DataDir, Port: rec.Port, DieWithParent: false, DirMode: clusterDirMode,
-		HostAuth: "scram-sha-256"}
+		HostAuth: "scram-sha-256", StartNice: mb.startNice}
 }
 
 // ensure brings the member to "available": create it, adopt a running server, or restart a

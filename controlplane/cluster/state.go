@@ -136,6 +136,7 @@ func (c *Cluster) step() {
 	if quiet {
 		return
 	}
+	c.endStartBoost()
 	before := c.status()
 	c.superviseOnce()
 	if after := c.status(); after == StatusAvailable && before != StatusAvailable {
@@ -243,8 +244,9 @@ func (c *Cluster) resumeStep() {
 		released = time.Now()
 	}
 	t1 := time.Now()
+	writer.startNice = resumeStartNice
 	writer.ensure()
-	writer.onReady = nil
+	writer.onReady, writer.startNice = nil, 0
 	<-marked
 	t2 := time.Now()
 	if writer.status() != StatusAvailable {
@@ -266,6 +268,10 @@ func (c *Cluster) resumeStep() {
 	c.life.mu.Unlock()
 	if n := writer.node; n != nil && !n.Launched.IsZero() && n.Ready.After(n.Launched) && !n.Launched.Before(t1) {
 		ph.BeforeFork, ph.Postgres, ph.AfterReady = n.Launched.Sub(t1), n.Ready.Sub(n.Launched), released.Sub(n.Ready)
+		ph.Boost = fmt.Sprintf("start-up CPU priority nice %d", resumeStartNice)
+		if n.BoostErr != nil {
+			ph.Boost = "start-up at normal CPU priority: " + n.BoostErr.Error()
+		}
 	}
 	c.mu.Lock()
 	c.rec.Paused = false
@@ -283,12 +289,17 @@ type resumePhases struct {
 	Postgres   time.Duration // of Ensure: postmaster forked → postmaster.pid says ready
 	AfterReady time.Duration // of Ensure: cgroup limits, clients let through
 	Recorded   time.Duration // after the release: status, events and the store's fsyncs
+	Boost      string        // the start-up's CPU priority (resumeboost.go)
 }
 
 func (p resumePhases) String() string {
 	f := func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
-	return fmt.Sprintf("wake %s, start %s = before fork %s + postgres %s + after ready %s; recorded after the release %s",
+	s := fmt.Sprintf("wake %s, start %s = before fork %s + postgres %s + after ready %s; recorded after the release %s",
 		f(p.Wake), f(p.Ensure), f(p.BeforeFork), f(p.Postgres), f(p.AfterReady), f(p.Recorded))
+	if p.Boost != "" {
+		s += "; " + p.Boost
+	}
+	return s
 }
 
 // privateAddr maps a node's router address to the control plane's trusted path to the same

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/borealisdb/borealis/controlplane/store"
+	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -128,7 +129,18 @@ func TestPauseResumeStopStartReboot(t *testing.T) {
 		if e.Seq > since && e.Type == "cluster.resumed" && !regexp.MustCompile(`\+ postgres [1-9][0-9]* ms`).MatchString(e.Message) {
 			t.Fatalf("cluster.resumed event without the postgres start phase: %q", e.Message)
 		}
+		// The start-up ran at a raised CPU priority (root can raise it), which ends after the
+		// quiet second: the writer is back at the control plane's own nice value.
+		if e.Seq > since && e.Type == "cluster.resumed" && os.Geteuid() == 0 && !strings.Contains(e.Message, fmt.Sprintf("start-up CPU priority nice %d", resumeStartNice)) {
+			t.Fatalf("cluster.resumed event without the start-up's CPU priority: %q", e.Message)
+		}
 	}
+	own, _ := pgproc.Nice(0)
+	waitFor(t, "the resumed writer back at normal CPU priority", 30*time.Second, func() bool {
+		pid := m.mustDescribe(t, "nap").DBClusterMembers[0].PID
+		v, err := pgproc.Nice(pid)
+		return pid != 0 && err == nil && v == own
+	})
 	waitFor(t, "the reader to follow and the cluster to be available", 90*time.Second, func() bool {
 		return m.mustDescribe(t, "nap").Status == StatusAvailable
 	})

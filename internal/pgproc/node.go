@@ -41,6 +41,13 @@ type Config struct {
 	// tests want). When set, Unix-socket connections stay trusted — the socket directory is
 	// the private path of whoever runs the server — and DSN, WaitReady and BaseBackup use it.
 	HostAuth string
+	// StartNice, when below 0, is the CPU priority (nice value) the server gets right after the
+	// postmaster is launched, for its own session's scheduler autogroup and for the
+	// postmaster, whose children inherit it, until RestoreNice. A start that clients wait for
+	// (a resume) uses it so that its CPU is not shared out evenly with everything else on a
+	// busy machine. It needs CAP_SYS_NICE (root); without it the start runs at the caller's
+	// priority and BoostErr says why.
+	StartNice int
 	// DieWithParent asks the kernel to stop the server (SIGQUIT) when the calling thread dies.
 	// Tests want it; a control plane that must adopt running servers after a restart does not.
 	DieWithParent bool
@@ -57,6 +64,13 @@ type Node struct {
 	// Launched is when Start forked the postmaster, Ready when WaitReady last saw it accept
 	// connections: the start-up's own time, for the phase breakdown of a resume.
 	Launched, Ready time.Time
+	// Boosted is true while the postmaster runs at StartNice; BoostErr is why it could not.
+	Boosted  bool
+	BoostErr error
+	// baseNice is the caller's nice value at Start, which RestoreNice returns the threads to.
+	baseNice int
+	// boostStop ends the boost's watch of new children; boostDone is closed when it has.
+	boostStop, boostDone chan struct{}
 }
 
 // New returns a Node for cfg, filling defaults. It starts nothing.
@@ -170,6 +184,15 @@ func (n *Node) Start(ctx context.Context) error {
 		logf.Close()
 		return err
 	}
+	if n.StartNice < 0 {
+		// A boosted server leads its own session, as pg_ctl starts one: the scheduler's
+		// autogroups (sched_autogroup_enabled, on by default) weigh sessions against each
+		// other whatever their processes' nice values, so only a session of its own can be
+		// raised without raising its caller. Otherwise it stays in its caller's session and
+		// CPU share (a `nice`d test keeps its servers niced).
+		cmd.SysProcAttr.Setpgid = false
+		cmd.SysProcAttr.Setsid = true
+	}
 	if n.DieWithParent {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
 	}
@@ -181,6 +204,16 @@ func (n *Node) Start(ctx context.Context) error {
 	n.cmd = cmd
 	n.Launched = time.Now()
 	n.adoptedPID = 0
+	n.Boosted, n.BoostErr = false, nil
+	n.baseNice, _ = Nice(0)
+	if n.StartNice < 0 {
+		// The postmaster has only just exec'd: everything it forks from here on inherits this.
+		if err := n.boost(cmd.Process.Pid, n.StartNice); err != nil {
+			n.BoostErr = fmt.Errorf("raising the start-up's CPU priority to nice %d: %w", n.StartNice, err)
+		} else {
+			n.Boosted = true
+		}
+	}
 	n.done = make(chan struct{})
 	go func() {
 		n.err = cmd.Wait()

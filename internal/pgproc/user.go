@@ -48,7 +48,8 @@ func Command(name string, args ...string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	// Its own process group, so a Ctrl-C aimed at the caller's terminal does not reach the
-	// server directly; the caller decides how the server stops.
+	// server directly; the caller decides how the server stops. (Start makes the server a
+	// session leader instead, which also gives it its own group.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
 	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
 	return cmd, nil
