@@ -109,12 +109,19 @@ func (x *Index) scoreOne(s *scratch, q []float32, id uint32) float32 {
 	if s.quant {
 		return x.approx(s, id)
 	}
+	if x.halfCos() {
+		return simd.CosineDistanceHalfQuery(x.halfQuery(s, q), halves(x.vec(id)))
+	}
 	return x.distance(q, x.vec(id))
 }
 
 // score writes the traversal distance from q to each of ids into out.
 func (x *Index) score(s *scratch, q []float32, ids []uint32, out []float32) {
 	if !s.quant {
+		if x.halfCos() {
+			x.halfCosDistances(s, q, ids, out)
+			return
+		}
 		x.distances(q, ids, out)
 		return
 	}

@@ -1,6 +1,10 @@
 package hnsw
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/borealisdb/borealis/simd"
+)
 
 // scratch is the per-search working memory: the visited set (a bitset indexed
 // by id, cleared by zeroing only the words the last search touched, so it
@@ -29,6 +33,11 @@ type scratch struct {
 	qscale float32  // their scale
 	qnorm2 float32  // the query's squared norm (L2)
 	qbits  []uint64 // the query's sign bits (binary quantization)
+
+	// Half elements under cosine: the query prepared once per search (halfquery.go), and
+	// the slice it was prepared from.
+	hq    simd.HalfQuery
+	hqFor *float32
 
 	linkCands, linkSel, linkPruned []candidate // buffers for shrinking a neighbour's list
 
@@ -100,6 +109,7 @@ func (p *scratchPool) get() *scratch {
 
 func (p *scratchPool) put(s *scratch) {
 	s.quant = false // the next user may be an insert, which scores in float32
+	s.hqFor = nil   // and has another query, possibly in the same buffer
 	p.mu.Lock()
 	p.free = append(p.free, s)
 	p.mu.Unlock()

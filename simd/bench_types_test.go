@@ -55,6 +55,16 @@ func BenchmarkHalf(b *testing.B) {
 				})
 			})
 		}
+		b.Run(fmt.Sprintf("kernel=CosineDistanceHalfQuery/dim=%d", dim), func(b *testing.B) {
+			benchPaths(b, func(b *testing.B) {
+				var q HalfQuery
+				q.Set(x)
+				b.SetBytes(int64(4 * dim))
+				for b.Loop() {
+					sink = CosineDistanceHalfQuery(&q, y)
+				}
+			})
+		})
 		b.Run(fmt.Sprintf("kernel=HalfToFloat32/dim=%d", dim), func(b *testing.B) {
 			benchPaths(b, func(b *testing.B) {
 				b.SetBytes(int64(6 * dim))

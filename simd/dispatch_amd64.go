@@ -54,6 +54,7 @@ var avx2Impl = impl{
 	dotHalf:   func(a, b []uint16) float32 { return halfPairAVX2(dotHalfAVX2, a, b) },
 	l1Half:    func(a, b []uint16) float32 { return halfPairAVX2(l1HalfAVX2, a, b) },
 	cosHalf:   cosHalfAVX2Slice,
+	cosHalfQ:  cosHalfQueryAVX2Slice,
 	jaccard:   jaccardAVX2Slice,
 	hamming:   hammingAVX2Slice,
 }
@@ -159,6 +160,14 @@ func cosHalfAVX2Slice(a, b []uint16) float32 {
 		return cosHalfGeneric(a, b)
 	}
 	return cosHalfAVX2(&a[0], &b[0], len(a))
+}
+
+// cosHalfQueryAVX2Slice is cosHalfAVX2Slice(q.h, b) from the query's float32 copy and norm.
+func cosHalfQueryAVX2Slice(q *HalfQuery, b []uint16) float32 {
+	if len(q.h) == 0 {
+		return cosHalfGeneric(q.h, b)
+	}
+	return cosHalfQueryAVX2(&q.f[0], &b[0], len(q.h), q.norm2)
 }
 
 func halfToFloat32AVX2(dst []float32, src []uint16) {

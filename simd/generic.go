@@ -26,6 +26,7 @@ var genericImpl = impl{
 	dotHalf:   dotHalfGeneric,
 	l1Half:    l1HalfGeneric,
 	cosHalf:   cosHalfGeneric,
+	cosHalfQ:  func(q *HalfQuery, b []uint16) float32 { return cosHalfGeneric(q.h, b) },
 	jaccard:   jaccardGeneric,
 	hamming:   hammingGeneric,
 }

@@ -60,6 +60,43 @@ func CosineDistanceHalf(a, b []uint16) float32 {
 	return active.Load().cosHalf(a, b)
 }
 
+// HalfQuery is a half vector prepared to be compared with many others under cosine, as a
+// search compares its query with every node it visits: Set converts it to float32 and
+// computes its squared norm once, so each CosineDistanceHalfQuery converts and sums only
+// the other vector. The zero value is an empty query; a HalfQuery is not safe for
+// concurrent Set.
+type HalfQuery struct {
+	h     []uint16
+	f     []float32
+	norm2 float32
+}
+
+// Set makes q the half vector h (copied; h may be reused afterwards).
+func (q *HalfQuery) Set(h []uint16) {
+	if cap(q.h) < len(h) {
+		q.h = make([]uint16, len(h))
+		q.f = make([]float32, len(h))
+	}
+	q.h, q.f = q.h[:len(h)], q.f[:len(h)]
+	copy(q.h, h)
+	HalfToFloat32(q.f, q.h)
+	// On the AVX2 path DotHalf(h, h) sums exactly as CosineDistanceHalf sums |h|² (the same
+	// accumulators, trips, reduction and tail), which makes the result below bit-identical;
+	// the other paths do not use it.
+	q.norm2 = DotHalf(q.h, q.h)
+}
+
+// Len is the number of components of the query.
+func (q *HalfQuery) Len() int { return len(q.h) }
+
+// CosineDistanceHalfQuery returns CosineDistanceHalf(h, b) for the h of q.Set, bit for bit,
+// at about the cost of a dot product on the AVX2 path (one conversion and two sums per
+// element instead of two and three); other paths compute CosineDistanceHalf itself.
+func CosineDistanceHalfQuery(q *HalfQuery, b []uint16) float32 {
+	samePair("CosineDistanceHalfQuery", len(q.h), len(b))
+	return active.Load().cosHalfQ(q, b)
+}
+
 // h2f converts one binary16 value exactly. Finite values (normal and subnormal alike) are
 // the half's exponent and fraction moved into float32's fields, scaled by 2^112 (the
 // difference of the exponent biases, 127 - 15): the product is exact, and a subnormal half

@@ -1582,6 +1582,125 @@ cosHalfAVX2_finish_end:
 	VZEROUPPER
 	RET
 
+// func cosHalfQueryAVX2(a *float32, b *uint16, n int, anorm float32) float32
+// Requires: AVX, F16C, FMA3
+TEXT ·cosHalfQueryAVX2(SB), NOSPLIT, $0-36
+	MOVQ   a+0(FP), AX
+	MOVQ   b+8(FP), CX
+	MOVQ   n+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+cosHalfQueryAVX2_loop32:
+	CMPQ        DX, $0x20
+	JL          cosHalfQueryAVX2_loop8
+	VMOVUPS     (AX), Y8
+	VCVTPH2PS   (CX), Y9
+	VFMADD231PS Y9, Y8, Y0
+	VFMADD231PS Y9, Y9, Y4
+	VMOVUPS     32(AX), Y8
+	VCVTPH2PS   16(CX), Y9
+	VFMADD231PS Y9, Y8, Y1
+	VFMADD231PS Y9, Y9, Y5
+	VMOVUPS     64(AX), Y8
+	VCVTPH2PS   32(CX), Y9
+	VFMADD231PS Y9, Y8, Y2
+	VFMADD231PS Y9, Y9, Y6
+	VMOVUPS     96(AX), Y8
+	VCVTPH2PS   48(CX), Y9
+	VFMADD231PS Y9, Y8, Y3
+	VFMADD231PS Y9, Y9, Y7
+	ADDQ        $0x80, AX
+	ADDQ        $0x40, CX
+	SUBQ        $0x20, DX
+	JMP         cosHalfQueryAVX2_loop32
+
+cosHalfQueryAVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          cosHalfQueryAVX2_reduce
+	VMOVUPS     (AX), Y8
+	VCVTPH2PS   (CX), Y9
+	VFMADD231PS Y9, Y8, Y0
+	VFMADD231PS Y9, Y9, Y4
+	ADDQ        $0x20, AX
+	ADDQ        $0x10, CX
+	SUBQ        $0x08, DX
+	JMP         cosHalfQueryAVX2_loop8
+
+cosHalfQueryAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X1, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X1
+	VADDPS       X1, X4, X4
+	VMOVHLPS     X4, X1, X1
+	VADDPS       X1, X4, X4
+	VMOVSHDUP    X4, X1
+	VADDSS       X1, X4, X4
+
+cosHalfQueryAVX2_tail:
+	TESTQ       DX, DX
+	JE          cosHalfQueryAVX2_end
+	VMOVSS      (AX), X1
+	MOVWLZX     (CX), BX
+	VMOVD       BX, X2
+	VCVTPH2PS   X2, X2
+	VFMADD231SS X2, X1, X0
+	VFMADD231SS X2, X2, X4
+	ADDQ        $0x04, AX
+	ADDQ        $0x02, CX
+	DECQ        DX
+	JMP         cosHalfQueryAVX2_tail
+
+cosHalfQueryAVX2_end:
+	VMOVSS    anorm+24(FP), X1
+	VCVTSS2SD X1, X1, X1
+	VCVTSS2SD X4, X4, X4
+	VMULSD    X1, X4, X4
+	VSQRTSD   X4, X4, X4
+	VCVTSS2SD X0, X0, X0
+	VDIVSD    X4, X0, X0
+	VMOVSD    one<>+0(SB), X1
+	VSUBSD    X0, X1, X0
+	VXORPD    X1, X1, X1
+	VUCOMISD  X1, X0
+	JPS       cosHalfQueryAVX2_finished
+	JCS       cosHalfQueryAVX2_zero
+	VUCOMISD  two<>+0(SB), X0
+	JHI       cosHalfQueryAVX2_two
+
+cosHalfQueryAVX2_finished:
+	VCVTSD2SS X0, X0, X0
+	JMP       cosHalfQueryAVX2_finish_end
+
+cosHalfQueryAVX2_zero:
+	VXORPS X0, X0, X0
+	JMP    cosHalfQueryAVX2_finish_end
+
+cosHalfQueryAVX2_two:
+	VMOVSD    two<>+0(SB), X0
+	VCVTSD2SS X0, X0, X0
+
+cosHalfQueryAVX2_finish_end:
+	VMOVSS X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
 // func halfToFloat32F16C(dst *float32, src *uint16, n int)
 // Requires: AVX, F16C
 TEXT ·halfToFloat32F16C(SB), NOSPLIT, $0-24
