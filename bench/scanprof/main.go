@@ -53,6 +53,7 @@ func main() {
 	warm := flag.Int("warmup", 50, "untimed queries before each measurement")
 	freq := flag.Int("freq", 2000, "perf sampling frequency (Hz); 0 skips perf")
 	keep := flag.String("keep", "", "keep perf data files with this prefix (default: removed)")
+	think := flag.Duration("think", 0, "client pause between timed queries (an idle client's gap; 0: back to back)")
 	flag.Parse()
 	if *dsn == "" || flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: scanprof --dsn DSN [flags] 'SELECT ... $1 ...' ...")
@@ -90,14 +91,14 @@ func main() {
 			// Each AM reads its own GUC; setting one the server lacks fails, so both are tried.
 			conn.Exec(ctx, "SET hnsw.ef_search = "+ef)
 			conn.Exec(ctx, "SET borealis.ef_search = "+ef)
-			if err := measure(ctx, conn, pid, sql, ef, qs, *n, *warm, *freq, *keep); err != nil {
+			if err := measure(ctx, conn, pid, sql, ef, qs, *n, *warm, *freq, *keep, *think); err != nil {
 				fail(err)
 			}
 		}
 	}
 }
 
-func measure(ctx context.Context, conn *pgx.Conn, pid int, sql, ef string, qs []string, n, warm, freq int, keep string) error {
+func measure(ctx context.Context, conn *pgx.Conn, pid int, sql, ef string, qs []string, n, warm, freq int, keep string, think time.Duration) error {
 	run := func(i int) error {
 		rows, err := conn.Query(ctx, sql, qs[i%len(qs)])
 		if err != nil {
@@ -140,11 +141,14 @@ func measure(ctx context.Context, conn *pgx.Conn, pid int, sql, ef string, qs []
 		if err := run(i); err != nil {
 			return err
 		}
+		if think > 0 {
+			time.Sleep(think)
+		}
 	}
-	wall := time.Since(start)
+	wall := time.Since(start) - time.Duration(n)*think
 	cpu1, _ := procCPU(pid)
-	fmt.Printf("\n%s\n  ef %s: %d queries, %.0f QPS, wall %.0f us/query, backend CPU %.0f us/query (/proc)\n",
-		sql, ef, n, float64(n)/wall.Seconds(), float64(wall.Microseconds())/float64(n), (cpu1-cpu0)*1e6/float64(n))
+	fmt.Printf("\n%s\n  ef %s, think %v: %d queries, %.0f QPS, wall %.0f us/query, backend CPU %.0f us/query (/proc)\n",
+		sql, ef, think, n, float64(n)/wall.Seconds(), float64(wall.Microseconds())/float64(n), (cpu1-cpu0)*1e6/float64(n))
 	if perf == nil {
 		return nil
 	}
