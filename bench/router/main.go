@@ -51,31 +51,73 @@ type result struct {
 	// syscalls is the proxy's (router's or PgBouncer's) system calls per transaction, counted
 	// by perf (0 when perf is missing). Unlike CPU time it does not move with the machine's load.
 	syscalls float64
+	// syscallMix is the main kinds per transaction.
+	syscallMix string
+}
+
+// syscallKinds are the system calls counted one by one (the rest is "other").
+var syscallKinds = []string{"read", "write", "epoll_pwait", "epoll_wait", "futex", "nanosleep", "recvfrom", "sendto"}
+
+// syscallCount is a proxy's system calls over one run: the total and the main kinds.
+type syscallCount struct {
+	total float64
+	kinds map[string]float64
+}
+
+// mix formats the kinds per transaction, biggest first.
+func (c syscallCount) mix(txns float64) string {
+	if c.total == 0 || txns == 0 {
+		return "–"
+	}
+	var parts []string
+	rest := c.total
+	for _, k := range syscallKinds {
+		if v := c.kinds[k]; v/txns >= 0.05 {
+			parts = append(parts, fmt.Sprintf("%s %.1f", k, v/txns))
+			rest -= v
+		}
+	}
+	if rest/txns >= 0.05 {
+		parts = append(parts, fmt.Sprintf("other %.1f", rest/txns))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // countSyscalls counts the system calls of process pid until the returned function is called,
-// which returns the count (0 when perf cannot count).
-func countSyscalls(pid int) func() float64 {
+// which returns the counts (zero when perf cannot count).
+func countSyscalls(pid int) func() syscallCount {
 	if pid == 0 {
-		return func() float64 { return 0 }
+		return func() syscallCount { return syscallCount{} }
 	}
-	cmd := exec.Command("perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", strconv.Itoa(pid))
+	args := []string{"stat", "-x,", "-e", "raw_syscalls:sys_enter"}
+	for _, k := range syscallKinds {
+		args = append(args, "-e", "syscalls:sys_enter_"+k)
+	}
+	cmd := exec.Command("perf", append(args, "-p", strconv.Itoa(pid))...)
 	var out strings.Builder
 	cmd.Stderr = &out
 	if err := cmd.Start(); err != nil {
-		return func() float64 { return 0 }
+		return func() syscallCount { return syscallCount{} }
 	}
 	time.Sleep(200 * time.Millisecond) // attached before the run starts
-	return func() float64 {
+	return func() syscallCount {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
+		c := syscallCount{kinds: map[string]float64{}}
 		for _, line := range strings.Split(out.String(), "\n") {
-			if f := strings.Split(line, ","); len(f) > 2 && strings.Contains(line, "raw_syscalls") {
-				v, _ := strconv.ParseFloat(f[0], 64)
-				return v
+			f := strings.Split(line, ",")
+			if len(f) < 3 {
+				continue
+			}
+			v, _ := strconv.ParseFloat(f[0], 64)
+			switch ev := f[2]; {
+			case ev == "raw_syscalls:sys_enter":
+				c.total = v
+			case strings.HasPrefix(ev, "syscalls:sys_enter_"):
+				c.kinds[strings.TrimPrefix(ev, "syscalls:sys_enter_")] = v
 			}
 		}
-		return 0
+		return c
 	}
 }
 
@@ -183,7 +225,8 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				if p.name == "pgbouncer" {
 					res.cpuPerTxn = float64((benchenv.ServerCPU(bouncerPID) - bouncer0).Microseconds()) / res.txns
 				}
-				res.syscalls = calls / res.txns
+				res.syscalls = calls.total / res.txns
+				res.syscallMix = calls.mix(res.txns)
 				res.clientCPU = float64((benchenv.ChildrenCPU() - client0).Microseconds()) / res.txns
 				res.serverCPU = float64((benchenv.ServerCPU(node.PID()) - server0).Microseconds()) / res.txns
 			}
@@ -194,7 +237,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				return fmt.Errorf("%s round %d: %w", p.name, round, err)
 			}
 			res.path, res.round = p.name, round
-			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms\n", round, p.name, res.tps, res.p50, res.p99)
+			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  syscalls %.1f/txn (%s)\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.syscalls, res.syscallMix)
 			results = append(results, res)
 		}
 	}
@@ -379,6 +422,10 @@ func report(out, note string, rs []result, per, clients, threads, seconds, scale
 		verdict := "beats"
 		if benchenv.Median(rp) <= 1 {
 			verdict = "does not beat"
+		}
+		fmt.Fprintf(&b, "\nSystem calls per transaction by kind (perf, the proxy's process):\n\n| round | router | pgbouncer |\n|---:|---|---|\n")
+		for i := 0; i+2 < len(rs); i += 3 {
+			fmt.Fprintf(&b, "| %d | %s | %s |\n", rs[i].round, rs[i+1].syscallMix, rs[i+2].syscallMix)
 		}
 		fmt.Fprintf(&b, "\n**Medians over rounds:** router/direct **%.2f×**, pgbouncer/direct **%.2f×**: the router %s PgBouncer in this run (router/pgbouncer %.2f×).\n\n", benchenv.Median(rb), benchenv.Median(pb), verdict, benchenv.Median(rp))
 		// The rest of the report pairs direct and router.

@@ -49,6 +49,11 @@
 // FATAL 08006 from the router saying its state is gone and a transaction in progress has an
 // unknown outcome, rather than a bare end of stream (session.go, backendLost).
 //
+// The relay (relay.go) moves each direction a 64 kB read at a time with one write, following
+// message boundaries in place; a move or a snapshot stops the backend direction only at a
+// message boundary, and asynchronous messages (NOTIFY, ParameterStatus, notices) that arrive
+// while a session is inspected are passed on to its client.
+//
 // It owns sockets and sessions only: it never starts servers or reads the control plane's
 // store. After start-up it frames client messages only to count requests in flight (their
 // contents are the backend's to validate).

@@ -3,7 +3,9 @@ package router
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -43,10 +45,10 @@ const (
 // forwards one message and by a mover for the whole move.
 type moveState struct {
 	fwd      sync.Mutex
-	bw       *bufio.Writer // to the current backend; under fwd
-	ended    bool          // under fwd: a mover closed the session
-	inflight atomic.Int64  // requests forwarded that await a ReadyForQuery
-	partial  atomic.Bool   // extended-protocol messages forwarded since the last Sync
+	out      net.Conn     // the current backend, written by the client pump; under fwd
+	ended    bool         // under fwd: a mover closed the session
+	inflight atomic.Int64 // requests forwarded that await a ReadyForQuery
+	partial  atomic.Bool  // extended-protocol messages forwarded since the last Sync
 	// yield, set by a mover, makes the client pump stop at the next transaction boundary
 	// (before forwarding the message that would start the next request) until it is closed:
 	// a busy client is caught between two transactions instead of by luck.
@@ -54,8 +56,11 @@ type moveState struct {
 
 	park    sync.Mutex
 	parking bool
-	parked  chan parkedReader
-	resume  chan *bufio.Reader
+	// stopping mirrors parking for the backend reader, which checks it after every read
+	// (relay.go).
+	stopping atomic.Bool
+	parked   chan parkedReader
+	resume   chan *bufio.Reader
 }
 
 type parkedReader struct {
@@ -63,39 +68,7 @@ type parkedReader struct {
 	br      *bufio.Reader
 }
 
-func (m *moveState) init(backend net.Conn) { m.bw = bufio.NewWriterSize(backend, 32<<10) }
-
-// lockForward takes the forward lock for one client message of type typ and returns the
-// writer to the current backend, or nil when the session was ended by a mover.
-func (s *session) lockForward(typ byte) *bufio.Writer {
-	m := &s.mv
-	for {
-		m.fwd.Lock()
-		if m.ended {
-			m.fwd.Unlock()
-			return nil
-		}
-		if ch := m.yield.Load(); ch != nil && s.atBoundary() {
-			m.fwd.Unlock()
-			<-*ch
-			continue
-		}
-		break
-	}
-	s.rec.msgs.Add(1) // any message makes a crash snapshot stale (recover.go)
-	switch typ {
-	case 'Q', 'F':
-		m.inflight.Add(1)
-	case 'S':
-		m.inflight.Add(1)
-		m.partial.Store(false)
-	case 'P', 'B', 'E', 'D', 'C', 'H':
-		m.partial.Store(true)
-	}
-	return m.bw
-}
-
-func (m *moveState) unlockForward() { m.fwd.Unlock() }
+func (m *moveState) init(backend net.Conn) { m.out = backend }
 
 func (m *moveState) readyForQuery() {
 	if m.inflight.Add(-1) < 0 {
@@ -294,7 +267,7 @@ func (p *Parked) parkOne(ctx context.Context, s *session, deadline time.Time) (*
 		return nil, nil, true
 	}
 	ps := &parkedSession{s: s, br: pr.br, old: s.currentBackend()}
-	st, err := inspect(ps.old, ps.br)
+	st, err := inspect(ps.old, ps.br, s.client)
 	if err != nil {
 		p.endSession(s, true, "57P01", p.retryMessage(), "reading the session's state failed: "+err.Error())
 		return nil, nil, true
@@ -319,6 +292,7 @@ func (p *Parked) parkOne(ctx context.Context, s *session, deadline time.Time) (*
 func (s *session) stopReader() (parkedReader, bool) {
 	s.mv.park.Lock()
 	s.mv.parking = true
+	s.mv.stopping.Store(true)
 	s.mv.parked = make(chan parkedReader, 1)
 	s.mv.resume = make(chan *bufio.Reader, 1)
 	parked := s.mv.parked
@@ -339,9 +313,10 @@ func (ps *parkedSession) continueOn(conn net.Conn, br *bufio.Reader) {
 	s := ps.s
 	s.mv.park.Lock()
 	s.mv.parking = false
+	s.mv.stopping.Store(false)
 	resume := s.mv.resume
 	s.mv.park.Unlock()
-	s.mv.bw = bufio.NewWriterSize(conn, 32<<10)
+	s.mv.out = conn
 	resume <- br
 	s.mv.fwd.Unlock()
 }
@@ -359,6 +334,7 @@ func (p *Parked) endSession(s *session, parked bool, code, msg, hint string) {
 		writeError(s.client, code, msg, hint)
 		s.mv.park.Lock()
 		s.mv.parking = false
+		s.mv.stopping.Store(false)
 		resume := s.mv.resume
 		s.mv.park.Unlock()
 		resume <- nil
@@ -482,24 +458,33 @@ UNION ALL SELECT 'set', name, setting, NULL FROM pg_catalog.pg_settings WHERE so
 UNION ALL SELECT CASE WHEN from_sql THEN 'sqlprep' ELSE 'prep' END, name, statement,
   parameter_types::pg_catalog.oid[]::text FROM pg_catalog.pg_prepared_statements`
 
-func inspect(conn net.Conn, br *bufio.Reader) (sessionState, error) {
+// inspect runs inspectSQL on the parked backend conn. Asynchronous messages the backend sends
+// meanwhile (a NOTIFY to a LISTENing session, a ParameterStatus after a reload, a notice) are
+// the client's: they are passed on to client, not swallowed.
+func inspect(conn net.Conn, br *bufio.Reader, client io.Writer) (sessionState, error) {
 	var st sessionState
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	defer conn.SetDeadline(time.Time{})
-	fe := pgproto3.NewFrontend(br, conn)
-	fe.Send(&pgproto3.Query{String: inspectSQL})
-	if err := fe.Flush(); err != nil {
+	q, err := (&pgproto3.Query{String: inspectSQL}).Encode(nil)
+	if err != nil {
+		return st, err
+	}
+	if _, err := conn.Write(q); err != nil {
 		return st, err
 	}
 	var qerr error
 	for {
-		msg, err := fe.Receive()
+		// Message by message straight from br: what follows the ReadyForQuery (an asynchronous
+		// message) stays in br for the relay.
+		msg, err := readMessage(br)
 		if err != nil {
 			return st, err
 		}
-		switch m := msg.(type) {
-		case *pgproto3.DataRow:
-			if len(m.Values) != 4 {
+		body := msg[5:]
+		switch msg[0] {
+		case 'D':
+			var m pgproto3.DataRow
+			if m.Decode(body) != nil || len(m.Values) != 4 {
 				continue
 			}
 			kind, a, b := string(m.Values[0]), string(m.Values[1]), string(m.Values[2])
@@ -515,15 +500,48 @@ func inspect(conn net.Conn, br *bufio.Reader) (sessionState, error) {
 				}
 				st.stmts = append(st.stmts, preparedStmt{name: a, sql: b, fromSQL: kind == "sqlprep", oids: oids})
 			}
-		case *pgproto3.ErrorResponse:
+		case 'A', 'S', 'N':
+			// NotificationResponse, ParameterStatus, NoticeResponse: the client's.
+			if client != nil {
+				if _, err := client.Write(msg); err != nil {
+					return st, fmt.Errorf("passing an asynchronous message to the client: %w", err)
+				}
+			}
+		case 'E':
+			var m pgproto3.ErrorResponse
+			if err := m.Decode(body); err != nil {
+				return st, err
+			}
 			qerr = queryError{fmt.Errorf("%s (SQLSTATE %s)", m.Message, m.Code)}
-		case *pgproto3.ReadyForQuery:
-			if qerr == nil && m.TxStatus != 'I' {
-				qerr = queryError{fmt.Errorf("the session was left in transaction state %q", m.TxStatus)}
+		case 'Z':
+			if len(body) != 1 {
+				return st, errBadFrame
+			}
+			if qerr == nil && body[0] != 'I' {
+				qerr = queryError{fmt.Errorf("the session was left in transaction state %q", body[0])}
 			}
 			return st, qerr
 		}
 	}
+}
+
+// readMessage reads one whole backend message (header included) from br, up to 1 GB as
+// PostgreSQL's own limit.
+func readMessage(br *bufio.Reader) ([]byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(int32(binary.BigEndian.Uint32(hdr[1:]))) - 4
+	if n < 0 || n > 1<<30 {
+		return nil, errBadFrame
+	}
+	msg := make([]byte, 5+n)
+	copy(msg, hdr[:])
+	if _, err := io.ReadFull(br, msg[5:]); err != nil {
+		return nil, err
+	}
+	return msg, nil
 }
 
 func parseOIDs(s string) ([]uint32, error) {

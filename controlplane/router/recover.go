@@ -116,7 +116,7 @@ func (s *session) snapshot() {
 		p.endSession(s, true, "57P01", p.retryMessage(), "the session could not be stopped at a message boundary")
 		return
 	}
-	st, err := inspect(ps.old, ps.br)
+	st, err := inspect(ps.old, ps.br, s.client)
 	switch {
 	case err != nil && !isQueryError(err):
 		// The backend is gone or broken: let the reader find that out on its own.
@@ -212,7 +212,7 @@ func (s *session) recoverBackend() (next *bufio.Reader, tried bool) {
 					conn.Close() // the session ended meanwhile; close() may have missed conn
 					return nil, false
 				}
-				s.mv.bw = bufio.NewWriterSize(conn, 32<<10)
+				s.mv.out = conn
 				s.r.recovered.Add(1)
 				return br, true
 			}
