@@ -13,10 +13,11 @@ package cluster
 // postmaster's autogroup and each child's as it appears. Boosted, fork-to-ready took
 // 0.33–0.43 s, the first backend's connect 70–90 ms and its first vector query 0.1–0.23 s.
 
-// resumeStartNice is the nice value of a resuming writer's session until the boost ends:
-// about nine times a normal session's CPU weight while contended, nothing when the machine
-// is idle.
-const resumeStartNice = -10
+// resumeStartNice is the nice value of a resuming writer's sessions until the boost ends:
+// about 28 times a normal session's CPU weight while the CPU is contended, and nothing when it
+// is idle. Measured at load ~35: -10 left the postmaster 75–107 ms in the run queue, -15
+// 40–50 ms; the bench went from p99 1.27 s (-10, load 45–52) to 0.76 s (-15, load 34–41).
+const resumeStartNice = -15
 
 // endStartBoost puts a boosted writer back at normal priority (run goroutine only); backends
 // forked from then on inherit the normal value.
