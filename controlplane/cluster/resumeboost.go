@@ -12,6 +12,10 @@ package cluster
 // makes every child (backends included) a session of its own, so the boost raises the
 // postmaster's autogroup and each child's as it appears. Boosted, fork-to-ready took
 // 0.33–0.43 s, the first backend's connect 70–90 ms and its first vector query 0.1–0.23 s.
+//
+// With capacity enforcement on, enforce moves the node into its cgroup once it is ready, and
+// autogroups only apply in the root cgroup: the boost then covers the start, not the first
+// queries (see docs/architecture.md, "Start-up boost", for the next lever).
 
 // resumeStartNice is the nice value of a resuming writer's sessions until the boost ends:
 // about 28 times a normal session's CPU weight while the CPU is contended, and nothing when it
