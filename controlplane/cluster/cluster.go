@@ -139,6 +139,8 @@ func SocketDir(r store.Member) string { return filepath.Dir(r.DataDir) }
 // run brings the cluster up and supervises it until shutdown.
 func (c *Cluster) run() {
 	defer close(c.done)
+	// Nodes outlive the control plane: one closed during a resume's boost must not keep it.
+	defer c.endStartBoost()
 	interval := c.m.opts.PollInterval
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
