@@ -19,8 +19,10 @@ import (
 // reader's base backup inherits them and a restart keeps them. The cluster's paramGen counts
 // changes to what its nodes must carry; the run goroutine brings each available member to the
 // current generation: ALTER SYSTEM, pg_reload_conf(), then a wait until pg_settings shows each
-// dynamic value, and a node restart when a static one is pending. A paused or stopped member
-// is brought up to date when it runs again.
+// dynamic value. A static one pending is applied by a forced capacity change at the member's
+// current capacity (the scaling machinery's restart, with session moves), and the member reaches
+// the generation after it. A paused cluster is resumed first; a stopped member is brought up to
+// date when it runs again.
 
 // ParamGroups is the store of parameter groups.
 func (m *Manager) ParamGroups() paramgroup.Groups { return paramgroup.Groups{Store: m.opts.Store} }
@@ -133,8 +135,11 @@ func (mb *member) syncParams() {
 	if mb.paramsApplied.Load() == gen || time.Now().Before(mb.paramsNextTry) {
 		return
 	}
+	if mb.pending != nil {
+		return // a capacity change's restart is coming: look again after it
+	}
 	group := mb.c.ParameterGroup()
-	err := mb.applyParams(group)
+	done, err := mb.applyParams(group)
 	if err != nil {
 		if mb.c.ctx.Err() != nil {
 			return
@@ -143,7 +148,9 @@ func (mb *member) syncParams() {
 		mb.event("member.parameters-failed", "applying parameter group %s to %s: %v (retrying in 5s)", group, mb.id, err)
 		return
 	}
-	mb.paramsApplied.Store(gen)
+	if done {
+		mb.paramsApplied.Store(gen)
+	}
 }
 
 type settingState struct {
@@ -170,10 +177,12 @@ func readSettings(ctx context.Context, conn *pgx.Conn, names []string) (map[stri
 	return out, rows.Err()
 }
 
-func (mb *member) applyParams(group string) error {
+// applyParams writes the group's values with ALTER SYSTEM and reloads; done is false when
+// static parameters wait for the forced capacity change it started.
+func (mb *member) applyParams(group string) (done bool, err error) {
 	user, err := mb.c.m.ParamGroups().UserValues(group)
 	if err != nil {
-		return err
+		return false, err
 	}
 	want := paramgroup.Effective(user)
 	for k, v := range paramgroup.FixedLogging() {
@@ -188,28 +197,28 @@ func (mb *member) applyParams(group string) error {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, mb.node.DSN("postgres"))
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(context.Background())
 	before, err := readSettings(ctx, conn, names)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, n := range names {
 		// Names come from the catalogue; values are validated, and quoted as a literal.
 		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET %s = '%s'", n, strings.ReplaceAll(want[n], "'", "''"))); err != nil {
-			return fmt.Errorf("ALTER SYSTEM SET %s: %w", n, err)
+			return false, fmt.Errorf("ALTER SYSTEM SET %s: %w", n, err)
 		}
 	}
 	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
-		return err
+		return false, err
 	}
 	// The reload is asynchronous: wait until this backend sees every dynamic value.
 	var after map[string]settingState
 	var static []string
 	for {
 		if after, err = readSettings(ctx, conn, names); err != nil {
-			return err
+			return false, err
 		}
 		static = static[:0]
 		settled := true
@@ -231,7 +240,7 @@ func (mb *member) applyParams(group string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the node did not take the new settings after a reload: %w", ctx.Err())
+			return false, fmt.Errorf("the node did not take the new settings after a reload: %w", ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -241,24 +250,19 @@ func (mb *member) applyParams(group string) error {
 			applied = append(applied, fmt.Sprintf("%s=%s (dynamic, reloaded)", n, want[n]))
 		}
 	}
-	if len(static) > 0 {
-		conn.Close(context.Background())
-		var parts []string
-		for _, n := range static {
-			parts = append(parts, fmt.Sprintf("%s=%s", n, want[n]))
-		}
-		mb.event("member.restarting", "restarting %s to apply static parameters of group %s: %s", mb.id, group, strings.Join(parts, ", "))
-		if err := mb.restartForParams(ctx); err != nil {
-			return err
-		}
-		for _, p := range parts {
-			applied = append(applied, p+" (static, restarted)")
-		}
-	}
 	if len(applied) > 0 {
 		mb.event("member.parameters-applied", "applied parameter group %s to %s: %s", group, mb.id, strings.Join(applied, ", "))
 	}
-	return nil
+	if len(static) == 0 {
+		return true, nil
+	}
+	conn.Close(context.Background())
+	var parts []string
+	for _, n := range static {
+		parts = append(parts, fmt.Sprintf("%s=%s", n, want[n]))
+	}
+	mb.forceCapacityChangeForParams(group, parts)
+	return false, nil
 }
 
 func contains(list []string, s string) bool {
@@ -270,17 +274,50 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// restartForParams restarts the member's node through the reboot path (state.go): the router
-// holds new clients of a writer, idle sessions are parked and moved to the restarted node, and
-// sessions in a transaction get a retryable error. The capacity issue's scaling machinery is
-// to take this over when it lands.
-func (mb *member) restartForParams(ctx context.Context) error {
-	mb.setStatus(StatusRebooting)
-	mb.c.reboot(mb)
-	if st := mb.status(); st != StatusAvailable {
-		return fmt.Errorf("the node did not come back from its restart (status %s): %s", st, mb.lastErr)
+// forceCapacityChangeForParams applies static parameters (already in postgresql.auto.conf)
+// through the scaling machinery, as Aurora applies a parameter group change: a capacity change
+// to the member's current capacity that needs a restart, whose timeout action is always
+// ForceApplyCapacityChange. It looks for a scaling point like any other (the router parks
+// idle sessions at a transaction boundary and moves them to the restarted node); at the
+// cluster's SecondsBeforeTimeout it forces the restart, ending sessions still in a
+// transaction with a retryable error. The change's end reports the parameters it applied.
+func (mb *member) forceCapacityChangeForParams(group string, params []string) {
+	rec := mb.record()
+	mb.c.mu.Lock()
+	timeout := time.Duration(mb.c.rec.Scaling.SecondsBeforeTimeout) * time.Second
+	mb.c.mu.Unlock()
+	if o := mb.c.m.opts.ScalingTimeout; o > 0 {
+		timeout = o
 	}
-	return nil
+	now := time.Now()
+	acu := fmtACU(rec.Capacity)
+	mb.event("capacity.scaling", "Scaling DB cluster from %s capacity units to %s capacity units for this reason: a forced capacity change applies static parameters of parameter group %s on %s: %s",
+		acu, acu, group, mb.id, strings.Join(params, ", "))
+	mb.pending = &capacityChange{from: rec.Capacity, to: rec.Capacity, reason: "parameter group " + group, started: now,
+		deadline: now.Add(timeout), timeout: timeout, timeoutAction: ForceApplyCapacityChange,
+		restartFor: params, paramGroup: group, params: params}
+	mb.scaleMu.Lock()
+	mb.pendingView = mb.pending
+	mb.scaleMu.Unlock()
+	mb.event("capacity.waiting", "%s needs a restart for static parameters of group %s (%s): looking for a scaling point for up to %s, then %s",
+		mb.id, group, strings.Join(params, ", "), timeout, ForceApplyCapacityChange)
+	mb.progress(mb.record())
+}
+
+// paramsAppliedByRestart reports the static parameters a capacity change's restart applied.
+func (mb *member) paramsAppliedByRestart(p *capacityChange, result string) {
+	if len(p.params) == 0 {
+		return
+	}
+	how := "at a scaling point"
+	if result == ResultForced {
+		how = "forced after " + p.timeout.String() + " without a scaling point"
+	}
+	parts := make([]string, len(p.params))
+	for i, s := range p.params {
+		parts[i] = s + " (static, forced capacity change at " + fmtACU(p.to) + " ACU, " + how + ")"
+	}
+	mb.event("member.parameters-applied", "applied parameter group %s to %s: %s", p.paramGroup, mb.id, strings.Join(parts, ", "))
 }
 
 // paramsSettled is for tests: whether every member carries the current generation.

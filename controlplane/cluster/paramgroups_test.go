@@ -45,7 +45,8 @@ func waitInSync(t *testing.T, m *Manager, name string) Description {
 
 // TestParameterGroupsOnRealNodes: a custom group given at create time is on both nodes from
 // the start; a dynamic change reloads every node (checked with pg_settings on each); a static
-// one restarts them; bad changes and deleting a group in use change nothing; the defaults the
+// one goes through a forced capacity change on each node (an idle session through the endpoint
+// is moved, not broken); bad changes and deleting a group in use change nothing; the defaults the
 // catalogue lists are PostgreSQL's own.
 func TestParameterGroupsOnRealNodes(t *testing.T) {
 	pgtest.RequireInstalled(t)
@@ -153,20 +154,54 @@ func TestParameterGroupsOnRealNodes(t *testing.T) {
 		}
 	})
 
-	t.Run("StaticRestartsNodes", func(t *testing.T) {
+	t.Run("StaticThroughForcedCapacityChange", func(t *testing.T) {
+		// An idle session through the writer endpoint must survive the restart (moved).
+		idle := connectTo(t, fmt.Sprintf("127.0.0.1:%d", d.Port))
+		var pidBefore int
+		if err := idle.QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&pidBefore); err != nil {
+			t.Fatal(err)
+		}
 		after := lastSeq(t, m)
 		if _, err := m.ModifyParamGroup("verbose", []paramgroup.Change{{ParameterName: "track_commit_timestamp", ParameterValue: "on"}}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "restart events", 3*time.Minute, func() bool { return hasEvent(t, m, "pg", "", "member.restarting", after) })
+		waitFor(t, "forced capacity changes", 3*time.Minute, func() bool { return hasEvent(t, m, "pg", "pg-1", "capacity.changed", after) })
 		waitInSync(t, m, "pg")
 		for _, p := range ports {
 			if got := showOn(t, p, "track_commit_timestamp")["track_commit_timestamp"]; got != "on" {
 				t.Fatalf("port %d: track_commit_timestamp=%s", p, got)
 			}
 		}
-		if !hasEvent(t, m, "pg", "", "member.parameters-applied", after) || !hasEvent(t, m, "pg", "pg-1", "member.sessions-moved", after) {
-			t.Fatal("no parameters-applied or sessions-moved event")
+		evs, _ := m.Events("pg", 0)
+		seen := map[string]int{}
+		for _, e := range evs {
+			if e.Seq <= after {
+				continue
+			}
+			switch {
+			case e.Type == "capacity.scaling" && strings.Contains(e.Message, "forced capacity change applies static parameters of parameter group verbose") &&
+				strings.Contains(e.Message, "track_commit_timestamp=on"):
+				seen["scaling "+e.Member]++
+			case e.Type == "member.parameters-applied" && strings.Contains(e.Message, "track_commit_timestamp=on (static, forced capacity change at"):
+				seen["applied "+e.Member]++
+			case e.Type == "member.sessions-moved" && e.Member == "pg-1" && strings.HasPrefix(e.Message, "1 session(s) moved"):
+				seen["moved"]++
+			case e.Type == "member.restarting" || e.Type == "member.rebooting":
+				t.Errorf("the reboot path ran: %s %s", e.Type, e.Message)
+			}
+		}
+		for _, k := range []string{"scaling pg-1", "scaling pg-2", "applied pg-1", "applied pg-2", "moved"} {
+			if seen[k] != 1 {
+				t.Errorf("%q: %d events, want 1 (%v)", k, seen[k], seen)
+			}
+		}
+		var pidAfter int
+		var ts string
+		if err := idle.QueryRow(context.Background(), "SELECT pg_backend_pid(), current_setting('track_commit_timestamp')").Scan(&pidAfter, &ts); err != nil {
+			t.Fatalf("the idle session did not survive the forced capacity change: %v", err)
+		}
+		if pidAfter == pidBefore || ts != "on" {
+			t.Fatalf("idle session: backend %d -> %d, track_commit_timestamp=%s (want a new backend with on)", pidBefore, pidAfter, ts)
 		}
 	})
 
@@ -199,7 +234,8 @@ func TestParameterGroupsOnRealNodes(t *testing.T) {
 		if _, err := gs.Create("late", "", ""); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.ModifyParamGroup("late", []paramgroup.Change{{ParameterName: "log_temp_files", ParameterValue: "1024"}}); err != nil {
+		if _, err := m.ModifyParamGroup("late", []paramgroup.Change{{ParameterName: "log_temp_files", ParameterValue: "1024"},
+			{ParameterName: "track_activity_query_size", ParameterValue: "2048"}}); err != nil {
 			t.Fatal(err)
 		}
 		after := lastSeq(t, m)
@@ -207,15 +243,23 @@ func TestParameterGroupsOnRealNodes(t *testing.T) {
 		if _, err := m.Modify("pg", ModifyInput{DBClusterParameterGroupName: &late}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the writer resumed with the new group", 2*time.Minute, func() bool {
-			evs, _ := m.Events("pg", 0)
-			for _, e := range evs {
-				if e.Seq > after && e.Type == "member.parameters-applied" && e.Member == "pg-1" && strings.Contains(e.Message, "log_temp_files=1024") {
-					return true
+		applied := func(want string) func() bool {
+			return func() bool {
+				evs, _ := m.Events("pg", 0)
+				for _, e := range evs {
+					if e.Seq > after && e.Type == "member.parameters-applied" && e.Member == "pg-1" && strings.Contains(e.Message, want) {
+						return true
+					}
 				}
+				return false
 			}
-			return false
-		})
+		}
+		waitFor(t, "the writer resumed with the new group", 2*time.Minute, applied("log_temp_files=1024 (dynamic, reloaded)"))
+		waitFor(t, "the static parameter through a forced capacity change", 2*time.Minute, applied("track_activity_query_size=2048 (static, forced capacity change"))
+		waitInSync(t, m, "pg")
+		if got := showOn(t, ports[0], "track_activity_query_size", "log_temp_files"); got["track_activity_query_size"] != "2048" || got["log_temp_files"] != "1024" {
+			t.Fatalf("writer after resume: %v", got)
+		}
 		if !hasEvent(t, m, "pg", "", "cluster.resuming-for-parameters", after) || !hasEvent(t, m, "pg", "", "cluster.resumed", after) {
 			t.Fatal("no resume events")
 		}

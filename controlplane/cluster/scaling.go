@@ -38,6 +38,10 @@ type capacityChange struct {
 	restartFor    []string
 	// blockedBy is every blocker seen while waiting, for the event that ends the wait.
 	blockedBy []string
+	// params, of a change forced by a parameter group (paramgroups.go), are the static
+	// parameters its restart applies.
+	paramGroup string
+	params     []string
 }
 
 // CapacityInput is `modify-current-capacity`, as aws rds modify-current-db-cluster-capacity.
@@ -398,6 +402,7 @@ func (mb *member) restartApply(rec storeMember, p *capacityChange, result, how s
 	mb.applied = want
 	mb.update(func(r *storeMember) { r.Capacity = p.to; r.Status = StatusAvailable })
 	mb.done(p.from, p.to, result, how)
+	mb.paramsAppliedByRestart(p, result)
 }
 
 func (mb *member) done(from, to float64, result, how string) {
