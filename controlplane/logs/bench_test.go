@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -92,4 +93,53 @@ func BenchmarkExport(b *testing.B) {
 	if st := ex.Stats(); st.Exported != int64(b.N) {
 		b.Fatalf("exported %d of %d", st.Exported, b.N)
 	}
+}
+
+// BenchmarkCollectAndExport is the pipeline as `borealis serve` runs it, stepped: a batch is
+// collected (one read), then exported from the stream's memory (the receiver, in this process,
+// reads and discards).
+func BenchmarkCollectAndExport(b *testing.B) {
+	e := newEnv(b, []string{TypePostgreSQL})
+	pgbenchLines(b, filepath.Join(e.node.logDir, "postgresql-1.json"), b.N)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	defer srv.Close()
+	s, err := New(Options{Home: e.home, Store: e.st, Export: ExportOptions{Endpoint: srv.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ex := s.exporter // not started: stepped here
+	s.syncTailers()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var tl *tailer
+	for _, t := range s.tailers {
+		tl = t
+	}
+	cpu0 := processCPU()
+	for ex.Stats().Exported < int64(b.N) {
+		if _, _, err := tl.step(false); err != nil { // one read of up to 1 MiB
+			b.Fatal(err)
+		}
+		for {
+			sent, err := ex.exportOnce()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !sent {
+				break
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/line")
+	if st := ex.Stats(); st.FromMemory != int64(b.N) {
+		b.Fatalf("%d of %d records exported from memory", st.FromMemory, b.N)
+	}
+}
+
+// processCPU is the CPU this process used (user and system), the receiver's included.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +37,20 @@ func FuzzRecordCodec(f *testing.F) {
 		var viaStd Record
 		if err := json.Unmarshal(ours, &viaStd); err != nil || !reflect.DeepEqual(viaStd, want) {
 			t.Fatalf("encoding/json reads our %q as %+v (%v), want %+v", ours, viaStd, err, want)
+		}
+		if !strings.Contains(msg, "\n") && !cp {
+			// A node's line stored as it is, after its header and a tab.
+			lineRec := appendLineRecord(nil, &Record{Seq: seq, Time: tm, Ingest: ingest, Src: src, Off: off}, []byte(msg))
+			if bytes.Count(lineRec, []byte("\n")) != 1 {
+				t.Fatalf("line record %q: one newline, at the end", lineRec)
+			}
+			got, err := decodeRecord(lineRec[:len(lineRec)-1])
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("decodeRecord(%q) = %+v (%v), want %+v", lineRec, got, err, want)
+			}
+			if q, ok := recordSeq(lineRec); !ok || q != seq {
+				t.Fatalf("recordSeq(%q) = %d %v", lineRec, q, ok)
+			}
 		}
 		for _, line := range [][]byte{ours, std} {
 			got, err := decodeRecord(line)
@@ -78,6 +93,17 @@ func FuzzJSONLogLine(f *testing.F) {
 			got, ms, parsed := parseLineCached([]byte(line), &tc)
 			if parsed != wantParsed || (parsed && (got != want || ms != wantMS)) {
 				t.Fatalf("parseLine(%q) = %+v %d %v, encoding/json says %+v %d %v", line, got, ms, parsed, want, wantMS, wantParsed)
+			}
+		}
+		// The spans the tailer keeps give the exporter parseLine's fields.
+		it := exportItem{line: []byte(line)}
+		if it.f, it.fok = scanFields(it.line); it.fok {
+			if x, ok := it.fields(); ok {
+				got := pgLine{Severity: string(x.sev), StateCode: string(x.state), Message: string(x.msg), PID: x.pid,
+					BackendType: string(x.btype), User: string(x.user), DBName: string(x.db), Timestamp: want.Timestamp}
+				if !wantParsed || got != want {
+					t.Fatalf("fields of %q = %+v, encoding/json says %+v %v", line, got, want, wantParsed)
+				}
 			}
 		}
 		for _, typ := range LogTypes {

@@ -35,6 +35,7 @@ type ExportOptions struct {
 // ExportStats are the exporter's counters, for metrics.
 type ExportStats struct {
 	Exported   int64   // records the collector accepted
+	FromMemory int64   // records sent from the streams' memory of recent batches (the others were read back from segments)
 	Dropped    int64   // records never exported: expired before export, or refused (4xx) by the collector
 	Failures   int64   // failed requests (retried)
 	LagRecords int64   // records stored but not yet exported
@@ -52,10 +53,13 @@ type exporter struct {
 	opts   ExportOptions
 	client *http.Client
 
-	wire wireRequest // used by the run goroutine only
+	// Used by the run goroutine only.
+	wire       wireRequest
+	items []exportItem
 
-	mu      sync.Mutex
-	cursors map[string]uint64 // by stream dir
+	mu          sync.Mutex
+	cursors     map[string]uint64   // by stream dir
+	cursorFiles map[string]*os.File // by stream dir, open for setCursor
 	stats   ExportStats
 
 	stop chan struct{}
@@ -82,7 +86,7 @@ func newExporter(s *Service, o ExportOptions) *exporter {
 		o.Timeout = 10 * time.Second
 	}
 	return &exporter{s: s, opts: o, client: &http.Client{Timeout: o.Timeout}, cursors: map[string]uint64{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		cursorFiles: map[string]*os.File{}, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (e *exporter) start() { go e.run() }
@@ -90,6 +94,12 @@ func (e *exporter) start() { go e.run() }
 func (e *exporter) close() {
 	close(e.stop)
 	<-e.done
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, f := range e.cursorFiles {
+		f.Close()
+		delete(e.cursorFiles, k)
+	}
 }
 
 func cursorPath(st *stream) string { return filepath.Join(st.dir, "export.cursor") }
@@ -110,15 +120,26 @@ func (e *exporter) cursor(st *stream) uint64 {
 	return c
 }
 
+// setCursor records the next sequence number to send, in place: one pwrite of a fixed-width
+// line into a file kept open (a process crash cannot tear a write; the previous write-and-
+// rename cost more than the records of a batch).
 func (e *exporter) setCursor(st *stream, c uint64) error {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.cursors[st.dir] = c
-	e.mu.Unlock()
-	tmp := cursorPath(st) + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(c, 10)), 0o600); err != nil {
-		return err
+	f := e.cursorFiles[st.dir]
+	if f == nil {
+		var err error
+		if f, err = os.OpenFile(cursorPath(st), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+			return err
+		}
+		e.cursorFiles[st.dir] = f
 	}
-	return os.Rename(tmp, cursorPath(st))
+	var b [21]byte
+	v := strconv.AppendUint(b[:0], c, 10)
+	line := append(append(bytes.Repeat([]byte{'0'}, 20-len(v)), v...), '\n')
+	_, err := f.WriteAt(line, 0)
+	return err
 }
 
 // forget drops a deleted group's cursors.
@@ -129,6 +150,12 @@ func (e *exporter) forget(group string) {
 	for k := range e.cursors {
 		if strings.HasPrefix(k, prefix) {
 			delete(e.cursors, k)
+		}
+	}
+	for k, f := range e.cursorFiles {
+		if strings.HasPrefix(k, prefix) {
+			f.Close()
+			delete(e.cursorFiles, k)
 		}
 	}
 }
@@ -223,18 +250,52 @@ func (e *exporter) exportOnce() (bool, error) {
 
 func (e *exporter) exportStream(g *Group, st *stream) (int, error) {
 	c := e.cursor(st)
-	var recs []Record
-	last := uint64(0)
-	err := st.read(c, func(r Record) bool {
-		recs = append(recs, r)
-		last = r.Seq
-		return len(recs) < e.opts.Batch
-	})
-	if err != nil || len(recs) == 0 {
-		return 0, err
-	}
 	cluster, typ, _ := ParseGroupName(g.Name())
-	body := e.wire.encode(g.Name(), cluster, typ, st.name, recs)
+	items := e.items[:0]
+	last := uint64(0)
+	skipped := uint64(0) // checkpoints read past, when no event follows them
+	var body []byte
+	// Records stored lately are encoded from memory, under the stream's lock (their buffers
+	// are reused once the stream lets them go); older ones are read back from the segments.
+	inMemory := st.withRecent(c, e.opts.Batch, func(refs []recentRef) {
+		for _, r := range refs {
+			skipped = r.seq()
+			if !r.checkpoint() {
+				m := r.rec()
+				items = append(items, exportItem{seq: r.seq(), time: m.time, ingest: m.ingest, line: r.line(), f: m.f, fok: m.fok})
+				last = r.seq()
+			}
+		}
+		if len(items) > 0 {
+			body = e.wire.encode(g.Name(), cluster, typ, st.name, items)
+		}
+	})
+	if inMemory {
+		e.mu.Lock()
+		e.stats.FromMemory += int64(len(items))
+		e.mu.Unlock()
+	} else {
+		err := st.read(c, func(r Record) bool {
+			items = append(items, recordItem(r))
+			last = r.Seq
+			return len(items) < e.opts.Batch
+		})
+		if err != nil {
+			return 0, err
+		}
+		if len(items) > 0 {
+			body = e.wire.encode(g.Name(), cluster, typ, st.name, items)
+		}
+	}
+	n := len(items)
+	clear(items)
+	e.items = items[:0]
+	if n == 0 {
+		if skipped >= c {
+			return 0, e.setCursor(st, skipped+1) // only checkpoints: nothing to send
+		}
+		return 0, nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "POST", e.opts.Endpoint, bytes.NewReader(body))
@@ -251,18 +312,18 @@ func (e *exporter) exportStream(g *Group, st *stream) (int, error) {
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		e.mu.Lock()
-		e.stats.Exported += int64(len(recs))
+		e.stats.Exported += int64(n)
 		e.mu.Unlock()
 	case resp.StatusCode == 429 || resp.StatusCode >= 500 || resp.StatusCode == 408:
 		return 0, fmt.Errorf("OTLP collector %s answered %s (retrying)", e.opts.Endpoint, resp.Status)
 	default:
 		// The collector refuses this data for good (OTLP: do not retry other 4xx).
 		e.mu.Lock()
-		e.stats.Dropped += int64(len(recs))
-		e.stats.LastError = fmt.Sprintf("OTLP collector %s refused %d records: %s", e.opts.Endpoint, len(recs), resp.Status)
+		e.stats.Dropped += int64(n)
+		e.stats.LastError = fmt.Sprintf("OTLP collector %s refused %d records: %s", e.opts.Endpoint, n, resp.Status)
 		e.mu.Unlock()
 	}
-	return len(recs), e.setCursor(st, last+1)
+	return n, e.setCursor(st, last+1)
 }
 
 // severity maps PostgreSQL's levels to OpenTelemetry's severity numbers.

@@ -155,6 +155,29 @@ func TestExportThroughFailures(t *testing.T) {
 	if got := rc.bodies(); len(got) != 42 || got[41] != "msg 41" {
 		t.Fatalf("after restart: %d records, last %q", len(got), got[len(got)-1])
 	}
+	if st, _ := s.ExportStats(); st.FromMemory != 1 {
+		t.Fatalf("msg 41, sent on time, not from the stream's memory: %+v", st)
+	}
+
+	// Records stored while the collector is down and the service restarts are not in the
+	// new service's memory: they are read back from the segments, once and in order.
+	rc.srv.Close()
+	for i := 42; i <= 45; i++ {
+		e.node.write("postgresql-1.json", jsonLine("LOG", "", fmt.Sprintf("msg %d", i)))
+	}
+	waitCount(t, s, GroupName("demo", TypePostgreSQL), 46)
+	s.Close()
+	rc.listen(t, rc.addr)
+	s = e.start(ExportOptions{Endpoint: "http://" + rc.addr, Interval: 20 * time.Millisecond})
+	e.node.write("postgresql-1.json", jsonLine("LOG", "", "msg 46"))
+	waitUntil(t, "msg 46 exported", func() bool { return len(rc.bodies()) >= 47 })
+	time.Sleep(200 * time.Millisecond)
+	if got, want := rc.bodies(), append(append([]string{`relation "nope" does not exist`}, seq("msg", 1, 40)...), seq("msg", 41, 46)...); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after a restart with records waiting: %v", got[40:])
+	}
+	if st, _ := s.ExportStats(); st.FromMemory > 1 || st.Exported != 5 {
+		t.Fatalf("records stored before the restart should be read back from the segments: %+v", st)
+	}
 }
 
 func waitUntil(t *testing.T, what string, ok func() bool) {
@@ -240,11 +263,89 @@ func TestWireRequestMatchesOfficialMessages(t *testing.T) {
 	for _, batch := range [][]Record{recs, recs[:1], recs[2:]} {
 		want := buildRequest("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", batch)
 		var got otlplogs.LogsData
-		if err := proto.Unmarshal(w.encode("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", batch), &got); err != nil {
+		items := make([]exportItem, len(batch))
+		for i, r := range batch {
+			items[i] = recordItem(r)
+		}
+		if err := proto.Unmarshal(w.encode("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", items), &got); err != nil {
 			t.Fatal(err)
 		}
 		if !proto.Equal(&got, want) {
 			t.Fatalf("wire request decodes to\n%v\nwant\n%v", &got, want)
 		}
+	}
+}
+
+// TestExportFromMemoryMatchesSegments: records the exporter takes from a stream's memory
+// (the node's bytes and the tailer's field spans) encode to the request built, with the
+// official messages, from the same records read back from the segment: escapes, invalid
+// UTF-8, unparsed lines, checkpoints between events, and a batch split across segments.
+func TestExportFromMemoryMatchesSegments(t *testing.T) {
+	old := segmentBytes
+	segmentBytes = 2 << 10
+	defer func() { segmentBytes = old }()
+	st, err := openStream(t.TempDir(), "demo-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	st.keepRecentUpTo(1 << 20)
+	raw := []string{
+		jsonLine("ERROR", "42P01", `relation "nope" does not exist`),
+		jsonLine("LOG", "", "statement: SELECT 'é', \"q\"\n\ttab \\ end"),
+		"not json at all \xff\xfe",
+		`{"timestamp":"2026-12-01 10:00:00.123 UTC","error_severity":"LOG","message":"bad utf-8 \xff here \u00e9 \ud83d\ude00"}`,
+		`{"error_severity":"PANIC","pid":-3,"message":""}`,
+		`{"Error_Severity":"ERROR","message":"case"}`,
+		`{"error_severity":"WARNING","message":"x","dbname":null,"user":"u\u0000v"}`,
+	}
+	var tc tsCache
+	var lines []pending
+	for i := 0; i < 40; i++ {
+		l := []byte(strings.TrimSuffix(raw[i%len(raw)], "\n"))
+		_, ms, f, fok := route(TypePostgreSQL, l, &tc)
+		lines = append(lines, pending{time: ms, off: int64(i + 1), msg: l, f: f, fok: fok})
+	}
+	if err := st.appendLines("postgresql-1.json", lines[:25]); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.append([]Record{{Src: "postgresql-1.json", Off: 26, Checkpoint: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.appendLines("postgresql-1.json", lines[25:]); err != nil {
+		t.Fatal(err)
+	}
+	var w wireRequest
+	for _, from := range []uint64{1, 7, 25, 26, 27} {
+		var items []exportItem
+		var body []byte
+		ok := st.withRecent(from, 30, func(refs []recentRef) {
+			for _, r := range refs {
+				if !r.checkpoint() {
+					m := r.rec()
+					items = append(items, exportItem{seq: r.seq(), time: m.time, ingest: m.ingest, line: r.line(), f: m.f, fok: m.fok})
+				}
+			}
+			body = append([]byte(nil), w.encode("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", items)...)
+		})
+		if !ok {
+			t.Fatalf("from %d: not in memory", from)
+		}
+		var recs []Record
+		st.read(from, func(r Record) bool { recs = append(recs, r); return len(recs) < len(items) })
+		if len(recs) != len(items) || len(items) == 0 || items[0].seq != recs[0].Seq {
+			t.Fatalf("from %d: %d records in memory, %d read back", from, len(items), len(recs))
+		}
+		want := buildRequest("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", recs)
+		var got otlplogs.LogsData
+		if err := proto.Unmarshal(body, &got); err != nil {
+			t.Fatalf("from %d: %v", from, err)
+		}
+		if !proto.Equal(&got, want) {
+			t.Fatalf("from %d: wire request decodes to\n%v\nwant\n%v", from, &got, want)
+		}
+	}
+	if st.withRecent(0, 10, func([]recentRef) {}) {
+		t.Fatal("a record before memory's first reported as in memory")
 	}
 }

@@ -2,6 +2,7 @@ package logs
 
 import (
 	"strconv"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -31,20 +32,21 @@ func appendLenField(b []byte, num protowire.Number, v []byte) []byte {
 	return append(b, v...)
 }
 
-func appendStringField(b []byte, num protowire.Number, v string) []byte {
+func appendStringField[T []byte | string](b []byte, num protowire.Number, v T) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, v)
+	b = protowire.AppendVarint(b, uint64(len(v)))
+	return append(b, v...)
 }
 
 // appendAnyString appends field num holding AnyValue{string_value: v}.
-func appendAnyString(b []byte, num protowire.Number, v string) []byte {
+func appendAnyString[T []byte | string](b []byte, num protowire.Number, v T) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(1+protowire.SizeBytes(len(v))))
 	return appendStringField(b, 1, v)
 }
 
 // appendStrAttr appends field num holding KeyValue{key: k, value: {string_value: v}}.
-func appendStrAttr(b []byte, num protowire.Number, k, v string) []byte {
+func appendStrAttr[T []byte | string](b []byte, num protowire.Number, k string, v T) []byte {
 	any := 1 + protowire.SizeBytes(len(v))
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(1+protowire.SizeBytes(len(k))+1+protowire.SizeBytes(any)))
@@ -63,6 +65,43 @@ func appendIntAttr(b []byte, num protowire.Number, k string, v int64) []byte {
 	return protowire.AppendVarint(b, uint64(v))
 }
 
+// exportItem is one record to send: its node line and, when the tailer scanned it (fok), the
+// line's fields.
+type exportItem struct {
+	seq          uint64
+	time, ingest int64
+	line         []byte
+	f            lineFields
+	fok          bool
+}
+
+// recordItem is a record read back from a segment (its message is valid UTF-8).
+func recordItem(r Record) exportItem {
+	line := []byte(r.Message)
+	f, fok := scanFields(line)
+	return exportItem{seq: r.Seq, time: r.Time, ingest: r.Ingest, line: line, f: f, fok: fok}
+}
+
+// exportFields are the attributes of a line, from its spans (nothing copied unless
+// unescaped); ok is false when one needs what only parseLine does.
+type exportFields struct {
+	sev, state, msg, btype, user, db []byte
+	pid                              int64
+}
+
+func (it *exportItem) fields() (exportFields, bool) {
+	var x exportFields
+	var ok [6]bool
+	x.sev, ok[0] = text(it.f.sev.in(it.line))
+	x.state, ok[1] = text(it.f.state.in(it.line))
+	x.msg, ok[2] = text(it.f.msg.in(it.line))
+	x.btype, ok[3] = text(it.f.btype.in(it.line))
+	x.user, ok[4] = text(it.f.user.in(it.line))
+	x.db, ok[5] = text(it.f.db.in(it.line))
+	x.pid = it.f.pid
+	return x, ok == [6]bool{true, true, true, true, true, true}
+}
+
 // encode writes one OTLP request (a LogsData message) of one stream's records: the resource
 // is the instance, each record carries the PostgreSQL fields as attributes. The result is
 // valid until the next call.
@@ -70,56 +109,71 @@ func appendIntAttr(b []byte, num protowire.Number, k string, v int64) []byte {
 // LogsData is wire-identical to the collector's ExportLogsServiceRequest (both are field 1,
 // repeated ResourceLogs); writing it keeps the gRPC packages that the collector service's Go
 // package imports out of the daemon.
-func (w *wireRequest) encode(group, cluster, typ, instance string, recs []Record) []byte {
+func (w *wireRequest) encode(group, cluster, typ, instance string, items []exportItem) []byte {
 	scope := w.scope[:0]
 	scope = protowire.AppendTag(scope, 1, protowire.BytesType)
 	scope = protowire.AppendVarint(scope, uint64(1+protowire.SizeBytes(len(scopeName))))
 	scope = appendStringField(scope, 1, scopeName)
 	uidPrefix := instance + "/"
 	var uid []byte
-	for i := range recs {
-		r := &recs[i]
-		l, _, parsed := parseLine([]byte(r.Message))
+	for i := range items {
+		it := &items[i]
+		var x exportFields
+		parsed := false
+		if it.fok {
+			x, parsed = it.fields()
+		}
+		if !parsed {
+			var l pgLine
+			if l, _, parsed = parseLine(it.line); parsed {
+				x = exportFields{sev: []byte(l.Severity), state: []byte(l.StateCode), msg: []byte(l.Message),
+					btype: []byte(l.BackendType), user: []byte(l.User), db: []byte(l.DBName), pid: l.PID}
+			}
+		}
+		original := it.line
+		if !utf8.Valid(original) {
+			original = []byte(validText(original))
+		}
 		rec := w.rec[:0]
 		rec = protowire.AppendTag(rec, 1, protowire.Fixed64Type)
-		rec = protowire.AppendFixed64(rec, uint64(r.Time)*1e6)
+		rec = protowire.AppendFixed64(rec, uint64(it.time)*1e6)
 		if parsed {
-			if sev := severity(l.Severity); sev != 0 {
+			if sev := severity(string(x.sev)); sev != 0 {
 				rec = protowire.AppendTag(rec, 2, protowire.VarintType)
 				rec = protowire.AppendVarint(rec, uint64(sev))
 			}
-			if l.Severity != "" {
-				rec = appendStringField(rec, 3, l.Severity)
+			if len(x.sev) > 0 {
+				rec = appendStringField(rec, 3, x.sev)
 			}
-			rec = appendAnyString(rec, 5, l.Message)
+			rec = appendAnyString(rec, 5, x.msg)
 		} else {
-			rec = appendAnyString(rec, 5, r.Message)
+			rec = appendAnyString(rec, 5, original)
 		}
 		rec = appendStrAttr(rec, 6, "borealis.cluster", cluster)
 		rec = appendStrAttr(rec, 6, "borealis.instance", instance)
 		rec = appendStrAttr(rec, 6, "borealis.log_group", group)
-		uid = strconv.AppendUint(append(uid[:0], uidPrefix...), r.Seq, 10)
-		rec = appendStrAttr(rec, 6, "log.record.uid", string(uid))
+		uid = strconv.AppendUint(append(uid[:0], uidPrefix...), it.seq, 10)
+		rec = appendStrAttr(rec, 6, "log.record.uid", uid)
 		if parsed {
-			if l.StateCode != "" {
-				rec = appendStrAttr(rec, 6, "db.response.status_code", l.StateCode)
+			if len(x.state) > 0 {
+				rec = appendStrAttr(rec, 6, "db.response.status_code", x.state)
 			}
-			if l.PID != 0 {
-				rec = appendIntAttr(rec, 6, "process.pid", l.PID)
+			if x.pid != 0 {
+				rec = appendIntAttr(rec, 6, "process.pid", x.pid)
 			}
-			if l.DBName != "" {
-				rec = appendStrAttr(rec, 6, "db.namespace", l.DBName)
+			if len(x.db) > 0 {
+				rec = appendStrAttr(rec, 6, "db.namespace", x.db)
 			}
-			if l.User != "" {
-				rec = appendStrAttr(rec, 6, "db.user", l.User)
+			if len(x.user) > 0 {
+				rec = appendStrAttr(rec, 6, "db.user", x.user)
 			}
-			if l.BackendType != "" {
-				rec = appendStrAttr(rec, 6, "postgresql.backend_type", l.BackendType)
+			if len(x.btype) > 0 {
+				rec = appendStrAttr(rec, 6, "postgresql.backend_type", x.btype)
 			}
-			rec = appendStrAttr(rec, 6, "log.record.original", r.Message)
+			rec = appendStrAttr(rec, 6, "log.record.original", original)
 		}
 		rec = protowire.AppendTag(rec, 11, protowire.Fixed64Type)
-		rec = protowire.AppendFixed64(rec, uint64(r.Ingest)*1e6)
+		rec = protowire.AppendFixed64(rec, uint64(it.ingest)*1e6)
 		scope = appendLenField(scope, 2, rec)
 		w.rec = rec
 	}

@@ -1,7 +1,9 @@
 package logs
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"unicode/utf8"
 )
@@ -86,14 +88,53 @@ func appendString[T []byte | string](b []byte, s T) []byte {
 	return append(b, '"')
 }
 
+// appendLineRecord appends the record of a line read from a node (r.Message is not read): the
+// header appendRecord writes without a message, a tab in place of its newline, then the
+// line's own bytes and a newline. A line holds no newline (the tailer splits on them) and a
+// header no raw tab (appendString escapes it), so the first tab ends the header. Storing the
+// line as it is costs a copy, where quoting it inside JSON cost a pass over every byte and
+// unquoting another on every read; the stored bytes are the node's own.
+func appendLineRecord(b []byte, r *Record, line []byte) []byte {
+	b = appendRecord(b, r, nil)
+	b[len(b)-1] = '\t'
+	return append(append(b, line...), '\n')
+}
+
 // decodeRecord reads one stored line (without its newline).
 func decodeRecord(line []byte) (Record, error) {
+	if i := bytes.IndexByte(line, '\t'); i > 0 && line[i-1] == '}' {
+		r, err := decodeRecord(line[:i])
+		if err != nil || r.Message != "" {
+			return Record{}, fmt.Errorf("stored record %.40q: a header with a message", line)
+		}
+		r.Message = validText(line[i+1:])
+		return r, nil
+	}
 	if r, ok := scanRecord(line); ok {
 		return r, nil
 	}
 	var r Record
 	err := json.Unmarshal(line, &r)
 	return r, err
+}
+
+// validText is a node's line as a string, each byte that is not UTF-8 replaced by U+FFFD (as
+// appendString wrote it into JSON records, so readers see what they saw from those).
+func validText(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b)+8)
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = append(out, "\uFFFD"...)
+		} else {
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	return string(out)
 }
 
 func scanRecord(line []byte) (Record, bool) {

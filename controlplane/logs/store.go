@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Record is one stored entry of a stream: a log event, or a checkpoint (no message) that only
@@ -44,7 +45,37 @@ type stream struct {
 	next        uint64 // sequence number of the next record
 	last        Record // last record stored (position of the source; its message is not kept)
 	lastTime    time.Time
-	buf         []byte // encoding buffer, reused across batches
+	buf         []byte // encoding buffer, reused across batches (when recent is off)
+
+	// recent keeps the last batches stored, as written, for the exporter (recentMax > 0 when
+	// export is on): records it sends on time come from memory, not from re-reading and
+	// decoding the segment. Each batch's buffer is the one written, never changed after.
+	recent      []*memBatch
+	recentBytes int
+	recentMax   int
+	spare       [][]byte    // buffers of batches recent let go, for the next large ones
+	refs        []recentRef // withRecent's, reused
+}
+
+// bigBatch is the size from which a batch's buffer comes from spare: a fresh large buffer
+// is zeroed by the runtime and given back to the OS by the scavenger when let go, which cost
+// more than the records in it.
+const bigBatch = 64 << 10
+
+// memBatch is records first, first+1, ... as one write stored them.
+type memBatch struct {
+	first uint64
+	buf   []byte
+	recs  []memRec
+}
+
+// memRec is one record of a memBatch: its node line (line.n < 0: a checkpoint) and the
+// line's fields as the tailer scanned them.
+type memRec struct {
+	line         span
+	time, ingest int64
+	f            lineFields
+	fok          bool
 }
 
 func segName(first uint64) string { return fmt.Sprintf("%020d.seg", first) }
@@ -150,59 +181,86 @@ func syncDir(dir string) error {
 
 // append stores records (numbering them): one write and one fsync per segment they fill.
 func (s *stream) append(recs []Record) error {
-	return s.commit(len(recs), func(b []byte, i int, seq uint64, now int64) ([]byte, Record) {
+	return s.commit(len(recs), 0, func(b []byte, i int, seq uint64, now int64) ([]byte, Record, memRec) {
 		r := recs[i]
 		r.Seq = seq
 		if r.Ingest == 0 {
 			r.Ingest = now
 		}
 		recs[i] = r
-		return appendRecord(b, &r, nil), r
+		m := memRec{line: noSpan, time: r.Time, ingest: r.Ingest}
+		if !r.Checkpoint {
+			m.line = notKept // a message written as JSON: the exporter reads it from the segment
+		}
+		return appendRecord(b, &r, nil), r, m
 	})
 }
 
-// pending is a line a tailer stores; msg points into its read buffer.
+// pending is a line a tailer stores; msg points into its read buffer, f into msg.
 type pending struct {
 	time, off int64
 	msg       []byte
+	f         lineFields
+	fok       bool
 }
 
 // appendLines stores lines read from the source file src, as append does.
 func (s *stream) appendLines(src string, lines []pending) error {
-	return s.commit(len(lines), func(b []byte, i int, seq uint64, now int64) ([]byte, Record) {
-		r := Record{Seq: seq, Time: lines[i].time, Ingest: now, Src: src, Off: lines[i].off}
-		return appendRecord(b, &r, lines[i].msg), r
+	size := 0
+	for i := range lines {
+		size += len(lines[i].msg) + 80 + len(src)
+	}
+	return s.commit(len(lines), size, func(b []byte, i int, seq uint64, now int64) ([]byte, Record, memRec) {
+		l := &lines[i]
+		r := Record{Seq: seq, Time: l.time, Ingest: now, Src: src, Off: l.off}
+		b = appendRecord(b, &r, nil)
+		b[len(b)-1] = '\t'
+		m := memRec{line: span{off: int32(len(b)), n: int32(len(l.msg))}, time: l.time, ingest: now, f: l.f, fok: l.fok}
+		return append(append(b, l.msg...), '\n'), r, m
 	})
 }
 
 // commit writes n records that encode appends (given their sequence number and the ingest
 // time), with one write and one fsync per segment they fill: the batch, not the line, pays
-// for durability.
-func (s *stream) commit(n int, encode func(b []byte, i int, seq uint64, now int64) ([]byte, Record)) error {
+// for durability. size is a guess of the bytes, for the buffer.
+func (s *stream) commit(n, size int, encode func(b []byte, i int, seq uint64, now int64) ([]byte, Record, memRec)) error {
 	if n == 0 {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now().UnixMilli()
-	buf := s.buf[:0]
-	defer func() {
-		if cap(buf) <= 4<<20 {
-			s.buf = buf[:0] // kept for the next batch; a rare huge one is let go
-		}
-	}()
+	keep := s.recentMax > 0
+	var buf []byte
+	if !keep {
+		buf = s.buf[:0]
+		defer func() {
+			if cap(buf) <= 4<<20 {
+				s.buf = buf[:0] // kept for the next batch; a rare huge one is let go
+			}
+		}()
+	}
+	var batch *memBatch
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
 		}
 		if _, err := s.active.Write(buf); err != nil {
+			s.dropRecent()
 			return err
 		}
 		if err := s.active.Sync(); err != nil {
+			s.dropRecent()
 			return err
 		}
 		s.activeSize += int64(len(buf))
-		buf = buf[:0]
+		if keep {
+			batch.buf = buf
+			s.keepRecent(batch)
+			batch, buf = nil, nil // the next record, if any, starts another
+		} else {
+			buf = buf[:0]
+		}
 		return nil
 	}
 	for i := 0; i < n; i++ {
@@ -214,8 +272,15 @@ func (s *stream) commit(n int, encode func(b []byte, i int, seq uint64, now int6
 				return err
 			}
 		}
+		if keep && batch == nil {
+			batch, buf = &memBatch{first: s.next, recs: make([]memRec, 0, n-i)}, s.newBuf(size)
+		}
 		var r Record
-		buf, r = encode(buf, i, s.next, now)
+		var m memRec
+		buf, r, m = encode(buf, i, s.next, now)
+		if keep {
+			batch.recs = append(batch.recs, m)
+		}
 		s.next++
 		s.last = r
 	}
@@ -224,6 +289,129 @@ func (s *stream) commit(n int, encode func(b []byte, i int, seq uint64, now int6
 	}
 	s.lastTime = time.Now()
 	return nil
+}
+
+// notKept marks a record recent does not hold: its batch is not kept.
+var notKept = span{n: -2}
+
+// keepRecent adds a stored batch to recent, dropping the oldest past recentMax.
+func (s *stream) keepRecent(b *memBatch) {
+	if len(b.recs) == 0 {
+		return
+	}
+	for i := range b.recs {
+		if b.recs[i].line == notKept {
+			s.dropRecent()
+			return
+		}
+	}
+	if n := len(s.recent); n > 0 {
+		if last := s.recent[n-1]; last.first+uint64(len(last.recs)) != b.first {
+			s.dropRecent() // not contiguous: start again from this batch
+		}
+	}
+	s.recent = append(s.recent, b)
+	s.recentBytes += cap(b.buf) + cap(b.recs)*int(unsafe.Sizeof(memRec{}))
+	for len(s.recent) > 1 && s.recentBytes > s.recentMax {
+		old := s.recent[0]
+		s.recentBytes -= cap(old.buf) + cap(old.recs)*int(unsafe.Sizeof(memRec{}))
+		s.recent[0] = nil
+		s.recent = s.recent[1:]
+		if cap(old.buf) >= bigBatch && len(s.spare) < 2 {
+			// No one else holds it: the exporter reads recent only under s.mu (withRecent).
+			s.spare = append(s.spare, old.buf[:0])
+		}
+	}
+}
+
+// newBuf is a buffer for a batch of about size bytes (under s.mu).
+func (s *stream) newBuf(size int) []byte {
+	size = min(size, int(segmentBytes)) + 256
+	if size < bigBatch {
+		return make([]byte, 0, size)
+	}
+	for i, b := range s.spare {
+		if cap(b) >= size {
+			s.spare[i] = s.spare[len(s.spare)-1]
+			s.spare = s.spare[:len(s.spare)-1]
+			return b
+		}
+	}
+	return make([]byte, 0, max(size, 2<<20))
+}
+
+func (s *stream) dropRecent() {
+	s.recent, s.recentBytes, s.spare = nil, 0, nil
+}
+
+// keepRecentUpTo turns the memory of recent batches on (max > 0) or off.
+func (s *stream) keepRecentUpTo(max int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recentMax = max
+	if max == 0 {
+		s.dropRecent()
+	}
+}
+
+// recentRef is one record of a memBatch.
+type recentRef struct {
+	b *memBatch
+	i int
+}
+
+func (r recentRef) seq() uint64    { return r.b.first + uint64(r.i) }
+func (r recentRef) rec() *memRec   { return &r.b.recs[r.i] }
+func (r recentRef) line() []byte   { return r.rec().line.in(r.b.buf) }
+func (r recentRef) checkpoint() bool { return r.rec().line.n < 0 }
+
+// withRecent calls fn, under the stream's lock, with the records numbered from on (up to
+// max events, and the checkpoints between them) when memory holds record from, and reports
+// whether it did (if not, the caller reads the segments). The records' bytes are valid only
+// during fn: their buffers are reused once let go.
+func (s *stream) withRecent(from uint64, max int, fn func([]recentRef)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	refs, ok := s.recentFromLocked(from, max, s.refs[:0])
+	if ok {
+		fn(refs)
+	}
+	clear(refs)
+	s.refs = refs[:0]
+	return ok
+}
+
+func (s *stream) recentFromLocked(from uint64, max int, out []recentRef) ([]recentRef, bool) {
+	if from >= s.next {
+		return out, true
+	}
+	if len(s.recent) == 0 || from < s.recent[0].first {
+		return out, false
+	}
+	events := 0
+	for _, b := range s.recent {
+		end := b.first + uint64(len(b.recs))
+		if end <= from {
+			continue
+		}
+		for i := int(max64(from, b.first) - b.first); i < len(b.recs); i++ {
+			if events == max {
+				return out, true
+			}
+			out = append(out, recentRef{b, i})
+			if b.recs[i].line.n >= 0 {
+				events++
+			}
+		}
+	}
+	return out, true
+}
+
+func max64(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 // position is where the source was read up to, by the last stored record.

@@ -17,29 +17,29 @@ import (
 var errorSeverities = map[string]bool{"WARNING": true, "ERROR": true, "FATAL": true, "PANIC": true}
 
 // keep reports whether a line belongs in a group of log type typ, and its time (ms since the
-// epoch, 0 if unknown). It decodes only the timestamp and the severity; a line that may be kept
-// by its severity is checked whole, as parseLine decodes it.
+// epoch, 0 if unknown), as parseLine decodes it.
 func keep(typ string, line []byte, tc *tsCache) (bool, int64) {
-	var ts, sev []byte
-	tsEsc, sevEsc := false, false
-	scanned := flatFields(line, func(key, raw []byte, isStr bool) {
-		switch string(key) {
-		case "timestamp":
-			ts, tsEsc = raw, !isStr || bytes.IndexByte(raw, '\\') >= 0
-		case "error_severity":
-			sev, sevEsc = raw, !isStr || bytes.IndexByte(raw, '\\') >= 0
-		default:
-			sevEsc = sevEsc || !lowerASCII(key) // encoding/json would match keys in any case
+	k, ms, _, _ := route(typ, line, tc)
+	return k, ms
+}
+
+// route is keep with the line's fields (scanFields: one pass over the line), which the
+// exporter uses when the line reaches it in memory; fok is false when the line was decoded
+// the slow way (the exporter then does too).
+func route(typ string, line []byte, tc *tsCache) (keepIt bool, ms int64, f lineFields, fok bool) {
+	f, fok = scanFields(line)
+	if fok {
+		sev, ok1 := text(f.sev.in(line))
+		ts, ok2 := text(f.ts.in(line))
+		if ok1 && ok2 {
+			if typ != TypePostgreSQL && !errorSeverities[string(sev)] {
+				return false, 0, f, true
+			}
+			return true, tsMillis(tc, ts), f, true
 		}
-	})
-	if !scanned || tsEsc || sevEsc || (typ != TypePostgreSQL && errorSeverities[string(sev)]) {
-		l, ms, parsed := parseLineCached(line, tc)
-		return typ == TypePostgreSQL || (parsed && errorSeverities[l.Severity]), ms
 	}
-	if typ != TypePostgreSQL {
-		return false, 0
-	}
-	return true, tsMillis(tc, ts)
+	l, ms, parsed := parseLineCached(line, tc)
+	return typ == TypePostgreSQL || (parsed && errorSeverities[l.Severity]), ms, f, false
 }
 
 const (
@@ -195,11 +195,11 @@ func (t *tailer) read(final bool) (int64, int, bool, error) {
 		}
 		rest = rest[len(line):]
 		pos += int64(len(line))
-		text := bytes.TrimRight(line, "\r\n")
-		if len(bytes.TrimSpace(text)) == 0 {
+		raw := bytes.TrimRight(line, "\r\n")
+		if len(bytes.TrimSpace(raw)) == 0 {
 			continue
 		}
-		ok, ts := keep(t.typ, text, &t.tc)
+		ok, ts, f, fok := route(t.typ, raw, &t.tc)
 		if !ok {
 			if t.skippedSince.IsZero() {
 				t.skippedSince = time.Now()
@@ -209,7 +209,7 @@ func (t *tailer) read(final bool) (int64, int, bool, error) {
 		if ts == 0 {
 			ts = time.Now().UnixMilli()
 		}
-		lines = append(lines, pending{time: ts, off: pos, msg: text})
+		lines = append(lines, pending{time: ts, off: pos, msg: raw, f: f, fok: fok})
 	}
 	t.lines = lines[:0]
 	if len(lines) > 0 {
