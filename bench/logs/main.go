@@ -34,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -94,6 +95,7 @@ type roundResult struct {
 	catchUp       float64 // seconds after pgbench ended until every line was stored and exported
 	cpuPerLine    float64 // collector (and exporter) CPU µs per stored line
 	nodeCPUPerTxn float64 // the node's CPU µs per transaction
+	fromMemory    int64   // lines the exporter sent from the stream's memory (not read back)
 }
 
 // serveReceiver is the OTLP/HTTP receiver process: it walks each request's protobuf wire
@@ -192,6 +194,7 @@ func received(addr string) int64 {
 // lineCounter counts the lines of the node's jsonlog files, reading each byte once (the
 // benchmark's own reading must not be counted as the collector's CPU).
 type lineCounter struct {
+	cpu   time.Duration // spent counting
 	dir   string
 	off   map[string]int64
 	lines int64
@@ -202,8 +205,13 @@ func newLineCounter(dir string) *lineCounter {
 	return &lineCounter{dir: dir, off: map[string]int64{}, buf: make([]byte, 1<<20)}
 }
 
-// count returns the lines written so far.
+// count returns the lines written so far. The CPU it spends (its own thread's: reading the
+// node's files is the benchmark's work, not the collector's) is added to lc.cpu.
 func (lc *lineCounter) count() int64 {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := threadCPU()
+	defer func() { lc.cpu += threadCPU() - t0 }()
 	files, _ := filepath.Glob(filepath.Join(lc.dir, "log", "*.json"))
 	for _, f := range files {
 		fh, err := os.Open(f)
@@ -221,6 +229,13 @@ func (lc *lineCounter) count() int64 {
 		fh.Close()
 	}
 	return lc.lines
+}
+
+// threadCPU is the CPU time of the calling thread.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func stored(s *logs.Service) int64 {
@@ -362,7 +377,8 @@ func run(c config) error {
 				}
 				base, rbase = stored(svc), received(recvAddr)
 			}
-			line0, cpu0, node0 := lc.count(), benchenv.CPUTime(), benchenv.ServerCPU(node.PID())
+			line0 := lc.count()
+			cpu0, own0, node0 := benchenv.CPUTime(), lc.cpu, benchenv.ServerCPU(node.PID())
 			tps, err := pgbench(c, node.Port, script)
 			if err != nil {
 				return err
@@ -377,7 +393,10 @@ func run(c config) error {
 				}
 				res.catchUp = max(0, time.Since(ended).Seconds()-0.3)
 				res.lines, res.exported = stored(svc)-base, received(recvAddr)-rbase
-				res.cpuPerLine = float64((benchenv.CPUTime() - cpu0).Microseconds()) / float64(max(res.lines, 1))
+				res.cpuPerLine = float64((benchenv.CPUTime() - cpu0 - (lc.cpu - own0)).Microseconds()) / float64(max(res.lines, 1))
+				if ex, ok := svc.ExportStats(); ok {
+					res.fromMemory = ex.FromMemory
+				}
 				svc.Close()
 				prior += stored(svc)
 			}
@@ -447,11 +466,12 @@ func ceiling(root string, n int, recvAddr string) (ceilingResult, error) {
 	svc.Start()
 	defer svc.Close()
 	var storedAt time.Duration
-	for {
+	for i := 0; ; i++ {
 		if storedAt == 0 && stored(svc) >= int64(n) {
 			storedAt = time.Since(start)
 		}
-		if storedAt > 0 && received(recvAddr)-r0 >= int64(n) {
+		// The receiver is asked every 50 ms: each question costs this process CPU too.
+		if storedAt > 0 && i%10 == 0 && received(recvAddr)-r0 >= int64(n) {
 			break
 		}
 		if time.Since(start) > 10*time.Minute {
@@ -482,10 +502,12 @@ func report(c config, rs []roundResult, ceil ceilingResult, started time.Time, l
 		fmt.Fprintf(&b, "- Note: %s\n", c.note)
 	}
 	fmt.Fprintf(&b, "\n## Settings\n\n- Workload: %s, `-c %d -j %d -T %d`, scale %d; one jsonlog line per statement (`log_statement = all`, `logging_collector`, `log_destination = 'stderr,jsonlog'`, as the control plane runs nodes)\n", workload, c.clients, c.threads, c.seconds, c.scale)
-	fmt.Fprintf(&b, "- Collector: `controlplane/logs` as `borealis serve` runs it (poll 200 ms, the postgresql group, one fsync per batch, export batches of 512 to the receiver over OTLP/HTTP), started before and stopped after each \"on\" run once every line was stored and exported\n")
+	fmt.Fprintf(&b, "- Collector: `controlplane/logs` as `borealis serve` runs it (poll 200 ms, the postgresql group, one fsync per batch, export batches of 512 to the receiver over OTLP/HTTP, from the stream's memory of recent batches), started before and stopped after each \"on\" run once every line was stored and exported\n")
+	fmt.Fprintf(&b, "- Baseline: the \"off\" runs have `log_statement = all` too, and the node writes the same jsonlog (and stderr) files; only the collector is absent. Writing the log is PostgreSQL's cost; the slowdown measured is the collector's\n")
+	fmt.Fprintf(&b, "- Collector CPU: the benchmark process's CPU (user + system) from the start of the run to the end of its catch-up, less what its own counting of the node's lines spent (measured on its thread); the OTLP receiver is a separate process and not counted\n")
 	fmt.Fprintf(&b, "- Rounds alternate which run goes first\n\n")
-	fmt.Fprintf(&b, "## Results\n\n| round | collector | TPS | node lines/s | stored | exported | catch-up after the run (s) | collector CPU µs/line | node CPU µs/txn |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	var off, on, ratios, lps, cpu []float64
+	fmt.Fprintf(&b, "## Results\n\n| round | collector | TPS | node lines/s | stored | exported (from memory) | catch-up after the run (s) | collector CPU µs/line | node CPU µs/txn | collector CPU / node CPU |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	var off, on, ratios, lps, cpu, share []float64
 	byRound := map[int][2]float64{}
 	for _, r := range rs {
 		v := byRound[r.round]
@@ -494,11 +516,14 @@ func report(c config, rs []roundResult, ceil ceilingResult, started time.Time, l
 			lps = append(lps, r.linesPerSec)
 			cpu = append(cpu, r.cpuPerLine)
 			v[1] = r.tps
-			fmt.Fprintf(&b, "| %d | on | %.0f | %.0f | %d | %d | %.1f | %.2f | %.0f |\n", r.round, r.tps, r.linesPerSec, r.lines, r.exported, r.catchUp, r.cpuPerLine, r.nodeCPUPerTxn)
+			// The collector's CPU for one transaction's lines, against the node's CPU for it.
+			sh := 100 * r.cpuPerLine * float64(r.nodeLines) / (r.tps * float64(c.seconds)) / r.nodeCPUPerTxn
+			share = append(share, sh)
+			fmt.Fprintf(&b, "| %d | on | %.0f | %.0f | %d | %d (%d) | %.1f | %.2f | %.0f | %.1f%% |\n", r.round, r.tps, r.linesPerSec, r.lines, r.exported, r.fromMemory, r.catchUp, r.cpuPerLine, r.nodeCPUPerTxn, sh)
 		} else {
 			off = append(off, r.tps)
 			v[0] = r.tps
-			fmt.Fprintf(&b, "| %d | off | %.0f | %.0f | - | - | - | - | %.0f |\n", r.round, r.tps, r.linesPerSec, r.nodeCPUPerTxn)
+			fmt.Fprintf(&b, "| %d | off | %.0f | %.0f | - | - | - | - | %.0f | - |\n", r.round, r.tps, r.linesPerSec, r.nodeCPUPerTxn)
 		}
 		byRound[r.round] = v
 	}
@@ -517,11 +542,17 @@ func report(c config, rs []roundResult, ceil ceilingResult, started time.Time, l
 	}
 	fmt.Fprintf(&b, "\n**Lines per second** the node wrote with the collector on (median over rounds): **%.0f**, every one stored and exported (%s the ≥ 10,000 lines/s target; the catch-up column shows whether the collector kept up).  \n", benchenv.Median(lps), verdictRate)
 	fmt.Fprintf(&b, "**Node slowed by** (1 − median over rounds of TPS on / TPS off): **%.1f%%** (%s the ≤ 5%% target); median TPS off %.0f, on %.0f.  \n", slow, verdictSlow, benchenv.Median(off), benchenv.Median(on))
-	fmt.Fprintf(&b, "**Collector CPU** (collection and export, median over rounds): **%.2f µs per line**.  \n", benchenv.Median(cpu))
+	fmt.Fprintf(&b, "**Collector CPU** (collection and export, median over rounds): **%.2f µs per line**, **%.1f%%** of the node's own CPU for the same statements (what the node loses when the two compete for saturated cores).  \n", benchenv.Median(cpu), benchenv.Median(share))
 	fmt.Fprintf(&b, "**Collector ceiling:** a prepared jsonlog file of %d pgbench-shaped lines stored at **%.0f lines/s** and exported at **%.0f lines/s** (%.2f µs CPU per line), with no node running.\n", c.lines, ceil.storedPerSec, ceil.exportedPerSec, ceil.cpuPerLine)
 	fmt.Fprintf(&b, "\nOn a machine whose cores are shared, the TPS ratio carries the noise of the other work as well as the collector's cost; the CPU per line is the collector's own cost.\n")
 	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
 		return err
+	}
+	// Earlier runs, kept by hand under "## History", stay in the file.
+	if old, err := os.ReadFile(c.out); err == nil {
+		if i := bytes.Index(old, []byte("\n## History")); i >= 0 {
+			b.Write(old[i:])
+		}
 	}
 	return os.WriteFile(c.out, []byte(b.String()), 0o644)
 }

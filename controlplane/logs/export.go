@@ -23,7 +23,8 @@ type ExportOptions struct {
 	Endpoint string
 	// Batch is the most records in one request; 0 means 512.
 	Batch int
-	// Interval is how often stores are checked for new records; 0 means 500 ms.
+	// Interval is how often stores are checked for new records, besides each time the
+	// collector stores a batch; 0 means 500 ms.
 	Interval time.Duration
 	// MinBackoff and MaxBackoff bound the retry delay after a failed request; 0 means 500 ms
 	// and 30 s.
@@ -62,8 +63,17 @@ type exporter struct {
 	cursorFiles map[string]*os.File // by stream dir, open for setCursor
 	stats   ExportStats
 
-	stop chan struct{}
-	done chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	stored chan struct{} // a batch was stored: export now rather than at the next interval
+}
+
+// wake tells the exporter that records were stored.
+func (e *exporter) wake() {
+	select {
+	case e.stored <- struct{}{}:
+	default:
+	}
 }
 
 func newExporter(s *Service, o ExportOptions) *exporter {
@@ -86,7 +96,7 @@ func newExporter(s *Service, o ExportOptions) *exporter {
 		o.Timeout = 10 * time.Second
 	}
 	return &exporter{s: s, opts: o, client: &http.Client{Timeout: o.Timeout}, cursors: map[string]uint64{},
-		cursorFiles: map[string]*os.File{}, stop: make(chan struct{}), done: make(chan struct{})}
+		cursorFiles: map[string]*os.File{}, stored: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (e *exporter) start() { go e.run() }
@@ -225,9 +235,14 @@ func (e *exporter) run() {
 		default:
 			backoff = 0
 		}
+		var woken <-chan struct{}
+		if err == nil {
+			woken = e.stored // not while backing off from a failing collector
+		}
 		select {
 		case <-e.stop:
 			return
+		case <-woken:
 		case <-time.After(wait):
 		}
 	}

@@ -28,9 +28,9 @@ type Options struct {
 }
 
 // recentPerStream bounds the records a tailed stream keeps in memory for the exporter (at
-// 10,000 lines/s of pgbench statements, some 1.5 s of them); an exporter further behind reads
-// the segments.
-const recentPerStream = 8 << 20
+// 10,000 lines/s of pgbench statements, some 3 s of them; the exporter is woken as each batch
+// is stored); an exporter further behind reads the segments.
+const recentPerStream = 16 << 20
 
 // ErrNotFound is a log group that does not exist.
 var ErrNotFound = errors.New("log group not found")
@@ -232,6 +232,9 @@ func (s *Service) collectOnce(final bool, cluster string) {
 				break
 			}
 			s.stats.Ingested[GroupName(t.cluster, t.typ)] += int64(stored)
+			if stored > 0 && s.exporter != nil {
+				s.exporter.wake()
+			}
 			if !progress {
 				break
 			}

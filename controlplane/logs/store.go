@@ -317,14 +317,15 @@ func (s *stream) keepRecent(b *memBatch) {
 		s.recentBytes -= cap(old.buf) + cap(old.recs)*int(unsafe.Sizeof(memRec{}))
 		s.recent[0] = nil
 		s.recent = s.recent[1:]
-		if cap(old.buf) >= bigBatch && len(s.spare) < 2 {
+		if cap(old.buf) >= bigBatch && len(s.spare) < 4 {
 			// No one else holds it: the exporter reads recent only under s.mu (withRecent).
 			s.spare = append(s.spare, old.buf[:0])
 		}
 	}
 }
 
-// newBuf is a buffer for a batch of about size bytes (under s.mu).
+// newBuf is a buffer for a batch of about size bytes (under s.mu): a spare one if one is
+// large enough, else one a little larger than asked (in 64 KiB steps, so spares fit often).
 func (s *stream) newBuf(size int) []byte {
 	size = min(size, int(segmentBytes)) + 256
 	if size < bigBatch {
@@ -337,7 +338,7 @@ func (s *stream) newBuf(size int) []byte {
 			return b
 		}
 	}
-	return make([]byte, 0, max(size, 2<<20))
+	return make([]byte, 0, (size+size/4+bigBatch-1)/bigBatch*bigBatch)
 }
 
 func (s *stream) dropRecent() {
