@@ -365,7 +365,7 @@ func run(c config) error {
 		for _, on := range order {
 			res := roundResult{round: round, collector: on}
 			var svc *logs.Service
-			var base, rbase int64
+			var base, rbase, mbase int64
 			if on {
 				if svc, err = logs.New(logs.Options{Home: home, Store: st, Export: logs.ExportOptions{Endpoint: "http://" + recvAddr + "/v1/logs"}}); err != nil {
 					return err
@@ -376,6 +376,9 @@ func run(c config) error {
 					return err
 				}
 				base, rbase = stored(svc), received(recvAddr)
+				if ex, ok := svc.ExportStats(); ok {
+					mbase = ex.FromMemory // the catch-up above is not this run's
+				}
 			}
 			line0 := lc.count()
 			cpu0, own0, node0 := benchenv.CPUTime(), lc.cpu, benchenv.ServerCPU(node.PID())
@@ -395,7 +398,7 @@ func run(c config) error {
 				res.lines, res.exported = stored(svc)-base, received(recvAddr)-rbase
 				res.cpuPerLine = float64((benchenv.CPUTime() - cpu0 - (lc.cpu - own0)).Microseconds()) / float64(max(res.lines, 1))
 				if ex, ok := svc.ExportStats(); ok {
-					res.fromMemory = ex.FromMemory
+					res.fromMemory = ex.FromMemory - mbase
 				}
 				svc.Close()
 				prior += stored(svc)
@@ -534,15 +537,23 @@ func report(c config, rs []roundResult, ceil ceilingResult, started time.Time, l
 	}
 	slow := (1 - benchenv.Median(ratios)) * 100
 	verdictSlow, verdictRate := "meets", "meets"
-	if slow > 5 {
+	if slow > 5 || benchenv.Median(share) > 5 {
 		verdictSlow = "misses"
+	}
+	minOff, maxOff := 0.0, 0.0
+	for i, v := range off {
+		if i == 0 || v < minOff {
+			minOff = v
+		}
+		maxOff = max(maxOff, v)
 	}
 	if benchenv.Median(lps) < 10000 {
 		verdictRate = "misses"
 	}
 	fmt.Fprintf(&b, "\n**Lines per second** the node wrote with the collector on (median over rounds): **%.0f**, every one stored and exported (%s the ≥ 10,000 lines/s target; the catch-up column shows whether the collector kept up).  \n", benchenv.Median(lps), verdictRate)
-	fmt.Fprintf(&b, "**Node slowed by** (1 − median over rounds of TPS on / TPS off): **%.1f%%** (%s the ≤ 5%% target); median TPS off %.0f, on %.0f.  \n", slow, verdictSlow, benchenv.Median(off), benchenv.Median(on))
+	fmt.Fprintf(&b, "**Node slowed by** (1 − median over rounds of TPS on / TPS off): **%.1f%%**; median TPS off %.0f, on %.0f (the \"off\" runs alone ranged %.0f–%.0f TPS, so on this machine the ratio is mostly the other work's noise).  \n", slow, benchenv.Median(off), benchenv.Median(on), minOff, maxOff)
 	fmt.Fprintf(&b, "**Collector CPU** (collection and export, median over rounds): **%.2f µs per line**, **%.1f%%** of the node's own CPU for the same statements (what the node loses when the two compete for saturated cores).  \n", benchenv.Median(cpu), benchenv.Median(share))
+	fmt.Fprintf(&b, "**Verdict on the ≤ 5%% slowdown:** %s (both the TPS ratio and the CPU share must be ≤ 5%%).  \n", verdictSlow)
 	fmt.Fprintf(&b, "**Collector ceiling:** a prepared jsonlog file of %d pgbench-shaped lines stored at **%.0f lines/s** and exported at **%.0f lines/s** (%.2f µs CPU per line), with no node running.\n", c.lines, ceil.storedPerSec, ceil.exportedPerSec, ceil.cpuPerLine)
 	fmt.Fprintf(&b, "\nOn a machine whose cores are shared, the TPS ratio carries the noise of the other work as well as the collector's cost; the CPU per line is the collector's own cost.\n")
 	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
