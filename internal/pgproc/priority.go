@@ -20,6 +20,7 @@ func (n *Node) boost(pid, nice int) error {
 		return err
 	}
 	if err := setAutogroupNice(pid, nice); err != nil {
+		_ = syscall.Setpriority(syscall.PRIO_PROCESS, pid, n.baseNice) // no half boost
 		return err
 	}
 	n.boostStop, n.boostDone = make(chan struct{}), make(chan struct{})
