@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/borealisdb/borealis/controlplane/paramgroup"
+	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -268,4 +270,64 @@ func TestParameterGroupsOnRealNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestStaticParameterForcedAfterTimeout: a static change waits for a scaling point like any
+// capacity change, and when a session holds a transaction past the timeout the change is
+// forced (a parameter group's timeout action is always ForceApplyCapacityChange): the session
+// gets the retryable 57P01 and the node restarts with the value.
+func TestStaticParameterForcedAfterTimeout(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	home := newHome(t)
+	st, err := store.Open(filepath.Join(home, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: 20 * time.Second, ScalingTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		m.Close(ctx, true)
+		st.Close()
+	})
+	if _, err := m.ParamGroups().Create("st", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "ft", DBClusterParameterGroupName: "st"}); err != nil {
+		t.Fatal(err)
+	}
+	d := waitInSync(t, m, "ft")
+	ctx := context.Background()
+	inTx := connectTo(t, fmt.Sprintf("127.0.0.1:%d", d.Port))
+	if _, err := inTx.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inTx.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	after := lastSeq(t, m)
+	if _, err := m.ModifyParamGroup("st", []paramgroup.Change{{ParameterName: "track_commit_timestamp", ParameterValue: "on"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the forced change", 2*time.Minute, func() bool { return hasEvent(t, m, "ft", "ft-1", "capacity.timeout", after) })
+	waitInSync(t, m, "ft")
+	if got := showOn(t, d.DBClusterMembers[0].Port, "track_commit_timestamp")["track_commit_timestamp"]; got != "on" {
+		t.Fatalf("track_commit_timestamp=%s after the forced change", got)
+	}
+	if _, err := inTx.Exec(ctx, "SELECT 1"); err == nil || !strings.Contains(err.Error(), "57P01") {
+		t.Fatalf("session in a transaction: %v, want the retryable 57P01", err)
+	}
+	evs, _ := m.Events("ft", 0)
+	forced := false
+	for _, e := range evs {
+		if e.Seq > after && e.Type == "member.parameters-applied" && strings.Contains(e.Message, "track_commit_timestamp=on (static, forced capacity change at 1 ACU, forced after 3s without a scaling point)") {
+			forced = true
+		}
+	}
+	if !forced {
+		t.Fatal("no parameters-applied event naming the forced change")
+	}
 }
