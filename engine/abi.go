@@ -30,9 +30,11 @@ const (
 // engine, so one slot per process is enough.
 var lastError string
 
-// fail records err for borealis_engine_last_error and returns statusError.
+// fail records err for borealis_engine_last_error (and whether the allocation guard refused,
+// for borealis_engine_last_error_code) and returns statusError.
 func fail(err error) C.int {
 	lastError = err.Error()
+	lastOutOfMemory = isOutOfMemory(err)
 	return statusError
 }
 
@@ -40,6 +42,7 @@ func fail(err error) C.int {
 func guard(rc *C.int) {
 	if r := recover(); r != nil {
 		lastError = fmt.Sprintf("engine panic: %v\n%s", r, debug.Stack())
+		lastOutOfMemory = false
 		*rc = statusError
 	}
 }
@@ -67,9 +70,10 @@ func borealis_engine_init(interruptPending unsafe.Pointer) (rc C.int) {
 
 // borealis_engine_configure sets this backend's Go runtime deliberately rather than by
 // default: procs threads run Go code at once (the build's goroutines; searches use one), and
-// memoryLimit bytes is the soft limit past which the collector works harder. Graphs searched
-// by backends live in the shared mapping, outside the Go heap; what the heap holds is scratch
-// memory and, during CREATE INDEX, the graph being built (bounded by maintenance_work_mem).
+// memoryLimit bytes (borealis.engine_memory_limit) is both the soft limit past which the
+// collector works harder and the allocation guard's budget (memguard.go). Graphs searched and
+// built by backends live in the shared mapping, outside the Go heap; what the heap holds is
+// scratch memory. C calls it again whenever the settings change.
 //
 //export borealis_engine_configure
 func borealis_engine_configure(procs C.int, memoryLimit C.longlong) (rc C.int) {
@@ -79,6 +83,7 @@ func borealis_engine_configure(procs C.int, memoryLimit C.longlong) (rc C.int) {
 	}
 	if memoryLimit > 0 {
 		debug.SetMemoryLimit(int64(memoryLimit))
+		memBudget.Store(int64(memoryLimit))
 	}
 	return statusOK
 }

@@ -151,6 +151,10 @@ func (g *graph) startChunk(first int, vectors []float32, threads int) error {
 		return fmt.Errorf("a chunk of the build is still running")
 	}
 	n := len(vectors) / dims
+	// Each goroutine's search scratch holds a visited bit per element.
+	if err := reserve("the build's search scratch", int64(max(1, threads))*scanBytes(g, 64)); err != nil {
+		return err
+	}
 	if err := g.x.Reserve(first + n); err != nil {
 		return err
 	}
@@ -161,14 +165,10 @@ func (g *graph) startChunk(first int, vectors []float32, threads int) error {
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
-			// A panic here would kill the backend (and restart the node): turn it into
-			// the build's error, which C raises as an ERROR.
-			defer func() {
-				if r := recover(); r != nil {
-					b.setErr(fmt.Errorf("engine panic in a build goroutine: %v", r))
-					b.stop.Store(true)
-				}
-			}()
+			defer recoverGoroutine("a build goroutine", func(err error) {
+				b.setErr(err)
+				b.stop.Store(true)
+			})
 			for !b.stop.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= n {

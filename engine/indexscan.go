@@ -34,6 +34,9 @@ func borealis_index_scan_begin(h C.longlong, q *C.float, ef C.int, relaxed C.int
 	if err != nil {
 		return fail(err)
 	}
+	if err := reserve("a borealis_hnsw scan (visited set and candidate heaps)", scanBytes(g, int(ef))); err != nil {
+		return fail(err)
+	}
 	it, err := g.x.NewIterator(floats(q, g.x.Dims()), hnsw.SearchOptions{Ef: int(ef), RelaxedOrder: relaxed != 0,
 		Interrupt: interrupted, MaxVisited: int(maxTuples), MaxMemory: int64(maxMemory)})
 	if err != nil {
@@ -61,6 +64,11 @@ func borealis_index_scan_next(scan C.longlong, max C.int, ids *C.uint32_t, dists
 	*n = 0
 	if it == nil {
 		return fail(fmt.Errorf("no scan with handle %d", int64(scan)))
+	}
+	// An iterative scan keeps candidates for later rounds (bounded by work_mem ×
+	// borealis.scan_mem_multiplier, which may be set past what the backend can hold).
+	if err := reserve("an iterative borealis_hnsw scan's kept candidates", 0); err != nil {
+		return fail(err)
 	}
 	outIDs := uint32s(ids, int(max))
 	outDists := floats(dists, int(max))
@@ -96,4 +104,11 @@ func borealis_index_scan_end(scan C.longlong) (rc C.int) {
 		it.Close()
 	}
 	return statusOK
+}
+
+// scanBytes is what a search of g with beam ef may allocate: a visited bit per element
+// (with the growth slack of hnsw's scratch), the query, and the candidate and result heaps.
+func scanBytes(g *graph, ef int) int64 {
+	n := int64(max(g.x.Len(), g.x.Capacity()))
+	return n/8*5/4 + int64(g.x.Dims())*4 + int64(ef)*3*16
 }

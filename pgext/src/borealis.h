@@ -18,6 +18,8 @@ extern int	borealis_iterative_scan;
 extern int	borealis_max_scan_tuples;
 extern double borealis_scan_mem_multiplier;
 extern int	borealis_build_threads;
+extern int	borealis_engine_memory_limit;
+extern int	borealis_debug_panic;
 extern int	borealis_debug_build_delay_us;
 extern char *borealis_graph_directory;
 extern bool borealis_prewarm;

@@ -20,6 +20,36 @@
 
 static BorealisEngine engine_table;
 static bool engine_ready = false;
+static int	applied_procs = -1;
+static long long applied_limit = -1;
+
+/* The Go heap's budget in bytes: borealis.engine_memory_limit, or its automatic value. */
+static long long
+engine_memory_limit_bytes(void)
+{
+	if (borealis_engine_memory_limit > 0)
+		return (long long) borealis_engine_memory_limit * 1024;
+	return (long long) maintenance_work_mem * 1024 * 5 / 4 + (256LL << 20);
+}
+
+/*
+ * Sets the runtime's limits deliberately, and again whenever the settings changed since: as
+ * many threads as the build may use, and the heap budget, which is both Go's soft memory
+ * limit and the allocation guard's hard one (engine/memguard.go). Searched graphs live in
+ * shared mappings, outside the heap.
+ */
+static void
+apply_runtime_settings(void)
+{
+	long long	limit = engine_memory_limit_bytes();
+
+	if (applied_procs == borealis_build_threads && applied_limit == limit)
+		return;
+	if (engine_table.configure(borealis_build_threads, limit) != ENGINE_OK)
+		borealis_engine_raise("configuring the Go runtime");
+	applied_procs = borealis_build_threads;
+	applied_limit = limit;
+}
 
 bool
 borealis_engine_loaded(void)
@@ -49,7 +79,10 @@ borealis_engine(void)
 	int			abi = -1;
 
 	if (engine_ready)
+	{
+		apply_runtime_settings();
 		return &engine_table;
+	}
 
 	path = psprintf("%s/%s", pkglib_path, ENGINE_FILE);
 	handle = borealis_golib_open(ENGINE_FILE, "borealis_engine_abi_version", &abi, why, sizeof(why));
@@ -100,18 +133,13 @@ borealis_engine(void)
 	engine_table.index_quantization = engine_symbol(handle, path, "borealis_index_quantization");
 	engine_table.index_scan_next = engine_symbol(handle, path, "borealis_index_scan_next");
 	engine_table.index_scan_end = engine_symbol(handle, path, "borealis_index_scan_end");
+	/* Optional: an engine without it reports every failure as an internal error. */
+	engine_table.last_error_code = dlsym(handle, "borealis_engine_last_error_code");
 
 	if (engine_table.init((void *) &InterruptPending) != ENGINE_OK)
 		borealis_engine_raise("initialising the engine");
 
-	/*
-	 * The runtime's limits, set deliberately: as many threads as the build may use, and a soft
-	 * heap limit above the largest graph a build may hold (maintenance_work_mem) plus slack for
-	 * scratch memory. Searched graphs live in shared mappings, outside the heap.
-	 */
-	if (engine_table.configure(borealis_build_threads,
-							   (long long) maintenance_work_mem * 1024 * 5 / 4 + (256LL << 20)) != ENGINE_OK)
-		borealis_engine_raise("configuring the Go runtime");
+	apply_runtime_settings();
 
 	/* The library stays loaded for the life of the process; its handle is never closed. */
 	engine_ready = true;
@@ -127,6 +155,14 @@ borealis_engine_raise(const char *what)
 	msg[0] = '\0';
 	if (engine_table.last_error != NULL)
 		engine_table.last_error(msg, sizeof(msg));
+	if (engine_table.last_error_code != NULL && engine_table.last_error_code() == 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory in the Borealis engine %s", what),
+				 errdetail("%s.", msg),
+				 errhint("Raise borealis.engine_memory_limit (this backend's budget is %lld kB), or ask for "
+						 "less: a lower ef_search, max_scan_tuples or scan_mem_multiplier.",
+						 applied_limit / 1024)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("Borealis engine failed %s: %s", what, msg[0] ? msg : "no detail")));

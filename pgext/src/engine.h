@@ -29,6 +29,8 @@ typedef struct BorealisEngine
 	int			(*info_json) (char *buf, size_t size);
 	int			(*debug_spin) (long long ms);
 	int			(*configure) (int procs, long long memory_limit);
+	/* 1 when the last failed call was refused by the allocation guard; NULL in older engines. */
+	int			(*last_error_code) (void);
 
 	/* borealis_hnsw graphs (engine/index*.go); handles are opaque. */
 	int			(*index_new) (int dims, int metric, int m, int ef_construction,

@@ -14,9 +14,18 @@ int			borealis_iterative_scan = BOREALIS_ITERATIVE_SCAN_OFF;
 int			borealis_max_scan_tuples = 20000;
 double		borealis_scan_mem_multiplier = 1;
 int			borealis_build_threads = 1;
+int			borealis_engine_memory_limit = 0;
 bool		borealis_prewarm = true;
 int			borealis_graph_spare = -1;
 int			borealis_debug_build_delay_us = 0;
+int			borealis_debug_panic = 0;
+
+static const struct config_enum_entry debug_panic_options[] = {
+	{"off", 0, false},
+	{"caller", 1, false},
+	{"goroutine", 2, false},
+	{NULL, 0, false}
+};
 
 static const struct config_enum_entry iterative_scan_options[] = {
 	{"off", BOREALIS_ITERATIVE_SCAN_OFF, false},
@@ -75,6 +84,14 @@ borealis_define_gucs(void)
 							&borealis_build_threads, borealis_build_threads, 1, 64,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("borealis.engine_memory_limit",
+							"Most memory the Go engine's heap may use in one backend.",
+							"An engine call that would need more fails with an out-of-memory ERROR instead of "
+							"exhausting the backend. 0 (the default) means 1.25 x maintenance_work_mem + 256 MB. "
+							"Shared graphs are mapped files outside this limit.",
+							&borealis_engine_memory_limit, 0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+
 	DefineCustomStringVariable("borealis.graph_directory",
 							   "Directory of the shared borealis_hnsw graph files.",
 							   "Empty means pgsql_tmp_borealis_graph in the data directory (which pg_basebackup skips). "
@@ -100,6 +117,13 @@ borealis_define_gucs(void)
 							"Makes those phases last, so tests can interrupt them. 0 (the default) sleeps never.",
 							&borealis_debug_build_delay_us, 0, 0, 1000000,
 							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("borealis.debug_panic",
+							 "Developer option: borealis_debug_spin() makes the Go engine panic instead of spinning.",
+							 "caller panics in the calling goroutine, goroutine in one the engine starts; "
+							 "either must come back as an ERROR, never as a backend crash.",
+							 &borealis_debug_panic, 0, debug_panic_options,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("borealis");
 }

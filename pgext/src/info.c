@@ -83,6 +83,8 @@ borealis_debug_spin(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("borealis_debug_spin: seconds must be between 0 and 3600, got %g", seconds)));
 
+	if (borealis_debug_panic != 0 && engine->debug_spin(-borealis_debug_panic) != ENGINE_OK)
+		borealis_engine_raise("spinning");
 	end = GetCurrentTimestamp() + (TimestampTz) (seconds * USECS_PER_SEC);
 	for (;;)
 	{
