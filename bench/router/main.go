@@ -30,7 +30,7 @@ import (
 	"github.com/borealisdb/borealis/internal/pgproc"
 )
 
-var cpuProfile, backendNet, pgbouncerBin string
+var cpuProfile, backendNet, pgbouncerBin, relayModel string
 
 type staticWriter string
 
@@ -131,6 +131,7 @@ func main() {
 	note := flag.String("note", "", "a line about the conditions, added to the report")
 	flag.StringVar(&backendNet, "backend", "unix", "how the router reaches the server: unix (socket, as the control plane does) or tcp")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the router rounds here")
+	flag.StringVar(&relayModel, "relay", "loop", "the router's relay: loop (its event loop, the default) or goroutines (a goroutine per direction, for comparison)")
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
 	flag.Parse()
 	if err := runBench(*clients, *threads, *rounds, *seconds, *scale, *out, *note); err != nil {
@@ -169,7 +170,10 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 	if backendNet == "unix" {
 		backend = filepath.Join(node.SocketDir, fmt.Sprintf(".s.PGSQL.%d", node.Port))
 	}
-	r := router.New(router.Config{Name: "bench", Backends: staticWriter(backend)})
+	if relayModel != "loop" && relayModel != "goroutines" {
+		return fmt.Errorf("-relay %q: want loop or goroutines", relayModel)
+	}
+	r := router.New(router.Config{Name: "bench", Backends: staticWriter(backend), GoroutineRelay: relayModel == "goroutines"})
 	defer r.Close()
 	l, err := r.Listen(router.ClusterEndpoint, "127.0.0.1:0")
 	if err != nil {
@@ -408,6 +412,7 @@ func report(out, note string, rs []result, per, clients, threads, seconds, scale
 	}
 	fmt.Fprintf(&b, "\n## Settings\n\n- `pgbench -S -n -c %d -j %d -T %d`, scale %d (simple query protocol, one connection per client for the whole run)\n", clients, threads, seconds, scale)
 	fmt.Fprintf(&b, "- Throwaway server: shared_buffers=256MB, fsync on; rounds alternate direct then router\n")
+	fmt.Fprintf(&b, "- Router relay: %s (`-relay`)\n", relayModel)
 	fmt.Fprintf(&b, "- pgbench reaches the server (direct) and the router over TCP on 127.0.0.1; the router reaches the server over %s\n", backendDesc())
 	fmt.Fprintf(&b, "- Latency: per-transaction pgbench log (`-l`), percentiles over every transaction of the run\n\n")
 	if per == 3 {

@@ -54,6 +54,12 @@
 // message boundary, and asynchronous messages (NOTIFY, ParameterStatus, notices) that arrive
 // while a session is inspected are passed on to its client.
 //
+// In the steady state a session's sockets are not served by goroutines at all but by the
+// router's event loop (eventloop.go): one goroutine in epoll_wait over every session, one read
+// and one write per ready socket, PgBouncer's model. A session leaves the loop, with its
+// buffers, for whatever needs the goroutine relay (a move, a snapshot, a crash, a busy forward
+// lock) and comes back after. Config.GoroutineRelay turns the loop off.
+//
 // It owns sockets and sessions only: it never starts servers or reads the control plane's
 // store. After start-up it frames client messages only to count requests in flight (their
 // contents are the backend's to validate).

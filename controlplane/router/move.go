@@ -45,7 +45,7 @@ const (
 // forwards one message and by a mover for the whole move.
 type moveState struct {
 	fwd      sync.Mutex
-	out      net.Conn     // the current backend, written by the client pump; under fwd
+	out      io.Writer    // the current backend, written by the client pump; under fwd
 	ended    bool         // under fwd: a mover closed the session
 	inflight atomic.Int64 // requests forwarded that await a ReadyForQuery
 	partial  atomic.Bool  // extended-protocol messages forwarded since the last Sync
@@ -299,6 +299,7 @@ func (s *session) stopReader() (parkedReader, bool) {
 	s.mv.park.Unlock()
 	conn := s.currentBackend()
 	_ = conn.SetReadDeadline(time.Unix(1, 0))
+	s.wakeForStop()
 	select {
 	case pr := <-parked:
 		_ = conn.SetReadDeadline(time.Time{})

@@ -87,6 +87,13 @@ func (cr *connReader) feed(k int, process processFunc) (bool, error) {
 	return stop, err
 }
 
+// rebind makes cr read c from now on, keeping the bytes it holds.
+func (cr *connReader) rebind(c net.Conn) {
+	n := cr.n
+	cr.reset(c)
+	cr.n = n
+}
+
 // prefill puts bytes already read by someone else (a mover's reader) in front of the next read.
 func (cr *connReader) prefill(br *bufio.Reader) {
 	if br == nil {
@@ -177,6 +184,7 @@ func header(b []byte, pos int) (typ byte, n int, ok bool) {
 type backendStream struct {
 	s    *session
 	st   *endpointStats
+	out  io.Writer // the client
 	f    frameScan
 	held []byte // a shutdown FATAL held back (recover.go)
 	last byte   // type of the last backend message seen
@@ -188,7 +196,7 @@ func (bs *backendStream) write(b []byte) error {
 		return nil
 	}
 	bs.st.bytesOut.Add(int64(len(b)))
-	_, err := bs.s.client.Write(b)
+	_, err := bs.out.Write(b)
 	return err
 }
 
@@ -291,21 +299,74 @@ scan:
 	return pos, stop, nil
 }
 
-// relay runs the session once its backend is connected: the client direction in its own
-// goroutine, the backend direction here, parking for movers and replaying after a crash.
+// relay runs the session once its backend is connected. In the steady state the router's
+// event loop carries both directions (eventloop.go); otherwise the client direction runs in
+// its own goroutine and the backend direction here, parking for movers and replaying after a
+// crash.
 func (s *session) relay() {
 	st := &s.r.stats[s.ep]
 	s.mv.init(s.backend)
-	go s.pumpClient(st)
-	bs := &backendStream{s: s, st: st}
-	cr := newConnReader(s.backend)
+	bs := &backendStream{s: s, st: st, out: s.client}
+	cs := &clientStream{s: s, st: st}
+	bcr, ccr := newConnReader(s.backend), newConnReader(s.client)
+	pumpDone := make(chan bool, 1)
+	pumping, kicked := false, false
+	canLoop := !s.r.cfg.GoroutineRelay && loopConn(s.client)
 	for {
-		err := cr.run(bs.process)
-		boundary := cr.n == 0 && bs.f.left == 0
+		var err error
+		read := true
+		atBoundary := bcr.n == 0 && bs.f.left == 0 && bs.held == nil
+		if canLoop && atBoundary && !s.mv.stopping.Load() && !s.closed.Load() && s.r.eventLoop() != nil {
+			if pumping && !kicked {
+				// Stop the client pump where it is (its state goes into the loop).
+				s.toLoop.Store(true)
+				_ = s.client.SetReadDeadline(time.Unix(1, 0))
+				kicked = true
+			}
+			// Once kicked, the pump hands over soon: nothing reads the client meanwhile, so
+			// the relay waits for it here rather than in a backend read, unless a mover
+			// waits (park first, below; enter the loop after).
+			for pumping && !s.mv.stopping.Load() {
+				select {
+				case handed := <-pumpDone:
+					pumping, kicked = false, false
+					s.toLoop.Store(false)
+					if !handed {
+						return // the client left; the session is closed
+					}
+					_ = s.client.SetReadDeadline(time.Time{})
+				case <-s.kick:
+				}
+			}
+			if !pumping && !s.mv.stopping.Load() && ccr.n == 0 && !cs.locked && cs.yield == nil {
+				x, entered := s.runInLoop(bs, cs, bcr, ccr)
+				if entered {
+					if x.closed {
+						s.close()
+						return
+					}
+					// Left for a mover or a busy forward lock (read on, or park), or with
+					// the backend's end or error (handled below as if read here).
+					err, read = x.backendErr, x.backendErr == nil
+				}
+			}
+		}
+		if !pumping {
+			pumping = true
+			go s.pumpClient(cs, ccr, pumpDone)
+		}
+		if read {
+			if s.mv.stopping.Load() && bcr.n == 0 && bs.f.left == 0 {
+				err = nil // a mover waits and the stream is at a boundary: park now
+			} else {
+				err = bcr.run(bs.process)
+			}
+		}
+		boundary := bcr.n == 0 && bs.f.left == 0
 		if !boundary && s.mv.stopping.Load() && (err == nil || errors.Is(err, os.ErrDeadlineExceeded)) {
 			// A mover's deadline caught a message half read (an asynchronous one, the session
 			// being idle): finish it, then park at its end.
-			_ = cr.c.SetReadDeadline(time.Time{})
+			_ = bcr.c.SetReadDeadline(time.Time{})
 			continue
 		}
 		// A mover stops this read; it hands over the new backend's reader, or nil when the
@@ -314,7 +375,7 @@ func (s *session) relay() {
 		if !boundary {
 			partial = 1
 		}
-		next, parked := s.mv.parkReader(partial, bufio.NewReaderSize(cr.c, 32<<10), s.r.done)
+		next, parked := s.mv.parkReader(partial, bufio.NewReaderSize(bcr.c, 32<<10), s.r.done)
 		tried := false
 		if !parked && boundary && errors.Is(err, io.EOF) && !s.clientDone.Load() {
 			// The backend is gone: an idle session with a valid snapshot carries on on a
@@ -335,8 +396,8 @@ func (s *session) relay() {
 			return
 		}
 		bs.held = nil
-		cr.reset(s.currentBackend())
-		cr.prefill(next)
+		bcr.reset(s.currentBackend())
+		bcr.prefill(next)
 	}
 }
 
@@ -418,19 +479,22 @@ func (cs *clientStream) process(b []byte) (int, bool, error) {
 var errEnded = errors.New("session ended by a mover")
 
 // pumpClient copies client messages to the current backend until the client goes or the
-// session ends.
-func (s *session) pumpClient(st *endpointStats) {
-	cs := &clientStream{s: s, st: st}
-	defer func() {
-		if cs.locked {
-			s.mv.fwd.Unlock()
-		}
-		s.clientDone.Store(true)
-		s.close()
-	}()
-	cr := newConnReader(s.client)
+// session ends (done gets false), or the relay takes the session into the event loop (a read
+// deadline with toLoop set; done gets true, cs and cr keep the state).
+func (s *session) pumpClient(cs *clientStream, cr *connReader, done chan<- bool) {
 	for {
 		if err := cr.run(cs.process); err != nil {
+			if s.toLoop.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+				done <- true
+				return
+			}
+			if cs.locked {
+				cs.locked = false
+				s.mv.fwd.Unlock()
+			}
+			s.clientDone.Store(true)
+			s.close()
+			done <- false
 			return
 		}
 		// Stopped: the forward lock was busy, or a mover asked this pump to yield here.

@@ -67,6 +67,9 @@ type Config struct {
 	// transaction boundary for that long, so that it can replay the session onto a new backend
 	// if its backend dies while it stays idle (recover.go); 0 leaves crash replay off.
 	IdleSnapshotAfter time.Duration
+	// GoroutineRelay relays every session with a goroutine per direction instead of the
+	// router's event loop (eventloop.go); for comparison.
+	GoroutineRelay bool
 }
 
 // Router proxies one cluster's endpoints.
@@ -93,6 +96,11 @@ type Router struct {
 	recovered    atomic.Int64
 
 	stats [2]endpointStats
+
+	// loop is the event loop, started on first use (eventloop.go).
+	loopOnce sync.Once
+	loop     *eventLoop
+	inLoop   atomic.Int64
 }
 
 type endpointStats struct {
@@ -171,7 +179,7 @@ func (r *Router) serve(ep Endpoint, l net.Listener) {
 		if !r.admit(ep, c) {
 			continue
 		}
-		s := &session{r: r, ep: ep, client: c, started: time.Now()}
+		s := &session{r: r, ep: ep, client: c, started: time.Now(), kick: make(chan struct{}, 1)}
 		if !r.track(s) {
 			c.Close()
 			return
@@ -231,6 +239,7 @@ func (r *Router) Close() {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	r.stopLoop()
 }
 
 // Hold makes new clients wait at connect time (sessions already running are untouched) until

@@ -48,6 +48,14 @@ type session struct {
 	clientDone atomic.Bool
 	// rec is the crash snapshot (recover.go).
 	rec recoverState
+	// loopMu guards ls (the session's state while in the event loop, eventloop.go) and
+	// client against close while the session enters or leaves the loop.
+	loopMu sync.Mutex
+	ls     *loopSession
+	// kick wakes the relay when a mover waits for it (wakeForStop); toLoop tells the client
+	// pump that a read deadline means "hand over to the event loop".
+	kick   chan struct{}
+	toLoop atomic.Bool
 	// closed is set when the router ends the session (client gone, router closing): the
 	// backend connection it then closes is not a crash to recover from.
 	closed atomic.Bool
@@ -78,7 +86,14 @@ func (s *session) backendLost() {
 func (s *session) close() {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true) // before the backend closes: its reader must not take that for a crash
-		s.client.Close()
+		s.loopMu.Lock()
+		inLoop := s.closeInLoop()
+		client := s.client
+		s.loopMu.Unlock()
+		if inLoop {
+			return // the loop closes the sockets
+		}
+		client.Close()
 		if s.backend != nil {
 			s.backend.Close()
 		}
