@@ -376,7 +376,8 @@ const readingNote = `
 ## Reading the figures
 
 The router cannot make a query faster; what it costs is the router CPU per transaction above
-(one read and one write each way, through Go's netpoller). On a machine where other work
+(one read and one write each way, in the router's event loop, or through Go's netpoller with
+-relay goroutines). On a machine where other work
 competes for the cores, the routed runs have more runnable threads (the router's), so the
 benchmark as a whole gets a larger share of the CPU: that, not a faster path, is why routed
 throughput can come out above direct. The measured ratio only isolates the router on a quiet
