@@ -51,14 +51,19 @@ func TestAsyncMessagesDuringPark(t *testing.T) {
 		}
 	}()
 	const parks = 50
+	var parkErr string
 	for i := range parks {
 		p := r.Park(ctx, sock, MoveOptions{Reason: "test", BoundaryTimeout: 20 * time.Second})
 		if p.Closed != 0 || len(p.Pinned) != 1 || p.Len() != 0 {
-			t.Fatalf("park %d: closed %d, pinned %+v, parked %d; want the LISTENing session pinned and left running", i, p.Closed, p.Pinned, p.Len())
+			parkErr = fmt.Sprintf("park %d: closed %d, pinned %+v, parked %d; want the LISTENing session pinned and left running", i, p.Closed, p.Pinned, p.Len())
+			break
 		}
 	}
 	close(stop)
-	res := <-sent
+	res := <-sent // the notifier is done with its connection before any failure ends the test
+	if parkErr != "" {
+		t.Fatal(parkErr)
+	}
 	if res.err != nil {
 		t.Fatal(res.err)
 	}

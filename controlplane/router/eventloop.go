@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -227,6 +228,9 @@ func (l *eventLoop) commands() bool {
 		ls := c.ls
 		switch c.kind {
 		case cmdAdd:
+			if ls.gone {
+				continue
+			}
 			ok := true
 			for d := range 2 {
 				ls.mask[d] = unix.EPOLLIN
@@ -440,25 +444,29 @@ func (s *session) runInLoop(bs *backendStream, cs *clientStream, bcr, ccr *connR
 	}
 	ls := &loopSession{s: s, fd: [2]int{cfd, bfd}, cr: [2]*connReader{ccr, bcr}, bs: bs, cs: cs, exit: make(chan loopExit, 1)}
 	ls.process = [2]processFunc{cs.process, bs.process}
+	bs.out = loopWriter{ls, dirClient}
+	s.mv.out = loopWriter{ls, dirBackend}
+	// Under loopMu: a mover that sets stopping and then looks for ls (wakeForStop) either
+	// stops this entry or finds ls, and its kick (or a close) is queued after the add.
 	s.loopMu.Lock()
-	if s.closed.Load() {
+	if s.closed.Load() || s.mv.stopping.Load() {
+		closed := s.closed.Load()
 		s.loopMu.Unlock()
 		unix.Close(cfd)
 		unix.Close(bfd)
-		return loopExit{closed: true}, true
+		bs.out, s.mv.out = s.client, backend
+		return loopExit{closed: closed}, closed
 	}
 	s.ls = ls
 	// Out of the runtime's poller: the loop's duplicates keep the sockets open.
 	s.client.Close()
 	backend.Close()
-	s.loopMu.Unlock()
-	bs.out = loopWriter{ls, dirClient}
-	s.mv.out = loopWriter{ls, dirBackend}
-	s.r.inLoop.Add(1)
-	defer s.r.inLoop.Add(-1)
 	if !l.submit(loopCmd{kind: cmdAdd, ls: ls}) {
 		ls.exit <- loopExit{backendErr: io.ErrUnexpectedEOF, fd: ls.fd}
 	}
+	s.loopMu.Unlock()
+	s.r.inLoop.Add(1)
+	defer s.r.inLoop.Add(-1)
 	x = <-ls.exit
 	if x.closed {
 		s.loopMu.Lock()
@@ -501,18 +509,25 @@ func (s *session) runInLoop(bs *backendStream, cs *clientStream, bcr, ccr *connR
 	return x, true
 }
 
-// wakeForStop tells whoever reads the backend that a mover waits for it (stopReader).
-func (s *session) wakeForStop() {
+// wakeForStop tells whoever reads the backend that a mover waits for it (stopReader, after
+// setting stopping): a read deadline on the current backend for the goroutine relay, a kick
+// for the loop, and a wake-up for a relay waiting on its client pump. Under loopMu, so that a
+// session entering or leaving the loop meanwhile either sees stopping or is found here. It
+// returns the connection whose deadline it set.
+func (s *session) wakeForStop() net.Conn {
 	s.loopMu.Lock()
 	ls := s.ls
-	s.loopMu.Unlock()
+	conn := s.currentBackend()
+	_ = conn.SetReadDeadline(time.Unix(1, 0))
 	if ls != nil && s.r.loop != nil {
 		s.r.loop.submit(loopCmd{kind: cmdKick, ls: ls})
 	}
+	s.loopMu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
+	return conn
 }
 
 // closeInLoop closes s's sockets through the loop when s is in it; false when it is not.

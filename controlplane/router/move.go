@@ -297,9 +297,7 @@ func (s *session) stopReader() (parkedReader, bool) {
 	s.mv.resume = make(chan *bufio.Reader, 1)
 	parked := s.mv.parked
 	s.mv.park.Unlock()
-	conn := s.currentBackend()
-	_ = conn.SetReadDeadline(time.Unix(1, 0))
-	s.wakeForStop()
+	conn := s.wakeForStop()
 	select {
 	case pr := <-parked:
 		_ = conn.SetReadDeadline(time.Time{})
