@@ -48,6 +48,19 @@ type Observation struct {
 	// Readers is how many readers there are, ReadersStreaming how many of them have a WAL
 	// receiver that heard from the writer within the grace period.
 	Readers, ReadersStreaming int
+	// SessionAlive: a session kept open on the writer answered a query within the probe
+	// timeout. The server runs (it is neither frozen nor dead), even if new connections time
+	// out: overloaded, or its postmaster takes no new sessions.
+	SessionAlive bool
+}
+
+// AliveLimit is how long new connections may keep failing while a kept session still answers
+// before the writer is promoted away: three grace periods, and at least the grace period plus
+// 10 s. On a loaded machine new connections can take longer than the probe timeout for a
+// while; promoting away a writer that is only slow would lose the asynchronous mode's lag for
+// nothing, while one whose postmaster really hangs is still replaced.
+func AliveLimit(grace time.Duration) time.Duration {
+	return max(3*grace, grace+10*time.Second)
 }
 
 // Action is what the detector asks the cluster to do.
@@ -81,19 +94,29 @@ type Decision struct {
 //   - The data directory gone or unusable: promote at once (restarting cannot help).
 //   - The process exited, data intact: restart in place (fast, loses nothing); if it is still
 //     not answering probes once the grace period has passed since the exit, promote.
-//   - The process runs but probes fail (time out, refused): suspect. Promote once probes have
-//     failed for the whole grace period; after half of it already when no reader's WAL receiver
-//     has heard from the writer either (two independent paths agree it is gone). A probe that
-//     the server answers with a refusal (too many connections, starting up) proves it alive.
+//   - The process runs but probes fail (time out, refused): suspect. While a session kept open on
+//     it still answers (SessionAlive), it is slow or its postmaster is stuck, not frozen: promote
+//     only once that has lasted AliveLimit. Otherwise promote once probes have
+//     failed for the whole grace period, and at least MinFailures of them in a row (so that
+//     one probe stalled on a loaded machine, or a prober that was itself not scheduled for a
+//     while, never decides alone); after half of the grace period already when no reader's WAL
+//     receiver has heard from the writer either (two independent paths agree it is gone). A
+//     probe that the server answers with a refusal (too many connections, starting up) proves
+//     it alive.
 //   - A probe that succeeds clears everything. A stale node-agent heartbeat alone is reported
 //     in the reason but never causes a failover: the agent is not on the data path.
 //
 // The zero Detector is unusable; set Grace.
 type Detector struct {
 	Grace time.Duration
+	// MinFailures is how many consecutive failed probes a running writer needs before it is
+	// promoted away, whatever the time (0 or 1: one is enough). It does not apply to a failure
+	// that began with the process exiting, which is certain.
+	MinFailures int
 
-	since  time.Time // first failed observation of the current failure; zero when healthy
-	exited bool      // the current failure began with the process exiting
+	since    time.Time // first failed observation of the current failure; zero when healthy
+	exited   bool      // the current failure began with the process exiting
+	failures int       // consecutive failed probes of the current failure
 }
 
 // Observe takes one observation and returns the action it calls for.
@@ -116,7 +139,7 @@ func (d *Detector) Observe(o Observation) Decision {
 		if !o.AgentSampledAt.IsZero() && o.At.Sub(o.AgentSampledAt) > d.Grace {
 			reason = fmt.Sprintf("writer answers, but the node agent's heartbeat is %s old", o.At.Sub(o.AgentSampledAt).Round(time.Second))
 		}
-		d.since, d.exited = time.Time{}, false
+		d.Reset()
 		return Decision{Action: None, Reason: reason}
 	case ProbeBusy, ProbeNone:
 		if d.since.IsZero() {
@@ -127,6 +150,7 @@ func (d *Detector) Observe(o Observation) Decision {
 		return d.judge(o, "writer is not accepting sessions yet: "+o.ProbeError)
 	}
 	d.begin(o.At, false)
+	d.failures++
 	return d.judge(o, "writer probes failing: "+o.ProbeError)
 }
 
@@ -138,14 +162,23 @@ func (d *Detector) judge(o Observation, what string) Decision {
 	down := end.Sub(d.since)
 	limit := d.Grace
 	readersLost := o.Readers > 0 && o.ReadersStreaming == 0
-	if readersLost && !d.exited {
+	alive := o.SessionAlive && !d.exited
+	switch {
+	case alive:
+		limit = AliveLimit(d.Grace)
+	case readersLost && !d.exited:
 		limit = d.Grace / 2
 	}
-	if down < limit {
+	if down < limit || (!d.exited && d.failures < d.MinFailures) {
 		return Decision{Action: None, Since: d.since, Reason: what}
 	}
 	reason := fmt.Sprintf("%s for %s (grace period %s)", what, down.Round(100*time.Millisecond), d.Grace)
+	if !d.exited && d.failures > 1 {
+		reason = fmt.Sprintf("%s for %s, %d probes in a row (grace period %s)", what, down.Round(100*time.Millisecond), d.failures, d.Grace)
+	}
 	switch {
+	case alive:
+		reason += fmt.Sprintf("; a session kept open on it still answers, but it has taken no new session for %s (the limit while it answers)", AliveLimit(d.Grace))
 	case readersLost:
 		reason += "; no reader is receiving WAL from it either"
 	case o.Readers > 0:
@@ -164,4 +197,4 @@ func (d *Detector) begin(at time.Time, exited bool) {
 func (d *Detector) Since() time.Time { return d.since }
 
 // Reset forgets the current failure (after a promotion or a clean restart).
-func (d *Detector) Reset() { d.since, d.exited = time.Time{}, false }
+func (d *Detector) Reset() { d.since, d.exited, d.failures = time.Time{}, false, 0 }

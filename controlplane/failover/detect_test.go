@@ -97,3 +97,106 @@ func TestDetectorJudgesAtTheProbesEnd(t *testing.T) {
 		t.Fatalf("second failed probe: %+v", got)
 	}
 }
+
+// TestDetectorMinFailures: a running writer is promoted away only after MinFailures failed
+// probes in a row, even when one stalled probe alone spans the grace period; a success in
+// between starts the count afresh; a failure that began with an exit is not counted.
+func TestDetectorMinFailures(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	probe := func(start, end float64, r ProbeResult) Observation {
+		return Observation{At: sec(start), Ended: sec(end), Running: true, DataIntact: true, Probe: r, ProbeError: "timeout", Readers: 2, ReadersStreaming: 2}
+	}
+	exited := func(s float64) Observation { return Observation{At: sec(s), DataIntact: true, Readers: 2} }
+	cases := []struct {
+		name  string
+		min   int
+		steps []Observation
+		want  []Action
+	}{
+		{"one stalled probe spanning the grace decides nothing", 3,
+			[]Observation{probe(0, 5, ProbeFailed)}, []Action{None}},
+		{"the third failure in a row promotes", 3,
+			[]Observation{probe(0, 5, ProbeFailed), probe(5, 5.5, ProbeFailed), probe(5.5, 6, ProbeFailed)}, []Action{None, None, Promote}},
+		{"enough failures but not the grace", 3,
+			[]Observation{probe(0, 0.5, ProbeFailed), probe(0.5, 1, ProbeFailed), probe(1, 1.5, ProbeFailed), probe(1.5, 2, ProbeFailed)}, []Action{None, None, None, Promote}},
+		{"a success in between starts afresh", 3,
+			[]Observation{probe(0, 0.5, ProbeFailed), probe(0.5, 1, ProbeFailed), probe(1, 1.1, ProbeOK), probe(1.1, 2.5, ProbeFailed), probe(2.5, 3.5, ProbeFailed), probe(3.5, 4, ProbeFailed)},
+			[]Action{None, None, None, None, None, Promote}},
+		{"a busy answer does not count as a failure", 3,
+			[]Observation{probe(0, 1, ProbeFailed), probe(1, 2, ProbeBusy), probe(2, 3, ProbeFailed), probe(3, 3.5, ProbeFailed)}, []Action{None, None, None, Promote}},
+		{"an exit is certain: no count", 3,
+			[]Observation{exited(0), exited(2.1)}, []Action{Restart, Promote}},
+		{"a restart still starting up after an exit: no count", 3,
+			[]Observation{exited(0), probe(1, 2.2, ProbeBusy)}, []Action{Restart, Promote}},
+		{"zero means one", 0,
+			[]Observation{probe(0, 2, ProbeFailed)}, []Action{Promote}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &Detector{Grace: 2 * time.Second, MinFailures: tc.min}
+			for i, o := range tc.steps {
+				got := d.Observe(o)
+				if got.Action != tc.want[i] {
+					t.Fatalf("step %d (%+v): got %s %q, want %s", i, o, got.Action, got.Reason, tc.want[i])
+				}
+				if got.Action == Promote && !strings.Contains(got.Reason, "grace period") {
+					t.Fatalf("step %d: reason %q", i, got.Reason)
+				}
+			}
+		})
+	}
+}
+
+// TestDetectorSessionAlive: new connections timing out while a kept session answers is a slow
+// or stuck postmaster, not a frozen server: promoted only after AliveLimit, whatever the
+// readers say; the moment the kept session stops answering too, the grace period counts from
+// the first failure.
+func TestDetectorSessionAlive(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	probe := func(start float64, alive bool, streaming int) Observation {
+		return Observation{At: sec(start), Ended: sec(start + 0.5), Running: true, DataIntact: true, Probe: ProbeFailed, ProbeError: "timeout",
+			Readers: 2, ReadersStreaming: streaming, SessionAlive: alive}
+	}
+	if got := AliveLimit(2 * time.Second); got != 12*time.Second {
+		t.Fatalf("AliveLimit(2s) = %s", got)
+	}
+	if got := AliveLimit(10 * time.Second); got != 30*time.Second {
+		t.Fatalf("AliveLimit(10s) = %s", got)
+	}
+	cases := []struct {
+		name  string
+		steps []Observation
+		want  []Action
+		last  string
+	}{
+		{"slow new connections, kept session answers: not at the grace period",
+			[]Observation{probe(0, true, 2), probe(0.5, true, 2), probe(1, true, 2), probe(1.5, true, 2), probe(3, true, 2), probe(6, true, 0)},
+			[]Action{None, None, None, None, None, None}, ""},
+		{"... but at the alive limit",
+			[]Observation{probe(0, true, 2), probe(0.5, true, 2), probe(1, true, 2), probe(11.5, true, 2)},
+			[]Action{None, None, None, Promote}, "still answers"},
+		{"the kept session stops answering too: the grace period from the first failure",
+			[]Observation{probe(0, true, 2), probe(0.5, true, 2), probe(1, false, 2), probe(1.5, false, 2)},
+			[]Action{None, None, None, Promote}, "2 of 2 readers"},
+		{"frozen: nothing answers",
+			[]Observation{probe(0, false, 2), probe(0.5, false, 2), probe(1, false, 2), probe(1.5, false, 2)},
+			[]Action{None, None, None, Promote}, "probes failing"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &Detector{Grace: 2 * time.Second, MinFailures: 3}
+			var got Decision
+			for i, o := range tc.steps {
+				got = d.Observe(o)
+				if got.Action != tc.want[i] {
+					t.Fatalf("step %d (%+v): got %s %q, want %s", i, o, got.Action, got.Reason, tc.want[i])
+				}
+			}
+			if !strings.Contains(got.Reason, tc.last) {
+				t.Fatalf("last reason %q, want %q in it", got.Reason, tc.last)
+			}
+		})
+	}
+}
