@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/borealisdb/borealis/controlplane/router"
 	"github.com/borealisdb/borealis/controlplane/store"
 )
@@ -58,8 +56,9 @@ type Cluster struct {
 func (m *Manager) newCluster(rec store.Cluster) *Cluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{m: m, rec: rec, ctx: ctx, cancel: cancel, done: make(chan struct{}), kickCh: make(chan struct{}, 1),
-		fo: foState{requests: make(chan failoverRequest), probeConns: map[string]*pgx.Conn{}}}
+		fo: foState{requests: make(chan failoverRequest)}}
 	c.life.init()
+	c.fo.probe.init(ctx)
 	for i := range rec.Members {
 		c.members = append(c.members, &member{c: c, id: rec.Members[i].ID})
 	}
@@ -141,6 +140,9 @@ func (c *Cluster) run() {
 	defer close(c.done)
 	// Nodes outlive the control plane: one closed during a resume's boost must not keep it.
 	defer c.endStartBoost()
+	proberDone := make(chan struct{})
+	go c.runProber(proberDone)
+	defer func() { <-proberDone }()
 	interval := c.m.opts.PollInterval
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -153,17 +155,13 @@ func (c *Cluster) run() {
 		if w := c.writerMember(); w != nil && w.node != nil && w.node.Running() {
 			writerExited = w.node.Exited()
 		}
-		// While the writer fails its probes, observe again soon (each probe already waits its
-		// timeout), so the grace period is judged to within about one probe, not one tick.
-		var soon <-chan time.Time
-		if c.isSuspect() {
-			soon = time.After(200 * time.Millisecond)
-		}
+		// The writer prober (failover_probe.go) wakes the loop the moment its detector calls
+		// for a promotion.
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-writerExited:
-		case <-soon:
+		case <-c.fo.probe.wake:
 		case <-ticker.C:
 		case <-c.life.kick:
 		case <-c.kickCh:
@@ -199,7 +197,10 @@ func (c *Cluster) listen() {
 // superviseOnce brings every member to "available": create, adopt or restart, writer first,
 // then samples them, then derives the cluster status.
 func (c *Cluster) superviseOnce() {
-	c.watchWriter()
+	if c.watchWriter() {
+		c.kick() // the rest (rejoin of the old writer, polls) on the next round, at once
+		return
+	}
 	writerUp := false
 	for _, mb := range c.membersWriterFirst() {
 		if c.ctx.Err() != nil {
@@ -211,10 +212,16 @@ func (c *Cluster) superviseOnce() {
 		mb.ensure()
 		if mb.isWriter() {
 			writerUp = mb.status() == StatusAvailable
+			// A restart in place that gave up at the end of the grace period: fail over now,
+			// not after the rest of this round.
+			if !writerUp && c.watchWriter() {
+				c.kick()
+				return
+			}
 		}
 	}
 	for _, mb := range c.members {
-		if c.ctx.Err() != nil {
+		if c.ctx.Err() != nil || c.promotionPending() {
 			return
 		}
 		if mb.isWriter() && c.isSuspect() {
@@ -223,13 +230,14 @@ func (c *Cluster) superviseOnce() {
 		mb.poll()
 	}
 	for _, mb := range c.members {
-		if c.ctx.Err() != nil {
+		if c.ctx.Err() != nil || c.promotionPending() {
 			return
 		}
 		mb.syncParams()
 	}
-	c.guardSync(c.ctx)
-	c.applyDurability(c.ctx)
+	// Both query the writer: given up the moment the prober finds it failing.
+	c.guardSync(c.writerOpCtx())
+	c.applyDurability(c.writerOpCtx())
 	c.scaleOnce()
 	c.deriveStatus()
 }
@@ -288,12 +296,6 @@ func (c *Cluster) shutdown(ctx context.Context, stopNodes bool) {
 		mb.closePoll()
 	}
 	c.closeSyncConn()
-	for id, conn := range c.fo.probeConns {
-		if conn != nil {
-			conn.Close(context.Background())
-		}
-		delete(c.fo.probeConns, id)
-	}
 	if !stopNodes {
 		return
 	}

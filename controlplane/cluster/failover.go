@@ -27,9 +27,9 @@ const (
 	StatusFailingOver = "failing-over"
 )
 
-// foState is the cluster's failover state; only the run goroutine touches it, except suspect.
+// foState is the cluster's failover state; only the run goroutine touches it, except suspect
+// (under c.mu) and probe (the prober, failover_probe.go, under its own lock).
 type foState struct {
-	det      failover.Detector
 	retryAt  time.Time // no automatic failover before this, after one that failed
 	lastNote string    // last "cannot fail over" reason recorded, so it is not repeated every tick
 	// suspect is set while the writer fails its probes: the router then holds new clients
@@ -38,11 +38,8 @@ type foState struct {
 	// syncApplied is the synchronous_standby_names last set on the writer (nil: unknown).
 	syncApplied *string
 	requests    chan failoverRequest
-	probeConns  map[string]*pgx.Conn // reader id -> connection for WAL receiver checks
-	// writerTLI is the writer's timeline as its last successful probe saw it (0: unknown): the
-	// cluster's current timeline when a failover compares the readers' positions.
-	writerTLI uint32
-	sync      syncGuardState // syncguard.go
+	probe       writerProber
+	sync        syncGuardState // syncguard.go
 }
 
 type failoverRequest struct {
@@ -78,12 +75,15 @@ func (c *Cluster) readerRecs() []store.Member {
 	return out
 }
 
-// watchWriter observes the writer once and acts on the detector's decision: promote a reader
-// (restarting in place is ensure's job). It runs first on every tick of the run goroutine.
-func (c *Cluster) watchWriter() {
+// watchWriter publishes the writer to the prober and acts on the detector's latest decision:
+// promote a reader (restarting in place is ensure's job). It runs first on every tick of the
+// run goroutine, when the prober wakes it, and right after a restart in place gave up. It
+// reports whether it failed over.
+func (c *Cluster) watchWriter() bool {
+	c.publishProbeTarget()
 	w := c.writerMember()
 	if w == nil {
-		return
+		return false
 	}
 	rec := w.record()
 	c.mu.Lock()
@@ -92,36 +92,36 @@ func (c *Cluster) watchWriter() {
 	c.mu.Unlock()
 	// Nothing to judge before the writer first ran under this control plane.
 	if !rec.Created || w.node == nil || clusterStatus == StatusCreating || clusterStatus == StatusDeleting {
-		return
+		return false
 	}
-	c.fo.det.Grace = g
-	obs := c.observe(w, rec, g)
-	if c.ctx.Err() != nil {
-		return // shutting down: failed probes say nothing about the writer
+	// What needs no I/O is seen here at once: the exit, the data directory gone.
+	if running, intact := w.node.Running(), pgproc.DataIntact(rec.DataDir); !running || !intact {
+		c.observeLocally(running, intact, g)
 	}
-	dec := c.fo.det.Observe(obs)
-	c.setSuspect(dec.Action == failover.Promote || (!dec.Since.IsZero() && obs.Running && obs.Probe != failover.ProbeOK))
-	if dec.Action != failover.Promote {
-		return
+	dec, ok := c.probeDecision()
+	if !ok || dec.Action != failover.Promote {
+		return false
 	}
 	if time.Now().Before(c.fo.retryAt) {
-		return
+		return false
 	}
 	if len(c.readerRecs()) == 0 {
 		c.noteOnce(fmt.Sprintf("cannot fail over (%s): the cluster has no reader; restarting the writer in place", dec.Reason))
-		return
+		return false
 	}
 	if mode, _ := c.failoverSettings(); mode == failover.Synchronous {
 		if ok, why := c.fo.sync.guard.PromotionAllowed(); !ok {
 			c.noteOnce(fmt.Sprintf("cannot fail over (%s): %s; the writer is restarted in place when it can be", dec.Reason, why))
-			return
+			return false
 		}
 	}
 	if err := c.failover("", dec.Reason, dec.Since); err != nil {
 		// Not again before another grace period: each attempt kills the writer.
 		c.fo.retryAt = time.Now().Add(g)
 		c.noteOnce(fmt.Sprintf("failover of DB cluster %s did not complete: %v", c.rec.Name, err))
+		return false
 	}
+	return true
 }
 
 // restartLimit bounds a restart in place of the writer when a reader could take over instead:
@@ -137,7 +137,7 @@ func (c *Cluster) restartLimit(rec store.Member) (time.Duration, bool) {
 			return 0, false
 		}
 	}
-	since := c.fo.det.Since()
+	since := c.detectorSince()
 	if since.IsZero() {
 		since = time.Now()
 	}
@@ -157,77 +157,6 @@ func (c *Cluster) setSuspect(v bool) {
 	c.mu.Unlock()
 }
 
-// observe gathers one observation of the writer: process, data directory, a fresh
-// connect-and-query probe, the agent's last heartbeat and the readers' WAL receivers, the
-// probes running in parallel under one timeout.
-func (c *Cluster) observe(w *member, rec store.Member, g time.Duration) failover.Observation {
-	obs := failover.Observation{At: time.Now(), Running: w.node.Running(), DataIntact: pgproc.DataIntact(rec.DataDir)}
-	w.statsMu.Lock()
-	if a := w.stats.agent; a != nil && a.SampledAt != nil {
-		obs.AgentSampledAt = *a.SampledAt
-	}
-	w.statsMu.Unlock()
-	ctx, cancel := context.WithTimeout(c.ctx, probeTimeout(g))
-	defer cancel()
-	var wg sync.WaitGroup
-	if obs.Running {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var tli uint32
-			obs.Probe, obs.ProbeError, tli = probe(ctx, w.node.DSN("postgres"))
-			if tli > 0 {
-				c.fo.writerTLI = tli
-			}
-		}()
-	}
-	readers := c.readerRecs()
-	obs.Readers = len(readers)
-	streaming := make([]bool, len(readers))
-	for i, r := range readers {
-		mb := c.memberByID(r.ID)
-		if mb == nil || mb.node == nil || !mb.node.Running() {
-			continue
-		}
-		c.mu.Lock()
-		conn := c.fo.probeConns[r.ID]
-		c.mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var err error
-			if conn == nil {
-				if conn, err = pgx.Connect(ctx, mb.node.DSN("postgres")); err != nil {
-					return
-				}
-			}
-			err = conn.QueryRow(ctx, `SELECT coalesce((SELECT status = 'streaming' AND
-				last_msg_receipt_time > now() - make_interval(secs => $1) FROM pg_stat_wal_receiver), false)`,
-				g.Seconds()).Scan(&streaming[i])
-			if err != nil {
-				conn.Close(context.Background())
-				conn = nil
-			}
-			c.mu.Lock()
-			c.fo.probeConns[r.ID] = conn
-			c.mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	obs.Ended = time.Now()
-	seen := make(map[string]bool, len(readers))
-	for i, s := range streaming {
-		seen[readers[i].ID] = s
-		if s {
-			obs.ReadersStreaming++
-		}
-	}
-	c.mu.Lock()
-	c.fo.sync.streaming = seen
-	c.mu.Unlock()
-	return obs
-}
-
 // probe opens a new connection and runs a query that also reads the writer's timeline (0 for
 // a server in recovery). A server that answers with an error is alive (ProbeBusy): only
 // silence, refusal or a broken connection fail the probe.
@@ -236,7 +165,7 @@ func probe(ctx context.Context, dsn string) (failover.ProbeResult, string, uint3
 	if err != nil {
 		return failover.ProbeFailed, err.Error(), 0
 	}
-	cfg.RuntimeParams["application_name"] = "borealis-probe"
+	cfg.RuntimeParams["application_name"] = probeApplicationName
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err == nil {
 		defer conn.Close(context.Background())
@@ -357,17 +286,22 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	if old == nil {
 		return errors.New("the cluster has no writer")
 	}
-	c.setStatus(StatusFailingOver)
-	old.setStatus(StatusFailingOver)
-	c.m.event(name, old.id, "cluster.failover-started", fmt.Sprintf("Started failover of DB cluster %s (reason: %s)", name, reason))
 	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Minute)
 	defer cancel()
+	started := fmt.Sprintf("Started failover of DB cluster %s (reason: %s)", name, reason)
 
 	// 1. The old writer stops taking writes, for good.
 	var oldEnd uint64
-	oldTLI := c.fo.writerTLI
+	oldTLI := c.writerTimeline()
 	var parked *router.Parked
+	// events are the start and fencing events of an automatic failover, recorded alongside the
+	// choice and the promotion (each is a write to the store); waited for before the end.
+	var events chan struct{}
+	// fenceDone is the end of the old writer's processes (automatic failover).
+	var fenceDone chan error
 	if manual {
+		c.markFailingOver(old)
+		c.m.event(name, old.id, "cluster.failover-started", started)
 		// Idle sessions wait at their transaction boundary and move to the new writer; those
 		// in a transaction (after 2 s) or pinned get a retryable 57P01.
 		parked = c.router.Park(ctx, backendAddr(old.record()), router.MoveOptions{Reason: "failover", BoundaryTimeout: 2 * time.Second, ClosePinned: true})
@@ -389,20 +323,48 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 		if tli, err := strconv.ParseUint(strings.TrimSpace(cd["Latest checkpoint's TimeLineID"]), 10, 32); err == nil {
 			oldTLI = max(oldTLI, uint32(tli))
 		}
-	} else if old.node != nil {
-		if err := old.node.Fence(); err != nil {
-			c.m.event(name, old.id, "member.fence-failed", err.Error())
-			return c.abortFailover(old, err)
+		old.pid.Store(0)
+		old.closePoll()
+		old.update(func(r *store.Member) { r.Writer, r.Fenced, r.Status = false, true, StatusFenced })
+		c.m.event(name, old.id, "member.fenced", fmt.Sprintf("old writer %s shut down cleanly and marked fenced: it may only return as a reader", old.id))
+	} else {
+		// Killed before anything else: from the moment Kill returns it can acknowledge
+		// nothing more, while its processes exit alongside the choice and the promotion.
+		if old.node != nil {
+			wait := old.node.Kill()
+			fenceDone = make(chan error, 1)
+			go func() { fenceDone <- wait() }()
 		}
+		old.pid.Store(0)
+		old.closePoll()
+		c.markFenced(old) // in the store before any reader is promoted
+		events = make(chan struct{})
+		go func() {
+			defer close(events)
+			c.m.event(name, old.id, "cluster.failover-started", started)
+			c.m.event(name, old.id, "member.fenced", fmt.Sprintf("old writer %s killed (SIGKILL to its postmaster and every process under it) and marked fenced: it may only return as a reader", old.id))
+		}()
 	}
-	old.pid.Store(0)
-	old.closePoll()
-	old.update(func(r *store.Member) { r.Writer, r.Fenced, r.Status = false, true, StatusFenced })
-	how := "killed (SIGKILL to its postmaster and every process under it)"
-	if manual {
-		how = "shut down cleanly"
+	// fenced waits until the old writer's processes are gone and its events are recorded:
+	// before the failover is announced, or given up.
+	fenced := func() {
+		if events != nil {
+			<-events
+			events = nil
+		}
+		if fenceDone == nil {
+			return
+		}
+		if err := <-fenceDone; err != nil {
+			c.m.event(name, old.id, "member.fence-failed", fmt.Sprintf("every process of %s was sent SIGKILL, but: %v", old.id, err))
+		}
+		fenceDone = nil
 	}
-	c.m.event(name, old.id, "member.fenced", fmt.Sprintf("old writer %s %s and marked fenced: it may only return as a reader", old.id, how))
+	defer fenced()
+	abort := func(err error) error {
+		fenced()
+		return c.abortFailover(old, err)
+	}
 
 	tFenced := time.Now()
 	// 2. Choose the reader from fresh positions (they no longer move: the writer is gone).
@@ -420,23 +382,31 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	}
 	choice, err := failover.Choose(cands, mode, target, tl)
 	if err != nil {
-		return c.abortFailover(old, err)
+		return abort(err)
 	}
 	nw := c.memberByID(choice.ID)
 
 	tChosen := time.Now()
 	// 3. Promote it.
-	if err := promote(ctx, nw.node); err != nil {
-		return c.abortFailover(old, fmt.Errorf("promoting %s: %w", choice.ID, err))
+	if err := nw.promote(ctx); err != nil {
+		return abort(fmt.Errorf("promoting %s: %w", choice.ID, err))
 	}
 	nw.update(func(r *store.Member) { r.Writer = true })
 	c.fo.syncApplied = nil
 	c.resetSyncGuard()
-	c.fo.det.Reset()
-	c.setSuspect(false)
 	nw.closePoll()
+	c.publishProbeTarget() // probe the new writer from now on; clears the router's hold
 
 	tPromoted := time.Now()
+	// The first write on the new writer ends the downtime. It runs alongside the re-pointing:
+	// in synchronous mode it may wait for a reader to follow the new writer.
+	var tFirstWrite time.Time
+	firstWrite := make(chan error, 1)
+	go func() {
+		err := execOn(ctx, nw.node, "SELECT txid_current()")
+		tFirstWrite = time.Now()
+		firstWrite <- err
+	}()
 	// 4. Slots for everyone else, then the readers follow the new timeline, in parallel.
 	var followErrs []string
 	var slots []string
@@ -494,13 +464,16 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 			r.Moved, nw.id, r.Closed, pins, r.Failed, r.Errors))
 	}
 
+	tRepointed := time.Now()
+	fenced()
 	// 5. The first write on the new writer ends the downtime.
-	if err := execOn(ctx, nw.node, "SELECT txid_current()"); err != nil {
+	if err := <-firstWrite; err != nil {
 		followErrs = append(followErrs, "first write on the new writer: "+err.Error())
 	}
-	downtime := time.Since(since)
-	phases := fmt.Sprintf("detection %.1f s, fencing %.1f s, choice %.1f s, promotion %.1f s, re-pointing and first write %.1f s",
-		start.Sub(since).Seconds(), tFenced.Sub(start).Seconds(), tChosen.Sub(tFenced).Seconds(), tPromoted.Sub(tChosen).Seconds(), time.Since(tPromoted).Seconds())
+	downtime := tFirstWrite.Sub(since)
+	phases := fmt.Sprintf("detection %.1f s, fencing %.1f s, choice %.1f s, promotion %.1f s, first write %.1f s; readers re-pointed %.1f s after the promotion",
+		start.Sub(since).Seconds(), tFenced.Sub(start).Seconds(), tChosen.Sub(tFenced).Seconds(), tPromoted.Sub(tChosen).Seconds(),
+		tFirstWrite.Sub(tPromoted).Seconds(), tRepointed.Sub(tPromoted).Seconds())
 	c.setStatus(StatusAvailable)
 	msg := fmt.Sprintf("Completed failover of DB cluster %s to DB instance %s (reason: %s; downtime %.1f s: %s; chosen for %s)",
 		name, choice.ID, reason, downtime.Seconds(), phases, choice.Reason)
@@ -515,6 +488,29 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 		c.m.event(name, "", "cluster.failover-followup", "after the failover: "+strings.Join(followErrs, "; ")+" (retried by supervision)")
 	}
 	return nil
+}
+
+// markFenced records, in one write, the cluster failing over and its writer fenced: no longer
+// the writer, and only ever to return as a reader.
+func (c *Cluster) markFenced(old *member) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rec.Status = StatusFailingOver
+	if r := c.memberRec(old.id); r != nil {
+		r.Writer, r.Fenced, r.Status = false, true, StatusFenced
+	}
+	_ = c.saveLocked()
+}
+
+// markFailingOver records the cluster and its writer as failing over, in one write.
+func (c *Cluster) markFailingOver(old *member) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rec.Status = StatusFailingOver
+	if r := c.memberRec(old.id); r != nil {
+		r.Status = StatusFailingOver
+	}
+	_ = c.saveLocked()
 }
 
 // FailoverInfo is the last completed failover, shown in describe.
@@ -565,7 +561,7 @@ func (c *Cluster) candidates(ctx context.Context, atLeast uint64, writerTLI uint
 			cand := &out[i]
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				p, err := readPosition(ctx, node)
+				p, err := mb.readPosition(ctx, node)
 				if err == nil && p.inRecovery {
 					cand.Reachable = true
 					cand.Received, cand.Replayed, cand.Timeline = p.received, p.replayed, p.timeline
@@ -644,21 +640,25 @@ type position struct {
 	history            string
 }
 
-// readPosition reads a reader's position over its private socket, in one query.
-func readPosition(ctx context.Context, node *pgproc.Node) (position, error) {
+// readPosition reads a reader's position over its private socket, in one query, on the
+// connection its polls use (no connection to set up in the middle of a failover). One
+// goroutine per member, which the run goroutine waits for.
+func (mb *member) readPosition(ctx context.Context, node *pgproc.Node) (position, error) {
 	var p position
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(qctx, node.DSN("postgres"))
-	if err != nil {
-		return p, err
-	}
-	defer conn.Close(context.Background())
+	err := mb.onPrivateConn(qctx, node, func(conn *pgx.Conn) error {
+		return mb.queryPosition(qctx, conn, &p)
+	})
+	return p, err
+}
+
+func (mb *member) queryPosition(qctx context.Context, conn *pgx.Conn, p *position) error {
 	var recv, replay, hist, histName *string
 	var rcvTLI *int64
 	var segSize int64
 	var files []string
-	err = conn.QueryRow(qctx, `WITH w AS (SELECT name FROM pg_ls_waldir())
+	err := conn.QueryRow(qctx, `WITH w AS (SELECT name FROM pg_ls_waldir())
 		SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
 			(SELECT received_tli::bigint FROM pg_stat_wal_receiver),
 			(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'),
@@ -667,7 +667,7 @@ func readPosition(ctx context.Context, node *pgproc.Node) (position, error) {
 			(SELECT pg_read_file('pg_wal/' || max(name), 0, 1048576, true) FROM w WHERE name ~ '^[0-9A-F]{8}\.history$')`).
 		Scan(&p.inRecovery, &recv, &replay, &rcvTLI, &segSize, &files, &histName, &hist)
 	if err != nil {
-		return p, err
+		return err
 	}
 	p.received, _ = parseLSNPtr(recv)
 	p.replayed, _ = parseLSNPtr(replay)
@@ -678,7 +678,7 @@ func readPosition(ctx context.Context, node *pgproc.Node) (position, error) {
 	if histName != nil && hist != nil {
 		p.histTLI, p.history = failover.HistoryTimeline(*histName), *hist
 	}
-	return p, nil
+	return nil
 }
 
 func parseLSNPtr(s *string) (uint64, error) {
@@ -688,21 +688,68 @@ func parseLSNPtr(s *string) (uint64, error) {
 	return failover.ParseLSN(*s)
 }
 
-// promote runs pg_promote on a reader and waits for it to leave recovery.
-func promote(ctx context.Context, node *pgproc.Node) error {
-	conn, err := pgx.Connect(ctx, node.DSN("postgres"))
+// promote runs pg_promote on a reader and waits for it to leave recovery, asking every 10 ms
+// (pg_promote's own wait looks every 100 ms), on the connection the choice just used.
+func (mb *member) promote(ctx context.Context) error {
+	var signalled bool
+	err := mb.onPrivateConn(ctx, mb.node, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, "SELECT pg_promote(false)").Scan(&signalled)
+	})
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	var done bool
-	if err := conn.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&done); err != nil {
-		return err
+	if !signalled {
+		return errors.New("pg_promote could not signal the postmaster")
 	}
-	if !done {
-		return errors.New("pg_promote did not finish within 60 s")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		inRecovery := true
+		err := mb.onPrivateConn(ctx, mb.node, func(conn *pgx.Conn) error {
+			return conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
+		})
+		if err != nil {
+			return err
+		}
+		if !inRecovery {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the promotion did not finish within 60 s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return nil
+}
+
+// onPrivateConn runs f on the member's control-plane connection (the one its polls use),
+// opening it if there is none; a kept connection that fails is replaced and f tried once
+// more. Run goroutine only, or one goroutine per member that it waits for.
+func (mb *member) onPrivateConn(ctx context.Context, node *pgproc.Node, f func(*pgx.Conn) error) error {
+	for {
+		kept := mb.pollConn != nil
+		if !kept {
+			cfg, err := pgx.ParseConfig(node.DSN("postgres"))
+			if err != nil {
+				return err
+			}
+			cfg.RuntimeParams["application_name"] = "borealis-controlplane"
+			if mb.pollConn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
+				mb.pollConn = nil
+				return err
+			}
+		}
+		err := f(mb.pollConn)
+		if err == nil {
+			return nil
+		}
+		mb.closePoll()
+		if !kept || ctx.Err() != nil {
+			return err
+		}
+	}
 }
 
 // primaryConninfo is how a reader reaches the writer w for streaming; application_name names

@@ -276,9 +276,17 @@ func TestFailover(t *testing.T) {
 		frozen := time.Now()
 		// The whole server freezes: the postmaster and every process under it (PostgreSQL's
 		// children are their own process groups).
-		tree := append([]int{old.PID}, pgproc.Descendants(old.PID)...)
-		for _, pid := range tree {
-			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		// The postmaster first, so that it forks nothing more while its children are listed
+		// (a backend forked in between would go on serving the prober); a child may end
+		// between its listing and its stop (a probe's backend lives for a moment).
+		if err := syscall.Kill(old.PID, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		tree := []int{old.PID}
+		for _, pid := range pgproc.Descendants(old.PID) {
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err == nil {
+				tree = append(tree, pid)
+			} else if !errors.Is(err, syscall.ESRCH) {
 				t.Fatal(err)
 			}
 		}

@@ -38,7 +38,8 @@ func (mb *member) poll() {
 	if mb.node == nil || !mb.node.Running() || mb.status() != StatusAvailable {
 		return
 	}
-	ctx, cancel := context.WithTimeout(mb.c.ctx, pollTimeout)
+	// On the writer: given up the moment the prober finds it failing.
+	ctx, cancel := context.WithTimeout(mb.opCtx(), pollTimeout)
 	defer cancel()
 	if mb.pollConn == nil {
 		cfg, err := pgx.ParseConfig(mb.node.DSN("postgres"))
@@ -63,7 +64,7 @@ func (mb *member) poll() {
 		            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
 		            ELSE greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp())) END::float8
 		FROM pg_stat_activity
-		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`).
+		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name <> 'borealis-probe'`).
 		Scan(&st.inRecovery, &st.uptimeSeconds, &active, &idle, &idleTx, &st.lagSeconds)
 	if err != nil {
 		mb.closePoll()

@@ -26,6 +26,12 @@ import (
 // alone: the children are found by parent. The postmaster is stopped first so that it forks
 // nothing more while they are listed, then all of them get SIGKILL.
 func KillGroup(pid int) error {
+	return waitTreeGone(pid, killTree(pid))
+}
+
+// killTree is KillGroup's first half: the postmaster stopped, every process under it and the
+// postmaster itself sent SIGKILL. It returns the processes that were under it.
+func killTree(pid int) []int {
 	if pid <= 0 {
 		return nil
 	}
@@ -36,6 +42,15 @@ func KillGroup(pid int) error {
 	}
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return tree
+}
+
+// waitTreeGone is KillGroup's second half: it waits until the postmaster's group and every
+// process of tree are gone.
+func waitTreeGone(pid int, tree []int) error {
+	if pid <= 0 {
+		return nil
 	}
 	if !waitGroupGone(pid, 30*time.Second) {
 		return fmt.Errorf("process group %d is still alive 30 s after SIGKILL", pid)
@@ -100,23 +115,41 @@ func liveProcess(pid int) bool {
 }
 
 // Fence kills the node's server and all its processes (see KillGroup), whether this process
-// started it, adopted it, or only its postmaster.pid names it.
-func (n *Node) Fence() error {
-	var errs []error
+// started it, adopted it, or only its postmaster.pid names it, and waits until they are gone.
+func (n *Node) Fence() error { return n.Kill()() }
+
+// Kill is Fence in two steps: it sends SIGKILL to the node's server and every process under
+// it and returns at once, with a function that waits until they are all gone (and reports
+// any that would not die). From the moment Kill returns none of those processes executes
+// another instruction of its own (SIGKILL is not caught, and a stopped process is woken only
+// to exit), so a failed-over writer can acknowledge nothing more, though its processes may
+// still be exiting; a failover promotes a reader meanwhile and waits before announcing.
+func (n *Node) Kill() (wait func() error) {
+	type killed struct {
+		pid  int
+		tree []int
+	}
+	var ks []killed
 	if pid := n.PID(); pid > 0 {
-		errs = append(errs, KillGroup(pid))
+		ks = append(ks, killed{pid, killTree(pid)})
 	}
 	if pid, _, err := ReadPostmasterPID(n.DataDir); err == nil && processAlive(pid) {
-		errs = append(errs, KillGroup(pid))
+		ks = append(ks, killed{pid, killTree(pid)})
 	}
-	if n.done != nil {
-		select {
-		case <-n.done:
-		case <-time.After(10 * time.Second):
-			errs = append(errs, fmt.Errorf("postmaster of %s not reaped after SIGKILL", n.DataDir))
+	return func() error {
+		var errs []error
+		for _, k := range ks {
+			errs = append(errs, waitTreeGone(k.pid, k.tree))
 		}
+		if n.done != nil {
+			select {
+			case <-n.done:
+			case <-time.After(10 * time.Second):
+				errs = append(errs, fmt.Errorf("postmaster of %s not reaped after SIGKILL", n.DataDir))
+			}
+		}
+		return errors.Join(errs...)
 	}
-	return errors.Join(errs...)
 }
 
 // DataIntact reports whether dataDir still holds a usable cluster (PG_VERSION and
