@@ -101,11 +101,16 @@ type result struct {
 	Action     string  `json:"action"` // failover or restart
 	RTOSeconds float64 `json:"rto_seconds"`
 	// ControlPlaneDowntime is the downtime the completion event reports (failovers only).
-	EventDowntime  string `json:"event_downtime,omitempty"`
-	Acked          int    `json:"acked"`
-	Lost           int    `json:"lost"`
-	Duplicated     int    `json:"duplicated"`
-	UnackedPresent int    `json:"unacked_present"`
+	EventDowntime string `json:"event_downtime,omitempty"`
+	// Phases is the control plane's split of its downtime, from the completion event.
+	Phases string `json:"phases,omitempty"`
+	// Timeline is when things happened, in seconds from the failure: the control plane's
+	// failover events and the clients' first new connection and first acknowledged write.
+	Timeline       map[string]float64 `json:"timeline,omitempty"`
+	Acked          int                `json:"acked"`
+	Lost           int                `json:"lost"`
+	Duplicated     int                `json:"duplicated"`
+	UnackedPresent int                `json:"unacked_present"`
 }
 
 func main() {
@@ -144,11 +149,11 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 	}
 	defer st.Close()
 	var logMu sync.Mutex
-	var events []string
+	var events []stamped
 	m, err := cluster.NewManager(cluster.Options{Home: home, Store: st, HoldTimeout: 30 * time.Second,
 		Logf: func(f string, a ...any) {
 			logMu.Lock()
-			events = append(events, fmt.Sprintf(f, a...))
+			events = append(events, stamped{time.Now(), fmt.Sprintf(f, a...)})
 			logMu.Unlock()
 		}})
 	if err != nil {
@@ -206,6 +211,9 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 		w := writerOf(d)
 		seqBefore := lastSeq(m)
 		var frozen []int
+		logMu.Lock()
+		events = nil
+		logMu.Unlock()
 		t0 := time.Now()
 		switch kind {
 		case "kill9":
@@ -213,12 +221,7 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 		case "sigstop":
 			// The whole server hangs: the postmaster and every process under it (its
 			// children are their own process groups, so -pid would stop the postmaster only).
-			frozen = append([]int{w.PID}, pgproc.Descendants(w.PID)...)
-			for _, pid := range frozen {
-				if e := syscall.Kill(pid, syscall.SIGSTOP); e != nil && pid == w.PID {
-					err = e
-				}
-			}
+			frozen, err = freeze(w.PID)
 		case "rmdata":
 			var dir string
 			if dir, err = c.DataDir(w.DBInstanceIdentifier); err == nil {
@@ -249,16 +252,23 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 		if ev := eventAfter(m, name, "cluster.failover-completed", seqBefore); ev != nil {
 			r.Action = "failover"
 			if i := strings.Index(ev.Message, "downtime "); i >= 0 {
-				r.EventDowntime = strings.SplitN(ev.Message[i+len("downtime "):], ":", 2)[0]
+				parts := strings.SplitN(ev.Message[i+len("downtime "):], ": ", 2)
+				r.EventDowntime = parts[0]
+				if len(parts) == 2 {
+					r.Phases = strings.SplitN(parts[1], ";", 2)[0]
+				}
 			}
 		}
+		logMu.Lock()
+		r.Timeline = timeline(events, cs, t0)
+		logMu.Unlock()
 		if err := check(ctx, d.Endpoint, cs, &r); err != nil {
 			return err
 		}
 		if os.Getenv("FAILOVER_BENCH_DEBUG") != "" {
 			logMu.Lock()
 			for _, e := range events {
-				fmt.Println("   event:", e)
+				fmt.Printf("   event %+.3f s: %s\n", e.at.Sub(t0).Seconds(), e.msg)
 			}
 			events = nil
 			logMu.Unlock()
@@ -272,6 +282,84 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 	wg.Wait()
 	return report(out, mode, graceS, nclients, results)
 }
+
+// freeze stops the postmaster pid, then every process under it, and returns them all. The
+// postmaster first, so that it forks nothing while its children are listed (a backend forked
+// between a listing and the postmaster's stop would go on serving, and a probe on it would find
+// the server alive); then the listing is repeated until nothing new is found.
+func freeze(pid int) ([]int, error) {
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return nil, err
+	}
+	frozen := []int{pid}
+	seen := map[int]bool{pid: true}
+	for round := 0; round < 10; round++ {
+		added := false
+		for _, c := range pgproc.Descendants(pid) {
+			if !seen[c] {
+				seen[c], added = true, true
+				if syscall.Kill(c, syscall.SIGSTOP) == nil {
+					frozen = append(frozen, c)
+				}
+			}
+		}
+		if !added {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return frozen, nil
+}
+
+// stamped is a control-plane event line and when the bench saw it.
+type stamped struct {
+	at  time.Time
+	msg string
+}
+
+// timelineEvents are the event types a failure's timeline shows, by label.
+var timelineEvents = []struct{ label, prefix string }{
+	{"failover started", "cluster.failover-started"},
+	{"old writer fenced", "member.fenced"},
+	{"failover completed", "cluster.failover-completed"},
+	{"writer restarted", "member.restarted"},
+}
+
+// timeline gives, in seconds from t0, the first of each timeline event and the clients' first
+// connection opened after t0 and first acknowledged write on one.
+func timeline(events []stamped, cs []*client, t0 time.Time) map[string]float64 {
+	out := map[string]float64{}
+	for _, e := range events {
+		for _, te := range timelineEvents {
+			if _, seen := out[te.label]; !seen && e.at.After(t0) && strings.HasPrefix(e.msg, te.prefix) {
+				out[te.label] = e.at.Sub(t0).Seconds()
+			}
+		}
+	}
+	var conn, ack time.Time
+	for _, c := range cs {
+		c.mu.Lock()
+		for _, a := range c.attempts {
+			if a.connSince.After(t0) && (conn.IsZero() || a.connSince.Before(conn)) {
+				conn = a.connSince
+			}
+			if !a.acked.IsZero() && a.connSince.After(t0) && (ack.IsZero() || a.acked.Before(ack)) {
+				ack = a.acked
+			}
+		}
+		c.mu.Unlock()
+	}
+	if !conn.IsZero() {
+		out["first new connection"] = conn.Sub(t0).Seconds()
+	}
+	if !ack.IsZero() {
+		out["first acknowledged write"] = ack.Sub(t0).Seconds()
+	}
+	return out
+}
+
+// timelineLabels orders a timeline's entries for the report.
+var timelineLabels = []string{"failover started", "old writer fenced", "writer restarted", "first new connection", "first acknowledged write", "failover completed"}
 
 // waitRTO returns the time from t0 to the first acknowledged write on a connection opened
 // after t0.
@@ -484,6 +572,27 @@ func report(out, mode string, graceS, nclients int, rs []result) error {
 		row(k, byKind[k])
 	}
 	row("all", all)
+	b.WriteString("\n## Where the time goes\n\nSeconds from the failure to each step (the bench's clock), and the control plane's own split of its downtime, which starts when its detector first saw the failure, from the completion event.\n\n")
+	b.WriteString("| # | failure |")
+	for _, l := range timelineLabels {
+		b.WriteString(" " + l + " |")
+	}
+	b.WriteString(" control plane's phases |\n|---:|---|")
+	for range timelineLabels {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---|\n")
+	for _, r := range rs {
+		fmt.Fprintf(&b, "| %d | %s |", r.N, r.Kind)
+		for _, l := range timelineLabels {
+			if v, ok := r.Timeline[l]; ok {
+				fmt.Fprintf(&b, " %.2f |", v)
+			} else {
+				b.WriteString(" |")
+			}
+		}
+		fmt.Fprintf(&b, " %s |\n", r.Phases)
+	}
 	sorted := append([]float64(nil), all...)
 	sort.Float64s(sorted)
 	p99 := percentile(sorted, 99)
