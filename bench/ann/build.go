@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,7 +41,16 @@ type Build struct {
 	// MemoryBefore is the same sum just before it. 0 when the server is not on this machine.
 	PeakMemory   int64 `json:"peak_memory_bytes"`
 	MemoryBefore int64 `json:"memory_before_bytes"`
+	// CPUSeconds is the CPU all the server's processes used during CREATE INDEX (a parallel
+	// build's workers included), BackendCPUSeconds the building backend's own (buildcpu.go).
+	// 0 when the server is not on this machine.
+	CPUSeconds        float64 `json:"server_cpu_seconds,omitempty"`
+	BackendCPUSeconds float64 `json:"backend_cpu_seconds,omitempty"`
 }
+
+// buildThreads is borealis.build_threads for every borealis build: the leader plus the
+// parallel workers pgvector may use, so both AMs build with as many processes or threads.
+func buildThreads(cfg *Config) int { return cfg.ParallelWorkers + 1 }
 
 func indexName(ix IndexSpec) string { return table + "_" + ix.AM + "_idx" }
 
@@ -53,6 +63,11 @@ func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix 
 	} {
 		if _, err := conn.Exec(ctx, set); err != nil {
 			return Build{}, fmt.Errorf("%s: %w", set, err)
+		}
+	}
+	if strings.HasPrefix(ix.AM, "borealis") {
+		if _, err := conn.Exec(ctx, "SET borealis.build_threads = "+strconv.Itoa(buildThreads(cfg))); err != nil {
+			return Build{}, fmt.Errorf("SET borealis.build_threads: %w", err)
 		}
 	}
 	with := ""
@@ -69,10 +84,15 @@ func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() { defer close(watched); watchBuild(watchCtx, t.dsn, ix.AM, rows, logf) }()
-	mem := sampleMemory(t.postmaster, 100*time.Millisecond)
+	// Each sample reads smaps_rollup of every server process, which walks the page tables of
+	// the index being built: every 100 ms that cost the bench about as much CPU as a build of
+	// 1M rows got on a loaded 2-core machine. Once a second is enough for a build's peak.
+	mem := sampleMemory(t.postmaster, time.Second)
+	cpu := startCPU(ctx, conn, t.postmaster)
 	start := time.Now()
 	_, err := conn.Exec(ctx, sql)
 	b.Seconds = time.Since(start).Seconds()
+	b.CPUSeconds, b.BackendCPUSeconds = cpu.stop()
 	b.PeakMemory = mem.Peak()
 	stopWatch()
 	<-watched
@@ -82,7 +102,8 @@ func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix 
 	if err := conn.QueryRow(ctx, "SELECT pg_relation_size($1::regclass)", indexName(ix)).Scan(&b.Bytes); err != nil {
 		return Build{}, err
 	}
-	logf("build %s: %.1f s, %s on disk, server peak %s %s", ix.AM, b.Seconds, human(b.Bytes), MemoryKind, human(b.PeakMemory))
+	logf("build %s: %.1f s (server CPU %.1f s, building backend %.1f s), %s on disk, server peak %s %s", ix.AM, b.Seconds,
+		b.CPUSeconds, b.BackendCPUSeconds, human(b.Bytes), MemoryKind, human(b.PeakMemory))
 	return b, nil
 }
 

@@ -62,6 +62,9 @@ type Config struct {
 	EfConstruction     int
 	MaintenanceWorkMem string
 	ParallelWorkers    int
+	// BuildRounds is how many times every index is built, interleaved (A, B, A, B ...) and
+	// dropped, before the sweep's own build, for per-pair build ratios (buildcpu.go); 0 none.
+	BuildRounds int
 
 	// Search settings.
 	Efs     []int
@@ -196,8 +199,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("no index: give --index AM:GUC, e.g. --index hnsw:hnsw.ef_search")
 	case c.M < 2 || c.EfConstruction < 1:
 		return fmt.Errorf("--m must be at least 2 and --ef-construction at least 1")
-	case c.K < 1 || c.Clients < 1 || c.Queries < 1 || c.Warmup < 0 || c.ParallelWorkers < 0 || c.MinTime < 0:
-		return fmt.Errorf("--k, --clients and --queries must be positive, --warmup, --min-time and --parallel-workers not negative")
+	case c.K < 1 || c.Clients < 1 || c.Queries < 1 || c.Warmup < 0 || c.ParallelWorkers < 0 || c.MinTime < 0 || c.BuildRounds < 0:
+		return fmt.Errorf("--k, --clients and --queries must be positive, --warmup, --min-time, --parallel-workers and --build-rounds not negative")
 	case c.FreshConnections < 1 || c.InsertClients < 1 || c.InsertTime <= 0:
 		return fmt.Errorf("--fresh-connections, --insert-clients and --insert-time must be positive")
 	case !regexp.MustCompile(`^[0-9]+\s*[kMGT]?B?$`).MatchString(c.MaintenanceWorkMem):

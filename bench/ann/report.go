@@ -27,6 +27,8 @@ type Settings struct {
 	EfConstruction     int               `json:"ef_construction"`
 	MaintenanceWorkMem string            `json:"maintenance_work_mem"`
 	ParallelWorkers    int               `json:"max_parallel_maintenance_workers"`
+	BuildThreads       int               `json:"borealis_build_threads,omitempty"`
+	BuildRounds        int               `json:"build_rounds,omitempty"`
 	Efs                []int             `json:"ef"`
 	K                  int               `json:"k"`
 	Clients            int               `json:"clients"`
@@ -58,6 +60,10 @@ type DatasetResult struct {
 	Indexes      []IndexResult `json:"indexes"`
 	Skipped      []string      `json:"skipped,omitempty"`
 	Comparisons  []Comparison  `json:"comparisons,omitempty"`
+	// BuildRounds are the interleaved builds before the sweep (--build-rounds), BuildMedians
+	// their per-pair ratios' medians.
+	BuildRounds  []BuildRound   `json:"build_rounds,omitempty"`
+	BuildMedians []BuildMedians `json:"build_medians,omitempty"`
 }
 
 // IndexResult is one index's build and sweep.
@@ -89,6 +95,8 @@ type Comparison struct {
 	Candidate  string    `json:"candidate"`
 	Baseline   string    `json:"baseline"`
 	BuildRatio float64   `json:"build_time_ratio"`
+	// BuildCPURatio is the same for the server's CPU seconds during the builds (0 unmeasured).
+	BuildCPURatio float64 `json:"build_cpu_ratio,omitempty"`
 	SizeRatio  float64   `json:"index_size_ratio"`
 	QPS        []RatioAt `json:"qps_ratio_at_recall"`
 	// FirstQueryRatio is candidate ÷ baseline of the fresh-connection first query p50;
@@ -137,6 +145,9 @@ func compare(indexes []IndexResult) []Comparison {
 		cmp := Comparison{Candidate: c.Index.AM, Baseline: b.Index.AM,
 			BuildRatio: finite(c.Build.Seconds / b.Build.Seconds),
 			SizeRatio:  finite(float64(c.Build.Bytes) / float64(b.Build.Bytes))}
+		if c.Build.CPUSeconds > 0 && b.Build.CPUSeconds > 0 {
+			cmp.BuildCPURatio = finite(c.Build.CPUSeconds / b.Build.CPUSeconds)
+		}
 		for _, r := range RecallLevels {
 			cq, cb := QPSAtRecall(c.curve(), r)
 			bq, bb := QPSAtRecall(b.curve(), r)
@@ -178,7 +189,16 @@ func (r *Report) SummaryLines() []string {
 			out = append(out, fmt.Sprintf("%s: only %s measured, no ratio", d.Dataset, strings.Join(names, ", ")))
 		}
 		for _, c := range d.Comparisons {
-			parts := []string{fmt.Sprintf("build time %.2fx", c.BuildRatio), fmt.Sprintf("index size %.2fx", c.SizeRatio)}
+			parts := []string{fmt.Sprintf("build time %.2fx", c.BuildRatio)}
+			if c.BuildCPURatio > 0 {
+				parts = append(parts, fmt.Sprintf("build CPU %.2fx", c.BuildCPURatio))
+			}
+			for _, m := range d.BuildMedians {
+				if m.Candidate == c.Candidate && m.Baseline == c.Baseline {
+					parts = append(parts, fmt.Sprintf("interleaved builds median wall %.2fx, CPU %s over %d rounds", m.Wall, ratioOrDash(m.CPU), m.Rounds))
+				}
+			}
+			parts = append(parts, fmt.Sprintf("index size %.2fx", c.SizeRatio))
 			for _, q := range c.QPS {
 				parts = append(parts, fmt.Sprintf("QPS@%.2f %s", q.Recall, ratioText(q)))
 			}
@@ -351,12 +371,19 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	s := r.Settings
 	fmt.Fprintf(&b, "\n\n## Settings\n\n- Server: %s\n", s.Server)
-	fmt.Fprintf(&b, "- Build: m=%d, ef_construction=%d, maintenance_work_mem=%s, max_parallel_maintenance_workers=%d, the same for every index\n",
+	fmt.Fprintf(&b, "- Build: m=%d, ef_construction=%d, maintenance_work_mem=%s, max_parallel_maintenance_workers=%d, the same for every index",
 		s.M, s.EfConstruction, s.MaintenanceWorkMem, s.ParallelWorkers)
+	if s.BuildThreads > 0 {
+		fmt.Fprintf(&b, "; borealis.build_threads=%d (the leader plus the workers pgvector may use)", s.BuildThreads)
+	}
+	b.WriteString("; build CPU = utime+stime of all the server's processes during CREATE INDEX (/proc/<pid>/stat, reaped children included)\n")
+	if s.BuildRounds > 0 {
+		fmt.Fprintf(&b, "- Interleaved builds: before the sweep, %d rounds each building every index in turn (first index, then the others) and dropping it, for per-round ratios and their median\n", s.BuildRounds)
+	}
 	fmt.Fprintf(&b, "- Search: k=%d, ef in %v, prepared statements over the extended protocol, enable_seqscan=off, jit=off; %d warm-up queries per client before the sweep\n",
 		s.K, s.Efs, s.Warmup)
 	fmt.Fprintf(&b, "- QPS with 1 client (queries back to back) and with %d clients sharing the query list, the list repeated until at least %.1f s passed; recall@%d over the first pass, ties at the k-th distance counted as found\n", s.Clients, s.MinSeconds, s.K)
-	fmt.Fprintf(&b, "- Peak memory: the server's processes' summed %s (postmaster and all children, from /proc/<pid>/smaps_rollup, sampled every 100 ms during CREATE INDEX). It includes the shared_buffers pages the server's processes have touched, so an index built after another one's sweep starts from a fuller baseline: compare the peak with the before-build column\n", s.MemoryKind)
+	fmt.Fprintf(&b, "- Peak memory: the server's processes' summed %s (postmaster and all children, from /proc/<pid>/smaps_rollup, sampled every second during CREATE INDEX). It includes the shared_buffers pages the server's processes have touched, so an index built after another one's sweep starts from a fuller baseline: compare the peak with the before-build column\n", s.MemoryKind)
 	if s.FreshConnections > 0 {
 		fmt.Fprintf(&b, "- Fresh connections: after each build, %d new connections opened one after another, each running one top-%d query at the AM's default ef (enable_seqscan=off in the startup packet); first query = connect + query until its last row; memory per fresh connection = growth of the server's summed %s with all of them open, divided by %d (it charges each connection for shared pages nobody had mapped before it, e.g. graph-file folios the kernel's fault-around maps, which the node held in its page cache already); then, after a %s pause, %d more connections one at a time: per additional connection = the median growth of the server's summed %s (all server processes, so a shared page counts once) across one connection's connect and first query, with the earlier ones still open, and its backend's private memory = median USS (Private_Clean + Private_Dirty)\n",
 			s.FreshConnections, s.K, s.MemoryKind, s.FreshConnections, marginalSettle, marginalConnections, s.MemoryKind)
@@ -389,9 +416,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		if len(d.Skipped) > 0 {
 			fmt.Fprintf(&b, "\nSkipped (access method missing on the server): %s\n", strings.Join(d.Skipped, ", "))
 		}
-		b.WriteString("\n| index | build s | index size | server peak " + s.MemoryKind + " | before build |\n|---|---:|---:|---:|---:|\n")
+		writeBuildRounds(&b, d)
+		b.WriteString("\n| index | build s | server CPU s | index size | server peak " + s.MemoryKind + " | before build |\n|---|---:|---:|---:|---:|---:|\n")
 		for _, ix := range d.Indexes {
-			fmt.Fprintf(&b, "| %s | %.1f | %s | %s | %s |\n", ix.Index.AM, ix.Build.Seconds, human(ix.Build.Bytes),
+			fmt.Fprintf(&b, "| %s | %.1f | %s | %s | %s | %s |\n", ix.Index.AM, ix.Build.Seconds, secondsOrDash(ix.Build.CPUSeconds), human(ix.Build.Bytes),
 				memText(ix.Build.PeakMemory), memText(ix.Build.MemoryBefore))
 		}
 		fmt.Fprintf(&b, "\n| index | ef | recall@%d | QPS 1 client | p50 ms | p99 ms | QPS %d clients | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", s.K, s.Clients)
@@ -427,9 +455,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			}
 		}
 		if len(d.Comparisons) > 0 {
-			b.WriteString("\n| ratio | build time | index size | QPS @0.90 | QPS @0.95 | QPS @0.99 | first query | memory per fresh connection | memory per additional connection | inserts 1 client | inserts N clients |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			b.WriteString("\n| ratio | build time | build CPU | index size | QPS @0.90 | QPS @0.95 | QPS @0.99 | first query | memory per fresh connection | memory per additional connection | inserts 1 client | inserts N clients |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			for _, c := range d.Comparisons {
-				fmt.Fprintf(&b, "| %s ÷ %s | %.2f | %.2f |", c.Candidate, c.Baseline, c.BuildRatio, c.SizeRatio)
+				fmt.Fprintf(&b, "| %s ÷ %s | %.2f | %s | %.2f |", c.Candidate, c.Baseline, c.BuildRatio, ratioOrDash(c.BuildCPURatio), c.SizeRatio)
 				for _, q := range c.QPS {
 					fmt.Fprintf(&b, " %s |", ratioText(q))
 				}

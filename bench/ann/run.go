@@ -81,7 +81,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 
 	rep := &Report{Suite: cfg.Suite, Started: started, Note: cfg.Note, Machine: describeMachine(ctx, conn),
 		Settings: Settings{M: cfg.M, EfConstruction: cfg.EfConstruction, MaintenanceWorkMem: cfg.MaintenanceWorkMem,
-			ParallelWorkers: cfg.ParallelWorkers, Efs: cfg.Efs, K: cfg.K, Clients: cfg.Clients, Warmup: cfg.Warmup, MinSeconds: cfg.MinTime.Seconds(),
+			ParallelWorkers: cfg.ParallelWorkers, BuildThreads: buildThreads(&cfg), BuildRounds: cfg.BuildRounds, Efs: cfg.Efs, K: cfg.K, Clients: cfg.Clients, Warmup: cfg.Warmup, MinSeconds: cfg.MinTime.Seconds(),
 			Server: server, MemoryKind: MemoryKind,
 			FreshConnections: cfg.FreshConnections, InsertClients: cfg.InsertClients, InsertSeconds: cfg.InsertTime.Seconds(),
 			With: cfg.With, Element: cfg.Element, Elements: cfg.Elements}}
@@ -143,6 +143,16 @@ func runDataset(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, spe
 	}
 	res.LoadSeconds = time.Since(start).Seconds()
 	logf("load: %d rows in %.1f s", d.N(), res.LoadSeconds)
+
+	if cfg.BuildRounds > 0 {
+		if res.BuildRounds, err = buildRounds(ctx, conn, t, cfg, indexes, d, logf); err != nil {
+			return nil, err
+		}
+		res.BuildMedians = medianPairs(pairRounds(res.BuildRounds))
+		for _, m := range res.BuildMedians {
+			logf("builds %s ÷ %s over %d rounds: median wall %.2fx, median CPU %.2fx", m.Candidate, m.Baseline, m.Rounds, m.Wall, m.CPU)
+		}
+	}
 
 	for _, ix := range indexes {
 		r, err := runIndex(ctx, conn, t, cfg, d, truth, ftruth, ix, logf)

@@ -39,6 +39,7 @@ func tinyConfig(t *testing.T) Config {
 func TestTinySuiteEndToEnd(t *testing.T) {
 	cfg := tinyConfig(t)
 	cfg.MinTime = 200 * time.Millisecond // repeated passes, as make bench does
+	cfg.BuildRounds = 1
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var progress strings.Builder
@@ -54,6 +55,12 @@ func TestTinySuiteEndToEnd(t *testing.T) {
 	}
 	if len(rep.Datasets) != 1 || len(rep.Datasets[0].Indexes) != 1 {
 		t.Fatalf("report shape: %+v", rep.Datasets)
+	}
+	// The interleaved round: one build, measured and dropped before the sweep's own. The
+	// server's CPU includes the building backend's.
+	if rs := rep.Datasets[0].BuildRounds; len(rs) != 1 || rs[0].AM != "hnsw" || rs[0].Seconds <= 0 || rs[0].Bytes < 8192 ||
+		rs[0].CPUSeconds < rs[0].BackendCPUSeconds-0.02 || !strings.Contains(progress.String(), "build round 1/1: hnsw") {
+		t.Errorf("build rounds: %+v", rs)
 	}
 	ix := rep.Datasets[0].Indexes[0]
 	if ix.Build.Seconds <= 0 || ix.Build.Bytes < 8192 || ix.Build.PeakMemory < ix.Build.MemoryBefore || ix.Build.MemoryBefore <= 0 {

@@ -69,7 +69,8 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 	m := fs.Int("m", 16, "index build parameter m")
 	efc := fs.Int("ef-construction", 64, "index build parameter ef_construction")
 	mwm := fs.String("maintenance-work-mem", "1GB", "maintenance_work_mem for every build")
-	par := fs.Int("parallel-workers", 1, "max_parallel_maintenance_workers for every build")
+	par := fs.Int("parallel-workers", 1, "max_parallel_maintenance_workers for every build (borealis.build_threads is this + 1)")
+	rounds := fs.Int("build-rounds", 0, "before the sweep, build every index this many times, interleaved (A, B, A, B ...), for per-round build-time and CPU ratios and their median")
 	skip := fs.Bool("skip-missing", false, "skip, with a warning, an --index whose access method the server lacks (default: fail)")
 	dsDir := fs.String("datasets-dir", benchEnvOr("BOREALIS_DATASETS", "../shared/datasets"), "directory holding mnist/ and sift5k/")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "ground-truth cache")
@@ -93,7 +94,7 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := ann.Config{DSN: *dsn, Suite: *suite, Datasets: datasets, SkipMissing: *skip, M: *m, EfConstruction: *efc,
-		MaintenanceWorkMem: *mwm, ParallelWorkers: *par, K: *k, Clients: *clients, Queries: *queries, Warmup: *warmup, MinTime: *minTime,
+		MaintenanceWorkMem: *mwm, ParallelWorkers: *par, BuildRounds: *rounds, K: *k, Clients: *clients, Queries: *queries, Warmup: *warmup, MinTime: *minTime,
 		FreshConnections: *fresh, InsertClients: *insertClients, InsertTime: *insertTime,
 		Seed: *seed, DatasetsDir: *dsDir, CacheDir: *cacheDir, OutDir: *out, SharedBuffers: *sb, Note: *note}
 	if len(cfg.Datasets) == 0 {
