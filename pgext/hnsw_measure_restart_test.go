@@ -87,4 +87,3 @@ func TestMeasureFirstQueryAfterRestart(t *testing.T) {
 		n, dims, rounds, med(tb).Round(100*time.Microsecond), med(tp).Round(100*time.Microsecond),
 		float64(med(tb))/float64(med(tp)), load)
 }
-

@@ -92,13 +92,13 @@ var RecallLevels = []float64{0.90, 0.95, 0.99}
 
 // Comparison is candidate ÷ baseline on one dataset, in one run.
 type Comparison struct {
-	Candidate  string    `json:"candidate"`
-	Baseline   string    `json:"baseline"`
-	BuildRatio float64   `json:"build_time_ratio"`
+	Candidate  string  `json:"candidate"`
+	Baseline   string  `json:"baseline"`
+	BuildRatio float64 `json:"build_time_ratio"`
 	// BuildCPURatio is the same for the server's CPU seconds during the builds (0 unmeasured).
-	BuildCPURatio float64 `json:"build_cpu_ratio,omitempty"`
-	SizeRatio  float64   `json:"index_size_ratio"`
-	QPS        []RatioAt `json:"qps_ratio_at_recall"`
+	BuildCPURatio float64   `json:"build_cpu_ratio,omitempty"`
+	SizeRatio     float64   `json:"index_size_ratio"`
+	QPS           []RatioAt `json:"qps_ratio_at_recall"`
 	// FirstQueryRatio is candidate ÷ baseline of the fresh-connection first query p50;
 	// MemoryPerConnectionDiff is candidate − baseline PSS per connection, in bytes; the insert
 	// ratios are candidate ÷ baseline rows/s. 0 (and for the difference, absent) when
@@ -107,9 +107,9 @@ type Comparison struct {
 	MemoryPerConnectionDiff *int64  `json:"pss_per_connection_diff_bytes,omitempty"`
 	// MarginalDiff is candidate − baseline of Fresh.Marginal, the memory one more connection
 	// adds once others map the index (the issue's "server memory per additional connection").
-	MarginalDiff *int64 `json:"marginal_pss_per_connection_diff_bytes,omitempty"`
-	InsertRatio1            float64 `json:"insert_ratio_1,omitempty"`
-	InsertRatioN            float64 `json:"insert_ratio_n,omitempty"`
+	MarginalDiff *int64  `json:"marginal_pss_per_connection_diff_bytes,omitempty"`
+	InsertRatio1 float64 `json:"insert_ratio_1,omitempty"`
+	InsertRatioN float64 `json:"insert_ratio_n,omitempty"`
 }
 
 // RatioAt compares single-client QPS at one recall level. Ratio is 0 when either index did

@@ -54,11 +54,11 @@ func TestCompareRatios(t *testing.T) {
 
 func TestCompareFreshConnectionsAndInserts(t *testing.T) {
 	cand := IndexResult{Index: IndexSpec{"borealis_hnsw", "borealis.ef_search"}, Build: Build{Seconds: 1, Bytes: 1},
-		Fresh:   &Fresh{Connections: 10, FirstP50ms: 1000, FirstP99ms: 1200, ConnectP50ms: 3, PerConnection: 150 << 20,
+		Fresh: &Fresh{Connections: 10, FirstP50ms: 1000, FirstP99ms: 1200, ConnectP50ms: 3, PerConnection: 150 << 20,
 			MarginalConnections: 3, Marginal: 4 << 20, Private: 3 << 20},
 		Inserts: &Inserts{Seconds: 10, Rate1: 200, Clients: 4, RateN: 128}}
 	base := IndexResult{Index: IndexSpec{"hnsw", "hnsw.ef_search"}, Build: Build{Seconds: 1, Bytes: 1},
-		Fresh:   &Fresh{Connections: 10, FirstP50ms: 25, FirstP99ms: 30, ConnectP50ms: 3, PerConnection: 2 << 20,
+		Fresh: &Fresh{Connections: 10, FirstP50ms: 25, FirstP99ms: 30, ConnectP50ms: 3, PerConnection: 2 << 20,
 			MarginalConnections: 3, Marginal: 2 << 20, Private: 1 << 20},
 		Inserts: &Inserts{Seconds: 10, Rate1: 250, Clients: 4, RateN: 320}}
 	cmp := compare([]IndexResult{cand, base})

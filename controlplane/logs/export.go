@@ -55,13 +55,13 @@ type exporter struct {
 	client *http.Client
 
 	// Used by the run goroutine only.
-	wire       wireRequest
+	wire  wireRequest
 	items []exportItem
 
 	mu          sync.Mutex
 	cursors     map[string]uint64   // by stream dir
 	cursorFiles map[string]*os.File // by stream dir, open for setCursor
-	stats   ExportStats
+	stats       ExportStats
 
 	stop   chan struct{}
 	done   chan struct{}

@@ -3,7 +3,6 @@ package logs
 import (
 	"bytes"
 	"encoding/json"
-	"strconv"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -49,57 +48,29 @@ func parseLineCached(line []byte, tc *tsCache) (pgLine, int64, bool) {
 	return l, tsMillis(tc, l.Timestamp), true
 }
 
-// scanPgLine is parseLine's fast path; ok is false when the line needs encoding/json.
+// scanPgLine is parseLine's fast path; ok is false when the line needs encoding/json. It
+// unescapes the spans scanFields found, so both paths read a line's fields one way.
 func scanPgLine(line []byte) (pgLine, bool) {
-	var l pgLine
-	ok := true
-	str := func(dst *string, raw []byte, isStr bool) {
-		switch {
-		case isStr:
-			s, good := unescape(raw)
-			if !good {
-				ok = false
-			}
-			*dst = s
-		case string(raw) != "null":
-			ok = false // a string field with a number: encoding/json's type error
-		}
-	}
-	if !flatFields(line, func(key, raw []byte, isStr bool) {
-		switch string(key) {
-		case "timestamp":
-			str(&l.Timestamp, raw, isStr)
-		case "error_severity":
-			str(&l.Severity, raw, isStr)
-		case "state_code":
-			str(&l.StateCode, raw, isStr)
-		case "message":
-			str(&l.Message, raw, isStr)
-		case "backend_type":
-			str(&l.BackendType, raw, isStr)
-		case "user":
-			str(&l.User, raw, isStr)
-		case "dbname":
-			str(&l.DBName, raw, isStr)
-		case "pid":
-			if isStr || string(raw) == "null" {
-				ok = ok && !isStr
-				return
-			}
-			v, err := strconv.ParseInt(string(raw), 10, 64)
-			if err != nil {
-				ok = false
-			}
-			l.PID = v
-		default:
-			// encoding/json matches keys without regard to case; PostgreSQL writes them
-			// in lower case, so anything else goes the slow way.
-			ok = ok && lowerASCII(key)
-		}
-	}) {
+	f, ok := scanFields(line)
+	if !ok {
 		return pgLine{}, false
 	}
-	return l, ok
+	l := pgLine{PID: f.pid}
+	for _, field := range [...]struct {
+		dst *string
+		at  span
+	}{{&l.Timestamp, f.ts}, {&l.Severity, f.sev}, {&l.StateCode, f.state}, {&l.Message, f.msg},
+		{&l.BackendType, f.btype}, {&l.User, f.user}, {&l.DBName, f.db}} {
+		if field.at.n < 0 {
+			continue
+		}
+		s, good := unescape(field.at.in(line))
+		if !good {
+			return pgLine{}, false
+		}
+		*field.dst = s
+	}
+	return l, true
 }
 
 // flatFields calls fn for each member of a JSON object whose values are strings (raw is the

@@ -361,9 +361,9 @@ type recentRef struct {
 	i int
 }
 
-func (r recentRef) seq() uint64    { return r.b.first + uint64(r.i) }
-func (r recentRef) rec() *memRec   { return &r.b.recs[r.i] }
-func (r recentRef) line() []byte   { return r.rec().line.in(r.b.buf) }
+func (r recentRef) seq() uint64      { return r.b.first + uint64(r.i) }
+func (r recentRef) rec() *memRec     { return &r.b.recs[r.i] }
+func (r recentRef) line() []byte     { return r.rec().line.in(r.b.buf) }
 func (r recentRef) checkpoint() bool { return r.rec().line.n < 0 }
 
 // withRecent calls fn, under the stream's lock, with the records numbered from on (up to
