@@ -93,7 +93,9 @@ func buildIndex(ctx context.Context, conn *pgx.Conn, t *target, cfg *Config, ix 
 	_, err := conn.Exec(ctx, sql)
 	b.Seconds = time.Since(start).Seconds()
 	b.CPUSeconds, b.BackendCPUSeconds = cpu.stop()
-	b.PeakMemory = mem.Peak()
+	// The peak is over the whole build, its starting point included: a sample can read less
+	// than MemoryBefore when another backend of the run has exited meanwhile.
+	b.PeakMemory = max(mem.Peak(), b.MemoryBefore)
 	stopWatch()
 	<-watched
 	if err != nil {

@@ -116,6 +116,10 @@ func sampleMemory(postmaster int, interval time.Duration) *memorySampler {
 			}
 			select {
 			case <-s.stop:
+				// A build shorter than the interval is sampled at its end too.
+				if m := ServerMemory(postmaster); m > s.peak {
+					s.peak = m
+				}
 				return
 			case <-t.C:
 			}
