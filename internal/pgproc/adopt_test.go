@@ -12,14 +12,7 @@ import (
 // TestAdoptRunningServer starts a detached server, adopts it from a second Node as a restarted
 // control plane would, and stops it through the adopted Node; a stopped server is not adoptable.
 func TestAdoptRunningServer(t *testing.T) {
-	root, err := os.MkdirTemp("", "borealis-pgproc-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(root)
-	if err := PrepareDir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root := testRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	n, err := New(Config{DataDir: filepath.Join(root, "data")})
@@ -58,4 +51,19 @@ func TestAdoptRunningServer(t *testing.T) {
 	if _, err := Adopt(Config{DataDir: n.DataDir, Port: n.Port}); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("adopting a stopped server: %v, want ErrNotRunning", err)
 	}
+}
+
+// testRoot is a directory the server user can enter, for a test's data directories; it is
+// removed when the test ends.
+func testRoot(t *testing.T) string {
+	t.Helper()
+	root, err := os.MkdirTemp("", "borealis-pgproc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	if err := PrepareDir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
 }

@@ -32,14 +32,7 @@ func autogroupNice(t *testing.T, pid int) (int, bool) {
 // autogroup; RestoreNice puts all of them back at the caller's nice value (the autogroup at
 // 0), and a backend forked later inherits it.
 func TestStartNiceBoostsAndRestores(t *testing.T) {
-	root, err := os.MkdirTemp("", "borealis-pgproc-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(root)
-	if err := PrepareDir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root := testRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	base, err := Nice(0) // 19 under `nice -n 19 go test`
