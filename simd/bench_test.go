@@ -207,3 +207,30 @@ func BenchmarkBatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGatherCold gathers 32 random rows of a 50,000-row slab (293 MiB at 1,536 dims,
+// far beyond any cache), as an HNSW build's search does: each row comes from memory. The
+// amd64 gather kernels prefetch the next row while summing the current one; compare with
+// the in-cache BenchmarkBatch rows for the same dims to see what memory costs.
+func BenchmarkGatherCold(b *testing.B) {
+	const slabRows = 50000
+	for _, dim := range []int{128, 1536} {
+		q, data := benchData(dim), benchData(dim*slabRows)
+		r := rand.New(rand.NewPCG(1, 2))
+		idx := make([]uint32, 32*1024)
+		for i := range idx {
+			idx[i] = uint32(r.IntN(slabRows))
+		}
+		out := make([]float32, 32)
+		b.Run(fmt.Sprintf("dim=%d/kernel=DotGather32", dim), func(b *testing.B) {
+			benchPaths(b, func(b *testing.B) {
+				b.SetBytes(int64(4 * dim * 32))
+				i := 0
+				for b.Loop() {
+					DotGather(q, data, idx[i*32:(i+1)*32], out)
+					i = (i + 1) % 1024
+				}
+			})
+		})
+	}
+}

@@ -85,7 +85,7 @@ dotBatchAVX2_done:
 	RET
 
 // func dotGatherAVX2(q *float32, data *float32, dim int, idx *uint32, rows int, out *float32)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·dotGatherAVX2(SB), NOSPLIT, $0-48
 	MOVQ q+0(FP), AX
 	MOVQ data+8(FP), CX
@@ -103,37 +103,53 @@ dotGatherAVX2_row:
 	MOVLQZX (DI)(R9*4), R10
 	IMULQ   R8, R10
 	ADDQ    CX, R10
-	MOVQ    AX, R11
-	MOVQ    DX, R12
-	VXORPS  Y0, Y0, Y0
-	VXORPS  Y1, Y1, Y1
-	VXORPS  Y2, Y2, Y2
-	VXORPS  Y3, Y3, Y3
+	MOVQ    R9, R11
+	INCQ    R11
+	CMPQ    R11, BX
+	JE      dotGatherAVX2_last
+	MOVLQZX (DI)(R11*4), R11
+	IMULQ   R8, R11
+	ADDQ    CX, R11
+	JMP     dotGatherAVX2_prefetch_set
+
+dotGatherAVX2_last:
+	MOVQ R10, R11
+
+dotGatherAVX2_prefetch_set:
+	MOVQ   AX, R12
+	MOVQ   DX, R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
 
 dotGatherAVX2_loop32:
-	CMPQ        R12, $0x20
+	CMPQ        R13, $0x20
 	JL          dotGatherAVX2_loop8
-	VMOVUPS     (R11), Y4
-	VFMADD231PS (R10), Y4, Y0
-	VMOVUPS     32(R11), Y4
-	VFMADD231PS 32(R10), Y4, Y1
-	VMOVUPS     64(R11), Y4
-	VFMADD231PS 64(R10), Y4, Y2
-	VMOVUPS     96(R11), Y4
-	VFMADD231PS 96(R10), Y4, Y3
+	PREFETCHT0  (R11)
+	PREFETCHT0  64(R11)
 	ADDQ        $0x80, R11
+	VMOVUPS     (R12), Y4
+	VFMADD231PS (R10), Y4, Y0
+	VMOVUPS     32(R12), Y4
+	VFMADD231PS 32(R10), Y4, Y1
+	VMOVUPS     64(R12), Y4
+	VFMADD231PS 64(R10), Y4, Y2
+	VMOVUPS     96(R12), Y4
+	VFMADD231PS 96(R10), Y4, Y3
+	ADDQ        $0x80, R12
 	ADDQ        $0x80, R10
-	SUBQ        $0x20, R12
+	SUBQ        $0x20, R13
 	JMP         dotGatherAVX2_loop32
 
 dotGatherAVX2_loop8:
-	CMPQ        R12, $0x08
+	CMPQ        R13, $0x08
 	JL          dotGatherAVX2_reduce
-	VMOVUPS     (R11), Y4
+	VMOVUPS     (R12), Y4
 	VFMADD231PS (R10), Y4, Y0
-	ADDQ        $0x20, R11
+	ADDQ        $0x20, R12
 	ADDQ        $0x20, R10
-	SUBQ        $0x08, R12
+	SUBQ        $0x08, R13
 	JMP         dotGatherAVX2_loop8
 
 dotGatherAVX2_reduce:
@@ -148,13 +164,13 @@ dotGatherAVX2_reduce:
 	VADDSS       X1, X0, X0
 
 dotGatherAVX2_tail:
-	TESTQ       R12, R12
+	TESTQ       R13, R13
 	JE          dotGatherAVX2_end
-	VMOVSS      (R11), X1
+	VMOVSS      (R12), X1
 	VFMADD231SS (R10), X1, X0
-	ADDQ        $0x04, R11
+	ADDQ        $0x04, R12
 	ADDQ        $0x04, R10
-	DECQ        R12
+	DECQ        R13
 	JMP         dotGatherAVX2_tail
 
 dotGatherAVX2_end:
@@ -253,7 +269,7 @@ l2BatchAVX2_done:
 	RET
 
 // func l2GatherAVX2(q *float32, data *float32, dim int, idx *uint32, rows int, out *float32)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·l2GatherAVX2(SB), NOSPLIT, $0-48
 	MOVQ q+0(FP), AX
 	MOVQ data+8(FP), CX
@@ -271,42 +287,58 @@ l2GatherAVX2_row:
 	MOVLQZX (DI)(R9*4), R10
 	IMULQ   R8, R10
 	ADDQ    CX, R10
-	MOVQ    AX, R11
-	MOVQ    DX, R12
-	VXORPS  Y0, Y0, Y0
-	VXORPS  Y1, Y1, Y1
-	VXORPS  Y2, Y2, Y2
-	VXORPS  Y3, Y3, Y3
+	MOVQ    R9, R11
+	INCQ    R11
+	CMPQ    R11, BX
+	JE      l2GatherAVX2_last
+	MOVLQZX (DI)(R11*4), R11
+	IMULQ   R8, R11
+	ADDQ    CX, R11
+	JMP     l2GatherAVX2_prefetch_set
+
+l2GatherAVX2_last:
+	MOVQ R10, R11
+
+l2GatherAVX2_prefetch_set:
+	MOVQ   AX, R12
+	MOVQ   DX, R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
 
 l2GatherAVX2_loop32:
-	CMPQ        R12, $0x20
+	CMPQ        R13, $0x20
 	JL          l2GatherAVX2_loop8
-	VMOVUPS     (R11), Y4
+	PREFETCHT0  (R11)
+	PREFETCHT0  64(R11)
+	ADDQ        $0x80, R11
+	VMOVUPS     (R12), Y4
 	VSUBPS      (R10), Y4, Y4
 	VFMADD231PS Y4, Y4, Y0
-	VMOVUPS     32(R11), Y4
+	VMOVUPS     32(R12), Y4
 	VSUBPS      32(R10), Y4, Y4
 	VFMADD231PS Y4, Y4, Y1
-	VMOVUPS     64(R11), Y4
+	VMOVUPS     64(R12), Y4
 	VSUBPS      64(R10), Y4, Y4
 	VFMADD231PS Y4, Y4, Y2
-	VMOVUPS     96(R11), Y4
+	VMOVUPS     96(R12), Y4
 	VSUBPS      96(R10), Y4, Y4
 	VFMADD231PS Y4, Y4, Y3
-	ADDQ        $0x80, R11
+	ADDQ        $0x80, R12
 	ADDQ        $0x80, R10
-	SUBQ        $0x20, R12
+	SUBQ        $0x20, R13
 	JMP         l2GatherAVX2_loop32
 
 l2GatherAVX2_loop8:
-	CMPQ        R12, $0x08
+	CMPQ        R13, $0x08
 	JL          l2GatherAVX2_reduce
-	VMOVUPS     (R11), Y4
+	VMOVUPS     (R12), Y4
 	VSUBPS      (R10), Y4, Y4
 	VFMADD231PS Y4, Y4, Y0
-	ADDQ        $0x20, R11
+	ADDQ        $0x20, R12
 	ADDQ        $0x20, R10
-	SUBQ        $0x08, R12
+	SUBQ        $0x08, R13
 	JMP         l2GatherAVX2_loop8
 
 l2GatherAVX2_reduce:
@@ -321,14 +353,14 @@ l2GatherAVX2_reduce:
 	VADDSS       X1, X0, X0
 
 l2GatherAVX2_tail:
-	TESTQ       R12, R12
+	TESTQ       R13, R13
 	JE          l2GatherAVX2_end
-	VMOVSS      (R11), X1
+	VMOVSS      (R12), X1
 	VSUBSS      (R10), X1, X1
 	VFMADD231SS X1, X1, X0
-	ADDQ        $0x04, R11
+	ADDQ        $0x04, R12
 	ADDQ        $0x04, R10
-	DECQ        R12
+	DECQ        R13
 	JMP         l2GatherAVX2_tail
 
 l2GatherAVX2_end:
@@ -466,7 +498,7 @@ DATA minusone<>+0(SB)/8, $0xbff0000000000000
 GLOBL minusone<>(SB), RODATA|NOPTR, $8
 
 // func cosGatherAVX2(q *float32, data *float32, dim int, idx *uint32, rows int, qn float32, out *float32)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·cosGatherAVX2(SB), NOSPLIT, $0-56
 	MOVQ q+0(FP), AX
 	MOVQ data+8(FP), CX
@@ -484,51 +516,67 @@ cosGatherAVX2_row:
 	MOVLQZX (DI)(R9*4), R10
 	IMULQ   R8, R10
 	ADDQ    CX, R10
-	MOVQ    AX, R11
-	MOVQ    DX, R12
-	VXORPS  Y0, Y0, Y0
-	VXORPS  Y1, Y1, Y1
-	VXORPS  Y2, Y2, Y2
-	VXORPS  Y3, Y3, Y3
-	VXORPS  Y4, Y4, Y4
-	VXORPS  Y5, Y5, Y5
-	VXORPS  Y6, Y6, Y6
-	VXORPS  Y7, Y7, Y7
+	MOVQ    R9, R11
+	INCQ    R11
+	CMPQ    R11, BX
+	JE      cosGatherAVX2_last
+	MOVLQZX (DI)(R11*4), R11
+	IMULQ   R8, R11
+	ADDQ    CX, R11
+	JMP     cosGatherAVX2_prefetch_set
+
+cosGatherAVX2_last:
+	MOVQ R10, R11
+
+cosGatherAVX2_prefetch_set:
+	MOVQ   AX, R12
+	MOVQ   DX, R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
 
 cosGatherAVX2_loop32:
-	CMPQ        R12, $0x20
+	CMPQ        R13, $0x20
 	JL          cosGatherAVX2_loop8
-	VMOVUPS     (R11), Y8
+	PREFETCHT0  (R11)
+	PREFETCHT0  64(R11)
+	ADDQ        $0x80, R11
+	VMOVUPS     (R12), Y8
 	VMOVUPS     (R10), Y9
 	VFMADD231PS Y9, Y8, Y0
 	VFMADD231PS Y9, Y9, Y1
-	VMOVUPS     32(R11), Y8
+	VMOVUPS     32(R12), Y8
 	VMOVUPS     32(R10), Y9
 	VFMADD231PS Y9, Y8, Y2
 	VFMADD231PS Y9, Y9, Y3
-	VMOVUPS     64(R11), Y8
+	VMOVUPS     64(R12), Y8
 	VMOVUPS     64(R10), Y9
 	VFMADD231PS Y9, Y8, Y4
 	VFMADD231PS Y9, Y9, Y5
-	VMOVUPS     96(R11), Y8
+	VMOVUPS     96(R12), Y8
 	VMOVUPS     96(R10), Y9
 	VFMADD231PS Y9, Y8, Y6
 	VFMADD231PS Y9, Y9, Y7
-	ADDQ        $0x80, R11
+	ADDQ        $0x80, R12
 	ADDQ        $0x80, R10
-	SUBQ        $0x20, R12
+	SUBQ        $0x20, R13
 	JMP         cosGatherAVX2_loop32
 
 cosGatherAVX2_loop8:
-	CMPQ        R12, $0x08
+	CMPQ        R13, $0x08
 	JL          cosGatherAVX2_reduce
-	VMOVUPS     (R11), Y8
+	VMOVUPS     (R12), Y8
 	VMOVUPS     (R10), Y9
 	VFMADD231PS Y9, Y8, Y0
 	VFMADD231PS Y9, Y9, Y1
-	ADDQ        $0x20, R11
+	ADDQ        $0x20, R12
 	ADDQ        $0x20, R10
-	SUBQ        $0x08, R12
+	SUBQ        $0x08, R13
 	JMP         cosGatherAVX2_loop8
 
 cosGatherAVX2_reduce:
@@ -552,15 +600,15 @@ cosGatherAVX2_reduce:
 	VADDSS       X2, X1, X1
 
 cosGatherAVX2_tail:
-	TESTQ       R12, R12
+	TESTQ       R13, R13
 	JE          cosGatherAVX2_end
-	VMOVSS      (R11), X2
+	VMOVSS      (R12), X2
 	VMOVSS      (R10), X3
 	VFMADD231SS X3, X2, X0
 	VFMADD231SS X3, X3, X1
-	ADDQ        $0x04, R11
+	ADDQ        $0x04, R12
 	ADDQ        $0x04, R10
-	DECQ        R12
+	DECQ        R13
 	JMP         cosGatherAVX2_tail
 
 cosGatherAVX2_end:

@@ -107,12 +107,33 @@ func floatKernel(name string, o op, gather bool) {
 		MOVQ(data, pd)
 		ADDQ(stride, data)
 	}
+	// A gathered row is rarely in cache (at 1,536 dims a row is 6 kB, and the rows of a
+	// graph neighbourhood are scattered over the whole slab): the next row is prefetched
+	// in step with the reads of this one, so its lines are in flight while this row is
+	// summed. That measured several times faster than leaving it to the hardware
+	// prefetcher, which stops at every page boundary and sees a new stream per row.
+	var pn Register
+	if gather {
+		pn = GP64()
+		next := GP64()
+		MOVQ(r, next)
+		INCQ(next)
+		CMPQ(next, rows)
+		JE(LabelRef(name + "_last"))
+		MOVLQZX(Mem{Base: idx, Index: next, Scale: 4}, pn)
+		IMULQ(stride, pn)
+		ADDQ(data, pn)
+		JMP(LabelRef(name + "_prefetch_set"))
+		Label(name + "_last")
+		MOVQ(pd, pn) // nothing follows: re-touch this row's lines, which are needed anyway
+		Label(name + "_prefetch_set")
+	}
 	pq := GP64()
 	MOVQ(q, pq)
 	cnt := GP64()
 	MOVQ(dim, cnt)
 
-	s, n := rowBody(name, o, pq, pd, cnt)
+	s, n := rowBody(name, o, pq, pd, pn, cnt)
 	if o == opCos {
 		// VMOVSS, not avo's Load (legacy MOVSS): an SSE instruction while the ymm upper
 		// halves are dirty costs a state transition on Intel cores, measured as ~2x on
@@ -132,7 +153,10 @@ func floatKernel(name string, o op, gather bool) {
 
 // rowBody leaves the row's sum in the low lane of s (and, for cosine, the row's squared
 // norm in n), advancing pq and pd and consuming cnt.
-func rowBody(name string, o op, pq, pd, cnt Register) (s, n VecVirtual) {
+//
+// pn, when not nil, is the next row's address: each 32-float trip prefetches the same two
+// cache lines of it, advancing pn.
+func rowBody(name string, o op, pq, pd, pn, cnt Register) (s, n VecVirtual) {
 	const unroll = 4
 	acc := make([]VecVirtual, unroll)
 	nacc := make([]VecVirtual, unroll)
@@ -164,6 +188,11 @@ func rowBody(name string, o op, pq, pd, cnt Register) (s, n VecVirtual) {
 	Label(name + "_loop32")
 	CMPQ(cnt, Imm(32))
 	JL(LabelRef(name + "_loop8"))
+	if pn != nil {
+		PREFETCHT0(Mem{Base: pn})
+		PREFETCHT0(Mem{Base: pn, Disp: 64})
+		ADDQ(Imm(128), pn)
+	}
 	for k := 0; k < unroll; k++ {
 		step(k, 32*k)
 	}
@@ -264,7 +293,7 @@ func normSq() {
 	cnt := Load(Param("n"), GP64())
 	// The dot kernel's body with both operands the same vector: loads hit L1 twice but
 	// the code is shared, and a norm is computed once per query, not per row.
-	s, _ := rowBody("normSqAVX2", opDot, p, func() Register { r := GP64(); MOVQ(p, r); return r }(), cnt)
+	s, _ := rowBody("normSqAVX2", opDot, p, func() Register { r := GP64(); MOVQ(p, r); return r }(), nil, cnt)
 	VMOVSS(s, addr(ReturnIndex(0)))
 	VZEROUPPER()
 	RET()
