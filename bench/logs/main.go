@@ -47,7 +47,7 @@ import (
 
 type config struct {
 	clients, threads, rounds, seconds, scale, pipeline, lines int
-	out, note                                                 string
+	out, note, profile                                        string
 }
 
 func main() {
@@ -61,24 +61,14 @@ func main() {
 	flag.IntVar(&c.lines, "lines", 300000, "lines in the prepared file of the ceiling measurement")
 	flag.StringVar(&c.out, "out", "bench/results/logs.md", "markdown report")
 	flag.StringVar(&c.note, "note", "", "a line about the conditions, added to the report")
-	profile := flag.String("cpuprofile", "", "write the benchmark process's CPU profile (collector and exporter) here")
+	flag.StringVar(&c.profile, "cpuprofile", "", "write the benchmark process's CPU profile (collector and exporter) of each \"on\" run to this path + .roundN")
 	receiver := flag.Bool("otlp-receiver", false, "internal: serve as the OTLP/HTTP receiver (prints its address)")
 	flag.Parse()
 	if *receiver {
 		serveReceiver()
 		return
 	}
-	if *profile != "" {
-		f, err := os.Create(*profile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench/logs:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
 	if err := run(c); err != nil {
-		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench/logs:", err)
 		os.Exit(1)
 	}
@@ -380,6 +370,13 @@ func run(c config) error {
 					mbase = ex.FromMemory // the catch-up above is not this run's
 				}
 			}
+			var prof *os.File
+			if on && c.profile != "" {
+				if prof, err = os.Create(fmt.Sprintf("%s.round%d", c.profile, round)); err != nil {
+					return err
+				}
+				pprof.StartCPUProfile(prof)
+			}
 			line0 := lc.count()
 			cpu0, own0, node0 := benchenv.CPUTime(), lc.cpu, benchenv.ServerCPU(node.PID())
 			tps, err := pgbench(c, node.Port, script)
@@ -402,6 +399,10 @@ func run(c config) error {
 				}
 				svc.Close()
 				prior += stored(svc)
+				if prof != nil {
+					pprof.StopCPUProfile()
+					prof.Close()
+				}
 			}
 			res.nodeLines = lc.count() - line0
 			res.linesPerSec = float64(res.nodeLines) / float64(c.seconds)

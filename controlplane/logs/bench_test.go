@@ -120,6 +120,9 @@ func BenchmarkCollectAndExport(b *testing.B) {
 		if _, _, err := tl.step(false); err != nil { // one read of up to 1 MiB
 			b.Fatal(err)
 		}
+		if _, err := tl.s.syncIfDue(0); err != nil { // as the service does every SyncInterval
+			b.Fatal(err)
+		}
 		for {
 			sent, err := ex.exportOnce()
 			if err != nil {

@@ -290,7 +290,11 @@ func (e *exporter) exportStream(g *Group, st *stream) (int, error) {
 		e.stats.FromMemory += int64(len(items))
 		e.mu.Unlock()
 	} else {
+		durable := st.durableSeq()
 		err := st.read(c, func(r Record) bool {
+			if r.Seq > durable {
+				return false // written but not yet synced: sent after the next sync
+			}
 			items = append(items, recordItem(r))
 			last = r.Seq
 			return len(items) < e.opts.Batch

@@ -349,3 +349,99 @@ func TestExportFromMemoryMatchesSegments(t *testing.T) {
 		t.Fatal("a record before memory's first reported as in memory")
 	}
 }
+
+// TestExportSendsOnlySyncedRecords: records are written per batch and fsynced at most once
+// per SyncInterval; the exporter sends none that is not synced yet (an OS crash may take
+// them back), from memory or from the segments, and sends them once synced. A stream opened
+// again after a kill -9 (written, never synced or closed) finds them and syncs them first.
+func TestExportSendsOnlySyncedRecords(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openStream(dir, "demo-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.keepRecentUpTo(1 << 20)
+	var tc tsCache
+	var lines []pending
+	for i := 0; i < 10; i++ {
+		l := []byte(strings.TrimSuffix(jsonLine("LOG", "", fmt.Sprintf("line %d", i)), "\n"))
+		_, ms, f, fok := route(TypePostgreSQL, l, &tc)
+		lines = append(lines, pending{time: ms, off: int64(i + 1), msg: l, f: f, fok: fok})
+	}
+	if err := st.appendLines("postgresql-1.json", lines[:4]); err != nil {
+		t.Fatal(err)
+	}
+	if synced, err := st.syncIfDue(time.Hour); err != nil || synced {
+		t.Fatalf("synced before its interval: %v %v", synced, err)
+	}
+	inMemory := func(from uint64) int {
+		n := 0
+		if !st.withRecent(from, 100, func(refs []recentRef) { n = len(refs) }) {
+			t.Fatalf("from %d: not in memory", from)
+		}
+		return n
+	}
+	if n := inMemory(1); n != 0 || st.durableSeq() != 0 {
+		t.Fatalf("unsynced records offered to the exporter: %d (durable %d)", n, st.durableSeq())
+	}
+	if synced, err := st.syncIfDue(0); err != nil || !synced {
+		t.Fatalf("sync: %v %v", synced, err)
+	}
+	if err := st.appendLines("postgresql-1.json", lines[4:]); err != nil {
+		t.Fatal(err)
+	}
+	if n := inMemory(1); n != 4 || st.durableSeq() != 4 {
+		t.Fatalf("%d records offered, durable %d; want 4 and 4", n, st.durableSeq())
+	}
+
+	// kill -9: the stream is neither synced nor closed; the page cache holds the records.
+	st2, err := openStream(dir, "demo-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.close()
+	if st2.durableSeq() != 10 || st2.next != 11 {
+		t.Fatalf("reopened: durable %d, next %d; want 10, 11", st2.durableSeq(), st2.next)
+	}
+	if src, off := st2.position(); src != "postgresql-1.json" || off != 10 {
+		t.Fatalf("reopened at %s:%d", src, off)
+	}
+	st.active.Close()
+}
+
+// TestServiceExportsAfterSync: with a sync interval longer than the test, the collector
+// stores lines (readers see them) but the exporter sends none; a flush syncs them and the
+// exporter sends each once.
+func TestServiceExportsAfterSync(t *testing.T) {
+	e := newEnv(t, []string{TypePostgreSQL})
+	rc := &receiver{}
+	rc.listen(t, "127.0.0.1:0")
+	defer rc.srv.Close()
+	s, err := New(Options{Home: e.home, Store: e.st, Logf: t.Logf, Poll: 20 * time.Millisecond, SyncInterval: time.Hour,
+		Export: ExportOptions{Endpoint: "http://" + rc.addr, Interval: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	defer s.Close()
+	for i := 1; i <= 5; i++ {
+		e.node.write("postgresql-1.json", jsonLine("LOG", "", fmt.Sprintf("line %d", i)))
+	}
+	pg := GroupName("demo", TypePostgreSQL)
+	if got := waitCount(t, s, pg, 5); len(got) != 5 {
+		t.Fatalf("stored %v", got)
+	}
+	time.Sleep(300 * time.Millisecond) // some 15 export intervals
+	if got := rc.bodies(); len(got) != 0 {
+		t.Fatalf("exported before the records were synced: %v", got)
+	}
+	s.Flush("demo")
+	deadline := time.Now().Add(20 * time.Second)
+	for len(rc.bodies()) < 5 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := strings.Join(rc.bodies(), ","); got != strings.Join(seq("line", 1, 5), ",") {
+		t.Fatalf("exported after the flush: %s", got)
+	}
+}

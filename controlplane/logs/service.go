@@ -21,6 +21,9 @@ type Options struct {
 	Logf  func(format string, args ...any)
 	// Poll is how often sources are read; 0 means 200 ms.
 	Poll time.Duration
+	// SyncInterval is how long a stored record may stay written but not fsynced; 0 means
+	// 500 ms. The exporter sends only fsynced records. See the durability note in doc.go.
+	SyncInterval time.Duration
 	// MaxGroupBytes bounds each group's storage (oldest segments go first); 0 means 256 MiB.
 	MaxGroupBytes int64
 	// Export, when its Endpoint is set, ships every group to an OTLP/HTTP collector.
@@ -64,6 +67,9 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.Poll == 0 {
 		opts.Poll = 200 * time.Millisecond
+	}
+	if opts.SyncInterval == 0 {
+		opts.SyncInterval = 500 * time.Millisecond
 	}
 	if opts.MaxGroupBytes == 0 {
 		opts.MaxGroupBytes = 256 << 20
@@ -189,8 +195,11 @@ func (s *Service) syncTailers() {
 			}
 		}
 	}
-	for key := range s.tailers {
+	for key, t := range s.tailers {
 		if !want[key] {
+			if _, err := t.s.syncIfDue(0); err != nil {
+				s.opts.Logf("logs: %s %s: %v", t.typ, t.member, err)
+			}
 			delete(s.tailers, key)
 		}
 	}
@@ -232,12 +241,20 @@ func (s *Service) collectOnce(final bool, cluster string) {
 				break
 			}
 			s.stats.Ingested[GroupName(t.cluster, t.typ)] += int64(stored)
-			if stored > 0 && s.exporter != nil {
-				s.exporter.wake()
-			}
 			if !progress {
 				break
 			}
+		}
+		every := s.opts.SyncInterval
+		if final {
+			every = 0
+		}
+		synced, err := t.s.syncIfDue(every)
+		if err != nil {
+			s.opts.Logf("logs: %s %s: %v", t.typ, t.member, err)
+		}
+		if synced && s.exporter != nil {
+			s.exporter.wake()
 		}
 	}
 }

@@ -45,7 +45,12 @@ type stream struct {
 	next        uint64 // sequence number of the next record
 	last        Record // last record stored (position of the source; its message is not kept)
 	lastTime    time.Time
-	buf         []byte // encoding buffer, reused across batches (when recent is off)
+	// durable is the last record known on disk (fsynced); records after it are written (in
+	// the page cache, so they survive a kill -9 of the control plane) but not yet synced.
+	durable  uint64
+	dirty    bool      // the active segment has writes not yet fsynced
+	syncedAt time.Time // last fsync of the active segment
+	buf      []byte    // encoding buffer, reused across batches (when recent is off)
 
 	// recent keeps the last batches stored, as written, for the exporter (recentMax > 0 when
 	// export is on): records it sends on time come from memory, not from re-reading and
@@ -155,11 +160,23 @@ func openStream(dir, name string) (*stream, error) {
 	} else {
 		s.next = first
 	}
+	// What a previous run wrote may still be only in the page cache (it was killed between
+	// its write and its sync): make it durable before anything is exported from it.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.durable, s.syncedAt = s.next-1, time.Now()
 	return s, nil
 }
 
 func (s *stream) roll() error {
 	if s.active != nil {
+		// A finished segment is synced before the next one starts: sync covers only the
+		// active segment.
+		if err := s.syncLocked(); err != nil {
+			return err
+		}
 		s.active.Close()
 	}
 	f, err := os.OpenFile(filepath.Join(s.dir, segName(s.next)), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
@@ -179,7 +196,39 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// append stores records (numbering them): one write and one fsync per segment they fill.
+// syncLocked makes every record written durable (under s.mu).
+func (s *stream) syncLocked() error {
+	if s.dirty {
+		if err := s.active.Sync(); err != nil {
+			return err
+		}
+		s.dirty = false
+	}
+	s.durable, s.syncedAt = s.next-1, time.Now()
+	return nil
+}
+
+// syncIfDue fsyncs the stream when it has records written more than every ago not yet
+// synced, and reports whether it synced records. The collector calls it after each poll:
+// writes are per batch, fsyncs at most one per stream per interval (see the durability note
+// in doc.go).
+func (s *stream) syncIfDue(every time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil || s.durable == s.next-1 || time.Since(s.syncedAt) < every {
+		return false, nil
+	}
+	return true, s.syncLocked()
+}
+
+// durableSeq is the last record known on disk; the exporter sends nothing after it.
+func (s *stream) durableSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.durable
+}
+
+// append stores records (numbering them): one write per segment they fill.
 func (s *stream) append(recs []Record) error {
 	return s.commit(len(recs), 0, func(b []byte, i int, seq uint64, now int64) ([]byte, Record, memRec) {
 		r := recs[i]
@@ -221,8 +270,8 @@ func (s *stream) appendLines(src string, lines []pending) error {
 }
 
 // commit writes n records that encode appends (given their sequence number and the ingest
-// time), with one write and one fsync per segment they fill: the batch, not the line, pays
-// for durability. size is a guess of the bytes, for the buffer.
+// time), with one write per segment they fill; syncIfDue makes them durable. size is a guess
+// of the bytes, for the buffer.
 func (s *stream) commit(n, size int, encode func(b []byte, i int, seq uint64, now int64) ([]byte, Record, memRec)) error {
 	if n == 0 {
 		return nil
@@ -249,9 +298,10 @@ func (s *stream) commit(n, size int, encode func(b []byte, i int, seq uint64, no
 			s.dropRecent()
 			return err
 		}
-		if err := s.active.Sync(); err != nil {
-			s.dropRecent()
-			return err
+		if !s.dirty {
+			// The interval counts from the first unsynced write, not from the last sync of
+			// an idle stream.
+			s.dirty, s.syncedAt = true, time.Now()
 		}
 		s.activeSize += int64(len(buf))
 		if keep {
@@ -373,7 +423,7 @@ func (r recentRef) checkpoint() bool { return r.rec().line.n < 0 }
 func (s *stream) withRecent(from uint64, max int, fn func([]recentRef)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	refs, ok := s.recentFromLocked(from, max, s.refs[:0])
+	refs, ok := s.recentFromLocked(from, s.durable, max, s.refs[:0])
 	if ok {
 		fn(refs)
 	}
@@ -382,8 +432,9 @@ func (s *stream) withRecent(from uint64, max int, fn func([]recentRef)) bool {
 	return ok
 }
 
-func (s *stream) recentFromLocked(from uint64, max int, out []recentRef) ([]recentRef, bool) {
-	if from >= s.next {
+// recentFromLocked is withRecent's list: records from..upTo.
+func (s *stream) recentFromLocked(from, upTo uint64, max int, out []recentRef) ([]recentRef, bool) {
+	if from > upTo {
 		return out, true
 	}
 	if len(s.recent) == 0 || from < s.recent[0].first {
@@ -396,7 +447,7 @@ func (s *stream) recentFromLocked(from uint64, max int, out []recentRef) ([]rece
 			continue
 		}
 		for i := int(max64(from, b.first) - b.first); i < len(b.recs); i++ {
-			if events == max {
+			if events == max || b.first+uint64(i) > upTo {
 				return out, true
 			}
 			out = append(out, recentRef{b, i})
@@ -546,6 +597,7 @@ func (s *stream) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.active != nil {
+		_ = s.syncLocked() // an error here is the disk's: the next open re-reads from the last good record
 		s.active.Close()
 		s.active = nil
 	}
