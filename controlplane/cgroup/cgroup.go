@@ -260,6 +260,8 @@ type Group struct {
 	c    *Controller
 	name string
 	dirs map[string]string
+	// boosted: StartCPUBoost ran and EndCPUBoost has not yet succeeded (boost.go).
+	boosted bool
 }
 
 // Group creates (or finds) the cgroup called name. With limits unenforced it returns a Group
@@ -302,7 +304,8 @@ func readTrim(dir, file string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
-// SetLimits sets the memory limit in bytes and the CPU quota in CPUs.
+// SetLimits sets the memory limit in bytes and the CPU quota in CPUs, and the default CPU
+// weight (which also ends the count of a start-up boost a dead control plane left behind).
 func (g *Group) SetLimits(memory int64, cpus float64) error {
 	if memory <= 0 || cpus <= 0 || math.IsNaN(cpus) {
 		return fmt.Errorf("cgroup %s: limits must be positive (memory %d, cpus %g)", g.name, memory, cpus)
@@ -314,6 +317,9 @@ func (g *Group) SetLimits(memory int64, cpus float64) error {
 		if err := write(d, "memory.max", strconv.FormatInt(memory, 10)); err != nil {
 			return err
 		}
+		if err := write(d, "cpu.weight", strconv.Itoa(defaultWeight)); err != nil {
+			return err
+		}
 		return write(d, "cpu.max", quota+" "+strconv.Itoa(cfsPeriod))
 	case V1:
 		if err := write(g.dirs["memory"], "memory.limit_in_bytes", strconv.FormatInt(memory, 10)); err != nil {
@@ -323,8 +329,12 @@ func (g *Group) SetLimits(memory int64, cpus float64) error {
 		if err := write(d, "cpu.cfs_period_us", strconv.Itoa(cfsPeriod)); err != nil {
 			return err
 		}
-		// cpu.shares stays at its default: a lower weight would starve the node on a busy host
-		// long before its quota, a higher one would take CPU from everything else.
+		// cpu.shares is the default: a lower weight would starve the node on a busy host long
+		// before its quota, a higher one would take CPU from everything else (but for the
+		// start-up boost, boost.go).
+		if err := write(d, "cpu.shares", strconv.Itoa(defaultShares)); err != nil {
+			return err
+		}
 		return write(d, "cpu.cfs_quota_us", quota)
 	}
 	return ErrUnenforced

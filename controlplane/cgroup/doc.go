@@ -8,6 +8,9 @@
 // cgroup whose controllers cannot be delegated) it returns a Controller whose Enforced is false
 // and whose Reason says why, and the caller runs the nodes unenforced and says so.
 //
+// For a resume's start it raises a node cgroup's CPU weight along its chain and lifts its
+// quota, then restores them (boost.go).
+//
 // It owns the cgroup directories it creates and the files in them. It never kills processes,
 // never moves processes other than those it is handed, and knows nothing of PostgreSQL.
 package cgroup

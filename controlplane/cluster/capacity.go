@@ -128,6 +128,9 @@ func (mb *member) enforce(acu float64) {
 	if err == nil {
 		err = mb.group.SetLimits(capacity.MemoryBytes(acu), capacity.CPUs(acu))
 	}
+	if err == nil && mb.startNice < 0 {
+		mb.startCgroupBoost() // before the move: the node never runs under its quota meanwhile
+	}
 	if err == nil {
 		err = mb.group.AttachTree(mb.node.PID())
 	}
@@ -147,6 +150,7 @@ func (mb *member) enforce(acu float64) {
 
 // removeGroup deletes the member's cgroup once its processes are gone.
 func (mb *member) removeGroup() {
+	mb.endCgroupBoost() // a node stopped inside its start-up boost must not keep the ancestors raised
 	if mb.group != nil && mb.group.Remove() == nil {
 		mb.group = nil // made again at the next start (after a pause, say)
 	}

@@ -43,6 +43,9 @@ type member struct {
 	// startNice, when below 0 (a resume), is the CPU priority the next start runs at until
 	// the cluster ends the boost (resumeboost.go).
 	startNice int
+	// cgBoost says how the last resume's start ran in its cgroup ("" when it was not
+	// boosted there), for the cluster.resumed event (resumeboost.go).
+	cgBoost string
 	// onReady, when set (by a resume), is called as soon as a start's postmaster accepts
 	// connections and its limits are set, before the start is recorded.
 	onReady func()

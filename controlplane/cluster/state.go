@@ -244,7 +244,7 @@ func (c *Cluster) resumeStep() {
 		released = time.Now()
 	}
 	t1 := time.Now()
-	writer.startNice = resumeStartNice
+	writer.startNice, writer.cgBoost = resumeStartNice, ""
 	writer.ensure()
 	writer.onReady, writer.startNice = nil, 0
 	<-marked
@@ -271,6 +271,9 @@ func (c *Cluster) resumeStep() {
 		ph.Boost = fmt.Sprintf("start-up CPU priority nice %d", resumeStartNice)
 		if n.BoostErr != nil {
 			ph.Boost = "start-up at normal CPU priority: " + n.BoostErr.Error()
+		}
+		if writer.cgBoost != "" {
+			ph.Boost += "; " + writer.cgBoost
 		}
 	}
 	c.mu.Lock()
