@@ -125,11 +125,12 @@ func (mb *member) enforce(acu float64) {
 	if mb.group == nil {
 		mb.group, err = mb.c.m.cg.Group(mb.id)
 	}
-	if err == nil {
+	if err == nil && !mb.group.CPUBoosted() {
+		// (A boosted group was set up before the launch: prepareBoostedGroup.)
 		err = mb.group.SetLimits(capacity.MemoryBytes(acu), capacity.CPUs(acu))
-	}
-	if err == nil && mb.startNice < 0 {
-		mb.startCgroupBoost() // before the move: the node never runs under its quota meanwhile
+		if err == nil && mb.startNice < 0 {
+			mb.startCgroupBoost() // before the move: the node never runs under its quota meanwhile
+		}
 	}
 	if err == nil {
 		err = mb.group.AttachTree(mb.node.PID())
@@ -151,6 +152,10 @@ func (mb *member) enforce(acu float64) {
 // removeGroup deletes the member's cgroup once its processes are gone.
 func (mb *member) removeGroup() {
 	mb.endCgroupBoost() // a node stopped inside its start-up boost must not keep the ancestors raised
+	if mb.group == nil && mb.c.m.cg.Enforced() {
+		// Kept through a pause by an earlier control plane (stopKeepingGroup).
+		mb.group, _ = mb.c.m.cg.Group(mb.id)
+	}
 	if mb.group != nil && mb.group.Remove() == nil {
 		mb.group = nil // made again at the next start (after a pause, say)
 	}

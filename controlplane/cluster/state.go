@@ -196,7 +196,7 @@ func (c *Cluster) pause(why string) {
 	defer cancel()
 	for i := len(c.members) - 1; i >= 0; i-- { // readers first
 		c.members[i].closePoll()
-		c.members[i].stop(ctx)
+		c.members[i].stopKeepingGroup(ctx)
 	}
 	c.mu.Lock()
 	c.rec.Paused = true

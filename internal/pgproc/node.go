@@ -48,6 +48,11 @@ type Config struct {
 	// busy machine. It needs CAP_SYS_NICE (root); without it the start runs at the caller's
 	// priority and BoostErr says why.
 	StartNice int
+	// OnLaunch, when set, is called with the postmaster's pid right after it is launched,
+	// before it has forked anything: a caller that puts the server in a cgroup does it here,
+	// so that every child is born inside and nothing has to be moved (with its memory
+	// charges) once the server is ready. It must be quick.
+	OnLaunch func(pid int)
 	// DieWithParent asks the kernel to stop the server (SIGQUIT) when the calling thread dies.
 	// Tests want it; a control plane that must adopt running servers after a restart does not.
 	DieWithParent bool
@@ -206,6 +211,9 @@ func (n *Node) Start(ctx context.Context) error {
 	n.adoptedPID = 0
 	n.Boosted, n.BoostErr = false, nil
 	n.baseNice, _ = Nice(0)
+	if n.OnLaunch != nil {
+		n.OnLaunch(cmd.Process.Pid)
+	}
 	if n.StartNice < 0 {
 		// The postmaster has only just exec'd: everything it forks from here on inherits this.
 		if err := n.boost(cmd.Process.Pid, n.StartNice); err != nil {

@@ -12,8 +12,14 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// autogroupNice reads the nice value of pid's scheduler autogroup ("/autogroup-N nice V").
+// autogroupNice reads the nice value of pid's scheduler autogroup ("/autogroup-N nice V"); ok
+// is false when the kernel has no autogroups or they are turned off
+// (kernel.sched_autogroup_enabled=0, where the scheduler ignores them and the boost leaves
+// them alone: the per-process nice values are what count then).
 func autogroupNice(t *testing.T, pid int) (int, bool) {
+	if b, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); err != nil || strings.TrimSpace(string(b)) != "1" {
+		return 0, false
+	}
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "autogroup"))
 	if err != nil {
 		return 0, false
@@ -39,7 +45,11 @@ func TestStartNiceBoostsAndRestores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Config{DataDir: filepath.Join(root, "data"), StartNice: -5, DieWithParent: true})
+	// OnLaunch sees the postmaster before it has forked anything (the cluster puts it in its
+	// cgroup there).
+	launched, kidsAtLaunch := 0, -1
+	n, err := New(Config{DataDir: filepath.Join(root, "data"), StartNice: -5, DieWithParent: true,
+		OnLaunch: func(pid int) { launched, kidsAtLaunch = pid, len(Descendants(pid)) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +60,9 @@ func TestStartNiceBoostsAndRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Stop(context.Background())
+	if launched != n.PID() || kidsAtLaunch != 0 {
+		t.Fatalf("OnLaunch got pid %d with %d children; want the postmaster %d with none", launched, kidsAtLaunch, n.PID())
+	}
 	if os.Geteuid() != 0 {
 		// Without CAP_SYS_NICE the start still succeeds, at the caller's priority, and says why.
 		if n.Boosted || n.BoostErr == nil {
