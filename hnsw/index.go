@@ -167,6 +167,7 @@ type Index struct {
 	norms2  []float32 // QuantizedSearch under L2: squared norm of each vector
 	bits    []uint64  // QuantBinary: sign bits of vectors, stride words
 	links0  []uint32  // layer-0 lists, stride m0+1: [count, ids...]
+	dcache0 []uint64  // heap graphs of high dims: layer-0 neighbour distances, stride m0 (distcache.go)
 	levels  []uint8   // level of each node (valid once claimed)
 	state   []uint32  // state bits, accessed atomically
 	// Upper layers are flat too: a node of level l > 0 owns l·(m+1) words of
@@ -188,6 +189,8 @@ type Index struct {
 	ctr *counters
 	// mapped graphs live in memory the Index does not own and cannot grow.
 	mapped bool
+	// noDistCache turns the distance cache off (tests compare graphs built with and without).
+	noDistCache bool
 
 	// entryMu serialises entry replacement after deleting the entry node.
 	entryMu sync.Mutex
@@ -410,6 +413,9 @@ func (x *Index) growLocked(n int) error {
 		return fmt.Errorf("%w: room for %d nodes, %d needed", ErrFull, old, n)
 	}
 	need := EstimateMemory(n, x.dims, x.m)
+	if x.cachesDists() {
+		need += int64(n) * int64(8*x.m0)
+	}
 	if x.bin {
 		need += int64(n) * int64(8*x.words)
 	} else if x.quant {
@@ -429,6 +435,9 @@ func (x *Index) growLocked(n int) error {
 		}
 	}
 	x.links0 = growSlice(x.links0, n*(x.m0+1))
+	if x.cachesDists() {
+		x.dcache0 = growSlice(x.dcache0, n*x.m0)
+	}
 	x.upperOff = growSlice(x.upperOff, n)
 	x.levels = growSlice(x.levels, n)
 	x.state = growSlice(x.state, n)

@@ -158,6 +158,9 @@ func (x *Index) writeOwnLists(id uint32, level int, s *scratch, linked int) {
 	defer x.lock(id).Unlock()
 	for layer := 0; layer < linked && layer <= level; layer++ {
 		writeSelected(x.list(id, layer), s.backLinks[layer], s.backKept[layer])
+		if layer == 0 {
+			x.cacheSelected(id, s.backLinks[0])
+		}
 	}
 }
 
@@ -218,27 +221,53 @@ func (x *Index) link(s *scratch, n, q uint32, d float32, layer int) bool {
 	capn := x.capAt(layer)
 	word := l[0]
 	cnt, valid := int(word&countMask), word&validBit != 0
+	cached := layer == 0 && x.dcache0 != nil
 	if cnt < capn {
 		atomic.StoreUint32(&l[1+cnt], q)
 		atomic.StoreUint32(&l[0], uint32(cnt+1)) // q's kept bit is unknown: bits no longer valid
+		if cached {
+			x.cacheDist(n, cnt, q, d)
+		}
 		return true
 	}
 	for i := 1; i <= cnt; i++ {
 		if atomic.LoadUint32(&x.state[l[i]&idMask])&stateDeleted != 0 {
 			atomic.StoreUint32(&l[i], q)
 			atomic.StoreUint32(&l[0], uint32(cnt))
+			if cached {
+				x.cacheDist(n, i-1, q, d)
+			}
 			return true
 		}
 	}
 
-	// Distances from n to its neighbours, in one gather call.
-	vn := x.vec(n)
+	// Distances from n to its neighbours: from the cache where it has them, the rest in
+	// one gather call.
 	ids := s.ids[:cnt]
+	dists := s.dists[:cnt]
+	miss := s.missIDs[:0]
 	for i := range ids {
 		ids[i] = l[1+i] & idMask
+		if d, ok := x.cachedDist(n, i, ids[i]); ok {
+			dists[i] = d
+		} else {
+			miss = append(miss, ids[i])
+		}
 	}
-	dists := s.dists[:cnt]
-	x.distances(vn, ids, dists)
+	if len(miss) == cnt {
+		x.distances(x.vec(n), ids, dists)
+	} else if len(miss) > 0 {
+		md := s.missDists[:len(miss)]
+		x.distances(x.vec(n), miss, md)
+		j := 0
+		for i := range ids {
+			if _, ok := x.cachedDist(n, i, ids[i]); !ok {
+				dists[i] = md[j]
+				j++
+			}
+		}
+	}
+	s.missIDs = miss
 	cands := s.linkCands[:0]
 	for i := range ids {
 		cands = append(cands, candidate{dist: dists[i], id: l[1+i]}) // kept bit included
@@ -255,6 +284,9 @@ func (x *Index) link(s *scratch, n, q uint32, d float32, layer int) bool {
 		}
 		sel, nKept := x.selectNeighbors(cands, capn, &s.linkSel, &s.linkPruned)
 		writeSelected(l, sel, nKept)
+		if cached {
+			x.cacheSelected(n, sel)
+		}
 		return true
 	}
 
@@ -293,6 +325,9 @@ func (x *Index) link(s *scratch, n, q uint32, d float32, layer int) bool {
 	for j, c := range cands {
 		if j != drop {
 			atomic.StoreUint32(&l[w], c.id)
+			if cached {
+				x.cacheDist(n, w-1, c.id&idMask, c.dist)
+			}
 			w++
 		}
 	}

@@ -27,6 +27,9 @@ type scratch struct {
 	ids     []uint32    // neighbours to score in one gather call
 	dists   []float32   // their distances
 
+	missIDs   []uint32  // link: neighbours whose distance is not cached
+	missDists []float32 // and their distances
+
 	// Quantized traversal (set by searches on a QuantizedSearch index only).
 	quant  bool
 	qcodes []int8   // the query's int8 codes
@@ -104,6 +107,9 @@ func (p *scratchPool) get() *scratch {
 		query: make([]float32, p.x.dims),
 		ids:   make([]uint32, 0, p.x.m0),
 		dists: make([]float32, p.x.m0),
+
+		missIDs:   make([]uint32, 0, p.x.m0),
+		missDists: make([]float32, p.x.m0),
 	}
 }
 
