@@ -1,4 +1,5 @@
-# simd: distance kernels. Every path runs the same tests: on amd64 avx2 and generic natively,
+# simd: distance kernels. Every path runs the same tests: on amd64 avx512 (where the CPU has it),
+# avx2 and generic natively,
 # on arm64 neon and generic under qemu-user (cross-compiled test binary, run explicitly so
 # binfmt registration is not needed). A short fuzz run per target follows.
 
@@ -17,6 +18,9 @@ test-simd-paths:
 	@if [ "$$($(GO) env GOARCH)" = amd64 ]; then \
 		echo "BOREALIS_SIMD=avx2 $(GO) test -count=1 ./simd/..."; \
 		BOREALIS_SIMD=avx2 $(GO) test -count=1 ./simd/...; fi
+	@if [ "$$($(GO) env GOARCH)" = amd64 ] && grep -qw avx512f /proc/cpuinfo; then \
+		echo "BOREALIS_SIMD=avx512 $(GO) test -count=1 ./simd/..."; \
+		BOREALIS_SIMD=avx512 $(GO) test -count=1 ./simd/...; fi
 
 test-simd-arm64:
 	@mkdir -p $(BUILD)

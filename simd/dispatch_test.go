@@ -60,12 +60,12 @@ func TestForcedPathAtInitFallsBackWithoutPanicking(t *testing.T) {
 			t.Fatal(err)
 		}
 	}()
-	selectAtInit("avx512") // not written yet: must be a recorded error, never a panic
+	selectAtInit("avx1024") // no such path: must be a recorded error, never a panic
 	info := Info()
 	if info.Path != info.Available[0] {
 		t.Fatalf("fallback path %q, want best available %q", info.Path, info.Available[0])
 	}
-	if !strings.Contains(info.Error, "BOREALIS_SIMD=avx512") || !strings.Contains(info.Error, "using "+info.Path) {
+	if !strings.Contains(info.Error, "BOREALIS_SIMD=avx1024") || !strings.Contains(info.Error, "using "+info.Path) {
 		t.Fatalf("error not recorded clearly: %q", info.Error)
 	}
 	initError = ""

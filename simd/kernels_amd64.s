@@ -634,6 +634,644 @@ cosGatherAVX2_done:
 	VZEROUPPER
 	RET
 
+// func dotBatchAVX512(q *float32, data *float32, dim int, rows int, out *float32)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·dotBatchAVX512(SB), NOSPLIT, $0-40
+	MOVQ q+0(FP), AX
+	MOVQ data+8(FP), CX
+	MOVQ dim+16(FP), DX
+	MOVQ rows+24(FP), BX
+	MOVQ out+32(FP), SI
+	MOVQ DX, DI
+	SHLQ $0x02, DI
+	XORQ R8, R8
+
+dotBatchAVX512_row:
+	CMPQ   R8, BX
+	JE     dotBatchAVX512_done
+	MOVQ   CX, R9
+	ADDQ   DI, CX
+	MOVQ   AX, R10
+	MOVQ   DX, R11
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+dotBatchAVX512_loop64:
+	CMPQ        R11, $0x40
+	JL          dotBatchAVX512_loop16
+	VMOVUPS     (R10), Z4
+	VFMADD231PS (R9), Z4, Z0
+	VMOVUPS     64(R10), Z4
+	VFMADD231PS 64(R9), Z4, Z1
+	VMOVUPS     128(R10), Z4
+	VFMADD231PS 128(R9), Z4, Z2
+	VMOVUPS     192(R10), Z4
+	VFMADD231PS 192(R9), Z4, Z3
+	ADDQ        $0x00000100, R10
+	ADDQ        $0x00000100, R9
+	SUBQ        $0x40, R11
+	JMP         dotBatchAVX512_loop64
+
+dotBatchAVX512_loop16:
+	CMPQ        R11, $0x10
+	JL          dotBatchAVX512_tail
+	VMOVUPS     (R10), Z4
+	VFMADD231PS (R9), Z4, Z0
+	ADDQ        $0x40, R10
+	ADDQ        $0x40, R9
+	SUBQ        $0x10, R11
+	JMP         dotBatchAVX512_loop16
+
+dotBatchAVX512_tail:
+	TESTQ       R11, R11
+	JE          dotBatchAVX512_reduce
+	MOVL        $0xffffffff, R12
+	BZHIL       R11, R12, R12
+	KMOVW       R12, K1
+	VMOVUPS.Z   (R10), K1, Z4
+	VMOVUPS.Z   (R9), K1, Z5
+	VFMADD231PS Z5, Z4, Z1
+	XORQ        R11, R11
+
+dotBatchAVX512_reduce:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X4
+	VADDPS        X4, X0, X0
+	VMOVHLPS      X0, X4, X4
+	VADDPS        X4, X0, X0
+	VMOVSHDUP     X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (SI)(R8*4)
+	INCQ          R8
+	JMP           dotBatchAVX512_row
+
+dotBatchAVX512_done:
+	VZEROUPPER
+	RET
+
+// func dotGatherAVX512(q *float32, data *float32, dim int, idx *uint32, rows int, out *float32)
+// Requires: AVX, AVX512F, BMI2, MMX+
+TEXT ·dotGatherAVX512(SB), NOSPLIT, $0-48
+	MOVQ q+0(FP), AX
+	MOVQ data+8(FP), CX
+	MOVQ dim+16(FP), DX
+	MOVQ rows+32(FP), BX
+	MOVQ out+40(FP), SI
+	MOVQ idx+24(FP), DI
+	MOVQ DX, R8
+	SHLQ $0x02, R8
+	XORQ R9, R9
+
+dotGatherAVX512_row:
+	CMPQ    R9, BX
+	JE      dotGatherAVX512_done
+	MOVLQZX (DI)(R9*4), R10
+	IMULQ   R8, R10
+	ADDQ    CX, R10
+	MOVQ    R9, R11
+	INCQ    R11
+	CMPQ    R11, BX
+	JE      dotGatherAVX512_last
+	MOVLQZX (DI)(R11*4), R11
+	IMULQ   R8, R11
+	ADDQ    CX, R11
+	JMP     dotGatherAVX512_prefetch_set
+
+dotGatherAVX512_last:
+	MOVQ R10, R11
+
+dotGatherAVX512_prefetch_set:
+	MOVQ   AX, R12
+	MOVQ   DX, R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+dotGatherAVX512_loop64:
+	CMPQ        R13, $0x40
+	JL          dotGatherAVX512_loop16
+	PREFETCHT0  (R11)
+	PREFETCHT0  64(R11)
+	PREFETCHT0  128(R11)
+	PREFETCHT0  192(R11)
+	ADDQ        $0x00000100, R11
+	VMOVUPS     (R12), Z4
+	VFMADD231PS (R10), Z4, Z0
+	VMOVUPS     64(R12), Z4
+	VFMADD231PS 64(R10), Z4, Z1
+	VMOVUPS     128(R12), Z4
+	VFMADD231PS 128(R10), Z4, Z2
+	VMOVUPS     192(R12), Z4
+	VFMADD231PS 192(R10), Z4, Z3
+	ADDQ        $0x00000100, R12
+	ADDQ        $0x00000100, R10
+	SUBQ        $0x40, R13
+	JMP         dotGatherAVX512_loop64
+
+dotGatherAVX512_loop16:
+	CMPQ        R13, $0x10
+	JL          dotGatherAVX512_tail
+	VMOVUPS     (R12), Z4
+	VFMADD231PS (R10), Z4, Z0
+	ADDQ        $0x40, R12
+	ADDQ        $0x40, R10
+	SUBQ        $0x10, R13
+	JMP         dotGatherAVX512_loop16
+
+dotGatherAVX512_tail:
+	TESTQ       R13, R13
+	JE          dotGatherAVX512_reduce
+	MOVL        $0xffffffff, R11
+	BZHIL       R13, R11, R11
+	KMOVW       R11, K1
+	VMOVUPS.Z   (R12), K1, Z4
+	VMOVUPS.Z   (R10), K1, Z5
+	VFMADD231PS Z5, Z4, Z1
+	XORQ        R13, R13
+
+dotGatherAVX512_reduce:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X4
+	VADDPS        X4, X0, X0
+	VMOVHLPS      X0, X4, X4
+	VADDPS        X4, X0, X0
+	VMOVSHDUP     X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (SI)(R9*4)
+	INCQ          R9
+	JMP           dotGatherAVX512_row
+
+dotGatherAVX512_done:
+	VZEROUPPER
+	RET
+
+// func l2BatchAVX512(q *float32, data *float32, dim int, rows int, out *float32)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·l2BatchAVX512(SB), NOSPLIT, $0-40
+	MOVQ q+0(FP), AX
+	MOVQ data+8(FP), CX
+	MOVQ dim+16(FP), DX
+	MOVQ rows+24(FP), BX
+	MOVQ out+32(FP), SI
+	MOVQ DX, DI
+	SHLQ $0x02, DI
+	XORQ R8, R8
+
+l2BatchAVX512_row:
+	CMPQ   R8, BX
+	JE     l2BatchAVX512_done
+	MOVQ   CX, R9
+	ADDQ   DI, CX
+	MOVQ   AX, R10
+	MOVQ   DX, R11
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+l2BatchAVX512_loop64:
+	CMPQ        R11, $0x40
+	JL          l2BatchAVX512_loop16
+	VMOVUPS     (R10), Z4
+	VSUBPS      (R9), Z4, Z4
+	VFMADD231PS Z4, Z4, Z0
+	VMOVUPS     64(R10), Z4
+	VSUBPS      64(R9), Z4, Z4
+	VFMADD231PS Z4, Z4, Z1
+	VMOVUPS     128(R10), Z4
+	VSUBPS      128(R9), Z4, Z4
+	VFMADD231PS Z4, Z4, Z2
+	VMOVUPS     192(R10), Z4
+	VSUBPS      192(R9), Z4, Z4
+	VFMADD231PS Z4, Z4, Z3
+	ADDQ        $0x00000100, R10
+	ADDQ        $0x00000100, R9
+	SUBQ        $0x40, R11
+	JMP         l2BatchAVX512_loop64
+
+l2BatchAVX512_loop16:
+	CMPQ        R11, $0x10
+	JL          l2BatchAVX512_tail
+	VMOVUPS     (R10), Z4
+	VSUBPS      (R9), Z4, Z4
+	VFMADD231PS Z4, Z4, Z0
+	ADDQ        $0x40, R10
+	ADDQ        $0x40, R9
+	SUBQ        $0x10, R11
+	JMP         l2BatchAVX512_loop16
+
+l2BatchAVX512_tail:
+	TESTQ       R11, R11
+	JE          l2BatchAVX512_reduce
+	MOVL        $0xffffffff, R12
+	BZHIL       R11, R12, R12
+	KMOVW       R12, K1
+	VMOVUPS.Z   (R10), K1, Z4
+	VMOVUPS.Z   (R9), K1, Z5
+	VSUBPS      Z5, Z4, Z4
+	VFMADD231PS Z4, Z4, Z1
+	XORQ        R11, R11
+
+l2BatchAVX512_reduce:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X4
+	VADDPS        X4, X0, X0
+	VMOVHLPS      X0, X4, X4
+	VADDPS        X4, X0, X0
+	VMOVSHDUP     X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (SI)(R8*4)
+	INCQ          R8
+	JMP           l2BatchAVX512_row
+
+l2BatchAVX512_done:
+	VZEROUPPER
+	RET
+
+// func l2GatherAVX512(q *float32, data *float32, dim int, idx *uint32, rows int, out *float32)
+// Requires: AVX, AVX512F, BMI2, MMX+
+TEXT ·l2GatherAVX512(SB), NOSPLIT, $0-48
+	MOVQ q+0(FP), AX
+	MOVQ data+8(FP), CX
+	MOVQ dim+16(FP), DX
+	MOVQ rows+32(FP), BX
+	MOVQ out+40(FP), SI
+	MOVQ idx+24(FP), DI
+	MOVQ DX, R8
+	SHLQ $0x02, R8
+	XORQ R9, R9
+
+l2GatherAVX512_row:
+	CMPQ    R9, BX
+	JE      l2GatherAVX512_done
+	MOVLQZX (DI)(R9*4), R10
+	IMULQ   R8, R10
+	ADDQ    CX, R10
+	MOVQ    R9, R11
+	INCQ    R11
+	CMPQ    R11, BX
+	JE      l2GatherAVX512_last
+	MOVLQZX (DI)(R11*4), R11
+	IMULQ   R8, R11
+	ADDQ    CX, R11
+	JMP     l2GatherAVX512_prefetch_set
+
+l2GatherAVX512_last:
+	MOVQ R10, R11
+
+l2GatherAVX512_prefetch_set:
+	MOVQ   AX, R12
+	MOVQ   DX, R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+l2GatherAVX512_loop64:
+	CMPQ        R13, $0x40
+	JL          l2GatherAVX512_loop16
+	PREFETCHT0  (R11)
+	PREFETCHT0  64(R11)
+	PREFETCHT0  128(R11)
+	PREFETCHT0  192(R11)
+	ADDQ        $0x00000100, R11
+	VMOVUPS     (R12), Z4
+	VSUBPS      (R10), Z4, Z4
+	VFMADD231PS Z4, Z4, Z0
+	VMOVUPS     64(R12), Z4
+	VSUBPS      64(R10), Z4, Z4
+	VFMADD231PS Z4, Z4, Z1
+	VMOVUPS     128(R12), Z4
+	VSUBPS      128(R10), Z4, Z4
+	VFMADD231PS Z4, Z4, Z2
+	VMOVUPS     192(R12), Z4
+	VSUBPS      192(R10), Z4, Z4
+	VFMADD231PS Z4, Z4, Z3
+	ADDQ        $0x00000100, R12
+	ADDQ        $0x00000100, R10
+	SUBQ        $0x40, R13
+	JMP         l2GatherAVX512_loop64
+
+l2GatherAVX512_loop16:
+	CMPQ        R13, $0x10
+	JL          l2GatherAVX512_tail
+	VMOVUPS     (R12), Z4
+	VSUBPS      (R10), Z4, Z4
+	VFMADD231PS Z4, Z4, Z0
+	ADDQ        $0x40, R12
+	ADDQ        $0x40, R10
+	SUBQ        $0x10, R13
+	JMP         l2GatherAVX512_loop16
+
+l2GatherAVX512_tail:
+	TESTQ       R13, R13
+	JE          l2GatherAVX512_reduce
+	MOVL        $0xffffffff, R11
+	BZHIL       R13, R11, R11
+	KMOVW       R11, K1
+	VMOVUPS.Z   (R12), K1, Z4
+	VMOVUPS.Z   (R10), K1, Z5
+	VSUBPS      Z5, Z4, Z4
+	VFMADD231PS Z4, Z4, Z1
+	XORQ        R13, R13
+
+l2GatherAVX512_reduce:
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y4
+	VADDPS        Y4, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X4
+	VADDPS        X4, X0, X0
+	VMOVHLPS      X0, X4, X4
+	VADDPS        X4, X0, X0
+	VMOVSHDUP     X0, X4
+	VADDSS        X4, X0, X0
+	VMOVSS        X0, (SI)(R9*4)
+	INCQ          R9
+	JMP           l2GatherAVX512_row
+
+l2GatherAVX512_done:
+	VZEROUPPER
+	RET
+
+// func cosBatchAVX512(q *float32, data *float32, dim int, rows int, qn float32, out *float32)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·cosBatchAVX512(SB), NOSPLIT, $0-48
+	MOVQ q+0(FP), AX
+	MOVQ data+8(FP), CX
+	MOVQ dim+16(FP), DX
+	MOVQ rows+24(FP), BX
+	MOVQ out+40(FP), SI
+	MOVQ DX, DI
+	SHLQ $0x02, DI
+	XORQ R8, R8
+
+cosBatchAVX512_row:
+	CMPQ   R8, BX
+	JE     cosBatchAVX512_done
+	MOVQ   CX, R9
+	ADDQ   DI, CX
+	MOVQ   AX, R10
+	MOVQ   DX, R11
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+cosBatchAVX512_loop64:
+	CMPQ        R11, $0x40
+	JL          cosBatchAVX512_loop16
+	VMOVUPS     (R10), Z8
+	VMOVUPS     (R9), Z9
+	VFMADD231PS Z9, Z8, Z0
+	VFMADD231PS Z9, Z9, Z1
+	VMOVUPS     64(R10), Z8
+	VMOVUPS     64(R9), Z9
+	VFMADD231PS Z9, Z8, Z2
+	VFMADD231PS Z9, Z9, Z3
+	VMOVUPS     128(R10), Z8
+	VMOVUPS     128(R9), Z9
+	VFMADD231PS Z9, Z8, Z4
+	VFMADD231PS Z9, Z9, Z5
+	VMOVUPS     192(R10), Z8
+	VMOVUPS     192(R9), Z9
+	VFMADD231PS Z9, Z8, Z6
+	VFMADD231PS Z9, Z9, Z7
+	ADDQ        $0x00000100, R10
+	ADDQ        $0x00000100, R9
+	SUBQ        $0x40, R11
+	JMP         cosBatchAVX512_loop64
+
+cosBatchAVX512_loop16:
+	CMPQ        R11, $0x10
+	JL          cosBatchAVX512_tail
+	VMOVUPS     (R10), Z8
+	VMOVUPS     (R9), Z9
+	VFMADD231PS Z9, Z8, Z0
+	VFMADD231PS Z9, Z9, Z1
+	ADDQ        $0x40, R10
+	ADDQ        $0x40, R9
+	SUBQ        $0x10, R11
+	JMP         cosBatchAVX512_loop16
+
+cosBatchAVX512_tail:
+	TESTQ       R11, R11
+	JE          cosBatchAVX512_reduce
+	MOVL        $0xffffffff, R12
+	BZHIL       R11, R12, R12
+	KMOVW       R12, K1
+	VMOVUPS.Z   (R10), K1, Z8
+	VMOVUPS.Z   (R9), K1, Z9
+	VFMADD231PS Z9, Z8, Z2
+	VFMADD231PS Z9, Z9, Z3
+	XORQ        R11, R11
+
+cosBatchAVX512_reduce:
+	VADDPS        Z2, Z0, Z0
+	VADDPS        Z6, Z4, Z4
+	VADDPS        Z4, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X8
+	VADDPS        X8, X0, X0
+	VMOVHLPS      X0, X8, X8
+	VADDPS        X8, X0, X0
+	VMOVSHDUP     X0, X8
+	VADDSS        X8, X0, X0
+	VADDPS        Z3, Z1, Z1
+	VADDPS        Z7, Z5, Z5
+	VADDPS        Z5, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF128  $0x01, Y1, X8
+	VADDPS        X8, X1, X1
+	VMOVHLPS      X1, X8, X8
+	VADDPS        X8, X1, X1
+	VMOVSHDUP     X1, X8
+	VADDSS        X8, X1, X1
+	VMOVSS        qn+32(FP), X8
+	VCVTSS2SD     X8, X8, X8
+	VCVTSS2SD     X1, X1, X1
+	VMULSD        X8, X1, X1
+	VSQRTSD       X1, X1, X1
+	VCVTSS2SD     X0, X0, X0
+	VDIVSD        X1, X0, X0
+	VMOVSD        one<>+0(SB), X8
+	VMINSD        X0, X8, X0
+	VMOVSD        minusone<>+0(SB), X8
+	VMAXSD        X0, X8, X0
+	VMOVSD        one<>+0(SB), X8
+	VSUBSD        X0, X8, X0
+	VCVTSD2SS     X0, X0, X0
+	VMOVSS        X0, (SI)(R8*4)
+	INCQ          R8
+	JMP           cosBatchAVX512_row
+
+cosBatchAVX512_done:
+	VZEROUPPER
+	RET
+
+// func cosGatherAVX512(q *float32, data *float32, dim int, idx *uint32, rows int, qn float32, out *float32)
+// Requires: AVX, AVX512F, BMI2, MMX+
+TEXT ·cosGatherAVX512(SB), NOSPLIT, $0-56
+	MOVQ q+0(FP), AX
+	MOVQ data+8(FP), CX
+	MOVQ dim+16(FP), DX
+	MOVQ rows+32(FP), BX
+	MOVQ out+48(FP), SI
+	MOVQ idx+24(FP), DI
+	MOVQ DX, R8
+	SHLQ $0x02, R8
+	XORQ R9, R9
+
+cosGatherAVX512_row:
+	CMPQ    R9, BX
+	JE      cosGatherAVX512_done
+	MOVLQZX (DI)(R9*4), R10
+	IMULQ   R8, R10
+	ADDQ    CX, R10
+	MOVQ    R9, R11
+	INCQ    R11
+	CMPQ    R11, BX
+	JE      cosGatherAVX512_last
+	MOVLQZX (DI)(R11*4), R11
+	IMULQ   R8, R11
+	ADDQ    CX, R11
+	JMP     cosGatherAVX512_prefetch_set
+
+cosGatherAVX512_last:
+	MOVQ R10, R11
+
+cosGatherAVX512_prefetch_set:
+	MOVQ   AX, R12
+	MOVQ   DX, R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+cosGatherAVX512_loop64:
+	CMPQ        R13, $0x40
+	JL          cosGatherAVX512_loop16
+	PREFETCHT0  (R11)
+	PREFETCHT0  64(R11)
+	PREFETCHT0  128(R11)
+	PREFETCHT0  192(R11)
+	ADDQ        $0x00000100, R11
+	VMOVUPS     (R12), Z8
+	VMOVUPS     (R10), Z9
+	VFMADD231PS Z9, Z8, Z0
+	VFMADD231PS Z9, Z9, Z1
+	VMOVUPS     64(R12), Z8
+	VMOVUPS     64(R10), Z9
+	VFMADD231PS Z9, Z8, Z2
+	VFMADD231PS Z9, Z9, Z3
+	VMOVUPS     128(R12), Z8
+	VMOVUPS     128(R10), Z9
+	VFMADD231PS Z9, Z8, Z4
+	VFMADD231PS Z9, Z9, Z5
+	VMOVUPS     192(R12), Z8
+	VMOVUPS     192(R10), Z9
+	VFMADD231PS Z9, Z8, Z6
+	VFMADD231PS Z9, Z9, Z7
+	ADDQ        $0x00000100, R12
+	ADDQ        $0x00000100, R10
+	SUBQ        $0x40, R13
+	JMP         cosGatherAVX512_loop64
+
+cosGatherAVX512_loop16:
+	CMPQ        R13, $0x10
+	JL          cosGatherAVX512_tail
+	VMOVUPS     (R12), Z8
+	VMOVUPS     (R10), Z9
+	VFMADD231PS Z9, Z8, Z0
+	VFMADD231PS Z9, Z9, Z1
+	ADDQ        $0x40, R12
+	ADDQ        $0x40, R10
+	SUBQ        $0x10, R13
+	JMP         cosGatherAVX512_loop16
+
+cosGatherAVX512_tail:
+	TESTQ       R13, R13
+	JE          cosGatherAVX512_reduce
+	MOVL        $0xffffffff, R11
+	BZHIL       R13, R11, R11
+	KMOVW       R11, K1
+	VMOVUPS.Z   (R12), K1, Z8
+	VMOVUPS.Z   (R10), K1, Z9
+	VFMADD231PS Z9, Z8, Z2
+	VFMADD231PS Z9, Z9, Z3
+	XORQ        R13, R13
+
+cosGatherAVX512_reduce:
+	VADDPS        Z2, Z0, Z0
+	VADDPS        Z6, Z4, Z4
+	VADDPS        Z4, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y8
+	VADDPS        Y8, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X8
+	VADDPS        X8, X0, X0
+	VMOVHLPS      X0, X8, X8
+	VADDPS        X8, X0, X0
+	VMOVSHDUP     X0, X8
+	VADDSS        X8, X0, X0
+	VADDPS        Z3, Z1, Z1
+	VADDPS        Z7, Z5, Z5
+	VADDPS        Z5, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y8
+	VADDPS        Y8, Y1, Y1
+	VEXTRACTF128  $0x01, Y1, X8
+	VADDPS        X8, X1, X1
+	VMOVHLPS      X1, X8, X8
+	VADDPS        X8, X1, X1
+	VMOVSHDUP     X1, X8
+	VADDSS        X8, X1, X1
+	VMOVSS        qn+40(FP), X8
+	VCVTSS2SD     X8, X8, X8
+	VCVTSS2SD     X1, X1, X1
+	VMULSD        X8, X1, X1
+	VSQRTSD       X1, X1, X1
+	VCVTSS2SD     X0, X0, X0
+	VDIVSD        X1, X0, X0
+	VMOVSD        one<>+0(SB), X8
+	VMINSD        X0, X8, X0
+	VMOVSD        minusone<>+0(SB), X8
+	VMAXSD        X0, X8, X0
+	VMOVSD        one<>+0(SB), X8
+	VSUBSD        X0, X8, X0
+	VCVTSD2SS     X0, X0, X0
+	VMOVSS        X0, (SI)(R9*4)
+	INCQ          R9
+	JMP           cosGatherAVX512_row
+
+cosGatherAVX512_done:
+	VZEROUPPER
+	RET
+
 // func normSqAVX2(a *float32, n int) float32
 // Requires: AVX, FMA3
 TEXT ·normSqAVX2(SB), NOSPLIT, $0-20

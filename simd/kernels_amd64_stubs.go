@@ -34,6 +34,36 @@ func cosBatchAVX2(q *float32, data *float32, dim int, rows int, qn float32, out 
 //go:noescape
 func cosGatherAVX2(q *float32, data *float32, dim int, idx *uint32, rows int, qn float32, out *float32)
 
+// dotBatchAVX512 writes one distance per row to out; shapes are checked by the Go caller.
+//
+//go:noescape
+func dotBatchAVX512(q *float32, data *float32, dim int, rows int, out *float32)
+
+// dotGatherAVX512 writes one distance per row to out; shapes are checked by the Go caller.
+//
+//go:noescape
+func dotGatherAVX512(q *float32, data *float32, dim int, idx *uint32, rows int, out *float32)
+
+// l2BatchAVX512 writes one distance per row to out; shapes are checked by the Go caller.
+//
+//go:noescape
+func l2BatchAVX512(q *float32, data *float32, dim int, rows int, out *float32)
+
+// l2GatherAVX512 writes one distance per row to out; shapes are checked by the Go caller.
+//
+//go:noescape
+func l2GatherAVX512(q *float32, data *float32, dim int, idx *uint32, rows int, out *float32)
+
+// cosBatchAVX512 writes one distance per row to out; shapes are checked by the Go caller.
+//
+//go:noescape
+func cosBatchAVX512(q *float32, data *float32, dim int, rows int, qn float32, out *float32)
+
+// cosGatherAVX512 writes one distance per row to out; shapes are checked by the Go caller.
+//
+//go:noescape
+func cosGatherAVX512(q *float32, data *float32, dim int, idx *uint32, rows int, qn float32, out *float32)
+
 // normSqAVX2 returns the sum of squares of the n floats at a.
 //
 //go:noescape

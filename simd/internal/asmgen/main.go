@@ -13,6 +13,7 @@ package main
 import (
 	"flag"
 	"math"
+	"strings"
 
 	. "github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/gotypes"
@@ -38,6 +39,13 @@ func main() {
 	}{{"dot", opDot}, {"l2", opL2}, {"cos", opCos}} {
 		floatKernel(o.name+"BatchAVX2", o.op, false)
 		floatKernel(o.name+"GatherAVX2", o.op, true)
+	}
+	for _, o := range []struct {
+		name string
+		op   op
+	}{{"dot", opDot}, {"l2", opL2}, {"cos", opCos}} {
+		floatKernel(o.name+"BatchAVX512", o.op, false)
+		floatKernel(o.name+"GatherAVX512", o.op, true)
 	}
 	normSq()
 	cosPair()
@@ -133,7 +141,12 @@ func floatKernel(name string, o op, gather bool) {
 	cnt := GP64()
 	MOVQ(dim, cnt)
 
-	s, n := rowBody(name, o, pq, pd, pn, cnt)
+	var s, n VecVirtual
+	if strings.HasSuffix(name, "AVX512") {
+		s, n = rowBody512(name, o, pq, pd, pn, cnt)
+	} else {
+		s, n = rowBody(name, o, pq, pd, pn, cnt)
+	}
 	if o == opCos {
 		// VMOVSS, not avo's Load (legacy MOVSS): an SSE instruction while the ymm upper
 		// halves are dirty costs a state transition on Intel cores, measured as ~2x on
@@ -240,6 +253,114 @@ func rowBody(name string, o op, pq, pd, pn, cnt Register) (s, n VecVirtual) {
 	JMP(LabelRef(name + "_tail"))
 	Label(name + "_end")
 	return s, n
+}
+
+// rowBody512 is rowBody with 512-bit registers: 64 floats per trip in four zmm
+// accumulators, then 16 at a time, then the last 0-15 in one masked load (lanes past the
+// end read as zero and cannot fault), so there is no scalar tail. AVX-512F with DQ and VL.
+func rowBody512(name string, o op, pq, pd, pn, cnt Register) (s, n VecVirtual) {
+	const unroll = 4
+	acc := make([]VecVirtual, unroll)
+	nacc := make([]VecVirtual, unroll)
+	for k := range acc {
+		acc[k] = ZMM()
+		VPXORD(acc[k], acc[k], acc[k])
+		if o == opCos {
+			nacc[k] = ZMM()
+			VPXORD(nacc[k], nacc[k], nacc[k])
+		}
+	}
+	// step adds one 16-float block; x and y are the query's and the row's floats.
+	step := func(k int, x, y Op) {
+		switch o {
+		case opDot:
+			VFMADD231PS(y, x, acc[k])
+		case opL2:
+			VSUBPS(y, x, x)
+			VFMADD231PS(x, x, acc[k])
+		case opCos:
+			VFMADD231PS(y, x, acc[k])
+			VFMADD231PS(y, y, nacc[k])
+		}
+	}
+	load := func(k int, disp int) {
+		x := ZMM()
+		VMOVUPS(Mem{Base: pq, Disp: disp}, x)
+		if o == opCos {
+			y := ZMM()
+			VMOVUPS(Mem{Base: pd, Disp: disp}, y)
+			step(k, x, y)
+			return
+		}
+		step(k, x, Mem{Base: pd, Disp: disp})
+	}
+
+	Label(name + "_loop64")
+	CMPQ(cnt, Imm(64))
+	JL(LabelRef(name + "_loop16"))
+	if pn != nil {
+		for l := 0; l < 4; l++ {
+			PREFETCHT0(Mem{Base: pn, Disp: 64 * l})
+		}
+		ADDQ(U32(256), pn)
+	}
+	for k := 0; k < unroll; k++ {
+		load(k, 64*k)
+	}
+	ADDQ(U32(256), pq)
+	ADDQ(U32(256), pd)
+	SUBQ(Imm(64), cnt)
+	JMP(LabelRef(name + "_loop64"))
+
+	Label(name + "_loop16")
+	CMPQ(cnt, Imm(16))
+	JL(LabelRef(name + "_tail"))
+	load(0, 0)
+	ADDQ(Imm(64), pq)
+	ADDQ(Imm(64), pd)
+	SUBQ(Imm(16), cnt)
+	JMP(LabelRef(name + "_loop16"))
+
+	Label(name + "_tail")
+	TESTQ(cnt, cnt)
+	JE(LabelRef(name + "_reduce"))
+	bits := GP32()
+	MOVL(U32(0xffffffff), bits)
+	BZHIL(cnt.(GPVirtual).As32(), bits, bits)
+	mask := K()
+	KMOVW(bits, mask)
+	x, y := ZMM(), ZMM()
+	VMOVUPS_Z(Mem{Base: pq}, mask, x)
+	VMOVUPS_Z(Mem{Base: pd}, mask, y)
+	step(1, x, y)
+	XORQ(cnt, cnt)
+
+	Label(name + "_reduce")
+	s = reduce512(acc)
+	if o == opCos {
+		n = reduce512(nacc)
+	}
+	return s, n
+}
+
+// reduce512 sums four zmm accumulators into the low lane of an xmm register.
+func reduce512(acc []VecVirtual) VecVirtual {
+	VADDPS(acc[1], acc[0], acc[0])
+	VADDPS(acc[3], acc[2], acc[2])
+	VADDPS(acc[2], acc[0], acc[0])
+	hi := YMM()
+	VEXTRACTF64X4(U8(1), acc[0], hi)
+	lo := acc[0].AsY().(VecVirtual)
+	VADDPS(hi, lo, lo)
+	h := XMM()
+	VEXTRACTF128(U8(1), lo, h)
+	s := lo.AsX()
+	VADDPS(h, s, s)
+	VMOVHLPS(s, h, h)
+	VADDPS(h, s, s)
+	VMOVSHDUP(s, h)
+	VADDSS(h, s, s)
+	return s.(VecVirtual)
 }
 
 // reduce sums four ymm accumulators into the low lane of an xmm register, pairwise so no

@@ -5,7 +5,7 @@ SELECT extname, extversion FROM pg_extension WHERE extname IN ('vector', 'boreal
 SELECT borealis_version() ~ '^borealis 0\.1\.0 \(engine go1\.[0-9]+' AS version_ok;
 
 SELECT info ? 'go_version' AS has_go, info->>'extension_version' AS ext,
-       (info->'simd'->>'path') IN ('avx2', 'generic', 'neon') AS simd_path_known,
+       (info->'simd'->>'path') IN ('avx512', 'avx2', 'generic', 'neon') AS simd_path_known,
        (info->'signal_isolation'->>'ok')::boolean AS go_threads_isolated
 FROM borealis_engine_info() AS info;
 
