@@ -39,6 +39,7 @@ type impl struct {
 	l2Gather  func(q, slab []float32, rows []uint32, out []float32)
 	cosGather func(q, slab []float32, rows []uint32, out []float32)
 	dotI8     func(a, b []int8) int32
+	dotI8G    func(q, slab []int8, rows []uint32, out []int32)
 	l2I8      func(a, b []int8) int32
 	l1        func(a, b []float32) float32
 	fromHalf  func(dst []float32, src []uint16)

@@ -36,6 +36,7 @@ var avx512Impl = func() impl {
 	m.dot, m.l2 = dotAVX512, l2AVX512
 	m.dotBatch, m.l2Batch, m.cosBatch = dotBatchAVX512Slice, l2BatchAVX512Slice, cosBatchAVX512Slice
 	m.dotGather, m.l2Gather, m.cosGather = dotGatherAVX512Slice, l2GatherAVX512Slice, cosGatherAVX512Slice
+	m.dotI8G = dotInt8GatherAVX512Slice
 	return m
 }()
 
@@ -58,6 +59,14 @@ func l2AVX512(a, b []float32) float32 {
 	var out float32
 	l2BatchAVX512(&a[0], &b[0], len(a), 1, &out)
 	return out
+}
+
+func dotInt8GatherAVX512Slice(q, slab []int8, rows []uint32, out []int32) {
+	if len(q) == 0 || len(rows) == 0 {
+		gatherInt8(dotInt8Generic, q, slab, rows, out)
+		return
+	}
+	dotInt8GatherAVX512(&q[0], &slab[0], len(q), &rows[0], len(rows), &out[0])
 }
 
 func dotBatchAVX512Slice(q, data, out []float32) {
@@ -137,6 +146,7 @@ var avx2Impl = impl{
 	},
 	cosGather: cosGatherAVX2Slice,
 	dotI8:     dotInt8AVX2,
+	dotI8G:    func(q, slab []int8, rows []uint32, out []int32) { gatherInt8(dotInt8AVX2, q, slab, rows, out) },
 	l2I8:      func(a, b []int8) int32 { return int8AVX2(l2Int8AVX2, a, b) },
 	l1:        l1AVX2Slice,
 	fromHalf:  halfToFloat32AVX2,

@@ -74,6 +74,7 @@ var neonImpl = impl{
 		gather(func(a, b []float32) float32 { return cosFinish(dotNormPairNEON(a, b, na)) }, q, slab, rows, out)
 	},
 	dotI8:    dotInt8Generic,
+	dotI8G:   func(q, slab []int8, rows []uint32, out []int32) { gatherInt8(dotInt8Generic, q, slab, rows, out) },
 	l2I8:     l2Int8Generic,
 	l1:       func(a, b []float32) float32 { return pairNEON(l1NEON, a, b) },
 	fromHalf: halfToFloat32NEONSlice,

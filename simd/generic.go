@@ -18,6 +18,7 @@ var genericImpl = impl{
 	l2Gather:  func(q, slab []float32, rows []uint32, out []float32) { gather(l2Generic, q, slab, rows, out) },
 	cosGather: cosGatherGeneric,
 	dotI8:     dotInt8Generic,
+	dotI8G:    func(q, slab []int8, rows []uint32, out []int32) { gatherInt8(dotInt8Generic, q, slab, rows, out) },
 	l2I8:      l2Int8Generic,
 	l1:        l1Generic,
 	fromHalf:  halfToFloat32Generic,

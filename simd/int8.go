@@ -12,6 +12,22 @@ func DotInt8(a, b []int8) int32 {
 	return active.Load().dotI8(a, b)
 }
 
+// DotInt8Gather writes DotInt8(q, row rows[i] of slab) into out[i]; slab is a row-major
+// int8 matrix with len(q) columns (an int8 graph traversal scores a neighbour list in one
+// call, so the kernel can prefetch each next row).
+func DotInt8Gather(q, slab []int8, rows []uint32, out []int32) {
+	sameGather("DotInt8Gather", len(q), len(slab), rows, len(out))
+	active.Load().dotI8G(q, slab, rows, out)
+}
+
+// gatherInt8 is DotInt8Gather one row at a time with a pair kernel.
+func gatherInt8(k func(a, b []int8) int32, q, slab []int8, rows []uint32, out []int32) {
+	d := len(q)
+	for i, r := range rows {
+		out[i] = k(q, slab[int(r)*d:int(r)*d+d])
+	}
+}
+
 // SquaredL2Int8 returns the squared Euclidean distance of two int8 vectors, exactly in int32.
 // It cannot overflow for len(a) < 2^31 / 255² = 33025.
 func SquaredL2Int8(a, b []int8) int32 {

@@ -52,3 +52,37 @@ func TestInt8KernelsAtDocumentedLimits(t *testing.T) {
 		}
 	})
 }
+
+func TestDotInt8GatherMatchesPairs(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		for dim := 0; dim <= 200; dim++ {
+			if dim > 130 && dim%32 != 0 && r.IntN(4) != 0 {
+				continue
+			}
+			rows := 1 + r.IntN(9)
+			q := make([]int8, dim)
+			slab := make([]int8, dim*rows)
+			for i := range q {
+				q[i] = int8(r.IntN(256) - 128)
+			}
+			for i := range slab {
+				slab[i] = int8(r.IntN(256) - 128)
+			}
+			if dim > 0 {
+				q[0], slab[0] = -128, -128 // the value VPMADDUBSW cannot take: exact here
+			}
+			idx := make([]uint32, 2*rows)
+			for i := range idx {
+				idx[i] = uint32(r.IntN(rows))
+			}
+			out := make([]int32, len(idx))
+			DotInt8Gather(q, slab, idx, out)
+			for i, row := range idx {
+				if want := dotInt8Generic(q, slab[int(row)*dim:int(row+1)*dim]); out[i] != want {
+					t.Fatalf("dim %d row %d: %d, want %d", dim, row, out[i], want)
+				}
+			}
+		}
+	})
+}

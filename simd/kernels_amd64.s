@@ -1272,6 +1272,101 @@ cosGatherAVX512_done:
 	VZEROUPPER
 	RET
 
+// func dotInt8GatherAVX512(q *int8, data *int8, dim int, idx *uint32, rows int, out *int32)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, BMI2, MMX+
+TEXT ·dotInt8GatherAVX512(SB), NOSPLIT, $0-48
+	MOVQ q+0(FP), AX
+	MOVQ data+8(FP), CX
+	MOVQ dim+16(FP), DX
+	MOVQ idx+24(FP), BX
+	MOVQ rows+32(FP), SI
+	MOVQ out+40(FP), DI
+	XORQ R8, R8
+
+dotInt8GatherAVX512_row:
+	CMPQ    R8, SI
+	JE      dotInt8GatherAVX512_done
+	MOVLQZX (BX)(R8*4), R9
+	IMULQ   DX, R9
+	ADDQ    CX, R9
+	MOVQ    R8, R10
+	INCQ    R10
+	CMPQ    R10, SI
+	JE      dotInt8GatherAVX512_last
+	MOVLQZX (BX)(R10*4), R10
+	IMULQ   DX, R10
+	ADDQ    CX, R10
+	JMP     dotInt8GatherAVX512_prefetch_set
+
+dotInt8GatherAVX512_last:
+	MOVQ R9, R10
+
+dotInt8GatherAVX512_prefetch_set:
+	MOVQ   AX, R11
+	MOVQ   DX, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+
+dotInt8GatherAVX512_loop64:
+	CMPQ       R12, $0x40
+	JL         dotInt8GatherAVX512_loop32
+	PREFETCHT0 (R10)
+	ADDQ       $0x40, R10
+	VPMOVSXBW  (R11), Z2
+	VPMOVSXBW  (R9), Z3
+	VPMADDWD   Z3, Z2, Z2
+	VPADDD     Z2, Z0, Z0
+	VPMOVSXBW  32(R11), Z2
+	VPMOVSXBW  32(R9), Z3
+	VPMADDWD   Z3, Z2, Z2
+	VPADDD     Z2, Z1, Z1
+	ADDQ       $0x40, R11
+	ADDQ       $0x40, R9
+	SUBQ       $0x40, R12
+	JMP        dotInt8GatherAVX512_loop64
+
+dotInt8GatherAVX512_loop32:
+	CMPQ      R12, $0x20
+	JL        dotInt8GatherAVX512_tail
+	VPMOVSXBW (R11), Z2
+	VPMOVSXBW (R9), Z3
+	VPMADDWD  Z3, Z2, Z2
+	VPADDD    Z2, Z0, Z0
+	ADDQ      $0x20, R11
+	ADDQ      $0x20, R9
+	SUBQ      $0x20, R12
+
+dotInt8GatherAVX512_tail:
+	TESTQ      R12, R12
+	JE         dotInt8GatherAVX512_reduce
+	MOVL       $0xffffffff, R10
+	BZHIL      R12, R10, R10
+	KMOVD      R10, K1
+	VMOVDQU8.Z (R11), K1, Y2
+	VMOVDQU8.Z (R9), K1, Y3
+	VPMOVSXBW  Y2, Z2
+	VPMOVSXBW  Y3, Z3
+	VPMADDWD   Z3, Z2, Z2
+	VPADDD     Z2, Z1, Z1
+
+dotInt8GatherAVX512_reduce:
+	VPADDD        Z1, Z0, Z0
+	VEXTRACTI64X4 $0x01, Z0, Y2
+	VPADDD        Y2, Y0, Y0
+	VEXTRACTI128  $0x01, Y0, X2
+	VPADDD        X2, X0, X0
+	VPSHUFD       $0x4e, X0, X2
+	VPADDD        X2, X0, X0
+	VPSHUFD       $0xb1, X0, X2
+	VPADDD        X2, X0, X0
+	VMOVD         X0, (DI)(R8*4)
+	INCQ          R8
+	JMP           dotInt8GatherAVX512_row
+
+dotInt8GatherAVX512_done:
+	VZEROUPPER
+	RET
+
 // func normSqAVX2(a *float32, n int) float32
 // Requires: AVX, FMA3
 TEXT ·normSqAVX2(SB), NOSPLIT, $0-20

@@ -64,6 +64,11 @@ func cosBatchAVX512(q *float32, data *float32, dim int, rows int, qn float32, ou
 //go:noescape
 func cosGatherAVX512(q *float32, data *float32, dim int, idx *uint32, rows int, qn float32, out *float32)
 
+// dotInt8GatherAVX512 writes the int8 dot product of q with each gathered row to out; shapes are checked by the Go caller.
+//
+//go:noescape
+func dotInt8GatherAVX512(q *int8, data *int8, dim int, idx *uint32, rows int, out *int32)
+
 // normSqAVX2 returns the sum of squares of the n floats at a.
 //
 //go:noescape
