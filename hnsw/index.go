@@ -80,9 +80,10 @@ type Options struct {
 
 // Quantization is the compact copy of every vector that searches and
 // iterators traverse the graph with; what they return is always rescored with
-// exact float32 distances. Inserts, deletes and neighbour selection use
-// float32 whatever it is, so it changes search speed and recall, never the
-// graph.
+// exact float32 distances. Neighbour selection and deletes use float32
+// whatever it is; with QuantInt8 an insert's own search also walks with int8
+// codes and rescores its beam (quantbuild.go), so the graph can differ
+// slightly, at the same recall.
 type Quantization uint8
 
 const (
@@ -191,6 +192,8 @@ type Index struct {
 	mapped bool
 	// noDistCache turns the distance cache off (tests compare graphs built with and without).
 	noDistCache bool
+	// noQuantBuild makes inserts search in float32 on an int8 index (tests and benchmarks compare).
+	noQuantBuild bool
 
 	// entryMu serialises entry replacement after deleting the entry node.
 	entryMu sync.Mutex

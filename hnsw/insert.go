@@ -116,6 +116,10 @@ func (x *Index) findNeighbors(s *scratch, q []float32, self uint32, level int, e
 	}
 	ep, epLevel := uint32(e), int(e>>32)-1
 	sp := searchSpec{accept: statePresent | statePending}
+	if x.quantBuild() {
+		x.quantizeQuery(s, q)
+		defer func() { s.quant = false }()
+	}
 	s.entries = append(s.entries[:0], x.descend(s, q, ep, epLevel, level))
 	for layer := min(level, epLevel); layer >= 0; layer-- {
 		s.reset(int(x.ctr.idLimit.Load()))
@@ -124,6 +128,9 @@ func (x *Index) findNeighbors(s *scratch, q []float32, self uint32, level int, e
 		}
 		for _, c := range s.entries {
 			if s.visit(c.id) {
+				if s.quant {
+					c.dist = x.approx(s, c.id)
+				}
 				s.cand.push(c)
 				if x.eligible(c.id, &sp) {
 					s.res.push(c)
@@ -139,7 +146,11 @@ func (x *Index) findNeighbors(s *scratch, q []float32, self uint32, level int, e
 		for len(s.res) > 0 {
 			s.cands = append(s.cands, s.res.pop())
 		}
-		slices.Reverse(s.cands)
+		if s.quant {
+			x.rescoreGather(s, q, s.cands)
+		} else {
+			slices.Reverse(s.cands)
+		}
 		s.entries = append(s.entries[:0], s.cands...)
 		sel, nKept := x.selectNeighbors(s.cands, x.m, &s.sel, &s.pruned)
 		s.backLinks[layer] = append(s.backLinks[layer][:0], sel...)

@@ -17,9 +17,10 @@ import (
 // Distance the caller sees is the exact pgvector value. The whole beam (ef
 // candidates) is rescored, not a fixed head: int8 rounding reorders near-ties
 // (badly when a few components dominate every vector, as in real embeddings),
-// and a true neighbour ranked past a fixed window would be lost at any ef. Inserts, deletes and
-// neighbour selection always use float32 distances, so the graph is the same
-// whether the option is on or off.
+// and a true neighbour ranked past a fixed window would be lost at any ef. Inserts on
+// float32 elements search with int8 too (quantbuild.go) but rescore their beams, and
+// neighbour selection and deletes always use float32 distances: the option changes which
+// nodes an insert's search visits, not how neighbours are chosen among them.
 //
 // Approximate internal distances, with d = qscale·scale·(qcodes·codes):
 //   Cosine:       1 − d (both sides are unit length)
@@ -123,6 +124,10 @@ func (x *Index) score(s *scratch, q []float32, ids []uint32, out []float32) {
 			return
 		}
 		x.distances(q, ids, out)
+		return
+	}
+	if !x.bin {
+		x.approxGather(s, ids, out)
 		return
 	}
 	for i, id := range ids {

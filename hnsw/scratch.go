@@ -27,6 +27,10 @@ type scratch struct {
 	ids     []uint32    // neighbours to score in one gather call
 	dists   []float32   // their distances
 
+	dots         []int32   // int8 dot products of one gather call
+	rescoreIDs   []uint32  // an int8 insert search: its beam, rescored in one gather
+	rescoreDists []float32 // and their exact distances
+
 	missIDs   []uint32  // link: neighbours whose distance is not cached
 	missDists []float32 // and their distances
 
