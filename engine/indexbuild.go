@@ -158,6 +158,13 @@ func (g *graph) startChunk(first int, vectors []float32, threads int) error {
 	if err := g.x.Reserve(first + n); err != nil {
 		return err
 	}
+	// Each node's layer-0 neighbour distances, kept for the build (hnsw distcache.go): a
+	// full list taking a new neighbour then needs no row of its neighbours. Optional: when
+	// the budget has no room the build goes on without it. Dropped by the connectivity
+	// pass that follows the build, or with the graph.
+	if bytes := g.x.DistanceCacheBytes(); bytes > 0 && reserve("the build's distance cache", bytes) == nil {
+		g.x.KeepDistanceCache()
+	}
 	b.first, b.vectors, b.finished = first, vectors, nil
 	var next atomic.Int64
 	b.running = true

@@ -18,6 +18,7 @@ func borealis_index_connect_all(h C.longlong, changed *C.uint32_t, capacity C.in
 	if err != nil {
 		return fail(err)
 	}
+	g.x.DropDistanceCache() // the build's inserts are done (startChunk)
 	// ConnectAll keeps a reached flag, a queue entry and possibly a changed id per element.
 	if err := reserve("the connectivity pass", int64(g.x.Len())*9); err != nil {
 		return fail(err)

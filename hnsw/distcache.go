@@ -59,3 +59,36 @@ func (x *Index) cacheSelected(n uint32, cands []candidate) {
 		c[i] = packDist(e.id&idMask, e.dist)
 	}
 }
+
+// DistanceCacheBytes is what KeepDistanceCache would allocate: 8 bytes per layer-0 slot of
+// the graph's current capacity, or 0 when the graph does not cache (low dims, or it has
+// the cache already).
+func (x *Index) DistanceCacheBytes() int64 {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	if x.dcache0 != nil || x.noDistCache || x.dims < 8*x.m0 {
+		return 0
+	}
+	return int64(len(x.state)) * int64(x.m0) * 8
+}
+
+// KeepDistanceCache gives a mapped graph the distance cache, in the Go heap of this
+// process only, for a build that links every node; DropDistanceCache ends it. (A graph in
+// the Go heap has it from its first growth.) Other processes' writers do not fill it,
+// which the tags make harmless.
+func (x *Index) KeepDistanceCache() {
+	x.grow.Lock()
+	defer x.grow.Unlock()
+	if x.dcache0 == nil && !x.noDistCache && x.dims >= 8*x.m0 {
+		x.dcache0 = make([]uint64, len(x.state)*x.m0)
+	}
+}
+
+// DropDistanceCache frees the cache KeepDistanceCache made (inserts then recompute).
+func (x *Index) DropDistanceCache() {
+	x.grow.Lock()
+	defer x.grow.Unlock()
+	if x.mapped {
+		x.dcache0 = nil
+	}
+}

@@ -112,3 +112,46 @@ func TestDistCacheOnlyAtHighDims(t *testing.T) {
 		}
 	}
 }
+
+// A build writes straight into a mapped graph: KeepDistanceCache gives it the cache for the
+// build, with the same graph as without, and DropDistanceCache ends it.
+func TestDistCacheOnAMappedBuild(t *testing.T) {
+	data := clustered(1500, 64, 8, 13)
+	opts := Options{M: 4, EfConstruction: 32, Seed: 5, Threads: 1}
+	var graphs [2]*Index
+	for k, keep := range []bool{true, false} {
+		mem := alignedBytes(MappedSize(64, Cosine, opts, len(data)))
+		x, err := Attach(mem, 64, Cosine, opts, len(data), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keep {
+			if got, want := x.DistanceCacheBytes(), int64(len(data)*x.m0*8); got != want {
+				t.Fatalf("DistanceCacheBytes %d, want %d", got, want)
+			}
+			x.KeepDistanceCache()
+			if x.DistanceCacheBytes() != 0 || x.dcache0 == nil {
+				t.Fatal("KeepDistanceCache made no cache")
+			}
+		} else if x.dcache0 != nil {
+			t.Fatal("a mapped graph has a cache it was not given")
+		}
+		for i, v := range data {
+			if err := x.Add(uint32(i), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		graphs[k] = x
+	}
+	graphsEqual(t, graphs[0], graphs[1])
+	if cov := checkDistCache(t, graphs[0]); cov < 0.99 {
+		t.Fatalf("the cache covers %.3f of layer-0 entries, want ≥ 0.99", cov)
+	}
+	graphs[0].DropDistanceCache()
+	if graphs[0].dcache0 != nil {
+		t.Fatal("DropDistanceCache kept the cache")
+	}
+	if err := graphs[0].Delete(0); err != nil { // inserts and repairs go on without it
+		t.Fatal(err)
+	}
+}
