@@ -10,7 +10,8 @@
 // `borealis serve`, with BOREALIS_DEV_AUTO_PAUSE_FLOOR_SECONDS=1. -enforce both runs two
 // control planes, one enforcing capacity with cgroups (as `borealis serve` does by default)
 // and one not, each with its own cluster and copy of the data, and alternates their cycles so
-// both see the same load.
+// both see the same load; -enforce all adds a third, enforcing without the cgroup start-up
+// boost (cluster.Options.NoCgroupStartupBoost), to show what that boost buys.
 package main
 
 import (
@@ -44,18 +45,20 @@ func main() {
 	dims := flag.Int("dims", 128, "dimensions")
 	cycles := flag.Int("cycles", 20, "pause/resume cycles")
 	out := flag.String("out", "bench/results/resume", "output path without extension (.md, .png)")
-	enforce := flag.String("enforce", "off", "capacity enforcement (cgroup limits) of the control plane: off, on, or both (alternating cycles)")
+	enforce := flag.String("enforce", "off", "capacity enforcement (cgroup limits) of the control plane: off, on, both (alternating cycles), or all (both, plus enforced without the cgroup start-up boost)")
 	flag.Parse()
-	var modes []bool
+	var modes []mode
 	switch *enforce {
 	case "off":
-		modes = []bool{false}
+		modes = []mode{unenforced}
 	case "on":
-		modes = []bool{true}
+		modes = []mode{enforced}
 	case "both":
-		modes = []bool{true, false}
+		modes = []mode{enforced, unenforced}
+	case "all":
+		modes = []mode{enforced, enforcedNoBoost, unenforced}
 	default:
-		log.Fatalf("-enforce %q: use off, on or both", *enforce)
+		log.Fatalf("-enforce %q: use off, on, both or all", *enforce)
 	}
 	if *cycles < 1 || *rows < 10 || *dims < 1 {
 		log.Fatalf("-cycles must be at least 1, -rows at least 10 and -dims at least 1")
@@ -67,10 +70,18 @@ func main() {
 
 var loadStart string
 
+// mode is how a bench's control plane enforces capacity.
+type mode string
+
+const (
+	enforced        mode = "enforced"
+	enforcedNoBoost mode = "enforced, no cgroup start-up boost"
+	unenforced      mode = "unenforced"
+)
+
 // bench is one control plane with its cluster, loaded and set to auto-pause.
 type bench struct {
-	name    string // "enforced" or "unenforced"
-	enforce bool
+	name    mode
 	m       *cluster.Manager
 	dsn     string
 	setup   time.Duration
@@ -78,14 +89,14 @@ type bench struct {
 	cs      []cycle
 }
 
-func run(rows, dims, cycles int, modes []bool, out string) error {
+func run(rows, dims, cycles int, modes []mode, out string) error {
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		loadStart = strings.TrimSpace(string(b))
 	}
 	os.Setenv(cluster.AutoPauseFloorEnv, "1")
 	var bs []*bench
-	for _, enforce := range modes {
-		b, cleanup, err := setUp(rows, dims, enforce)
+	for _, md := range modes {
+		b, cleanup, err := setUp(rows, dims, md)
 		if cleanup != nil {
 			defer cleanup()
 		}
@@ -111,11 +122,9 @@ func run(rows, dims, cycles int, modes []bool, out string) error {
 	return report(out, rows, dims, bs)
 }
 
-func setUp(rows, dims int, enforce bool) (*bench, func(), error) {
-	b := &bench{name: "unenforced", enforce: enforce}
-	if enforce {
-		b.name = "enforced"
-	}
+func setUp(rows, dims int, md mode) (*bench, func(), error) {
+	b := &bench{name: md}
+	enforce := md != unenforced
 	home, err := os.MkdirTemp("", "borealis-resume-")
 	if err != nil {
 		return nil, nil, err
@@ -128,7 +137,7 @@ func setUp(rows, dims int, enforce bool) (*bench, func(), error) {
 		return nil, nil, err
 	}
 	m, err := cluster.NewManager(cluster.Options{Home: home, Store: st, PollInterval: 200 * time.Millisecond, HoldTimeout: 60 * time.Second,
-		EnforceCapacity: enforce})
+		EnforceCapacity: enforce, NoCgroupStartupBoost: md == enforcedNoBoost})
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -326,7 +335,11 @@ func report(out string, rows, dims int, bs []*bench) error {
 	fmt.Fprintf(&b, "`%s`, %s, at normal priority. One writer, no reader; auto-pause after 1 s idle (dev floor); each cycle waits for `paused` (every node stopped with a shutdown checkpoint), then one pgx client connects to the cluster endpoint (SCRAM, as the master user) and runs `ORDER BY embedding <-> $1 LIMIT 10` on %d × %d random vectors (borealis_hnsw, vector_l2_ops). Measured on the client: from the start of the connect to the 10th row.",
 		"go run ./bench/resume "+strings.Join(os.Args[1:], " "), time.Now().UTC().Format("2006-01-02 15:04 UTC"), rows, dims)
 	if len(bs) > 1 {
-		fmt.Fprintf(&b, " Two control planes in the same run, one enforcing capacity with cgroups and one not, each with its own cluster and data; their cycles alternate.")
+		var names []string
+		for _, x := range bs {
+			names = append(names, string(x.name))
+		}
+		fmt.Fprintf(&b, " %d control planes in the same run (capacity %s), each with its own cluster and data; their cycles alternate.", len(bs), strings.Join(names, "; "))
 	}
 	b.WriteString("\n\n")
 	row := func(name string, v []time.Duration) {
@@ -386,9 +399,10 @@ func report(out string, rows, dims int, bs []*bench) error {
 		}
 		return xys
 	}
-	colors := map[string][2]color.RGBA{
-		"enforced":   {{R: 200, A: 255}, {R: 240, G: 150, B: 150, A: 255}},
-		"unenforced": {{B: 200, A: 255}, {R: 150, G: 150, B: 240, A: 255}},
+	colors := map[mode][2]color.RGBA{
+		enforced:        {{R: 200, A: 255}, {R: 240, G: 150, B: 150, A: 255}},
+		enforcedNoBoost: {{G: 150, A: 255}, {R: 150, G: 220, B: 150, A: 255}},
+		unenforced:      {{B: 200, A: 255}, {R: 150, G: 150, B: 240, A: 255}},
 	}
 	n := 0
 	for _, x := range bs {
@@ -411,7 +425,7 @@ func report(out string, rows, dims int, bs []*bench) error {
 			if k == 1 {
 				what = "server: first client → writer accepting"
 			}
-			p.Legend.Add(x.name+", "+what, l, pts)
+			p.Legend.Add(string(x.name)+", "+what, l, pts)
 		}
 	}
 	target1s, _ := plotter.NewLine(plotter.XYs{{X: 1, Y: 1000}, {X: float64(n), Y: 1000}})
@@ -420,6 +434,12 @@ func report(out string, rows, dims int, bs []*bench) error {
 	p.Legend.Add("target p99 1 s", target1s)
 	p.Legend.Top = true
 	p.Y.Min = 0
+	p.Y.Max = 1500 // room for the legend above the 1 s target
+	for _, x := range bs {
+		for _, c := range x.cs {
+			p.Y.Max = max(p.Y.Max, 1.1*float64(c.total)/float64(time.Millisecond))
+		}
+	}
 	p.BackgroundColor = color.White
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, out+".png")
 }

@@ -89,6 +89,9 @@ func TestRealGroupLimitsAndTree(t *testing.T) {
 	if len(kids) < 2 {
 		t.Fatalf("sh did not start its children: %v", kids)
 	}
+	if g.holds(cmd.Process.Pid) {
+		t.Fatal("holds() before the move")
+	}
 	if err := g.AttachTree(cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +100,16 @@ func TestRealGroupLimitsAndTree(t *testing.T) {
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 			t.Fatalf("pid %d is not in %v:\n%s", pid, g.Dirs(), b)
 		}
+		if !g.holds(pid) {
+			t.Fatalf("holds(%d) false after the move", pid)
+		}
+	}
+	if g.holds(os.Getpid()) {
+		t.Fatal("holds() says the test process is in the group")
+	}
+	// A second move of the same tree finds everything inside and writes nothing.
+	if err := g.AttachTree(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
 	}
 	procs, err := g.Procs()
 	if err != nil || len(procs) != 1+len(kids) {

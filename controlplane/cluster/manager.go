@@ -62,6 +62,10 @@ type Options struct {
 	// CPUWindows are the short and long CPU averages taken from a node's cgroup; zero means
 	// 1 and 5 minutes. Tests shorten them.
 	CPUWindows [2]time.Duration
+	// NoCgroupStartupBoost keeps a resuming node's cgroup at its capacity's CPU weight and
+	// quota (the nice boost still applies), to measure what the cgroup boost buys
+	// (bench/resume -enforce all); never set otherwise.
+	NoCgroupStartupBoost bool
 }
 
 // ErrNotFound is returned for a cluster that does not exist.

@@ -54,7 +54,7 @@ func (c *Cluster) endStartBoost() {
 // move with each process), on the path of every client the resume holds. When it cannot,
 // enforce at ready does the usual move and says why.
 func (mb *member) prepareBoostedGroup(acu float64) {
-	if !mb.c.m.cg.Enforced() {
+	if !mb.c.m.cg.Enforced() || mb.c.m.opts.NoCgroupStartupBoost {
 		return
 	}
 	var err error
@@ -74,6 +74,10 @@ func (mb *member) prepareBoostedGroup(acu float64) {
 // values, and says so in the resume's event.
 func (mb *member) startCgroupBoost() {
 	mb.cgBoost = ""
+	if mb.c.m.opts.NoCgroupStartupBoost {
+		mb.cgBoost = "cgroup at the capacity's CPU weight and quota (NoCgroupStartupBoost)"
+		return
+	}
 	if err := mb.group.StartCPUBoost(); err != nil {
 		mb.cgBoost = "cgroup at the capacity's CPU weight: " + err.Error()
 		mb.event("capacity.boost-failed", "node %s starts without its start-up CPU weight: %v", mb.id, err)
