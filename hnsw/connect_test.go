@@ -2,6 +2,7 @@ package hnsw
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -199,5 +200,73 @@ func TestReconnectFullListsReplaceASharedEntry(t *testing.T) {
 	}
 	if after := unreachable(x); after >= before {
 		t.Fatalf("unreachable %d -> %d", before, after)
+	}
+}
+
+// cutEdgesInto removes id from every list except those of keep.
+func cutEdgesInto(t *testing.T, x *Index, id uint32, keep ...uint32) {
+	t.Helper()
+	for from := range x.IDLimit() {
+		if slices.Contains(keep, from) {
+			continue
+		}
+		for l := 0; l <= x.Level(from); l++ {
+			list := x.Neighbors(from, l)
+			kept := list[:0]
+			for _, e := range list {
+				if e != id {
+					kept = append(kept, e)
+				}
+			}
+			if err := x.SetNeighbors(from, l, kept); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestReconnectKeepsAnElementItsNeighboursLinkTo(t *testing.T) {
+	x := clusteredGraph(t, 2000, 16, L2, 8)
+	const w = 7
+	own := x.Neighbors(w, 0)
+	n1, n2 := own[0], own[1]
+	for _, n := range []uint32{n1, n2} {
+		back := x.Neighbors(n, 0)
+		if !slices.Contains(back, w) {
+			back = append(back[:min(len(back), x.m0-1)], w)
+			if err := x.SetNeighbors(n, 0, back); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Only two of w's own neighbours link to it: it keeps its way in, and Reconnect leaves it be.
+	cutEdgesInto(t, x, w, n1, n2)
+	if !x.linkedBack(w, nil) {
+		t.Fatalf("setup: %d and %d should link back to %d", n1, n2, w)
+	}
+	changed, err := x.Reconnect([]uint32{w})
+	if err != nil || len(changed) != 0 {
+		t.Fatalf("Reconnect of an element with back links changed %v (%v)", changed, err)
+	}
+	if r := x.Search(x.Vector(w), 1, 64); len(r) != 1 || r[0].ID != w {
+		t.Fatalf("element %d with back links is not found by its own vector: %v", w, r)
+	}
+	// One back link is not enough (a pair that links only each other is an island), nor is
+	// one from an element the same insert dropped.
+	if x.linkedBack(w, []uint32{n1}) {
+		t.Fatalf("the back link of %d, dropped too, vouched for %d", n1, w)
+	}
+	cutEdgesInto(t, x, w, n1)
+	if x.linkedBack(w, nil) {
+		t.Fatalf("one back link (from %d) vouched for %d", n1, w)
+	}
+	// Without any link it has lost its way in: the search runs and relinks it.
+	cutEdgesInto(t, x, w)
+	if unreachable(x) == 0 {
+		t.Fatalf("setup: %d should now be unreachable", w)
+	}
+	changed, err = x.Reconnect([]uint32{w})
+	if err != nil || len(changed) != 1 || unreachable(x) != 0 {
+		t.Fatalf("Reconnect changed %v (%v), %d unreachable", changed, err, unreachable(x))
 	}
 }
