@@ -48,6 +48,7 @@ import (
 type config struct {
 	clients, threads, rounds, seconds, scale, pipeline, lines int
 	out, note, profile                                        string
+	original                                                  bool
 }
 
 func main() {
@@ -61,6 +62,7 @@ func main() {
 	flag.IntVar(&c.lines, "lines", 300000, "lines in the prepared file of the ceiling measurement")
 	flag.StringVar(&c.out, "out", "bench/results/logs.md", "markdown report")
 	flag.StringVar(&c.note, "note", "", "a line about the conditions, added to the report")
+	flag.BoolVar(&c.original, "original", false, "export each line's jsonlog text too (log.record.original, serve --otlp-logs-original)")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write the benchmark process's CPU profile (collector and exporter) of each \"on\" run to this path + .roundN")
 	receiver := flag.Bool("otlp-receiver", false, "internal: serve as the OTLP/HTTP receiver (prints its address)")
 	flag.Parse()
@@ -357,7 +359,7 @@ func run(c config) error {
 			var svc *logs.Service
 			var base, rbase, mbase int64
 			if on {
-				if svc, err = logs.New(logs.Options{Home: home, Store: st, Export: logs.ExportOptions{Endpoint: "http://" + recvAddr + "/v1/logs"}}); err != nil {
+				if svc, err = logs.New(logs.Options{Home: home, Store: st, Export: logs.ExportOptions{Endpoint: "http://" + recvAddr + "/v1/logs", Original: c.original}}); err != nil {
 					return err
 				}
 				svc.Start()
@@ -412,7 +414,7 @@ func run(c config) error {
 		}
 	}
 	load1 := benchenv.LoadAvg()
-	ceil, err := ceiling(cpDir, c.lines, recvAddr)
+	ceil, err := ceiling(cpDir, c.lines, recvAddr, c.original)
 	if err != nil {
 		return err
 	}
@@ -427,7 +429,7 @@ type ceilingResult struct {
 // ceiling stores and exports a prepared jsonlog file of n lines (the shape pgbench's
 // statements log), timing the collector alone: lines per second stored and exported, and CPU
 // µs per line.
-func ceiling(root string, n int, recvAddr string) (ceilingResult, error) {
+func ceiling(root string, n int, recvAddr string, original bool) (ceilingResult, error) {
 	var res ceilingResult
 	dir := filepath.Join(root, "ceiling")
 	dataDir := filepath.Join(dir, "node")
@@ -461,7 +463,7 @@ func ceiling(root string, n int, recvAddr string) (ceilingResult, error) {
 		return res, err
 	}
 	svc, err := logs.New(logs.Options{Home: filepath.Join(dir, "cp"), Store: st, Poll: 10 * time.Millisecond, MaxGroupBytes: 4 << 30,
-		Export: logs.ExportOptions{Endpoint: "http://" + recvAddr + "/v1/logs", Interval: 10 * time.Millisecond}})
+		Export: logs.ExportOptions{Endpoint: "http://" + recvAddr + "/v1/logs", Interval: 10 * time.Millisecond, Original: original}})
 	if err != nil {
 		return res, err
 	}

@@ -60,6 +60,8 @@ type cpOptions struct {
 	// otlpLogs is the OTLP/HTTP logs endpoint; empty: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, then
 	// OTEL_EXPORTER_OTLP_ENDPOINT, else no export.
 	otlpLogs string
+	// otlpOriginal adds each record's jsonlog line to the export (log.record.original).
+	otlpOriginal bool
 	// noEnforce and noAutoscale turn capacity enforcement (cgroups) and autoscaling off.
 	noEnforce, noAutoscale bool
 	logf                   func(format string, args ...any)
@@ -157,7 +159,7 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 			return fail(usagef("--otlp-logs-endpoint %q: use an http:// or https:// URL, e.g. http://127.0.0.1:4318/v1/logs", otlp))
 		}
 	}
-	cp.logs, err = logs.New(logs.Options{Home: home, Store: st, Logf: o.logf, Export: logs.ExportOptions{Endpoint: otlp}})
+	cp.logs, err = logs.New(logs.Options{Home: home, Store: st, Logf: o.logf, Export: logs.ExportOptions{Endpoint: otlp, Original: o.otlpOriginal}})
 	if err != nil {
 		ln.Close()
 		return fail(err)
@@ -243,6 +245,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	var o cpOptions
 	fs.StringVar(&o.home, "home", envOr("BOREALIS_HOME", defaultHome), "state directory (store, token, node data); BOREALIS_HOME")
 	addListenFlags(fs, &o)
+	fs.BoolVar(&o.otlpOriginal, "otlp-logs-original", false, "add each exported record's jsonlog line as the attribute log.record.original (doubles the bytes sent)")
 	fs.StringVar(&o.otlpLogs, "otlp-logs-endpoint", "", "export log groups as OpenTelemetry logs to this OTLP/HTTP URL (default: $OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, $OTEL_EXPORTER_OTLP_ENDPOINT)")
 	leave := fs.Bool("leave-running", false, "on SIGINT/SIGTERM leave the nodes running for the next control plane to adopt")
 	if err := parseFlags(fs, args); err != nil {

@@ -133,8 +133,9 @@ func TestExportThroughFailures(t *testing.T) {
 	rc.mu.Unlock()
 	if first.SeverityText != "ERROR" || first.SeverityNumber != otlplogs.SeverityNumber_SEVERITY_NUMBER_ERROR ||
 		attr(first.Attributes, "db.response.status_code").GetStringValue() != "42P01" ||
-		attr(first.Attributes, "borealis.cluster").GetStringValue() != "demo" ||
-		attr(first.Attributes, "borealis.instance").GetStringValue() != "demo-1" ||
+		attr(res, "borealis.cluster").GetStringValue() != "demo" ||
+		attr(res, "borealis.instance").GetStringValue() != "demo-1" ||
+		attr(res, "borealis.log_group").GetStringValue() != "/borealis/cluster/demo/postgresql" ||
 		attr(res, "service.instance.id").GetStringValue() != "demo-1" {
 		t.Fatalf("first record: %v / resource %v", first, res)
 	}
@@ -207,13 +208,12 @@ func intAttr(k string, v int64) *common.KeyValue {
 // The body is a LogsData message: the OTLP protobufs define it as wire-identical to the
 // collector's ExportLogsServiceRequest (both are field 1, repeated ResourceLogs), and using it
 // keeps the gRPC packages that the collector service's Go package imports out of the daemon.
-func buildRequest(group, cluster, typ, instance string, recs []Record) *otlplogs.LogsData {
+func buildRequest(group, cluster, typ, instance string, recs []Record, original bool) *otlplogs.LogsData {
 	lrs := make([]*otlplogs.LogRecord, 0, len(recs))
 	for _, r := range recs {
 		l, _, parsed := parseLine([]byte(r.Message))
 		lr := &otlplogs.LogRecord{TimeUnixNano: uint64(r.Time) * 1e6, ObservedTimeUnixNano: uint64(r.Ingest) * 1e6}
-		attrs := []*common.KeyValue{strAttr("borealis.cluster", cluster), strAttr("borealis.instance", instance),
-			strAttr("borealis.log_group", group), strAttr("log.record.uid", instance+"/"+strconv.FormatUint(r.Seq, 10))}
+		attrs := []*common.KeyValue{strAttr("log.record.uid", instance+"/"+strconv.FormatUint(r.Seq, 10))}
 		if parsed {
 			lr.SeverityText, lr.SeverityNumber = l.Severity, severity(l.Severity)
 			lr.Body = &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: l.Message}}
@@ -232,7 +232,9 @@ func buildRequest(group, cluster, typ, instance string, recs []Record) *otlplogs
 			if l.BackendType != "" {
 				attrs = append(attrs, strAttr("postgresql.backend_type", l.BackendType))
 			}
-			attrs = append(attrs, strAttr("log.record.original", r.Message))
+			if original {
+				attrs = append(attrs, strAttr("log.record.original", r.Message))
+			}
 		} else {
 			lr.Body = &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: r.Message}}
 		}
@@ -241,7 +243,8 @@ func buildRequest(group, cluster, typ, instance string, recs []Record) *otlplogs
 	}
 	return &otlplogs.LogsData{ResourceLogs: []*otlplogs.ResourceLogs{{
 		Resource: &resource.Resource{Attributes: []*common.KeyValue{strAttr("service.name", "borealis"),
-			strAttr("service.instance.id", instance), strAttr("borealis.cluster", cluster), strAttr("borealis.log_type", typ)}},
+			strAttr("service.instance.id", instance), strAttr("borealis.cluster", cluster), strAttr("borealis.instance", instance),
+			strAttr("borealis.log_group", group), strAttr("borealis.log_type", typ)}},
 		ScopeLogs: []*otlplogs.ScopeLogs{{Scope: &common.InstrumentationScope{Name: "github.com/borealisdb/borealis/controlplane/logs"}, LogRecords: lrs}},
 	}}}
 }
@@ -259,19 +262,24 @@ func TestWireRequestMatchesOfficialMessages(t *testing.T) {
 	for i := range recs {
 		recs[i].Message = strings.TrimSuffix(recs[i].Message, "\n")
 	}
-	var w wireRequest
-	for _, batch := range [][]Record{recs, recs[:1], recs[2:]} {
-		want := buildRequest("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", batch)
-		var got otlplogs.LogsData
-		items := make([]exportItem, len(batch))
-		for i, r := range batch {
-			items[i] = recordItem(r)
-		}
-		if err := proto.Unmarshal(w.encode("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", items), &got); err != nil {
-			t.Fatal(err)
-		}
-		if !proto.Equal(&got, want) {
-			t.Fatalf("wire request decodes to\n%v\nwant\n%v", &got, want)
+	for _, original := range []bool{false, true} {
+		w := wireRequest{original: original}
+		for _, batch := range [][]Record{recs, recs[:1], recs[2:]} {
+			want := buildRequest("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", batch, original)
+			var got otlplogs.LogsData
+			items := make([]exportItem, len(batch))
+			for i, r := range batch {
+				items[i] = recordItem(r)
+			}
+			if err := proto.Unmarshal(w.encode("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", items), &got); err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(&got, want) {
+				t.Fatalf("original %v: wire request decodes to\n%v\nwant\n%v", original, &got, want)
+			}
+			if n := strings.Count(string(w.out), "log.record.original"); (n > 0) != original {
+				t.Fatalf("original %v: log.record.original %d times", original, n)
+			}
 		}
 	}
 }
@@ -315,7 +323,7 @@ func TestExportFromMemoryMatchesSegments(t *testing.T) {
 	if err := st.appendLines("postgresql-1.json", lines[25:]); err != nil {
 		t.Fatal(err)
 	}
-	var w wireRequest
+	w := wireRequest{original: true}
 	for _, from := range []uint64{1, 7, 25, 26, 27} {
 		var items []exportItem
 		var body []byte
@@ -336,7 +344,7 @@ func TestExportFromMemoryMatchesSegments(t *testing.T) {
 		if len(recs) != len(items) || len(items) == 0 || items[0].seq != recs[0].Seq {
 			t.Fatalf("from %d: %d records in memory, %d read back", from, len(items), len(recs))
 		}
-		want := buildRequest("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", recs)
+		want := buildRequest("/borealis/cluster/demo/postgresql", "demo", "postgresql", "demo-1", recs, true)
 		var got otlplogs.LogsData
 		if err := proto.Unmarshal(body, &got); err != nil {
 			t.Fatalf("from %d: %v", from, err)
@@ -443,5 +451,55 @@ func TestServiceExportsAfterSync(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if got := strings.Join(rc.bodies(), ","); got != strings.Join(seq("line", 1, 5), ",") {
 		t.Fatalf("exported after the flush: %s", got)
+	}
+}
+
+// TestRecentForgetsExportedBatches: memory holds only what the exporter has still to send:
+// batches wholly below its cursor are let go, a batch it is in the middle of stays.
+func TestRecentForgetsExportedBatches(t *testing.T) {
+	st, err := openStream(t.TempDir(), "demo-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	st.keepRecentUpTo(1 << 20)
+	var tc tsCache
+	for b := 0; b < 3; b++ { // three batches of 4: records 1-4, 5-8, 9-12
+		var lines []pending
+		for i := 0; i < 4; i++ {
+			l := []byte(strings.TrimSuffix(jsonLine("LOG", "", fmt.Sprintf("line %d", 4*b+i+1)), "\n"))
+			_, ms, f, fok := route(TypePostgreSQL, l, &tc)
+			lines = append(lines, pending{time: ms, off: int64(4*b + i + 1), msg: l, f: f, fok: fok})
+		}
+		if err := st.appendLines("postgresql-1.json", lines); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.syncIfDue(0)
+	held := func() (n int, first uint64) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if len(st.recent) > 0 {
+			first = st.recent[0].first
+		}
+		return len(st.recent), first
+	}
+	st.exportedUpTo(7) // in the middle of the second batch
+	if n, first := held(); n != 2 || first != 5 {
+		t.Fatalf("after sending 1-6: %d batches from %d; want 2 from 5", n, first)
+	}
+	if !st.withRecent(7, 100, func(refs []recentRef) {
+		if len(refs) != 6 || refs[0].seq() != 7 {
+			t.Fatalf("from 7: %d records from %d", len(refs), refs[0].seq())
+		}
+	}) {
+		t.Fatal("record 7 not in memory")
+	}
+	if st.withRecent(4, 100, func([]recentRef) {}) {
+		t.Fatal("a forgotten record reported as in memory")
+	}
+	st.exportedUpTo(13)
+	if n, _ := held(); n != 0 {
+		t.Fatalf("after sending everything: %d batches held", n)
 	}
 }

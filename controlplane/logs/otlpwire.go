@@ -24,6 +24,7 @@ const scopeName = "github.com/borealisdb/borealis/controlplane/logs"
 // wireRequest holds the buffers of one request, reused from one batch to the next.
 type wireRequest struct {
 	out, rl, scope, rec []byte
+	original            bool // add log.record.original (ExportOptions.Original)
 }
 
 func appendLenField(b []byte, num protowire.Number, v []byte) []byte {
@@ -103,8 +104,9 @@ func (it *exportItem) fields() (exportFields, bool) {
 }
 
 // encode writes one OTLP request (a LogsData message) of one stream's records: the resource
-// is the instance, each record carries the PostgreSQL fields as attributes. The result is
-// valid until the next call.
+// is the instance (its cluster, instance and log group are resource attributes, said once per
+// request rather than once per record), each record carries the PostgreSQL fields as
+// attributes. The result is valid until the next call.
 //
 // LogsData is wire-identical to the collector's ExportLogsServiceRequest (both are field 1,
 // repeated ResourceLogs); writing it keeps the gRPC packages that the collector service's Go
@@ -149,9 +151,6 @@ func (w *wireRequest) encode(group, cluster, typ, instance string, items []expor
 		} else {
 			rec = appendAnyString(rec, 5, original)
 		}
-		rec = appendStrAttr(rec, 6, "borealis.cluster", cluster)
-		rec = appendStrAttr(rec, 6, "borealis.instance", instance)
-		rec = appendStrAttr(rec, 6, "borealis.log_group", group)
 		uid = strconv.AppendUint(append(uid[:0], uidPrefix...), it.seq, 10)
 		rec = appendStrAttr(rec, 6, "log.record.uid", uid)
 		if parsed {
@@ -170,7 +169,9 @@ func (w *wireRequest) encode(group, cluster, typ, instance string, items []expor
 			if len(x.btype) > 0 {
 				rec = appendStrAttr(rec, 6, "postgresql.backend_type", x.btype)
 			}
-			rec = appendStrAttr(rec, 6, "log.record.original", original)
+			if w.original {
+				rec = appendStrAttr(rec, 6, "log.record.original", original)
+			}
 		}
 		rec = protowire.AppendTag(rec, 11, protowire.Fixed64Type)
 		rec = protowire.AppendFixed64(rec, uint64(it.ingest)*1e6)
@@ -184,6 +185,8 @@ func (w *wireRequest) encode(group, cluster, typ, instance string, items []expor
 	res = appendStrAttr(res, 1, "service.name", "borealis")
 	res = appendStrAttr(res, 1, "service.instance.id", instance)
 	res = appendStrAttr(res, 1, "borealis.cluster", cluster)
+	res = appendStrAttr(res, 1, "borealis.instance", instance)
+	res = appendStrAttr(res, 1, "borealis.log_group", group)
 	res = appendStrAttr(res, 1, "borealis.log_type", typ)
 	rl = appendLenField(rl, 1, res)
 	rl = appendLenField(rl, 2, scope)

@@ -58,7 +58,7 @@ type stream struct {
 	recent      []*memBatch
 	recentBytes int
 	recentMax   int
-	spare       [][]byte    // buffers of batches recent let go, for the next large ones
+	spare       []*memBatch // large batches recent let go, for the next ones
 	refs        []recentRef // withRecent's, reused
 }
 
@@ -323,7 +323,8 @@ func (s *stream) commit(n, size int, encode func(b []byte, i int, seq uint64, no
 			}
 		}
 		if keep && batch == nil {
-			batch, buf = &memBatch{first: s.next, recs: make([]memRec, 0, n-i)}, s.newBuf(size)
+			batch = s.newBatch(size, n-i)
+			batch.first, buf = s.next, batch.buf
 		}
 		var r Record
 		var m memRec
@@ -363,32 +364,81 @@ func (s *stream) keepRecent(b *memBatch) {
 	s.recent = append(s.recent, b)
 	s.recentBytes += cap(b.buf) + cap(b.recs)*int(unsafe.Sizeof(memRec{}))
 	for len(s.recent) > 1 && s.recentBytes > s.recentMax {
-		old := s.recent[0]
-		s.recentBytes -= cap(old.buf) + cap(old.recs)*int(unsafe.Sizeof(memRec{}))
-		s.recent[0] = nil
-		s.recent = s.recent[1:]
-		if cap(old.buf) >= bigBatch && len(s.spare) < 4 {
-			// No one else holds it: the exporter reads recent only under s.mu (withRecent).
-			s.spare = append(s.spare, old.buf[:0])
-		}
+		s.dropOldestLocked()
 	}
 }
 
-// newBuf is a buffer for a batch of about size bytes (under s.mu): a spare one if one is
-// large enough, else one a little larger than asked (in 64 KiB steps, so spares fit often).
-func (s *stream) newBuf(size int) []byte {
-	size = min(size, int(segmentBytes)) + 256
-	if size < bigBatch {
-		return make([]byte, 0, size)
+func (s *stream) dropOldestLocked() {
+	old := s.recent[0]
+	s.recentBytes -= cap(old.buf) + cap(old.recs)*int(unsafe.Sizeof(memRec{}))
+	s.recent[0] = nil
+	s.recent = s.recent[1:]
+	if cap(old.buf) < bigBatch {
+		return
 	}
+	// No one else holds it: the exporter reads recent only under s.mu (withRecent).
+	old.buf, old.recs = old.buf[:0], old.recs[:0]
+	if len(s.spare) < maxSpare {
+		s.spare = append(s.spare, old)
+		return
+	}
+	// Full: keep the larger buffers, which fit any batch.
+	small := 0
 	for i, b := range s.spare {
-		if cap(b) >= size {
-			s.spare[i] = s.spare[len(s.spare)-1]
-			s.spare = s.spare[:len(s.spare)-1]
-			return b
+		if cap(b.buf) < cap(s.spare[small].buf) {
+			small = i
 		}
 	}
-	return make([]byte, 0, (size+size/4+bigBatch-1)/bigBatch*bigBatch)
+	if cap(old.buf) > cap(s.spare[small].buf) {
+		s.spare[small] = old
+	}
+}
+
+// maxSpare bounds the batches kept for reuse: a stream's exporter on time holds two or three
+// batches at once (one being filled, one or two being sent).
+const maxSpare = 8
+
+// exportedUpTo lets recent forget the batches the exporter has sent (every record below
+// next): memory holds only what is still to send, so its bound is how far the exporter may
+// fall behind, and a stream on time keeps little.
+func (s *stream) exportedUpTo(next uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.recent) > 0 && s.recent[0].first+uint64(len(s.recent[0].recs)) <= next {
+		s.dropOldestLocked()
+	}
+}
+
+// newBatch is a batch for about size bytes of n records (under s.mu): a spare one if one is
+// large enough, else a new one whose buffer is a power of two from 64 KiB (so that the next
+// batches, of about the same size, fit the spares it becomes). Reusing them matters: a fresh
+// large buffer is zeroed by the runtime, and given back to the OS by the scavenger once let
+// go (madvise), which cost more than the records in it.
+func (s *stream) newBatch(size, n int) *memBatch {
+	size = min(size, int(segmentBytes)) + 256
+	if size < bigBatch {
+		return &memBatch{buf: make([]byte, 0, size), recs: make([]memRec, 0, n)}
+	}
+	best := -1
+	for i, b := range s.spare {
+		if cap(b.buf) >= size && (best < 0 || cap(b.buf) < cap(s.spare[best].buf)) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		b := s.spare[best]
+		s.spare[best] = s.spare[len(s.spare)-1]
+		s.spare = s.spare[:len(s.spare)-1]
+		if cap(b.recs) < n {
+			b.recs = make([]memRec, 0, n+n/4)
+		}
+		return b
+	}
+	c := bigBatch
+	for c < size {
+		c *= 2
+	}
+	return &memBatch{buf: make([]byte, 0, c), recs: make([]memRec, 0, n+n/4)}
 }
 
 func (s *stream) dropRecent() {
