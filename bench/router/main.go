@@ -62,6 +62,9 @@ var syscallKinds = []string{"read", "write", "epoll_pwait", "epoll_wait", "futex
 type syscallCount struct {
 	total float64
 	kinds map[string]float64
+	// switches is the proxy's context switches (its threads going to sleep or being
+	// preempted): its wake-ups.
+	switches float64
 }
 
 // mix formats the kinds per transaction, biggest first.
@@ -80,6 +83,7 @@ func (c syscallCount) mix(txns float64) string {
 	if rest/txns >= 0.05 {
 		parts = append(parts, fmt.Sprintf("other %.1f", rest/txns))
 	}
+	parts = append(parts, fmt.Sprintf("(context switches %.2f)", c.switches/txns))
 	return strings.Join(parts, ", ")
 }
 
@@ -89,7 +93,7 @@ func countSyscalls(pid int) func() syscallCount {
 	if pid == 0 {
 		return func() syscallCount { return syscallCount{} }
 	}
-	args := []string{"stat", "-x,", "-e", "raw_syscalls:sys_enter"}
+	args := []string{"stat", "-x,", "-e", "raw_syscalls:sys_enter", "-e", "context-switches"}
 	for _, k := range syscallKinds {
 		args = append(args, "-e", "syscalls:sys_enter_"+k)
 	}
@@ -113,6 +117,8 @@ func countSyscalls(pid int) func() syscallCount {
 			switch ev := f[2]; {
 			case ev == "raw_syscalls:sys_enter":
 				c.total = v
+			case ev == "context-switches":
+				c.switches = v
 			case strings.HasPrefix(ev, "syscalls:sys_enter_"):
 				c.kinds[strings.TrimPrefix(ev, "syscalls:sys_enter_")] = v
 			}
@@ -131,7 +137,7 @@ func main() {
 	note := flag.String("note", "", "a line about the conditions, added to the report")
 	flag.StringVar(&backendNet, "backend", "unix", "how the router reaches the server: unix (socket, as the control plane does) or tcp")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the router rounds here")
-	flag.StringVar(&relayModel, "relay", "loop", "the router's relay: loop (its event loop, the default) or goroutines (a goroutine per direction, for comparison)")
+	flag.StringVar(&relayModel, "relay", "loop", "the router's relay: loop (its event loop, the default), loop-sched (the loop always waiting through the Go scheduler, for comparison) or goroutines (a goroutine per direction, for comparison)")
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
 	flag.Parse()
 	if err := runBench(*clients, *threads, *rounds, *seconds, *scale, *out, *note); err != nil {
@@ -170,10 +176,10 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 	if backendNet == "unix" {
 		backend = filepath.Join(node.SocketDir, fmt.Sprintf(".s.PGSQL.%d", node.Port))
 	}
-	if relayModel != "loop" && relayModel != "goroutines" {
-		return fmt.Errorf("-relay %q: want loop or goroutines", relayModel)
+	if relayModel != "loop" && relayModel != "loop-sched" && relayModel != "goroutines" {
+		return fmt.Errorf("-relay %q: want loop, loop-sched or goroutines", relayModel)
 	}
-	r := router.New(router.Config{Name: "bench", Backends: staticWriter(backend), GoroutineRelay: relayModel == "goroutines"})
+	r := router.New(router.Config{Name: "bench", Backends: staticWriter(backend), GoroutineRelay: relayModel == "goroutines", SchedulerWait: relayModel == "loop-sched"})
 	defer r.Close()
 	l, err := r.Listen(router.ClusterEndpoint, "127.0.0.1:0")
 	if err != nil {
@@ -216,10 +222,18 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			case "pgbouncer":
 				proxy = bouncerPID
 			}
-			stopCount := countSyscalls(proxy)
-			cpu0, client0, server0, bouncer0 := benchenv.CPUTime(), benchenv.ChildrenCPU(), benchenv.ServerCPU(node.PID()), benchenv.ServerCPU(bouncerPID)
-			res, err := pgbench(root, p.port, clients, threads, seconds)
-			calls := stopCount()
+			var stopCount func() syscallCount
+			var cpu0, client0, server0, bouncer0 time.Duration
+			res, err := pgbench(root, p.port, clients, threads, seconds, func() {
+				// pgbench is waiting to start: perf attaches now, so that pgbench, forked
+				// before, is not counted as the router's child.
+				stopCount = countSyscalls(proxy)
+				cpu0, client0, server0, bouncer0 = benchenv.CPUTime(), benchenv.ChildrenCPU(), benchenv.ServerCPU(node.PID()), benchenv.ServerCPU(bouncerPID)
+			})
+			calls := syscallCount{}
+			if stopCount != nil {
+				calls = stopCount()
+			}
 			// Backends are reaped a moment after pgbench disconnects.
 			time.Sleep(300 * time.Millisecond)
 			if err == nil {
@@ -313,17 +327,31 @@ var pgbouncerVersion string
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
 // pgbench runs select-only pgbench against port and returns tps and latency percentiles from
-// its per-transaction log.
-func pgbench(root string, port, clients, threads, seconds int) (result, error) {
+// its per-transaction log. The process is forked first and waits (a shell reading its stdin)
+// while ready runs, then execs pgbench: perf counts a process's children forked after it
+// attached, and pgbench's system calls are not the router's.
+func pgbench(root string, port, clients, threads, seconds int, ready func()) (result, error) {
 	dir, err := os.MkdirTemp(root, "run-")
 	if err != nil {
 		return result{}, err
 	}
 	defer os.RemoveAll(dir)
-	cmd := exec.Command("pgbench", "-S", "-n", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads),
+	cmd := exec.Command("sh", "-c", `read go && exec "$0" "$@"`, "pgbench", "-S", "-n", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads),
 		"-T", strconv.Itoa(seconds), "-l", "--log-prefix", filepath.Join(dir, "tx"),
 		"-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "postgres")
-	o, err := cmd.CombinedOutput()
+	var ob strings.Builder
+	cmd.Stdout, cmd.Stderr = &ob, &ob
+	start, err := cmd.StdinPipe()
+	if err != nil {
+		return result{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	ready()
+	_, _ = start.Write([]byte("go\n"))
+	err = cmd.Wait()
+	o := []byte(ob.String())
 	if err != nil {
 		return result{}, fmt.Errorf("pgbench: %v\n%s", err, o)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,8 +63,15 @@ type eventLoop struct {
 	cmds   []loopCmd
 	closed bool
 
+	// schedulerWait: never wait raw (Config.SchedulerWait).
+	schedulerWait bool
+	// rawNow is set while the loop waits raw; rawSpells counts the times it started to.
+	rawNow    atomic.Bool
+	rawSpells atomic.Int64
+
 	// Loop goroutine only.
 	byFD map[int]*loopSession
+	wbuf [8]byte // the wake-up counter, read
 }
 
 // loopSession is a session while in the loop. Everything but exit is the loop's own.
@@ -106,7 +114,7 @@ func (w loopWriter) Write(b []byte) (int, error) {
 	}
 	done := 0
 	for done < len(b) {
-		k, err := unix.Write(ls.fd[w.to], b[done:])
+		k, err := rawWrite(ls.fd[w.to], b[done:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -124,7 +132,7 @@ func (w loopWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func newEventLoop() (*eventLoop, error) {
+func newEventLoop(schedulerWait bool) (*eventLoop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -139,7 +147,7 @@ func newEventLoop() (*eventLoop, error) {
 		unix.Close(wakefd)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	l := &eventLoop{epfd: epfd, wakefd: wakefd, byFD: map[int]*loopSession{}}
+	l := &eventLoop{epfd: epfd, wakefd: wakefd, schedulerWait: schedulerWait, byFD: map[int]*loopSession{}}
 	go l.run()
 	return l, nil
 }
@@ -166,12 +174,32 @@ func (l *eventLoop) submit(c loopCmd) bool {
 }
 
 // run is the loop: epoll_wait, then one read (and the writes it makes) per ready socket.
+// While sessions are busy it waits raw, holding its P (rawwait.go); after a quiet spell of
+// rawWaitIdle, or when no P can be spared, it waits through the scheduler.
 // (Waiting for the epoll descriptor in the runtime's poller instead, so that an idle loop is
 // a parked goroutine, was measured: it doubled the epoll calls and was not kept.)
 func (l *eventLoop) run() {
 	events := make([]unix.EpollEvent, 128)
+	raw := false
 	for {
-		n, err := unix.EpollWait(l.epfd, events, -1)
+		var n int
+		var err error
+		if raw {
+			n, err = epollWaitRaw(l.epfd, events, rawWaitIdle)
+			if err == nil && n == 0 {
+				raw = false
+				l.rawNow.Store(false)
+				releaseRawWait()
+				continue
+			}
+		} else {
+			n, err = unix.EpollWait(l.epfd, events, -1)
+			if err == nil && n > 0 && !l.schedulerWait && acquireRawWait() {
+				raw = true
+				l.rawNow.Store(true)
+				l.rawSpells.Add(1)
+			}
+		}
 		if err != nil {
 			if err == unix.EINTR {
 				continue
@@ -179,6 +207,10 @@ func (l *eventLoop) run() {
 			panic("router event loop: epoll_wait: " + err.Error())
 		}
 		if l.handle(events[:n]) {
+			if raw {
+				l.rawNow.Store(false)
+				releaseRawWait()
+			}
 			unix.Close(l.epfd)
 			return
 		}
@@ -190,8 +222,7 @@ func (l *eventLoop) handle(events []unix.EpollEvent) bool {
 	for _, ev := range events {
 		fd := int(ev.Fd)
 		if fd == l.wakefd {
-			var b [8]byte
-			_, _ = unix.Read(l.wakefd, b[:])
+			_, _ = rawRead(l.wakefd, l.wbuf[:])
 			if l.commands() {
 				return true
 			}
@@ -266,7 +297,7 @@ func (l *eventLoop) commands() bool {
 // readable reads once from ls's socket in direction dir and relays what came.
 func (l *eventLoop) readable(ls *loopSession, dir int) {
 	cr := ls.cr[dir]
-	k, err := unix.Read(ls.fd[dir], cr.buf[cr.n:])
+	k, err := rawRead(ls.fd[dir], cr.buf[cr.n:])
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
@@ -296,7 +327,7 @@ func (l *eventLoop) readable(ls *loopSession, dir int) {
 func (l *eventLoop) flush(ls *loopSession, dir int) {
 	p := ls.pend[dir]
 	for len(p) > 0 {
-		k, err := unix.Write(ls.fd[dir], p)
+		k, err := rawWrite(ls.fd[dir], p)
 		if err == unix.EINTR {
 			continue
 		}
@@ -371,7 +402,7 @@ func (r *Router) eventLoop() *eventLoop {
 		return nil
 	}
 	r.loopOnce.Do(func() {
-		l, err := newEventLoop()
+		l, err := newEventLoop(r.cfg.SchedulerWait)
 		if err == nil {
 			r.loop = l
 		}

@@ -70,6 +70,9 @@ type Config struct {
 	// GoroutineRelay relays every session with a goroutine per direction instead of the
 	// router's event loop (eventloop.go); for comparison.
 	GoroutineRelay bool
+	// SchedulerWait makes the event loop always wait the ordinary way, through the Go
+	// scheduler, instead of holding its P while sessions are busy (rawwait.go); for comparison.
+	SchedulerWait bool
 }
 
 // Router proxies one cluster's endpoints.
