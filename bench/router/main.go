@@ -32,6 +32,9 @@ import (
 
 var cpuProfile, backendNet, pgbouncerBin, relayModel string
 
+// compareSched adds a second router whose event loop always waits through the Go scheduler.
+var compareSched bool
+
 type staticWriter string
 
 func (s staticWriter) Writer() string    { return string(s) }
@@ -138,6 +141,7 @@ func main() {
 	flag.StringVar(&backendNet, "backend", "unix", "how the router reaches the server: unix (socket, as the control plane does) or tcp")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the router rounds here")
 	flag.StringVar(&relayModel, "relay", "loop", "the router's relay: loop (its event loop, the default), loop-sched (the loop always waiting through the Go scheduler, for comparison) or goroutines (a goroutine per direction, for comparison)")
+	flag.BoolVar(&compareSched, "compare-sched", false, "add a second router, its event loop always waiting through the Go scheduler (Config.SchedulerWait), as a fourth path in every round")
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
 	flag.Parse()
 	if err := runBench(*clients, *threads, *rounds, *seconds, *scale, *out, *note); err != nil {
@@ -190,6 +194,16 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 		name string
 		port int
 	}{{"direct", node.Port}, {"router", routerPort}}
+	schedPort := 0
+	if compareSched {
+		rs := router.New(router.Config{Name: "bench-sched", Backends: staticWriter(backend), SchedulerWait: true})
+		defer rs.Close()
+		ls, err := rs.Listen(router.ClusterEndpoint, "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		schedPort = ls.Addr().(*net.TCPAddr).Port
+	}
 	var bouncerPID int
 	if pgbouncerBin != "" {
 		port, pid, stop, err := startPgBouncer(root, node)
@@ -202,6 +216,12 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			name string
 			port int
 		}{"pgbouncer", port})
+	}
+	if compareSched {
+		paths = append(paths, struct {
+			name string
+			port int
+		}{"router-sched", schedPort})
 	}
 	loadStart := benchenv.LoadAvg()
 	started := time.Now().UTC()
@@ -217,7 +237,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			}
 			proxy := 0
 			switch p.name {
-			case "router":
+			case "router", "router-sched":
 				proxy = os.Getpid()
 			case "pgbouncer":
 				proxy = bouncerPID
@@ -237,7 +257,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			// Backends are reaped a moment after pgbench disconnects.
 			time.Sleep(300 * time.Millisecond)
 			if err == nil {
-				if p.name == "router" {
+				if p.name == "router" || p.name == "router-sched" {
 					res.cpuPerTxn = float64((benchenv.CPUTime() - cpu0).Microseconds()) / res.txns
 				}
 				if p.name == "pgbouncer" {
@@ -259,7 +279,15 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			results = append(results, res)
 		}
 	}
-	return report(out, note, results, len(paths), clients, threads, seconds, scale, started, loadStart, benchenv.LoadAvg())
+	var main, sched []result
+	for _, r := range results {
+		if r.path == "router-sched" {
+			sched = append(sched, r)
+		} else {
+			main = append(main, r)
+		}
+	}
+	return report(out, note, main, sched, len(paths)-len(sched)/max(1, rounds), clients, threads, seconds, scale, started, loadStart, benchenv.LoadAvg())
 }
 
 // startPgBouncer runs PgBouncer 1.x in session mode in front of node's Unix socket (as the
@@ -428,13 +456,16 @@ func diff(a, b []float64) []float64 {
 	return out
 }
 
-func report(out, note string, rs []result, per, clients, threads, seconds, scale int, started time.Time, load0, load1 string) error {
+func report(out, note string, rs, sched []result, per, clients, threads, seconds, scale int, started time.Time, load0, load1 string) error {
 	var b strings.Builder
 	pg, _ := exec.Command("pgbench", "--version").Output()
 	fmt.Fprintf(&b, "# Router overhead: pgbench -S through the router vs direct, %s\n\n", started.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Produced by `make bench-router` (`go run ./bench/router`); every figure below was measured in this one run.\n\n")
 	fmt.Fprintf(&b, "## Machine\n\n- CPU: %s, %d cores; %s/%s, %s\n- %s- Load average at start %s, at end %s\n",
 		benchenv.CPUModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), strings.TrimSpace(string(pg))+"\n", load0, load1)
+	autogroup, _ := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled")
+	fmt.Fprintf(&b, "- kernel.sched_autogroup_enabled = %s (0: nice ranks processes across sessions)\n", strings.TrimSpace(string(autogroup)))
+	fmt.Fprintf(&b, "- Command: `%s`\n", strings.Join(os.Args, " "))
 	fmt.Fprintf(&b, "- pgbench, the router and PostgreSQL all share these cores (the router runs in the benchmark process)\n")
 	if note != "" {
 		fmt.Fprintf(&b, "- Note: %s\n", note)
@@ -462,6 +493,20 @@ func report(out, note string, rs []result, per, clients, threads, seconds, scale
 			fmt.Fprintf(&b, "| %d | %s | %s |\n", rs[i].round, rs[i+1].syscallMix, rs[i+2].syscallMix)
 		}
 		fmt.Fprintf(&b, "\n**Medians over rounds:** router/direct **%.2f×**, pgbouncer/direct **%.2f×**: the router %s PgBouncer in this run (router/pgbouncer %.2f×).\n\n", benchenv.Median(rb), benchenv.Median(pb), verdict, benchenv.Median(rp))
+		if len(sched) > 0 {
+			fmt.Fprintf(&b, "### The event loop waiting through the Go scheduler (`-compare-sched`), in the same rounds\n\nA second router in the same process with `Config.SchedulerWait`, run after PgBouncer in each round.\n\n| round | router-sched TPS | router-sched/pgbouncer | router/router-sched | CPU µs/txn (router-sched / router) | syscalls/txn by kind |\n|---:|---:|---:|---:|---:|---|\n")
+			var sp []float64
+			for j, x := range sched {
+				i := 3 * j
+				if i+2 >= len(rs) {
+					break
+				}
+				r, p := rs[i+1], rs[i+2]
+				sp = append(sp, x.tps/p.tps)
+				fmt.Fprintf(&b, "| %d | %.0f | %.2f | %.2f | %.1f / %.1f | %.1f: %s |\n", x.round, x.tps, x.tps/p.tps, r.tps/x.tps, x.cpuPerTxn, r.cpuPerTxn, x.syscalls, x.syscallMix)
+			}
+			fmt.Fprintf(&b, "\nMedian router-sched/pgbouncer %.2f×.\n\n", benchenv.Median(sp))
+		}
 		// The rest of the report pairs direct and router.
 		var pairs []result
 		for i := 0; i+1 < len(rs); i += 3 {

@@ -70,7 +70,7 @@ type eventLoop struct {
 	rawSpells atomic.Int64
 
 	// Loop goroutine only.
-	byFD map[int]*loopSession
+	byFD []*loopSession // by descriptor: descriptors are small integers, reused lowest first
 	wbuf [8]byte // the wake-up counter, read
 }
 
@@ -147,7 +147,7 @@ func newEventLoop(schedulerWait bool) (*eventLoop, error) {
 		unix.Close(wakefd)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	l := &eventLoop{epfd: epfd, wakefd: wakefd, schedulerWait: schedulerWait, byFD: map[int]*loopSession{}}
+	l := &eventLoop{epfd: epfd, wakefd: wakefd, schedulerWait: schedulerWait}
 	go l.run()
 	return l, nil
 }
@@ -228,7 +228,10 @@ func (l *eventLoop) handle(events []unix.EpollEvent) bool {
 			}
 			continue
 		}
-		ls := l.byFD[fd]
+		var ls *loopSession
+		if fd < len(l.byFD) {
+			ls = l.byFD[fd]
+		}
 		if ls == nil {
 			continue // a session that left the loop earlier in this batch
 		}
@@ -268,6 +271,9 @@ func (l *eventLoop) commands() bool {
 				if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ls.fd[d], &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(ls.fd[d])}); err != nil {
 					ok = false
 				}
+				for ls.fd[d] >= len(l.byFD) {
+					l.byFD = append(l.byFD, nil)
+				}
 				l.byFD[ls.fd[d]] = ls
 			}
 			if !ok {
@@ -283,7 +289,7 @@ func (l *eventLoop) commands() bool {
 			}
 		case cmdStop:
 			for _, ls := range l.byFD {
-				if !ls.gone {
+				if ls != nil && !ls.gone {
 					l.end(ls)
 				}
 			}
@@ -369,8 +375,8 @@ func (l *eventLoop) remove(ls *loopSession) {
 	ls.gone = true
 	for d := range 2 {
 		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ls.fd[d], nil)
-		if l.byFD[ls.fd[d]] == ls {
-			delete(l.byFD, ls.fd[d])
+		if ls.fd[d] < len(l.byFD) && l.byFD[ls.fd[d]] == ls {
+			l.byFD[ls.fd[d]] = nil
 		}
 	}
 }
