@@ -275,7 +275,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				return fmt.Errorf("%s round %d: %w", p.name, round, err)
 			}
 			res.path, res.round = p.name, round
-			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  syscalls %.1f/txn (%s)\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.syscalls, res.syscallMix)
+			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  pgbench %.1f  server %.1f  syscalls %.1f/txn (%s)\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.clientCPU, res.serverCPU, res.syscalls, res.syscallMix)
 			results = append(results, res)
 		}
 	}
