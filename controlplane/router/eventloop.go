@@ -71,7 +71,7 @@ type eventLoop struct {
 
 	// Loop goroutine only.
 	byFD []*loopSession // by descriptor: descriptors are small integers, reused lowest first
-	wbuf [8]byte // the wake-up counter, read
+	wbuf [8]byte        // the wake-up counter, read
 }
 
 // loopSession is a session while in the loop. Everything but exit is the loop's own.
