@@ -81,12 +81,12 @@ const (
 
 // bench is one control plane with its cluster, loaded and set to auto-pause.
 type bench struct {
-	name    mode
-	m       *cluster.Manager
-	dsn     string
-	setup   time.Duration
-	mode    string // the enforcement mode the control plane reports
-	cs      []cycle
+	name  mode
+	m     *cluster.Manager
+	dsn   string
+	setup time.Duration
+	mode  string // the enforcement mode the control plane reports
+	cs    []cycle
 }
 
 func run(rows, dims, cycles int, modes []mode, out string) error {

@@ -66,6 +66,9 @@ type Options struct {
 	// quota (the nice boost still applies), to measure what the cgroup boost buys
 	// (bench/resume -enforce all); never set otherwise.
 	NoCgroupStartupBoost bool
+	// ResumeQuiet, when set, replaces resumeQuiet (1 s), the start-up boost's window after a
+	// resume: a test setting.
+	ResumeQuiet time.Duration
 }
 
 // ErrNotFound is returned for a cluster that does not exist.

@@ -110,7 +110,7 @@ func (mb *member) endCgroupBoost() {
 	mb.statsMu.Unlock()
 	switch {
 	case err != nil && !failedBefore:
-		mb.event("capacity.boost-restore-failed", "node %s keeps its start-up CPU weight and runs without its CPU quota: %v (retrying)", mb.id, err)
+		mb.event("capacity.boost-restore-failed", "node %s: its start-up CPU boost could not be fully ended (its CPU weight or quota is not the capacity's): %v (retrying)", mb.id, err)
 	case err != nil:
 		mb.c.m.opts.Logf("cluster %s: node %s: %v", mb.c.rec.Name, mb.id, err)
 	case failedBefore:

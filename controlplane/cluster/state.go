@@ -264,7 +264,11 @@ func (c *Cluster) resumeStep() {
 	ph := resumePhases{Wake: t0.Sub(c.life.resumeStarted), Ensure: released.Sub(t1), Recorded: t2.Sub(released)}
 	c.life.resumeWanted = false
 	c.life.availableSince = time.Now()
-	c.life.quietUntil = time.Now().Add(resumeQuiet)
+	quiet := resumeQuiet
+	if q := c.m.opts.ResumeQuiet; q > 0 {
+		quiet = q
+	}
+	c.life.quietUntil = time.Now().Add(quiet)
 	c.life.mu.Unlock()
 	if n := writer.node; n != nil && !n.Launched.IsZero() && n.Ready.After(n.Launched) && !n.Launched.Before(t1) {
 		ph.BeforeFork, ph.Postgres, ph.AfterReady = n.Launched.Sub(t1), n.Ready.Sub(n.Launched), released.Sub(n.Ready)
