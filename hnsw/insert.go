@@ -117,7 +117,11 @@ func (x *Index) findNeighbors(s *scratch, q []float32, self uint32, level int, e
 	ep, epLevel := uint32(e), int(e>>32)-1
 	sp := searchSpec{accept: statePresent | statePending}
 	if x.quantBuild() {
-		x.quantizeQuery(s, q)
+		if self != noID {
+			x.ownCodesAsQuery(s, self)
+		} else {
+			x.quantizeQuery(s, q)
+		}
 		defer func() { s.quant = false }()
 	}
 	s.entries = append(s.entries[:0], x.descend(s, q, ep, epLevel, level))

@@ -18,6 +18,21 @@ import (
 // quantBuild says whether inserts search with int8 codes.
 func (x *Index) quantBuild() bool { return x.quant && !x.bin && x.elem == Float32 && !x.noQuantBuild }
 
+// ownCodesAsQuery prepares s to search for id's own stored vector: its codes are already
+// stored (storeCodes, from the same vector by the same function), so quantizing it again as
+// a query would compute the same bytes.
+func (x *Index) ownCodesAsQuery(s *scratch, id uint32) {
+	s.quant = true
+	if len(s.qcodes) != x.dims {
+		s.qcodes = make([]int8, x.dims)
+	}
+	copy(s.qcodes, x.codeOf(id))
+	s.qscale = x.scales[id]
+	if x.metric == L2 {
+		s.qnorm2 = x.norms2[id]
+	}
+}
+
 // rescoreGather replaces the distances of cs by exact ones, in one gather call, and sorts
 // cs by them, ascending (ties by id).
 func (x *Index) rescoreGather(s *scratch, q []float32, cs []candidate) {

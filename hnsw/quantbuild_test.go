@@ -86,3 +86,20 @@ func recallWith(t *testing.T, x *Index, queries [][]float32, truth [][]uint32, e
 	}
 	return float64(hit) / float64(total)
 }
+
+// An insert searches for its own node with the codes stored for it: the same bytes, scale
+// and norm quantizeQuery computes from its vector.
+func TestOwnCodesAreTheQueryCodes(t *testing.T) {
+	for _, metric := range []Metric{L2, Cosine, InnerProduct} {
+		data := clustered(50, 96, 3, 4)
+		x := buildQuant(t, data, metric, true)
+		a, b := x.pool.get(), x.pool.get()
+		for id := range uint32(len(data)) {
+			x.ownCodesAsQuery(a, id)
+			x.quantizeQuery(b, x.vec(id))
+			if !slices.Equal(a.qcodes, b.qcodes) || a.qscale != b.qscale || a.qnorm2 != b.qnorm2 {
+				t.Fatalf("%v node %d: stored codes differ from the query's", metric, id)
+			}
+		}
+	}
+}
