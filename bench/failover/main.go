@@ -323,6 +323,7 @@ var timelineEvents = []struct{ label, prefix string }{
 	{"old writer fenced", "member.fenced"},
 	{"failover completed", "cluster.failover-completed"},
 	{"writer restarted", "member.restarted"},
+	{"a reader follows", "cluster.failover-followed"},
 }
 
 // timeline gives, in seconds from t0, the first of each timeline event and the clients' first
@@ -359,7 +360,7 @@ func timeline(events []stamped, cs []*client, t0 time.Time) map[string]float64 {
 }
 
 // timelineLabels orders a timeline's entries for the report.
-var timelineLabels = []string{"failover started", "old writer fenced", "writer restarted", "first new connection", "first acknowledged write", "failover completed"}
+var timelineLabels = []string{"failover started", "old writer fenced", "writer restarted", "first new connection", "first acknowledged write", "a reader follows", "failover completed"}
 
 // waitRTO returns the time from t0 to the first acknowledged write on a connection opened
 // after t0.

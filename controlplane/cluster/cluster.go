@@ -85,7 +85,10 @@ func (c *Cluster) memberRec(id string) *store.Member {
 	return nil
 }
 
-func (c *Cluster) saveLocked() error { return c.m.opts.Store.PutCluster(c.rec) }
+func (c *Cluster) saveLocked() error {
+	c.rec.Rev++ // the record journal keeps the newest revision (failover_record.go)
+	return c.m.opts.Store.PutCluster(c.rec)
+}
 
 func (c *Cluster) setStatus(status string) {
 	c.mu.Lock()
@@ -138,6 +141,7 @@ func SocketDir(r store.Member) string { return filepath.Dir(r.DataDir) }
 // run brings the cluster up and supervises it until shutdown.
 func (c *Cluster) run() {
 	defer close(c.done)
+	defer c.fo.events.Wait() // events recorded off the failover's critical path
 	// Nodes outlive the control plane: one closed during a resume's boost must not keep it.
 	defer c.endStartBoost()
 	proberDone := make(chan struct{})

@@ -40,6 +40,8 @@ type foState struct {
 	requests    chan failoverRequest
 	probe       writerProber
 	sync        syncGuardState // syncguard.go
+	// events are events recorded off the critical path (eventAsync), waited for at the end.
+	events sync.WaitGroup
 }
 
 type failoverRequest struct {
@@ -124,24 +126,33 @@ func (c *Cluster) watchWriter() bool {
 	return true
 }
 
-// restartLimit bounds a restart in place of the writer when a reader could take over instead:
-// what is left of the grace period since the failure began (at least 1 s, so a restart is
-// tried at all). Without a reader that may be promoted the restart gets StartTimeout.
-func (c *Cluster) restartLimit(rec store.Member) (time.Duration, bool) {
+// restartDeadline bounds a restart in place of the writer when a reader could take over
+// instead: the end of the grace period since the failure began. A restart that begins with
+// less than a second of it left (the failure was seen late) still gets that second, so that a
+// restart is tried at all. Without a reader that may be promoted the restart gets StartTimeout.
+func (c *Cluster) restartDeadline(rec store.Member) (time.Time, bool) {
 	if !rec.Writer || len(c.readerRecs()) == 0 {
-		return 0, false
+		return time.Time{}, false
 	}
 	mode, g := c.failoverSettings()
 	if mode == failover.Synchronous {
 		if ok, _ := c.fo.sync.guard.PromotionAllowed(); !ok {
-			return 0, false
+			return time.Time{}, false
 		}
 	}
+	now := time.Now()
 	since := c.detectorSince()
 	if since.IsZero() {
-		since = time.Now()
+		since = now
 	}
-	return max(time.Until(since.Add(g)), time.Second), true
+	return maxTime(since.Add(g), now.Add(time.Second)), true
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (c *Cluster) noteOnce(msg string) {
@@ -153,8 +164,12 @@ func (c *Cluster) noteOnce(msg string) {
 
 func (c *Cluster) setSuspect(v bool) {
 	c.mu.Lock()
+	was := c.fo.suspect
 	c.fo.suspect = v
 	c.mu.Unlock()
+	if was && !v && c.router != nil {
+		c.router.BackendsChanged() // held clients go to the writer now, not at their next poll
+	}
 }
 
 // probe opens a new connection and runs a query that also reads the writer's timeline (0 for
@@ -299,6 +314,8 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	var events chan struct{}
 	// fenceDone is the end of the old writer's processes (automatic failover).
 	var fenceDone chan error
+	// fenceRec is the fenced record's durable write (automatic failover).
+	var fenceRec <-chan error
 	if manual {
 		c.markFailingOver(old)
 		c.m.event(name, old.id, "cluster.failover-started", started)
@@ -330,14 +347,28 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	} else {
 		// Killed before anything else: from the moment Kill returns it can acknowledge
 		// nothing more, while its processes exit alongside the choice and the promotion.
+		var waits []func() error
 		if old.node != nil {
-			wait := old.node.Kill()
+			waits = append(waits, old.node.Kill())
+		}
+		// A restart in place given up at the grace deadline: its processes were sent SIGKILL.
+		if w := old.abandonedStart(); w != nil {
+			waits = append(waits, w)
+		}
+		if len(waits) > 0 {
 			fenceDone = make(chan error, 1)
-			go func() { fenceDone <- wait() }()
+			go func() {
+				var errs []error
+				for _, w := range waits {
+					errs = append(errs, w())
+				}
+				fenceDone <- errors.Join(errs...)
+			}()
 		}
 		old.pid.Store(0)
 		old.closePoll()
-		c.markFenced(old) // in the store before any reader is promoted
+		// Fenced in memory now; durable before the new writer is announced (failover_record.go).
+		fenceRec = c.markFenced(old)
 		events = make(chan struct{})
 		go func() {
 			defer close(events)
@@ -361,7 +392,18 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 		fenceDone = nil
 	}
 	defer fenced()
+	// recorded waits for the fenced record's write: before the promotion is announced.
+	recorded := func() error {
+		if fenceRec == nil {
+			return nil
+		}
+		err := <-fenceRec
+		fenceRec = nil
+		return err
+	}
+	defer recorded()
 	abort := func(err error) error {
+		_ = recorded()
 		fenced()
 		return c.abortFailover(old, err)
 	}
@@ -391,7 +433,15 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	if err := nw.promote(ctx); err != nil {
 		return abort(fmt.Errorf("promoting %s: %w", choice.ID, err))
 	}
-	nw.update(func(r *store.Member) { r.Writer = true })
+	// Both records durable before the router learns of the new writer: the fenced one (begun
+	// before the choice) and this one.
+	if err := recorded(); err != nil {
+		c.m.event(name, old.id, "member.fence-record-failed", fmt.Sprintf("writing the fenced record of %s: %v", old.id, err))
+	}
+	c.setSuspect(true) // the router holds new clients until publishProbeTarget, below
+	if err := c.saveDurable(func() { c.memberRec(nw.id).Writer = true }); err != nil {
+		c.m.event(name, nw.id, "cluster.record-failed", fmt.Sprintf("writing the promoted record of %s: %v", nw.id, err))
+	}
 	c.fo.syncApplied = nil
 	c.resetSyncGuard()
 	nw.closePoll()
@@ -465,6 +515,9 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	}
 
 	tRepointed := time.Now()
+	if mode == failover.Synchronous && !manual && len(followers) > 0 {
+		c.watchFollowing(nw, tPromoted)
+	}
 	fenced()
 	// 5. The first write on the new writer ends the downtime.
 	if err := <-firstWrite; err != nil {
@@ -491,15 +544,15 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 }
 
 // markFenced records, in one write, the cluster failing over and its writer fenced: no longer
-// the writer, and only ever to return as a reader.
-func (c *Cluster) markFenced(old *member) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.rec.Status = StatusFailingOver
-	if r := c.memberRec(old.id); r != nil {
-		r.Writer, r.Fenced, r.Status = false, true, StatusFenced
-	}
-	_ = c.saveLocked()
+// the writer, and only ever to return as a reader. In memory at once; the channel gives the
+// durable write's outcome.
+func (c *Cluster) markFenced(old *member) <-chan error {
+	return c.saveDurableAsync(func() {
+		c.rec.Status = StatusFailingOver
+		if r := c.memberRec(old.id); r != nil {
+			r.Writer, r.Fenced, r.Status = false, true, StatusFenced
+		}
+	})
 }
 
 // markFailingOver records the cluster and its writer as failing over, in one write.
@@ -1033,4 +1086,39 @@ func (c *Cluster) DataDir(id string) (string, error) {
 		return "", fmt.Errorf("DB instance %q: %w", id, ErrMemberNotFound)
 	}
 	return r.DataDir, nil
+}
+
+// watchFollowing records when a reader first streams from the promoted writer nw: until then
+// a synchronous writer's commits could not be acknowledged, so this is what closing the
+// window after a promotion (synchronous_standby_names set before pg_promote, not after the
+// re-pointing) would add to the downtime. It watches from a goroutine of its own.
+func (c *Cluster) watchFollowing(nw *member, promoted time.Time) {
+	node := nw.node
+	c.fo.events.Add(1)
+	go func() {
+		defer c.fo.events.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, 20*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, node.DSN("postgres"))
+		if err != nil {
+			return
+		}
+		defer conn.Close(context.Background())
+		for ctx.Err() == nil {
+			var who *string
+			err := conn.QueryRow(ctx, "SELECT min(application_name) FROM pg_stat_replication WHERE state = 'streaming' AND flush_lsn IS NOT NULL").Scan(&who)
+			if err != nil {
+				return
+			}
+			if who != nil {
+				c.m.event(c.rec.Name, nw.id, "cluster.failover-followed", fmt.Sprintf("first reader (%s) streaming from the new writer %s %.2f s after the promotion: commits made meanwhile had no synchronous standby",
+					*who, nw.id, time.Since(promoted).Seconds()))
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
 }

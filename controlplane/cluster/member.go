@@ -49,6 +49,9 @@ type member struct {
 	// onReady, when set (by a resume), is called as soon as a start's postmaster accepts
 	// connections and its limits are set, before the start is recorded.
 	onReady func()
+	// abandoned waits for the processes of a restart in place given up at the grace
+	// deadline (failover_restart.go); run goroutine only.
+	abandoned func() error
 
 	// pid mirrors node.PID() for readers outside the run goroutine.
 	pid atomic.Int64
@@ -118,9 +121,19 @@ func (mb *member) ensure() {
 		return
 	}
 	rec := mb.record()
+	// A writer that does not restart within the grace period of its failure is failed over
+	// instead: the restart gets what is left of it, and nothing on its way waits on the disk
+	// (failover_restart.go).
+	deadline, bounded := mb.c.restartDeadline(rec)
+	bounded = bounded && mb.node != nil && rec.Created && !needsRejoin(rec)
 	if mb.node != nil && rec.Status == StatusAvailable {
-		mb.event("member.died", "node %s (pid %d) exited: %v; restarting", mb.id, mb.node.PID(), mb.node.ExitErr())
-		mb.setStatus(StatusRestarting)
+		if bounded {
+			mb.eventAsync("member.died", "node %s (pid %d) exited: %v; restarting in place until the end of the grace period", mb.id, mb.node.PID(), mb.node.ExitErr())
+			mb.setStatusInMemory(StatusRestarting)
+		} else {
+			mb.event("member.died", "node %s (pid %d) exited: %v; restarting", mb.id, mb.node.PID(), mb.node.ExitErr())
+			mb.setStatus(StatusRestarting)
+		}
 		mb.pid.Store(0)
 		mb.closePoll()
 		rec.Status = StatusRestarting
@@ -128,15 +141,26 @@ func (mb *member) ensure() {
 	if time.Now().Before(mb.nextTry) {
 		return
 	}
+	if bounded {
+		if err := mb.restartWithin(rec, deadline); err != nil {
+			if mb.c.ctx.Err() != nil {
+				return
+			}
+			mb.failures++
+			mb.lastErr = err.Error()
+			delay := min(time.Second<<min(mb.failures-1, 5), 30*time.Second)
+			mb.nextTry = time.Now().Add(delay)
+			mb.setStatusInMemory(StatusFailed)
+			mb.eventAsync("member.start-failed", "node %s: %v (a reader is promoted instead)", mb.id, firstLines(err.Error(), 12))
+			return
+		}
+		mb.failures, mb.nextTry, mb.lastErr = 0, time.Time{}, ""
+		mb.pid.Store(int64(mb.node.PID()))
+		mb.setStatus(StatusAvailable)
+		return
+	}
 	ctx, cancel := context.WithTimeout(mb.c.ctx, StartTimeout)
 	defer cancel()
-	if limit, ok := mb.c.restartLimit(rec); ok && mb.node != nil && rec.Created {
-		// A writer that does not restart within the grace period of its failure is failed
-		// over instead: the restart gets what is left of it.
-		cancel()
-		ctx, cancel = context.WithTimeout(mb.c.ctx, limit)
-		defer cancel()
-	}
 	var err error
 	switch {
 	case needsRejoin(rec):

@@ -194,6 +194,7 @@ func (s *session) recoverBackend() (next *bufio.Reader, tried bool) {
 	st := *s.rec.snap.Load()
 	deadline := time.Now().Add(s.r.cfg.HoldTimeout)
 	for {
+		changed := s.r.backendWake.wait() // writerwake.go
 		if s.closed.Load() {
 			return nil, false
 		}
@@ -223,6 +224,7 @@ func (s *session) recoverBackend() (next *bufio.Reader, tried bool) {
 		select {
 		case <-s.r.done:
 			return nil, true
+		case <-changed:
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

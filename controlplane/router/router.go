@@ -104,6 +104,8 @@ type Router struct {
 	loopOnce sync.Once
 	loop     *eventLoop
 	inLoop   atomic.Int64
+
+	backendWake wakeup // writerwake.go
 }
 
 type endpointStats struct {

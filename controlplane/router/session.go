@@ -239,15 +239,19 @@ func (s *session) negotiate() (*pgproto3.StartupMessage, bool) {
 // waitBackend picks a backend, waiting up to the hold timeout for one to become available.
 func (s *session) waitBackend() bool {
 	deadline := time.Now().Add(s.r.cfg.HoldTimeout)
-	for !s.r.pick(s) {
+	for {
+		changed := s.r.backendWake.wait() // taken before pick, so no change is missed
+		if s.r.pick(s) {
+			return true
+		}
 		if time.Now().After(deadline) {
 			return false
 		}
 		select {
 		case <-s.r.done:
 			return false
+		case <-changed:
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return true
 }

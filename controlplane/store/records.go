@@ -4,7 +4,9 @@ import "time"
 
 // Cluster is the persisted definition of one cluster.
 type Cluster struct {
-	Name      string    `json:"name"`
+	Name string `json:"name"`
+	// Rev is the record's revision, bumped by each write (the record journal keeps the newest).
+	Rev       uint64    `json:"rev,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// Status is the cluster's last recorded status (creating, available, failed, deleting).
 	Status string `json:"status"`

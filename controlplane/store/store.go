@@ -26,6 +26,7 @@ var ErrNotFound = errors.New("not found")
 // Store is the open state file.
 type Store struct {
 	db *bolt.DB
+	j  *journal // journal.go
 }
 
 // Open opens (creating if needed) the state file at path. It fails after a few seconds when
@@ -60,11 +61,21 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising state file %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	j, err := openJournal(path+".journal", db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, j: j}
+	go s.runFlusher()
+	return s, nil
 }
 
-// Close releases the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close copies what the record journal holds into the file and releases both.
+func (s *Store) Close() error {
+	s.j.close()
+	return s.db.Close()
+}
 
 // PutCluster creates or replaces a cluster definition.
 func (s *Store) PutCluster(c Cluster) error {
