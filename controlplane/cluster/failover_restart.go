@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/borealisdb/borealis/controlplane/store"
@@ -31,15 +32,29 @@ func (mb *member) restartWithin(rec store.Member, deadline time.Time) error {
 	}
 	ctx, cancel := context.WithDeadline(mb.c.ctx, deadline)
 	defer cancel()
-	node, err := pgproc.New(mb.config(rec))
-	if err != nil {
-		return err
-	}
 	want := mb.settingsFor(rec.Writer, rec.Capacity)
 	if err := writeCapacityConf(rec.DataDir, want); err != nil {
 		return err
 	}
-	if err := node.Start(ctx); err != nil {
+	var node *pgproc.Node
+	var err error
+	for {
+		if node, err = pgproc.New(mb.config(rec)); err != nil {
+			return err
+		}
+		err = node.Start(ctx)
+		// The killed postmaster's children (orphaned, so not found by parent) leave once they
+		// notice its death; until then a start is refused at once. Try again as soon as they
+		// are gone rather than after the usual back-off of a failed start.
+		if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "pre-existing shared memory block") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err != nil {
 		wait := node.Kill()
 		prev := mb.abandoned
 		mb.abandoned = func() error {
