@@ -71,8 +71,26 @@ func (mb *member) restartWithin(rec store.Member, deadline time.Time) error {
 	mb.node = node
 	mb.applied = want
 	mb.enforce(rec.Capacity)
-	mb.event("member.restarted", "restarted node %s on port %d (pid %d)", mb.id, rec.Port, node.PID())
+	mb.eventAsync("member.restarted", "restarted node %s on port %d (pid %d)", mb.id, rec.Port, node.PID())
 	return nil
+}
+
+// restartedInPlace records a restart in place that made it within the deadline: available at
+// once for the router (the prober probes the new node from now on and the held clients are
+// woken), persisted through the record journal without waiting (a bbolt write took 0.5-2 s
+// under the machine's I/O, inside the clients' downtime).
+func (mb *member) restartedInPlace() {
+	mb.setStatusInMemory(StatusAvailable)
+	mb.c.publishProbeTarget()
+	mb.c.fo.events.Add(1)
+	done := mb.c.saveDurableAsync(func() {})
+	go func() {
+		defer mb.c.fo.events.Done()
+		<-done
+	}()
+	if mb.c.router != nil {
+		mb.c.router.BackendsChanged()
+	}
 }
 
 // abandonedStart waits for the processes of a start given up at the grace deadline (nil: none).
