@@ -28,9 +28,14 @@ all: build
 build: $(SHLIBS) pgext cli
 
 # The Go engine, loaded by the C module after fork (never preloaded: see docs/architecture.md).
+# It is built with a two-edit patch to the runtime's monitor thread (internal/runtimepatch),
+# applied through `go build -overlay` to a copy of the toolchain's runtime/proc.go: the tool
+# prints "-overlay=FILE -X=main.runtimePatch=NAME", or nothing (and a warning) if the
+# toolchain's runtime does not take the edits.
 $(BUILD)/borealis_engine.so: $(GO_SOURCES)
 	@mkdir -p $(BUILD)
-	$(GO) build -buildmode=c-shared -ldflags='$(ENGINE_LDFLAGS)' -o $@ ./engine
+	@rt=$$($(GO) run ./internal/runtimepatch/overlay -goroot "$$($(GO) env GOROOT)" -dir $(BUILD)/_runtime-overlay) || exit 1; \
+	set -x; $(GO) build -buildmode=c-shared $${rt% *} -ldflags='$(ENGINE_LDFLAGS) '"$${rt#* }" -o $@ ./engine
 
 $(SQL_SCRIPT): $(SQL_PARTS)
 	@mkdir -p $(BUILD)

@@ -26,6 +26,10 @@ const (
 	statusError       = 2
 )
 
+// runtimePatch names the edits made to the Go runtime this engine was built with
+// (internal/runtimepatch, set by the Makefile with -X); empty means the stock runtime.
+var runtimePatch string
+
 // lastError holds the message of the last failed call. Only the backend's own thread calls the
 // engine, so one slot per process is enough.
 var lastError string
@@ -116,6 +120,8 @@ type engineInfo struct {
 	GoHeapBytes      uint64 `json:"go_heap_bytes"`
 	GoMemoryLimit    int64  `json:"go_memory_limit"`
 	GOMAXPROCS       int    `json:"gomaxprocs"`
+	// RuntimePatch names the sysmon edits this engine's runtime carries ("" for none).
+	RuntimePatch string `json:"runtime_patch"`
 }
 
 //export borealis_engine_info_json
@@ -131,6 +137,7 @@ func borealis_engine_info_json(buf *C.char, size C.size_t) (rc C.int) {
 		MappedGraphBytes: mappedBytes.Load(),
 		GoMemoryLimit:    debug.SetMemoryLimit(-1),
 		GOMAXPROCS:       runtime.GOMAXPROCS(0),
+		RuntimePatch:     runtimePatch,
 	}
 	graphsMu.Lock()
 	for _, g := range graphs {

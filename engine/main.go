@@ -16,6 +16,12 @@
 // -X runtime.godebugDefault=asyncpreemptoff=1. The C loader also blocks PostgreSQL's
 // asynchronous signals while the runtime starts, so Go's own threads never receive them;
 // signals.go checks that at run time.
+//
+// The runtime's monitor thread (sysmon) is patched at build time (internal/runtimepatch, through
+// `go build -overlay`): unpatched, it mistakes every cgo callback for a goroutine that has run
+// too long, retakes the backend's P while C runs and polls every 20 µs, a context switch each,
+// which cost up to half a millisecond of CPU per query. borealis_engine_info() reports the patch
+// as runtime_patch.
 package main
 
 func main() {}

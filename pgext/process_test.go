@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/borealisdb/borealis/internal/pgtest"
+	"github.com/borealisdb/borealis/internal/runtimepatch"
 )
 
 // These tests prove the process model of docs/architecture.md on a real server: the Go engine
@@ -69,6 +70,7 @@ func TestEngineLoadsInBackendNotPostmaster(t *testing.T) {
 		SIMD struct {
 			Path string `json:"path"`
 		} `json:"simd"`
+		RuntimePatch string `json:"runtime_patch"`
 	}
 	if err := json.Unmarshal(raw, &info); err != nil {
 		t.Fatalf("borealis_engine_info() is not JSON: %v: %s", err, raw)
@@ -78,6 +80,11 @@ func TestEngineLoadsInBackendNotPostmaster(t *testing.T) {
 	}
 	if !info.SignalIsolation.OK || info.SignalIsolation.GoThreads == 0 {
 		t.Fatalf("Go threads in the backend accept PostgreSQL's signals: %s", raw)
+	}
+	// The Makefile builds the engine with the sysmon edits whenever this toolchain's runtime
+	// takes them (internal/runtimepatch's own test checks that it does).
+	if info.RuntimePatch != runtimepatch.Name {
+		t.Fatalf("engine runtime_patch = %q, want %q: the installed engine was built without the Go runtime patch (run make install from this tree): %s", info.RuntimePatch, runtimepatch.Name, raw)
 	}
 
 	var backendPID int

@@ -23,6 +23,10 @@
 //	go run ./bench/scanprof --dsn 'host=/tmp/s port=5432 user=postgres' \
 //	  --dataset synthetic:10000:1536:cosine --ef 10 --n 1500 \
 //	  'SELECT id FROM t ORDER BY embedding::halfvec(1536) <=> $1::vector::halfvec(1536) LIMIT 10'
+//
+// --setup halfvec first (re)creates the tables those statements read, from the dataset's base
+// rows: t with a borealis_hnsw and tpv with a pgvector hnsw index on embedding::halfvec(dim)
+// (the dataset's metric's halfvec class, m 16, ef_construction 64, as bench ann builds them).
 package main
 
 import (
@@ -39,6 +43,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
 
 	"github.com/borealisdb/borealis/bench/dataset"
 )
@@ -54,8 +60,13 @@ func main() {
 	freq := flag.Int("freq", 2000, "perf sampling frequency (Hz); 0 skips perf")
 	keep := flag.String("keep", "", "keep perf data files with this prefix (default: removed)")
 	think := flag.Duration("think", 0, "client pause between timed queries (an idle client's gap; 0: back to back)")
+	setup := flag.String("setup", "", "halfvec: first (re)create tables t (borealis_hnsw) and tpv (pgvector hnsw) from the dataset, indexed on embedding::halfvec(dim); empty: use the caller's tables")
 	flag.Parse()
-	if *dsn == "" || flag.NArg() == 0 {
+	if *setup != "" && *setup != "halfvec" {
+		fmt.Fprintln(os.Stderr, "--setup: want halfvec")
+		os.Exit(2)
+	}
+	if *dsn == "" || (flag.NArg() == 0 && *setup == "") {
 		fmt.Fprintln(os.Stderr, "usage: scanprof --dsn DSN [flags] 'SELECT ... $1 ...' ...")
 		os.Exit(2)
 	}
@@ -73,6 +84,11 @@ func main() {
 		fail(err)
 	}
 	defer conn.Close(ctx)
+	if *setup != "" {
+		if err := setupHalfvec(ctx, conn, ds); err != nil {
+			fail(err)
+		}
+	}
 	var pid int
 	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
 		fail(err)
@@ -282,6 +298,52 @@ func vectorText(v []float32) string {
 	}
 	b.WriteByte(']')
 	return b.String()
+}
+
+// setupHalfvec loads d's base rows into t by binary COPY, copies them into tpv, and builds
+// each table's index on embedding::halfvec(dim) with d's metric's halfvec class.
+func setupHalfvec(ctx context.Context, conn *pgx.Conn, d *dataset.Dataset) error {
+	if d.Sparse != nil {
+		return fmt.Errorf("--setup halfvec needs a dense dataset")
+	}
+	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
+		return err
+	}
+	class := map[dataset.Metric]string{dataset.L2: "halfvec_l2_ops", dataset.Cosine: "halfvec_cosine_ops", dataset.IP: "halfvec_ip_ops"}[d.Metric]
+	if class == "" {
+		return fmt.Errorf("--setup halfvec: no halfvec class for metric %v", d.Metric)
+	}
+	rows := make([][]any, d.N())
+	for i := range rows {
+		rows[i] = []any{int32(i), pgvector.NewVector(d.Row(i))}
+	}
+	target := fmt.Sprintf("((embedding::halfvec(%d)) %s) WITH (m = 16, ef_construction = 64)", d.Dim, class)
+	for _, st := range []string{
+		"DROP TABLE IF EXISTS t, tpv",
+		fmt.Sprintf("CREATE TABLE t (id int4 NOT NULL, embedding vector(%d) NOT NULL)", d.Dim),
+	} {
+		if _, err := conn.Exec(ctx, st); err != nil {
+			return err
+		}
+	}
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"t"}, []string{"id", "embedding"}, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("COPY into t: %w", err)
+	}
+	for _, st := range []string{
+		"CREATE TABLE tpv AS SELECT * FROM t",
+		"SET maintenance_work_mem = '1GB'",
+		"SET max_parallel_maintenance_workers = 1",
+		"CREATE INDEX ON t USING borealis_hnsw " + target,
+		"CREATE INDEX ON tpv USING hnsw " + target,
+		"VACUUM (ANALYZE) t",
+		"VACUUM (ANALYZE) tpv",
+	} {
+		fmt.Fprintf(os.Stderr, "setup: %s\n", st)
+		if _, err := conn.Exec(ctx, st); err != nil {
+			return fmt.Errorf("%s: %w", st, err)
+		}
+	}
+	return nil
 }
 
 func fail(err error) {
