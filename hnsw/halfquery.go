@@ -26,6 +26,10 @@ func (x *Index) halfCos() bool { return x.elem == Half && x.metric == Cosine }
 func (x *Index) halfCosDistances(s *scratch, q []float32, ids []uint32, out []float32) {
 	hq := x.halfQuery(s, q)
 	for i, id := range ids {
-		out[i] = simd.CosineDistanceHalfQuery(hq, halves(x.vec(id)))
+		next := id
+		if i+1 < len(ids) {
+			next = ids[i+1]
+		}
+		out[i] = simd.CosineDistanceHalfQueryNext(hq, halves(x.vec(id)), halves(x.vec(next)))
 	}
 }

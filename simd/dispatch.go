@@ -48,7 +48,7 @@ type impl struct {
 	dotHalf   func(a, b []uint16) float32
 	l1Half    func(a, b []uint16) float32
 	cosHalf   func(a, b []uint16) float32
-	cosHalfQ  func(q *HalfQuery, b []uint16) float32
+	cosHalfQ  func(q *HalfQuery, b, next []uint16) float32
 	jaccard   func(a, b []uint64) float32
 	hamming   func(a, b []uint64) int
 }

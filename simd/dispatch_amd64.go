@@ -263,12 +263,13 @@ func cosHalfAVX2Slice(a, b []uint16) float32 {
 	return cosHalfAVX2(&a[0], &b[0], len(a))
 }
 
-// cosHalfQueryAVX2Slice is cosHalfAVX2Slice(q.h, b) from the query's float32 copy and norm.
-func cosHalfQueryAVX2Slice(q *HalfQuery, b []uint16) float32 {
+// cosHalfQueryAVX2Slice is cosHalfAVX2Slice(q.h, b) from the query's float32 copy and norm,
+// prefetching next (of b's length).
+func cosHalfQueryAVX2Slice(q *HalfQuery, b, next []uint16) float32 {
 	if len(q.h) == 0 {
 		return cosHalfGeneric(q.h, b)
 	}
-	return cosHalfQueryAVX2(&q.f[0], &b[0], len(q.h), q.norm2)
+	return cosHalfQueryAVX2(&q.f[0], &b[0], &next[0], len(q.h), q.norm2)
 }
 
 func halfToFloat32AVX2(dst []float32, src []uint16) {

@@ -83,7 +83,7 @@ var neonImpl = impl{
 	dotHalf:  func(a, b []uint16) float32 { return halfPairNEON(dotHalfNEON, a, b) },
 	l1Half:   func(a, b []uint16) float32 { return halfPairNEON(l1HalfNEON, a, b) },
 	cosHalf:  cosHalfNEONSlice,
-	cosHalfQ: func(q *HalfQuery, b []uint16) float32 { return cosHalfNEONSlice(q.h, b) },
+	cosHalfQ: func(q *HalfQuery, b, _ []uint16) float32 { return cosHalfNEONSlice(q.h, b) },
 	jaccard:  jaccardNEONSlice,
 	hamming:  hammingNEONSlice,
 }

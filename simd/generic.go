@@ -27,7 +27,7 @@ var genericImpl = impl{
 	dotHalf:   dotHalfGeneric,
 	l1Half:    l1HalfGeneric,
 	cosHalf:   cosHalfGeneric,
-	cosHalfQ:  func(q *HalfQuery, b []uint16) float32 { return cosHalfGeneric(q.h, b) },
+	cosHalfQ:  func(q *HalfQuery, b, _ []uint16) float32 { return cosHalfGeneric(q.h, b) },
 	jaccard:   jaccardGeneric,
 	hamming:   hammingGeneric,
 }

@@ -94,7 +94,18 @@ func (q *HalfQuery) Len() int { return len(q.h) }
 // element instead of two and three); other paths compute CosineDistanceHalf itself.
 func CosineDistanceHalfQuery(q *HalfQuery, b []uint16) float32 {
 	samePair("CosineDistanceHalfQuery", len(q.h), len(b))
-	return active.Load().cosHalfQ(q, b)
+	return active.Load().cosHalfQ(q, b, b)
+}
+
+// CosineDistanceHalfQueryNext is CosineDistanceHalfQuery(q, b), same bits, and starts loading
+// next (the vector the caller scores after b, of the same length) into the cache while it
+// sums b: a search scores a node's neighbours one after another, each a few kB scattered over
+// the graph, so the next one arrives while this one is summed (AVX2 path; elsewhere next is
+// ignored).
+func CosineDistanceHalfQueryNext(q *HalfQuery, b, next []uint16) float32 {
+	samePair("CosineDistanceHalfQueryNext", len(q.h), len(b))
+	samePair("CosineDistanceHalfQueryNext", len(q.h), len(next))
+	return active.Load().cosHalfQ(q, b, next)
 }
 
 // h2f converts one binary16 value exactly. Finite values (normal and subnormal alike) are

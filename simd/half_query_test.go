@@ -72,3 +72,32 @@ func TestCosineDistanceHalfQueryLengthMismatchPanics(t *testing.T) {
 	}()
 	CosineDistanceHalfQuery(&q, make([]uint16, 9))
 }
+
+// The prefetching form gives the same bits whatever it prefetches, and checks next's length.
+func TestCosineDistanceHalfQueryNext(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(6, 18))
+		var q HalfQuery
+		for _, n := range []int{1, 8, 31, 32, 33, 100, 1536, 3071} {
+			a, b, next := randHalves(r, n, 0, 1), randHalves(r, n, 0, 1), randHalves(r, n, 0, 1)
+			q.Set(a)
+			want := CosineDistanceHalf(a, b)
+			for _, nx := range [][]uint16{next, b, a} {
+				if got := CosineDistanceHalfQueryNext(&q, b, nx); math.Float32bits(got) != math.Float32bits(want) {
+					t.Fatalf("n=%d: %v (%08x), want %v (%08x)", n, got, math.Float32bits(got), want, math.Float32bits(want))
+				}
+			}
+		}
+		q.Set(nil)
+		if got := CosineDistanceHalfQueryNext(&q, nil, nil); !math.IsNaN(float64(got)) {
+			t.Fatalf("empty: %v, want NaN", got)
+		}
+		q.Set(randHalves(r, 16, 0, 1))
+		defer func() {
+			if recover() == nil {
+				t.Fatal("a next of another length did not panic")
+			}
+		}()
+		CosineDistanceHalfQueryNext(&q, randHalves(r, 16, 0, 1), randHalves(r, 15, 0, 1))
+	})
+}

@@ -2363,12 +2363,13 @@ cosHalfAVX2_finish_end:
 	VZEROUPPER
 	RET
 
-// func cosHalfQueryAVX2(a *float32, b *uint16, n int, anorm float32) float32
-// Requires: AVX, F16C, FMA3
-TEXT ·cosHalfQueryAVX2(SB), NOSPLIT, $0-36
+// func cosHalfQueryAVX2(a *float32, b *uint16, next *uint16, n int, anorm float32) float32
+// Requires: AVX, F16C, FMA3, MMX+
+TEXT ·cosHalfQueryAVX2(SB), NOSPLIT, $0-44
 	MOVQ   a+0(FP), AX
 	MOVQ   b+8(FP), CX
-	MOVQ   n+16(FP), DX
+	MOVQ   next+16(FP), DX
+	MOVQ   n+24(FP), BX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2379,8 +2380,9 @@ TEXT ·cosHalfQueryAVX2(SB), NOSPLIT, $0-36
 	VXORPS Y7, Y7, Y7
 
 cosHalfQueryAVX2_loop32:
-	CMPQ        DX, $0x20
+	CMPQ        BX, $0x20
 	JL          cosHalfQueryAVX2_loop8
+	PREFETCHT0  (DX)
 	VMOVUPS     (AX), Y8
 	VCVTPH2PS   (CX), Y9
 	VFMADD231PS Y9, Y8, Y0
@@ -2399,11 +2401,12 @@ cosHalfQueryAVX2_loop32:
 	VFMADD231PS Y9, Y9, Y7
 	ADDQ        $0x80, AX
 	ADDQ        $0x40, CX
-	SUBQ        $0x20, DX
+	ADDQ        $0x40, DX
+	SUBQ        $0x20, BX
 	JMP         cosHalfQueryAVX2_loop32
 
 cosHalfQueryAVX2_loop8:
-	CMPQ        DX, $0x08
+	CMPQ        BX, $0x08
 	JL          cosHalfQueryAVX2_reduce
 	VMOVUPS     (AX), Y8
 	VCVTPH2PS   (CX), Y9
@@ -2411,7 +2414,7 @@ cosHalfQueryAVX2_loop8:
 	VFMADD231PS Y9, Y9, Y4
 	ADDQ        $0x20, AX
 	ADDQ        $0x10, CX
-	SUBQ        $0x08, DX
+	SUBQ        $0x08, BX
 	JMP         cosHalfQueryAVX2_loop8
 
 cosHalfQueryAVX2_reduce:
@@ -2435,21 +2438,21 @@ cosHalfQueryAVX2_reduce:
 	VADDSS       X1, X4, X4
 
 cosHalfQueryAVX2_tail:
-	TESTQ       DX, DX
+	TESTQ       BX, BX
 	JE          cosHalfQueryAVX2_end
 	VMOVSS      (AX), X1
-	MOVWLZX     (CX), BX
-	VMOVD       BX, X2
+	MOVWLZX     (CX), DX
+	VMOVD       DX, X2
 	VCVTPH2PS   X2, X2
 	VFMADD231SS X2, X1, X0
 	VFMADD231SS X2, X2, X4
 	ADDQ        $0x04, AX
 	ADDQ        $0x02, CX
-	DECQ        DX
+	DECQ        BX
 	JMP         cosHalfQueryAVX2_tail
 
 cosHalfQueryAVX2_end:
-	VMOVSS    anorm+24(FP), X1
+	VMOVSS    anorm+32(FP), X1
 	VCVTSS2SD X1, X1, X1
 	VCVTSS2SD X4, X4, X4
 	VMULSD    X1, X4, X4
@@ -2478,7 +2481,7 @@ cosHalfQueryAVX2_two:
 	VCVTSD2SS X0, X0, X0
 
 cosHalfQueryAVX2_finish_end:
-	VMOVSS X0, ret+32(FP)
+	VMOVSS X0, ret+40(FP)
 	VZEROUPPER
 	RET
 

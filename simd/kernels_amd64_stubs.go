@@ -120,10 +120,10 @@ func l1HalfAVX2(a *uint16, b *uint16, n int) float32
 //go:noescape
 func cosHalfAVX2(a *uint16, b *uint16, n int) float32
 
-// cosHalfQueryAVX2 returns the cosine distance of the n float32 at a (squared norm anorm) and the n halves at b; shapes are checked by the Go caller.
+// cosHalfQueryAVX2 returns the cosine distance of the n float32 at a (squared norm anorm) and the n halves at b, prefetching the n halves at next; shapes are checked by the Go caller.
 //
 //go:noescape
-func cosHalfQueryAVX2(a *float32, b *uint16, n int, anorm float32) float32
+func cosHalfQueryAVX2(a *float32, b *uint16, next *uint16, n int, anorm float32) float32
 
 // halfToFloat32F16C converts the n halves at src to float32 at dst, exactly.
 //
