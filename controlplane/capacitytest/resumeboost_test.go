@@ -25,8 +25,9 @@ func TestResumeBoostsCgroupCPU(t *testing.T) {
 		t.Fatal("this test needs root to create cgroups")
 	}
 	t.Setenv(AutoPauseFloorEnv, "2")
-	// A 4 s start-up window, so the test can break the restore before it runs.
-	m := newCapManager(t, func(o *Options) { o.Autoscale = false; o.ResumeQuiet = 4 * time.Second })
+	// A 10 s start-up window, so the test (niced, on a loaded host) breaks the restore before
+	// it runs.
+	m := newCapManager(t, func(o *Options) { o.Autoscale = false; o.ResumeQuiet = 10 * time.Second })
 	d := createAndWait(t, m, CreateInput{Name: "wake", MinCapacity: 1, MaxCapacity: 2, AutoPause: true, SecondsUntilAutoPause: 2})
 	w := writerOf(d)
 	waitFor(t, "the cluster to pause", 2*time.Minute, func() bool {
