@@ -17,7 +17,7 @@ import (
 
 // abiVersion is bumped whenever an exported signature or status code changes; the C module
 // refuses an engine whose ABI differs, so a half-upgraded install fails with a clear message.
-const abiVersion = 8
+const abiVersion = 9 // 9: sparse code arena (index_mapped_size, index_attach, index_code_room)
 
 // Status codes shared with pgext/src/engine.h.
 const (

@@ -275,12 +275,10 @@ func borealis_index_export(h C.longlong, first C.longlong, n C.int, levels *C.in
 	ss := uint32s(slots, int(n)*ns)
 	for i := range int(n) {
 		id := uint32(int(first) + i)
-		v := g.x.Vector(id)
-		if v == nil {
+		if !g.x.VectorInto(vs[i*dims:(i+1)*dims], id) {
 			return fail(fmt.Errorf("node %d is not in the graph", id))
 		}
 		lv[i] = C.int(g.x.Level(id))
-		copy(vs[i*dims:(i+1)*dims], v)
 		fillSlots(g.x, id, ss[i*ns:(i+1)*ns])
 	}
 	return statusOK

@@ -60,15 +60,35 @@ func mappedOptions(dims int, kind C.int, m, efConstruction int, quant C.int) (hn
 }
 
 // borealis_index_mapped_size is the size of the graph region for capacity elements, or -1
-// when the parameters are refused (borealis_index_attach names why).
+// when the parameters are refused (borealis_index_attach names why). arenaWords is the room
+// for sparsevec elements' compact codes (hnsw/arena.go; 0: every element at full width),
+// ignored for other types.
 //
 //export borealis_index_mapped_size
-func borealis_index_mapped_size(dims, metric, m, quant C.int, capacity C.longlong) C.longlong {
+func borealis_index_mapped_size(dims, metric, m, quant C.int, capacity, arenaWords C.longlong) C.longlong {
 	metricOf, opts, err := mappedOptions(int(dims), metric, int(m), 0, quant)
 	if err != nil {
 		return -1
 	}
+	opts.ArenaWords = int64(arenaWords)
 	return C.longlong(hnsw.MappedSize(int(dims), metricOf, opts, int(capacity)))
+}
+
+// borealis_index_code_room is the number of words of compact sparse code the mapped graph
+// can still take, -1 for a graph that keeps no arena (other types, or a heap graph, which
+// grows), -2 for an unknown handle. C checks it before catching a graph up in place.
+//
+//export borealis_index_code_room
+func borealis_index_code_room(h C.longlong) C.longlong {
+	g, err := lookup(h)
+	if err != nil {
+		return -2
+	}
+	if g.x.Options().Element != hnsw.Sparse || !g.x.Mapped() {
+		return -1
+	}
+	used, size := g.x.ArenaUsed()
+	return C.longlong(size - used)
 }
 
 // borealis_index_quantization is the graph's quantization as a BHNSW_QUANT_* code (never
@@ -90,18 +110,20 @@ func borealis_index_quantization(h C.longlong) C.int {
 }
 
 // borealis_index_attach makes a graph over size bytes at base (a mapping C owns). With init
-// the memory must be zero and an empty graph is laid out; otherwise the graph there is opened
-// and its header checked against the parameters.
+// the memory must be zero and an empty graph is laid out (arenaWords as for mapped_size);
+// otherwise the graph there is opened and its header checked against the parameters
+// (arenaWords 0: the header's, checked against size).
 //
 //export borealis_index_attach
 func borealis_index_attach(base unsafe.Pointer, size C.longlong, dims, metric, m, efConstruction, quant C.int,
-	capacity C.longlong, init C.int, handle *C.longlong) (rc C.int) {
+	capacity, arenaWords C.longlong, init C.int, handle *C.longlong) (rc C.int) {
 	defer guard(&rc)
 	mem := unsafe.Slice((*byte)(base), int(size))
 	metricOf, opts, err := mappedOptions(int(dims), metric, int(m), int(efConstruction), quant)
 	if err != nil {
 		return fail(err)
 	}
+	opts.ArenaWords = int64(arenaWords)
 	x, err := hnsw.Attach(mem, int(dims), metricOf, opts, int(capacity), init != 0)
 	if err != nil {
 		return fail(err)

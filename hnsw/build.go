@@ -39,6 +39,9 @@ func (x *Index) AddBatch(ids []uint32, vecs [][]float32) error {
 	if err := x.Reserve(int(maxID) + 1); err != nil {
 		return err
 	}
+	if err := x.reserveCodes(vecs); err != nil {
+		return err
+	}
 	seen := make([]uint64, (int(maxID)+64)/64)
 	for i, id := range ids {
 		if seen[id/64]&(1<<(id%64)) != 0 || x.stateOf(id) != 0 {
@@ -66,6 +69,13 @@ func (x *Index) AddBatch(ids []uint32, vecs [][]float32) error {
 			x.grow.RLock()
 			err := x.insertLocked(s, ids[i], vecs[i], norms[i])
 			x.grow.RUnlock()
+			for err == errArenaFull { // others' batches took the room reserveCodes made
+				if err = x.growArena(compactWords(vecs[i])); err == nil {
+					x.grow.RLock()
+					err = x.insertLocked(s, ids[i], vecs[i], norms[i])
+					x.grow.RUnlock()
+				}
+			}
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)

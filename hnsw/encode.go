@@ -95,7 +95,12 @@ func (x *Index) AppendNode(dst []byte, id uint32) []byte {
 		}
 		level := int(x.levels[id])
 		dst = append(dst, code, byte(level), 0, 0)
-		for _, c := range x.vec(id) {
+		v := x.vec(id)
+		if x.sparse {
+			v = make([]float32, x.dims)
+			widen(v, x.sparseVec(id))
+		}
+		for _, c := range v {
 			dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(c))
 		}
 		x.lock(id).Lock() // a consistent copy of each list

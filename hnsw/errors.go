@@ -39,6 +39,10 @@ var (
 // can go on (the caller retries after growUpper).
 var errUpperFull = errors.New("hnsw: upper slab full")
 
+// errArenaFull is internal: the sparse code arena needs to grow first (the
+// caller retries after growArena, which a mapped graph refuses with ErrFull).
+var errArenaFull = errors.New("hnsw: sparse code arena full")
+
 // DimensionError reports a vector of the wrong length. It matches
 // ErrDimensionMismatch under errors.Is.
 type DimensionError struct{ Got, Want int }

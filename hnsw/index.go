@@ -59,6 +59,11 @@ type Options struct {
 	// Threads is the number of goroutines AddBatch uses. 0 means GOMAXPROCS;
 	// 1 gives the deterministic single-thread build.
 	Threads int
+	// ArenaWords is, for Sparse elements in a mapped graph (Attach), the words
+	// of compact codes it has room for (arena.go): 1 + 2n per node of n
+	// non-zeros. 0 means room for every node at the type's full width. Graphs
+	// in the Go heap grow their arena and ignore it.
+	ArenaWords int64
 	// MemoryLimit refuses growth whose EstimateMemory exceeds it. 0 means the
 	// Go runtime's soft memory limit (GOMEMLIMIT / debug.SetMemoryLimit).
 	MemoryLimit int64
@@ -134,6 +139,7 @@ type counters struct {
 	upperUsed atomic.Uint64 // words of upperSlab handed out
 	idLimit   atomic.Uint32 // 1 + largest id added
 	_         uint32
+	arenaUsed atomic.Uint64 // words of the sparse code arena handed out (arena.go)
 }
 
 const lockStripes = 4096
@@ -157,12 +163,15 @@ type Index struct {
 	bin    bool // Quantization binary: codes are sign bits (bits, words per vector)
 	words  int  // uint64 words per binary code
 	elem   Element
+	sparse bool // Sparse elements: codes live compact in arena (arena.go), not in vectors
 
 	// grow guards the slices below against reallocation: every reader and
 	// inserter holds it shared; only growth takes it exclusively.
 	grow sync.RWMutex
 
-	vectors []float32 // stored form, stride dims
+	vectors []float32 // stored form, stride dims (not for Sparse elements)
+	codeRef []uint64  // Sparse: where each node's compact code lies in arena (arena.go)
+	arena   []float32 // Sparse: compact codes, handed out by ctr.arenaUsed
 	codes   []int8    // QuantizedSearch: int8 copy of vectors, stride dims
 	scales  []float32 // QuantizedSearch: per-vector scale of codes
 	norms2  []float32 // QuantizedSearch under L2: squared norm of each vector
@@ -251,6 +260,7 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 		bin:    opts.Quantization == QuantBinary,
 		words:  (dims + 63) / 64,
 		elem:   opts.Element,
+		sparse: opts.Element == Sparse,
 		ctr:    new(counters),
 	}
 	x.pool.x = x
@@ -260,7 +270,8 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 // Options returns the options in force (defaults filled in).
 func (x *Index) Options() Options {
 	return Options{M: x.m, EfConstruction: x.efC, Seed: x.seed, Threads: x.thr, MemoryLimit: x.limit,
-		QuantizedSearch: x.quant && !x.bin, Quantization: x.Quantization(), Element: x.elem}
+		QuantizedSearch: x.quant && !x.bin, Quantization: x.Quantization(), Element: x.elem,
+		ArenaWords: x.arenaWords()}
 }
 
 // Quantization is the traversal codes' kind.
@@ -355,11 +366,36 @@ func (x *Index) Vector(id uint32) []float32 {
 	if int(id) >= len(x.state) || atomic.LoadUint32(&x.state[id])&statePresent == 0 {
 		return nil
 	}
+	if x.sparse {
+		out := make([]float32, x.dims)
+		widen(out, x.sparseVec(id))
+		return out
+	}
 	return append([]float32(nil), x.vec(id)...)
 }
 
-// vec is the stored vector of id (caller holds grow).
+// VectorInto is Vector into dst (Dims long, or longer); false if id is not present.
+func (x *Index) VectorInto(dst []float32, id uint32) bool {
+	x.grow.RLock()
+	defer x.grow.RUnlock()
+	if int(id) >= len(x.state) || atomic.LoadUint32(&x.state[id])&statePresent == 0 {
+		return false
+	}
+	if x.sparse {
+		widen(dst[:x.dims], x.sparseVec(id))
+	} else {
+		copy(dst[:x.dims], x.vec(id))
+	}
+	return true
+}
+
+// vec is the stored vector of id (caller holds grow): for Sparse elements its
+// compact code (1 + 2n words), which the sparse kernels read as they read the
+// wide form.
 func (x *Index) vec(id uint32) []float32 {
+	if x.sparse {
+		return x.sparseVec(id)
+	}
 	o := int(id) * x.dims
 	return x.vectors[o : o+x.dims : o+x.dims]
 }
@@ -427,7 +463,11 @@ func (x *Index) growLocked(n int) error {
 	if need > x.memoryLimit() {
 		return &MemoryError{Nodes: n, NeedBytes: need, LimitBytes: x.memoryLimit()}
 	}
-	x.vectors = growSlice(x.vectors, n*x.dims)
+	if x.sparse {
+		x.codeRef = growSlice(x.codeRef, n)
+	} else {
+		x.vectors = growSlice(x.vectors, n*x.dims)
+	}
 	if x.bin {
 		x.bits = growSlice(x.bits, n*x.words)
 	} else if x.quant {

@@ -2,6 +2,7 @@ package hnsw
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sync/atomic"
 )
@@ -40,6 +41,12 @@ func (x *Index) add(id uint32, vec []float32, track bool) ([]uint32, error) {
 			}
 			continue
 		}
+		if err == errArenaFull {
+			if err := x.growArena(compactWords(vec)); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +77,14 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 		return fmt.Errorf("%w: id %d", ErrDuplicateID, id)
 	}
 	level := x.levelOf(id)
-	// Room for the upper lists first, so that running out leaves id unclaimed.
+	// Room for the code and the upper lists first, so that running out leaves id unclaimed.
+	var codeOff uint64
+	if x.sparse {
+		var ok bool
+		if codeOff, ok = x.allocCode(compactWords(vec)); !ok {
+			return errArenaFull
+		}
+	}
 	off := uint32(0)
 	if level > 0 {
 		var ok bool
@@ -82,8 +96,12 @@ func (x *Index) insertLocked(s *scratch, id uint32, vec []float32, norm2 float64
 		return fmt.Errorf("%w: id %d", ErrDuplicateID, id)
 	}
 	s.changed = append(s.changed[:0], id)
+	if x.sparse {
+		x.putSparse(id, codeOff, vec, x.metric == Cosine, 1/math.Sqrt(norm2))
+	} else {
+		x.store(x.vec(id), vec, norm2)
+	}
 	q := x.vec(id)
-	x.store(q, vec, norm2)
 	x.storeCodes(id)
 	x.levels[id] = uint8(level)
 	atomic.StoreUint32(&x.upperOff[id], off)

@@ -22,6 +22,8 @@ import (
 //	codes    C × dims × i8 (quantized)        vectors  C × dims × f32
 //	(binary quantization: bits C × ⌈dims/64⌉ × u64 in place of scales, norms2
 //	and codes; the header's quantized word is 0 none, 1 int8, 2 binary)
+//	(Sparse elements: codeRef C × u64 and arena A × f32 in place of vectors,
+//	A = Options.ArenaWords, recorded in the header: compact codes, arena.go)
 //
 // The graph cannot grow past C (ErrFull): its owner maps a larger one. Any
 // number of processes search it and insert into it at once (PostgreSQL
@@ -35,7 +37,7 @@ import (
 
 const (
 	mappedMagic   = 0x48475242 // "BRGH"
-	mappedVersion = 2          // 2: list lock words, so several processes may insert at once
+	mappedVersion = 3          // 2: list lock words, so several processes may insert at once; 3: sparse code arena
 )
 
 type mappedHeader struct {
@@ -46,15 +48,29 @@ type mappedHeader struct {
 	_              uint32
 	capacity       uint64
 	upperWords     uint64
+	arenaWords     uint64
 	ctr            counters
 }
 
 type mappedLayout struct {
 	locks, state, levels, upperOff, links0, upperSlab, scales, norms2, codes, bits, vectors, size int64
-	upperWords                                                                                    int64
+	codeRef, arena                                                                                int64
+	upperWords, arenaWords                                                                        int64
 }
 
-func layoutFor(dims int, metric Metric, m int, quant Quantization, capacity int) mappedLayout {
+// arenaFor is the arena a mapped graph of element type e gets: the words asked for, or room for
+// every node at full width (0: not Sparse).
+func arenaFor(e Element, dims, capacity int, asked int64) int64 {
+	if e != Sparse {
+		return 0
+	}
+	if asked <= 0 || asked > int64(capacity)*int64(dims) {
+		return int64(capacity) * int64(dims)
+	}
+	return asked
+}
+
+func layoutFor(dims int, metric Metric, m int, quant Quantization, capacity int, e Element, arenaWords int64) mappedLayout {
 	var l mappedLayout
 	at := int64(unsafe.Sizeof(mappedHeader{}))
 	take := func(n int64) int64 {
@@ -81,7 +97,13 @@ func layoutFor(dims int, metric Metric, m int, quant Quantization, capacity int)
 		}
 		l.codes = take(c * int64(dims))
 	}
-	l.vectors = take(4 * c * int64(dims))
+	if e == Sparse {
+		l.arenaWords = arenaFor(e, dims, capacity, arenaWords)
+		l.codeRef = take(8 * c)
+		l.arena = take(4 * l.arenaWords)
+	} else {
+		l.vectors = take(4 * c * int64(dims))
+	}
 	l.size = (at + 4095) &^ 4095
 	return l
 }
@@ -96,13 +118,14 @@ func MappedSize(dims int, metric Metric, opts Options, capacity int) int64 {
 	if opts.QuantizedSearch && q == QuantNone {
 		q = QuantInt8
 	}
-	return layoutFor(dims, metric, m, q, capacity).size
+	return layoutFor(dims, metric, m, q, capacity, opts.Element, opts.ArenaWords).size
 }
 
 // Attach returns an Index over mem, which must be MappedSize bytes or more and
 // 8-byte aligned. With init, mem must be zero and Attach writes an empty graph
 // into it; otherwise it checks that mem holds a graph of these parameters and
-// opens it as it is (MemoryLimit and Threads still apply to this process).
+// opens it as it is (MemoryLimit and Threads still apply to this process; a
+// Sparse graph's ArenaWords, when 0, is taken from its header).
 // The caller keeps mem mapped for as long as the Index, and every Iterator
 // over it, is in use.
 func Attach(mem []byte, dims int, metric Metric, opts Options, capacity int, init bool) (*Index, error) {
@@ -113,26 +136,37 @@ func Attach(mem []byte, dims int, metric Metric, opts Options, capacity int, ini
 	if capacity <= 0 || int64(capacity) > MaxID {
 		return nil, fmt.Errorf("%w: capacity %d", ErrInvalidOptions, capacity)
 	}
-	l := layoutFor(dims, metric, x.m, x.Quantization(), capacity)
+	if len(mem) < int(unsafe.Sizeof(mappedHeader{})) {
+		return nil, fmt.Errorf("%w: %d bytes mapped, shorter than a graph header", ErrCorrupt, len(mem))
+	}
+	h := (*mappedHeader)(unsafe.Pointer(&mem[0]))
+	arena := opts.ArenaWords
+	if !init && arena == 0 && x.sparse {
+		arena = int64(h.arenaWords) // checked against the mapping's size below
+	}
+	l := layoutFor(dims, metric, x.m, x.Quantization(), capacity, x.elem, arena)
 	if int64(len(mem)) < l.size {
 		return nil, fmt.Errorf("%w: %d bytes mapped, a graph of %d nodes needs %d", ErrCorrupt, len(mem), capacity, l.size)
 	}
 	if uintptr(unsafe.Pointer(&mem[0]))%8 != 0 {
 		return nil, fmt.Errorf("%w: mapping is not 8-byte aligned", ErrInvalidOptions)
 	}
-	h := (*mappedHeader)(unsafe.Pointer(&mem[0]))
 	want := mappedHeader{magic: mappedMagic, version: mappedVersion, dims: uint32(dims), metric: uint32(metric) | uint32(x.elem)<<8,
-		m: uint32(x.m), efc: uint32(x.efC), capacity: uint64(capacity), upperWords: uint64(l.upperWords)}
+		m: uint32(x.m), efc: uint32(x.efC), capacity: uint64(capacity), upperWords: uint64(l.upperWords),
+		arenaWords: uint64(l.arenaWords)}
 	want.quant = uint32(x.Quantization())
 	if init {
 		h.magic, h.version, h.dims, h.metric = want.magic, want.version, want.dims, want.metric
 		h.m, h.efc, h.quant, h.capacity, h.upperWords = want.m, want.efc, want.quant, want.capacity, want.upperWords
+		h.arenaWords = want.arenaWords
 	} else if h.magic != want.magic || h.version != want.version || h.dims != want.dims || h.metric != want.metric ||
-		h.m != want.m || h.quant != want.quant || h.capacity != want.capacity || h.upperWords != want.upperWords {
-		return nil, fmt.Errorf("%w: mapped graph header (magic %#x version %d dims %d metric %d m %d capacity %d) does not match",
-			ErrCorrupt, h.magic, h.version, h.dims, h.metric, h.m, h.capacity)
+		h.m != want.m || h.quant != want.quant || h.capacity != want.capacity || h.upperWords != want.upperWords ||
+		h.arenaWords != want.arenaWords {
+		return nil, fmt.Errorf("%w: mapped graph header (magic %#x version %d dims %d metric %d m %d capacity %d arena %d) does not match",
+			ErrCorrupt, h.magic, h.version, h.dims, h.metric, h.m, h.capacity, h.arenaWords)
 	}
-	if !init && (h.ctr.upperUsed.Load() > uint64(l.upperWords) || h.ctr.idLimit.Load() > uint32(capacity)) {
+	if !init && (h.ctr.upperUsed.Load() > uint64(l.upperWords) || h.ctr.idLimit.Load() > uint32(capacity) ||
+		h.ctr.arenaUsed.Load() > uint64(l.arenaWords)) {
 		return nil, fmt.Errorf("%w: mapped graph counters out of range", ErrCorrupt)
 	}
 	c := capacity
@@ -153,7 +187,12 @@ func Attach(mem []byte, dims int, metric Metric, opts Options, capacity int, ini
 		}
 		x.codes = sliceAt[int8](mem, l.codes, c*dims)
 	}
-	x.vectors = sliceAt[float32](mem, l.vectors, c*dims)
+	if x.sparse {
+		x.codeRef = sliceAt[uint64](mem, l.codeRef, c)
+		x.arena = sliceAt[float32](mem, l.arena, int(l.arenaWords))
+	} else {
+		x.vectors = sliceAt[float32](mem, l.vectors, c*dims)
+	}
 	return x, nil
 }
 

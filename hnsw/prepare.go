@@ -25,6 +25,7 @@ type PreparedInsert struct {
 	norm2  float64
 	level  int
 	upper  uint32 // upperOff reserved for the node, 0 at level 0
+	code   uint64 // Sparse: arena offset reserved for the node's compact code
 	entry  uint64 // entry point the search started from, 0 for an empty graph
 	linked int    // layers with a selection in s.backLinks
 }
@@ -32,7 +33,7 @@ type PreparedInsert struct {
 // PrepareInsert finds the neighbours of vec for a node whose level is drawn from levelKey
 // (hashed, like an id: any value that differs between nodes). The vector is checked as in
 // Add and copied. Errors: vector errors as in Add; ErrFull (wrapped) when a mapped graph has
-// no upper-layer room left.
+// no upper-layer room left, or no sparse code room (both are claimed here, never at Commit).
 func (x *Index) PrepareInsert(vec []float32, levelKey uint64) (*PreparedInsert, error) {
 	norm2, err := x.checkVector(vec)
 	if err != nil {
@@ -41,6 +42,12 @@ func (x *Index) PrepareInsert(vec []float32, levelKey uint64) (*PreparedInsert, 
 	p := &PreparedInsert{x: x, s: x.pool.get(), norm2: norm2, level: x.levelFor(levelKey)}
 	p.vec = make([]float32, x.dims)
 	x.store(p.vec, vec, norm2)
+	if x.sparse {
+		if p.code, err = x.claimCode(p.vec); err != nil {
+			p.Release()
+			return nil, err
+		}
+	}
 	if p.level > 0 {
 		for {
 			x.grow.RLock()
@@ -101,7 +108,11 @@ func (p *PreparedInsert) Commit(id uint32) (changed []uint32, err error) {
 			return fmt.Errorf("%w: id %d", ErrDuplicateID, id)
 		}
 		s.changed = s.changed[:0]
-		copy(x.vec(id), p.vec)
+		if x.sparse {
+			x.putSparse(id, p.code, p.vec, false, 1) // p.vec is in stored form
+		} else {
+			copy(x.vec(id), p.vec)
+		}
 		x.storeCodes(id)
 		x.levels[id] = uint8(p.level)
 		atomic.StoreUint32(&x.upperOff[id], p.upper)

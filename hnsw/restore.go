@@ -49,10 +49,15 @@ func (x *Index) restore(id uint32, level int, vec []float32, neighbors [][]uint3
 	}
 	for {
 		err := x.withID(top, func() error { return x.restoreLocked(id, level, vec, neighbors, deleted, norm2) })
-		if err != errUpperFull {
+		switch err {
+		case errUpperFull:
+			err = x.growUpper()
+		case errArenaFull:
+			err = x.growArena(compactWords(vec))
+		default:
 			return err
 		}
-		if err := x.growUpper(); err != nil {
+		if err != nil {
 			return err
 		}
 	}
@@ -62,6 +67,13 @@ func (x *Index) restore(id uint32, level int, vec []float32, neighbors [][]uint3
 func (x *Index) restoreLocked(id uint32, level int, vec []float32, neighbors [][]uint32, deleted bool, norm2 float64) error {
 	if atomic.LoadUint32(&x.state[id]) != 0 {
 		return fmt.Errorf("%w: id %d", ErrDuplicateID, id)
+	}
+	var codeOff uint64
+	if x.sparse {
+		var ok bool
+		if codeOff, ok = x.allocCode(compactWords(vec)); !ok {
+			return errArenaFull
+		}
 	}
 	off := uint32(0)
 	if level > 0 {
@@ -73,9 +85,13 @@ func (x *Index) restoreLocked(id uint32, level int, vec []float32, neighbors [][
 	if !atomic.CompareAndSwapUint32(&x.state[id], 0, statePending) {
 		return fmt.Errorf("%w: id %d", ErrDuplicateID, id)
 	}
-	if x.metric == Cosine && math.Abs(norm2-1) <= 1e-4 {
+	asIs := x.metric != Cosine || math.Abs(norm2-1) <= 1e-4
+	switch {
+	case x.sparse:
+		x.putSparse(id, codeOff, vec, !asIs, 1/math.Sqrt(norm2))
+	case asIs && x.metric == Cosine:
 		copy(x.vec(id), vec)
-	} else {
+	default:
 		x.store(x.vec(id), vec, norm2)
 	}
 	x.storeCodes(id)

@@ -108,6 +108,7 @@ borealis_engine(void)
 	engine_table.index_free = engine_symbol(handle, path, "borealis_index_free");
 	engine_table.index_mapped_size = engine_symbol(handle, path, "borealis_index_mapped_size");
 	engine_table.index_attach = engine_symbol(handle, path, "borealis_index_attach");
+	engine_table.index_code_room = engine_symbol(handle, path, "borealis_index_code_room");
 	engine_table.configure = engine_symbol(handle, path, "borealis_engine_configure");
 	engine_table.index_estimate = engine_symbol(handle, path, "borealis_index_estimate");
 	engine_table.index_node_level = engine_symbol(handle, path, "borealis_index_node_level");

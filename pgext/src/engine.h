@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Must match abiVersion in engine/abi.go. */
-#define BOREALIS_ENGINE_ABI 8
+#define BOREALIS_ENGINE_ABI 9
 
 #define ENGINE_OK			0
 #define ENGINE_INTERRUPTED	1
@@ -36,10 +36,14 @@ typedef struct BorealisEngine
 	int			(*index_new) (int dims, int metric, int m, int ef_construction,
 							  long long memory_limit, long long *handle);
 	int			(*index_free) (long long handle);
-	long long	(*index_mapped_size) (int dims, int metric, int m, int quantization, long long capacity);
+	/* arena_words: room for sparsevec codes (0: every element at full width; other types ignore it) */
+	long long	(*index_mapped_size) (int dims, int metric, int m, int quantization, long long capacity,
+									  long long arena_words);
 	int			(*index_attach) (void *base, long long size, int dims, int metric, int m,
-								 int ef_construction, int quantization, long long capacity, int init,
-								 long long *handle);
+								 int ef_construction, int quantization, long long capacity,
+								 long long arena_words, int init, long long *handle);
+	/* free sparse code words of a mapped graph; -1: it keeps no arena */
+	long long	(*index_code_room) (long long handle);
 	int			(*index_quantization) (long long handle);	/* resolved BHNSW_QUANT_*, never auto */
 	long long	(*index_estimate) (long long n, int dims, int m);
 	int			(*index_node_level) (long long handle, uint32_t id, int *level, int *deleted);

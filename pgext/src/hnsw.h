@@ -74,7 +74,7 @@ typedef struct BhnswLocation
  * creation and covered by crc; the fields after it change in place.
  */
 #define BHNSW_GRAPH_MAGIC	0xB0EA6A4F
-#define BHNSW_GRAPH_VERSION 2	/* 2: inserters' slots, concurrent inserts */
+#define BHNSW_GRAPH_VERSION 3	/* 2: inserters' slots, concurrent inserts; 3: sparse code arena */
 #define BHNSW_MAX_INSERTERS 64
 
 typedef struct BhnswGraphHeader
@@ -193,7 +193,9 @@ extern void bhnsw_cache_reserve(BhnswCache *cache, uint32 n);
 extern void bhnsw_cache_begin_write(BhnswCache *cache);
 extern void bhnsw_cache_end_write(BhnswCache *cache, uint32 counter);
 extern void bhnsw_cache_abandon(BhnswCache *cache);
-extern BhnswCache *bhnsw_cache_build_begin(Relation index, BhnswMetaPageData *meta, uint32 capacity);
+extern BhnswCache *bhnsw_cache_build_begin(Relation index, BhnswMetaPageData *meta, uint32 capacity,
+											 int64 arena_words);
+extern int64 bhnsw_arena_words(int kind, int words, uint32 capacity, int64 nelements, int64 used);
 extern void bhnsw_cache_build_finish(BhnswCache *cache, uint32 counter, uint32 nids);
 extern void bhnsw_cache_build_abort(BhnswCache *cache);
 extern bool bhnsw_cache_is_current(Relation index, BhnswCache *cache);

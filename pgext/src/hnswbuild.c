@@ -45,6 +45,7 @@ typedef struct BuildState
 	int			m;
 	int			ef_construction;
 	int64		ntuples;
+	int64		code_words;		/* words the rows' codes take compact (sparsevec: 1 + 2n each) */
 	ItemPointerData *tids;		/* heap TID of element id i */
 	int64		tids_capacity;
 	float	   *batch;
@@ -114,6 +115,13 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, boo
 				 errmsg("cannot index row %s of \"%s\": the vector has %d dimensions, the index has %d",
 						bhnsw_tid_string(tid), RelationGetRelationName(bs->heap), dims, bs->type.dims),
 				 errhint("Every vector in an indexed column must have the column's dimensions.")));
+	if (BHNSW_KIND_TYPE(bs->metric) == BHNSW_TYPE_SPARSEVEC)
+	{
+		uint32		n;
+
+		memcpy(&n, bs->batch + (int64) bs->nbatch * bs->dims, sizeof(n));
+		bs->code_words += 1 + 2 * (int64) Min(n, (uint32) ((bs->dims - 1) / 2));
+	}
 	bs->batch_tids[bs->nbatch++] = *tid;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpctx);
@@ -356,7 +364,8 @@ create_graph(BuildState *bs)
 	meta.m = bs->m;
 	meta.ef_construction = bs->ef_construction;
 	meta.build_id = bs->build_id;
-	bs->cache = bhnsw_cache_build_begin(bs->index, &meta, capacity);
+	bs->cache = bhnsw_cache_build_begin(bs->index, &meta, capacity,
+										bhnsw_arena_words(bs->metric, bs->dims, capacity, bs->ntuples, bs->code_words));
 	bs->graph = bs->cache->graph;
 	if (!bs->cache->shared && bs->cache->size > (Size) maintenance_work_mem * 1024)
 		ereport(ERROR,

@@ -541,6 +541,19 @@ ring_max_id(BhnswMetaPageData *meta, uint32 counter)
 	return maxid;
 }
 
+/*
+ * Whether a graph's sparse code arena has room for the elements up to max_id it does not hold
+ * yet, each at full width (a catch-up that ran out would have to give up half-way).
+ */
+static bool
+code_room_for(BhnswCache *cache, int64 max_id)
+{
+	long long	room = borealis_engine()->index_code_room(cache->graph);
+	int64		fresh = max_id + 1 - (int64) pg_atomic_read_u32(&cache->hdr->nids);
+
+	return room < 0 || fresh <= 0 || room >= fresh * (int64) cache->dims;
+}
+
 /* Re-reads the elements the ring lists as changed after counter. */
 static void
 load_changes(Relation index, BhnswCache *cache, BhnswMetaPageData *meta, uint32 counter)
@@ -731,9 +744,13 @@ remove_dead_temps(const char *path)
 	pfree(prefix);
 }
 
-/* Fills a slot from a mapping whose header is set; attaches the Go graph (init: lay it out). */
+/*
+ * Fills a slot from a mapping whose header is set; attaches the Go graph (init: lay it out, with
+ * arena_words of sparse code room; else the graph's own header says it).
+ */
 static bool
-attach(BhnswCache *c, Relation index, char *base, Size size, bool shared, bool init, char **why)
+attach(BhnswCache *c, Relation index, char *base, Size size, bool shared, bool init, int64 arena_words,
+	   char **why)
 {
 	BhnswGraphHeader *h = (BhnswGraphHeader *) base;
 	int			rc;
@@ -756,8 +773,8 @@ attach(BhnswCache *c, Relation index, char *base, Size size, bool shared, bool i
 	c->loc = (BhnswLocation *) (base + h->tids_offset);
 	c->nids = pg_atomic_read_u32(&h->nids);
 	rc = borealis_engine()->index_attach(base + h->graph_offset, (long long) h->graph_size, h->dims, h->metric,
-										 h->m, h->ef_construction, h->quantization, h->capacity, init ? 1 : 0,
-										 &c->graph);
+										 h->m, h->ef_construction, h->quantization, h->capacity,
+										 init ? (long long) arena_words : 0, init ? 1 : 0, &c->graph);
 	if (rc != ENGINE_OK)
 	{
 		char		msg[256];
@@ -813,22 +830,41 @@ open_file(BhnswCache *c, Relation index, const char *path, BhnswGraphHeader *key
 		*why = psprintf("%s was being changed by process %u, which is gone", path,
 						pg_atomic_read_u32(&h->writer_pid));
 	else
-		return attach(c, index, base, st.st_size, true, false, why);
+		return attach(c, index, base, st.st_size, true, false, 0, why);
 	munmap(base, st.st_size);
 	return false;
 }
 
 /*
- * Creates a graph file for index, sized for capacity elements, as path's temporary file, lays
- * out an empty graph in it and attaches it to slot c; falls back to a private anonymous
- * mapping when the file cannot be made. Returns the temporary file's name (palloc'd), or NULL
- * for a private mapping.
+ * Words of compact sparsevec code (hnsw/arena.go) for a graph of capacity elements of words-word
+ * codes, when nelements elements take used words: as many words per element as they average,
+ * for every element of the capacity (twice the elements: inserts fill the rest), plus one
+ * widest code; 0 (every element at full width) for other types or when nothing is known. An
+ * insert that finds it full gets ENGINE_FULL and the file is rebuilt larger.
+ */
+int64
+bhnsw_arena_words(int kind, int words, uint32 capacity, int64 nelements, int64 used)
+{
+	int64		worst = (int64) capacity * words;
+
+	if (BHNSW_KIND_TYPE(kind) != BHNSW_TYPE_SPARSEVEC || nelements <= 0 || used <= 0)
+		return 0;
+	return Min(worst, (used + nelements - 1) / nelements * (int64) capacity + words);
+}
+
+/*
+ * Creates a graph file for index, sized for capacity elements (and arena_words of sparse code,
+ * bhnsw_arena_words), as path's temporary file, lays out an empty graph in it and attaches it
+ * to slot c; falls back to a private anonymous mapping when the file cannot be made. Returns
+ * the temporary file's name (palloc'd), or NULL for a private mapping.
  */
 static char *
-create_file(BhnswCache *c, Relation index, BhnswGraphHeader *key, uint32 capacity, const char *path)
+create_file(BhnswCache *c, Relation index, BhnswGraphHeader *key, uint32 capacity, int64 arena_words,
+			const char *path)
 {
 	const BorealisEngine *eng = borealis_engine();
-	int64		graph_size = eng->index_mapped_size(key->dims, key->metric, key->m, key->quantization, capacity);
+	int64		graph_size = eng->index_mapped_size(key->dims, key->metric, key->m, key->quantization, capacity,
+													arena_words);
 	Size		tids_offset = BHNSW_HEADER_SIZE;
 	Size		graph_offset = tids_offset + tids_bytes(capacity);
 	Size		file_size = graph_offset + graph_size;
@@ -895,7 +931,7 @@ create_file(BhnswCache *c, Relation index, BhnswGraphHeader *key, uint32 capacit
 	h->graph_size = graph_size;
 	h->file_size = file_size;
 	h->crc = header_crc(h);
-	if (!attach(c, index, base, file_size, shared, true, &why))
+	if (!attach(c, index, base, file_size, shared, true, arena_words, &why))
 	{
 		munmap(base, file_size);
 		if (shared)
@@ -941,9 +977,18 @@ static void
 build_file(BhnswCache *c, Relation index, BhnswMetaPageData *meta, BhnswGraphHeader *key, const char *path)
 {
 	/* Room for twice the elements: growing means rebuilding the file from the pages. */
-	char	   *tmp = create_file(c, index, key, meta->element_count +
-								  (borealis_graph_spare >= 0 ? (uint32) borealis_graph_spare + 1 :
-								   meta->element_count + 1024), path);
+	uint32		capacity = meta->element_count +
+		(borealis_graph_spare >= 0 ? (uint32) borealis_graph_spare + 1 : meta->element_count + 1024);
+
+	/*
+	 * Compact sparse codes take no more room than the pages that hold them (with their
+	 * neighbour tuples): the pages bound the words the elements take, read before any page is.
+	 */
+	int64		pages_words = (int64) (RelationGetNumberOfBlocks(index) - 1) * (BLCKSZ / sizeof(float));
+	char	   *tmp = create_file(c, index, key, capacity,
+								  bhnsw_arena_words(key->metric, key->dims, capacity, meta->element_count,
+													pages_words),
+								  path);
 
 	bhnsw_cache_begin_write(c);
 	PG_TRY();
@@ -971,13 +1016,14 @@ static char *build_path = NULL;
 
 /*
  * Returns a new, empty graph for the index being built, pinned and marked as being written:
- * a temporary graph file sized for capacity elements, keyed by meta (the meta page the build
+ * a temporary graph file sized for capacity elements (and arena_words of sparse code), keyed by
+ * meta (the meta page the build
  * will write), or a private mapping when no file can be made (c->shared false). The build
  * fills it, writes the pages and their locations, then calls bhnsw_cache_build_finish, or
  * bhnsw_cache_build_abort on error.
  */
 BhnswCache *
-bhnsw_cache_build_begin(Relation index, BhnswMetaPageData *meta, uint32 capacity)
+bhnsw_cache_build_begin(Relation index, BhnswMetaPageData *meta, uint32 capacity, int64 arena_words)
 {
 	BhnswGraphHeader key;
 	BhnswCache *c;
@@ -986,7 +1032,7 @@ bhnsw_cache_build_begin(Relation index, BhnswMetaPageData *meta, uint32 capacity
 	expected_key(index, meta, &key);
 	build_path = graph_path(MyDatabaseId, RelationGetRelid(index), index->rd_node.relNode);
 	c = cache_slot();
-	build_tmp = create_file(c, index, &key, capacity, build_path);
+	build_tmp = create_file(c, index, &key, capacity, arena_words, build_path);
 	c->pins++;
 	c->last_used = ++cache_clock;
 	bhnsw_cache_begin_write(c);
@@ -1100,7 +1146,8 @@ bhnsw_cache_get(Relation index, bool lock_held, bool need_room)
 			c->build_id == meta->build_id && counter < meta->counter &&
 			counter + 1 >= meta->log_complete_from &&
 			ring_max_id(meta, counter) < (int64) c->capacity &&
-			meta->element_count + (need_room ? 1 : 0) <= c->capacity)
+			meta->element_count + (need_room ? 1 : 0) <= c->capacity &&
+			code_room_for(c, ring_max_id(meta, counter)))
 		{
 			c->pins++;
 			bhnsw_cache_begin_write(c);
