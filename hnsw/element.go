@@ -100,6 +100,9 @@ func sparseParts(v []float32) (idx []int32, val []float32) {
 	if n > room {
 		n = room // checkCode refuses such a code; a torn read must not index out of range
 	}
+	if n == 0 {
+		return nil, nil // the compact empty code is one word: no v[1] to point at
+	}
 	idx = unsafe.Slice((*int32)(unsafe.Pointer(&v[1])), n)
 	return idx, v[1+room : 1+room+n]
 }
