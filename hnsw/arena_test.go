@@ -261,3 +261,52 @@ func TestSparseArenaConcurrentPreparedInserts(t *testing.T) {
 		}
 	}
 }
+
+// An empty sparse code (no non-zeros: one word compact) is a point like any other under L2,
+// and under inner product and cosine the dense-query traversal (sparsequery.go) reports the
+// merge kernel's distances to the bit.
+func TestSparseEmptyCodeAndDenseQueryBits(t *testing.T) {
+	const words, dims = 41, 40
+	for _, metric := range []Metric{L2, InnerProduct, Cosine} {
+		opts := Options{M: 4, Seed: 1, Element: Sparse, ArenaWords: 4000}
+		mem := alignedBytes(MappedSize(words, metric, opts, 300))
+		x, err := Attach(mem, words, metric, opts, 300, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := sparseCodes(250, words, dims, 12, uint64(metric)+40)
+		for i, v := range data {
+			if err := x.Add(uint32(i), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		empty := make([]float32, words)
+		if metric == L2 {
+			if err := x.Add(250, empty); err != nil {
+				t.Fatalf("empty code under l2: %v", err)
+			}
+			if got := x.Search(empty, 1, 40); len(got) != 1 || got[0].ID != 250 || got[0].Distance != 0 {
+				t.Fatalf("search for the empty code: %v", got)
+			}
+			continue
+		}
+		if err := x.Add(250, empty); err == nil && metric == Cosine {
+			t.Fatal("an empty code under cosine was accepted")
+		}
+		for q := range 20 {
+			qv := sparseCodes(1, words, dims, 12, uint64(1000+q))[0]
+			if metric == Cosine { // in stored form, as the search makes it
+				norm2, _ := x.checkCode(qv)
+				x.storeCode(qv, append([]float32(nil), qv...), norm2)
+			}
+			x.grow.RLock()
+			for _, r := range x.Search(qv, 10, 100) {
+				want := x.reported(x.distance(qv, x.vec(r.ID)))
+				if math.Float32bits(r.Distance) != math.Float32bits(want) {
+					t.Fatalf("%v query %d id %d: %v, merge kernel %v", metric, q, r.ID, r.Distance, want)
+				}
+			}
+			x.grow.RUnlock()
+		}
+	}
+}

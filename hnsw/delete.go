@@ -107,7 +107,7 @@ func (x *Index) repair(s *scratch, n, del uint32, around []uint32, layer int) bo
 	}
 	s.linkCands = cands
 	sortAscending(cands)
-	sel, nKept := x.selectNeighbors(cands, x.capAt(layer), &s.linkSel, &s.linkPruned)
+	sel, nKept := x.selectNeighbors(s, cands, x.capAt(layer), &s.linkSel, &s.linkPruned)
 	writeSelected(l, sel, nKept)
 	return true
 }

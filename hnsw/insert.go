@@ -174,7 +174,7 @@ func (x *Index) findNeighbors(s *scratch, q []float32, self uint32, level int, e
 			slices.Reverse(s.cands)
 		}
 		s.entries = append(s.entries[:0], s.cands...)
-		sel, nKept := x.selectNeighbors(s.cands, x.m, &s.sel, &s.pruned)
+		sel, nKept := x.selectNeighbors(s, s.cands, x.m, &s.sel, &s.pruned)
 		s.backLinks[layer] = append(s.backLinks[layer][:0], sel...)
 		s.backKept[layer] = nKept
 		linked = max(linked, layer+1)
@@ -288,10 +288,10 @@ func (x *Index) link(s *scratch, n, q uint32, d float32, layer int) bool {
 		}
 	}
 	if len(miss) == cnt {
-		x.distances(x.vec(n), ids, dists)
+		x.pairDistances(s, x.vec(n), ids, dists)
 	} else if len(miss) > 0 {
 		md := s.missDists[:len(miss)]
-		x.distances(x.vec(n), miss, md)
+		x.pairDistances(s, x.vec(n), miss, md)
 		j := 0
 		for i := range ids {
 			if _, ok := x.cachedDist(n, i, ids[i]); !ok {
@@ -315,7 +315,7 @@ func (x *Index) link(s *scratch, n, q uint32, d float32, layer int) bool {
 		for i := range cands {
 			cands[i].id &= idMask
 		}
-		sel, nKept := x.selectNeighbors(cands, capn, &s.linkSel, &s.linkPruned)
+		sel, nKept := x.selectNeighbors(s, cands, capn, &s.linkSel, &s.linkPruned)
 		writeSelected(l, sel, nKept)
 		if cached {
 			x.cacheSelected(n, sel)
@@ -330,7 +330,7 @@ func (x *Index) link(s *scratch, n, q uint32, d float32, layer int) bool {
 	vq := x.vec(q)
 	kept := true
 	for _, c := range cands[:qi] {
-		if c.id&keptBit != 0 && x.distance(vq, x.vec(c.id&idMask)) < d {
+		if c.id&keptBit != 0 && x.pairDistance(s, vq, x.vec(c.id&idMask)) < d {
 			kept = false
 			break
 		}
@@ -339,7 +339,7 @@ func (x *Index) link(s *scratch, n, q uint32, d float32, layer int) bool {
 		cands[qi].id |= keptBit
 		for j := qi + 1; j < len(cands); j++ {
 			c := cands[j]
-			if c.id&keptBit != 0 && x.distance(vq, x.vec(c.id&idMask)) < c.dist {
+			if c.id&keptBit != 0 && x.pairDistance(s, vq, x.vec(c.id&idMask)) < c.dist {
 				cands[j].id &^= keptBit
 			}
 		}

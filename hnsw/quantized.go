@@ -113,6 +113,9 @@ func (x *Index) scoreOne(s *scratch, q []float32, id uint32) float32 {
 	if x.halfCos() {
 		return simd.CosineDistanceHalfQuery(x.halfQuery(s, q), halves(x.vec(id)))
 	}
+	if x.sparseDot() {
+		return x.sparseDotScore(x.sparseQueryOf(s, q), q, x.vec(id))
+	}
 	return x.distance(q, x.vec(id))
 }
 
@@ -121,6 +124,10 @@ func (x *Index) score(s *scratch, q []float32, ids []uint32, out []float32) {
 	if !s.quant {
 		if x.halfCos() {
 			x.halfCosDistances(s, q, ids, out)
+			return
+		}
+		if x.sparseDot() {
+			x.sparseDotDistances(s, q, ids, out)
 			return
 		}
 		x.distances(q, ids, out)

@@ -46,6 +46,10 @@ type scratch struct {
 	hq    simd.HalfQuery
 	hqFor *float32
 
+	// Sparse elements under a dot product: the query scattered by index, and a second array
+	// for the node neighbour selection compares with others (sparsequery.go).
+	sq, sqPair sparseQuery
+
 	linkCands, linkSel, linkPruned []candidate // buffers for shrinking a neighbour's list
 
 	// backLinks[l] are the neighbours an insert chose at layer l, linked back to the new
@@ -120,6 +124,7 @@ func (p *scratchPool) get() *scratch {
 func (p *scratchPool) put(s *scratch) {
 	s.quant = false // the next user may be an insert, which scores in float32
 	s.hqFor = nil   // and has another query, possibly in the same buffer
+	s.sq.forQ, s.sqPair.forQ = nil, nil
 	p.mu.Lock()
 	p.free = append(p.free, s)
 	p.mu.Unlock()

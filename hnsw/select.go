@@ -11,7 +11,7 @@ package hnsw
 //
 // nKept is how many leading entries of the result passed the diversity test
 // (the rest were re-admitted), or -1 when cands fit in m and were not tested.
-func (x *Index) selectNeighbors(cands []candidate, m int, out, pruned *[]candidate) (sel []candidate, nKept int) {
+func (x *Index) selectNeighbors(s *scratch, cands []candidate, m int, out, pruned *[]candidate) (sel []candidate, nKept int) {
 	sel = (*out)[:0]
 	if len(cands) <= m {
 		// keepPrunedConnections would re-add every discard: all candidates stay.
@@ -27,7 +27,7 @@ func (x *Index) selectNeighbors(cands []candidate, m int, out, pruned *[]candida
 		vc := x.vec(c.id)
 		keep := true
 		for _, r := range sel {
-			if x.distance(vc, x.vec(r.id)) < c.dist {
+			if x.pairDistance(s, vc, x.vec(r.id)) < c.dist {
 				keep = false
 				break
 			}
