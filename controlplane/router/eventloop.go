@@ -181,15 +181,29 @@ func (l *eventLoop) submit(c loopCmd) bool {
 func (l *eventLoop) run() {
 	events := make([]unix.EpollEvent, 128)
 	raw := false
+	var quietSince time.Time // in a raw wait: the first empty return since the last event
 	for {
 		var n int
 		var err error
 		if raw {
 			n, err = epollWaitRaw(l.epfd, events, rawWaitIdle)
-			if err == nil && n == 0 {
+			quiet := err == nil && n == 0 // a whole rawWaitIdle with nothing ready
+			if err == unix.EINTR {
+				// The runtime's preemption signal (every 10 ms while the loop holds its P)
+				// restarts the wait: measure the quiet spell across such returns.
+				if quietSince.IsZero() {
+					quietSince = time.Now()
+				} else if time.Since(quietSince) >= rawWaitIdle*time.Millisecond {
+					quiet = true
+				}
+			} else if n > 0 {
+				quietSince = time.Time{}
+			}
+			if quiet {
+				quietSince = time.Time{}
 				raw = false
+				releaseRawWait() // before rawNow: whoever sees rawNow false sees the count down
 				l.rawNow.Store(false)
-				releaseRawWait()
 				continue
 			}
 		} else {
@@ -208,8 +222,8 @@ func (l *eventLoop) run() {
 		}
 		if l.handle(events[:n]) {
 			if raw {
-				l.rawNow.Store(false)
 				releaseRawWait()
+				l.rawNow.Store(false)
 			}
 			unix.Close(l.epfd)
 			return

@@ -37,9 +37,10 @@ import (
 //   - Stopping the world (a GC phase, a stack scan) works the same way: the runtime signals
 //     the loop's thread and the wait returns at once. With GODEBUG=asyncpreemptoff=1 there is
 //     no such signal, so the loop never waits raw then.
-//   - A quiet spell gives the P back: a raw wait has a timeout (rawWaitIdle), and a wait
-//     that ends with nothing ready switches the loop to the ordinary blocking wait, with no
-//     timeout, until sessions are busy again. An idle router costs nothing.
+//   - A quiet spell gives the P back: rawWaitIdle with nothing ready (a raw wait's timeout,
+//     measured across the EINTRs of the preemption signal, which restart the wait every
+//     10 ms) switches the loop to the ordinary blocking wait, with no timeout, until sessions
+//     are busy again. An idle router costs nothing.
 //
 // The goroutine is not locked to its thread (runtime.LockOSThread): a locked goroutine that is
 // preempted hands its P to another thread and sleeps until it is scheduled again (two futex

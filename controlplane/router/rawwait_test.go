@@ -90,6 +90,9 @@ func TestRawWait(t *testing.T) {
 		if got := rawLoops.Load(); got != 0 {
 			t.Fatalf("%d loops counted as waiting raw after the only one stopped", got)
 		}
+		// Busy again: the loop takes the P again (as long as no other loop of the process
+		// holds the only spare one).
+		waitUntil(t, "no loop of the process waiting raw", 30*time.Second, func() bool { return rawLoops.Load() == 0 })
 		busy(t, addr, time.Second)
 		if l.rawSpells.Load() == spells {
 			t.Fatal("busy again, and the loop did not wait raw again")
