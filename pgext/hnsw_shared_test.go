@@ -248,24 +248,7 @@ func TestHNSWGraphFileSurvivesRestartButNotDamage(t *testing.T) {
 		t.Fatalf("the first query rebuilt the prewarmed graph (inode %d -> %d)", ino, got)
 	}
 
-	damage := []struct {
-		name string
-		do   func(path string) error
-	}{
-		{"truncated", func(p string) error { return os.Truncate(p, 10000) }},
-		{"header byte flipped", func(p string) error { return flipByte(p, hdrBuildID) }},
-		{"writer that died", func(p string) error { // as a kill -9 in the middle of an insert leaves it
-			f, err := os.OpenFile(p, os.O_RDWR, 0)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			var b [4]byte
-			binary.LittleEndian.PutUint32(b[:], 4194000) // no such process
-			_, err = f.WriteAt(b[:], hdrWriterPID)
-			return err
-		}},
-	}
+	damage := graphFileDamages()
 	for i, d := range damage {
 		stopServer(t, s)
 		path := onlyGraphFile(t, s)
@@ -284,6 +267,31 @@ func TestHNSWGraphFileSurvivesRestartButNotDamage(t *testing.T) {
 		t.Logf("%s file: rebuilt, %d bytes", d.name, st.Size())
 	}
 	requireChecked(t, s, "docs_idx")
+}
+
+// graphFileDamage is one way a graph file can be left untrustworthy: every test that checks a
+// damaged file is rebuilt, never trusted, runs the same list.
+type graphFileDamage struct {
+	name string
+	do   func(path string) error
+}
+
+func graphFileDamages() []graphFileDamage {
+	return []graphFileDamage{
+		{"truncated", func(p string) error { return os.Truncate(p, 10000) }},
+		{"header byte flipped", func(p string) error { return flipByte(p, hdrBuildID) }},
+		{"writer that died", func(p string) error { // as a kill -9 in the middle of an insert leaves it
+			f, err := os.OpenFile(p, os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			var b [4]byte
+			binary.LittleEndian.PutUint32(b[:], 4194000) // no such process
+			_, err = f.WriteAt(b[:], hdrWriterPID)
+			return err
+		}},
+	}
 }
 
 func flipByte(path string, off int64) error {

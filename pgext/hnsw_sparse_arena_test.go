@@ -2,7 +2,6 @@ package pgext_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -147,24 +146,7 @@ func TestHNSWSparseArenaGrowsReplaysAndIsNeverTrustedDamaged(t *testing.T) {
 	}
 
 	// Damaged or stale files are rebuilt, with the same answers.
-	damage := []struct {
-		name string
-		do   func(path string) error
-	}{
-		{"truncated", func(p string) error { return os.Truncate(p, 10000) }},
-		{"header byte flipped", func(p string) error { return flipByte(p, hdrBuildID) }},
-		{"writer that died", func(p string) error {
-			f, err := os.OpenFile(p, os.O_RDWR, 0)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			var b [4]byte
-			binary.LittleEndian.PutUint32(b[:], 4194000) // no such process
-			_, err = f.WriteAt(b[:], hdrWriterPID)
-			return err
-		}},
-	}
+	damage := graphFileDamages()
 	for _, d := range damage {
 		path := sparseGraphFile(t, s, s.Connect("postgres"), "sp_sparsevec_l2_ops")
 		before := inode(t, path)

@@ -146,10 +146,7 @@ func (mb *member) ensure() {
 			if mb.c.ctx.Err() != nil {
 				return
 			}
-			mb.failures++
-			mb.lastErr = err.Error()
-			delay := min(time.Second<<min(mb.failures-1, 5), 30*time.Second)
-			mb.nextTry = time.Now().Add(delay)
+			mb.backOff(err)
 			mb.setStatusInMemory(StatusFailed)
 			mb.eventAsync("member.start-failed", "node %s: %v (a reader is promoted instead)", mb.id, firstLines(err.Error(), 12))
 			return
@@ -176,10 +173,7 @@ func (mb *member) ensure() {
 		if mb.c.ctx.Err() != nil {
 			return
 		}
-		mb.failures++
-		mb.lastErr = err.Error()
-		delay := min(time.Second<<min(mb.failures-1, 5), 30*time.Second)
-		mb.nextTry = time.Now().Add(delay)
+		delay := mb.backOff(err)
 		status := StatusFailed
 		if rec.Status == StatusCreating {
 			status = StatusCreating
@@ -191,6 +185,16 @@ func (mb *member) ensure() {
 	mb.failures, mb.nextTry, mb.lastErr = 0, time.Time{}, ""
 	mb.pid.Store(int64(mb.node.PID()))
 	mb.setStatus(StatusAvailable)
+}
+
+// backOff records a failed start and when the next may be tried: 1 s doubling to 30 s, the
+// pace of every retry of a member's start (resume's included).
+func (mb *member) backOff(err error) time.Duration {
+	mb.failures++
+	mb.lastErr = err.Error()
+	delay := min(time.Second<<min(mb.failures-1, 5), 30*time.Second)
+	mb.nextTry = time.Now().Add(delay)
+	return delay
 }
 
 // adoptOrStart attaches to the node's server if it is still running, else starts it.
