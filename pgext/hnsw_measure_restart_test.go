@@ -46,14 +46,8 @@ func TestMeasureFirstQueryAfterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close(context.Background())
-		rows, err := c.Query(context.Background(),
-			"SELECT id FROM "+table+" ORDER BY embedding <=> $1::vector LIMIT 10", vectorText(q))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[int])
-		if err != nil || len(ids) != 10 {
-			t.Fatalf("%s: %v %v", table, ids, err)
+		if ids := topK(t, c, table, "<=>", q, 10); len(ids) != 10 {
+			t.Fatalf("%s: %v", table, ids)
 		}
 		return time.Since(start)
 	}
