@@ -29,8 +29,8 @@ const statusFull = 4
 
 // mappedOptions are graphOptions with the index's quantization reloption (BHNSW_QUANT_*,
 // pgext/src/hnswquant.h) applied: auto keeps graphOptions' rule (int8 for float32 vectors under
-// l2, cosine or inner product from quantizedMinDims dimensions); int8 and binary need such
-// vectors at any dimension.
+// l2, cosine or inner product from quantizedMinDims dimensions); int8 and binary need vector
+// or halfvec elements under those metrics, at any dimension.
 func mappedOptions(dims int, kind C.int, m, efConstruction int, quant C.int) (hnsw.Metric, hnsw.Options, error) {
 	metric, opts, err := graphOptions(dims, kind, m, efConstruction)
 	if err != nil {
@@ -45,8 +45,8 @@ func mappedOptions(dims int, kind C.int, m, efConstruction int, quant C.int) (hn
 		}
 	case C.BHNSW_QUANT_NONE:
 	case C.BHNSW_QUANT_INT8, C.BHNSW_QUANT_BINARY:
-		if opts.Element != hnsw.Float32 || metric == hnsw.L1 {
-			return 0, opts, fmt.Errorf("quantization = %s needs a vector column under vector_l2_ops, vector_cosine_ops or vector_ip_ops (this index is %v under %v); use none or auto",
+		if (opts.Element != hnsw.Float32 && opts.Element != hnsw.Half) || metric == hnsw.L1 {
+			return 0, opts, fmt.Errorf("quantization = %s needs a vector or halfvec column under the l2, cosine or ip operator class (this index is %v under %v); use none or auto",
 				map[C.int]string{C.BHNSW_QUANT_INT8: "int8", C.BHNSW_QUANT_BINARY: "binary"}[quant], opts.Element, metric)
 		}
 		opts.Quantization = hnsw.QuantInt8

@@ -19,8 +19,8 @@ import (
 //	        (ascending, the first n used), then as many float32 values
 //	        (pgvector's sparsevec)
 //
-// Zero padding past the end of a code changes no distance. Only Float32
-// supports QuantizedSearch.
+// Zero padding past the end of a code changes no distance. Only Float32 and
+// Half support quantized traversal (quanthalf.go).
 type Element uint8
 
 const (
@@ -67,8 +67,8 @@ func checkElementOptions(dims int, metric Metric, opts Options) error {
 	if !e.supports(metric) {
 		return fmt.Errorf("%w: metric %v is not defined on %v elements", ErrInvalidOptions, metric, e)
 	}
-	if opts.Quantization != QuantNone && (e != Float32 || metric == L1) {
-		return fmt.Errorf("%w: %v quantization needs float32 elements under l2, cosine or inner product", ErrInvalidOptions, opts.Quantization)
+	if opts.Quantization != QuantNone && ((e != Float32 && e != Half) || metric == L1) {
+		return fmt.Errorf("%w: %v quantization needs float32 or half elements under l2, cosine or inner product", ErrInvalidOptions, opts.Quantization)
 	}
 	if e == Bits && dims%2 != 0 {
 		return fmt.Errorf("%w: bit elements need an even number of words, got %d", ErrInvalidOptions, dims)

@@ -170,12 +170,14 @@ func TestElementOptionsRefused(t *testing.T) {
 		metric Metric
 		opts   Options
 	}{
-		{4, Hamming, Options{}},                                // Hamming is for bits
-		{4, L2, Options{Element: Bits}},                        // L2 is not for bits
-		{3, Hamming, Options{Element: Bits}},                   // bits come in 64-bit words
-		{4, L2, Options{Element: Sparse}},                      // 1 + 2n words
-		{8, L2, Options{Element: Half, QuantizedSearch: true}}, // int8 traversal is float32 only
-		{8, L1, Options{QuantizedSearch: true}},                // ... under l2, cosine, ip
+		{4, Hamming, Options{}},                                     // Hamming is for bits
+		{4, L2, Options{Element: Bits}},                             // L2 is not for bits
+		{3, Hamming, Options{Element: Bits}},                        // bits come in 64-bit words
+		{4, L2, Options{Element: Sparse}},                           // 1 + 2n words
+		{8, Hamming, Options{Element: Bits, QuantizedSearch: true}}, // int8 traversal is float32 and half only
+		{9, L2, Options{Element: Sparse, Quantization: QuantBinary}},
+		{8, L1, Options{QuantizedSearch: true}}, // ... under l2, cosine, ip
+		{8, L1, Options{Element: Half, Quantization: QuantInt8}},
 	} {
 		if _, err := New(c.dims, c.metric, c.opts); err == nil {
 			t.Errorf("New(%d, %v, %+v) accepted", c.dims, c.metric, c.opts)

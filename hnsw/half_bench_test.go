@@ -15,11 +15,13 @@ import (
 type halfBenchData struct {
 	once          sync.Once
 	half, f32     *Index
+	halfQ         *Index      // the half graph with int8 traversal (quanthalf.go)
 	codes         [][]float32 // half codes (two binary16 per word)
 	dense         [][]float32 // the same values in float32
 	qcodes, qs    [][]float32
 	truth         [][]uint32
 	buildH, build time.Duration
+	buildQ        time.Duration
 }
 
 var halfBench halfBenchData
@@ -46,27 +48,34 @@ func halfBenchGraphs(b *testing.B) *halfBenchData {
 		hb.half = build(b, hb.codes, Cosine, Options{M: 16, EfConstruction: 64, Seed: 1, Threads: 2, Element: Half})
 		hb.buildH = time.Since(start)
 		start = time.Now()
+		hb.halfQ = build(b, hb.codes, Cosine, Options{M: 16, EfConstruction: 64, Seed: 1, Threads: 2, Element: Half, Quantization: QuantInt8})
+		hb.buildQ = time.Since(start)
+		start = time.Now()
 		hb.f32 = build(b, hb.dense, Cosine, Options{M: 16, EfConstruction: 64, Seed: 1, Threads: 2})
 		hb.build = time.Since(start)
 		for _, q := range hb.qs {
 			hb.truth = append(hb.truth, bruteForce(hb.f32, hb.dense, nil, q, 10))
 		}
 	})
-	b.Logf("build: half %v, float32 %v", hb.buildH, hb.build)
+	b.Logf("build: half %v, half int8 %v, float32 %v", hb.buildH, hb.buildQ, hb.build)
 	return hb
 }
 
 // BenchmarkHalfIterator1536 is the index AM's path on halfvec(1536) under
 // cosine: the first 10 results of an iterator (ORDER BY … LIMIT 10), on a half
-// graph and, for reference, on a float32 graph of the same values.
+// graph, on the half graph with int8 traversal and, for reference, on a float32
+// graph of the same values.
 //
 //	go test ./hnsw -run '^$' -bench HalfIterator1536 -benchtime 400x
 func BenchmarkHalfIterator1536(b *testing.B) {
 	hb := halfBenchGraphs(b)
 	for _, ef := range []int{10, 20, 40, 80} {
-		for _, kind := range []string{"half", "float32"} {
+		for _, kind := range []string{"half", "half-int8", "float32"} {
 			x, qs := hb.half, hb.qcodes
-			if kind == "float32" {
+			switch kind {
+			case "half-int8":
+				x = hb.halfQ
+			case "float32":
 				x, qs = hb.f32, hb.qs
 			}
 			b.Run(fmt.Sprintf("ef=%d/%s", ef, kind), func(b *testing.B) {

@@ -162,6 +162,7 @@ type Index struct {
 	quant  bool // traversal with codes: Quantization int8 or binary
 	bin    bool // Quantization binary: codes are sign bits (bits, words per vector)
 	words  int  // uint64 words per binary code
+	cdims  int  // components per int8 code: dims, or 2·dims for Half rows (quanthalf.go)
 	elem   Element
 	sparse bool // Sparse elements: codes live compact in arena (arena.go), not in vectors
 
@@ -258,7 +259,8 @@ func New(dims int, metric Metric, opts Options) (*Index, error) {
 		limit:  opts.MemoryLimit,
 		quant:  opts.Quantization != QuantNone,
 		bin:    opts.Quantization == QuantBinary,
-		words:  (dims + 63) / 64,
+		words:  (codeDims(dims, opts.Element) + 63) / 64,
+		cdims:  codeDims(dims, opts.Element),
 		elem:   opts.Element,
 		sparse: opts.Element == Sparse,
 		ctr:    new(counters),
@@ -458,7 +460,7 @@ func (x *Index) growLocked(n int) error {
 	if x.bin {
 		need += int64(n) * int64(8*x.words)
 	} else if x.quant {
-		need += int64(n) * int64(x.dims+8) // codes, scale, norm
+		need += int64(n) * int64(x.cdims+8) // codes, scale, norm
 	}
 	if need > x.memoryLimit() {
 		return &MemoryError{Nodes: n, NeedBytes: need, LimitBytes: x.memoryLimit()}
@@ -471,7 +473,7 @@ func (x *Index) growLocked(n int) error {
 	if x.bin {
 		x.bits = growSlice(x.bits, n*x.words)
 	} else if x.quant {
-		x.codes = growSlice(x.codes, n*x.dims)
+		x.codes = growSlice(x.codes, n*x.cdims)
 		x.scales = growSlice(x.scales, n)
 		if x.metric == L2 {
 			x.norms2 = growSlice(x.norms2, n)

@@ -141,7 +141,7 @@ func (it *Iterator) drain() {
 	}
 	if it.s.quant {
 		it.x.grow.RLock()
-		it.x.rescore(it.q, it.batch)
+		it.x.rescore(it.s, it.q, it.batch)
 		it.x.grow.RUnlock()
 	}
 }
@@ -182,7 +182,7 @@ func (it *Iterator) round() {
 		// Exact distances for the whole round, not just its approximate head:
 		// int8 rounding reorders near-ties, and a true neighbour ranked past a
 		// fixed window by its code would be lost however large ef is.
-		x.rescore(it.q, it.batch)
+		x.rescore(s, it.q, it.batch)
 		return
 	}
 	b := it.batch

@@ -19,9 +19,10 @@ import (
 //	state    C × u32      levels  C × u8      upperOff C × u32
 //	links0   C × (2m+1) × u32                 upperSlab upperWords(C, m) × u32
 //	scales   C × f32  (quantized)             norms2   C × f32 (quantized L2)
-//	codes    C × dims × i8 (quantized)        vectors  C × dims × f32
-//	(binary quantization: bits C × ⌈dims/64⌉ × u64 in place of scales, norms2
-//	and codes; the header's quantized word is 0 none, 1 int8, 2 binary)
+//	codes    C × n × i8 (quantized)           vectors  C × dims × f32
+//	(n = dims, or 2·dims components for Half rows; binary quantization: bits
+//	C × ⌈n/64⌉ × u64 in place of scales, norms2 and codes; the header's
+//	quantized word is 0 none, 1 int8, 2 binary)
 //	(Sparse elements: codeRef C × u64 and arena A × f32 in place of vectors,
 //	A = Options.ArenaWords, recorded in the header: compact codes, arena.go)
 //
@@ -89,13 +90,13 @@ func layoutFor(dims int, metric Metric, m int, quant Quantization, capacity int,
 	l.upperSlab = take(4 * l.upperWords)
 	switch quant {
 	case QuantBinary:
-		l.bits = take(8 * c * int64((dims+63)/64))
+		l.bits = take(8 * c * int64((codeDims(dims, e)+63)/64))
 	case QuantInt8:
 		l.scales = take(4 * c)
 		if metric == L2 {
 			l.norms2 = take(4 * c)
 		}
-		l.codes = take(c * int64(dims))
+		l.codes = take(c * int64(codeDims(dims, e)))
 	}
 	if e == Sparse {
 		l.arenaWords = arenaFor(e, dims, capacity, arenaWords)
@@ -185,7 +186,7 @@ func Attach(mem []byte, dims int, metric Metric, opts Options, capacity int, ini
 		if metric == L2 {
 			x.norms2 = sliceAt[float32](mem, l.norms2, c)
 		}
-		x.codes = sliceAt[int8](mem, l.codes, c*dims)
+		x.codes = sliceAt[int8](mem, l.codes, c*x.cdims)
 	}
 	if x.sparse {
 		x.codeRef = sliceAt[uint64](mem, l.codeRef, c)

@@ -16,15 +16,17 @@ import (
 // search visits and which ef it keeps.
 
 // quantBuild says whether inserts search with int8 codes.
-func (x *Index) quantBuild() bool { return x.quant && !x.bin && x.elem == Float32 && !x.noQuantBuild }
+func (x *Index) quantBuild() bool {
+	return x.quant && !x.bin && (x.elem == Float32 || x.elem == Half) && !x.noQuantBuild
+}
 
 // ownCodesAsQuery prepares s to search for id's own stored vector: its codes are already
 // stored (storeCodes, from the same vector by the same function), so quantizing it again as
 // a query would compute the same bytes.
 func (x *Index) ownCodesAsQuery(s *scratch, id uint32) {
 	s.quant = true
-	if len(s.qcodes) != x.dims {
-		s.qcodes = make([]int8, x.dims)
+	if len(s.qcodes) != x.cdims {
+		s.qcodes = make([]int8, x.cdims)
 	}
 	copy(s.qcodes, x.codeOf(id))
 	s.qscale = x.scales[id]
@@ -45,7 +47,11 @@ func (x *Index) rescoreGather(s *scratch, q []float32, cs []candidate) {
 		s.rescoreDists = make([]float32, len(ids))
 	}
 	d := s.rescoreDists[:len(ids)]
-	x.distances(q, ids, d)
+	if x.halfCos() {
+		x.halfCosDistances(s, q, ids, d) // the same bits as distances, from the prepared query
+	} else {
+		x.distances(q, ids, d)
+	}
 	for i := range cs {
 		cs[i].dist = d[i]
 	}

@@ -43,20 +43,20 @@ func (x *Index) storeCodes(id uint32) {
 		return
 	}
 	if x.bin {
-		simd.SignBits(x.bitsOf(id), x.vec(id))
+		x.storeCodesOf(x.vec(id), nil, x.bitsOf(id))
 		return
 	}
-	v := x.vec(id)
-	x.scales[id] = simd.QuantizeInt8(x.codeOf(id), v)
+	scale, norm2 := x.storeCodesOf(x.vec(id), x.codeOf(id), nil)
+	x.scales[id] = scale
 	if x.metric == L2 {
-		x.norms2[id] = simd.Dot(v, v)
+		x.norms2[id] = norm2
 	}
 }
 
 // codeOf is the int8 row of id (caller holds grow).
 func (x *Index) codeOf(id uint32) []int8 {
-	o := int(id) * x.dims
-	return x.codes[o : o+x.dims : o+x.dims]
+	o := int(id) * x.cdims
+	return x.codes[o : o+x.cdims : o+x.cdims]
 }
 
 // bitsOf is the binary code of id (caller holds grow).
@@ -73,19 +73,21 @@ func (x *Index) quantizeQuery(s *scratch, q []float32) {
 		return
 	}
 	s.quant = true
+	f, factor, buf := x.quantSource(q, s.qhalf)
+	s.qhalf = buf
 	if x.bin {
 		if len(s.qbits) != x.words {
 			s.qbits = make([]uint64, x.words)
 		}
-		simd.SignBits(s.qbits, q)
+		simd.SignBits(s.qbits, f)
 		return
 	}
-	if len(s.qcodes) != x.dims {
-		s.qcodes = make([]int8, x.dims)
+	if len(s.qcodes) != x.cdims {
+		s.qcodes = make([]int8, x.cdims)
 	}
-	s.qscale = simd.QuantizeInt8(s.qcodes, q)
+	s.qscale = simd.QuantizeInt8(s.qcodes, f) * factor
 	if x.metric == L2 {
-		s.qnorm2 = simd.Dot(q, q)
+		s.qnorm2 = simd.Dot(f, f)
 	}
 }
 
@@ -143,10 +145,18 @@ func (x *Index) score(s *scratch, q []float32, ids []uint32, out []float32) {
 }
 
 // rescore replaces the approximate distances of cs by exact ones and sorts
-// cs by them, ascending (ties by id, so the order is deterministic).
-func (x *Index) rescore(q []float32, cs []candidate) {
-	for i := range cs {
-		cs[i].dist = x.distance(q, x.vec(cs[i].id))
+// cs by them, ascending (ties by id, so the order is deterministic). Half rows
+// under cosine are scored from s's prepared query (the same bits as distance).
+func (x *Index) rescore(s *scratch, q []float32, cs []candidate) {
+	if x.halfCos() {
+		hq := x.halfQuery(s, q)
+		for i := range cs {
+			cs[i].dist = simd.CosineDistanceHalfQuery(hq, halves(x.vec(cs[i].id)))
+		}
+	} else {
+		for i := range cs {
+			cs[i].dist = x.distance(q, x.vec(cs[i].id))
+		}
 	}
 	slices.SortFunc(cs, compareCandidates)
 }

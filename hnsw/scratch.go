@@ -36,10 +36,11 @@ type scratch struct {
 
 	// Quantized traversal (set by searches on a QuantizedSearch index only).
 	quant  bool
-	qcodes []int8   // the query's int8 codes
-	qscale float32  // their scale
-	qnorm2 float32  // the query's squared norm (L2)
-	qbits  []uint64 // the query's sign bits (binary quantization)
+	qcodes []int8    // the query's int8 codes
+	qscale float32   // their scale
+	qnorm2 float32   // the query's squared norm (L2)
+	qbits  []uint64  // the query's sign bits (binary quantization)
+	qhalf  []float32 // Half elements: the query converted to float32 before it is quantized
 
 	// Half elements under cosine: the query prepared once per search (halfquery.go), and
 	// the slice it was prepared from.

@@ -237,7 +237,7 @@ func (x *Index) SearchWith(dst []Result, q []float32, k int, o SearchOptions) ([
 		// above. Rescoring only the approximate head would cap recall: int8
 		// rounding reorders near-ties, so a true neighbour can rank past any
 		// fixed window, however large ef is.
-		x.rescore(query, buf)
+		x.rescore(s, query, buf)
 		slices.Reverse(buf)
 	}
 	for i, taken := len(buf)-1, 0; i >= 0 && taken < k; i, taken = i-1, taken+1 {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -68,4 +70,50 @@ func TestHNSWQuantizationSettings(t *testing.T) {
 		t.Fatalf("graph sizes do not follow the codes: %v", sizes)
 	}
 	requireChecked(t, s, "docs_idx")
+
+	// halfvec walks int8 codes of its binary16 rows: recall against the float32 answers,
+	// and the ORDER BY values in the exact order (rescored from the rows).
+	mustExec(t, conn, "DROP INDEX docs_idx")
+	mustExec(t, conn, "CREATE INDEX docs_half ON docs USING borealis_hnsw ((embedding::halfvec(768)) halfvec_cosine_ops) WITH (quantization = int8)")
+	mustExec(t, conn, "SET borealis.ef_search = 64")
+	const halfQuery = "SELECT id FROM docs ORDER BY embedding::halfvec(768) <=> $1::vector::halfvec(768) LIMIT 10"
+	requireIndexScan(t, conn, "docs_half", halfQuery, vectorText(queries[0]))
+	found := 0
+	for i, q := range queries {
+		got := map[int]bool{}
+		for _, id := range queryIDs(t, conn, halfQuery, q) {
+			got[id] = true
+		}
+		for _, id := range truth[i] {
+			if got[id] {
+				found++
+			}
+		}
+	}
+	var inUse string
+	if err := conn.QueryRow(context.Background(), `SELECT g->>'quantization' FROM jsonb_array_elements(borealis_engine_info()->'graphs') g
+		WHERE g->>'index' = 'docs_half'`).Scan(&inUse); err != nil || inUse != "int8" {
+		t.Fatalf("docs_half: engine info says quantization %q (%v), want int8", inUse, err)
+	}
+	r := float64(found) / float64(k*len(queries))
+	t.Logf("halfvec int8: recall@10 %.3f at ef_search 64", r)
+	if r < 0.95 {
+		t.Fatalf("halfvec int8: recall@10 %.3f < 0.95", r)
+	}
+	for _, q := range queries[:3] {
+		rows, err := conn.Query(context.Background(), "SELECT (embedding::halfvec(768) <=> $1::vector::halfvec(768))::float8 FROM docs ORDER BY embedding::halfvec(768) <=> $1::vector::halfvec(768) LIMIT 40", vectorText(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dists, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+		if err != nil || len(dists) != 40 {
+			t.Fatalf("halfvec int8 scan: %d rows, %v", len(dists), err)
+		}
+		for i := 1; i < len(dists); i++ {
+			if dists[i] < dists[i-1] {
+				t.Fatalf("halfvec int8 scan: row %d's distance %g below row %d's %g", i, dists[i], i-1, dists[i-1])
+			}
+		}
+	}
+	requireChecked(t, s, "docs_half")
 }

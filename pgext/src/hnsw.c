@@ -85,8 +85,9 @@ bhnsw_quantization_of(Relation index)
 }
 
 /*
- * int8 and binary codes are taken from float32 vectors under l2, cosine or inner product;
- * CREATE INDEX refuses them elsewhere (a later ALTER INDEX is refused by the first scan).
+ * int8 and binary codes are taken from vector or halfvec elements under l2, cosine or inner
+ * product; CREATE INDEX refuses them elsewhere (a later ALTER INDEX is refused by the first
+ * scan).
  */
 void
 bhnsw_check_quantization(Relation index, int kind)
@@ -94,12 +95,13 @@ bhnsw_check_quantization(Relation index, int kind)
 	int			q = bhnsw_quantization_of(index);
 
 	if ((q == BHNSW_QUANT_INT8 || q == BHNSW_QUANT_BINARY) &&
-		((kind >> 8) != BHNSW_TYPE_VECTOR || (kind & 0xFF) == BHNSW_METRIC_L1))
+		(((kind >> 8) != BHNSW_TYPE_VECTOR && (kind >> 8) != BHNSW_TYPE_HALFVEC) ||
+		 (kind & 0xFF) == BHNSW_METRIC_L1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("quantization = %s is not available for index \"%s\"",
 						q == BHNSW_QUANT_INT8 ? "int8" : "binary", RelationGetRelationName(index)),
-				 errdetail("int8 and binary codes need a vector column under vector_l2_ops, vector_cosine_ops or vector_ip_ops."),
+				 errdetail("int8 and binary codes need a vector or halfvec column under the l2, cosine or ip operator class."),
 				 errhint("Use quantization = auto or none, or index binary_quantize(...) with bit_hamming_ops.")));
 }
 

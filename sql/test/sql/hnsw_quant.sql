@@ -53,9 +53,37 @@ INSERT INTO qv SELECT i, (SELECT array_agg(sin(i * 0.37 + j * 1.91) + 0.3 * cos(
 SELECT id FROM qv ORDER BY embedding <=> (SELECT embedding FROM qv WHERE id = 433) LIMIT 1;
 SELECT * FROM qv_check();
 SELECT * FROM borealis_hnsw_check('qv_idx');
--- int8 and binary need float32 vectors under l2, cosine or inner product.
+-- int8 and binary need vector or halfvec elements under l2, cosine or inner product.
 CREATE INDEX qv_l1 ON qv USING borealis_hnsw (embedding vector_l1_ops) WITH (quantization = binary);
+CREATE INDEX qv_half_l1 ON qv USING borealis_hnsw ((embedding::halfvec(64)) halfvec_l1_ops) WITH (quantization = int8);
+
+-- halfvec walks int8 or binary codes of its binary16 rows and rescores from the rows: the
+-- exact order, and inserts keep the codes.
+DROP INDEX qv_idx;
+CREATE TABLE qh_expected AS
+  SELECT array_agg(id ORDER BY d, id) AS ids FROM (
+    SELECT id, embedding::halfvec(64) <=> (SELECT embedding FROM qv WHERE id = 7)::halfvec(64) AS d FROM qv ORDER BY d, id LIMIT 10) s;
 CREATE INDEX qv_half ON qv USING borealis_hnsw ((embedding::halfvec(64)) halfvec_cosine_ops) WITH (quantization = int8);
-CREATE INDEX qv_half ON qv USING borealis_hnsw ((embedding::halfvec(64)) halfvec_cosine_ops) WITH (quantization = none);
+CREATE FUNCTION qh_check() RETURNS TABLE (setting text, in_use text, exact_order bool)
+LANGUAGE sql AS $$
+  SELECT g->>'quantization_setting', g->>'quantization',
+         (SELECT array_agg(id) FROM (SELECT id FROM qv ORDER BY embedding::halfvec(64) <=> (SELECT embedding FROM qv WHERE id = 7)::halfvec(64) LIMIT 10) s)
+           = (SELECT ids FROM qh_expected)
+    FROM (SELECT 1 FROM qv ORDER BY embedding::halfvec(64) <=> (SELECT embedding FROM qv WHERE id = 7)::halfvec(64) LIMIT 1) warm,
+         jsonb_array_elements(borealis_engine_info()->'graphs') g
+   WHERE g->>'index' = 'qv_half'
+$$;
+SELECT * FROM qh_check();
+ALTER INDEX qv_half SET (quantization = binary);
+SELECT * FROM qh_check();
+ALTER INDEX qv_half SET (quantization = none);
+SELECT * FROM qh_check();
+ALTER INDEX qv_half SET (quantization = int8);
+INSERT INTO qv SELECT i, (SELECT array_agg(sin(i * 0.37 + j * 1.91) + 0.3 * cos(i * j * 0.013)) FROM generate_series(1, 64) j)::vector
+  FROM generate_series(451, 470) i;
+SELECT id FROM qv ORDER BY embedding::halfvec(64) <=> (SELECT embedding FROM qv WHERE id = 466)::halfvec(64) LIMIT 1;
+SELECT * FROM borealis_hnsw_check('qv_half');
+DROP TABLE qh_expected;
+DROP FUNCTION qh_check();
 DROP TABLE qv, qv_expected;
 DROP FUNCTION qv_check();
