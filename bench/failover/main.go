@@ -130,16 +130,23 @@ func main() {
 	}
 }
 
-func run(mode string, failures, graceS, nclients int, kinds []string, out string) error {
+func run(mode string, failures, graceS, nclients int, kinds []string, out string) (rerr error) {
 	home, err := os.MkdirTemp("", "borealis-failover-bench-")
 	if err != nil {
 		return err
 	}
-	if os.Getenv("FAILOVER_BENCH_KEEP") == "" {
-		defer os.RemoveAll(home)
-	} else {
-		fmt.Println("home kept:", home)
-	}
+	// The cluster's directory (node data and logs, state.db, the control plane's log) goes only
+	// after a completed run: an aborted one is kept for its post-mortem, and said where.
+	defer func() {
+		switch {
+		case rerr != nil:
+			fmt.Fprintf(os.Stderr, "bench failover: aborted; cluster directory kept for the post-mortem: %s (controlplane.log, abort-diagnosis.txt, clusters/*/*/log/)\n", home)
+		case os.Getenv("FAILOVER_BENCH_KEEP") != "":
+			fmt.Println("home kept:", home)
+		default:
+			os.RemoveAll(home)
+		}
+	}()
 	if err := cluster.PrepareHome(home); err != nil {
 		return err
 	}
@@ -148,18 +155,30 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 		return err
 	}
 	defer st.Close()
+	// Every control-plane line goes to controlplane.log, timestamped, as it happens.
+	cplog, err := os.OpenFile(filepath.Join(home, "controlplane.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer cplog.Close()
 	var logMu sync.Mutex
 	var events []stamped
 	m, err := cluster.NewManager(cluster.Options{Home: home, Store: st, HoldTimeout: 30 * time.Second,
 		Logf: func(f string, a ...any) {
+			now := time.Now()
+			msg := fmt.Sprintf(f, a...)
 			logMu.Lock()
-			events = append(events, stamped{time.Now(), fmt.Sprintf(f, a...)})
+			events = append(events, stamped{now, msg})
+			fmt.Fprintf(cplog, "%s %s\n", now.UTC().Format("15:04:05.000"), msg)
 			logMu.Unlock()
 		}})
 	if err != nil {
 		return err
 	}
 	defer func() {
+		if rerr != nil {
+			diagnose(m, home)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		m.Close(ctx, true)
@@ -639,4 +658,70 @@ func debugLost(addr string, cs []*client, t0 time.Time) {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// diagnose writes abort-diagnosis.txt into the kept cluster directory: each member as describe
+// shows it, what each running node says about its replication (pg_stat_wal_receiver on a
+// reader, pg_stat_replication and the slots on the writer, positions and timeline), its
+// postgresql.auto.conf, and the cluster's events.
+func diagnose(m *cluster.Manager, home string) {
+	var b strings.Builder
+	const name = "bench"
+	d, _ := m.Describe(name)
+	fmt.Fprintf(&b, "diagnosis at %s UTC\ncluster %s status %s\n", time.Now().UTC().Format("15:04:05.000"), name, d.Status)
+	c, _ := m.Cluster(name)
+	queries := []string{
+		"SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), pg_last_xact_replay_timestamp(), (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_tli, CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END AS current_lsn",
+		"SELECT * FROM pg_stat_wal_receiver",
+		"SELECT * FROM pg_stat_replication",
+		"SELECT slot_name, active, restart_lsn, wal_status FROM pg_replication_slots",
+		"SELECT name FROM pg_ls_waldir() WHERE name LIKE '%.history' ORDER BY 1",
+	}
+	for _, mb := range d.DBClusterMembers {
+		js, _ := json.Marshal(mb)
+		fmt.Fprintf(&b, "\n== %s\n%s\n", mb.DBInstanceIdentifier, js)
+		if c != nil {
+			if dir, err := c.DataDir(mb.DBInstanceIdentifier); err == nil {
+				fmt.Fprintf(&b, "data directory %s\n", dir)
+				if data, err := os.ReadFile(filepath.Join(dir, "postgresql.auto.conf")); err == nil {
+					fmt.Fprintf(&b, "postgresql.auto.conf:\n%s\n", data)
+				}
+			}
+		}
+		if mb.Port == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, err := pgx.Connect(ctx, dsn(fmt.Sprintf("127.0.0.1:%d", mb.Port)))
+		if err != nil {
+			fmt.Fprintf(&b, "connect: %v\n", err)
+			cancel()
+			continue
+		}
+		for _, q := range queries {
+			rows, err := conn.Query(ctx, q)
+			if err != nil {
+				fmt.Fprintf(&b, "%s: %v\n", q, err)
+				continue
+			}
+			fmt.Fprintf(&b, "-- %s\n", q)
+			for rows.Next() {
+				vals, _ := rows.Values()
+				var cols []string
+				for i, f := range rows.FieldDescriptions() {
+					cols = append(cols, fmt.Sprintf("%s=%v", f.Name, vals[i]))
+				}
+				fmt.Fprintf(&b, "   %s\n", strings.Join(cols, " "))
+			}
+			rows.Close()
+		}
+		conn.Close(context.Background())
+		cancel()
+	}
+	evs, _ := m.Events(name, 0)
+	b.WriteString("\n== events (newest first)\n")
+	for _, e := range evs {
+		fmt.Fprintf(&b, "%d %s %s %s %s\n", e.Seq, e.Time.UTC().Format("15:04:05.000"), e.Type, e.Member, e.Message)
+	}
+	_ = os.WriteFile(filepath.Join(home, "abort-diagnosis.txt"), []byte(b.String()), 0o644)
 }

@@ -224,6 +224,7 @@ func (c *Cluster) superviseOnce() {
 			}
 		}
 	}
+	c.repairFollowers() // readers that do not follow the writer (failover_follow.go)
 	for _, mb := range c.members {
 		if c.ctx.Err() != nil || c.promotionPending() {
 			return

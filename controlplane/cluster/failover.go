@@ -461,7 +461,7 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	var followErrs []string
 	var slots []string
 	var followers []store.Member
-	diverged := c.divergedReaders(ctx, nw, cands, choice.ID)
+	diverged := c.divergedReaders(ctx, nw, c.freshPositions(ctx, cands, choice.ID), choice.ID)
 	for _, r := range c.allRecs() {
 		if r.ID == choice.ID {
 			continue
@@ -613,6 +613,7 @@ func (c *Cluster) candidates(ctx context.Context, atLeast uint64, writerTLI uint
 			defer wg.Done()
 			cand := &out[i]
 			deadline := time.Now().Add(30 * time.Second)
+			settle := time.Now().Add(positionSettle)
 			for {
 				p, err := mb.readPosition(ctx, node)
 				if err == nil && p.inRecovery {
@@ -620,7 +621,22 @@ func (c *Cluster) candidates(ctx context.Context, atLeast uint64, writerTLI uint
 					cand.Received, cand.Replayed, cand.Timeline = p.received, p.replayed, p.timeline
 					hist[i] = p
 				}
-				if !cand.Reachable || atLeast == 0 || cand.Replayed > atLeast || time.Now().After(deadline) {
+				if !cand.Reachable {
+					return
+				}
+				if atLeast == 0 {
+					// An automatic failover: the old writer was just killed, but WAL it had
+					// sent may still be landing. While the WAL receiver still says streaming
+					// it has not yet flushed what it holds and exited: a position read now
+					// can be short of what the reader will have (the asynchronous bench's
+					// stuck reader, failover_follow.go). Read again until it has stopped.
+					if p.rcvStatus != "streaming" || time.Now().After(settle) {
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				if cand.Replayed > atLeast || time.Now().After(deadline) {
 					return
 				}
 				time.Sleep(50 * time.Millisecond)
@@ -640,6 +656,10 @@ func (c *Cluster) candidates(ctx context.Context, atLeast uint64, writerTLI uint
 	tl.Current = max(tl.Current, histTLI)
 	return out, tl
 }
+
+// positionSettle bounds how long the choice waits for a reader's WAL receiver to notice that
+// the killed writer is gone (its socket's end): normally a few milliseconds.
+const positionSettle = time.Second
 
 // divergedReaders names the readers that received WAL of the old timeline past the point where
 // the new writer's timeline begins (possible in asynchronous mode: the promoted reader need not
@@ -686,7 +706,9 @@ func (c *Cluster) divergedReaders(ctx context.Context, nw *member, cands []failo
 // position is what a reader holds: its WAL positions, the timeline of the newest of them, and
 // its newest timeline history file.
 type position struct {
-	inRecovery         bool
+	inRecovery bool
+	// rcvStatus is pg_stat_wal_receiver.status ("" when the reader has no WAL receiver).
+	rcvStatus          string
 	received, replayed uint64
 	timeline           uint32
 	histTLI            uint32
@@ -717,8 +739,9 @@ func (mb *member) queryPosition(qctx context.Context, conn *pgx.Conn, p *positio
 			(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'),
 			coalesce((SELECT array_agg(name) FROM w WHERE name ~ '^[0-9A-F]{24}$'), '{}'),
 			(SELECT max(name) FROM w WHERE name ~ '^[0-9A-F]{8}\.history$'),
-			(SELECT pg_read_file('pg_wal/' || max(name), 0, 1048576, true) FROM w WHERE name ~ '^[0-9A-F]{8}\.history$')`).
-		Scan(&p.inRecovery, &recv, &replay, &rcvTLI, &segSize, &files, &histName, &hist)
+			(SELECT pg_read_file('pg_wal/' || max(name), 0, 1048576, true) FROM w WHERE name ~ '^[0-9A-F]{8}\.history$'),
+			coalesce((SELECT status FROM pg_stat_wal_receiver), '')`).
+		Scan(&p.inRecovery, &recv, &replay, &rcvTLI, &segSize, &files, &histName, &hist, &p.rcvStatus)
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,10 @@ type writerProber struct {
 	// answers tells a slow or stuck postmaster from a frozen or dead server.
 	kept     *pgx.Conn
 	keptNode *pgproc.Node
+	// follow are the readers' follow watches and repairs the readers they gave up on, with
+	// why, for the run goroutine (failover_follow.go).
+	follow  map[string]*failover.FollowWatch
+	repairs map[string]string
 }
 
 func (p *writerProber) init(parent context.Context) {
@@ -302,6 +306,7 @@ func (c *Cluster) probeOnce() {
 	if obs.tli > 0 {
 		p.tli = obs.tli
 	}
+	c.watchFollowersLocked(obs)
 	c.setDetectorLocked(g)
 	prev := p.dec.Action
 	dec := p.det.Observe(obs.Observation)
@@ -322,6 +327,8 @@ func (c *Cluster) probeOnce() {
 type observation struct {
 	failover.Observation
 	tli uint32
+	// followers are the readers' WAL receivers as seen in this round (nil: not seen).
+	followers map[string]*failover.FollowObservation
 }
 
 // observe gathers one observation of the writer: process, data directory, a fresh
@@ -353,6 +360,9 @@ func (c *Cluster) observe(id string, node *pgproc.Node, dataDir string, readers 
 	recs := c.readerRecs()
 	obs.Readers = len(recs)
 	streaming := make([]bool, len(recs))
+	// looks are the readers' WAL receivers, for the follow watch (failover_follow.go).
+	looks := make([]failover.FollowObservation, len(recs))
+	looked := make([]bool, len(recs))
 	conns := make([]*pgx.Conn, len(recs))
 	p := &c.fo.probe
 	for i, r := range recs {
@@ -376,12 +386,17 @@ func (c *Cluster) observe(id string, node *pgproc.Node, dataDir string, readers 
 					return
 				}
 			}
+			var tli int64
 			err = conn.QueryRow(ctx, `SELECT coalesce((SELECT status = 'streaming' AND
-				last_msg_receipt_time > now() - make_interval(secs => $1) FROM pg_stat_wal_receiver), false)`,
-				g.Seconds()).Scan(&streaming[i])
+				last_msg_receipt_time > now() - make_interval(secs => $1) FROM pg_stat_wal_receiver), false),
+				coalesce((SELECT status FROM pg_stat_wal_receiver), ''),
+				coalesce((SELECT received_tli::bigint FROM pg_stat_wal_receiver), 0)`,
+				g.Seconds()).Scan(&streaming[i], &looks[i].Status, &tli)
 			if err != nil {
 				conn.Close(context.Background())
 				conn = nil
+			} else {
+				looks[i].ReceivedTimeline, looked[i] = uint32(tli), true
 			}
 			conns[i] = conn
 		}()
@@ -399,6 +414,14 @@ func (c *Cluster) observe(id string, node *pgproc.Node, dataDir string, readers 
 	c.mu.Lock()
 	c.fo.sync.streaming = seen
 	c.mu.Unlock()
+	obs.followers = make(map[string]*failover.FollowObservation, len(recs))
+	for i, r := range recs {
+		obs.followers[r.ID] = nil
+		if looked[i] {
+			looks[i].At = obs.Ended
+			obs.followers[r.ID] = &looks[i]
+		}
+	}
 	return obs
 }
 

@@ -69,6 +69,9 @@ type Options struct {
 	// ResumeQuiet, when set, replaces resumeQuiet (1 s), the start-up boost's window after a
 	// resume: a test setting.
 	ResumeQuiet time.Duration
+	// FollowBound, when set, replaces failover.FollowBound, how long a reader may go without
+	// streaming the writer's timeline before it is rewound or cloned (failover_follow.go).
+	FollowBound time.Duration
 }
 
 // ErrNotFound is returned for a cluster that does not exist.
