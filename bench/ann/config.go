@@ -100,6 +100,10 @@ type Config struct {
 	Filtered      []float64
 	FilteredEfs   []int
 	IterativeScan string
+	// MaxScanTuples is every AM's max_scan_tuples in the filtered sweep (AM-prefix.max_scan_tuples,
+	// as iterative_scan); 0 leaves each at its default (20,000 in both). A selective filter
+	// over a large table needs more than the default for either AM to reach a recall level.
+	MaxScanTuples int
 	// With holds extra reloptions per access method, e.g. borealis_hnsw → "quantization = binary".
 	With map[string]string
 	// Element is what every index is built on (element.go): vector (default), halfvec or bq;
@@ -207,6 +211,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--maintenance-work-mem %q: want a PostgreSQL memory size such as 512MB or 1GB", c.MaintenanceWorkMem)
 	case !regexp.MustCompile(`^[0-9]+\s*[kMGT]?B?$`).MatchString(c.SharedBuffers):
 		return fmt.Errorf("--shared-buffers %q: want a PostgreSQL memory size such as 1GB", c.SharedBuffers)
+	case c.MaxScanTuples < 0:
+		return fmt.Errorf("--max-scan-tuples must not be negative (0 leaves each AM's default)")
 	case c.IterativeScan != "relaxed_order" && c.IterativeScan != "strict_order":
 		return fmt.Errorf("--iterative-scan %q: want relaxed_order or strict_order", c.IterativeScan)
 	case !validElement(c.Element):

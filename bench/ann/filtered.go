@@ -94,12 +94,26 @@ func catLimit(s float64) int32 { return int32(s*catBuckets + 0.5) }
 
 // iterativeGUC is the AM's iterative-scan setting, next to its ef GUC (hnsw.ef_search →
 // hnsw.iterative_scan, borealis.ef_search → borealis.iterative_scan).
-func iterativeGUC(efGUC string) string {
+func iterativeGUC(efGUC string) string { return scanGUC(efGUC, "iterative_scan") }
+
+// scanGUC is the AM's setting name next to its ef GUC (hnsw.ef_search, max_scan_tuples →
+// hnsw.max_scan_tuples).
+func scanGUC(efGUC, name string) string {
 	prefix, _, ok := strings.Cut(efGUC, ".")
 	if !ok {
-		return "iterative_scan"
+		return name
 	}
-	return prefix + ".iterative_scan"
+	return prefix + "." + name
+}
+
+// filteredSettings are the SETs of the filtered sweep's connection for index ix.
+func filteredSettings(ix IndexSpec, cfg *Config) []string {
+	sets := []string{"SET enable_seqscan = off", "SET jit = off",
+		fmt.Sprintf("SET %s = %s", iterativeGUC(ix.GUC), cfg.IterativeScan)}
+	if cfg.MaxScanTuples > 0 {
+		sets = append(sets, fmt.Sprintf("SET %s = %d", scanGUC(ix.GUC, "max_scan_tuples"), cfg.MaxScanTuples))
+	}
+	return sets
 }
 
 // measureFiltered runs the filtered queries at every selectivity and ef on one connection.
@@ -113,8 +127,7 @@ func measureFiltered(ctx context.Context, dsn string, d *dataset.Dataset, truth 
 	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
 		return nil, err
 	}
-	for _, set := range []string{"SET enable_seqscan = off", "SET jit = off",
-		fmt.Sprintf("SET %s = %s", iterativeGUC(ix.GUC), cfg.IterativeScan)} {
+	for _, set := range filteredSettings(ix, cfg) {
 		if _, err := conn.Exec(ctx, set); err != nil {
 			return nil, fmt.Errorf("%s: %w", set, err)
 		}

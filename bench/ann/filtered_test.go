@@ -35,3 +35,32 @@ func TestParseSelectivities(t *testing.T) {
 		t.Fatal("iterative GUC names")
 	}
 }
+
+// --max-scan-tuples reaches each AM's own setting; 0 leaves both at their defaults, and a
+// negative value is refused naming the flag.
+func TestFilteredSettingsMaxScanTuples(t *testing.T) {
+	cfg := Config{IterativeScan: "strict_order"}
+	got := strings.Join(filteredSettings(IndexSpec{AM: "hnsw", GUC: "hnsw.ef_search"}, &cfg), "; ")
+	if strings.Contains(got, "max_scan_tuples") || !strings.Contains(got, "SET hnsw.iterative_scan = strict_order") {
+		t.Fatalf("default settings: %s", got)
+	}
+	cfg.MaxScanTuples = 200000
+	for am, want := range map[string]string{"hnsw:hnsw.ef_search": "SET hnsw.max_scan_tuples = 200000",
+		"borealis_hnsw:borealis.ef_search": "SET borealis.max_scan_tuples = 200000"} {
+		ix, err := ParseIndexSpec(am)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(filteredSettings(ix, &cfg), "; "); !strings.Contains(got, want) {
+			t.Fatalf("%s: %s, want %s", am, got, want)
+		}
+	}
+	if maxScanText(0) == maxScanText(200000) || !strings.Contains(maxScanText(200000), "200000") {
+		t.Fatal("the report must say which max_scan_tuples ran")
+	}
+	bad := Config{Datasets: []string{"synthetic:100:4"}, Indexes: []IndexSpec{{AM: "hnsw", GUC: "hnsw.ef_search"}}, MaxScanTuples: -1}
+	bad.Defaults()
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "--max-scan-tuples") {
+		t.Fatalf("negative max_scan_tuples: %v", err)
+	}
+}

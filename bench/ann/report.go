@@ -42,6 +42,7 @@ type Settings struct {
 	Filtered           []float64         `json:"filtered_selectivities,omitempty"`
 	FilteredEfs        []int             `json:"filtered_ef,omitempty"`
 	IterativeScan      string            `json:"iterative_scan,omitempty"`
+	MaxScanTuples      int               `json:"max_scan_tuples,omitempty"` // of the filtered sweep; 0 = each AM's default
 	With               map[string]string `json:"with,omitempty"`
 	Element            string            `json:"element,omitempty"`
 	Elements           map[string]string `json:"elements,omitempty"`
@@ -389,8 +390,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			s.FreshConnections, s.K, s.MemoryKind, s.FreshConnections, marginalSettle, marginalConnections, s.MemoryKind)
 	}
 	if len(s.Filtered) > 0 {
-		fmt.Fprintf(&b, "- Filtered queries: `WHERE cat < c ORDER BY embedding <op> $1 LIMIT %d` on an int column cat in 0..999 fixed by a hash of each row's id (independent of the vectors), keeping %v of the rows; each AM's iterative_scan = %s (max_scan_tuples at its default, 20,000), ef in %v, the first %d queries (repeated until %.1f s passed), one client, recall@%d against the exact filtered top %d; full LIMIT = queries that returned %d rows\n",
-			s.K, s.Filtered, s.IterativeScan, s.FilteredEfs, filteredQueries, s.MinSeconds, s.K, s.K, s.K)
+		fmt.Fprintf(&b, "- Filtered queries: `WHERE cat < c ORDER BY embedding <op> $1 LIMIT %d` on an int column cat in 0..999 fixed by a hash of each row's id (independent of the vectors), keeping %v of the rows; each AM's iterative_scan = %s (%s), ef in %v, the first %d queries (repeated until %.1f s passed), one client, recall@%d against the exact filtered top %d; full LIMIT = queries that returned %d rows\n",
+			s.K, s.Filtered, s.IterativeScan, maxScanText(s.MaxScanTuples), s.FilteredEfs, filteredQueries, s.MinSeconds, s.K, s.K, s.K)
 	}
 	used := map[string]bool{s.Element: true}
 	for am, e := range s.Elements {
@@ -527,4 +528,12 @@ func finite(v float64) float64 {
 		return 0
 	}
 	return v
+}
+
+// maxScanText says what max_scan_tuples the filtered sweep ran with.
+func maxScanText(n int) string {
+	if n == 0 {
+		return "max_scan_tuples at its default, 20,000"
+	}
+	return fmt.Sprintf("max_scan_tuples = %d for each AM", n)
 }

@@ -87,6 +87,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 			With: cfg.With, Element: cfg.Element, Elements: cfg.Elements}}
 	if len(cfg.Filtered) > 0 {
 		rep.Settings.Filtered, rep.Settings.FilteredEfs, rep.Settings.IterativeScan = cfg.Filtered, cfg.FilteredEfs, cfg.IterativeScan
+		rep.Settings.MaxScanTuples = cfg.MaxScanTuples
 	}
 	for _, spec := range cfg.Datasets {
 		res, err := runDataset(ctx, conn, t, &cfg, spec, indexes, logf)

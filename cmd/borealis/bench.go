@@ -80,6 +80,7 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 	note := fs.String("note", "", "free text recorded with the results (e.g. what else loaded the machine)")
 	filtered := fs.String("filtered", "", "selectivities of a filtered-query sweep (WHERE cat < c, iterative scan on), e.g. 0.1,0.01,0.001; empty skips it")
 	filteredEfs := fs.String("filtered-ef", "40", "ef values of the filtered-query sweep")
+	maxScan := fs.Int("max-scan-tuples", 0, "max_scan_tuples of every AM in the filtered sweep; 0 leaves each AM's default (20,000)")
 	iterative := fs.String("iterative-scan", "relaxed_order", "iterative_scan of every AM in the filtered sweep: relaxed_order or strict_order")
 	var with listFlag
 	fs.Var(&with, "with", "extra reloptions of one AM's index, repeatable: AM:option=value, e.g. borealis_hnsw:quantization=binary")
@@ -119,7 +120,7 @@ func runBenchANN(args []string, stdout, stderr io.Writer) error {
 	if cfg.FilteredEfs, err = ann.ParseEfs(*filteredEfs); err != nil {
 		return usageError{"--filtered-ef: " + err.Error()}
 	}
-	cfg.IterativeScan = *iterative
+	cfg.IterativeScan, cfg.MaxScanTuples = *iterative, *maxScan
 	for _, e := range elements {
 		if am, el, ok := strings.Cut(e, ":"); ok {
 			if cfg.Elements == nil {
