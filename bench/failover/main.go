@@ -130,7 +130,13 @@ func main() {
 	}
 }
 
+// startLoad is the load average when the bench began (the report gives it and the end's).
+var startLoad string
+
 func run(mode string, failures, graceS, nclients int, kinds []string, out string) (rerr error) {
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		startLoad = strings.Join(strings.Fields(string(data))[:3], " ")
+	}
 	home, err := os.MkdirTemp("", "borealis-failover-bench-")
 	if err != nil {
 		return err
@@ -553,14 +559,18 @@ func machine() string {
 		}
 		rel = append(rel, byte(b))
 	}
-	return fmt.Sprintf("%s, %d CPUs, Linux %s, load average at the end %s (shared with other engineers' builds and tests)", model, runtime.NumCPU(), rel, load)
+	autogroup := "unknown"
+	if data, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); err == nil {
+		autogroup = strings.TrimSpace(string(data))
+	}
+	return fmt.Sprintf("%s, %d CPUs, Linux %s, kernel.sched_autogroup_enabled=%s, load average at the end %s (shared with other engineers' builds and tests)", model, runtime.NumCPU(), rel, autogroup, load)
 }
 
 func report(out, mode string, graceS, nclients int, rs []result) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Failover check (%s mode)\n\n", mode)
-	fmt.Fprintf(&b, "`go run ./bench/failover -mode %s -failures %d -grace %d -clients %d`, %s UTC.\n\n",
-		mode, len(rs), graceS, nclients, time.Now().UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintf(&b, "`go run ./bench/failover -mode %s -failures %d -grace %d -clients %d`, %s UTC (exact command: `%s`; load average at the start %s).\n\n",
+		mode, len(rs), graceS, nclients, time.Now().UTC().Format("2006-01-02 15:04"), strings.Join(os.Args, " "), startLoad)
 	fmt.Fprintf(&b, "Machine: %s.\n\n", machine())
 	b.WriteString("A writer and two readers; clients insert unique ids through the cluster endpoint and record each acknowledgement. " +
 		"RTO: from the failure to the first acknowledged write on a connection opened after it. " +

@@ -429,7 +429,10 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	nw := c.memberByID(choice.ID)
 
 	tChosen := time.Now()
-	// 3. Promote it.
+	// 3. Promote it. In synchronous mode its synchronous_standby_names is set first (ignored
+	// in recovery, in force from the promotion's end): no commit on the new writer is
+	// acknowledged before a re-pointed reader has it (failover_syncfirst.go).
+	syncFirst := c.syncListBeforePromote(ctx, nw)
 	if err := nw.promote(ctx); err != nil {
 		return abort(fmt.Errorf("promoting %s: %w", choice.ID, err))
 	}
@@ -442,7 +445,7 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	if err := c.saveDurable(func() { c.memberRec(nw.id).Writer = true }); err != nil {
 		c.m.event(name, nw.id, "cluster.record-failed", fmt.Sprintf("writing the promoted record of %s: %v", nw.id, err))
 	}
-	c.fo.syncApplied = nil
+	c.fo.syncApplied = syncFirst
 	c.resetSyncGuard()
 	nw.closePoll()
 	c.publishProbeTarget() // probe the new writer from now on; clears the router's hold

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -403,6 +405,9 @@ func (c *Cluster) observe(id string, node *pgproc.Node, dataDir string, readers 
 	}
 	wg.Wait()
 	obs.Ended = time.Now()
+	if obs.Running {
+		obs.ProcState = procState(node.PID())
+	}
 	seen := make(map[string]bool, len(recs))
 	for i, s := range streaming {
 		p.conns[recs[i].ID] = conns[i]
@@ -452,4 +457,22 @@ func (c *Cluster) keptSessionAnswers(ctx context.Context, node *pgproc.Node) boo
 		return false
 	}
 	return true
+}
+
+// procState is the state letter of /proc/<pid>/stat (0 if it cannot be read): 'T' for a
+// stopped process, 'R', 'S', 'D' for one that runs or waits (failover.Observation.ProcState).
+func procState(pid int) byte {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// "pid (comm) S ...": comm may hold spaces and parentheses, so the last ')' ends it.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 || i+2 >= len(data) {
+		return 0
+	}
+	return data[i+2]
 }

@@ -305,13 +305,16 @@ func TestFailover(t *testing.T) {
 		d = waitNewWriter(t, m, "fo", old.DBInstanceIdentifier, 60*time.Second)
 		waitEvent(t, m, "fo", "cluster.failover-completed", before)
 		detected := eventAfter(t, m, "fo", "cluster.failover-started", before)
-		if detected == nil || detected.Time.Sub(frozen) < 1500*time.Millisecond {
+		// A stopped postmaster (state T) is certain: promoted after half the grace period from
+		// the first failed probe's start, which may precede the freeze by one probe interval.
+		if detected == nil || detected.Time.Sub(frozen) < 1500*time.Millisecond-probeInterval {
 			t.Fatalf("failover started %v after the freeze, before half the 3 s grace period: %+v", detected.Time.Sub(frozen), detected)
 		}
 		ev := eventAfter(t, m, "fo", "cluster.failover-completed", before)
 		// The promoted reader followed the switchover's timeline 2, and the writer's probe
 		// told the choice the cluster was on it.
-		if ev == nil || !strings.Contains(ev.Message, "probes failing") || !strings.Contains(ev.Message, "on timeline 2 of the cluster's timeline 2") {
+		if ev == nil || !strings.Contains(ev.Message, "probes failing") || !strings.Contains(ev.Message, "stopped (state T): frozen") ||
+			!strings.Contains(ev.Message, "on timeline 2 of the cluster's timeline 2") {
 			t.Fatalf("completion event: %+v", ev)
 		}
 		t.Logf("frozen writer: %s", ev.Message)

@@ -52,6 +52,19 @@ type Observation struct {
 	// timeout. The server runs (it is neither frozen nor dead), even if new connections time
 	// out: overloaded, or its postmaster takes no new sessions.
 	SessionAlive bool
+	// ProcState is the postmaster's state letter in /proc/<pid>/stat at the end of the
+	// observation (0 when unknown). 'T' or 't' (stopped, traced) means the server is frozen: it
+	// will answer nothing until someone resumes it. 'R', 'S' or 'D' mean it runs or waits: a
+	// probe that times out then says it is slow (starved of CPU or disk), not gone.
+	ProcState byte
+}
+
+// Frozen reports that the postmaster is stopped (SIGSTOP) or traced.
+func (o Observation) Frozen() bool { return o.ProcState == 'T' || o.ProcState == 't' }
+
+// Scheduled reports that the postmaster runs, sleeps or waits on the disk: alive, maybe slow.
+func (o Observation) Scheduled() bool {
+	return o.ProcState == 'R' || o.ProcState == 'S' || o.ProcState == 'D'
 }
 
 // AliveLimit is how long new connections may keep failing while a kept session still answers
@@ -163,13 +176,25 @@ func (d *Detector) judge(o Observation, what string) Decision {
 	limit := d.Grace
 	readersLost := o.Readers > 0 && o.ReadersStreaming == 0
 	alive := o.SessionAlive && !d.exited
+	// The kernel's word on the postmaster, when the process runs: frozen is certain (no
+	// scheduling accident makes a process 'T'), scheduled means starved at worst.
+	frozen := o.Frozen() && !d.exited && !alive
+	slow := o.Scheduled() && !d.exited && !alive
+	minFailures := d.MinFailures
 	switch {
 	case alive:
+		limit = AliveLimit(d.Grace)
+	case frozen:
+		limit, minFailures = d.Grace/2, 1
+	case slow:
 		limit = AliveLimit(d.Grace)
 	case readersLost && !d.exited:
 		limit = d.Grace / 2
 	}
-	if down < limit || (!d.exited && d.failures < d.MinFailures) {
+	if down < limit || (!d.exited && d.failures < minFailures) {
+		if slow && down >= d.Grace {
+			what += fmt.Sprintf("; its postmaster is scheduled (state %c): slow, not gone, so it gets %s", o.ProcState, AliveLimit(d.Grace))
+		}
 		return Decision{Action: None, Since: d.since, Reason: what}
 	}
 	reason := fmt.Sprintf("%s for %s (grace period %s)", what, down.Round(100*time.Millisecond), d.Grace)
@@ -179,6 +204,10 @@ func (d *Detector) judge(o Observation, what string) Decision {
 	switch {
 	case alive:
 		reason += fmt.Sprintf("; a session kept open on it still answers, but it has taken no new session for %s (the limit while it answers)", AliveLimit(d.Grace))
+	case frozen:
+		reason += "; its postmaster is stopped (state T): frozen"
+	case slow:
+		reason += fmt.Sprintf("; its postmaster is scheduled (state %c) but has answered nothing for %s (the limit while it runs)", o.ProcState, AliveLimit(d.Grace))
 	case readersLost:
 		reason += "; no reader is receiving WAL from it either"
 	case o.Readers > 0:

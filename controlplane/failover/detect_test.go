@@ -16,6 +16,8 @@ func TestDetector(t *testing.T) {
 		return Observation{At: at(s), Running: true, DataIntact: true, Probe: ProbeFailed, ProbeError: "timeout", Readers: 2, ReadersStreaming: streaming}
 	}
 	exited := func(s float64) Observation { return Observation{At: at(s), DataIntact: true, Readers: 2} }
+	withState := func(o Observation, st byte) Observation { o.ProcState = st; return o }
+	alive := func(o Observation) Observation { o.SessionAlive = true; return o }
 	busy := func(s float64) Observation {
 		o := ok(s)
 		o.Probe, o.ProbeError = ProbeBusy, "the database system is starting up"
@@ -49,6 +51,16 @@ func TestDetector(t *testing.T) {
 		{"data directory removed while running", []step{{ok(0), None, ""},
 			{Observation{At: at(1), Running: true, Probe: ProbeOK}, Promote, "data directory"}}},
 		{"data directory removed and dead", []step{{Observation{At: at(1)}, Promote, "data directory"}}},
+		{"frozen postmaster (state T): half the grace, one probe enough", []step{
+			{withState(hung(1, 2), 'T'), None, "probes failing"}, {withState(hung(5.9, 2), 'T'), None, ""},
+			{withState(hung(6, 2), 'T'), Promote, "stopped (state T): frozen"}}},
+		{"starved writer (state R or S), readers lost too: slow, AliveLimit", []step{
+			{withState(hung(1, 0), 'R'), None, ""}, {withState(hung(11, 0), 'S'), None, "scheduled (state S): slow, not gone"},
+			{withState(hung(30.9, 0), 'R'), None, ""}, {withState(hung(31, 0), 'R'), Promote, "scheduled (state R) but has answered nothing for 30s"}}},
+		{"starved, then answers: never failed over", []step{
+			{withState(hung(0, 2), 'R'), None, ""}, {withState(hung(20, 2), 'D'), None, ""}, {ok(21), None, ""}, {withState(hung(22, 2), 'S'), None, ""}}},
+		{"a kept session that answers wins over state T (only the postmaster stopped)", []step{
+			{alive(withState(hung(1, 2), 'T')), None, ""}, {alive(withState(hung(11, 2), 'T')), None, ""}, {alive(withState(hung(31, 2), 'T')), Promote, "kept open on it still answers"}}},
 		{"stale agent alone is only reported", []step{{func() Observation { o := ok(100); o.AgentSampledAt = at(50); return o }(), None, "heartbeat is 50s old"}}},
 	}
 	for _, tc := range cases {

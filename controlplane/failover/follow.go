@@ -71,6 +71,11 @@ func (w *FollowWatch) Reset() { w.since, w.okSince = time.Time{}, time.Time{} }
 
 // Observe feeds one look and says whether the reader must be repaired now, and why.
 func (w *FollowWatch) Observe(o FollowObservation) (repair bool, why string) {
+	// A spell is judged on looks that follow each other: after a gap of half a bound or more
+	// (a paused cluster, a prober that was not scheduled) it starts again.
+	if !w.lastCheck.IsZero() && o.At.Sub(w.lastCheck) >= w.baseBound()/2 {
+		w.Reset()
+	}
 	w.lastCheck = o.At
 	if o.Following() {
 		w.since = time.Time{}

@@ -13,47 +13,56 @@ func TestFollowWatch(t *testing.T) {
 		return FollowObservation{At: at(s), Status: "streaming", ReceivedTimeline: tli, WriterTimeline: writer}
 	}
 	none := func(s float64) FollowObservation { return FollowObservation{At: at(s), WriterTimeline: 3} }
+	waiting := func(s float64) FollowObservation {
+		return FollowObservation{At: at(s), Status: "waiting", ReceivedTimeline: 2, WriterTimeline: 3}
+	}
+	old := func(s float64) FollowObservation { return streaming(s, 2, 3) }
+	ok := func(s float64) FollowObservation { return streaming(s, 3, 3) }
 	type step struct {
 		o      FollowObservation
 		reset  bool
 		repair bool
 		why    string
 	}
+	// looks are one look a second from a to b, none calling for a repair.
+	looks := func(f func(float64) FollowObservation, a, b float64) []step {
+		var out []step
+		for s := a; s <= b; s++ {
+			out = append(out, step{o: f(s)})
+		}
+		return out
+	}
+	cat := func(parts ...[]step) []step {
+		var out []step
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	one := func(s step) []step { return []step{s} }
 	for _, tc := range []struct {
 		name  string
 		steps []step
 	}{
-		{"streaming the writer's timeline is following", []step{
-			{o: streaming(0, 3, 3)}, {o: streaming(100, 3, 3)},
-		}},
-		{"unknown writer timeline: streaming is enough", []step{
-			{o: streaming(0, 2, 0)}, {o: streaming(100, 2, 0)},
-		}},
-		{"no WAL receiver for the bound", []step{
-			{o: none(0)}, {o: none(14.9)}, {o: none(15), repair: true, why: "no WAL receiver"},
-		}},
-		{"streaming an old timeline (forked past it) counts as not following", []step{
-			{o: streaming(0, 2, 3)}, {o: streaming(16, 2, 3), repair: true, why: "streaming timeline 2, the writer is on timeline 3"},
-		}},
-		{"a receiver stuck in waiting", []step{
-			{o: FollowObservation{At: at(0), Status: "waiting", ReceivedTimeline: 2, WriterTimeline: 3}},
-			{o: FollowObservation{At: at(20), Status: "waiting", ReceivedTimeline: 2, WriterTimeline: 3}, repair: true, why: "WAL receiver waiting (on timeline 2)"},
-		}},
-		{"a short gap (restart, failover) is not repaired", []step{
-			{o: streaming(0, 3, 3)}, {o: none(1)}, {o: none(10)}, {o: streaming(12, 4, 4)}, {o: none(13)}, {o: none(27)},
-		}},
-		{"a reset (writer failing, reader down) restarts the clock", []step{
-			{o: none(0)}, {o: none(10)}, {reset: true}, {o: none(20)}, {o: none(34)}, {o: none(35), repair: true},
-		}},
-		{"repairs back off: 15 s, then 30 s, until it follows a full bound", []step{
-			{o: none(0)}, {o: none(15), repair: true},
-			{o: none(16)}, {o: none(45)}, {o: none(46), repair: true},
-			{o: none(47)}, {o: none(100)}, {o: none(106)}, {o: none(107), repair: true}, // 60 s
-			{o: streaming(110, 3, 3)}, {o: none(111)}, // followed 1 s only: still backed off
-			{o: none(230)}, {o: none(231), repair: true}, // 120 s from 111
-			{o: streaming(240, 3, 3)}, {o: streaming(255, 3, 3)}, // a full bound following
-			{o: none(256)}, {o: none(271), repair: true},
-		}},
+		{"streaming the writer's timeline is following", looks(ok, 0, 100)},
+		{"unknown writer timeline: streaming is enough", looks(func(s float64) FollowObservation { return streaming(s, 2, 0) }, 0, 100)},
+		{"no WAL receiver for the bound", cat(looks(none, 0, 14), one(step{o: none(15), repair: true, why: "no WAL receiver"}))},
+		{"streaming an old timeline (forked past it) counts as not following", cat(looks(old, 0, 14),
+			one(step{o: old(15), repair: true, why: "streaming timeline 2, the writer is on timeline 3"}))},
+		{"a receiver stuck in waiting", cat(looks(waiting, 0, 14), one(step{o: waiting(15), repair: true, why: "WAL receiver waiting (on timeline 2)"}))},
+		{"a short gap (restart, failover) is not repaired", cat(looks(ok, 0, 1), looks(none, 2, 15), looks(ok, 16, 17), looks(none, 18, 32))},
+		{"a reset (writer failing, reader down) restarts the clock", cat(looks(none, 0, 10), one(step{reset: true}), looks(none, 11, 25),
+			one(step{o: none(26), repair: true}))},
+		{"a gap between looks (paused, prober not scheduled) restarts the spell", cat(looks(none, 0, 10), looks(none, 100, 114),
+			one(step{o: none(115), repair: true}))},
+		{"repairs back off: 15 s, then 30 s, 60 s, 120 s, until it follows a full bound", cat(
+			looks(none, 0, 14), one(step{o: none(15), repair: true}),
+			looks(none, 16, 45), one(step{o: none(46), repair: true}), // 30 s
+			looks(none, 47, 106), one(step{o: none(107), repair: true}), // 60 s
+			looks(ok, 108, 110), looks(none, 111, 230), one(step{o: none(231), repair: true}), // followed 3 s only: 120 s
+			looks(none, 232, 351), one(step{o: none(352), repair: true}), // capped at 8x
+			looks(ok, 353, 368), looks(none, 369, 383), one(step{o: none(384), repair: true}), // a full bound following: 15 s again
+		)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var w FollowWatch
