@@ -111,6 +111,10 @@ type result struct {
 	Lost           int                `json:"lost"`
 	Duplicated     int                `json:"duplicated"`
 	UnackedPresent int                `json:"unacked_present"`
+	// ReadersRepaired counts the readers found unable to follow the new writer by the time
+	// this failure's check ran (member.diverged and member.not-following events since the
+	// failure): each is rewound or cloned. The report's total counts the whole run.
+	ReadersRepaired int `json:"readers_repaired"`
 }
 
 func main() {
@@ -284,6 +288,13 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 				}
 			}
 		}
+		if evs, err := m.Events(name, 0); err == nil {
+			for _, e := range evs {
+				if e.Seq > seqBefore && (e.Type == "member.diverged" || e.Type == "member.not-following") {
+					r.ReadersRepaired++
+				}
+			}
+		}
 		logMu.Lock()
 		r.Timeline = timeline(events, cs, t0)
 		logMu.Unlock()
@@ -305,7 +316,16 @@ func run(mode string, failures, graceS, nclients int, kinds []string, out string
 	}
 	stopLoad()
 	wg.Wait()
-	return report(out, mode, graceS, nclients, results)
+	// Every repair of the run, late ones (the follow watch acts after 15 s) included.
+	repaired := 0
+	if evs, err := m.Events(name, 0); err == nil {
+		for _, e := range evs {
+			if e.Type == "member.diverged" || e.Type == "member.not-following" {
+				repaired++
+			}
+		}
+	}
+	return report(out, mode, graceS, nclients, results, repaired)
 }
 
 // freeze stops the postmaster pid, then every process under it, and returns them all. The
@@ -566,7 +586,7 @@ func machine() string {
 	return fmt.Sprintf("%s, %d CPUs, Linux %s, kernel.sched_autogroup_enabled=%s, load average at the end %s (shared with other engineers' builds and tests)", model, runtime.NumCPU(), rel, autogroup, load)
 }
 
-func report(out, mode string, graceS, nclients int, rs []result) error {
+func report(out, mode string, graceS, nclients int, rs []result, repaired int) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Failover check (%s mode)\n\n", mode)
 	fmt.Fprintf(&b, "`go run ./bench/failover -mode %s -failures %d -grace %d -clients %d`, %s UTC (exact command: `%s`; load average at the start %s).\n\n",
@@ -630,7 +650,7 @@ func report(out, mode string, graceS, nclients int, rs []result) error {
 	if p99 > 5 {
 		verdict = "missed"
 	}
-	fmt.Fprintf(&b, "\nTarget RTO p99 ≤ 5 s: %s (p99 %.2f s). Acknowledged writes lost: %d; duplicated: %d.\n", verdict, p99, totalLost, totalDup)
+	fmt.Fprintf(&b, "\nTarget RTO p99 ≤ 5 s: %s (p99 %.2f s). Acknowledged writes lost: %d; duplicated: %d. Readers found unable to follow the new writer and repaired (member.diverged, member.not-following): %d.\n", verdict, p99, totalLost, totalDup, repaired)
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
