@@ -32,6 +32,13 @@ import (
 
 var cpuProfile, backendNet, pgbouncerBin, relayModel string
 
+// perfRecordDir, when set, gets a perf record (kernel call graphs) of the proxy in each
+// proxied run: DIR/<path>-<round>.data.
+var perfRecordDir string
+
+// perfRecord is the current run's perf record file, without .data ("" for none).
+var perfRecord string
+
 // compareSched adds a second router whose event loop always waits through the Go scheduler.
 var compareSched bool
 
@@ -56,6 +63,9 @@ type result struct {
 	syscalls float64
 	// syscallMix is the main kinds per transaction.
 	syscallMix string
+	// idle is the machine's idle share of CPU time during the run: above 0 the cores were
+	// not saturated (the run was bound by latency, not CPU).
+	idle float64
 }
 
 // syscallKinds are the system calls counted one by one (the rest is "other").
@@ -68,6 +78,9 @@ type syscallCount struct {
 	// switches is the proxy's context switches (its threads going to sleep or being
 	// preempted): its wake-ups.
 	switches float64
+	// ipis is the inter-processor interrupts the proxy's threads sent (a wake-up of a task on
+	// the other CPU; in a virtual machine each is an exit to the hypervisor).
+	ipis float64
 }
 
 // mix formats the kinds per transaction, biggest first.
@@ -86,7 +99,7 @@ func (c syscallCount) mix(txns float64) string {
 	if rest/txns >= 0.05 {
 		parts = append(parts, fmt.Sprintf("other %.1f", rest/txns))
 	}
-	parts = append(parts, fmt.Sprintf("(context switches %.2f)", c.switches/txns))
+	parts = append(parts, fmt.Sprintf("(context switches %.2f, IPIs sent %.2f)", c.switches/txns, c.ipis/txns))
 	return strings.Join(parts, ", ")
 }
 
@@ -96,7 +109,7 @@ func countSyscalls(pid int) func() syscallCount {
 	if pid == 0 {
 		return func() syscallCount { return syscallCount{} }
 	}
-	args := []string{"stat", "-x,", "-e", "raw_syscalls:sys_enter", "-e", "context-switches"}
+	args := []string{"stat", "-x,", "-e", "raw_syscalls:sys_enter", "-e", "context-switches", "-e", "ipi:ipi_send_cpu", "-e", "ipi:ipi_send_cpumask"}
 	for _, k := range syscallKinds {
 		args = append(args, "-e", "syscalls:sys_enter_"+k)
 	}
@@ -106,8 +119,19 @@ func countSyscalls(pid int) func() syscallCount {
 	if err := cmd.Start(); err != nil {
 		return func() syscallCount { return syscallCount{} }
 	}
+	var rec *exec.Cmd
+	if perfRecord != "" {
+		rec = exec.Command("perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", "4999", "-p", strconv.Itoa(pid), "-o", perfRecord+".data")
+		if rec.Start() != nil {
+			rec = nil
+		}
+	}
 	time.Sleep(200 * time.Millisecond) // attached before the run starts
 	return func() syscallCount {
+		if rec != nil {
+			_ = rec.Process.Signal(os.Interrupt)
+			_ = rec.Wait()
+		}
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 		c := syscallCount{kinds: map[string]float64{}}
@@ -122,6 +146,8 @@ func countSyscalls(pid int) func() syscallCount {
 				c.total = v
 			case ev == "context-switches":
 				c.switches = v
+			case strings.HasPrefix(ev, "ipi:"):
+				c.ipis += v
 			case strings.HasPrefix(ev, "syscalls:sys_enter_"):
 				c.kinds[strings.TrimPrefix(ev, "syscalls:sys_enter_")] = v
 			}
@@ -142,6 +168,7 @@ func main() {
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the router rounds here")
 	flag.StringVar(&relayModel, "relay", "loop", "the router's relay: loop (its event loop, the default), loop-sched (the loop always waiting through the Go scheduler, for comparison) or goroutines (a goroutine per direction, for comparison)")
 	flag.BoolVar(&compareSched, "compare-sched", false, "add a second router, its event loop always waiting through the Go scheduler (Config.SchedulerWait), as a fourth path in every round")
+	flag.StringVar(&perfRecordDir, "perf-record", "", "directory for a perf record -g of the proxy in each proxied run (<path>-<round>.data); it perturbs the throughput, so use it for profiles, not for the ratios")
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
 	flag.Parse()
 	if err := runBench(*clients, *threads, *rounds, *seconds, *scale, *out, *note); err != nil {
@@ -244,12 +271,19 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			}
 			var stopCount func() syscallCount
 			var cpu0, client0, server0, bouncer0 time.Duration
+			var busy0, idle0 time.Duration
+			perfRecord = ""
+			if perfRecordDir != "" && proxy != 0 {
+				perfRecord = filepath.Join(perfRecordDir, fmt.Sprintf("%s-%d", p.name, round))
+			}
 			res, err := pgbench(root, p.port, clients, threads, seconds, func() {
 				// pgbench is waiting to start: perf attaches now, so that pgbench, forked
 				// before, is not counted as the router's child.
 				stopCount = countSyscalls(proxy)
-				cpu0, client0, server0, bouncer0 = benchenv.CPUTime(), benchenv.ChildrenCPU(), benchenv.ServerCPU(node.PID()), benchenv.ServerCPU(bouncerPID)
+				cpu0, client0, server0, bouncer0 = benchenv.CPUTime(), benchenv.ChildrenCPU(), benchenv.ServerTreeCPU(node.PID()), benchenv.ServerCPU(bouncerPID)
+				busy0, idle0 = benchenv.MachineCPU()
 			})
+			busy1, idle1 := benchenv.MachineCPU()
 			calls := syscallCount{}
 			if stopCount != nil {
 				calls = stopCount()
@@ -266,7 +300,10 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				res.syscalls = calls.total / res.txns
 				res.syscallMix = calls.mix(res.txns)
 				res.clientCPU = float64((benchenv.ChildrenCPU() - client0).Microseconds()) / res.txns
-				res.serverCPU = float64((benchenv.ServerCPU(node.PID()) - server0).Microseconds()) / res.txns
+				res.serverCPU = float64((benchenv.ServerTreeCPU(node.PID()) - server0).Microseconds()) / res.txns
+				if all := busy1 - busy0 + idle1 - idle0; all > 0 {
+					res.idle = float64(idle1-idle0) / float64(all)
+				}
 			}
 			if p.name == "router" && cpuProfile != "" {
 				pprof.StopCPUProfile()
@@ -275,7 +312,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				return fmt.Errorf("%s round %d: %w", p.name, round, err)
 			}
 			res.path, res.round = p.name, round
-			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  pgbench %.1f  server %.1f  syscalls %.1f/txn (%s)\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.clientCPU, res.serverCPU, res.syscalls, res.syscallMix)
+			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  pgbench %.1f  server %.1f  idle %.0f%%  syscalls %.1f/txn (%s)\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.clientCPU, res.serverCPU, 100*res.idle, res.syscalls, res.syscallMix)
 			results = append(results, res)
 		}
 	}

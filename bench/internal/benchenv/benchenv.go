@@ -78,3 +78,38 @@ func ServerCPU(pid int) time.Duration {
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond
 }
+
+// ServerTreeCPU is ServerCPU of pid plus that of each of its living children: a pooler such as
+// PgBouncer keeps its server connections open across runs, so their backends are not reaped
+// and ServerCPU alone would miss them.
+func ServerTreeCPU(pid int) time.Duration {
+	total := ServerCPU(pid)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return total
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if c, err := strconv.Atoi(f); err == nil {
+			total += ServerCPU(c)
+		}
+	}
+	return total
+}
+
+// MachineCPU is the machine's busy and idle time so far, from /proc/stat (busy: user, nice,
+// system, irq, softirq and steal; idle: idle and iowait).
+func MachineCPU() (busy, idle time.Duration) {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var t [8]int64
+	for i := range t {
+		if i+1 < len(f) {
+			t[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+		}
+	}
+	tick := 10 * time.Millisecond
+	busy = time.Duration(t[0]+t[1]+t[2]+t[5]+t[6]+t[7]) * tick
+	idle = time.Duration(t[3]+t[4]) * tick
+	return busy, idle
+}
