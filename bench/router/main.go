@@ -39,8 +39,17 @@ var perfRecordDir string
 // perfRecord is the current run's perf record file, without .data ("" for none).
 var perfRecord string
 
-// compareSched adds a second router whose event loop always waits through the Go scheduler.
-var compareSched bool
+// compareSched adds a second router whose event loop always waits through the Go scheduler;
+// compareEpoll one whose loop runs on epoll rather than io_uring. At most one of them.
+var compareSched, compareEpoll bool
+
+// secondName is the second router's path name.
+func secondName() string {
+	if compareEpoll {
+		return "router-epoll"
+	}
+	return "router-sched"
+}
 
 type staticWriter string
 
@@ -69,7 +78,7 @@ type result struct {
 }
 
 // syscallKinds are the system calls counted one by one (the rest is "other").
-var syscallKinds = []string{"read", "write", "epoll_pwait", "epoll_wait", "futex", "nanosleep", "recvfrom", "sendto"}
+var syscallKinds = []string{"read", "write", "epoll_pwait", "epoll_wait", "io_uring_enter", "futex", "nanosleep", "recvfrom", "sendto"}
 
 // syscallCount is a proxy's system calls over one run: the total and the main kinds.
 type syscallCount struct {
@@ -166,7 +175,8 @@ func main() {
 	note := flag.String("note", "", "a line about the conditions, added to the report")
 	flag.StringVar(&backendNet, "backend", "unix", "how the router reaches the server: unix (socket, as the control plane does) or tcp")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the router rounds here")
-	flag.StringVar(&relayModel, "relay", "loop", "the router's relay: loop (its event loop, the default), loop-sched (the loop always waiting through the Go scheduler, for comparison) or goroutines (a goroutine per direction, for comparison)")
+	flag.StringVar(&relayModel, "relay", "loop", "the router's relay: loop (its event loop, the default: io_uring where the kernel allows, else epoll), loop-epoll (the loop on epoll), loop-sched (the loop always waiting through the Go scheduler, for comparison) or goroutines (a goroutine per direction, for comparison)")
+	flag.BoolVar(&compareEpoll, "compare-epoll", false, "add a second router, its event loop on epoll rather than io_uring (Config.NoIOURing), as a fourth path in every round")
 	flag.BoolVar(&compareSched, "compare-sched", false, "add a second router, its event loop always waiting through the Go scheduler (Config.SchedulerWait), as a fourth path in every round")
 	flag.StringVar(&perfRecordDir, "perf-record", "", "directory for a perf record -g of the proxy in each proxied run (<path>-<round>.data); it perturbs the throughput, so use it for profiles, not for the ratios")
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
@@ -207,11 +217,15 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 	if backendNet == "unix" {
 		backend = filepath.Join(node.SocketDir, fmt.Sprintf(".s.PGSQL.%d", node.Port))
 	}
-	if relayModel != "loop" && relayModel != "loop-sched" && relayModel != "goroutines" {
-		return fmt.Errorf("-relay %q: want loop, loop-sched or goroutines", relayModel)
+	if relayModel != "loop" && relayModel != "loop-epoll" && relayModel != "loop-sched" && relayModel != "goroutines" {
+		return fmt.Errorf("-relay %q: want loop, loop-epoll, loop-sched or goroutines", relayModel)
 	}
-	r := router.New(router.Config{Name: "bench", Backends: staticWriter(backend), GoroutineRelay: relayModel == "goroutines", SchedulerWait: relayModel == "loop-sched"})
+	r := router.New(router.Config{Name: "bench", Backends: staticWriter(backend), GoroutineRelay: relayModel == "goroutines", SchedulerWait: relayModel == "loop-sched", NoIOURing: relayModel == "loop-epoll"})
 	defer r.Close()
+	routerIO = r.EventLoopIO()
+	if routerIO == "" {
+		routerIO = "none (goroutine relay)"
+	}
 	l, err := r.Listen(router.ClusterEndpoint, "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -222,8 +236,11 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 		port int
 	}{{"direct", node.Port}, {"router", routerPort}}
 	schedPort := 0
-	if compareSched {
-		rs := router.New(router.Config{Name: "bench-sched", Backends: staticWriter(backend), SchedulerWait: true})
+	if compareSched && compareEpoll {
+		return fmt.Errorf("-compare-sched and -compare-epoll: one at a time")
+	}
+	if compareSched || compareEpoll {
+		rs := router.New(router.Config{Name: "bench-second", Backends: staticWriter(backend), SchedulerWait: compareSched, NoIOURing: compareEpoll})
 		defer rs.Close()
 		ls, err := rs.Listen(router.ClusterEndpoint, "127.0.0.1:0")
 		if err != nil {
@@ -244,11 +261,11 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			port int
 		}{"pgbouncer", port})
 	}
-	if compareSched {
+	if compareSched || compareEpoll {
 		paths = append(paths, struct {
 			name string
 			port int
-		}{"router-sched", schedPort})
+		}{secondName(), schedPort})
 	}
 	loadStart := benchenv.LoadAvg()
 	started := time.Now().UTC()
@@ -264,7 +281,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			}
 			proxy := 0
 			switch p.name {
-			case "router", "router-sched":
+			case "router", "router-sched", "router-epoll":
 				proxy = os.Getpid()
 			case "pgbouncer":
 				proxy = bouncerPID
@@ -291,7 +308,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			// Backends are reaped a moment after pgbench disconnects.
 			time.Sleep(300 * time.Millisecond)
 			if err == nil {
-				if p.name == "router" || p.name == "router-sched" {
+				if strings.HasPrefix(p.name, "router") {
 					res.cpuPerTxn = float64((benchenv.CPUTime() - cpu0).Microseconds()) / res.txns
 				}
 				if p.name == "pgbouncer" {
@@ -318,7 +335,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 	}
 	var main, sched []result
 	for _, r := range results {
-		if r.path == "router-sched" {
+		if r.path == "router-sched" || r.path == "router-epoll" {
 			sched = append(sched, r)
 		} else {
 			main = append(main, r)
@@ -388,6 +405,9 @@ pidfile = %s/pgbouncer.pid
 }
 
 var pgbouncerVersion string
+
+// routerIO is the router's event loop I/O (io_uring or epoll).
+var routerIO string
 
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
@@ -509,7 +529,7 @@ func report(out, note string, rs, sched []result, per, clients, threads, seconds
 	}
 	fmt.Fprintf(&b, "\n## Settings\n\n- `pgbench -S -n -c %d -j %d -T %d`, scale %d (simple query protocol, one connection per client for the whole run)\n", clients, threads, seconds, scale)
 	fmt.Fprintf(&b, "- Throwaway server: shared_buffers=256MB, fsync on; rounds alternate direct then router\n")
-	fmt.Fprintf(&b, "- Router relay: %s (`-relay`)\n", relayModel)
+	fmt.Fprintf(&b, "- Router relay: %s (`-relay`); the event loop's I/O: %s\n", relayModel, routerIO)
 	fmt.Fprintf(&b, "- pgbench reaches the server (direct) and the router over TCP on 127.0.0.1; the router reaches the server over %s\n", backendDesc())
 	fmt.Fprintf(&b, "- Latency: per-transaction pgbench log (`-l`), percentiles over every transaction of the run\n\n")
 	if per == 3 {
@@ -531,7 +551,13 @@ func report(out, note string, rs, sched []result, per, clients, threads, seconds
 		}
 		fmt.Fprintf(&b, "\n**Medians over rounds:** router/direct **%.2f×**, pgbouncer/direct **%.2f×**: the router %s PgBouncer in this run (router/pgbouncer %.2f×).\n\n", benchenv.Median(rb), benchenv.Median(pb), verdict, benchenv.Median(rp))
 		if len(sched) > 0 {
-			fmt.Fprintf(&b, "### The event loop waiting through the Go scheduler (`-compare-sched`), in the same rounds\n\nA second router in the same process with `Config.SchedulerWait`, run after PgBouncer in each round.\n\n| round | router-sched TPS | router-sched/pgbouncer | router/router-sched | CPU µs/txn (router-sched / router) | syscalls/txn by kind |\n|---:|---:|---:|---:|---:|---|\n")
+			n := secondName()
+			if compareEpoll {
+				fmt.Fprintf(&b, "### The event loop on epoll (`-compare-epoll`), in the same rounds\n\nA second router in the same process with `Config.NoIOURing`, run after PgBouncer in each round.\n\n")
+			} else {
+				fmt.Fprintf(&b, "### The event loop waiting through the Go scheduler (`-compare-sched`), in the same rounds\n\nA second router in the same process with `Config.SchedulerWait`, run after PgBouncer in each round.\n\n")
+			}
+			fmt.Fprintf(&b, "| round | %s TPS | %s/pgbouncer | router/%s | CPU µs/txn (%s / router) | syscalls/txn by kind |\n|---:|---:|---:|---:|---:|---|\n", n, n, n, n)
 			var sp []float64
 			for j, x := range sched {
 				i := 3 * j
@@ -542,7 +568,7 @@ func report(out, note string, rs, sched []result, per, clients, threads, seconds
 				sp = append(sp, x.tps/p.tps)
 				fmt.Fprintf(&b, "| %d | %.0f | %.2f | %.2f | %.1f / %.1f | %.1f: %s |\n", x.round, x.tps, x.tps/p.tps, r.tps/x.tps, x.cpuPerTxn, r.cpuPerTxn, x.syscalls, x.syscallMix)
 			}
-			fmt.Fprintf(&b, "\nMedian router-sched/pgbouncer %.2f×.\n\n", benchenv.Median(sp))
+			fmt.Fprintf(&b, "\nMedian %s/pgbouncer %.2f×.\n\n", n, benchenv.Median(sp))
 		}
 		// The rest of the report pairs direct and router.
 		var pairs []result

@@ -56,7 +56,9 @@
 //
 // In the steady state a session's sockets are not served by goroutines at all but by the
 // router's event loop (eventloop.go): one goroutine in epoll_wait over every session, one read
-// and one write per ready socket, PgBouncer's model. A session leaves the loop, with its
+// and one write per ready socket, PgBouncer's model; where the kernel allows, the same loop
+// runs on io_uring (eventloop_uring.go: receives armed in a ring, each forward a send linked to
+// the receive that re-arms its source, one io_uring_enter to submit and wait). A session leaves the loop, with its
 // buffers, for whatever needs the goroutine relay (a move, a snapshot, a crash, a busy forward
 // lock) and comes back after. Config.GoroutineRelay turns the loop off.
 //

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -69,9 +70,21 @@ type eventLoop struct {
 	rawNow    atomic.Bool
 	rawSpells atomic.Int64
 
+	// ring is the io_uring the loop runs on (eventloop_uring.go); nil: epoll. Set before
+	// newEventLoop returns, never changed after.
+	ring *uring
+	// noURing: use epoll (Config.NoIOURing).
+	noURing bool
+
 	// Loop goroutine only.
 	byFD []*loopSession // by descriptor: descriptors are small integers, reused lowest first
 	wbuf [8]byte        // the wake-up counter, read
+	// The ring's loop: raw while it waits raw; recanceling counts sessions whose receives
+	// could not be cancelled yet; live counts sessions in the ring; stopping once cmdStop ran.
+	raw         bool
+	recanceling int
+	live        int
+	stopping    bool
 }
 
 // loopSession is a session while in the loop. Everything but exit is the loop's own.
@@ -86,6 +99,9 @@ type loopSession struct {
 	cs      *clientStream
 	gone    bool
 	exit    chan loopExit
+	// viaRing: the loop runs on io_uring; u is the session's state there.
+	viaRing bool
+	u       uringState
 }
 
 // loopExit is how a session left the loop.
@@ -108,7 +124,7 @@ type loopWriter struct {
 
 func (w loopWriter) Write(b []byte) (int, error) {
 	ls := w.ls
-	if len(ls.pend[w.to]) > 0 {
+	if ls.viaRing || len(ls.pend[w.to]) > 0 {
 		ls.pend[w.to] = append(ls.pend[w.to], b...)
 		return len(b), nil
 	}
@@ -132,7 +148,7 @@ func (w loopWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func newEventLoop(schedulerWait bool) (*eventLoop, error) {
+func newEventLoop(schedulerWait, noURing bool) (*eventLoop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -147,8 +163,21 @@ func newEventLoop(schedulerWait bool) (*eventLoop, error) {
 		unix.Close(wakefd)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	l := &eventLoop{epfd: epfd, wakefd: wakefd, schedulerWait: schedulerWait}
-	go l.run()
+	l := &eventLoop{epfd: epfd, wakefd: wakefd, schedulerWait: schedulerWait, noURing: noURing}
+	ready := make(chan struct{})
+	go func() {
+		// The ring is SINGLE_ISSUER: every call on it from this one thread.
+		runtime.LockOSThread()
+		onRing := l.startURing()
+		close(ready)
+		if onRing {
+			l.runURing()
+			return
+		}
+		runtime.UnlockOSThread()
+		l.run()
+	}()
+	<-ready
 	return l, nil
 }
 
@@ -279,6 +308,17 @@ func (l *eventLoop) commands() bool {
 			if ls.gone {
 				continue
 			}
+			if l.ring != nil {
+				for d := range 2 {
+					for ls.fd[d] >= len(l.byFD) {
+						l.byFD = append(l.byFD, nil)
+					}
+					l.byFD[ls.fd[d]] = ls
+				}
+				l.live++
+				l.pumpURing(ls)
+				continue
+			}
 			ok := true
 			for d := range 2 {
 				ls.mask[d] = unix.EPOLLIN
@@ -307,7 +347,9 @@ func (l *eventLoop) commands() bool {
 					l.end(ls)
 				}
 			}
-			unix.Close(l.wakefd) // run closes the epoll descriptor
+			if l.ring == nil {
+				unix.Close(l.wakefd) // run closes the epoll descriptor
+			} // the ring's loop closes both once every session has left it
 			return true
 		}
 	}
@@ -397,6 +439,10 @@ func (l *eventLoop) remove(ls *loopSession) {
 
 // eject hands ls back to its relay goroutine with its sockets and pending bytes.
 func (l *eventLoop) eject(ls *loopSession, x loopExit) {
+	if l.ring != nil {
+		l.leaveURing(ls, x, false)
+		return
+	}
 	l.remove(ls)
 	x.fd, x.pend = ls.fd, ls.pend
 	ls.exit <- x
@@ -404,7 +450,16 @@ func (l *eventLoop) eject(ls *loopSession, x loopExit) {
 
 // end closes ls's sockets: the session is over.
 func (l *eventLoop) end(ls *loopSession) {
+	if l.ring != nil {
+		l.leaveURing(ls, loopExit{}, true)
+		return
+	}
 	l.remove(ls)
+	l.closeSession(ls)
+}
+
+// closeSession closes ls's sockets and tells its relay the session is over.
+func (l *eventLoop) closeSession(ls *loopSession) {
 	if ls.cs.locked {
 		ls.cs.locked = false
 		ls.s.mv.fwd.Unlock()
@@ -422,7 +477,7 @@ func (r *Router) eventLoop() *eventLoop {
 		return nil
 	}
 	r.loopOnce.Do(func() {
-		l, err := newEventLoop(r.cfg.SchedulerWait)
+		l, err := newEventLoop(r.cfg.SchedulerWait, r.cfg.NoIOURing)
 		if err == nil {
 			r.loop = l
 		}
@@ -493,7 +548,7 @@ func (s *session) runInLoop(bs *backendStream, cs *clientStream, bcr, ccr *connR
 		unix.Close(cfd)
 		return x, false
 	}
-	ls := &loopSession{s: s, fd: [2]int{cfd, bfd}, cr: [2]*connReader{ccr, bcr}, bs: bs, cs: cs, exit: make(chan loopExit, 1)}
+	ls := &loopSession{s: s, fd: [2]int{cfd, bfd}, cr: [2]*connReader{ccr, bcr}, bs: bs, cs: cs, exit: make(chan loopExit, 1), viaRing: l.ring != nil}
 	ls.process = [2]processFunc{cs.process, bs.process}
 	bs.out = loopWriter{ls, dirClient}
 	s.mv.out = loopWriter{ls, dirBackend}
@@ -591,4 +646,20 @@ func (s *session) closeInLoop() bool {
 		return false
 	}
 	return true
+}
+
+// EventLoopIO names the event loop's I/O: "io_uring", "epoll", or "" when there is no loop
+// (Config.GoroutineRelay, or no session yet).
+func (r *Router) EventLoopIO() string {
+	if r.cfg.GoroutineRelay {
+		return ""
+	}
+	l := r.eventLoop()
+	switch {
+	case l == nil:
+		return ""
+	case l.ring != nil:
+		return "io_uring"
+	}
+	return "epoll"
 }

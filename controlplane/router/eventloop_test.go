@@ -21,9 +21,17 @@ func TestRelayModels(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	srv := pgtest.Start(t, pgtest.Options{})
 	sock := filepath.Join(srv.SocketDir, fmt.Sprintf(".s.PGSQL.%d", srv.Port))
-	for _, goroutines := range []bool{false, true} {
-		t.Run(map[bool]string{false: "EventLoop", true: "Goroutines"}[goroutines], func(t *testing.T) {
-			r, addr, _ := startRouter(t, Config{Name: "relay", Backends: &staticBackends{writer: sock}, GoroutineRelay: goroutines})
+	for _, model := range []string{"IOURing", "Epoll", "Goroutines"} {
+		goroutines := model == "Goroutines"
+		t.Run(model, func(t *testing.T) {
+			r, addr, _ := startRouter(t, Config{Name: "relay", Backends: &staticBackends{writer: sock}, GoroutineRelay: goroutines, NoIOURing: model == "Epoll"})
+			want := map[string]string{"IOURing": "io_uring", "Epoll": "epoll", "Goroutines": ""}[model]
+			if got := r.EventLoopIO(); got != want {
+				if model == "IOURing" && got == "epoll" && !uringUsable() {
+					t.Skip("io_uring is not usable here (kernel before 6.1, seccomp, kernel.io_uring_disabled or BOREALIS_ROUTER_IOURING=off): the loop runs on epoll, tested by Epoll")
+				}
+				t.Fatalf("event loop I/O %q, want %q", got, want)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			c := connect(t, dsn(addr, "postgres", "", "sslmode=disable"))
@@ -64,7 +72,7 @@ func TestRelayModels(t *testing.T) {
 			}
 
 			// About 16 MB the other way.
-			sink := map[bool]string{false: "sink_loop", true: "sink_goroutines"}[goroutines]
+			sink := "sink_" + strings.ToLower(model)
 			if _, err := c.Exec(ctx, "CREATE TABLE "+sink+" (i int, s text)"); err != nil {
 				t.Fatal(err)
 			}
@@ -96,5 +104,32 @@ func TestRelayModels(t *testing.T) {
 			}
 			waitUntil(t, "the moved session back in the event loop", 30*time.Second, func() bool { return inLoop() == 1 })
 		})
+	}
+}
+
+// TestEventLoopIOSwitchedOff: BOREALIS_ROUTER_IOURING=off (and any failure to set up a ring:
+// an old kernel, seccomp, kernel.io_uring_disabled) leaves the loop on epoll, which carries
+// sessions as before.
+func TestEventLoopIOSwitchedOff(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	t.Setenv("BOREALIS_ROUTER_IOURING", "off")
+	if uringUsable() {
+		t.Fatal("a ring was set up with BOREALIS_ROUTER_IOURING=off")
+	}
+	srv := pgtest.Start(t, pgtest.Options{})
+	sock := filepath.Join(srv.SocketDir, fmt.Sprintf(".s.PGSQL.%d", srv.Port))
+	r, addr, _ := startRouter(t, Config{Name: "epoll", Backends: &staticBackends{writer: sock}})
+	if got := r.EventLoopIO(); got != "epoll" {
+		t.Fatalf("event loop I/O %q with io_uring switched off, want epoll", got)
+	}
+	c := connect(t, dsn(addr, "postgres", "", "sslmode=disable"))
+	waitUntil(t, "the session in the event loop", 30*time.Second, func() bool { return r.EventLoopSessions() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 200 {
+		var got int
+		if err := c.QueryRow(ctx, "SELECT $1::int + 1", i).Scan(&got); err != nil || got != i+1 {
+			t.Fatalf("query %d through the epoll loop: %d, %v", i, got, err)
+		}
 	}
 }

@@ -73,6 +73,9 @@ type Config struct {
 	// SchedulerWait makes the event loop always wait the ordinary way, through the Go
 	// scheduler, instead of holding its P while sessions are busy (rawwait.go); for comparison.
 	SchedulerWait bool
+	// NoIOURing runs the event loop on epoll even where io_uring is available
+	// (eventloop_uring.go); BOREALIS_ROUTER_IOURING=off does the same for every router.
+	NoIOURing bool
 }
 
 // Router proxies one cluster's endpoints.
