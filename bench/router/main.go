@@ -72,6 +72,8 @@ type result struct {
 	syscalls float64
 	// syscallMix is the main kinds per transaction.
 	syscallMix string
+	// serverFaults is the server's minor page faults per transaction.
+	serverFaults float64
 	// idle is the machine's idle share of CPU time during the run: above 0 the cores were
 	// not saturated (the run was bound by latency, not CPU).
 	idle float64
@@ -179,8 +181,12 @@ func main() {
 	flag.BoolVar(&compareEpoll, "compare-epoll", false, "add a second router, its event loop on epoll rather than io_uring (Config.NoIOURing), as a fourth path in every round")
 	flag.BoolVar(&compareSched, "compare-sched", false, "add a second router, its event loop always waiting through the Go scheduler (Config.SchedulerWait), as a fourth path in every round")
 	flag.StringVar(&perfRecordDir, "perf-record", "", "directory for a perf record -g of the proxy in each proxied run (<path>-<round>.data); it perturbs the throughput, so use it for profiles, not for the ratios")
+	flag.BoolVar(&pooledBackends, "pgbouncer-pooled", false, "keep PgBouncer's server connections (and so its backends, warm) across rounds, its default; otherwise every path of every round runs on new backends")
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
 	flag.Parse()
+	if pooledBackends {
+		bouncerLifetime = 3600
+	}
 	if err := runBench(*clients, *threads, *rounds, *seconds, *scale, *out, *note); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/router:", err)
 		os.Exit(1)
@@ -289,6 +295,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			var stopCount func() syscallCount
 			var cpu0, client0, server0, bouncer0 time.Duration
 			var busy0, idle0 time.Duration
+			var faults0 int64
 			perfRecord = ""
 			if perfRecordDir != "" && proxy != 0 {
 				perfRecord = filepath.Join(perfRecordDir, fmt.Sprintf("%s-%d", p.name, round))
@@ -299,6 +306,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				stopCount = countSyscalls(proxy)
 				cpu0, client0, server0, bouncer0 = benchenv.CPUTime(), benchenv.ChildrenCPU(), benchenv.ServerTreeCPU(node.PID()), benchenv.ServerCPU(bouncerPID)
 				busy0, idle0 = benchenv.MachineCPU()
+				faults0 = benchenv.ServerTreeFaults(node.PID())
 			})
 			busy1, idle1 := benchenv.MachineCPU()
 			calls := syscallCount{}
@@ -318,6 +326,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				res.syscallMix = calls.mix(res.txns)
 				res.clientCPU = float64((benchenv.ChildrenCPU() - client0).Microseconds()) / res.txns
 				res.serverCPU = float64((benchenv.ServerTreeCPU(node.PID()) - server0).Microseconds()) / res.txns
+				res.serverFaults = float64(benchenv.ServerTreeFaults(node.PID())-faults0) / res.txns
 				if all := busy1 - busy0 + idle1 - idle0; all > 0 {
 					res.idle = float64(idle1-idle0) / float64(all)
 				}
@@ -329,7 +338,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				return fmt.Errorf("%s round %d: %w", p.name, round, err)
 			}
 			res.path, res.round = p.name, round
-			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  pgbench %.1f  server %.1f  idle %.0f%%  syscalls %.1f/txn (%s)\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.clientCPU, res.serverCPU, 100*res.idle, res.syscalls, res.syscallMix)
+			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  pgbench %.1f  server %.1f (%.2f faults/txn)  idle %.0f%%  syscalls %.1f/txn (%s)\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.clientCPU, res.serverCPU, res.serverFaults, 100*res.idle, res.syscalls, res.syscallMix)
 			results = append(results, res)
 		}
 	}
@@ -363,6 +372,8 @@ postgres = host=%s port=%d dbname=postgres
 listen_addr = 127.0.0.1
 listen_port = %d
 unix_socket_dir =
+server_lifetime = %d
+server_idle_timeout = %d
 auth_type = trust
 auth_file = %s/users.txt
 pool_mode = session
@@ -370,7 +381,7 @@ max_client_conn = 200
 default_pool_size = 50
 logfile = %s/pgbouncer.log
 pidfile = %s/pgbouncer.pid
-`, node.SocketDir, node.Port, port, dir, dir, dir)
+`, node.SocketDir, node.Port, port, bouncerLifetime, bouncerLifetime, dir, dir, dir)
 	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o644); err != nil {
 		return 0, 0, nil, err
 	}
@@ -405,6 +416,14 @@ pidfile = %s/pgbouncer.pid
 }
 
 var pgbouncerVersion string
+
+// pooledBackends keeps PgBouncer's server connections across rounds (its default, an hour);
+// otherwise they are closed a second after their client leaves, so that every path of every
+// round runs on new backends, as the router and the direct path do.
+var pooledBackends bool
+
+// bouncerLifetime is server_lifetime and server_idle_timeout, s.
+var bouncerLifetime = 1
 
 // routerIO is the router's event loop I/O (io_uring or epoll).
 var routerIO string
@@ -533,13 +552,18 @@ func report(out, note string, rs, sched []result, per, clients, threads, seconds
 	fmt.Fprintf(&b, "- pgbench reaches the server (direct) and the router over TCP on 127.0.0.1; the router reaches the server over %s\n", backendDesc())
 	fmt.Fprintf(&b, "- Latency: per-transaction pgbench log (`-l`), percentiles over every transaction of the run\n\n")
 	if per == 3 {
-		fmt.Fprintf(&b, "- Peer: %s in session mode (Debian package, auth trust, pool 50), reaching the server's Unix socket like the router; rounds alternate direct, router, pgbouncer\n\n", pgbouncerVersion)
-		fmt.Fprintf(&b, "## Router vs PgBouncer\n\n| round | direct TPS | router TPS | pgbouncer TPS | router/direct | pgbouncer/direct | router/pgbouncer | pgbouncer p50 / p99 ms | pgbouncer CPU µs/txn | router CPU µs/txn | router / pgbouncer syscalls/txn |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(&b, "- Peer: %s in session mode (Debian package, auth trust, pool 50), reaching the server's Unix socket like the router; rounds alternate direct, router, pgbouncer\n", pgbouncerVersion)
+		if pooledBackends {
+			fmt.Fprintf(&b, "- PgBouncer keeps its server connections across rounds (`-pgbouncer-pooled`): its backends are warm, the others' new\n\n")
+		} else {
+			fmt.Fprintf(&b, "- Every path of every round runs on new backends: PgBouncer closes its server connections a second after their client leaves (server_lifetime, server_idle_timeout 1 s)\n\n")
+		}
+		fmt.Fprintf(&b, "## Router vs PgBouncer\n\n| round | direct TPS | router TPS | pgbouncer TPS | router/direct | pgbouncer/direct | router/pgbouncer | pgbouncer p50 / p99 ms | pgbouncer CPU µs/txn | router CPU µs/txn | router / pgbouncer syscalls/txn | server CPU µs/txn direct / router / pgbouncer | server faults/txn direct / router / pgbouncer |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		var rb, pb, rp []float64
 		for i := 0; i+2 < len(rs); i += 3 {
 			d, r, p := rs[i], rs[i+1], rs[i+2]
 			rb, pb, rp = append(rb, r.tps/d.tps), append(pb, p.tps/d.tps), append(rp, r.tps/p.tps)
-			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.3f / %.3f | %.1f | %.1f | %.1f / %.1f |\n", d.round, d.tps, r.tps, p.tps, r.tps/d.tps, p.tps/d.tps, r.tps/p.tps, p.p50, p.p99, p.cpuPerTxn, r.cpuPerTxn, r.syscalls, p.syscalls)
+			fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.3f / %.3f | %.1f | %.1f | %.1f / %.1f | %.0f / %.0f / %.0f | %.2f / %.2f / %.2f |\n", d.round, d.tps, r.tps, p.tps, r.tps/d.tps, p.tps/d.tps, r.tps/p.tps, p.p50, p.p99, p.cpuPerTxn, r.cpuPerTxn, r.syscalls, p.syscalls, d.serverCPU, r.serverCPU, p.serverCPU, d.serverFaults, r.serverFaults, p.serverFaults)
 		}
 		verdict := "beats"
 		if benchenv.Median(rp) <= 1 {

@@ -113,3 +113,37 @@ func MachineCPU() (busy, idle time.Duration) {
 	idle = time.Duration(t[3]+t[4]) * tick
 	return busy, idle
 }
+
+// ServerTreeFaults is the minor page faults of pid, its exited children and its living
+// children (/proc/<pid>/stat minflt and cminflt). A new PostgreSQL backend faults in each
+// shared-buffer page the first time it touches it, which a pooler's long-lived backends do not.
+func ServerTreeFaults(pid int) int64 {
+	faults := func(pid int) int64 {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 > len(s) {
+			return 0
+		}
+		f := strings.Fields(s[i+2:])
+		var n int64
+		for _, i := range []int{7, 8} { // minflt cminflt (fields 10 and 11)
+			if i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				n += v
+			}
+		}
+		return n
+	}
+	total := faults(pid)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return total
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if c, err := strconv.Atoi(f); err == nil {
+			total += faults(c)
+		}
+	}
+	return total
+}
