@@ -17,7 +17,7 @@ import (
 
 // abiVersion is bumped whenever an exported signature or status code changes; the C module
 // refuses an engine whose ABI differs, so a half-upgraded install fails with a clear message.
-const abiVersion = 9 // 9: sparse code arena (index_mapped_size, index_attach, index_code_room)
+const abiVersion = 10 // 10: index_unmap, index_free never waits for a build; 9: sparse code arena
 
 // Status codes shared with pgext/src/engine.h.
 const (
@@ -73,7 +73,11 @@ func borealis_engine_init(interruptPending unsafe.Pointer) (rc C.int) {
 }
 
 // borealis_engine_configure sets this backend's Go runtime deliberately rather than by
-// default: procs threads run Go code at once (the build's goroutines; searches use one), and
+// default: procs build goroutines run Go code at once, plus one P for the backend's own thread
+// (searches, inserts, the calls C makes during a build). That spare P is what lets the
+// backend's thread enter Go while every build goroutine computes: with procs Ps it had to
+// wait for sysmon to preempt one of them (async preemption is off), several thread wake-ups
+// that take seconds when a higher-priority load starves the backend (hard rule 4). And
 // memoryLimit bytes (borealis.engine_memory_limit) is both the soft limit past which the
 // collector works harder and the allocation guard's budget (memguard.go). Graphs searched and
 // built by backends live in the shared mapping, outside the Go heap; what the heap holds is
@@ -83,7 +87,7 @@ func borealis_engine_init(interruptPending unsafe.Pointer) (rc C.int) {
 func borealis_engine_configure(procs C.int, memoryLimit C.longlong) (rc C.int) {
 	defer guard(&rc)
 	if procs > 0 {
-		runtime.GOMAXPROCS(int(procs))
+		runtime.GOMAXPROCS(int(procs) + 1)
 	}
 	if memoryLimit > 0 {
 		debug.SetMemoryLimit(int64(memoryLimit))

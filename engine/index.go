@@ -2,6 +2,7 @@ package main
 
 /*
 #include <stdint.h>
+#include <sys/mman.h>
 */
 import "C"
 
@@ -25,13 +26,22 @@ const statusRunning = 3
 type graph struct {
 	x          *hnsw.Index
 	build      *buildJob
-	mappedSize int64 // bytes of the mapping a mapped graph lies on, 0 for a heap graph
+	mappedSize int64          // bytes of the mapping a mapped graph lies on, 0 for a heap graph
+	mappedBase unsafe.Pointer // where that mapping starts (C's), nil for a heap graph
+	// unmapBase, unmapSize: the whole file mapping the graph lies in (the graph starts past
+	// the file's header), handed to borealis_index_unmap while an abandoned build's
+	// goroutines still ran; drain unmaps it after the last of them.
+	unmapBase unsafe.Pointer
+	unmapSize int64
 }
 
 var (
 	graphsMu   sync.Mutex
 	graphs     = map[int64]*graph{}
 	nextHandle int64
+	// draining holds the graphs whose build was abandoned (borealis_index_free during a
+	// build) until their goroutines have stopped; graphsMu guards it.
+	draining = map[*graph]struct{}{}
 )
 
 func register(g *graph) int64 {
@@ -106,22 +116,88 @@ func borealis_index_new(dims, metric, m, efConstruction C.int, memoryLimit C.lon
 	return statusOK
 }
 
-// borealis_index_free drops a graph (stopping its build first, if one runs).
+// borealis_index_free drops a graph. A build still running is told to stop and left to
+// drain: free returns at once, without waiting for its goroutines (each may be in the middle
+// of an insert, milliseconds of CPU that a starved backend gets only seconds later; hard rule
+// 4), and the goroutines touch only engine memory and the graph's mapping, which C then
+// hands to borealis_index_unmap instead of unmapping it itself.
 //
 //export borealis_index_free
 func borealis_index_free(h C.longlong) (rc C.int) {
 	defer guard(&rc)
+	releaseGraph(int64(h))
+	return statusOK
+}
+
+func releaseGraph(h int64) {
 	graphsMu.Lock()
-	g := graphs[int64(h)]
-	delete(graphs, int64(h))
-	graphsMu.Unlock()
-	if g != nil && g.build != nil {
-		g.build.cancel()
+	g := graphs[h]
+	delete(graphs, h)
+	if g != nil && g.build != nil && g.build.abandon() {
+		draining[g] = struct{}{}
+		go drain(g)
 	}
+	graphsMu.Unlock()
 	if g != nil {
 		mappedBytes.Add(-g.mappedSize)
 	}
+}
+
+// drain waits for an abandoned build's goroutines, then unmaps the graph's mapping if C has
+// let go of it meanwhile.
+func drain(g *graph) {
+	defer recoverGoroutine("draining a cancelled build", func(error) {})
+	g.build.wg.Wait()
+	graphsMu.Lock()
+	delete(draining, g)
+	base, size := g.unmapBase, g.unmapSize
+	graphsMu.Unlock()
+	if base != nil {
+		munmap(base, size)
+	}
+}
+
+// munmap is a variable so tests can watch when a drained mapping goes.
+var munmap = func(base unsafe.Pointer, size int64) error {
+	if C.munmap(base, C.size_t(size)) != 0 {
+		return fmt.Errorf("unmapping a %d-byte graph file mapping: munmap failed", size)
+	}
+	return nil
+}
+
+// borealis_index_unmap unmaps size bytes at base, a graph file mapping C made (and attached
+// a graph to) and no longer uses: now, or, while an abandoned build's goroutines still write
+// into it, when the last of them stops.
+//
+//export borealis_index_unmap
+func borealis_index_unmap(base unsafe.Pointer, size C.longlong) (rc C.int) {
+	defer guard(&rc)
+	later, err := unmapAfterDrain(base, int64(size))
+	if err == nil && !later {
+		err = munmap(base, int64(size))
+	}
+	if err != nil {
+		return fail(err)
+	}
 	return statusOK
+}
+
+// unmapAfterDrain hands the mapping of size bytes at base to the drain of the abandoned build
+// whose graph lies in it, if one still runs, and reports whether it did.
+func unmapAfterDrain(base unsafe.Pointer, size int64) (bool, error) {
+	graphsMu.Lock()
+	defer graphsMu.Unlock()
+	lo := uintptr(base)
+	for g := range draining {
+		if p := uintptr(g.mappedBase); p >= lo && p < lo+uintptr(size) {
+			if p+uintptr(g.mappedSize) > lo+uintptr(size) {
+				return false, fmt.Errorf("unmapping %d bytes that end inside a graph of %d bytes", size, g.mappedSize)
+			}
+			g.unmapBase, g.unmapSize = base, size
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // borealis_index_estimate is the memory, in bytes, a graph of n nodes needs.

@@ -20,24 +20,28 @@ import (
 // larger than memory slows down instead of failing. C scans the heap first, spilling the
 // vectors to a temporary file after borealis_index_check_vectors has validated each batch;
 // then it reads them back in chunks and hands each chunk to borealis_index_build_insert, which
-// inserts it with goroutines while C calls borealis_index_build_wait in a loop, running
-// CHECK_FOR_INTERRUPTS and reporting progress between waits. On a cancel C calls
-// borealis_index_free, which stops the goroutines before it returns, so no goroutine touches
-// the chunk or the mapping once the backend has moved on. Pages are then written from the
-// graph with borealis_index_export, one crossing per batch of elements.
+// copies it into the build's own buffer and inserts it with goroutines. Meanwhile C sleeps on
+// its latch and polls borealis_index_build_wait with no wait, running CHECK_FOR_INTERRUPTS and
+// reporting progress between polls: the backend's thread itself notices a cancel, with no
+// Go timer, no other thread and no preemption of a build goroutine on the way (hard rule 4
+// under CPU starvation; docs/architecture.md). On a cancel C calls borealis_index_free, which
+// tells the goroutines to stop and returns without waiting for them, and hands the mapping to
+// borealis_index_unmap, which unmaps it once they have stopped: they touch nothing else of
+// C's. Pages are then written from the graph with borealis_index_export, one crossing per
+// batch of elements.
 
 type buildJob struct {
 	dims    int
 	first   int       // id of vectors[0]
-	vectors []float32 // the chunk being inserted (C memory), id first+i at [i*dims:(i+1)*dims]
+	vectors []float32 // the chunk being inserted (a view of buf), id first+i at [i*dims:(i+1)*dims]
+	buf     []float32 // engine memory the chunks are copied into: C's may go while goroutines drain
 	done    atomic.Int64
 	stop    atomic.Bool
 	wg      sync.WaitGroup
+	live    atomic.Int32 // goroutines of the current chunk still running
 	running bool
-	// finished is closed when the chunk's goroutines are done; made by the first wait.
-	finished chan struct{}
-	errMu    sync.Mutex
-	err      error
+	errMu   sync.Mutex
+	err     error
 }
 
 func (b *buildJob) setErr(err error) {
@@ -48,9 +52,17 @@ func (b *buildJob) setErr(err error) {
 	b.errMu.Unlock()
 }
 
+// cancel stops the build's goroutines and waits for them (tests).
 func (b *buildJob) cancel() {
 	b.stop.Store(true)
 	b.wg.Wait()
+}
+
+// abandon tells the build's goroutines to stop, without waiting; it reports whether any may
+// still be running.
+func (b *buildJob) abandon() bool {
+	b.stop.Store(true)
+	return b.live.Load() > 0
 }
 
 // borealis_index_check_vectors validates n element codes of dims words for kind (metric and
@@ -165,13 +177,21 @@ func (g *graph) startChunk(first int, vectors []float32, threads int) error {
 	if bytes := g.x.DistanceCacheBytes(); bytes > 0 && reserve("the build's distance cache", bytes) == nil {
 		g.x.KeepDistanceCache()
 	}
-	b.first, b.vectors, b.finished = first, vectors, nil
+	if cap(b.buf) < len(vectors) {
+		b.buf = make([]float32, len(vectors))
+	}
+	own := b.buf[:len(vectors)]
+	copy(own, vectors)
+	vectors = own
+	b.first, b.vectors = first, vectors
 	var next atomic.Int64
 	b.running = true
+	b.live.Store(int32(max(1, threads)))
 	for range max(1, threads) {
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
+			defer b.live.Add(-1)
 			defer recoverGoroutine("a build goroutine", func(err error) {
 				b.setErr(err)
 				b.stop.Store(true)
@@ -198,10 +218,11 @@ func (g *graph) startBuild(vectors []float32, threads int) error {
 	return g.startChunk(0, vectors, threads)
 }
 
-// borealis_index_build_wait waits up to ms milliseconds for the running chunk to finish. It
-// returns statusOK when the chunk is in the graph, statusRunning while it goes on,
-// statusInterrupted as soon as PostgreSQL has an interrupt pending, statusError when an insert
-// failed. *done counts the vectors inserted so far by the whole build.
+// borealis_index_build_wait reports on the running chunk, waiting up to ms milliseconds for it
+// to finish (C passes 0 and sleeps on its latch instead). It returns statusOK when the chunk is
+// in the graph, statusRunning while it goes on, statusInterrupted as soon as PostgreSQL has an
+// interrupt pending, statusError when an insert failed. *done counts the vectors inserted so
+// far by the whole build.
 //
 //export borealis_index_build_wait
 func borealis_index_build_wait(h C.longlong, ms C.int, done *C.longlong) (rc C.int) {
@@ -223,20 +244,10 @@ func (g *graph) waitBuild(wait time.Duration) (status int, done int64, err error
 	if b == nil || !b.running {
 		return statusError, 0, fmt.Errorf("no build is running")
 	}
-	// One goroutine per chunk closes finished; each call used to start its own, and every
-	// one of them lived until the build ended (10 a second of a long build).
-	if b.finished == nil {
-		b.finished = make(chan struct{})
-		finished := b.finished
-		go func() { b.wg.Wait(); close(finished) }()
-	}
-	finished := b.finished
 	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
 	for {
-		select {
-		case <-finished:
+		if b.live.Load() == 0 {
+			b.wg.Wait() // the goroutines' last deferred calls
 			b.errMu.Lock()
 			defer b.errMu.Unlock()
 			if b.err != nil {
@@ -245,14 +256,14 @@ func (g *graph) waitBuild(wait time.Duration) (status int, done int64, err error
 			b.running = false
 			b.vectors = nil
 			return statusOK, b.done.Load(), nil
-		case <-tick.C:
 		}
 		if interrupted() {
 			return statusInterrupted, b.done.Load(), nil
 		}
-		if time.Now().After(deadline) {
+		if !time.Now().Before(deadline) {
 			return statusRunning, b.done.Load(), nil
 		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -128,7 +128,7 @@ func borealis_index_attach(base unsafe.Pointer, size C.longlong, dims, metric, m
 	if err != nil {
 		return fail(err)
 	}
-	*handle = C.longlong(register(&graph{x: x, mappedSize: int64(size)}))
+	*handle = C.longlong(register(&graph{x: x, mappedSize: int64(size), mappedBase: base}))
 	mappedBytes.Add(int64(size))
 	return statusOK
 }

@@ -106,6 +106,7 @@ borealis_engine(void)
 	engine_table.debug_spin = engine_symbol(handle, path, "borealis_engine_debug_spin");
 	engine_table.index_new = engine_symbol(handle, path, "borealis_index_new");
 	engine_table.index_free = engine_symbol(handle, path, "borealis_index_free");
+	engine_table.index_unmap = engine_symbol(handle, path, "borealis_index_unmap");
 	engine_table.index_mapped_size = engine_symbol(handle, path, "borealis_index_mapped_size");
 	engine_table.index_attach = engine_symbol(handle, path, "borealis_index_attach");
 	engine_table.index_code_room = engine_symbol(handle, path, "borealis_index_code_room");

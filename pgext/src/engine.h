@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Must match abiVersion in engine/abi.go. */
-#define BOREALIS_ENGINE_ABI 9
+#define BOREALIS_ENGINE_ABI 10
 
 #define ENGINE_OK			0
 #define ENGINE_INTERRUPTED	1
@@ -35,7 +35,10 @@ typedef struct BorealisEngine
 	/* borealis_hnsw graphs (engine/index*.go); handles are opaque. */
 	int			(*index_new) (int dims, int metric, int m, int ef_construction,
 							  long long memory_limit, long long *handle);
+	/* never waits for a build's goroutines: its mapping then goes through index_unmap */
 	int			(*index_free) (long long handle);
+	/* unmaps a graph mapping now, or once an abandoned build stops writing into it */
+	int			(*index_unmap) (void *base, long long size);
 	/* arena_words: room for sparsevec codes (0: every element at full width; other types ignore it) */
 	long long	(*index_mapped_size) (int dims, int metric, int m, int quantization, long long capacity,
 									  long long arena_words);
@@ -53,6 +56,7 @@ typedef struct BorealisEngine
 	int			(*index_check_vectors) (int metric, int dims, int n, float *vecs, int *bad);
 	int			(*index_build_insert) (long long handle, long long first, int n, float *vecs,
 									   int threads);
+	/* ms 0: reports without waiting (C sleeps on its latch between polls) */
 	int			(*index_build_wait) (long long handle, int ms, long long *done);
 	int			(*index_export) (long long handle, long long first, int n, int *levels,
 								 float *vecs, uint32_t *slots, int nslots);

@@ -2,9 +2,10 @@
  * hnswbuild.c — CREATE INDEX: C scans the heap, has the Go engine validate the vectors in
  * batches and spills them to a temporary file; it then creates the index's shared graph file
  * (hnswcache.c) and hands the vectors back in chunks to Go, which inserts them straight into
- * the mapped file with borealis.build_threads goroutines while C waits in 100 ms slices,
- * reporting progress and running CHECK_FOR_INTERRUPTS between them (a cancel frees the graph,
- * which stops the goroutines first). C then writes the pages from the graph, WAL-logs them
+ * the mapped file with borealis.build_threads goroutines while C sleeps on its latch, polling
+ * them every 10 ms, reporting progress and running CHECK_FOR_INTERRUPTS (a cancel frees the
+ * graph, which tells the goroutines to stop and does not wait for them; the engine unmaps the
+ * file after them). C then writes the pages from the graph, WAL-logs them
  * with log_newpage_range, records each element's location in the file and moves the file
  * into place: the first query maps it as it is. The graph never lives in the backend's heap,
  * so maintenance_work_mem does not bound it: the kernel pages the file, and a build larger
@@ -21,11 +22,13 @@
 #include "pgstat.h"
 #include "storage/buffile.h"
 #include "storage/bufmgr.h"
+#include "storage/latch.h"
 #include "utils/backend_progress.h"
 #include "utils/memutils.h"
 
 #define BUILD_BATCH 1024
 #define BUILD_CHUNK_BYTES (4 << 20)	/* vectors handed to Go at once in the graph phase */
+#define BUILD_POLL_MS 10L			/* how often C looks at the graph phase's goroutines */
 #define EXPORT_BATCH 64				/* elements exported from Go at once in the page phase */
 /* Ids are below hnsw.MaxID, and the file has room for twice the rows. */
 #define BHNSW_MAX_ELEMENTS ((int64) 1 << 30)
@@ -164,18 +167,31 @@ build_graph(BuildState *bs)
 		{
 			for (;;)
 			{
-				rc = bs->eng->index_build_wait(bs->graph, 100, &done);
+				/*
+				 * The backend sleeps here, on its latch, not inside Go: a cancel's signal sets
+				 * the latch and this thread raises it itself. A wait inside Go needed a Go
+				 * timer, a P and other threads to run first, seconds when the backend is
+				 * starved of CPU by a higher-priority load (hard rule 4).
+				 */
+				rc = bs->eng->index_build_wait(bs->graph, 0, &done);
 				pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, done);
 				if (rc == ENGINE_OK)
 					break;
 				if (rc == ENGINE_ERROR)
 					borealis_engine_raise("building the graph");
 				CHECK_FOR_INTERRUPTS();
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 BUILD_POLL_MS, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
 			}
 		}
 		PG_CATCH();
 		{
-			/* Stops the goroutines (which read buf and write the mapping) before unwinding. */
+			/*
+			 * Tells the goroutines to stop, without waiting for them: they read the engine's
+			 * copy of buf, and the mapping goes through index_unmap, after them.
+			 */
 			bs->eng->index_free(bs->graph);
 			bs->graph = 0;
 			bs->cache->graph = 0;
@@ -434,7 +450,7 @@ bhnsw_build(Relation heap, Relation index, IndexInfo *info)
 	{
 		if (bs.cache != NULL)
 		{
-			/* Stops the goroutines before the mapping goes. */
+			/* Stops the goroutines; the mapping goes through the engine, after them. */
 			if (bs.cache->graph != 0)
 				bs.eng->index_free(bs.cache->graph);
 			bs.cache->graph = 0;

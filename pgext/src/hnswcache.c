@@ -218,8 +218,12 @@ cache_release(BhnswCache *cache)
 {
 	if (cache->graph != 0)
 		borealis_engine()->index_free(cache->graph);
-	if (cache->base)
-		munmap(cache->base, cache->size);
+	/*
+	 * Through the engine: a cancelled build's goroutines may still be finishing an insert into
+	 * this mapping (index_free does not wait for them), and the engine unmaps it after them.
+	 */
+	if (cache->base && borealis_engine()->index_unmap(cache->base, (long long) cache->size) != ENGINE_OK)
+		elog(WARNING, "borealis_hnsw: could not unmap a graph file mapping");
 	memset(cache, 0, sizeof(*cache));
 }
 
