@@ -287,5 +287,15 @@ func (r *Router) switchBackend(s *session, addr string, conn net.Conn, pid uint3
 	}
 	s.backendPID, s.backendSecret = pid, secret
 	r.mu.Unlock()
+	// A session closed meanwhile (its client hung up while it was parked for a move, or
+	// during a crash replay) has already closed the connections it knew of: this one is
+	// closed here, or its relay would read it for ever and the router's Close wait for that
+	// relay. Under loopMu with close's read of moved: one of the two closes it.
+	s.loopMu.Lock()
 	s.moved.Store(&conn)
+	closed := s.closed.Load()
+	s.loopMu.Unlock()
+	if closed {
+		conn.Close()
+	}
 }

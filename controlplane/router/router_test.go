@@ -361,6 +361,8 @@ func TestRouter(t *testing.T) {
 		}
 	})
 
+	t.Run("ClientLeavingWhileParked", func(t *testing.T) { clientLeavingWhileParked(t, srv, node) })
+
 	t.Run("200ConcurrentClients", func(t *testing.T) {
 		const clients = 200
 		var wg sync.WaitGroup

@@ -89,6 +89,7 @@ func (s *session) close() {
 		s.loopMu.Lock()
 		inLoop := s.closeInLoop()
 		client := s.client
+		moved := s.moved.Load() // under loopMu: see switchBackend
 		s.loopMu.Unlock()
 		if inLoop {
 			return // the loop closes the sockets
@@ -97,8 +98,8 @@ func (s *session) close() {
 		if s.backend != nil {
 			s.backend.Close()
 		}
-		if c := s.moved.Load(); c != nil {
-			(*c).Close()
+		if moved != nil {
+			(*moved).Close()
 		}
 	})
 }
