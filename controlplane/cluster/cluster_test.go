@@ -124,7 +124,10 @@ func lastSeq(t *testing.T, m *Manager) uint64 {
 func TestClusterOfThree(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	m := newManager(t, newHome(t))
-	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "trio", Readers: 2, MinCapacity: 1, MaxCapacity: 8}); err != nil {
+	// The writer's kill -9 below checks the restart in place, not a failover: the grace period
+	// covers a restart on a loaded machine (restartTestGrace).
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "trio", Readers: 2, MinCapacity: 1, MaxCapacity: 8,
+		FailoverInput: FailoverInput{FailoverGraceSeconds: restartTestGrace}}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -317,10 +320,13 @@ func TestClusterOfThree(t *testing.T) {
 		if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the writer's death and restart events", 90*time.Second, func() bool {
+		waitFor(t, "the writer's death and restart events", restartTestWait, func() bool {
 			return hasEvent(t, m, "trio", victim.DBInstanceIdentifier, "member.died", before) &&
 				hasEvent(t, m, "trio", victim.DBInstanceIdentifier, "member.restarted", before)
 		})
+		if ev := eventAfter(t, m, "trio", "cluster.failover-started", before); ev != nil {
+			t.Fatalf("the writer's kill -9 with its data intact started a failover: %s", ev.Message)
+		}
 		var now MemberDescription
 		waitFor(t, "the writer available again", 60*time.Second, func() bool {
 			now = m.mustDescribe(t, "trio").DBClusterMembers[0]

@@ -319,7 +319,19 @@ func TestRebootMovesSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = bench.Process.Kill() })
-	time.Sleep(5 * time.Second) // pgbench connected and busy
+	// pgbench's 4 sessions ready at the router before the reboot (a fixed 5 s sleep was too
+	// short for a niced run beside nice-0 work: pgbench's last connection came during the
+	// reboot, was held, and failed when the reboot outlasted the hold timeout). Every other
+	// client above is already connected: n pgx, pinned, inTx and psql.
+	waitFor(t, "pgbench's 4 sessions ready at the router", 2*time.Minute, func() bool {
+		ready := 0
+		for _, s := range m.Clusters()[0].Router().Sessions() {
+			if s.TxStatus != 0 {
+				ready++
+			}
+		}
+		return ready == n+3+4
+	})
 
 	since := lastSeq(t, m)
 	if _, err := m.Reboot("mover", ""); err != nil {
