@@ -33,11 +33,18 @@ func newHome(t *testing.T) string {
 // newManager opens a store and a Manager in home; both are closed (nodes stopped) after the test.
 func newManager(t *testing.T, home string) *Manager {
 	t.Helper()
+	return newManagerHolding(t, home, 20*time.Second)
+}
+
+// newManagerHolding is newManager with the routers' hold timeout: how long a new client, or an
+// idle session whose backend died (crash replay), waits for a node.
+func newManagerHolding(t *testing.T, home string, hold time.Duration) *Manager {
+	t.Helper()
 	st, err := store.Open(filepath.Join(home, "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: 20 * time.Second})
+	m, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: hold})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +130,10 @@ func lastSeq(t *testing.T, m *Manager) uint64 {
 // through the two endpoints, the reader spread, kill -9 of a reader, and the node agent.
 func TestClusterOfThree(t *testing.T) {
 	pgtest.RequireInstalled(t)
-	m := newManager(t, newHome(t))
-	// The writer's kill -9 below checks the restart in place, not a failover: the grace period
-	// covers a restart on a loaded machine (restartTestGrace).
+	// The writer's kill -9 below checks the restart in place and the crash replay of an idle
+	// session, not a failover: the grace period covers a restart on a loaded machine
+	// (restartTestGrace), and the router holds the idle session for as long.
+	m := newManagerHolding(t, newHome(t), restartTestWait)
 	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "trio", Readers: 2, MinCapacity: 1, MaxCapacity: 8,
 		FailoverInput: FailoverInput{FailoverGraceSeconds: restartTestGrace}}); err != nil {
 		t.Fatal(err)
