@@ -227,6 +227,7 @@ func cutEdgesInto(t *testing.T, x *Index, id uint32, keep ...uint32) {
 
 func TestReconnectKeepsAnElementItsNeighboursLinkTo(t *testing.T) {
 	x := clusteredGraph(t, 2000, 16, L2, 8)
+	x.reconnectSkip = true // the skip is off by default (connect.go): this tests its condition
 	const w = 7
 	own := x.Neighbors(w, 0)
 	n1, n2 := own[0], own[1]

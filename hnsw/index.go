@@ -204,6 +204,10 @@ type Index struct {
 	noDistCache bool
 	// noQuantBuild makes inserts search in float32 on an int8 index (tests and benchmarks compare).
 	noQuantBuild bool
+	// reconnectSkip makes Reconnect pass over a dropped element that two of its own
+	// neighbours link back to, without the search (connect.go says why that is off; tests
+	// compare graph quality with and without it).
+	reconnectSkip bool
 
 	// entryMu serialises entry replacement after deleting the entry node.
 	entryMu sync.Mutex
