@@ -89,7 +89,7 @@ func measureFresh(ctx context.Context, t *target, d *dataset.Dataset, element st
 	sql := knnSQL(element, d.Metric, d.Dim, k)
 	var before int64
 	if t.postmaster != 0 {
-		before = ServerMemory(t.postmaster)
+		before = settledMemory(t.postmaster)
 	}
 	conns := make([]*pgx.Conn, 0, n)
 	defer func() {
@@ -160,6 +160,37 @@ func measureFresh(ctx context.Context, t *target, d *dataset.Dataset, element st
 	f.MarginalConnections = marginalConnections
 	f.Marginal, f.Private = max(0, median(marginal)), median(private)
 	return f, nil
+}
+
+// settleQuiet and settleLimit bound settledMemory: the prewarm worker maps a new graph file
+// on its next pass, once a second, and populates the file's cached pages.
+const (
+	settleQuiet = 1500 * time.Millisecond
+	settleLimit = 15 * time.Second
+)
+
+// settledMemory is the server's summed PSS once it has stopped growing for settleQuiet (at most
+// settleLimit). Read right after a build, before the prewarm worker's next pass mapped the new
+// graph file, the sum lacked the file, and the fresh connections were charged for all of it
+// (+77.8 MiB per connection at 50k x 1,536, 5 x 77.8 MiB = the 390 MiB file, against 3.4 MiB
+// in a run where the worker had been first). The fresh measure is what connections add to a
+// node that holds its graph, as every node does within a second of a build; with
+// borealis.prewarm off nothing maps the file and the connections are still charged for it.
+func settledMemory(postmaster int) int64 {
+	last := ServerMemory(postmaster)
+	quietSince := time.Now()
+	for deadline := time.Now().Add(settleLimit); time.Now().Before(deadline); {
+		time.Sleep(250 * time.Millisecond)
+		cur := ServerMemory(postmaster)
+		if cur > last+1<<20 {
+			quietSince = time.Now()
+		}
+		last = max(last, cur)
+		if time.Since(quietSince) >= settleQuiet {
+			return cur
+		}
+	}
+	return last
 }
 
 // median of xs (which it sorts).
