@@ -104,6 +104,10 @@ type simConfig struct {
 	sleep    time.Duration // a quarter of the pauses sleep up to this long (else yield); default 200 µs
 	skip     bool    // Reconnect's back-link skip on
 	killAt   int     // > 0: stop every backend once this many inserts finished ("kill -9")
+	// reload starts the mapped graph with room for 1.5 times the built rows and, as the
+	// extension does when it is full, quiesces the inserts and loads a 1.5 times larger
+	// graph from the pages.
+	reload bool
 }
 
 type simResult struct {
@@ -115,6 +119,7 @@ type simResult struct {
 	pageMismatch  int // elements whose page lists differ from the graph's (no kill only)
 	dropped       int // dropped ids handed to Reconnect
 	relinked      int // lists Reconnect changed
+	reloads       int // graphs loaded from the pages when the mapped one was full
 	wall          time.Duration
 	committedRows []int // data rows committed, by id
 }
@@ -124,16 +129,33 @@ func simulate(t testing.TB, c simConfig) simResult {
 	t.Helper()
 	n := len(c.data)
 	dims := len(c.data[0])
-	mem := alignedBytes(MappedSize(dims, c.metric, c.opts, n))
-	views := make([]*Index, c.backends)
-	for i := range views {
-		x, err := Attach(mem, dims, c.metric, c.opts, n, i == 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x.reconnectSkip = c.skip
-		views[i] = x
+	type simGen struct {
+		views    []*Index
+		capacity int
 	}
+	attachAll := func(capacity int, fill func(x *Index)) *simGen {
+		mem := alignedBytes(MappedSize(dims, c.metric, c.opts, capacity))
+		g := &simGen{views: make([]*Index, c.backends), capacity: capacity}
+		for i := range g.views {
+			x, err := Attach(mem, dims, c.metric, c.opts, capacity, i == 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.reconnectSkip = c.skip
+			if i == 0 && fill != nil {
+				fill(x)
+			}
+			g.views[i] = x
+		}
+		return g
+	}
+	capacity := n
+	if c.reload {
+		capacity = min(n, c.built*3/2)
+	}
+	var gen atomic.Pointer[simGen]
+	gen.Store(attachAll(capacity, nil))
+	views := gen.Load().views
 	pages := &simPages{lists: make([][][]uint32, n), level: make([]int, n)}
 	for i := range pages.level {
 		pages.level[i] = -1
@@ -153,6 +175,9 @@ func simulate(t testing.TB, c simConfig) simResult {
 	}
 
 	var (
+		meta     sync.RWMutex // the meta page's lock: inserts share it, a reload takes it alone
+		idMu     sync.Mutex   // the meta buffer's lock: ids and the capacity check
+		reloads  atomic.Int64
 		nextRow  atomic.Int64
 		nextID   atomic.Int64
 		finished atomic.Int64
@@ -170,9 +195,33 @@ func simulate(t testing.TB, c simConfig) simResult {
 		sleep = 200 * time.Microsecond
 	}
 	nextID.Store(int64(c.built))
+	// grow replaces a full graph by a larger one loaded from the pages, with no insert running.
+	grow := func(old *simGen) {
+		meta.Lock()
+		defer meta.Unlock()
+		if gen.Load() != old {
+			return
+		}
+		src := old.views[0]
+		ep, el, _ := src.EntryPoint()
+		limit := uint32(nextID.Load())
+		gen.Store(attachAll(min(n, old.capacity*3/2), func(x *Index) {
+			for id := range limit {
+				if pages.level[id] < 0 {
+					continue
+				}
+				if err := x.Restore(id, pages.level[id], src.Vector(id), pages.lists[id]); err != nil {
+					panic(err)
+				}
+			}
+			if err := x.SetEntryPoint(ep, el); err != nil {
+				panic(err)
+			}
+		}))
+		reloads.Add(1)
+	}
 	start := time.Now()
 	for g := range c.backends {
-		x := views[g]
 		r := rand.New(rand.NewPCG(c.seed, uint64(g)))
 		pause := func() bool {
 			if c.pause > 0 && r.Float64() < c.pause {
@@ -184,73 +233,99 @@ func simulate(t testing.TB, c simConfig) simResult {
 			}
 			return killed.Load()
 		}
+		// insert runs one row's insert; false stops the backend (killed, or an error).
+		insert := func(row int) (ok, full bool) {
+			meta.RLock()
+			defer meta.RUnlock()
+			gv := gen.Load()
+			x := gv.views[g]
+			p, err := x.PrepareInsert(c.data[row], uint64(row)*0x9e3779b97f4a7c15)
+			if err != nil {
+				failed.Store(err)
+				return false, false
+			}
+			if pause() {
+				p.Release()
+				return false, false
+			}
+			// (1): the id, and the element's page with its prepared lists.
+			idMu.Lock()
+			if int(nextID.Load()) >= gv.capacity {
+				idMu.Unlock()
+				p.Release()
+				return true, true
+			}
+			id := uint32(nextID.Add(1) - 1)
+			idMu.Unlock()
+			rowOf[id] = row
+			own := make([][]uint32, p.Level()+1)
+			for l := range own {
+				own[l] = p.Neighbors(nil, l)
+			}
+			pl := pages.lock(id)
+			pl.Lock()
+			pages.lists[id], pages.level[id] = own, p.Level()
+			pl.Unlock()
+			if pause() {
+				p.Release()
+				return false, false
+			}
+			changed, err := p.Commit(id)
+			if err != nil {
+				failed.Store(err)
+				return false, false
+			}
+			if pause() {
+				return false, false
+			}
+			// (2)
+			var drop []uint32
+			for _, e := range changed {
+				drop = pages.write(x, e, true, drop)
+				if e%7 == 0 && pause() {
+					return false, false
+				}
+			}
+			if pause() {
+				return false, false
+			}
+			// (3)
+			if len(drop) > 0 {
+				dropped.Add(int64(len(drop)))
+				rel, err := x.Reconnect(drop)
+				if err != nil {
+					failed.Store(err)
+					return false, false
+				}
+				relinked.Add(int64(len(rel)))
+				for _, e := range rel {
+					pages.write(x, e, false, nil)
+				}
+			}
+			mu.Lock()
+			done = append(done, int(id))
+			mu.Unlock()
+			if f := finished.Add(1); c.killAt > 0 && int(f) >= c.killAt {
+				killed.Store(true)
+			}
+			return true, false
+		}
 		wg.Go(func() {
 			for {
 				row := int(nextRow.Add(1) - 1)
 				if row >= n || killed.Load() {
 					return
 				}
-				p, err := x.PrepareInsert(c.data[row], uint64(row)*0x9e3779b97f4a7c15)
-				if err != nil {
-					failed.Store(err)
-					return
-				}
-				if pause() {
-					p.Release()
-					return
-				}
-				// (1): the id, and the element's page with its prepared lists.
-				id := uint32(nextID.Add(1) - 1)
-				rowOf[id] = row
-				own := make([][]uint32, p.Level()+1)
-				for l := range own {
-					own[l] = p.Neighbors(nil, l)
-				}
-				pl := pages.lock(id)
-				pl.Lock()
-				pages.lists[id], pages.level[id] = own, p.Level()
-				pl.Unlock()
-				if pause() {
-					p.Release()
-					return
-				}
-				changed, err := p.Commit(id)
-				if err != nil {
-					failed.Store(err)
-					return
-				}
-				if pause() {
-					return
-				}
-				// (2)
-				var drop []uint32
-				for _, e := range changed {
-					drop = pages.write(x, e, true, drop)
-					if e%7 == 0 && pause() {
+				for {
+					old := gen.Load()
+					ok, full := insert(row)
+					if !ok {
 						return
 					}
-				}
-				if pause() {
-					return
-				}
-				// (3)
-				if len(drop) > 0 {
-					dropped.Add(int64(len(drop)))
-					rel, err := x.Reconnect(drop)
-					if err != nil {
-						failed.Store(err)
-						return
+					if !full {
+						break
 					}
-					relinked.Add(int64(len(rel)))
-					for _, e := range rel {
-						pages.write(x, e, false, nil)
-					}
-				}
-				mu.Lock()
-				done = append(done, int(id))
-				mu.Unlock()
-				if f := finished.Add(1); c.killAt > 0 && int(f) >= c.killAt {
-					killed.Store(true)
+					grow(old)
 				}
 			}
 		})
@@ -259,7 +334,8 @@ func simulate(t testing.TB, c simConfig) simResult {
 	if err, ok := failed.Load().(error); ok {
 		t.Fatal(err)
 	}
-	res := simResult{wall: time.Since(start), dropped: int(dropped.Load()), relinked: int(relinked.Load())}
+	res := simResult{wall: time.Since(start), dropped: int(dropped.Load()), relinked: int(relinked.Load()), reloads: int(reloads.Load())}
+	b = gen.Load().views[0]
 
 	// The graph rebuilt from the pages: every element whose page was written.
 	limit := uint32(nextID.Load())
@@ -319,9 +395,9 @@ func simulate(t testing.TB, c simConfig) simResult {
 }
 
 func (r simResult) String() string {
-	return fmt.Sprintf("rows %d: self-top10 %d (%.4f) graph, %d (%.4f) pages; unreachable %d / %d; page mismatches %d; dropped %d, relinked %d; %v",
+	return fmt.Sprintf("rows %d: self-top10 %d (%.4f) graph, %d (%.4f) pages; unreachable %d / %d; page mismatches %d; dropped %d, relinked %d; %d reloads; %v",
 		r.rows, r.selfTop10, float64(r.selfTop10)/float64(r.rows), r.pagesTop10, float64(r.pagesTop10)/float64(r.rows),
-		r.unreachable, r.pagesUnreach, r.pageMismatch, r.dropped, r.relinked, r.wall.Round(time.Millisecond))
+		r.unreachable, r.pagesUnreach, r.pageMismatch, r.dropped, r.relinked, r.reloads, r.wall.Round(time.Millisecond))
 }
 
 // Concurrent inserts through the extension's protocol leave a graph as good as they should:
@@ -376,6 +452,7 @@ func BenchmarkReconnectSkipSweep(t *testing.B) {
 	}
 	sleep, _ := time.ParseDuration(os.Getenv("BOREALIS_SWEEP_SLEEP"))
 	kill, _ := strconv.Atoi(os.Getenv("BOREALIS_SWEEP_KILL"))
+	reload := os.Getenv("BOREALIS_SWEEP_RELOAD") != ""
 	backends, _ := strconv.Atoi(os.Getenv("BOREALIS_SWEEP_BACKENDS"))
 	if backends == 0 {
 		backends = 4
@@ -393,7 +470,7 @@ func BenchmarkReconnectSkipSweep(t *testing.B) {
 	for run := range runs {
 		for _, skip := range []bool{true, false} {
 			r := simulate(t, simConfig{data: data, metric: metric, opts: opts, built: 1000, backends: backends,
-				seed: uint64(run), pause: pause, sleep: sleep, skip: skip, killAt: kill})
+				seed: uint64(run), pause: pause, sleep: sleep, skip: skip, killAt: kill, reload: reload})
 			t.Logf("skip=%v run %d: %v", skip, run, r)
 		}
 	}

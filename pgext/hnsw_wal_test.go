@@ -211,17 +211,23 @@ func TestHNSWKill9DuringInserts(t *testing.T) {
 		t.Fatalf("%d committed rows not reachable through the index after kill -9: %v", len(missing), missing)
 	}
 	// ... and a plain search for a row's own vector ranks it in the top 10 (HNSW is approximate:
-	// a rare element is reached late, so this is a rate).
+	// a rare element is reached late, so this is a rate). The bound comes from the measured
+	// distribution of this workload at ~9,000 committed rows (i10a, stop 13, nice 19 on a
+	// loaded 2-core machine): 0-3 rows missed in 7 runs with every dropped element searched by
+	// Reconnect; with stop 12's back-link skip, which cost recall, 0-26 in 9 runs (with or
+	// without the kill) and 123 of 10,194 in a CI run. 3 + 0.1% of the rows (12 at 9,000) is
+	// four times the worst run seen without the skip, and the skip's bad runs fail it.
 	mustExec(t, conn, "RESET borealis.iterative_scan")
-	top := 0
+	var missed []int
 	for _, id := range ids {
-		if slices.Contains(topK(t, conn, "docs", "<=>", vecs[id], 10), id) {
-			top++
+		if !slices.Contains(topK(t, conn, "docs", "<=>", vecs[id], 10), id) {
+			missed = append(missed, id)
 		}
 	}
-	t.Logf("%d of %d rows in the top 10 for their own vector", top, len(ids))
-	if float64(top) < 0.99*float64(len(ids)) {
-		t.Fatalf("only %d of %d rows in the top 10 for their own vector after kill -9", top, len(ids))
+	t.Logf("%d of %d rows in the top 10 for their own vector (missed: %v)", len(ids)-len(missed), len(ids), missed)
+	if allowed := 3 + len(ids)/1000; len(missed) > allowed {
+		t.Fatalf("%d of %d rows not in the top 10 for their own vector after kill -9 (at most %d allowed): %v",
+			len(missed), len(ids), allowed, missed)
 	}
 	// The index keeps working after recovery.
 	mustExec(t, conn, "INSERT INTO docs VALUES (100000, $1::vector)", vectorText(vecs[19999]))
