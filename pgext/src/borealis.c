@@ -21,5 +21,6 @@ _PG_init(void)
 	borealis_agent_register();
 	borealis_define_gucs();
 	bhnsw_register_hooks();
+	bhnsw_register_planner();
 	bhnsw_register_prewarm();
 }

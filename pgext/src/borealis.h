@@ -24,6 +24,7 @@ extern int	borealis_debug_build_delay_us;
 extern char *borealis_graph_directory;
 extern bool borealis_prewarm;
 extern int	borealis_graph_spare;
+extern bool borealis_skip_unread_order_keys;
 
 typedef enum BorealisIterativeScan
 {

@@ -17,6 +17,7 @@ int			borealis_build_threads = 1;
 int			borealis_engine_memory_limit = 0;
 bool		borealis_prewarm = true;
 int			borealis_graph_spare = -1;
+bool		borealis_skip_unread_order_keys = true;
 int			borealis_debug_build_delay_us = 0;
 int			borealis_debug_panic = 0;
 
@@ -104,6 +105,12 @@ borealis_define_gucs(void)
 							 NULL,
 							 &borealis_prewarm, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("borealis.skip_unread_order_keys",
+							 "Skip recomputing the ORDER BY distance of a LIMIT query that a borealis_hnsw index scan already orders (hnswplan.c).",
+							 "The value is a resjunk column nothing reads; off computes it for every row, as PostgreSQL does by default.",
+							 &borealis_skip_unread_order_keys, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 
 	/* A developer setting: tests make graph files grow often (see hnswcache.c build_file). */
 	DefineCustomIntVariable("borealis.graph_spare",

@@ -205,6 +205,7 @@ extern void bhnsw_cache_note_id(BhnswCache *cache, uint32 id);
 extern void bhnsw_cache_committed(BhnswCache *cache, uint32 counter);
 extern void bhnsw_cache_forget_index(Oid dboid, Oid indexoid, Oid keep_relnode);
 extern void bhnsw_cache_init(void);
+extern void bhnsw_register_planner(void);
 extern void bhnsw_register_hooks(void);
 
 /* hnswprewarm.c */
