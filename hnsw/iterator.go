@@ -55,8 +55,10 @@ func (x *Index) NewIterator(q []float32, opts SearchOptions) (*Iterator, error) 
 		return nil, err
 	}
 	copy(s.query, query) // own the query: the caller may reuse q
+	// The batch and the spill reuse the scratch's buffers (Close hands them back), so a scan
+	// on a warm backend allocates only the Iterator itself.
 	it := &Iterator{x: x, s: s, q: s.query, ef: opts.Ef, relaxed: opts.RelaxedOrder, interrupt: opts.Interrupt,
-		maxVisited: opts.MaxVisited, maxMemory: opts.MaxMemory}
+		maxVisited: opts.MaxVisited, maxMemory: opts.MaxMemory, batch: s.itBatch[:0], spill: s.itSpill[:0]}
 	if it.ef <= 0 {
 		it.ef = defaultEf
 	}
@@ -112,6 +114,10 @@ func (it *Iterator) Next() (r Result, ok bool) {
 // Visited is how many layer-0 elements the search has visited so far (what
 // SearchOptions.MaxVisited counts).
 func (it *Iterator) Visited() int { return it.visited }
+
+// keptSpill is the most candidates an iterator's buffers may hold for the next one to reuse
+// (512 kB).
+const keptSpill = 1 << 16
 
 // candidateBytes is the memory one kept candidate costs.
 const candidateBytes = 8
@@ -195,6 +201,15 @@ func (it *Iterator) round() {
 // must not be used afterwards.
 func (it *Iterator) Close() {
 	if it.s != nil {
+		// Keep buffers of an ordinary scan's size only: a long iterative scan's spill
+		// (up to work_mem × scan_mem_multiplier) is not held by an idle backend.
+		if cap(it.spill) <= keptSpill {
+			it.s.itSpill = it.spill[:0]
+		}
+		if cap(it.batch) <= keptSpill {
+			it.s.itBatch = it.batch[:0]
+		}
+		it.batch, it.spill = nil, nil
 		it.x.pool.put(it.s)
 		it.s = nil
 		it.done = true

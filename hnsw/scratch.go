@@ -53,6 +53,10 @@ type scratch struct {
 
 	linkCands, linkSel, linkPruned []candidate // buffers for shrinking a neighbour's list
 
+	// An Iterator's batch and spill, kept between iterators (iterator.go).
+	itBatch []candidate
+	itSpill minHeap
+
 	// backLinks[l] are the neighbours an insert chose at layer l, linked back to the new
 	// node only once its lists are written at every layer.
 	backLinks [maxLevel + 1][]candidate
