@@ -13,10 +13,11 @@
  * type after standard planning, so the projection costs nothing and the heap tuple's vector is
  * not detoasted.
  *
- * Only this exact shape is changed, and only columns that are resjunk sort keys, non-volatile
- * and not a plain Var: a Limit WITH TIES (it compares the sort keys), a Sort, Unique, Agg,
- * MergeAppend, Gather or LockRows above the scan, or a distance the query selects, keep their
- * computation. PostgreSQL's index AM API has no way to hand the index's distance to the
+ * Only this shape is changed (wherever it appears: the top of the plan, a subquery such as
+ * the candidate list of a binary-quantization re-ranking query, a SubPlan), and only columns
+ * that are resjunk sort keys, non-volatile and not a plain Var: a Limit WITH TIES (it compares
+ * the sort keys), a Sort, Unique, Agg, MergeAppend, Gather or LockRows between the Limit and
+ * the scan, or a distance the query selects, keep their computation. PostgreSQL's index AM API has no way to hand the index's distance to the
  * projection (xs_orderbyvals serve only the executor's reorder queue), hence the hook.
  * borealis.skip_unread_order_keys = off turns it off (EXPLAIN VERBOSE then shows the
  * expression instead of NULL).
@@ -32,6 +33,7 @@
 #include "nodes/plannodes.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
+#include "miscadmin.h"
 #include "utils/syscache.h"
 
 static planner_hook_type prev_planner_hook = NULL;
@@ -50,26 +52,26 @@ index_am_of(Oid indexoid)
 	return am;
 }
 
-/* Replaces the unread ORDER BY columns of a Limit -> borealis_hnsw IndexScan plan. */
+/*
+ * Replaces the unread ORDER BY columns of plan when it is a Limit over a borealis_hnsw
+ * IndexScan. A resjunk column is read only within its own query level, and there a Limit is
+ * the last node that orders (ORDER BY is applied before LIMIT): the nodes above it at that
+ * level (LockRows, ProjectSet) pass the column on unread, and the level above sees only the
+ * non-junk columns. So wherever the pair appears (the top, a subquery, a SubPlan) the column
+ * is unread, unless WITH TIES compares it.
+ */
 static void
-skip_unread_order_keys(PlannedStmt *stmt)
+skip_in_limit(Plan *plan, Oid am)
 {
-	Limit	   *limit;
+	Limit	   *limit = (Limit *) plan;
 	IndexScan  *scan;
-	Oid			am;
 	ListCell   *lc;
 
-	if (stmt->commandType != CMD_SELECT || stmt->planTree == NULL || !IsA(stmt->planTree, Limit))
-		return;
-	limit = (Limit *) stmt->planTree;
 	if (limit->limitOption == LIMIT_OPTION_WITH_TIES || limit->plan.lefttree == NULL ||
 		!IsA(limit->plan.lefttree, IndexScan))
 		return;
 	scan = (IndexScan *) limit->plan.lefttree;
-	if (scan->indexorderby == NIL)
-		return;
-	am = get_am_oid("borealis_hnsw", true);
-	if (!OidIsValid(am) || index_am_of(scan->indexid) != am)
+	if (scan->indexorderby == NIL || index_am_of(scan->indexid) != am)
 		return;
 	foreach(lc, scan->scan.plan.targetlist)
 	{
@@ -81,6 +83,57 @@ skip_unread_order_keys(PlannedStmt *stmt)
 			continue;
 		tle->expr = (Expr *) makeNullConst(exprType(expr), exprTypmod(expr), exprCollation(expr));
 	}
+}
+
+static void
+skip_in_plan(Plan *plan, Oid am)
+{
+	ListCell   *lc;
+	List	   *children = NIL;
+
+	if (plan == NULL)
+		return;
+	check_stack_depth();
+	if (IsA(plan, Limit))
+		skip_in_limit(plan, am);
+	skip_in_plan(plan->lefttree, am);
+	skip_in_plan(plan->righttree, am);
+	switch (nodeTag(plan))
+	{
+		case T_SubqueryScan:
+			skip_in_plan(((SubqueryScan *) plan)->subplan, am);
+			break;
+		case T_Append:
+			children = ((Append *) plan)->appendplans;
+			break;
+		case T_MergeAppend:
+			children = ((MergeAppend *) plan)->mergeplans;
+			break;
+		case T_CustomScan:
+			children = ((CustomScan *) plan)->custom_plans;
+			break;
+		default:
+			break;
+	}
+	foreach(lc, children)
+		skip_in_plan((Plan *) lfirst(lc), am);
+}
+
+/* Applies skip_in_limit to every Limit of a SELECT's plan and its SubPlans and InitPlans. */
+static void
+skip_unread_order_keys(PlannedStmt *stmt)
+{
+	Oid			am;
+	ListCell   *lc;
+
+	if (stmt->commandType != CMD_SELECT)
+		return;
+	am = get_am_oid("borealis_hnsw", true);
+	if (!OidIsValid(am))
+		return;
+	skip_in_plan(stmt->planTree, am);
+	foreach(lc, stmt->subplans)
+		skip_in_plan((Plan *) lfirst(lc), am);
 }
 
 static PlannedStmt *
