@@ -170,6 +170,9 @@ func (g *graph) startChunk(first int, vectors []float32, threads int) error {
 	if err := g.x.Reserve(first + n); err != nil {
 		return err
 	}
+	// The chunk's rows of the graph file, mapped writable in one call per slab rather than
+	// a page fault each (hnsw prefault.go).
+	g.x.Prefault(first, n)
 	// Each node's layer-0 neighbour distances, kept for the build (hnsw distcache.go): a
 	// full list taking a new neighbour then needs no row of its neighbours. Optional: when
 	// the budget has no room the build goes on without it. Dropped by the connectivity
