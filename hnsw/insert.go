@@ -150,8 +150,8 @@ func (x *Index) findNeighbors(s *scratch, q []float32, self uint32, level int, e
 		}
 		for _, c := range s.entries {
 			if s.visit(c.id) {
-				if s.quant {
-					c.dist = x.approx(s, c.id)
+				if x.approxTraversal(s) {
+					c.dist = x.scoreOne(s, q, c.id) // the beam was rescored: back to traversal's
 				}
 				s.cand.push(c)
 				if x.eligible(c.id, &sp) {
@@ -168,7 +168,7 @@ func (x *Index) findNeighbors(s *scratch, q []float32, self uint32, level int, e
 		for len(s.res) > 0 {
 			s.cands = append(s.cands, s.res.pop())
 		}
-		if s.quant {
+		if x.approxTraversal(s) {
 			x.rescoreGather(s, q, s.cands)
 		} else {
 			slices.Reverse(s.cands)

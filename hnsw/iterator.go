@@ -145,7 +145,7 @@ func (it *Iterator) drain() {
 		it.done = true
 		return
 	}
-	if it.s.quant {
+	if it.x.approxTraversal(it.s) {
 		it.x.grow.RLock()
 		it.x.rescore(it.s, it.q, it.batch)
 		it.x.grow.RUnlock()
@@ -184,7 +184,7 @@ func (it *Iterator) round() {
 	for len(s.res) > 0 {
 		it.batch = append(it.batch, s.res.pop())
 	}
-	if s.quant {
+	if x.approxTraversal(s) {
 		// Exact distances for the whole round, not just its approximate head:
 		// int8 rounding reorders near-ties, and a true neighbour ranked past a
 		// fixed window by its code would be lost however large ef is.

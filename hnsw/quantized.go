@@ -118,6 +118,9 @@ func (x *Index) scoreOne(s *scratch, q []float32, id uint32) float32 {
 	if x.sparseDot() {
 		return x.sparseDotScore(x.sparseQueryOf(s, q), q, x.vec(id))
 	}
+	if x.sparseSum() {
+		return x.sparseSumScore(x.sparseQueryOf(s, q), q, x.vec(id))
+	}
 	return x.distance(q, x.vec(id))
 }
 
@@ -130,6 +133,13 @@ func (x *Index) score(s *scratch, q []float32, ids []uint32, out []float32) {
 		}
 		if x.sparseDot() {
 			x.sparseDotDistances(s, q, ids, out)
+			return
+		}
+		if x.sparseSum() {
+			sq := x.sparseQueryOf(s, q)
+			for i, id := range ids {
+				out[i] = x.sparseSumScore(sq, q, x.vec(id))
+			}
 			return
 		}
 		x.distances(q, ids, out)

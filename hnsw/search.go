@@ -232,7 +232,7 @@ func (x *Index) SearchWith(dst []Result, q []float32, k int, o SearchOptions) ([
 		buf = append(buf, s.res.pop())
 	}
 	s.entries = buf
-	if s.quant {
+	if x.approxTraversal(s) {
 		// Exact distances for the whole beam, re-sorted; emit from the end as
 		// above. Rescoring only the approximate head would cap recall: int8
 		// rounding reorders near-ties, so a true neighbour can rank past any

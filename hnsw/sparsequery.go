@@ -8,8 +8,13 @@ import "github.com/borealisdb/borealis/simd"
 // query scattered into a dense array by index, once per search, insert or iterator
 // (simd.SparseDotDense), so each visit is one pass over the stored vector's non-zeros with the
 // same bits as the merge: traversal order, results and reported distances do not change.
-// Queries with an index at or past sparseDenseLimit (sparsevec allows up to 10^9 dimensions)
-// keep the merge, as do L2 and L1, whose sums also run over the query's own non-zeros.
+// L2 and L1 sum over the query's own non-zeros too, which a pass over the stored vector's
+// cannot add in the merge's order; they walk the graph with ‖q‖² (Σ|q|) plus a float64 pass
+// over the stored vector's non-zeros (simd.SparseSquaredL2DenseDelta), within float64
+// rounding of the true distance, and every beam a search, iterator round or insert keeps is
+// rescored with the merge, as int8 traversal is (quantized.go): what callers see, and what
+// neighbour selection compares, are the merge's bits. Queries with an index at or past
+// sparseDenseLimit (sparsevec allows up to 10^9 dimensions) keep the merge.
 
 // sparseDenseLimit bounds the dense query array (4 MB of float32; only the pages its indices
 // touch are ever written).
@@ -21,11 +26,24 @@ type sparseQuery struct {
 	set   []int32 // indices written into dense, cleared before the next query
 	ok    bool    // dense holds the query (false: out of range, merge instead)
 	forQ  *float32
+	base  float64 // L2: Σq², L1: Σ|q| (float64), the distance's query-only part
 }
 
 // sparseDot says whether the traversal distance is a dot product of sparse elements.
 func (x *Index) sparseDot() bool {
 	return x.sparse && (x.metric == InnerProduct || x.metric == Cosine)
+}
+
+// sparseSum says whether sparse elements walk the graph with the dense-query L2 or L1, which
+// are not the merge's bits: what a search keeps is rescored.
+func (x *Index) sparseSum() bool {
+	return x.sparse && (x.metric == L2 || x.metric == L1)
+}
+
+// approxTraversal says whether s walks the graph with distances that must be rescored
+// before anyone sees them (int8 or binary codes, or the sparse L2/L1 sums).
+func (x *Index) approxTraversal(s *scratch) bool {
+	return s.quant || x.sparseSum()
 }
 
 // sparseQueryOf returns s's dense form of q, scattering it when s last prepared another slice
@@ -45,6 +63,14 @@ func (x *Index) scatter(sq *sparseQuery, q []float32) *sparseQuery {
 	sq.set = sq.set[:0]
 	idx, val := sparseParts(q)
 	sq.ok = len(idx) == 0 || (idx[0] >= 0 && idx[len(idx)-1] < sparseDenseLimit)
+	sq.base = 0
+	for _, v := range val {
+		if x.metric == L1 {
+			sq.base += abs64(float64(v))
+		} else {
+			sq.base += float64(v) * float64(v)
+		}
+	}
 	if sq.ok && len(idx) > 0 {
 		if need := int(idx[len(idx)-1]) + 1; len(sq.dense) < need {
 			sq.dense = make([]float32, max(need, min(2*len(sq.dense), sparseDenseLimit)))
@@ -69,6 +95,29 @@ func (x *Index) sparseDotScore(sq *sparseQuery, q, v []float32) float32 {
 		return 1 - d
 	}
 	return -d
+}
+
+// sparseSumScore is the traversal distance from q to stored code v under L2 or L1 (see the
+// file comment): the merge's when q could not be scattered.
+func (x *Index) sparseSumScore(sq *sparseQuery, q, v []float32) float32 {
+	if !sq.ok {
+		return x.distance(q, v)
+	}
+	idx, val := sparseParts(v)
+	var d float64
+	if x.metric == L1 {
+		d = sq.base + simd.SparseL1DenseDelta(sq.dense, idx, val)
+	} else {
+		d = sq.base + simd.SparseSquaredL2DenseDelta(sq.dense, idx, val)
+	}
+	return float32(max(d, 0))
+}
+
+func abs64(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
 
 // sparseDotDistances is distances for sparseDot indexes, from the prepared query.
