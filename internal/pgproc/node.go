@@ -367,7 +367,8 @@ func (n *Node) Stop(ctx context.Context) error {
 //
 // It returns once the postmaster's children are gone too: they exit when they notice the
 // postmaster died, and until they have, a restart fails with "pre-existing shared memory
-// block is still in use". A child still there after 30 s is killed as well.
+// block is still in use". A child still there after 30 s is killed as well. Then it waits for
+// the server's shared memory segment to lose its last attachment (shm.go says why).
 func (n *Node) Kill9() error {
 	if !n.Running() {
 		return fmt.Errorf("postgres for %s is not running", n.DataDir)
@@ -376,6 +377,7 @@ func (n *Node) Kill9() error {
 	if group == 0 {
 		group = n.adoptedPID
 	}
+	shm := recordedShmID(n.DataDir)
 	if err := n.signal(syscall.SIGKILL); err != nil {
 		return err
 	}
@@ -385,6 +387,9 @@ func (n *Node) Kill9() error {
 		if !waitGroupGone(group, 10*time.Second) {
 			return fmt.Errorf("children of the killed postmaster %d of %s are still running", group, n.DataDir)
 		}
+	}
+	if !waitShmDetached(shm, 30*time.Second) {
+		return fmt.Errorf("the killed postmaster's shared memory segment %d of %s is still attached after 30 s (see /proc/sysvipc/shm)", shm, n.DataDir)
 	}
 	return nil
 }
