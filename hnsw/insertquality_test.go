@@ -97,13 +97,13 @@ type simConfig struct {
 	data     [][]float32
 	metric   Metric
 	opts     Options
-	built    int     // rows built before the concurrent inserts (CREATE INDEX)
-	backends int     // concurrent inserters, each with its own view
-	seed     uint64  // interleaving
-	pause    float64 // probability of a pause at each phase boundary
+	built    int           // rows built before the concurrent inserts (CREATE INDEX)
+	backends int           // concurrent inserters, each with its own view
+	seed     uint64        // interleaving
+	pause    float64       // probability of a pause at each phase boundary
 	sleep    time.Duration // a quarter of the pauses sleep up to this long (else yield); default 200 µs
-	skip     bool    // Reconnect's back-link skip on
-	killAt   int     // > 0: stop every backend once this many inserts finished ("kill -9")
+	skip     bool          // Reconnect's back-link skip on
+	killAt   int           // > 0: stop every backend once this many inserts finished ("kill -9")
 	// reload starts the mapped graph with room for 1.5 times the built rows and, as the
 	// extension does when it is full, quiesces the inserts and loads a 1.5 times larger
 	// graph from the pages.
