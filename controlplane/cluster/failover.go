@@ -957,7 +957,9 @@ func (mb *member) rejoinOnce(ctx context.Context, rec, w store.Member, writer *p
 	case !pgproc.DataIntact(rec.DataDir):
 		err = errors.New("data directory missing")
 	default:
-		_, err = mb.node.Rewind(ctx, writer.DSN("postgres"))
+		if err = checkpointForRewind(ctx, writer); err == nil {
+			_, err = mb.node.Rewind(ctx, writer.DSN("postgres"))
+		}
 	}
 	if err != nil {
 		if !forceClone {

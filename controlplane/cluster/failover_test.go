@@ -401,29 +401,7 @@ func TestFailover(t *testing.T) {
 		// kill -9 with the data left, but the server cannot come back (a setting it refuses
 		// to start with): the restart in place fails within the grace period, so a reader is
 		// promoted, and the old writer rejoins (its rewind starts it too, so it is cloned).
-		d := m.mustDescribe(t, "fo")
-		old := writerOf(d)
-		c := m.mustCluster(t, "fo")
-		c.mu.Lock()
-		dir := c.memberRec(old.DBInstanceIdentifier).DataDir
-		c.mu.Unlock()
-		f, err := os.OpenFile(dir+"/postgresql.auto.conf", os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.WriteString("shared_buffers = 'not-a-size'\n"); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		before := lastSeq(t, m)
-		if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		d = waitNewWriter(t, m, "fo", old.DBInstanceIdentifier, 60*time.Second)
-		ev := waitEvent(t, m, "fo", "cluster.failover-completed", before)
-		if !strings.Contains(ev.Message, "exited and was not back after the 3s grace period") {
-			t.Fatalf("completion event: %s", ev.Message)
-		}
+		old, d, before := killWriterNotRestartable(t, m, "fo", "shared_buffers = 'not-a-size'")
 		if eventAfter(t, m, "fo", "member.start-failed", before) == nil {
 			t.Error("no restart in place was tried before the promotion")
 		}

@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/borealisdb/borealis/internal/pgproc"
+	"github.com/borealisdb/borealis/internal/pgtest"
+)
+
+// TestKilledWriterRejoinsByRewind fails a writer over after a real kill -9 with its data left
+// (its restart in place cannot bind its listen address, so it is not back within the grace
+// period) and checks that the old writer comes back as a reader by pg_rewind, not by a fresh
+// clone: the rejoin event says pg_rewind, no rewind-stuck or rewind-failed event is raised,
+// and the data directory is the same one — its PG_VERSION (which pg_rewind never rewrites,
+// while a clone removes the directory and pg_basebackup writes a new one) keeps its inode and
+// the modification time the test stamped on it before the kill.
+func TestKilledWriterRejoinsByRewind(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	m := newManager(t, newHome(t))
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "rw", Readers: 1, FailoverInput: FailoverInput{FailoverGraceSeconds: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	d, err := m.WaitAvailable(ctx, "rw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := connectTo(t, d.Endpoint)
+	if _, err := w.Exec(ctx, "CREATE TABLE acked (id int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	// Some megabytes the reader replays into its buffers: when it is promoted, its first
+	// checkpoint (spread, about 0.1 s per dirty buffer) is still running when the old writer
+	// is rewound, so the new writer's control file still names the old timeline. pg_rewind
+	// compares those and, unless the new writer is checkpointed first, answers "no rewind
+	// required" and leaves the old writer's WAL past the fork (the bench's rewind-stuck).
+	if _, err := w.Exec(ctx, "CREATE TABLE bulk AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 40000) g"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close(ctx)
+	acks := &ackLog{t: t, addr: d.Endpoint}
+	acks.write(50)
+
+	old := writerOf(d)
+	c := m.mustCluster(t, "rw")
+	c.mu.Lock()
+	dir := c.memberRec(old.DBInstanceIdentifier).DataDir
+	c.mu.Unlock()
+	sysID := systemIdentifier(t, ctx, dir)
+	marker := filepath.Join(dir, "PG_VERSION")
+	stamp := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := os.Chtimes(marker, stamp, stamp); err != nil {
+		t.Fatal(err)
+	}
+	ino := inodeOf(t, marker)
+	// The restart in place fails: the postmaster cannot bind this address (TEST-NET-1, on no
+	// interface here). pg_rewind's crash recovery runs a single-user server, which listens on
+	// nothing, and the rewind replaces postgresql.auto.conf with the new writer's.
+	_, d, before := killWriterNotRestartable(t, m, "rw", "listen_addresses = '192.0.2.1'")
+	acks.check(d.Endpoint)
+	acks.write(20)
+	waitRejoined(t, m, "rw", old.DBInstanceIdentifier, acks)
+
+	rejoined := eventAfter(t, m, "rw", "member.rejoined", before)
+	if rejoined == nil || rejoined.Member != old.DBInstanceIdentifier || !strings.Contains(rejoined.Message, "by pg_rewind") {
+		t.Fatalf("rejoin event: %+v, want %s rejoined by pg_rewind", rejoined, old.DBInstanceIdentifier)
+	}
+	for _, typ := range []string{"member.rewind-stuck", "member.rewind-failed"} {
+		if ev := eventAfter(t, m, "rw", typ, before); ev != nil {
+			t.Errorf("%s: %s", typ, ev.Message)
+		}
+	}
+	if got := systemIdentifier(t, ctx, dir); got != sysID {
+		t.Errorf("system identifier %s after the rejoin, was %s", got, sysID)
+	}
+	st, err := os.Stat(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.ModTime().Equal(stamp) || inodeOf(t, marker) != ino {
+		t.Errorf("PG_VERSION was rewritten (mtime %v, inode %d; before %v, %d): the data directory was cloned, not rewound", st.ModTime(), inodeOf(t, marker), stamp, ino)
+	}
+	t.Logf("rejoin: %s", rejoined.Message)
+}
+
+// killWriterNotRestartable appends setting to the writer's postgresql.auto.conf (one its
+// restart in place cannot start with), sends the writer SIGKILL, and waits for the failover it
+// causes: the old writer, the description with the new writer, and the last event before.
+func killWriterNotRestartable(t *testing.T, m *Manager, name, setting string) (MemberDescription, Description, uint64) {
+	t.Helper()
+	old := writerOf(m.mustDescribe(t, name))
+	c := m.mustCluster(t, name)
+	c.mu.Lock()
+	dir := c.memberRec(old.DBInstanceIdentifier).DataDir
+	c.mu.Unlock()
+	f, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(setting + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	before := lastSeq(t, m)
+	if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d := waitNewWriter(t, m, name, old.DBInstanceIdentifier, 90*time.Second)
+	ev := waitEvent(t, m, name, "cluster.failover-completed", before)
+	if !strings.Contains(ev.Message, "exited and was not back after the") {
+		t.Fatalf("completion event: %s", ev.Message)
+	}
+	return old, d, before
+}
+
+func systemIdentifier(t *testing.T, ctx context.Context, dir string) string {
+	t.Helper()
+	cd, err := pgproc.ControlData(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cd["Database system identifier"]
+	if id == "" {
+		t.Fatalf("no system identifier in %s's control data", dir)
+	}
+	return id
+}
+
+func inodeOf(t *testing.T, path string) uint64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
+}
