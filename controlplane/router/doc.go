@@ -5,8 +5,11 @@
 // It handles the start-up phase itself — SSLRequest and GSSENCRequest (answered 'N', or TLS
 // termination when a certificate is configured), CancelRequest, the StartupMessage — and then
 // relays bytes. Authentication is relayed untouched, so trust, md5 and SCRAM work and the router
-// never sees a password. The router hands clients its own BackendKeyData and maps it to the
-// backend's, so cancels reach the right backend. From the backend's messages it tracks each
+// never sees a password. For a backend that is already open (a pool), authenticateInRouter
+// (auth.go) runs SCRAM-SHA-256 with the client itself, against the role's verifier read over
+// the node's private path, and makes PostgreSQL's post-login checks; it hands roles it cannot
+// verify (md5, no password) back to a backend. The router hands clients its own
+// BackendKeyData and maps it to the backend's, so cancels reach the right backend. From the backend's messages it tracks each
 // session's transaction state (ReadyForQuery I/T/E) without copying message bodies. New clients
 // can be held at connect time (pause, failover) until released or a timeout; HoldAndWake calls
 // back on the first held client (resume on connect), Fail answers the held clients with an

@@ -109,6 +109,8 @@ type Router struct {
 	inLoop   atomic.Int64
 
 	backendWake wakeup // writerwake.go
+
+	auth routerAuth // auth.go
 }
 
 type endpointStats struct {
@@ -248,6 +250,7 @@ func (r *Router) Close() {
 	r.mu.Unlock()
 	r.wg.Wait()
 	r.stopLoop()
+	r.auth.close()
 }
 
 // Hold makes new clients wait at connect time (sessions already running are untouched) until

@@ -109,9 +109,14 @@ func (s *session) reject(code, msg, hint string) {
 	_ = s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	writeError(s.client, code, msg, hint)
 	s.r.stats[s.ep].rejected.Add(1)
-	// Closing with unread client bytes would reset the connection and could destroy the error
-	// before the client reads it: half-close, then drain a little first.
-	if tc, ok := s.client.(*net.TCPConn); ok {
+	lingerAfterError(s.client)
+}
+
+// lingerAfterError is called after an error was written to c, before it is closed: closing
+// with unread client bytes would reset the connection and could destroy the error before the
+// client reads it, so half-close, then drain a little first.
+func lingerAfterError(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 		_ = tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 		_, _ = io.Copy(io.Discard, io.LimitReader(tc, 64<<10))
