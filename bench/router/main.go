@@ -3,7 +3,9 @@
 // rounds so machine noise hits both alike. It reports throughput ratio and the latency the
 // router adds (p50 and p99 from pgbench's per-transaction log), and writes the table with the
 // machine to bench/results/router.md. With -pgbouncer (Debian's pgbouncer package), each round
-// also runs PgBouncer in session mode on the same server socket as the peer.
+// also runs PgBouncer in session mode on the same server socket as the peer. With -sockmap
+// (and -backend tcp), each round also runs the kernel-forwarding experiment's proxies
+// (sockmap.go: an eBPF sockmap redirecting the steady state between the two sockets).
 //
 //	go run ./bench/router [-clients 8] [-rounds 3] [-seconds 20] [-scale 10] [-out bench/results/router.md]
 package main
@@ -30,7 +32,7 @@ import (
 	"github.com/borealisdb/borealis/internal/pgproc"
 )
 
-var cpuProfile, backendNet, pgbouncerBin, relayModel string
+var cpuProfile, backendNet, pgbouncerBin, relayModel, sockmapModes string
 
 // perfRecordDir, when set, gets a perf record (kernel call graphs) of the proxy in each
 // proxied run: DIR/<path>-<round>.data.
@@ -74,6 +76,11 @@ type result struct {
 	syscallMix string
 	// serverFaults is the server's minor page faults per transaction.
 	serverFaults float64
+	// machineCPU is the whole machine's busy CPU per transaction, µs (/proc/stat): it counts
+	// kernel work done outside the proxy's process too (a sockmap's softirqs and kworkers).
+	machineCPU float64
+	// kthreadCPU is the kernel worker threads' CPU per transaction, µs (kernelThreadsCPU).
+	kthreadCPU float64
 	// idle is the machine's idle share of CPU time during the run: above 0 the cores were
 	// not saturated (the run was bound by latency, not CPU).
 	idle float64
@@ -182,6 +189,7 @@ func main() {
 	flag.BoolVar(&compareSched, "compare-sched", false, "add a second router, its event loop always waiting through the Go scheduler (Config.SchedulerWait), as a fourth path in every round")
 	flag.StringVar(&perfRecordDir, "perf-record", "", "directory for a perf record -g of the proxy in each proxied run (<path>-<round>.data); it perturbs the throughput, so use it for profiles, not for the ratios")
 	flag.BoolVar(&pooledBackends, "pgbouncer-pooled", false, "keep PgBouncer's server connections (and so its backends, warm) across rounds, its default; otherwise every path of every round runs on new backends")
+	flag.StringVar(&sockmapModes, "sockmap", "", "comma-separated kernel-forwarding experiment paths added to every round (sockmap.go, needs -backend tcp): verdict, scan, half, parser (see sockmapModeDoc)")
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
 	flag.Parse()
 	if pooledBackends {
@@ -273,6 +281,22 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			port int
 		}{secondName(), schedPort})
 	}
+	nExtra := 0
+	for _, mode := range strings.Split(sockmapModes, ",") {
+		if mode == "" {
+			continue
+		}
+		sp, err := newSockmapProxy(backend, mode)
+		if err != nil {
+			return fmt.Errorf("sockmap %s: %w", mode, err)
+		}
+		defer sp.Close()
+		paths = append(paths, struct {
+			name string
+			port int
+		}{"sockmap-" + mode, sp.Port()})
+		nExtra++
+	}
 	loadStart := benchenv.LoadAvg()
 	started := time.Now().UTC()
 	var results []result
@@ -295,6 +319,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			var stopCount func() syscallCount
 			var cpu0, client0, server0, bouncer0 time.Duration
 			var busy0, idle0 time.Duration
+			var kthread0 map[string]time.Duration
 			var faults0 int64
 			perfRecord = ""
 			if perfRecordDir != "" && proxy != 0 {
@@ -306,9 +331,11 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				stopCount = countSyscalls(proxy)
 				cpu0, client0, server0, bouncer0 = benchenv.CPUTime(), benchenv.ChildrenCPU(), benchenv.ServerTreeCPU(node.PID()), benchenv.ServerCPU(bouncerPID)
 				busy0, idle0 = benchenv.MachineCPU()
+				kthread0 = kernelThreads()
 				faults0 = benchenv.ServerTreeFaults(node.PID())
 			})
 			busy1, idle1 := benchenv.MachineCPU()
+			kthreads := kernelThreadsSince(kthread0)
 			calls := syscallCount{}
 			if stopCount != nil {
 				calls = stopCount()
@@ -316,7 +343,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			// Backends are reaped a moment after pgbench disconnects.
 			time.Sleep(300 * time.Millisecond)
 			if err == nil {
-				if strings.HasPrefix(p.name, "router") {
+				if strings.HasPrefix(p.name, "router") || strings.HasPrefix(p.name, "sockmap-") {
 					res.cpuPerTxn = float64((benchenv.CPUTime() - cpu0).Microseconds()) / res.txns
 				}
 				if p.name == "pgbouncer" {
@@ -327,6 +354,8 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				res.clientCPU = float64((benchenv.ChildrenCPU() - client0).Microseconds()) / res.txns
 				res.serverCPU = float64((benchenv.ServerTreeCPU(node.PID()) - server0).Microseconds()) / res.txns
 				res.serverFaults = float64(benchenv.ServerTreeFaults(node.PID())-faults0) / res.txns
+				res.machineCPU = float64((busy1 - busy0).Microseconds()) / res.txns
+				res.kthreadCPU = float64(kthreads.Microseconds()) / res.txns
 				if all := busy1 - busy0 + idle1 - idle0; all > 0 {
 					res.idle = float64(idle1-idle0) / float64(all)
 				}
@@ -338,19 +367,27 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				return fmt.Errorf("%s round %d: %w", p.name, round, err)
 			}
 			res.path, res.round = p.name, round
-			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  pgbench %.1f  server %.1f (%.2f faults/txn)  idle %.0f%%  syscalls %.1f/txn (%s)\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.clientCPU, res.serverCPU, res.serverFaults, 100*res.idle, res.syscalls, res.syscallMix)
+			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  pgbench %.1f  server %.1f (%.2f faults/txn)  idle %.0f%%  machine %.1f µs/txn  kthreads %.1f  syscalls %.1f/txn (%s)\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.clientCPU, res.serverCPU, res.serverFaults, 100*res.idle, res.machineCPU, res.kthreadCPU, res.syscalls, res.syscallMix)
 			results = append(results, res)
 		}
 	}
-	var main, sched []result
+	var main, sched, extra []result
 	for _, r := range results {
-		if r.path == "router-sched" || r.path == "router-epoll" {
+		if strings.HasPrefix(r.path, "sockmap-") {
+			extra = append(extra, r)
+		} else if r.path == "router-sched" || r.path == "router-epoll" {
 			sched = append(sched, r)
 		} else {
 			main = append(main, r)
 		}
 	}
-	return report(out, note, main, sched, len(paths)-len(sched)/max(1, rounds), clients, threads, seconds, scale, started, loadStart, benchenv.LoadAvg())
+	if err := report(out, note, main, sched, len(paths)-nExtra-len(sched)/max(1, rounds), clients, threads, seconds, scale, started, loadStart, benchenv.LoadAvg()); err != nil {
+		return err
+	}
+	if len(extra) > 0 {
+		return sockmapReport(out, main, extra, len(paths)-nExtra-len(sched)/max(1, rounds))
+	}
+	return nil
 }
 
 // startPgBouncer runs PgBouncer 1.x in session mode in front of node's Unix socket (as the

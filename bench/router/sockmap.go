@@ -1,0 +1,567 @@
+package main
+
+// The sockmap experiment (-sockmap): is kernel forwarding of a session's steady state fast
+// enough to reach >= 0.9x direct on pgbench -S here? A minimal proxy relays the start-up in
+// user space until the backend's first ReadyForQuery, then puts both of its sockets in an
+// eBPF SOCKHASH whose SK_SKB verdict program redirects every byte (or, in parser mode, every
+// PostgreSQL message framed by a stream parser: 1 type byte + 4-byte big-endian length) to
+// the egress of the peer socket. User space then only waits for either side's end.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/borealisdb/borealis/bench/internal/benchenv"
+)
+
+// sockmapModes are the experiment's variants.
+var sockmapModeDoc = map[string]string{
+	"verdict": "one SK_SKB verdict per skb as it arrives (BPF_SK_SKB_VERDICT) redirects it to the peer socket's egress: the ceiling, nothing looked at",
+	"scan":    "the same verdict, which first walks the PostgreSQL message headers in the skb (a bounded loop of bpf_skb_load_bytes, the framing carried across skbs in a per-socket map value) and records the last ReadyForQuery status there: the framing a router needs, in the kernel",
+	"half":    "only the backend-to-client direction is redirected; the client's messages pass up to the proxy's own socket and a goroutine writes them to the backend (a router that reads every request itself, to see SET/RESET/DISCARD)",
+	"parser":  "a stream parser frames messages first (BPF_SK_SKB_STREAM_PARSER + STREAM_VERDICT): stalls on 6.18 once an skb carries more than one message (the parser program sees the skb from its start, not the message's offset), so not measured",
+}
+
+// sockmapProxy is the experiment's proxy: one listener, one SOCKHASH for every session.
+type sockmapProxy struct {
+	mode    string
+	backend string // "host:port" (a Unix socket cannot be redirected to on 6.18)
+	l       net.Listener
+	sockets *ebpf.Map // SOCKHASH: socket cookie -> socket
+	// peer: socket cookie -> sockState (the peer socket's cookie, the framing, the last
+	// ReadyForQuery status). A socket without an entry passes its data up.
+	peer   *ebpf.Map
+	progs  []*ebpf.Program
+	attach []ebpf.AttachType
+	wg     sync.WaitGroup
+}
+
+// sockState is a peer map value.
+type sockState struct {
+	Peer   uint64
+	Left   uint32 // bytes of the current message still to come in later skbs
+	Status uint32 // the last ReadyForQuery status seen ('I', 'T', 'E'), 0 before any
+}
+
+// newSockmapProxy loads the mode's programs and attaches them to a new SOCKHASH.
+func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
+	if _, ok := sockmapModeDoc[mode]; !ok {
+		return nil, fmt.Errorf("sockmap mode %q: want verdict, scan, half or parser", mode)
+	}
+	p := &sockmapProxy{mode: mode, backend: backend}
+	var err error
+	p.sockets, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_socks", Type: ebpf.SockHash, KeySize: 8, ValueSize: 8, MaxEntries: 4096})
+	if err != nil {
+		return nil, fmt.Errorf("sockhash: %w", err)
+	}
+	p.peer, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_peer", Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: 4096})
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("peer map: %w", err)
+	}
+	insns := redirectToPeer(p.sockets, p.peer)
+	if mode == "scan" {
+		insns = scanAndRedirect(p.sockets, p.peer)
+	}
+	verdict, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bor_verdict", Type: ebpf.SkSKB, License: "GPL", Instructions: insns})
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("verdict program: %w", err)
+	}
+	p.progs = append(p.progs, verdict)
+	if mode == "parser" {
+		pp, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bor_parser", Type: ebpf.SkSKB, License: "GPL", Instructions: pgMessageLength()})
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("parser program: %w", err)
+		}
+		p.progs = append(p.progs, pp)
+		for i, at := range []ebpf.AttachType{ebpf.AttachSkSKBStreamVerdict, ebpf.AttachSkSKBStreamParser} {
+			if err := link.RawAttachProgram(link.RawAttachProgramOptions{Target: p.sockets.FD(), Program: p.progs[i], Attach: at}); err != nil {
+				p.Close()
+				return nil, fmt.Errorf("attach %v: %w", at, err)
+			}
+			p.attach = append(p.attach, at)
+		}
+	} else {
+		if err := link.RawAttachProgram(link.RawAttachProgramOptions{Target: p.sockets.FD(), Program: verdict, Attach: ebpf.AttachSkSKBVerdict}); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("attach sk_skb verdict: %w", err)
+		}
+		p.attach = append(p.attach, ebpf.AttachSkSKBVerdict)
+	}
+	p.l, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	go p.serve()
+	return p, nil
+}
+
+// redirectToPeer: cookie := bpf_get_socket_cookie(skb); st := lookup(peer, cookie); no
+// entry: SK_PASS (to the socket's own queue); else bpf_sk_redirect_hash(skb, socks,
+// &st.Peer, 0) (0: the peer's egress).
+func redirectToPeer(socks, peer *ebpf.Map) asm.Instructions {
+	return append(lookupOwnState(peer), redirectOrPass(socks)...)
+}
+
+// redirectOrPass: at "redirect", bpf_sk_redirect_hash(skb = r6, socks, &state.Peer = r7, 0)
+// (0: the peer's egress); at "pass", SK_PASS.
+func redirectOrPass(socks *ebpf.Map) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R3, asm.R7).WithSymbol("redirect"),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.LoadMapPtr(asm.R2, socks.FD()),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnSkRedirectHash.Call(),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, 1).WithSymbol("pass"), // SK_PASS
+		asm.Return(),
+	}
+}
+
+// lookupOwnState: r6 = skb, r7 = this socket's sockState; to "pass" when it has none.
+func lookupOwnState(peer *ebpf.Map) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.FnGetSocketCookie.Call(),
+		asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
+		asm.LoadMapPtr(asm.R1, peer.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -8),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.Mov.Reg(asm.R7, asm.R0),
+	}
+}
+
+// maxScan bounds the message headers one skb's walk looks at; an skb with more passes up.
+const maxScan = 64
+
+// scanAndRedirect walks the message headers of the skb from where the last skb's message
+// ended (sockState.Left), recording a ReadyForQuery's status, and redirects the skb to the
+// peer. A header split across two skbs, more than maxScan headers or a length below 4 pass
+// the skb up (SK_PASS): the experiment's proxy does not handle them (pgbench -S never sends
+// them); a router would take the session back to user space there.
+func scanAndRedirect(socks, peer *ebpf.Map) asm.Instructions {
+	insns := lookupOwnState(peer)
+	insns = append(insns,
+		asm.LoadMem(asm.R9, asm.R6, 0, asm.Word), // skb->len
+		asm.LoadMem(asm.R8, asm.R7, 8, asm.Word), // pos := Left
+		asm.JGT.Reg(asm.R9, asm.R8, "walk"),
+		// The whole skb is the middle of a message.
+		asm.Sub.Reg(asm.R8, asm.R9),
+		asm.StoreMem(asm.R7, 8, asm.R8, asm.Word),
+		asm.Ja.Label("redirect"),
+		asm.Mov.Imm(asm.R1, 0).WithSymbol("walk"),
+		asm.StoreMem(asm.RFP, -32, asm.R1, asm.DWord), // headers seen
+		// loop: while pos+5 <= len
+		asm.Mov.Reg(asm.R2, asm.R8).WithSymbol("loop"),
+		asm.Add.Imm(asm.R2, 5),
+		asm.JGT.Reg(asm.R2, asm.R9, "end"),
+		asm.LoadMem(asm.R1, asm.RFP, -32, asm.DWord),
+		asm.JGE.Imm(asm.R1, maxScan, "pass"),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.RFP, -32, asm.R1, asm.DWord),
+		// The 5-byte header at fp-9: the length lands aligned at fp-8.
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R2, asm.R8),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -9),
+		asm.Mov.Imm(asm.R4, 5),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R3, asm.RFP, -8, asm.Word), // the length, big-endian
+		asm.HostTo(asm.BE, asm.R3, asm.Word),
+		asm.JLT.Imm(asm.R3, 4, "pass"),
+		asm.LoadMem(asm.R2, asm.RFP, -9, asm.Byte), // the type
+		asm.JNE.Imm(asm.R2, 'Z', "next"),
+		asm.JNE.Imm(asm.R3, 5, "pass"),
+		asm.Mov.Reg(asm.R2, asm.R8),
+		asm.Add.Imm(asm.R2, 6),
+		asm.JGT.Reg(asm.R2, asm.R9, "pass"), // the status byte is in the next skb
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R2, asm.R8),
+		asm.Add.Imm(asm.R2, 5),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -24),
+		asm.Mov.Imm(asm.R4, 1),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R1, asm.RFP, -24, asm.Byte),
+		asm.StoreMem(asm.R7, 12, asm.R1, asm.Word),
+		asm.Mov.Imm(asm.R3, 5),
+		asm.Add.Reg(asm.R8, asm.R3).WithSymbol("next"), // pos += 1 + length
+		asm.Add.Imm(asm.R8, 1),
+		asm.Ja.Label("loop"),
+		// end: pos < len is a header split across skbs; pos >= len leaves pos-len to come.
+		asm.JLT.Reg(asm.R8, asm.R9, "pass").WithSymbol("end"),
+		asm.Sub.Reg(asm.R8, asm.R9),
+		asm.StoreMem(asm.R7, 8, asm.R8, asm.Word),
+	)
+	insns = append(insns, redirectOrPass(socks)...)
+	return insns
+}
+
+// pgMessageLength is the stream parser: a PostgreSQL message is its type byte plus the
+// big-endian length at offset 1 (which counts itself); 0 (wait for more) until the header is
+// there, and an error for a length below 4.
+func pgMessageLength() asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // __sk_buff.len
+		asm.JGE.Imm(asm.R2, 5, "header"),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+		asm.Mov.Imm(asm.R2, 1).WithSymbol("header"),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -8),
+		asm.Mov.Imm(asm.R4, 4),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JEq.Imm(asm.R0, 0, "loaded"),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+		asm.LoadMem(asm.R0, asm.RFP, -8, asm.Word).WithSymbol("loaded"),
+		asm.HostTo(asm.BE, asm.R0, asm.Word),
+		asm.JLT.Imm(asm.R0, 4, "bad"),
+		asm.Add.Imm(asm.R0, 1),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, -22).WithSymbol("bad"), // -EINVAL: strparser aborts the stream
+		asm.Return(),
+	}
+}
+
+func (p *sockmapProxy) Port() int { return p.l.Addr().(*net.TCPAddr).Port }
+
+func (p *sockmapProxy) Close() {
+	if p.l != nil {
+		p.l.Close()
+	}
+	p.wg.Wait()
+	for i, at := range p.attach {
+		_ = link.RawDetachProgram(link.RawDetachProgramOptions{Target: p.sockets.FD(), Program: p.progs[min(i, len(p.progs)-1)], Attach: at})
+	}
+	for _, pr := range p.progs {
+		pr.Close()
+	}
+	if p.sockets != nil {
+		p.sockets.Close()
+	}
+	if p.peer != nil {
+		p.peer.Close()
+	}
+}
+
+func (p *sockmapProxy) serve() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.session(c)
+		}()
+	}
+}
+
+func (p *sockmapProxy) dial() (net.Conn, error) {
+	if len(p.backend) > 0 && p.backend[0] == '/' {
+		return net.Dial("unix", p.backend)
+	}
+	return net.Dial("tcp", p.backend)
+}
+
+func rawFD(c net.Conn) (int, error) {
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	err = rc.Control(func(f uintptr) { fd = int(f) })
+	return fd, err
+}
+
+// cookie is SO_COOKIE of c's socket.
+func cookie(fd int) (uint64, error) {
+	return unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
+}
+
+// session relays the start-up (the client's StartupMessage, then the backend's answers, trust
+// authentication) until the backend's first ReadyForQuery, puts both sockets in the map
+// before passing that ReadyForQuery on (so the client's first query finds them there), and
+// waits for either side to end.
+func (p *sockmapProxy) session(client net.Conn) {
+	defer client.Close()
+	backend, err := p.dial()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sockmap: dial:", err)
+		return
+	}
+	defer backend.Close()
+	var startup []byte
+	for startup == nil {
+		var hdr [8]byte
+		if _, err := io.ReadFull(client, hdr[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint32(hdr[:]))
+		if n < 8 || n > 10000 {
+			return
+		}
+		if code := binary.BigEndian.Uint32(hdr[4:]); n == 8 && (code == 80877103 || code == 80877104) {
+			// SSLRequest, GSSENCRequest: no.
+			if _, err := client.Write([]byte{'N'}); err != nil {
+				return
+			}
+			continue
+		}
+		startup = make([]byte, n)
+		copy(startup, hdr[:])
+		if _, err := io.ReadFull(client, startup[8:]); err != nil {
+			return
+		}
+	}
+	if _, err := backend.Write(startup); err != nil {
+		return
+	}
+	// Backend messages until ReadyForQuery.
+	var buf []byte
+	tmp := make([]byte, 8192)
+	for ready := false; !ready; {
+		k, err := backend.Read(tmp)
+		if err != nil {
+			return
+		}
+		buf = append(buf, tmp[:k]...)
+		for pos := 0; pos+5 <= len(buf); {
+			l := int(binary.BigEndian.Uint32(buf[pos+1:]))
+			if pos+1+l > len(buf) {
+				break
+			}
+			if buf[pos] == 'Z' && pos+1+l == len(buf) {
+				ready = true
+			}
+			pos += 1 + l
+		}
+	}
+	cfd, err := rawFD(client)
+	if err != nil {
+		return
+	}
+	bfd, err := rawFD(backend)
+	if err != nil {
+		return
+	}
+	cc, err1 := cookie(cfd)
+	bc, err2 := cookie(bfd)
+	if err1 != nil || err2 != nil {
+		fmt.Fprintln(os.Stderr, "sockmap: SO_COOKIE:", err1, err2)
+		return
+	}
+	if err := p.sockets.Update(cc, uint64(cfd), ebpf.UpdateAny); err != nil {
+		fmt.Fprintln(os.Stderr, "sockmap: client socket:", err)
+		return
+	}
+	defer p.sockets.Delete(cc)
+	if err := p.sockets.Update(bc, uint64(bfd), ebpf.UpdateAny); err != nil {
+		fmt.Fprintln(os.Stderr, "sockmap: backend socket:", err)
+		return
+	}
+	defer p.sockets.Delete(bc)
+	if p.mode != "half" {
+		_ = p.peer.Update(cc, sockState{Peer: bc}, ebpf.UpdateAny)
+	}
+	_ = p.peer.Update(bc, sockState{Peer: cc}, ebpf.UpdateAny)
+	defer p.peer.Delete(cc)
+	defer p.peer.Delete(bc)
+	if _, err := client.Write(buf); err != nil {
+		return
+	}
+	// Nothing reaches these sockets' own queues any more (everything is redirected) but
+	// their end. Reading them (or polling them for input) would wake this process for every
+	// redirected skb: the psock's data_ready calls the socket's own after each verdict. So
+	// the wait is for EPOLLRDHUP and errors only, which those wake-ups do not match (the
+	// sockets leave the Go runtime's poller); half reads the client, whose messages pass up.
+	// The sockets also leave the Go runtime's poller, whose epoll would be woken the same
+	// way: the descriptors are duplicated (blocking) and the net.Conns closed.
+	bdup, err := detach(backend)
+	if err != nil {
+		return
+	}
+	defer unix.Close(bdup)
+	if p.mode == "half" {
+		go func() {
+			_, _ = io.Copy(fdWriter(bdup), struct{ io.Reader }{client})
+			_ = unix.Shutdown(bdup, unix.SHUT_RDWR)
+		}()
+		waitHangUp(bdup)
+		return
+	}
+	cdup, err := detach(client)
+	if err != nil {
+		return
+	}
+	defer unix.Close(cdup)
+	waitHangUp(cdup, bdup)
+}
+
+// detach duplicates c's descriptor, blocking, and closes c (its socket lives on).
+func detach(c net.Conn) (int, error) {
+	fd, err := rawFD(c)
+	if err != nil {
+		return -1, err
+	}
+	d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	c.Close()
+	return d, unix.SetNonblock(d, false)
+}
+
+// fdWriter writes to a blocking descriptor.
+type fdWriter int
+
+func (w fdWriter) Write(b []byte) (int, error) {
+	done := 0
+	for done < len(b) {
+		k, err := unix.Write(int(w), b[done:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return done, err
+		}
+		done += k
+	}
+	return done, nil
+}
+
+// waitHangUp blocks until either socket is shut down by its peer or fails.
+func waitHangUp(fds ...int) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return
+	}
+	defer unix.Close(ep)
+	for _, fd := range fds {
+		_ = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLRDHUP, Fd: int32(fd)})
+	}
+	ev := make([]unix.EpollEvent, len(fds))
+	for {
+		n, err := unix.EpollWait(ep, ev, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n > 0 {
+			return
+		}
+	}
+}
+
+// sockmapReport appends the experiment's paths to the report: per round, each path's TPS
+// against direct and the router in the same round, and the whole machine's busy CPU per
+// transaction (the sockmap's forwarding runs in softirqs and kworkers, outside this process).
+func sockmapReport(out string, main, extra []result, per int) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## Kernel forwarding experiment (`-sockmap`, bench/router/sockmap.go)\n\n")
+	fmt.Fprintf(&b, "A minimal proxy relays the start-up in user space, then puts both of a session's sockets in an eBPF SOCKHASH whose SK_SKB program redirects everything to the peer socket's egress: the paths:\n\n")
+	for _, m := range []string{"verdict", "scan", "half", "parser"} {
+		fmt.Fprintf(&b, "- `%s`: %s\n", m, sockmapModeDoc[m])
+	}
+	fmt.Fprintf(&b, "\nMachine CPU is the whole machine's busy time per transaction (/proc/stat), which counts the kernel's forwarding wherever it runs.\n\n")
+	fmt.Fprintf(&b, "| round | path | TPS | /direct | /router | p50 / p99 ms | CPU µs/txn: pgbench + server + proxy + kernel threads (path / direct / router) | CPU-derived /direct (path / router) | machine CPU µs/txn (path / direct / router) |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	ratios := map[string][]float64{}
+	var names []string
+	for _, x := range extra {
+		i := (x.round - 1) * per
+		if i+1 >= len(main) {
+			continue
+		}
+		d, r := main[i], main[i+1]
+		if _, ok := ratios[x.path]; !ok {
+			names = append(names, x.path)
+		}
+		ratios[x.path] = append(ratios[x.path], x.tps/d.tps)
+		ratios[x.path+"/router"] = append(ratios[x.path+"/router"], x.tps/r.tps)
+		xc, dc, rc := x.clientCPU+x.serverCPU+x.cpuPerTxn+x.kthreadCPU, d.clientCPU+d.serverCPU+d.kthreadCPU, r.clientCPU+r.serverCPU+r.cpuPerTxn+r.kthreadCPU
+		ratios[x.path+"/cpu"] = append(ratios[x.path+"/cpu"], dc/xc)
+		ratios["router/cpu"] = append(ratios["router/cpu"], dc/rc)
+		fmt.Fprintf(&b, "| %d | %s | %.0f | %.2f | %.2f | %.3f / %.3f | %.1f / %.1f / %.1f | %.2f / %.2f | %.1f / %.1f / %.1f |\n", x.round, x.path, x.tps, x.tps/d.tps, x.tps/r.tps, x.p50, x.p99, xc, dc, rc, dc/xc, dc/rc, x.machineCPU, d.machineCPU, r.machineCPU)
+	}
+	b.WriteString("\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "**%s:** median %s/direct **%.2f×** measured, **%.2f×** CPU-derived (the router's %.2f×); %s/router **%.2f×** measured.  \n", n, n, benchenv.Median(ratios[n]), benchenv.Median(ratios[n+"/cpu"]), benchenv.Median(ratios["router/cpu"]), n, benchenv.Median(ratios[n+"/router"]))
+	}
+	f, err := os.OpenFile(out, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString(b.String())
+	fmt.Print(b.String())
+	return err
+}
+
+// kernelThreads is the CPU time of each of the kernel's worker threads (kworker*,
+// ksoftirqd*), by pid: a sockmap redirect is sent from the target socket's psock work item,
+// and softirqs deferred under load run in ksoftirqd, so neither is charged to pgbench, the
+// server or the proxy.
+func kernelThreads() map[string]time.Duration {
+	dirs, _ := os.ReadDir("/proc")
+	out := map[string]time.Duration{}
+	for _, d := range dirs {
+		pid := d.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		comm := s[open+1 : end]
+		if !strings.HasPrefix(comm, "kworker") && !strings.HasPrefix(comm, "ksoftirqd") {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) > 12 { // fields 14 and 15 of stat: utime, stime
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			out[pid+" "+comm] = time.Duration(u+st) * 10 * time.Millisecond
+		}
+	}
+	return out
+}
+
+// kernelThreadsSince is the CPU the kernel's worker threads used since before, counting
+// only threads alive at both ends (worker pools come and go).
+func kernelThreadsSince(before map[string]time.Duration) time.Duration {
+	var d time.Duration
+	for k, v := range kernelThreads() {
+		if b, ok := before[k]; ok && v > b {
+			d += v - b
+		}
+	}
+	return d
+}
