@@ -114,6 +114,9 @@ type adminPool struct {
 	mu       sync.Mutex
 	idle     []*pgconn.PgConn
 	failedAt time.Time
+	// hba and hbaAt are the node's pg_hba rules and when they were read (authhba.go).
+	hba   []hbaRule
+	hbaAt time.Time
 }
 
 func (a *routerAuth) pool(private string) *adminPool {
@@ -149,19 +152,20 @@ func (a *routerAuth) close() {
 	}
 }
 
-// lookup runs loginSQL on an admin connection to the node at private.
-func (r *Router) lookupLogin(ctx context.Context, private, user, db string) (loginInfo, error) {
+// lookupLogin runs loginSQL on an admin connection to the node at private, and returns the
+// node's pg_hba rules too (read again when older than hbaCacheFor).
+func (r *Router) lookupLogin(ctx context.Context, private, user, db string) (loginInfo, []hbaRule, error) {
 	p := r.auth.pool(private)
 	p.mu.Lock()
 	recent := time.Since(p.failedAt) < adminRetryAfter
 	p.mu.Unlock()
 	if recent {
-		return loginInfo{}, errors.New("the node's admin connection failed less than a second ago")
+		return loginInfo{}, nil, errors.New("the node's admin connection failed less than a second ago")
 	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		return loginInfo{}, ctx.Err()
+		return loginInfo{}, nil, ctx.Err()
 	}
 	defer func() { <-p.slots }()
 	// An idle connection may have died with its node (a restart): one more try on a new one.
@@ -179,10 +183,24 @@ func (r *Router) lookupLogin(ctx context.Context, private, user, db string) (log
 				p.mu.Lock()
 				p.failedAt = time.Now()
 				p.mu.Unlock()
-				return loginInfo{}, err
+				return loginInfo{}, nil, err
 			}
 		}
-		info, err := queryLogin(ctx, conn, user, db)
+		p.mu.Lock()
+		rules, stale := p.hba, time.Since(p.hbaAt) > hbaCacheFor
+		p.mu.Unlock()
+		var err error
+		if stale {
+			if rules, err = queryHBA(ctx, conn); err == nil {
+				p.mu.Lock()
+				p.hba, p.hbaAt = rules, time.Now()
+				p.mu.Unlock()
+			}
+		}
+		var info loginInfo
+		if err == nil {
+			info, err = queryLogin(ctx, conn, user, db)
+		}
 		if err == nil {
 			r.auth.mu.Lock()
 			closed := r.auth.closed
@@ -194,11 +212,11 @@ func (r *Router) lookupLogin(ctx context.Context, private, user, db string) (log
 				p.idle = append(p.idle, conn)
 				p.mu.Unlock()
 			}
-			return info, nil
+			return info, rules, nil
 		}
 		_ = conn.Close(context.Background())
 		if fresh || attempt > 0 || ctx.Err() != nil {
-			return loginInfo{}, err
+			return loginInfo{}, nil, err
 		}
 	}
 }
@@ -330,14 +348,22 @@ func (r *Router) authenticateInRouter(ctx context.Context, client net.Conn, addr
 		db = user
 	}
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
-	info, err := r.lookupLogin(lctx, private, user, db)
+	info, rules, err := r.lookupLogin(lctx, private, user, db)
 	cancel()
 	if err != nil {
 		r.auth.relayed.Add(1)
 		return false, nil
 	}
-	var cred scram.StoredCredentials
+	// pg_hba as the relayed path would meet it (authhba.go): SCRAM, or md5, which PostgreSQL
+	// runs as SCRAM for a role with a SCRAM verifier; its mock exchange for a missing or
+	// expired role is SCRAM for sure only under scram-sha-256.
+	method, known := hbaMethod(rules, addr, user, db)
 	mock := !info.roleExists || info.expired
+	if !known || !(method == "scram-sha-256" || method == "md5" && !mock) {
+		r.auth.relayed.Add(1)
+		return false, nil
+	}
+	var cred scram.StoredCredentials
 	if mock {
 		cred = r.auth.mockCredentials(user)
 	} else if cred, err = parseVerifier(info.verifier); err != nil {

@@ -248,6 +248,37 @@ func TestAuthInRouter(t *testing.T) {
 		srv.Exec("postgres", "ALTER ROLE alice PASSWORD 'wonderland'")
 	})
 
+	t.Run("PgHba", func(t *testing.T) {
+		// The node's pg_hba decides for pooled logins too: a rule before the SCRAM line that
+		// rejects or trusts a role hands its logins to a backend, which applies it.
+		srv.Exec("postgres", "CREATE ROLE frank LOGIN PASSWORD 'furter'")
+		srv.Exec("postgres", "CREATE ROLE gina LOGIN PASSWORD 'tonic'")
+		edited := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all frank 127.0.0.1/32 reject\n" +
+			"hostnossl postgres gina 127.0.0.0/8 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+		setHBA := func(content string) {
+			if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			srv.Exec("postgres", "SELECT pg_reload_conf()")
+			time.Sleep(hbaCacheFor + 100*time.Millisecond)
+		}
+		setHBA(edited)
+		defer setHBA(hba)
+		_, err := pgx.Connect(ctx, url("frank", "furter", "postgres"))
+		wantPgError(t, err, "28000", `pg_hba.conf rejects connection for host "127.0.0.1", user "frank", database "postgres", no encryption`)
+		if res := nextResult(t, results); res.handled {
+			t.Fatal("a role pg_hba rejects was authenticated in the router")
+		}
+		connect(t, url("gina", "not-her-password", "postgres")) // trusted by pg_hba
+		if res := nextResult(t, results); res.handled {
+			t.Fatal("a role pg_hba trusts was authenticated in the router")
+		}
+		connect(t, url("alice", "wonderland", "postgres"))
+		if res := nextResult(t, results); !res.handled || res.err != nil {
+			t.Fatalf("alice under the edited pg_hba: handled=%v err=%v", res.handled, res.err)
+		}
+	})
+
 	t.Run("NotHandled", func(t *testing.T) {
 		for _, tc := range []struct {
 			name   string
