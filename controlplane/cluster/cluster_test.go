@@ -40,14 +40,13 @@ func newManager(t *testing.T, home string) *Manager {
 // idle session whose backend died (crash replay), waits for a node.
 func newManagerHolding(t *testing.T, home string, hold time.Duration) *Manager {
 	t.Helper()
-	st, err := store.Open(filepath.Join(home, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: hold})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return newManagerWith(t, home, Options{HoldTimeout: hold})
+}
+
+// newManagerWith is newManager with opts (its Home, Store and Logf are filled in).
+func newManagerWith(t *testing.T, home string, opts Options) *Manager {
+	t.Helper()
+	m, st := openManager(t, home, opts)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -55,6 +54,23 @@ func newManagerHolding(t *testing.T, home string, hold time.Duration) *Manager {
 		st.Close()
 	})
 	return m
+}
+
+// openManager opens a store and a Manager in home with opts (its Home, Store and Logf filled
+// in); closing both is the caller's.
+func openManager(t *testing.T, home string, opts Options) (*Manager, *store.Store) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(home, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Home, opts.Store, opts.Logf = home, st, t.Logf
+	m, err := NewManager(opts)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	return m, st
 }
 
 func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
@@ -396,14 +412,7 @@ func (m *Manager) mustDescribe(t *testing.T, name string) Description {
 func TestRestartedManagerAdoptsRunningNodes(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	home := newHome(t)
-	st, err := store.Open(filepath.Join(home, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, st := openManager(t, home, Options{})
 	if _, err := first.Create(CreateInput{MasterUserInput: testMaster, Name: "solo", Readers: 1}); err != nil {
 		t.Fatal(err)
 	}

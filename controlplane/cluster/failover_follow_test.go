@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,21 +30,7 @@ import (
 //     writer's rows.
 func TestReaderThatCannotFollowIsRepaired(t *testing.T) {
 	pgtest.RequireInstalled(t)
-	home := newHome(t)
-	st, err := store.Open(filepath.Join(home, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: 20 * time.Second, FollowBound: 6 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		m.Close(ctx, true)
-		st.Close()
-	})
+	m := newManagerWith(t, newHome(t), Options{HoldTimeout: 20 * time.Second, FollowBound: 6 * time.Second})
 	// A long grace period: nothing here needs the writer judged by its probes (the failover
 	// below is a removed data directory, promoted at once), and a writer starved by other
 	// work on the machine (the tests run at nice 19 beside benchmarks) must not be failed over

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/borealisdb/borealis/controlplane/paramgroup"
-	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -278,21 +276,7 @@ func TestParameterGroupsOnRealNodes(t *testing.T) {
 // gets the retryable 57P01 and the node restarts with the value.
 func TestStaticParameterForcedAfterTimeout(t *testing.T) {
 	pgtest.RequireInstalled(t)
-	home := newHome(t)
-	st, err := store.Open(filepath.Join(home, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: 20 * time.Second, ScalingTimeout: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		m.Close(ctx, true)
-		st.Close()
-	})
+	m := newManagerWith(t, newHome(t), Options{HoldTimeout: 20 * time.Second, ScalingTimeout: 3 * time.Second})
 	if _, err := m.ParamGroups().Create("st", "", ""); err != nil {
 		t.Fatal(err)
 	}

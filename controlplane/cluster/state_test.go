@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
@@ -397,21 +396,7 @@ func TestRebootMovesSessions(t *testing.T) {
 // bind is not "available" until it can.
 func TestEndpointPorts(t *testing.T) {
 	pgtest.RequireInstalled(t)
-	home := newHome(t)
-	st, err := store.Open(filepath.Join(home, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewManager(Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: 5 * time.Second, APIPort: 48433})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		m.Close(ctx, true)
-		st.Close()
-	})
+	m := newManagerWith(t, newHome(t), Options{HoldTimeout: 5 * time.Second, APIPort: 48433})
 	for _, in := range []CreateInput{{Name: "clash", Port: 48433}, {Name: "clash", ReaderPort: 48433}} {
 		var fe *FieldError
 		if _, err := m.Create(in); !errors.As(err, &fe) || !strings.Contains(err.Error(), "API") {
