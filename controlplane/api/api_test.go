@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/cluster/clustertest"
 	"github.com/borealisdb/borealis/controlplane/metrics"
-	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -45,28 +45,8 @@ func (c apiClient) do(method, path, body string) (int, []byte) {
 
 func startAPI(t *testing.T) (apiClient, *cluster.Manager) {
 	t.Helper()
-	home, err := os.MkdirTemp("", "borealis-api-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(home) })
-	if err := cluster.PrepareHome(home); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(home, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		m.Close(ctx, true)
-		st.Close()
-	})
+	home := clustertest.NewHome(t, "borealis-api-")
+	m := clustertest.NewManager(t, home, cluster.Options{})
 	token, err := LoadOrCreateToken(filepath.Join(home, "api-token"))
 	if err != nil {
 		t.Fatal(err)

@@ -18,25 +18,12 @@ import (
 
 	"github.com/borealisdb/borealis/controlplane/cgroup"
 	. "github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/cluster/clustertest"
 	"github.com/borealisdb/borealis/controlplane/scaling"
 	"github.com/borealisdb/borealis/controlplane/store"
 	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
-
-// newHome makes a control-plane home the server user can enter, removed after the test.
-func newHome(t *testing.T) string {
-	t.Helper()
-	home, err := os.MkdirTemp("", "borealis-cap-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := PrepareHome(home); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(home) })
-	return home
-}
 
 func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
 	t.Helper()
@@ -74,23 +61,10 @@ var homes sync.Map // *Manager -> string
 
 func newCapManager(t *testing.T, mut func(*Options)) *Manager {
 	t.Helper()
-	home := newHome(t)
-	st, err := store.Open(filepath.Join(home, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{Home: home, Store: st, Logf: t.Logf, HoldTimeout: 60 * time.Second, EnforceCapacity: true, Autoscale: true}
+	home := clustertest.NewHome(t, "borealis-cap-")
+	opts := Options{HoldTimeout: 60 * time.Second, EnforceCapacity: true, Autoscale: true}
 	mut(&opts)
-	m, err := NewManager(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		m.Close(ctx, true)
-		st.Close()
-	})
+	m := clustertest.NewManager(t, home, opts)
 	if e := m.Enforcement(); os.Geteuid() == 0 && !e.Enforced {
 		t.Fatalf("running as root, but capacity is not enforced: %s", e.Reason)
 	}

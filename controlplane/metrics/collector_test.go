@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -17,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/borealisdb/borealis/controlplane/cluster"
-	"github.com/borealisdb/borealis/controlplane/store"
+	"github.com/borealisdb/borealis/controlplane/cluster/clustertest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -26,26 +24,9 @@ import (
 func TestMetricsOfARunningCluster(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	t.Setenv(cluster.AutoPauseFloorEnv, "1")
-	home, err := os.MkdirTemp("", "borealis-metrics-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(home)
-	if err := cluster.PrepareHome(home); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(home, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	m, err := cluster.NewManager(cluster.Options{Home: home, Store: st, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := clustertest.NewManager(t, clustertest.NewHome(t, "borealis-metrics-"), cluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	defer m.Close(context.Background(), true)
 	if _, err := m.Create(cluster.CreateInput{MasterUserInput: cluster.MasterUserInput{MasterUsername: "borealis", MasterUserPassword: "metrics-test-pw"}, Name: "metered", Readers: 1, MinCapacity: 2, MaxCapacity: 8}); err != nil {
 		t.Fatal(err)
 	}
