@@ -1,33 +1,21 @@
 package hnsw
 
 import (
-	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 )
 
 // clusteredGraph builds a single-threaded graph of n clustered vectors (the
 // data shape of the SQL tests).
 func clusteredGraph(t *testing.T, n, dims int, metric Metric, seed uint64) *Index {
 	t.Helper()
-	r := rand.New(rand.NewPCG(seed, 7))
-	centres := make([][]float32, 30)
-	for c := range centres {
-		centres[c] = make([]float32, dims)
-		for i := range centres[c] {
-			centres[c][i] = float32(r.NormFloat64())
-		}
-	}
 	x, err := New(dims, metric, Options{M: 16, EfConstruction: 64, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k := range n {
-		c := centres[r.IntN(len(centres))]
-		v := make([]float32, dims)
-		for i := range v {
-			v[i] = c[i] + float32(0.35*r.NormFloat64())
-		}
+	for k, v := range hnswtest.Clustered(n, dims, 30, seed) {
 		if err := x.Add(uint32(k), v); err != nil {
 			t.Fatal(err)
 		}

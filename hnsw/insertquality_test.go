@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 )
 
 // Graph quality under concurrent inserts, the way the extension inserts (pgext/src/hnswinsert.c):
@@ -27,29 +29,6 @@ import (
 // The pages are kept here as plain lists per element, so the graph a crash would leave (rebuilt
 // from the pages) can be measured too. Between the phases each simulated backend may yield or
 // sleep, from a seeded generator, so that others' inserts interleave at every step.
-
-// pgClustered is pgext's test data generator (pgext/hnsw_helpers_test.go), kept identical so that
-// this test measures the vectors TestHNSWKill9DuringInserts inserts.
-func pgClustered(n, dims, clusters int, seed uint64) [][]float32 {
-	r := rand.New(rand.NewPCG(seed, 7))
-	centres := make([][]float32, clusters)
-	for c := range centres {
-		centres[c] = make([]float32, dims)
-		for i := range centres[c] {
-			centres[c][i] = float32(r.NormFloat64())
-		}
-	}
-	out := make([][]float32, n)
-	for k := range out {
-		c := centres[r.IntN(clusters)]
-		v := make([]float32, dims)
-		for i := range v {
-			v[i] = c[i] + float32(0.35*r.NormFloat64())
-		}
-		out[k] = v
-	}
-	return out
-}
 
 // simPages stands for the index's neighbour pages: per element, every layer's list as the last
 // page write left it.
@@ -411,7 +390,7 @@ func TestConcurrentInsertsKeepGraphQuality(t *testing.T) {
 		data   [][]float32
 		metric Metric
 	}{
-		{"pgext-clustered-24-cosine", pgClustered(20000, 24, 16, 3)[:4000], Cosine},
+		{"pgext-clustered-24-cosine", hnswtest.Clustered(20000, 24, 16, 3)[:4000], Cosine},
 		{"sift5k-128-l2", sift[:3000], L2},
 	} {
 		for seed := range uint64(1) {
@@ -461,7 +440,7 @@ func BenchmarkReconnectSkipSweep(t *testing.B) {
 	if p, err := strconv.ParseFloat(os.Getenv("BOREALIS_SWEEP_PAUSE"), 64); err == nil {
 		pause = p
 	}
-	data, metric := pgClustered(20000, 24, 16, 3)[:n], Cosine
+	data, metric := hnswtest.Clustered(20000, 24, 16, 3)[:n], Cosine
 	if os.Getenv("BOREALIS_SWEEP_DATA") == "sift" {
 		sift, _ := loadSIFT5k(t)
 		data, metric = sift[:min(n, len(sift))], L2

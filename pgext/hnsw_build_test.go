@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -20,7 +21,7 @@ func TestHNSWBuildCancelInEveryPhase(t *testing.T) {
 	s := pgtest.Start(t, pgtest.Options{Preload: true, Extension: true})
 	setup := s.Connect("postgres")
 	const n, dims = 3000, 32
-	loadVectors(t, setup, "docs", dims, clustered(n, dims, 10, 8), 1)
+	loadVectors(t, setup, "docs", dims, hnswtest.Clustered(n, dims, 10, 8), 1)
 
 	for _, tc := range []struct {
 		phase   string

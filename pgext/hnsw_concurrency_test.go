@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -21,7 +22,7 @@ func TestHNSWConcurrentInsertsAndScans(t *testing.T) {
 	s := pgtest.Start(t, pgtest.Options{Preload: true, Extension: true})
 	conn := s.Connect("postgres")
 	const base, dims, k = 5000, 48, 10
-	vecs := clustered(40000, dims, 25, 5)
+	vecs := hnswtest.Clustered(40000, dims, 25, 5)
 	loadVectors(t, conn, "docs", dims, vecs[:base], 0)
 	mustExec(t, conn, "CREATE INDEX docs_idx ON docs USING borealis_hnsw (embedding vector_l2_ops)")
 	const scanSQL = "SELECT id FROM docs ORDER BY embedding <-> $1::vector LIMIT 10"

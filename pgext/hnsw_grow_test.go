@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -24,7 +25,7 @@ func TestHNSWScansWhileGraphFileGrows(t *testing.T) {
 		Settings: map[string]string{"borealis.graph_spare": "6"}})
 	conn := s.Connect("postgres")
 	const base, dims = 300, 16
-	vecs := clustered(base+20000, dims, 10, 11)
+	vecs := hnswtest.Clustered(base+20000, dims, 10, 11)
 	loadVectors(t, conn, "grow", dims, vecs[:base], 0)
 	mustExec(t, conn, "CREATE INDEX grow_idx ON grow USING borealis_hnsw (embedding vector_l2_ops)")
 	const scanSQL = "SELECT id FROM grow ORDER BY embedding <-> $1::vector LIMIT 10"

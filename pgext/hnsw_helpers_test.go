@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,29 +17,6 @@ import (
 // Helpers shared by the borealis_hnsw integration tests: clustered synthetic data loaded with
 // COPY, exact answers computed by the server itself (a sequential scan), and recall@k through
 // SQL.
-
-// clustered returns n vectors of dims components around `clusters` random centres, the shape
-// of real embeddings (near neighbours exist, unlike uniform noise). seed makes it repeatable.
-func clustered(n, dims, clusters int, seed uint64) [][]float32 {
-	r := rand.New(rand.NewPCG(seed, 7))
-	centres := make([][]float32, clusters)
-	for c := range centres {
-		centres[c] = make([]float32, dims)
-		for i := range centres[c] {
-			centres[c][i] = float32(r.NormFloat64())
-		}
-	}
-	out := make([][]float32, n)
-	for k := range out {
-		c := centres[r.IntN(clusters)]
-		v := make([]float32, dims)
-		for i := range v {
-			v[i] = c[i] + float32(0.35*r.NormFloat64())
-		}
-		out[k] = v
-	}
-	return out
-}
 
 func vectorText(v []float32) string {
 	var b strings.Builder

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -22,7 +23,7 @@ func TestHNSWHighDimQuantizedThroughSQL(t *testing.T) {
 		Settings: map[string]string{"maintenance_work_mem": "'256MB'"}})
 	conn := s.Connect("postgres")
 	const n, dims, k = 3000, 1024, 10
-	vecs := clustered(n+30, dims, 20, 7)
+	vecs := hnswtest.Clustered(n+30, dims, 20, 7)
 	loadVectors(t, conn, "docs", dims, vecs[:n], 1)
 	queries := vecs[n:]
 

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -98,7 +99,7 @@ func TestHNSWInterruptsStopBuildAndScan(t *testing.T) {
 		Settings: map[string]string{"maintenance_work_mem": "'512MB'"}})
 	setup := s.Connect("postgres")
 	const n, dims = 20000, 128
-	vecs := clustered(n, dims, 30, 6)
+	vecs := hnswtest.Clustered(n, dims, 30, 6)
 	loadVectors(t, setup, "docs", dims, vecs, 1)
 	slowBuild := "CREATE INDEX slow_idx ON docs USING borealis_hnsw (embedding vector_l2_ops) WITH (m = 48, ef_construction = 800)"
 

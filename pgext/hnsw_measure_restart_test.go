@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -24,7 +25,7 @@ func TestMeasureFirstQueryAfterRestart(t *testing.T) {
 	s := pgtest.Start(t, pgtest.Options{Preload: true, Extension: true, Settings: map[string]string{
 		"shared_buffers": "'512MB'", "maintenance_work_mem": "'2GB'"}})
 	conn := s.Connect("postgres")
-	vecs := clustered(n+rounds*2+2, dims, 64, 21)
+	vecs := hnswtest.Clustered(n+rounds*2+2, dims, 64, 21)
 	loadVectors(t, conn, "tb", dims, vecs[:n], 0)
 	mustExec(t, conn, "CREATE TABLE tp AS SELECT * FROM tb")
 	mustExec(t, conn, "SET max_parallel_maintenance_workers = 1")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -19,7 +20,7 @@ func TestHNSWQuantizationSettings(t *testing.T) {
 		Settings: map[string]string{"maintenance_work_mem": "'256MB'"}})
 	conn := s.Connect("postgres")
 	const n, dims, k = 3000, 768, 10
-	vecs := clustered(n+20, dims, 20, 51)
+	vecs := hnswtest.Clustered(n+20, dims, 20, 51)
 	loadVectors(t, conn, "docs", dims, vecs[:n], 1)
 	queries := vecs[n:]
 	truth := make([][]int, len(queries))

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -15,7 +16,7 @@ func TestHNSWRecallThroughSQL(t *testing.T) {
 		Settings: map[string]string{"maintenance_work_mem": "'256MB'"}})
 	conn := s.Connect("postgres")
 	const n, dims, k = 20000, 128, 10
-	vecs := clustered(n+50, dims, 40, 1)
+	vecs := hnswtest.Clustered(n+50, dims, 40, 1)
 	loadVectors(t, conn, "docs", dims, vecs[:n], 1)
 	queries := vecs[n:]
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -21,7 +22,7 @@ func TestHNSWIterativeScanFilteredLimit(t *testing.T) {
 	s := pgtest.Start(t, pgtest.Options{Preload: true, Extension: true})
 	conn := s.Connect("postgres")
 	const n, dims = 10000, 32
-	vecs := clustered(n+20, dims, 20, 31)
+	vecs := hnswtest.Clustered(n+20, dims, 20, 31)
 	loadVectors(t, conn, "docs", dims, vecs[:n], 0)
 	mustExec(t, conn, "ALTER TABLE docs ADD COLUMN cat int")
 	// cat = id % 100: 10% of rows have cat < 10, 1% have cat = 7.
@@ -136,7 +137,7 @@ func TestHNSWScanKeepsRowsAcrossInterrupts(t *testing.T) {
 	s := pgtest.Start(t, pgtest.Options{Preload: true, Extension: true})
 	conn := s.Connect("postgres")
 	const n, dims = 20000, 16
-	vecs := clustered(n+1, dims, 20, 32)
+	vecs := hnswtest.Clustered(n+1, dims, 20, 32)
 	loadVectors(t, conn, "docs", dims, vecs[:n], 0)
 	mustExec(t, conn, "CREATE INDEX docs_idx ON docs USING borealis_hnsw (embedding vector_l2_ops)")
 	mustExec(t, conn, "SET enable_seqscan = off")

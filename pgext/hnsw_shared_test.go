@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -100,7 +101,7 @@ func engineInfo(t *testing.T, conn *pgx.Conn, key string) int64 {
 func sharedTable(t *testing.T, s *pgtest.Server, n, dims int) [][]float32 {
 	t.Helper()
 	conn := s.Connect("postgres")
-	vecs := clustered(n+20, dims, 16, 11)
+	vecs := hnswtest.Clustered(n+20, dims, 16, 11)
 	loadVectors(t, conn, "docs", dims, vecs[:n], 0)
 	mustExec(t, conn, "CREATE INDEX docs_idx ON docs USING borealis_hnsw (embedding vector_cosine_ops)")
 	return vecs

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -20,7 +21,7 @@ func TestHNSW4096DimensionsRecall(t *testing.T) {
 		Settings: map[string]string{"maintenance_work_mem": "'512MB'"}})
 	conn := s.Connect("postgres")
 	const n, dims, k = 1200, 4096, 10
-	vecs := clustered(n+20+20, dims, 20, 11)
+	vecs := hnswtest.Clustered(n+20+20, dims, 20, 11)
 	loadVectors(t, conn, "docs", dims, vecs[:n], 1)
 	queries := vecs[n+20:]
 

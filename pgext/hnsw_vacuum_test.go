@@ -3,6 +3,7 @@ package pgext_test
 import (
 	"testing"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -13,7 +14,7 @@ func TestHNSWVacuumKeepsGraphNavigable(t *testing.T) {
 	s := pgtest.Start(t, pgtest.Options{Preload: true, Extension: true})
 	conn := s.Connect("postgres")
 	const n, dims, k = 10000, 64, 10
-	vecs := clustered(n+40, dims, 30, 4)
+	vecs := hnswtest.Clustered(n+40, dims, 30, 4)
 	queries := vecs[n:]
 	loadVectors(t, conn, "docs", dims, vecs[:n], 1)
 	mustExec(t, conn, "CREATE INDEX docs_idx ON docs USING borealis_hnsw (embedding vector_l2_ops)")

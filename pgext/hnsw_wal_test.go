@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/borealisdb/borealis/hnsw/hnswtest"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -36,7 +37,7 @@ func TestHNSWStreamingReplica(t *testing.T) {
 	s := pgtest.Start(t, pgtest.Options{Preload: true, Extension: true})
 	conn := s.Connect("postgres")
 	const dims = 32
-	vecs := clustered(6000+30, dims, 20, 2)
+	vecs := hnswtest.Clustered(6000+30, dims, 20, 2)
 	queries := vecs[6000:]
 	loadVectors(t, conn, "docs", dims, vecs[:4000], 1)
 	mustExec(t, conn, "CREATE INDEX docs_idx ON docs USING borealis_hnsw (embedding vector_l2_ops)")
@@ -142,7 +143,7 @@ func TestHNSWKill9DuringInserts(t *testing.T) {
 	s := pgtest.Start(t, pgtest.Options{Preload: true, Extension: true})
 	conn := s.Connect("postgres")
 	const dims = 24
-	vecs := clustered(20000, dims, 16, 3)
+	vecs := hnswtest.Clustered(20000, dims, 16, 3)
 	loadVectors(t, conn, "docs", dims, vecs[:1000], 0)
 	mustExec(t, conn, "CREATE INDEX docs_idx ON docs USING borealis_hnsw (embedding vector_cosine_ops)")
 
