@@ -213,16 +213,39 @@ func setupMasterUser(ctx context.Context, node *pgproc.Node, rec store.Cluster) 
 		// new tables.
 		sql += fmt.Sprintf(";\n\t\tALTER ROLE %s SET search_path = public", role)
 	}
-	if err := execOnDB(ctx, node, "postgres", sql); err != nil {
-		return fmt.Errorf("creating the master user %s: %w", rec.MasterUsername, err)
+	// A create retried on a kept data directory (member.create) may find either step done: the
+	// role's statements run as one implicit transaction, so a role that exists has them all.
+	if done, err := existsOn(ctx, node, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", rec.MasterUsername); err != nil || !done {
+		if err == nil {
+			err = execOnDB(ctx, node, "postgres", sql)
+		}
+		if err != nil {
+			return fmt.Errorf("creating the master user %s: %w", rec.MasterUsername, err)
+		}
 	}
 	if rec.DatabaseName != "" && rec.DatabaseName != "postgres" {
-		if err := execOnDB(ctx, node, "postgres", fmt.Sprintf("CREATE DATABASE %s OWNER %s",
-			pgx.Identifier{rec.DatabaseName}.Sanitize(), role)); err != nil {
+		done, err := existsOn(ctx, node, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", rec.DatabaseName)
+		if err == nil && !done {
+			err = execOnDB(ctx, node, "postgres", fmt.Sprintf("CREATE DATABASE %s OWNER %s",
+				pgx.Identifier{rec.DatabaseName}.Sanitize(), role))
+		}
+		if err != nil {
 			return fmt.Errorf("creating database %s: %w", rec.DatabaseName, err)
 		}
 	}
 	return nil
+}
+
+// existsOn runs a one-boolean query (with arg) in the node's postgres database.
+func existsOn(ctx context.Context, node *pgproc.Node, query string, arg any) (bool, error) {
+	conn, err := pgx.Connect(ctx, node.DSN("postgres"))
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+	var ok bool
+	err = conn.QueryRow(ctx, query, arg).Scan(&ok)
+	return ok, err
 }
 
 // availableWriter is a handle on the writer's server for running SQL (it starts nothing).

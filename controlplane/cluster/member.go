@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,7 +165,7 @@ func (mb *member) ensure() {
 	case needsRejoin(rec):
 		err = mb.rejoin(ctx, rec)
 	case !rec.Created:
-		err = mb.create(ctx, rec)
+		err = mb.create(rec) // bounds its own steps
 	case mb.node == nil:
 		err = mb.adoptOrStart(ctx, rec)
 	default:
@@ -277,14 +279,16 @@ func (mb *member) nodeSettings() map[string]string {
 }
 
 // create builds the member's data directory from nothing: the writer by initdb and CREATE
-// EXTENSION borealis, a reader by a base backup of the writer with its own slot.
-func (mb *member) create(ctx context.Context, rec store.Member) error {
-	// A half-made member from an earlier attempt: stop whatever runs there and start over.
+// EXTENSION borealis, a reader by a base backup of the writer with its own slot. Making the
+// directory is bounded by progress (MakeStall), the rest by StartTimeout. A writer's directory
+// that an earlier attempt made completely (initdb and its settings, madeMark) is kept: the
+// retry of a start or of the SQL after it does not run initdb again.
+func (mb *member) create(rec store.Member) error {
+	// A half-made member from an earlier attempt: stop whatever runs there.
 	if old, err := pgproc.Adopt(mb.config(rec)); err == nil {
+		ctx, cancel := context.WithTimeout(mb.c.ctx, StartTimeout)
 		_ = old.Stop(ctx)
-	}
-	if err := os.RemoveAll(rec.DataDir); err != nil {
-		return err
+		cancel()
 	}
 	cfg := mb.config(rec)
 	if rec.Writer {
@@ -294,18 +298,32 @@ func (mb *member) create(ctx context.Context, rec store.Member) error {
 	if err != nil {
 		return err
 	}
+	mark := madeMark(rec)
+	kept := rec.Writer && fileExists(mark) && fileExists(filepath.Join(rec.DataDir, "PG_VERSION"))
+	if kept {
+		mb.event("member.create-resumed", "node %s: keeping the data directory an earlier attempt initialized; starting it", mb.id)
+	} else {
+		if err := os.Remove(mark); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := os.RemoveAll(rec.DataDir); err != nil {
+			return err
+		}
+		if err := mb.makeDataDir(rec, node); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(mb.c.ctx, StartTimeout)
+	defer cancel()
+	if err := writeCapacityConf(rec.DataDir, mb.settingsFor(rec.Writer, rec.Capacity)); err != nil {
+		return err
+	}
+	if err := node.Start(ctx); err != nil {
+		return err
+	}
+	mb.node = node
+	mb.enforce(rec.Capacity)
 	if rec.Writer {
-		if err := node.Init(ctx); err != nil {
-			return err
-		}
-		if err := writeCapacityConf(rec.DataDir, mb.settingsFor(true, rec.Capacity)); err != nil {
-			return err
-		}
-		if err := node.Start(ctx); err != nil {
-			return err
-		}
-		mb.node = node
-		mb.enforce(rec.Capacity)
 		if err := execOn(ctx, node, "CREATE EXTENSION IF NOT EXISTS borealis CASCADE"); err != nil {
 			_ = node.Stop(ctx)
 			return fmt.Errorf("creating the borealis extension (is it installed? run `make install`): %w", err)
@@ -318,41 +336,55 @@ func (mb *member) create(ctx context.Context, rec store.Member) error {
 			_ = node.Stop(ctx)
 			return err
 		}
-	} else {
-		writer := mb.c.writerNode()
-		if writer == nil {
-			return errors.New("the writer is not running")
-		}
-		slot := slotName(rec.ID)
-		// A slot left by an earlier attempt would make pg_basebackup -C fail.
-		_ = execOn(ctx, writer, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '"+slot+"' AND NOT active")
-		if err := pgproc.BaseBackup(ctx, writer, node, slot); err != nil {
-			return err
-		}
-		if w, ok := mb.c.writerRec(); ok {
-			// Named in primary_conninfo so synchronous_standby_names can list it.
-			if err := node.AppendAutoConf(map[string]string{"primary_conninfo": pgproc.Quote(mb.c.primaryConninfo(w, rec.ID))}); err != nil {
-				return err
-			}
-		}
-		if err := writeCapacityConf(rec.DataDir, mb.settingsFor(false, rec.Capacity)); err != nil {
-			return err
-		}
-		if err := node.Start(ctx); err != nil {
-			return err
-		}
-		mb.node = node
-		mb.enforce(rec.Capacity)
 	}
-	mb.node = node
 	mb.applied = mb.settingsFor(rec.Writer, rec.Capacity)
 	mb.update(func(r *store.Member) { r.Created = true })
+	_ = os.Remove(mark)
 	role := "reader"
 	if rec.Writer {
 		role = "writer"
 	}
 	mb.event("member.created", "created %s %s on port %d (pid %d)", role, mb.id, rec.Port, node.PID())
 	return nil
+}
+
+// makeDataDir makes the member's data directory, bounded by progress (MakeStall): the writer's
+// by initdb (then madeMark), a reader's by a base backup of the writer with its own slot.
+func (mb *member) makeDataDir(rec store.Member, node *pgproc.Node) error {
+	ctx, cancel := untilStalled(mb.c.ctx, rec.DataDir, MakeStall, 5*time.Second)
+	defer cancel()
+	if rec.Writer {
+		if err := node.Init(ctx); err != nil {
+			return stallErr(ctx, err)
+		}
+		return os.WriteFile(madeMark(rec), nil, 0o600)
+	}
+	writer := mb.c.writerNode()
+	if writer == nil {
+		return errors.New("the writer is not running")
+	}
+	slot := slotName(rec.ID)
+	// A slot left by an earlier attempt would make pg_basebackup -C fail.
+	_ = execOn(ctx, writer, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '"+slot+"' AND NOT active")
+	if err := pgproc.BaseBackup(ctx, writer, node, slot); err != nil {
+		return stallErr(ctx, err)
+	}
+	if w, ok := mb.c.writerRec(); ok {
+		// Named in primary_conninfo so synchronous_standby_names can list it.
+		if err := node.AppendAutoConf(map[string]string{"primary_conninfo": pgproc.Quote(mb.c.primaryConninfo(w, rec.ID))}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// madeMark is the file, beside the member's data directory, that says initdb finished and its
+// settings were written: a later attempt may start the directory instead of making it again.
+func madeMark(rec store.Member) string { return rec.DataDir + ".made" }
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // slotName is the writer's replication slot for a reader (slot names allow [a-z0-9_]).
