@@ -17,23 +17,13 @@ import (
 
 	"github.com/borealisdb/borealis/controlplane/api"
 	"github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/cluster/clustertest"
 	"github.com/borealisdb/borealis/internal/pgproc"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
 // newHome makes a home the server user can enter (t.TempDir's parent is private to root).
-func newHome(t *testing.T) string {
-	t.Helper()
-	home, err := os.MkdirTemp("", "borealis-cli-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(home) })
-	if err := cluster.PrepareHome(home); err != nil {
-		t.Fatal(err)
-	}
-	return home
-}
+func newHome(t *testing.T) string { return clustertest.NewHome(t, "borealis-cli-") }
 
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()

@@ -1,7 +1,8 @@
 // Package clustertest sets up a control plane (a cluster.Manager over its own store, in a
-// temporary home) for the tests of the packages that drive one from outside: api, metrics and
-// capacitytest. It owns test set-up only and is imported by tests only; package cluster's own
-// tests keep their helpers beside them (they cannot import a package that imports cluster).
+// temporary home) for the tests of the packages that drive one from outside: api, metrics,
+// capacitytest and cmd/borealis. It owns test set-up only and is imported by tests only;
+// package cluster's own tests keep their helpers beside them (they cannot import a package
+// that imports cluster).
 package clustertest
 
 import (
