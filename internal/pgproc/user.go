@@ -42,7 +42,13 @@ func credential() (*syscall.Credential, error) {
 // Command prepares a PostgreSQL program from the server's bin directory, run as the server
 // user when the caller is root.
 func Command(name string, args ...string) (*exec.Cmd, error) {
-	cmd := exec.Command(filepath.Join(BinDir(), name), args...)
+	return serverUserCommand(filepath.Join(BinDir(), name), args...)
+}
+
+// serverUserCommand is Command for any program (path), run as the server user when the caller
+// is root.
+func serverUserCommand(path string, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(path, args...)
 	cred, err := credential()
 	if err != nil {
 		return nil, err

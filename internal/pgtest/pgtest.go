@@ -1,6 +1,6 @@
-// Package pgtest starts throwaway PostgreSQL 15 servers for tests: a fresh cluster on a free
-// port per call, stopped and removed when the test ends, with the server log printed when the
-// test failed. Standbys streaming from a test server, and kill -9, are one call each.
+// Package pgtest starts throwaway PostgreSQL 15 servers for tests: a fresh cluster (a copy of
+// one initdb's, template.go) on a free port per call, stopped and removed when the test ends,
+// with the server log printed when the test failed. Standbys streaming from a test server, and kill -9, are one call each.
 //
 // Tests that need the Borealis extension require `make install` first (`make test` does it);
 // Start fails with that hint otherwise rather than skipping, because a skipped core path is
@@ -69,7 +69,11 @@ func Start(t testing.TB, opts Options) *Server {
 	s := &Server{Node: node, t: t}
 	ctx, cancel := context.WithTimeout(context.Background(), StartupTimeout)
 	defer cancel()
-	if err := node.Init(ctx); err != nil {
+	tmpl, err := templateDataDir(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.InitFrom(ctx, tmpl); err != nil {
 		t.Fatal(err)
 	}
 	s.start(ctx)
