@@ -121,12 +121,7 @@ func (n *Node) Init(ctx context.Context) error {
 	if err := PrepareDir(filepath.Dir(n.DataDir), n.DirMode); err != nil {
 		return err
 	}
-	auth := []string{"-A", "trust"}
-	if n.HostAuth != "" {
-		auth = []string{"--auth-local=trust", "--auth-host=" + n.HostAuth}
-	}
-	cmd, err := Command("initdb", append(append([]string{"-D", n.DataDir, "-U", "postgres"}, auth...),
-		"--no-instructions", "-E", "UTF8", "--locale=C.UTF-8")...)
+	cmd, err := Command("initdb", append([]string{"-D", n.DataDir}, InitdbFlags(n.HostAuth)...)...)
 	if err != nil {
 		return err
 	}
@@ -134,6 +129,16 @@ func (n *Node) Init(ctx context.Context) error {
 		return fmt.Errorf("initdb %s: %w\n%s", n.DataDir, err, out)
 	}
 	return n.configure()
+}
+
+// InitdbFlags are Init's initdb arguments besides the data directory, for a node with hostAuth
+// (Config.HostAuth): a cache of initdb's output (InitFrom's template) is keyed by them.
+func InitdbFlags(hostAuth string) []string {
+	auth := []string{"-A", "trust"}
+	if hostAuth != "" {
+		auth = []string{"--auth-local=trust", "--auth-host=" + hostAuth}
+	}
+	return append(append([]string{"-U", "postgres"}, auth...), "--no-instructions", "-E", "UTF8", "--locale=C.UTF-8")
 }
 
 // InitFrom makes DataDir a copy of template, a data directory that Init made for a node with

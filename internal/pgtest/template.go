@@ -14,10 +14,11 @@ import (
 
 // Every Start copies one data directory that initdb made (pgproc.Node.InitFrom) instead of
 // running initdb: initdb costs 1-4 s of a 2-core machine per server, and pgext alone starts
-// about 30 servers (make test's longest package, with the control plane's). The template
-// lives in the temporary directory under a name keyed by the PostgreSQL install (bin directory,
-// initdb's size and time) and is shared by test processes and later runs; it is made in a
-// directory of its own and renamed into place, so a reader never sees a half-made one.
+// about 30 servers (make test's longest package, with the control plane's). The template lives
+// in the temporary directory under a name keyed by the PostgreSQL install (bin directory,
+// initdb's size and time) and initdb's flags, and is shared by test processes and later runs;
+// it is made in a directory of its own and renamed into place, so a reader never sees a
+// half-made one.
 var template struct {
 	once sync.Once
 	dir  string
@@ -36,7 +37,7 @@ func makeTemplate(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("the PostgreSQL install: %w", err)
 	}
-	key := sha256.Sum256(fmt.Appendf(nil, "%s %d %d %d", initdb, st.Size(), st.ModTime().UnixNano(), os.Geteuid()))
+	key := sha256.Sum256(fmt.Appendf(nil, "%s %d %d %d %q", initdb, st.Size(), st.ModTime().UnixNano(), os.Geteuid(), pgproc.InitdbFlags("")))
 	final := filepath.Join(os.TempDir(), fmt.Sprintf("borealis-pgtest-template-%x", key[:8]))
 	if err := checkTemplate(final); err == nil {
 		return filepath.Join(final, templateData), nil
