@@ -79,22 +79,7 @@ func BenchmarkHalfIterator1536(b *testing.B) {
 				x, qs = hb.f32, hb.qs
 			}
 			b.Run(fmt.Sprintf("ef=%d/%s", ef, kind), func(b *testing.B) {
-				first10 := func(q []float32) []Result {
-					it, err := x.NewIterator(q, SearchOptions{Ef: ef})
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer it.Close()
-					var res []Result
-					for len(res) < 10 {
-						r, ok := it.Next()
-						if !ok {
-							break
-						}
-						res = append(res, r)
-					}
-					return res
-				}
+				first10 := func(q []float32) []Result { return drain(b, x, q, SearchOptions{Ef: ef}, 10) }
 				hit := 0
 				for i, q := range qs {
 					in := map[uint32]bool{}

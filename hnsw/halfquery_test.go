@@ -61,19 +61,6 @@ func TestHalfCosinePreparedQueryPerSearch(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("search", res)
-		it, err := x.NewIterator(q, SearchOptions{Ef: n})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []Result
-		for len(got) < 10 {
-			r, ok := it.Next()
-			if !ok {
-				break
-			}
-			got = append(got, r)
-		}
-		it.Close()
-		check("iterator", got)
+		check("iterator", drain(t, x, q, SearchOptions{Ef: n}, 10))
 	}
 }

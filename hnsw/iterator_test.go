@@ -6,7 +6,7 @@ import (
 )
 
 // drain runs an iterator to the end (or limit results) and returns what it yielded.
-func drain(t *testing.T, x *Index, q []float32, opts SearchOptions, limit int) []Result {
+func drain(t testing.TB, x *Index, q []float32, opts SearchOptions, limit int) []Result {
 	t.Helper()
 	it, err := x.NewIterator(q, opts)
 	if err != nil {

@@ -68,19 +68,7 @@ func TestHalfQuantizedExactDistancesAndRecall(t *testing.T) {
 						hit++
 					}
 				}
-				it, err := x.NewIterator(q, SearchOptions{Ef: c.ef})
-				if err != nil {
-					t.Fatal(err)
-				}
-				var got []Result
-				for len(got) < 30 {
-					r, ok := it.Next()
-					if !ok {
-						break
-					}
-					got = append(got, r)
-				}
-				it.Close()
+				got := drain(t, x, q, SearchOptions{Ef: c.ef}, 30)
 				if len(got) != 30 {
 					t.Fatalf("query %d: iterator returned %d", qi, len(got))
 				}

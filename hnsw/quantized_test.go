@@ -154,19 +154,7 @@ func TestQuantizedIteratorExactAndOrdered(t *testing.T) {
 	for _, m := range []Metric{L2, Cosine, InnerProduct} {
 		x := build(t, data, m, Options{M: 8, Seed: 1, QuantizedSearch: true})
 		for _, q := range queries {
-			it, err := x.NewIterator(q, SearchOptions{Ef: 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var res []Result
-			for len(res) < 300 {
-				r, ok := it.Next()
-				if !ok {
-					break
-				}
-				res = append(res, r)
-			}
-			it.Close()
+			res := drain(t, x, q, SearchOptions{Ef: 20}, 300)
 			if len(res) < 200 {
 				t.Fatalf("%v: iterator stopped after %d results", m, len(res))
 			}
@@ -213,19 +201,7 @@ func BenchmarkQuantizedIterator1536(b *testing.B) {
 			b.Run(fmt.Sprintf("ef=%d/quantized=%v", ef, quant), func(b *testing.B) {
 				x.quant = quant
 				defer func() { x.quant = true }()
-				first10 := func(q []float32) []Result {
-					it, _ := x.NewIterator(q, SearchOptions{Ef: ef})
-					defer it.Close()
-					var res []Result
-					for len(res) < 10 {
-						r, ok := it.Next()
-						if !ok {
-							break
-						}
-						res = append(res, r)
-					}
-					return res
-				}
+				first10 := func(q []float32) []Result { return drain(b, x, q, SearchOptions{Ef: ef}, 10) }
 				hit := 0
 				for i, q := range qb.queries {
 					in := map[uint32]bool{}
