@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
 
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
@@ -18,18 +18,8 @@ import (
 // COPY, exact answers computed by the server itself (a sequential scan), and recall@k through
 // SQL.
 
-func vectorText(v []float32) string {
-	var b strings.Builder
-	b.WriteByte('[')
-	for i, f := range v {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatFloat(float64(f), 'g', -1, 32))
-	}
-	b.WriteByte(']')
-	return b.String()
-}
+// vectorText is v in pgvector's text form.
+func vectorText(v []float32) string { return pgvector.NewVector(v).String() }
 
 // loadVectors creates table (id int primary key, embedding vector(dims)) holding vecs with ids
 // starting at firstID.

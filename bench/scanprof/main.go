@@ -287,18 +287,8 @@ func class(mainThread bool, chain string) string {
 	return catShared
 }
 
-func vectorText(v []float32) string {
-	var b strings.Builder
-	b.WriteByte('[')
-	for i, c := range v {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatFloat(float64(c), 'g', -1, 32))
-	}
-	b.WriteByte(']')
-	return b.String()
-}
+// vectorText is v in pgvector's text form.
+func vectorText(v []float32) string { return pgvector.NewVector(v).String() }
 
 // setupHalfvec loads d's base rows into t by binary COPY, copies them into tpv, and builds
 // each table's index on embedding::halfvec(dim) with d's metric's halfvec class.
