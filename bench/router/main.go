@@ -7,6 +7,11 @@
 // (and -backend tcp), each round also runs the kernel-forwarding experiment's proxies
 // (sockmap.go: an eBPF sockmap redirecting the steady state between the two sockets).
 //
+// Clients authenticate with SCRAM-SHA-256 on every path (the server's TCP pg_hba, the router's
+// own authentication, PgBouncer's auth_type), so the router keeps its warm pool of
+// authenticated backends (its default; -router-pool=false turns it off) and -connect (pgbench
+// -C, a new connection per transaction) measures what a connect costs on each path.
+//
 //	go run ./bench/router [-clients 8] [-rounds 3] [-seconds 20] [-scale 10] [-out bench/results/router.md]
 package main
 
@@ -84,6 +89,8 @@ type result struct {
 	// idle is the machine's idle share of CPU time during the run: above 0 the cores were
 	// not saturated (the run was bound by latency, not CPU).
 	idle float64
+	// poolReused and poolOpened are the router's warm pool reuses and new backends in the run.
+	poolReused, poolOpened int64
 }
 
 // syscallKinds are the system calls counted one by one (the rest is "other").
@@ -191,6 +198,8 @@ func main() {
 	flag.BoolVar(&pooledBackends, "pgbouncer-pooled", false, "keep PgBouncer's server connections (and so its backends, warm) across rounds, its default; otherwise every path of every round runs on new backends")
 	flag.StringVar(&sockmapModes, "sockmap", "", "comma-separated kernel-forwarding experiment paths added to every round (sockmap.go, needs -backend tcp): verdict, scan, half, parser (see sockmapModeDoc)")
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
+	flag.BoolVar(&routerPool, "router-pool", true, "the router keeps its warm pool of authenticated backends (its default); false gives every router client a new backend")
+	flag.BoolVar(&connectEach, "connect", false, "pgbench -C: a new connection for every transaction (connect, authenticate, one SELECT, disconnect)")
 	flag.Parse()
 	if pooledBackends {
 		bouncerLifetime = 3600
@@ -223,6 +232,17 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 		return err
 	}
 	defer node.Stop(context.Background())
+	// SCRAM for every client over TCP; the Unix socket (the router's private path and
+	// PgBouncer's way to the server) trusts, as on a Borealis node.
+	hba := "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(node.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return err
+	}
+	if o, err := exec.Command("psql", "-X", "-q", "-h", node.SocketDir, "-p", strconv.Itoa(node.Port), "-U", "postgres", "-d", "postgres",
+		"-c", "SET password_encryption = 'scram-sha-256'", "-c", "ALTER ROLE postgres PASSWORD '"+benchPassword+"'", "-c", "SELECT pg_reload_conf()").CombinedOutput(); err != nil {
+		return fmt.Errorf("setting the bench password: %v\n%s", err, o)
+	}
+	os.Setenv("PGPASSWORD", benchPassword)
 	fmt.Fprintf(os.Stderr, "initialising pgbench scale %d on port %d\n", scale, node.Port)
 	if o, err := exec.Command("pgbench", "-i", "-q", "-s", strconv.Itoa(scale), "-h", "127.0.0.1", "-p", strconv.Itoa(node.Port), "-U", "postgres", "postgres").CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench -i: %v\n%s", err, o)
@@ -234,7 +254,10 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 	if relayModel != "loop" && relayModel != "loop-epoll" && relayModel != "loop-sched" && relayModel != "goroutines" {
 		return fmt.Errorf("-relay %q: want loop, loop-epoll, loop-sched or goroutines", relayModel)
 	}
-	r := router.New(router.Config{Name: "bench", Backends: staticWriter(backend), GoroutineRelay: relayModel == "goroutines", SchedulerWait: relayModel == "loop-sched", NoIOURing: relayModel == "loop-epoll"})
+	private := filepath.Join(node.SocketDir, fmt.Sprintf(".s.PGSQL.%d", node.Port))
+	privateAddr := func(string) string { return private }
+	r := router.New(router.Config{Name: "bench", Backends: staticWriter(backend), GoroutineRelay: relayModel == "goroutines", SchedulerWait: relayModel == "loop-sched", NoIOURing: relayModel == "loop-epoll",
+		PrivateAddr: privateAddr, NoBackendPool: !routerPool})
 	defer r.Close()
 	routerIO = r.EventLoopIO()
 	if routerIO == "" {
@@ -254,7 +277,8 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 		return fmt.Errorf("-compare-sched and -compare-epoll: one at a time")
 	}
 	if compareSched || compareEpoll {
-		rs := router.New(router.Config{Name: "bench-second", Backends: staticWriter(backend), SchedulerWait: compareSched, NoIOURing: compareEpoll})
+		rs := router.New(router.Config{Name: "bench-second", Backends: staticWriter(backend), SchedulerWait: compareSched, NoIOURing: compareEpoll,
+			PrivateAddr: privateAddr, NoBackendPool: !routerPool})
 		defer rs.Close()
 		ls, err := rs.Listen(router.ClusterEndpoint, "127.0.0.1:0")
 		if err != nil {
@@ -321,6 +345,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			var busy0, idle0 time.Duration
 			var kthread0 map[string]time.Duration
 			var faults0 int64
+			pool0 := r.BackendPool()
 			perfRecord = ""
 			if perfRecordDir != "" && proxy != 0 {
 				perfRecord = filepath.Join(perfRecordDir, fmt.Sprintf("%s-%d", p.name, round))
@@ -356,6 +381,10 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				res.serverFaults = float64(benchenv.ServerTreeFaults(node.PID())-faults0) / res.txns
 				res.machineCPU = float64((busy1 - busy0).Microseconds()) / res.txns
 				res.kthreadCPU = float64(kthreads.Microseconds()) / res.txns
+				if p.name == "router" {
+					pool1 := r.BackendPool()
+					res.poolReused, res.poolOpened = pool1.Reused-pool0.Reused, pool1.Opened-pool0.Opened
+				}
 				if all := busy1 - busy0 + idle1 - idle0; all > 0 {
 					res.idle = float64(idle1-idle0) / float64(all)
 				}
@@ -367,7 +396,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				return fmt.Errorf("%s round %d: %w", p.name, round, err)
 			}
 			res.path, res.round = p.name, round
-			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  pgbench %.1f  server %.1f (%.2f faults/txn)  idle %.0f%%  machine %.1f µs/txn  kthreads %.1f  syscalls %.1f/txn (%s)\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.clientCPU, res.serverCPU, res.serverFaults, 100*res.idle, res.machineCPU, res.kthreadCPU, res.syscalls, res.syscallMix)
+			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  pgbench %.1f  server %.1f (%.2f faults/txn)  idle %.0f%%  machine %.1f µs/txn  kthreads %.1f  syscalls %.1f/txn (%s)  router pool: %d reused, %d opened\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.clientCPU, res.serverCPU, res.serverFaults, 100*res.idle, res.machineCPU, res.kthreadCPU, res.syscalls, res.syscallMix, res.poolReused, res.poolOpened)
 			results = append(results, res)
 		}
 	}
@@ -411,7 +440,7 @@ listen_port = %d
 unix_socket_dir =
 server_lifetime = %d
 server_idle_timeout = %d
-auth_type = trust
+auth_type = scram-sha-256
 auth_file = %s/users.txt
 pool_mode = session
 max_client_conn = 200
@@ -422,7 +451,7 @@ pidfile = %s/pgbouncer.pid
 	if err := os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o644); err != nil {
 		return 0, 0, nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.txt"), []byte(`"postgres" ""`+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "users.txt"), []byte(`"postgres" "`+benchPassword+`"`+"\n"), 0o644); err != nil {
 		return 0, 0, nil, err
 	}
 	// pgproc.Command gives the server user's credentials (PgBouncer refuses to run as root).
@@ -454,6 +483,12 @@ pidfile = %s/pgbouncer.pid
 
 var pgbouncerVersion string
 
+// benchPassword is the bench role's password: every path authenticates it with SCRAM.
+const benchPassword = "bench-scram"
+
+// routerPool keeps the router's warm backend pool on; connectEach runs pgbench -C.
+var routerPool, connectEach bool
+
 // pooledBackends keeps PgBouncer's server connections across rounds (its default, an hour);
 // otherwise they are closed a second after their client leaves, so that every path of every
 // round runs on new backends, as the router and the direct path do.
@@ -465,7 +500,7 @@ var bouncerLifetime = 1
 // routerIO is the router's event loop I/O (io_uring or epoll).
 var routerIO string
 
-var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)`)
 
 // pgbench runs select-only pgbench against port and returns tps and latency percentiles from
 // its per-transaction log. The process is forked first and waits (a shell reading its stdin)
@@ -477,9 +512,13 @@ func pgbench(root string, port, clients, threads, seconds int, ready func()) (re
 		return result{}, err
 	}
 	defer os.RemoveAll(dir)
-	cmd := exec.Command("sh", "-c", `read go && exec "$0" "$@"`, "pgbench", "-S", "-n", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads),
+	args := []string{"-c", `read go && exec "$0" "$@"`, "pgbench", "-S", "-n", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads),
 		"-T", strconv.Itoa(seconds), "-l", "--log-prefix", filepath.Join(dir, "tx"),
-		"-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "postgres")
+		"-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "postgres"}
+	if connectEach {
+		args = append(args, "-C")
+	}
+	cmd := exec.Command("sh", args...)
 	var ob strings.Builder
 	cmd.Stdout, cmd.Stderr = &ob, &ob
 	start, err := cmd.StdinPipe()
@@ -583,13 +622,23 @@ func report(out, note string, rs, sched []result, per, clients, threads, seconds
 	if note != "" {
 		fmt.Fprintf(&b, "- Note: %s\n", note)
 	}
-	fmt.Fprintf(&b, "\n## Settings\n\n- `pgbench -S -n -c %d -j %d -T %d`, scale %d (simple query protocol, one connection per client for the whole run)\n", clients, threads, seconds, scale)
+	if connectEach {
+		fmt.Fprintf(&b, "\n## Settings\n\n- `pgbench -S -n -C -c %d -j %d -T %d`, scale %d (simple query protocol, a new connection for every transaction: TPS and latency include connecting and authenticating)\n", clients, threads, seconds, scale)
+	} else {
+		fmt.Fprintf(&b, "\n## Settings\n\n- `pgbench -S -n -c %d -j %d -T %d`, scale %d (simple query protocol, one connection per client for the whole run)\n", clients, threads, seconds, scale)
+	}
+	fmt.Fprintf(&b, "- Every client authenticates with SCRAM-SHA-256: the server's TCP pg_hba (direct), the router's own authentication, PgBouncer's auth_type\n")
+	if routerPool {
+		fmt.Fprintf(&b, "- The router keeps its warm pool of authenticated backends (its default; idle timeout 60 s), opened on the server's Unix socket\n")
+	} else {
+		fmt.Fprintf(&b, "- The router's warm pool is off (`-router-pool=false`): every router client gets a new backend\n")
+	}
 	fmt.Fprintf(&b, "- Throwaway server: shared_buffers=256MB, fsync on; rounds alternate direct then router\n")
 	fmt.Fprintf(&b, "- Router relay: %s (`-relay`); the event loop's I/O: %s\n", relayModel, routerIO)
 	fmt.Fprintf(&b, "- pgbench reaches the server (direct) and the router over TCP on 127.0.0.1; the router reaches the server over %s\n", backendDesc())
 	fmt.Fprintf(&b, "- Latency: per-transaction pgbench log (`-l`), percentiles over every transaction of the run\n\n")
 	if per == 3 {
-		fmt.Fprintf(&b, "- Peer: %s in session mode (Debian package, auth trust, pool 50), reaching the server's Unix socket like the router; rounds alternate direct, router, pgbouncer\n", pgbouncerVersion)
+		fmt.Fprintf(&b, "- Peer: %s in session mode (Debian package, auth scram-sha-256, pool 50), reaching the server's Unix socket like the router; rounds alternate direct, router, pgbouncer\n", pgbouncerVersion)
 		if pooledBackends {
 			fmt.Fprintf(&b, "- PgBouncer keeps its server connections across rounds (`-pgbouncer-pooled`): its backends are warm, the others' new\n\n")
 		} else {
@@ -638,7 +687,7 @@ func report(out, note string, rs, sched []result, per, clients, threads, seconds
 		}
 		rs = pairs
 	}
-	fmt.Fprintf(&b, "## Results\n\n| round | direct TPS | router TPS | router/direct | direct p50 / p99 ms | router p50 / p99 ms | router CPU µs/txn |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "## Results\n\n| round | direct TPS | router TPS | router/direct | direct p50 / p99 ms | router p50 / p99 ms | router CPU µs/txn | router pool: backends reused / opened |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var ratios, dP50, rP50, dP99, rP99, cpu, dT, rT []float64
 	for i := 0; i+1 < len(rs); i += 2 {
 		d, r := rs[i], rs[i+1]
@@ -646,7 +695,7 @@ func report(out, note string, rs, sched []result, per, clients, threads, seconds
 		ratios, cpu = append(ratios, ratio), append(cpu, r.cpuPerTxn)
 		dT, rT = append(dT, d.tps), append(rT, r.tps)
 		dP50, rP50, dP99, rP99 = append(dP50, d.p50), append(rP50, r.p50), append(dP99, d.p99), append(rP99, r.p99)
-		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.2f | %.3f / %.3f | %.3f / %.3f | %.1f |\n", d.round, d.tps, r.tps, ratio, d.p50, d.p99, r.p50, r.p99, r.cpuPerTxn)
+		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.2f | %.3f / %.3f | %.3f / %.3f | %.1f | %d / %d |\n", d.round, d.tps, r.tps, ratio, d.p50, d.p99, r.p50, r.p99, r.cpuPerTxn, r.poolReused, r.poolOpened)
 	}
 	sorted := append([]float64(nil), ratios...)
 	sort.Float64s(sorted)

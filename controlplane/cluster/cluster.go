@@ -362,6 +362,9 @@ func (c *Cluster) Describe() Description {
 	}
 	d.MovedSessions = c.router.MovedSessions()
 	d.RecoveredSessions = c.router.RecoveredSessions()
+	if ps := c.router.BackendPool(); ps != (router.PoolStats{}) {
+		d.BackendPool = &BackendPool{Idle: ps.Idle, InUse: ps.InUse, Reused: ps.Reused}
+	}
 	for _, s := range c.router.Sessions() {
 		if len(s.Pinned) > 0 {
 			d.PinnedSessions = append(d.PinnedSessions, PinnedSession{Endpoint: s.Endpoint, User: s.User, Database: s.Database, Reasons: s.Pinned})

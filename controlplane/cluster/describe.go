@@ -27,6 +27,9 @@ type Description struct {
 	// RecoveredSessions counts idle client sessions the router replayed onto a new backend
 	// after theirs died (a crash, a failover).
 	RecoveredSessions int64 `json:"RecoveredSessions,omitempty"`
+	// BackendPool is the router's warm pool of authenticated idle backends: idle ones, ones
+	// in use by a client that can return them, reuses since start.
+	BackendPool *BackendPool `json:"BackendPool,omitempty"`
 	// PinnedSessions are the sessions found pinned to their backend at the last move attempt,
 	// and why (temp_tables, advisory_locks, listen, held_cursors). The node agent's counts of
 	// the same reasons are in each member's Agent.
@@ -47,6 +50,13 @@ type Description struct {
 	LastFailover *FailoverInfo `json:"LastFailover,omitempty"`
 	// EnabledLogsExports are the log types published to /borealis/cluster/<name>/<type>.
 	EnabledLogsExports []string `json:"EnabledLogsExports"`
+}
+
+// BackendPool is the router's warm backend pool in describe.
+type BackendPool struct {
+	Idle   int64 `json:"Idle"`
+	InUse  int64 `json:"InUse"`
+	Reused int64 `json:"Reused"`
 }
 
 // PinnedSession is a client session that cannot move to another backend.

@@ -51,6 +51,9 @@ var (
 	descPaused         = prometheus.NewDesc("borealis_cluster_paused", "1 while the cluster is paused (auto-pause) or stopped, its nodes down at 0 ACU.", []string{"cluster", "status"}, nil)
 	descMoved          = prometheus.NewDesc("borealis_router_moved_sessions_total", "Client sessions the router moved to a new backend without the client noticing.", []string{"cluster"}, nil)
 	descRecovered      = prometheus.NewDesc("borealis_router_recovered_sessions_total", "Idle client sessions the router replayed onto a new backend after theirs died.", []string{"cluster"}, nil)
+	descPoolIdle       = prometheus.NewDesc("borealis_router_pool_idle_backends", "Authenticated idle backends in the router's warm pool.", []string{"cluster"}, nil)
+	descPoolInUse      = prometheus.NewDesc("borealis_router_pool_in_use_backends", "Client sessions on a backend that returns to the router's warm pool when they end.", []string{"cluster"}, nil)
+	descPoolReused     = prometheus.NewDesc("borealis_router_pool_reused_backends_total", "Clients given a warm backend from the router's pool instead of a new one.", []string{"cluster"}, nil)
 	descPinned         = prometheus.NewDesc("borealis_router_pinned_sessions", "Open client sessions found pinned to their backend at the last move attempt, by reason.", []string{"cluster", "reason"}, nil)
 	descEvents         = prometheus.NewDesc("borealis_events_total", "Events recorded by this control plane since it started, by type.", []string{"type"}, nil)
 )
@@ -152,6 +155,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descPaused, b2f(down), cl.Name(), d.Status)
 		counter(descMoved, float64(d.MovedSessions), cl.Name())
 		counter(descRecovered, float64(d.RecoveredSessions), cl.Name())
+		var pool cluster.BackendPool
+		if d.BackendPool != nil {
+			pool = *d.BackendPool
+		}
+		gauge(descPoolIdle, float64(pool.Idle), cl.Name())
+		gauge(descPoolInUse, float64(pool.InUse), cl.Name())
+		counter(descPoolReused, float64(pool.Reused), cl.Name())
 		pins := map[string]int{}
 		for _, p := range d.PinnedSessions {
 			for _, r := range p.Reasons {

@@ -82,6 +82,9 @@ func TestMetricsOfARunningCluster(t *testing.T) {
 		`borealis_cluster_paused\{cluster="metered",status="available"\}`:                     func(v float64) bool { return v == 0 },
 		`borealis_router_moved_sessions_total\{cluster="metered"\}`:                           func(v float64) bool { return v == 0 },
 		`borealis_router_recovered_sessions_total\{cluster="metered"\}`:                       func(v float64) bool { return v == 0 },
+		`borealis_router_pool_idle_backends\{cluster="metered"\}`:                             func(v float64) bool { return v >= 0 },
+		`borealis_router_pool_in_use_backends\{cluster="metered"\}`:                           func(v float64) bool { return v >= 0 && v <= 1 },
+		`borealis_router_pool_reused_backends_total\{cluster="metered"\}`:                     func(v float64) bool { return v >= 0 },
 	}
 	waitMetrics(t, scrape, value, want)
 

@@ -81,6 +81,13 @@ func (g *gate) fail(failure string) {
 	g.woken = false
 }
 
+// holding reports whether new clients are being held or refused.
+func (g *gate) holding() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.held
+}
+
 // refusing reports whether clients are being turned away (a stopped cluster).
 func (g *gate) refusing() bool {
 	g.mu.Lock()

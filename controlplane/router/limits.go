@@ -41,6 +41,15 @@ func (cfg *Config) limitDefaults() {
 	if cfg.MaxHeld == 0 {
 		cfg.MaxHeld = DefaultMaxHeld
 	}
+	if cfg.PoolIdleTimeout == 0 {
+		cfg.PoolIdleTimeout = DefaultPoolIdleTimeout
+	}
+	if cfg.PoolMaxIdlePerKey == 0 {
+		cfg.PoolMaxIdlePerKey = DefaultPoolMaxIdlePerKey
+	}
+	if cfg.PoolMaxIdle == 0 {
+		cfg.PoolMaxIdle = DefaultPoolMaxIdle
+	}
 	if cfg.AuthTimeout == 0 {
 		cfg.AuthTimeout = 60 * time.Second // PostgreSQL's authentication_timeout
 	}

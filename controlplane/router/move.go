@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -182,6 +183,7 @@ func (r *Router) Park(ctx context.Context, addr string, opts MoveOptions) *Parke
 	if opts.Reason == "" {
 		opts.Reason = "node restart"
 	}
+	r.pool.drain(addr) // the node's pooled idle backends are not sessions to move (pool.go)
 	r.mu.Lock()
 	var list []*session
 	for s := range r.sessions {
@@ -414,9 +416,11 @@ func (r *Router) dialPrivate(addr string) (net.Conn, error) {
 	return c, err
 }
 
-// startBackend sends the client's StartupMessage and reads up to ReadyForQuery. The trusted
-// path must not ask for a password: anything but AuthenticationOk is an error.
-func startBackend(conn net.Conn, br *bufio.Reader, startup *pgproto3.StartupMessage) (uint32, []byte, error) {
+// startBackend sends the client's StartupMessage and reads up to ReadyForQuery, noting the
+// ParameterStatus values in params (when not nil); the server's refusal is a *serverError.
+// The trusted path must not ask for a password: anything but AuthenticationOk is an error.
+// It reads message by message from br, so nothing after the ReadyForQuery is taken from it.
+func startBackend(conn net.Conn, br *bufio.Reader, startup *pgproto3.StartupMessage, params map[string]string) (uint32, []byte, error) {
 	buf, err := startup.Encode(nil)
 	if err != nil {
 		return 0, nil, err
@@ -424,25 +428,38 @@ func startBackend(conn net.Conn, br *bufio.Reader, startup *pgproto3.StartupMess
 	if _, err := conn.Write(buf); err != nil {
 		return 0, nil, err
 	}
-	fe := pgproto3.NewFrontend(br, conn)
 	var pid uint32
 	var secret []byte
 	for {
-		msg, err := fe.Receive()
+		msg, err := readMessage(br)
 		if err != nil {
 			return 0, nil, err
 		}
-		switch m := msg.(type) {
-		case *pgproto3.AuthenticationOk:
-		case *pgproto3.BackendKeyData:
+		body := msg[5:]
+		switch msg[0] {
+		case 'R':
+			if len(body) < 4 || binary.BigEndian.Uint32(body) != 0 {
+				return 0, nil, errors.New("the router's local path asked for authentication: it must be trusted")
+			}
+		case 'K':
+			var m pgproto3.BackendKeyData
+			if err := m.Decode(body); err != nil {
+				return 0, nil, err
+			}
 			pid, secret = m.ProcessID, append([]byte(nil), m.SecretKey...)
-		case *pgproto3.ErrorResponse:
-			return 0, nil, fmt.Errorf("%s (SQLSTATE %s)", m.Message, m.Code)
-		case *pgproto3.ReadyForQuery:
+		case 'E':
+			se := &serverError{}
+			if err := se.Decode(body); err != nil {
+				return 0, nil, err
+			}
+			return 0, nil, se
+		case 'S':
+			noteParam(params, body)
+		case 'Z':
 			return pid, secret, nil
-		case *pgproto3.ParameterStatus, *pgproto3.NoticeResponse:
+		case 'N':
 		default:
-			return 0, nil, fmt.Errorf("the router's local path asked for authentication (%T): it must be trusted", msg)
+			return 0, nil, fmt.Errorf("unexpected message %q from the backend during start-up", msg[0])
 		}
 	}
 }
@@ -526,18 +543,21 @@ func inspect(conn net.Conn, br *bufio.Reader, client io.Writer) (sessionState, e
 
 // readMessage reads one whole backend message (header included) from br, up to 1 GB as
 // PostgreSQL's own limit.
-func readMessage(br *bufio.Reader) ([]byte, error) {
+func readMessage(br *bufio.Reader) ([]byte, error) { return readMessageMax(br, 1<<30) }
+
+// readMessageMax reads one whole message of at most max body bytes from r, exactly.
+func readMessageMax(r io.Reader, max int) ([]byte, error) {
 	var hdr [5]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := int(int32(binary.BigEndian.Uint32(hdr[1:]))) - 4
-	if n < 0 || n > 1<<30 {
+	if n < 0 || n > max {
 		return nil, errBadFrame
 	}
 	msg := make([]byte, 5+n)
 	copy(msg, hdr[:])
-	if _, err := io.ReadFull(br, msg[5:]); err != nil {
+	if _, err := io.ReadFull(r, msg[5:]); err != nil {
 		return nil, err
 	}
 	return msg, nil
@@ -562,6 +582,12 @@ func parseOIDs(s string) ([]uint32, error) {
 // replay gives the new backend the session's settings and prepared statements, in one round
 // trip.
 func replay(conn net.Conn, br *bufio.Reader, st sessionState) error {
+	return replayReporting(conn, br, st, nil)
+}
+
+// replayReporting is replay, noting the ParameterStatus values the backend reports in params
+// (when not nil). It reads message by message from br.
+func replayReporting(conn net.Conn, br *bufio.Reader, st sessionState, params map[string]string) error {
 	if len(st.settings) == 0 && len(st.stmts) == 0 {
 		return nil
 	}
@@ -588,16 +614,23 @@ func replay(conn net.Conn, br *bufio.Reader, st sessionState) error {
 	}
 	var qerr error
 	for {
-		msg, err := fe.Receive()
+		msg, err := readMessage(br)
 		if err != nil {
 			return err
 		}
-		switch m := msg.(type) {
-		case *pgproto3.ErrorResponse:
+		body := msg[5:]
+		switch msg[0] {
+		case 'E':
+			var m pgproto3.ErrorResponse
+			if err := m.Decode(body); err != nil {
+				return err
+			}
 			if qerr == nil {
 				qerr = fmt.Errorf("replaying the session state: %s (SQLSTATE %s)", m.Message, m.Code)
 			}
-		case *pgproto3.ReadyForQuery:
+		case 'S':
+			noteParam(params, body)
+		case 'Z':
 			return qerr
 		}
 	}

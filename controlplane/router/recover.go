@@ -262,7 +262,7 @@ func (r *Router) openReplayed(ctx context.Context, addr string, startup *pgproto
 	}
 	_ = conn.SetDeadline(dl)
 	br := bufio.NewReaderSize(conn, 32<<10)
-	pid, secret, err := startBackend(conn, br, startup)
+	pid, secret, err := startBackend(conn, br, startup, nil)
 	if err == nil {
 		err = replay(conn, br, st)
 	}
@@ -287,6 +287,7 @@ func (r *Router) switchBackend(s *session, addr string, conn net.Conn, pid uint3
 	}
 	s.backendPID, s.backendSecret = pid, secret
 	r.mu.Unlock()
+	s.pl.params = nil // a backend the pool knows nothing of: closed when the session ends (pool.go)
 	// A session closed meanwhile (its client hung up while it was parked for a move, or
 	// during a crash replay) has already closed the connections it knew of: this one is
 	// closed here, or its relay would read it for ever and the router's Close wait for that

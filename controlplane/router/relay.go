@@ -41,6 +41,10 @@ import (
 // relayBufSize is each direction's read buffer.
 const relayBufSize = 64 << 10
 
+// maxTrackedParam bounds the ParameterStatus the backend direction decodes for a pooled
+// session; a larger one makes the session's backend unfit for the pool.
+const maxTrackedParam = 8 << 10
+
 // maxHeldError bounds the ErrorResponse the backend direction holds back for a replayable
 // session; a shutdown FATAL is far smaller.
 const maxHeldError = 16 << 10
@@ -268,6 +272,19 @@ scan:
 			if err := bs.write(out); err != nil {
 				return pos, false, err
 			}
+		case 'S':
+			if s.pl.params != nil {
+				// A pooled session's backend parameters, for the next client (pool.go).
+				if n > maxTrackedParam {
+					s.pl.params = nil
+				} else if len(b)-pos < 5+n {
+					break scan
+				} else {
+					noteParam(s.pl.params, b[pos+5:pos+5+n])
+				}
+			}
+			pos += 5
+			bs.f.left = n
 		case 'E':
 			if n <= maxHeldError && s.r.cfg.IdleSnapshotAfter > 0 && s.replayable() {
 				// A FATAL sent to a session that could be replayed is held back until the
@@ -309,6 +326,8 @@ func (s *session) relay() {
 	bs := &backendStream{s: s, st: st, out: s.client}
 	cs := &clientStream{s: s, st: st}
 	bcr, ccr := newConnReader(s.backend), newConnReader(s.client)
+	bcr.n = copy(bcr.buf, s.pl.pre) // the backend's first message, when relayedStart read it (pool.go)
+	s.pl.pre = nil
 	pumpDone := make(chan bool, 1)
 	pumping, kicked := false, false
 	canLoop := !s.r.cfg.GoroutineRelay && loopConn(s.client)
@@ -351,6 +370,10 @@ func (s *session) relay() {
 				}
 			}
 		}
+		if s.pl.checkin.Load() && !pumping {
+			s.endPooled(bcr, bs, err) // the client said Terminate in the event loop (pool.go)
+			return
+		}
 		if !pumping {
 			pumping = true
 			go s.pumpClient(cs, ccr, pumpDone)
@@ -361,6 +384,14 @@ func (s *session) relay() {
 			} else {
 				err = bcr.run(bs.process)
 			}
+		}
+		if s.pl.checkin.Load() {
+			// The client pump stopped at the client's Terminate and woke this read (pool.go).
+			if pumping {
+				<-pumpDone
+			}
+			s.endPooled(bcr, bs, err)
+			return
 		}
 		boundary := bcr.n == 0 && bs.f.left == 0
 		if !boundary && s.mv.stopping.Load() && (err == nil || errors.Is(err, os.ErrDeadlineExceeded)) {
@@ -426,6 +457,7 @@ func (cs *clientStream) process(b []byte) (int, bool, error) {
 	}
 	pos, from := 0, 0
 	var err error
+scan:
 	for pos < len(b) {
 		if cs.f.left > 0 {
 			pos = cs.f.skip(b, pos)
@@ -454,6 +486,11 @@ func (cs *clientStream) process(b []byte) (int, bool, error) {
 			m.partial.Store(true)
 		case 'X':
 			s.clientDone.Store(true) // Terminate: the backend's close that follows is expected
+			if s.pl.key != "" && s.atBoundary() {
+				// A clean exit: the backend goes back to the pool without it (pool.go).
+				s.pl.checkin.Store(true)
+				break scan
+			}
 		}
 		pos += 5
 		cs.f.left = n
@@ -473,7 +510,7 @@ func (cs *clientStream) process(b []byte) (int, bool, error) {
 		cs.locked = false
 		m.fwd.Unlock()
 	}
-	return pos, cs.yield != nil, nil
+	return pos, cs.yield != nil || s.pl.checkin.Load(), nil
 }
 
 var errEnded = errors.New("session ended by a mover")
@@ -495,6 +532,12 @@ func (s *session) pumpClient(cs *clientStream, cr *connReader, done chan<- bool)
 			s.clientDone.Store(true)
 			s.close()
 			done <- false
+			return
+		}
+		if s.pl.checkin.Load() {
+			// The client said Terminate: wake the backend read, which ends the session.
+			_ = s.currentBackend().SetReadDeadline(time.Unix(1, 0))
+			done <- true
 			return
 		}
 		// Stopped: the forward lock was busy, or a mover asked this pump to yield here.

@@ -2,6 +2,7 @@ package router
 
 import (
 	"container/list"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // Endpoint says which of a cluster's two endpoints a listener serves.
@@ -76,6 +79,17 @@ type Config struct {
 	// NoIOURing runs the event loop on epoll even where io_uring is available
 	// (eventloop_uring.go); BOREALIS_ROUTER_IOURING=off does the same for every router.
 	NoIOURing bool
+	// NoBackendPool turns off the warm pool of authenticated idle backends (pool.go): every
+	// client then gets a new backend.
+	NoBackendPool bool
+	// PoolIdleTimeout closes a pooled backend idle that long; 0 means 60 s.
+	PoolIdleTimeout time.Duration
+	// PoolMaxIdlePerKey and PoolMaxIdle cap the idle pooled backends per node, role,
+	// database and start-up parameters, and in all; 0 means 20 and 50.
+	PoolMaxIdlePerKey, PoolMaxIdle int
+
+	// authenticate, when set, replaces authenticateInRouter (tests).
+	authenticate func(ctx context.Context, client net.Conn, addr string, startup *pgproto3.StartupMessage) (bool, error)
 }
 
 // Router proxies one cluster's endpoints.
@@ -110,7 +124,8 @@ type Router struct {
 
 	backendWake wakeup // writerwake.go
 
-	auth routerAuth // auth.go
+	auth routerAuth   // auth.go
+	pool *backendPool // pool.go
 }
 
 type endpointStats struct {
@@ -144,6 +159,10 @@ func New(cfg Config) *Router {
 	r.nextPID.Store(1000)
 	if cfg.IdleSnapshotAfter > 0 {
 		go r.sweep(cfg.IdleSnapshotAfter)
+	}
+	r.pool = newBackendPool(r)
+	if r.pool.enabled() {
+		go r.pool.reap()
 	}
 	return r
 }
@@ -249,6 +268,7 @@ func (r *Router) Close() {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	r.pool.close()
 	r.stopLoop()
 	r.auth.close()
 }

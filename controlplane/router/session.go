@@ -59,6 +59,8 @@ type session struct {
 	// closed is set when the router ends the session (client gone, router closing): the
 	// backend connection it then closes is not a crash to recover from.
 	closed atomic.Bool
+	// pl is the session's part in the warm backend pool (pool.go).
+	pl poolSession
 }
 
 // backendLost tells the client that its backend connection ended without the server saying
@@ -90,15 +92,16 @@ func (s *session) close() {
 		inLoop := s.closeInLoop()
 		client := s.client
 		moved := s.moved.Load() // under loopMu: see switchBackend
+		kept := s.pl.kept       // under loopMu: handed back to the pool (pool.go), not closed
 		s.loopMu.Unlock()
 		if inLoop {
 			return // the loop closes the sockets
 		}
 		client.Close()
-		if s.backend != nil {
+		if s.backend != nil && s.backend != kept {
 			s.backend.Close()
 		}
-		if moved != nil {
+		if moved != nil && *moved != kept {
 			(*moved).Close()
 		}
 	})
@@ -153,6 +156,9 @@ func (s *session) run() {
 			fmt.Sprintf("waited %s; check `borealis cluster describe %s`", s.r.cfg.HoldTimeout, s.r.cfg.Name))
 		return
 	}
+	if s.runPooled(startup) {
+		return
+	}
 	backend, err := s.r.dialBackend(s.backendAddr)
 	if err != nil {
 		// The node went down after the control plane last looked: route around it (another
@@ -173,21 +179,26 @@ func (s *session) run() {
 	if tc, ok := backend.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	buf, err := startup.Encode(nil)
+	if err != nil {
+		backend.Close()
+		s.reject("08P01", "re-encoding the start-up packet: "+err.Error(), "")
+		return
+	}
+	if _, err := backend.Write(buf); err != nil {
+		backend.Close()
+		s.reject("08006", fmt.Sprintf("cluster %s: node %s: %v", s.r.cfg.Name, s.backendAddr, err), "")
+		return
+	}
+	if backend, ok = s.relayedStart(backend, buf); !ok {
+		return
+	}
 	s.r.mu.Lock()
 	s.backend = backend
 	closed := s.r.closed
 	s.r.mu.Unlock()
 	if closed {
 		backend.Close()
-		return
-	}
-	buf, err := startup.Encode(nil)
-	if err != nil {
-		s.reject("08P01", "re-encoding the start-up packet: "+err.Error(), "")
-		return
-	}
-	if _, err := backend.Write(buf); err != nil {
-		s.reject("08006", fmt.Sprintf("cluster %s: node %s: %v", s.r.cfg.Name, s.backendAddr, err), "")
 		return
 	}
 	defer s.authDeadline()()

@@ -1,0 +1,335 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/borealisdb/borealis/internal/pgtest"
+)
+
+// trustInRouter stands in for authenticateInRouter in these tests: every client counts as
+// authenticated by the router (so its backend can be pooled), except roles named in relayed.
+func trustInRouter(relayed ...string) func(context.Context, net.Conn, string, *pgproto3.StartupMessage) (bool, error) {
+	return func(_ context.Context, _ net.Conn, _ string, startup *pgproto3.StartupMessage) (bool, error) {
+		for _, u := range relayed {
+			if startup.Parameters["user"] == u {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+}
+
+func unixSocket(s *pgtest.Server) string {
+	return filepath.Join(s.SocketDir, fmt.Sprintf(".s.PGSQL.%d", s.Port))
+}
+
+// backendPID asks the session's backend for its process id.
+func backendPID(t *testing.T, c *pgx.Conn) int {
+	t.Helper()
+	var pid int
+	if err := c.QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// visit connects, returns the backend's pid and leaves cleanly (Terminate).
+func visit(t *testing.T, addr, extra string) int {
+	t.Helper()
+	c := connect(t, dsn(addr, "postgres", "", extra))
+	pid := backendPID(t, c)
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+func waitIdle(t *testing.T, r *Router, n int64) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("%d idle pooled backends", n), 30*time.Second, func() bool { return r.BackendPool().Idle == n })
+}
+
+func backendGone(t *testing.T, srv *pgtest.Server, pid int) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("backend %d to exit", pid), 30*time.Second, func() bool {
+		return srv.QueryValue("postgres", "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid) == "0"
+	})
+}
+
+// TestBackendPool checks the warm pool with real clients on one real server.
+func TestBackendPool(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	srv := pgtest.Start(t, pgtest.Options{})
+	sock := unixSocket(srv)
+	r, addr, _ := startRouter(t, Config{Name: "pool", Backends: &staticBackends{writer: sock}, HoldTimeout: 5 * time.Second,
+		PoolMaxIdlePerKey: 2, authenticate: trustInRouter("relayed")})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv.Exec("postgres", "CREATE ROLE relayed LOGIN SUPERUSER")
+	srv.Exec("postgres", "CREATE TABLE kept (v int)")
+
+	t.Run("ReuseAndReset", func(t *testing.T) {
+		c := connect(t, dsn(addr, "postgres", "", "sslmode=disable&application_name=first"))
+		pid := backendPID(t, c)
+		for _, q := range []string{"SET work_mem = '7MB'", "CREATE TEMP TABLE scratch (v int)", "PREPARE p AS SELECT 1",
+			"SELECT pg_advisory_lock(42)", "LISTEN somewhere", "DECLARE held CURSOR WITH HOLD FOR SELECT 1"} {
+			if _, err := c.Exec(ctx, q); err != nil {
+				t.Fatal(q, err)
+			}
+		}
+		if _, err := c.Prepare(ctx, "proto", "SELECT $1::int"); err != nil {
+			t.Fatal(err)
+		}
+		reused := r.BackendPool().Reused
+		c.Close(ctx)
+		waitIdle(t, r, 1)
+
+		c2 := connect(t, dsn(addr, "postgres", "", "sslmode=disable&application_name=second"))
+		if got := backendPID(t, c2); got != pid {
+			t.Fatalf("the second client got backend %d, want the first one's %d back from the pool", got, pid)
+		}
+		if st := r.BackendPool(); st.Reused != reused+1 || st.Idle != 0 || st.InUse != 1 {
+			t.Fatalf("pool stats %+v after a reuse", st)
+		}
+		var mem, app string
+		var temp, preps, locks, chans, cursors int
+		if err := c2.QueryRow(ctx, `SELECT current_setting('work_mem'), current_setting('application_name'),
+			(SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()),
+			(SELECT count(*) FROM pg_prepared_statements WHERE name IN ('p', 'proto')),
+			(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()),
+			(SELECT count(*) FROM pg_listening_channels()),
+			(SELECT count(*) FROM pg_cursors WHERE name = 'held')`).Scan(&mem, &app, &temp, &preps, &locks, &chans, &cursors); err != nil {
+			t.Fatal(err)
+		}
+		if mem != "4MB" || temp != 0 || preps != 0 || locks != 0 || chans != 0 || cursors != 0 {
+			t.Fatalf("the first client's state leaked: work_mem %s, temp tables %d, prepared %d, advisory locks %d, channels %d, cursors %d",
+				mem, temp, preps, locks, chans, cursors)
+		}
+		if app != "second" || c2.PgConn().ParameterStatus("application_name") != "second" {
+			t.Fatalf("application_name %q (reported %q), want the second client's", app, c2.PgConn().ParameterStatus("application_name"))
+		}
+		if c2.PgConn().ParameterStatus("server_version") == "" || c2.PgConn().ParameterStatus("client_encoding") != "UTF8" {
+			t.Fatalf("the reused backend's parameters were not sent: %v", c2.PgConn().ParameterStatus("server_version"))
+		}
+		// A cancel reaches the reused backend.
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			c2.PgConn().CancelRequest(context.Background())
+		}()
+		if _, err := c2.Exec(ctx, "SELECT pg_sleep(20)"); pgCode(err) != "57014" {
+			t.Fatalf("cancel on a reused backend: %v", err)
+		}
+		c2.Close(ctx)
+		waitIdle(t, r, 1)
+	})
+
+	t.Run("NotReusedAfterATransaction", func(t *testing.T) {
+		r.pool.evict("")
+		c := connect(t, dsn(addr, "postgres", "", ""))
+		pid := backendPID(t, c)
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO kept VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		c.Close(ctx) // leaves inside the transaction
+		backendGone(t, srv, pid)
+		if n := srv.QueryValue("postgres", "SELECT count(*) FROM kept"); n != "0" {
+			t.Fatalf("%s rows after a client left inside its transaction, want it rolled back", n)
+		}
+		if got := visit(t, addr, ""); got == pid {
+			t.Fatal("a backend left in a transaction was reused")
+		}
+		waitIdle(t, r, 1)
+	})
+
+	t.Run("RelayedRolesAreNotPooled", func(t *testing.T) {
+		r.pool.evict("")
+		a := connect(t, dsn(addr, "relayed", "", ""))
+		pa := backendPID(t, a)
+		a.Close(ctx)
+		backendGone(t, srv, pa)
+		if st := r.BackendPool(); st.Idle != 0 {
+			t.Fatalf("a relayed role's backend was pooled: %+v", st)
+		}
+	})
+
+	t.Run("StaleBackendsAreReplaced", func(t *testing.T) {
+		r.pool.evict("")
+		pid := visit(t, addr, "")
+		waitIdle(t, r, 1)
+		srv.Exec("postgres", "SELECT pg_terminate_backend($1)", pid)
+		backendGone(t, srv, pid)
+		stale := r.BackendPool().Stale
+		if got := visit(t, addr, ""); got == pid {
+			t.Fatal("a terminated backend was handed out")
+		}
+		if r.BackendPool().Stale != stale+1 && r.BackendPool().Stale != stale {
+			t.Fatalf("stale count %d", r.BackendPool().Stale)
+		}
+		// kill -9 of a pooled backend: the server restarts its backends; once it accepts
+		// connections again a client gets a new backend, without an error.
+		waitIdle(t, r, 1)
+		pid = visit(t, addr, "")
+		waitIdle(t, r, 1)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the server to accept connections after a backend's kill -9", time.Minute, func() bool {
+			c, err := pgx.Connect(ctx, srv.DSN("postgres"))
+			if err == nil {
+				c.Close(ctx)
+			}
+			return err == nil
+		})
+		if got := visit(t, addr, ""); got == pid {
+			t.Fatal("a killed backend was handed out")
+		}
+	})
+
+	t.Run("Limits", func(t *testing.T) {
+		r.pool.evict("")
+		var cs []*pgx.Conn
+		for range 3 {
+			cs = append(cs, connect(t, dsn(addr, "postgres", "", "")))
+		}
+		for _, c := range cs {
+			c.Close(ctx)
+		}
+		waitIdle(t, r, 2) // PoolMaxIdlePerKey
+		// Another key: another database.
+		c := connect(t, strings.Replace(dsn(addr, "postgres", "", ""), "/postgres?", "/template1?", 1))
+		c.Close(ctx)
+		waitIdle(t, r, 3)
+	})
+
+	t.Run("ParkDrainsTheNode", func(t *testing.T) {
+		waitIdle(t, r, 3)
+		p := r.Park(ctx, sock, MoveOptions{Reason: "test"})
+		p.Cancel()
+		if st := r.BackendPool(); st.Idle != 0 {
+			t.Fatalf("Park left %d idle pooled backends", st.Idle)
+		}
+		waitUntil(t, "the drained backends to exit", 30*time.Second, func() bool {
+			return srv.QueryValue("postgres", "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'") == "1"
+		})
+		// A backend checked out before a drain does not come back.
+		c := connect(t, dsn(addr, "postgres", "", ""))
+		r.Park(ctx, sock, MoveOptions{Reason: "test"}).Cancel() // c moves nowhere
+		c.Close(ctx)
+		time.Sleep(300 * time.Millisecond)
+		if st := r.BackendPool(); st.Idle != 0 {
+			t.Fatalf("a backend checked out before a drain came back to the pool: %+v", st)
+		}
+	})
+
+	t.Run("RealClients", func(t *testing.T) {
+		r.pool.evict("")
+		host, port := splitAddr(t, addr)
+		psql := func() string {
+			out, err := exec.Command("psql", "-X", "-At", "-h", host, "-p", port, "-U", "postgres", "-d", "postgres",
+				"-c", "SELECT pg_backend_pid()").CombinedOutput()
+			if err != nil {
+				t.Fatalf("psql: %v\n%s", err, out)
+			}
+			return strings.TrimSpace(string(out))
+		}
+		first := psql()
+		waitIdle(t, r, 1)
+		if second := psql(); second != first {
+			t.Fatalf("psql got backend %s, then %s: not reused", second, first)
+		}
+		waitIdle(t, r, 1)
+		py := `import psycopg2, sys
+c = psycopg2.connect(host=sys.argv[1], port=sys.argv[2], user="postgres", dbname="postgres", application_name="py")
+cur = c.cursor(); cur.execute("SELECT pg_backend_pid(), current_setting('application_name')"); pid, app = cur.fetchone()
+c.commit(); c.close(); print(pid, app)`
+		out, err := exec.Command("/usr/bin/python3", "-c", py, host, port).CombinedOutput()
+		if err != nil {
+			t.Fatalf("psycopg2: %v\n%s", err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != first+" py" {
+			t.Fatalf("psycopg2 got %q, want the pooled backend %s with application_name py", got, first)
+		}
+	})
+}
+
+func splitAddr(t *testing.T, addr string) (string, string) {
+	t.Helper()
+	i := strings.LastIndexByte(addr, ':')
+	return addr[:i], addr[i+1:]
+}
+
+// TestBackendPoolTimeoutsAndRestart: an idle timeout closes pooled backends; a node restart
+// leaves dead ones, which no client gets; a full server (53300) evicts the pooled ones.
+func TestBackendPoolTimeoutsAndRestart(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	srv := pgtest.Start(t, pgtest.Options{Settings: map[string]string{
+		"max_connections": "8", "superuser_reserved_connections": "0", "max_wal_senders": "0"}})
+	sock := unixSocket(srv)
+	r, addr, _ := startRouter(t, Config{Name: "pool2", Backends: &staticBackends{writer: sock}, HoldTimeout: 5 * time.Second,
+		PoolIdleTimeout: 2 * time.Second, authenticate: trustInRouter("relayed")})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv.Exec("postgres", "CREATE ROLE relayed LOGIN")
+
+	t.Run("IdleTimeout", func(t *testing.T) {
+		pid := visit(t, addr, "")
+		waitIdle(t, r, 1)
+		waitIdle(t, r, 0)
+		backendGone(t, srv, pid)
+	})
+
+	t.Run("TooManyClientsEvicts", func(t *testing.T) {
+		var cs []*pgx.Conn
+		for range 8 {
+			cs = append(cs, connect(t, dsn(addr, "postgres", "", "")))
+		}
+		for _, c := range cs {
+			c.Close(ctx)
+		}
+		waitIdle(t, r, 8)
+		// Every slot holds a pooled backend of another key: this client still gets in.
+		c := connect(t, strings.Replace(dsn(addr, "postgres", "", ""), "/postgres?", "/template1?", 1))
+		backendPID(t, c)
+		c.Close(ctx)
+		// And so does a client whose authentication is relayed to a new backend.
+		var cs2 []*pgx.Conn
+		for range 8 {
+			cs2 = append(cs2, connect(t, dsn(addr, "postgres", "", "")))
+		}
+		for _, c := range cs2 {
+			c.Close(ctx)
+		}
+		waitIdle(t, r, 8)
+		rc := connect(t, dsn(addr, "relayed", "", ""))
+		backendPID(t, rc)
+		rc.Close(ctx)
+		r.pool.evict("")
+	})
+
+	t.Run("Restart", func(t *testing.T) {
+		pid := visit(t, addr, "")
+		waitIdle(t, r, 1)
+		if err := srv.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		srv.Restart()
+		if got := visit(t, addr, ""); got == pid {
+			t.Fatal("a backend of the stopped server was handed out")
+		}
+	})
+}
