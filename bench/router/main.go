@@ -640,7 +640,11 @@ func report(out, note string, rs, sched []result, per, clients, threads, seconds
 	if per == 3 {
 		fmt.Fprintf(&b, "- Peer: %s in session mode (Debian package, auth scram-sha-256, pool 50), reaching the server's Unix socket like the router; rounds alternate direct, router, pgbouncer\n", pgbouncerVersion)
 		if pooledBackends {
-			fmt.Fprintf(&b, "- PgBouncer keeps its server connections across rounds (`-pgbouncer-pooled`): its backends are warm, the others' new\n\n")
+			if routerPool {
+				fmt.Fprintf(&b, "- PgBouncer keeps its server connections across rounds (`-pgbouncer-pooled`, its default), as the router keeps its pool: both proxies' backends are warm, direct's new\n\n")
+			} else {
+				fmt.Fprintf(&b, "- PgBouncer keeps its server connections across rounds (`-pgbouncer-pooled`): its backends are warm, the others' new\n\n")
+			}
 		} else {
 			fmt.Fprintf(&b, "- Every path of every round runs on new backends: PgBouncer closes its server connections a second after their client leaves (server_lifetime, server_idle_timeout 1 s)\n\n")
 		}

@@ -5,8 +5,12 @@ import "sync"
 // BackendsChanged tells the router that Backends may name other nodes now (a failover
 // promoted a new writer, a held writer was cleared): sessions waiting for a backend look again
 // at once instead of at their next 100 ms poll. Safe from any goroutine; cheap when nobody
-// waits.
-func (r *Router) BackendsChanged() { r.backendWake.broadcast() }
+// waits. The warm pool's idle backends are closed (pool.go): a promoted node's would still
+// report in_hot_standby on, and a fenced one's are gone.
+func (r *Router) BackendsChanged() {
+	r.backendWake.broadcast()
+	r.pool.drain("")
+}
 
 // wakeup is a broadcast: wait returns a channel closed by the next broadcast.
 type wakeup struct {
