@@ -83,6 +83,12 @@ func TestPauseResumeStopStartReboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)
+	// Its backend went back to the router's warm pool: an idle pooled backend is no client
+	// connection and must not keep the cluster up.
+	waitFor(t, "the session's backend in the router's warm pool", 30*time.Second, func() bool {
+		bp := m.mustDescribe(t, "nap").BackendPool
+		return bp != nil && bp.Idle == 1
+	})
 
 	// Idle for 3 s: paused, nodes stopped, capacity 0, Aurora's event.
 	since := lastSeq(t, m)
@@ -90,6 +96,9 @@ func TestPauseResumeStopStartReboot(t *testing.T) {
 	d = m.mustDescribe(t, "nap")
 	if d.Capacity != 0 {
 		t.Fatalf("paused cluster capacity %g, want 0", d.Capacity)
+	}
+	if d.BackendPool == nil || d.BackendPool.Idle != 0 {
+		t.Fatalf("paused with pooled backends still open: %+v", d.BackendPool)
 	}
 	for _, mb := range d.DBClusterMembers {
 		if mb.Status != StatusStopped || mb.Capacity != 0 || mb.PID != 0 {

@@ -527,7 +527,7 @@ func (r *Router) authenticateClient(ctx context.Context, s *session, addr string
 	if r.cfg.authenticate != nil {
 		return r.cfg.authenticate(ctx, s.client, addr, startup)
 	}
-	return false, nil // authenticateInRouter (auth.go) is not there yet: every role is relayed
+	return r.authenticateInRouter(ctx, s.client, addr, startup)
 }
 
 // runPooled serves s on a pooled backend when the router authenticates its client itself;
