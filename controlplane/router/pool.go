@@ -614,6 +614,7 @@ func (s *session) greet(pb *pooledBackend) error {
 		return err
 	}
 	s.txStatus.Store('I') // before the client can answer
+	s.r.stats[s.ep].bytesOut.Add(int64(len(buf)))
 	_, err = s.client.Write(buf)
 	return err
 }
