@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -233,6 +234,32 @@ func TestBackendPool(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		if st := r.BackendPool(); st.Idle != 0 {
 			t.Fatalf("a backend checked out before a drain came back to the pool: %+v", st)
+		}
+	})
+
+	t.Run("RouterSCRAM", func(t *testing.T) {
+		// The real thing: the router authenticates alice with SCRAM itself (auth.go), on a
+		// node reached over TCP with the Unix socket as its private path.
+		hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+		if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		srv.Exec("postgres", "SELECT pg_reload_conf()")
+		srv.Exec("postgres", "SET password_encryption = 'scram-sha-256'; CREATE ROLE alice LOGIN PASSWORD 'wonderland'")
+		rs, saddr, _ := startRouter(t, Config{Name: "scram", Backends: &staticBackends{writer: fmt.Sprintf("127.0.0.1:%d", srv.Port)},
+			PrivateAddr: func(string) string { return sock }})
+		pids := make([]int, 2)
+		for i := range pids {
+			c := connect(t, dsn(saddr, "alice", "wonderland", ""))
+			pids[i] = backendPID(t, c)
+			c.Close(ctx)
+			waitIdle(t, rs, 1)
+		}
+		if pids[0] != pids[1] || rs.AuthStats().Succeeded != 2 {
+			t.Fatalf("alice's backends %v (authenticated by the router %d times): want one pooled backend reused", pids, rs.AuthStats().Succeeded)
+		}
+		if _, err := pgx.Connect(ctx, dsn(saddr, "alice", "wrong", "")); pgCode(err) != "28P01" {
+			t.Fatalf("a wrong password with a backend pooled: %v, want 28P01", err)
 		}
 	})
 
