@@ -85,10 +85,15 @@ func TestPauseResumeStopStartReboot(t *testing.T) {
 	conn.Close(ctx)
 	// Its backend went back to the router's warm pool: an idle pooled backend is no client
 	// connection and must not keep the cluster up.
-	waitFor(t, "the session's backend in the router's warm pool", 30*time.Second, func() bool {
-		bp := m.mustDescribe(t, "nap").BackendPool
-		return bp != nil && bp.Idle == 1
-	})
+	for deadline := time.Now().Add(30 * time.Second); c.router.BackendPool().Idle != 1; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the session's backend is not in the router's warm pool after 30 s: pool %+v, router authentication %+v",
+				c.router.BackendPool(), c.router.AuthStats())
+		}
+	}
+	if bp := m.mustDescribe(t, "nap").BackendPool; bp == nil || bp.Idle != 1 {
+		t.Fatalf("describe's BackendPool %+v, want 1 idle", bp)
+	}
 
 	// Idle for 3 s: paused, nodes stopped, capacity 0, Aurora's event.
 	since := lastSeq(t, m)

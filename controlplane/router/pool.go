@@ -67,7 +67,8 @@ import (
 // and Sessions ignore them. So that a node can stop, Park(addr) (reboot, capacity change,
 // failover) closes the node's pooled backends, and Refuse and HoldAndWake (stop, pause) close
 // all of them; a backend checked out before the drain is closed when its client leaves, and
-// none returns to the pool while the gate holds clients.
+// none returns to the pool while the gate holds clients. BackendsChanged (a failover) closes
+// those of nodes no longer named, and the new writer's opened while it was a standby.
 
 // Pool defaults (Config).
 const (
@@ -332,6 +333,26 @@ func (p *backendPool) evict(addr string) int {
 		pb.close()
 	}
 	return len(list)
+}
+
+// prune closes the idle backends of nodes that are neither writer nor among readers (after a
+// failover: the fenced node's), and the writer's backends opened while it was a standby,
+// whose in_hot_standby (reported at start-up, and not again until a query) would tell the
+// next client it reached a read-only node.
+func (p *backendPool) prune(writer string, readers []string) {
+	if writer == "" {
+		return // held, not changed: nothing to judge by
+	}
+	known := map[string]bool{writer: true}
+	for _, a := range readers {
+		known[a] = true
+	}
+	list := p.take(func(pb *pooledBackend) bool {
+		return !known[pb.addr] || pb.addr == writer && pb.params["in_hot_standby"] == "on"
+	})
+	for _, pb := range list {
+		pb.close()
+	}
 }
 
 // close closes every idle backend and takes no more.
