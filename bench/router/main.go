@@ -198,7 +198,7 @@ func main() {
 	flag.BoolVar(&pooledBackends, "pgbouncer-pooled", false, "keep PgBouncer's server connections (and so its backends, warm) across rounds, its default; otherwise every path of every round runs on new backends")
 	flag.StringVar(&sockmapModes, "sockmap", "", "comma-separated kernel-forwarding experiment paths added to every round (sockmap.go, needs -backend tcp): verdict, scan, half, parser (see sockmapModeDoc)")
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
-	flag.BoolVar(&routerPool, "router-pool", true, "the router keeps its warm pool of authenticated backends (its default); false gives every router client a new backend")
+	flag.BoolVar(&routerPool, "router-pool", true, "the router keeps its warm pool of authenticated backends (its default; -backend is then ignored: the node's address is TCP, pooled backends use the Unix socket); false gives every router client a new backend")
 	flag.BoolVar(&connectEach, "connect", false, "pgbench -C: a new connection for every transaction (connect, authenticate, one SELECT, disconnect)")
 	flag.Parse()
 	if pooledBackends {
@@ -248,7 +248,12 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 		return fmt.Errorf("pgbench -i: %v\n%s", err, o)
 	}
 	backend := fmt.Sprintf("127.0.0.1:%d", node.Port)
-	if backendNet == "unix" {
+	if routerPool {
+		// As the control plane runs it: the node's address is TCP, whose pg_hba rule
+		// (scram-sha-256) lets the router authenticate clients itself; its pooled backends
+		// are opened on the Unix socket, the private path.
+		backendNet = "pool"
+	} else if backendNet == "unix" {
 		backend = filepath.Join(node.SocketDir, fmt.Sprintf(".s.PGSQL.%d", node.Port))
 	}
 	if relayModel != "loop" && relayModel != "loop-epoll" && relayModel != "loop-sched" && relayModel != "goroutines" {
@@ -594,6 +599,9 @@ alone.
 `
 
 func backendDesc() string {
+	if backendNet == "pool" {
+		return "its Unix socket (the router's private path: every client here is authenticated by the router, so every backend is a pooled one; the node's address is TCP as in a cluster)"
+	}
 	if backendNet == "unix" {
 		return "its Unix socket, as the control plane does"
 	}
