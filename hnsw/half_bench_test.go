@@ -82,15 +82,7 @@ func BenchmarkHalfIterator1536(b *testing.B) {
 				first10 := func(q []float32) []Result { return drain(b, x, q, SearchOptions{Ef: ef}, 10) }
 				hit := 0
 				for i, q := range qs {
-					in := map[uint32]bool{}
-					for _, id := range hb.truth[i] {
-						in[id] = true
-					}
-					for _, r := range first10(q) {
-						if in[r.ID] {
-							hit++
-						}
-					}
+					hit += found(hb.truth[i], first10(q))
 				}
 				b.ResetTimer()
 				for i := 0; b.Loop(); i++ {

@@ -28,15 +28,7 @@ func BenchmarkQuantizationSettings(b *testing.B) {
 			b.Run(fmt.Sprintf("%v/ef=%d", q, ef), func(b *testing.B) {
 				hit := 0
 				for i, v := range queries {
-					in := map[uint32]bool{}
-					for _, id := range truth[i] {
-						in[id] = true
-					}
-					for _, r := range x.Search(v, 10, ef) {
-						if in[r.ID] {
-							hit++
-						}
-					}
+					hit += found(truth[i], x.Search(v, 10, ef))
 				}
 				b.ResetTimer()
 				for i := 0; b.Loop(); i++ {

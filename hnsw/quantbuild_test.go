@@ -77,11 +77,7 @@ func recallWith(t *testing.T, x *Index, queries [][]float32, truth [][]uint32, e
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range got {
-			if slices.Contains(truth[i], r.ID) {
-				hit++
-			}
-		}
+		hit += found(truth[i], got)
 		total += len(truth[i])
 	}
 	return float64(hit) / float64(total)

@@ -204,15 +204,7 @@ func BenchmarkQuantizedIterator1536(b *testing.B) {
 				first10 := func(q []float32) []Result { return drain(b, x, q, SearchOptions{Ef: ef}, 10) }
 				hit := 0
 				for i, q := range qb.queries {
-					in := map[uint32]bool{}
-					for _, id := range qb.truth[i] {
-						in[id] = true
-					}
-					for _, r := range first10(q) {
-						if in[r.ID] {
-							hit++
-						}
-					}
+					hit += found(qb.truth[i], first10(q))
 				}
 				b.ResetTimer()
 				for i := 0; b.Loop(); i++ {
@@ -262,15 +254,7 @@ func BenchmarkQuantizedSearch1536(b *testing.B) {
 				hit := 0
 				for i, q := range qb.queries {
 					res, _ := x.SearchInto(nil, q, 10, ef)
-					in := map[uint32]bool{}
-					for _, id := range qb.truth[i] {
-						in[id] = true
-					}
-					for _, r := range res {
-						if in[r.ID] {
-							hit++
-						}
-					}
+					hit += found(qb.truth[i], res)
 				}
 				dst := make([]Result, 0, 10)
 				b.ResetTimer()
