@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,10 +30,11 @@ import (
 
 // sockmapModes are the experiment's variants.
 var sockmapModeDoc = map[string]string{
-	"verdict": "one SK_SKB verdict per skb as it arrives (BPF_SK_SKB_VERDICT) redirects it to the peer socket's egress: the ceiling, nothing looked at",
-	"scan":    "the same verdict, which first walks the PostgreSQL message headers in the skb (a bounded loop of bpf_skb_load_bytes, the framing carried across skbs in a per-socket map value) and records the last ReadyForQuery status there: the framing a router needs, in the kernel",
-	"half":    "only the backend-to-client direction is redirected; the client's messages pass up to the proxy's own socket and a goroutine writes them to the backend (a router that reads every request itself, to see SET/RESET/DISCARD)",
-	"parser":  "a stream parser frames messages first (BPF_SK_SKB_STREAM_PARSER + STREAM_VERDICT): stalls on 6.18 once an skb carries more than one message (the parser program sees the skb from its start, not the message's offset), so not measured",
+	"verdict":  "one SK_SKB verdict per skb as it arrives (BPF_SK_SKB_VERDICT) redirects it to the peer socket's egress: the ceiling, nothing looked at",
+	"handback": "scan, plus the hand-back to user space a router needs (not measured: tested by TestSockmapHandBack): each verdict counts itself while it runs and the bytes it redirects, and a per-socket divert flag makes it pass everything up; the proxy sets the flags, waits for running verdicts, then until each destination socket took every byte redirected to it, and relays in user space from there",
+	"scan":     "the same verdict, which first walks the PostgreSQL message headers in the skb (a bounded loop of bpf_skb_load_bytes, the framing carried across skbs in a per-socket map value) and records the last ReadyForQuery status there: the framing a router needs, in the kernel",
+	"half":     "only the backend-to-client direction is redirected; the client's messages pass up to the proxy's own socket and a goroutine writes them to the backend (a router that reads every request itself, to see SET/RESET/DISCARD)",
+	"parser":   "a stream parser frames messages first (BPF_SK_SKB_STREAM_PARSER + STREAM_VERDICT): stalls on 6.18 once an skb carries more than one message (the parser program sees the skb from its start, not the message's offset), so not measured",
 }
 
 // sockmapProxy is the experiment's proxy: one listener, one SOCKHASH for every session.
@@ -43,7 +45,15 @@ type sockmapProxy struct {
 	sockets *ebpf.Map // SOCKHASH: socket cookie -> socket
 	// peer: socket cookie -> sockState (the peer socket's cookie, the framing, the last
 	// ReadyForQuery status). A socket without an entry passes its data up.
-	peer   *ebpf.Map
+	peer *ebpf.Map
+	// divert (handback): socket cookie -> nonzero once user space takes the socket back.
+	divert *ebpf.Map
+	// kicks are the sessions' hand-back eventfds (handback).
+	mu    sync.Mutex
+	kicks map[int]bool
+	// waits counts the hand-backs' barriers that found something to wait for: a verdict
+	// running, or bytes still queued for a socket.
+	waits  atomic.Int64
 	progs  []*ebpf.Program
 	attach []ebpf.AttachType
 	wg     sync.WaitGroup
@@ -54,12 +64,22 @@ type sockState struct {
 	Peer   uint64
 	Left   uint32 // bytes of the current message still to come in later skbs
 	Status uint32 // the last ReadyForQuery status seen ('I', 'T', 'E'), 0 before any
+	Pos    uint32 // the walk's position, scratch
+	// handback mode: verdicts running now, and the bytes redirected to the peer.
+	Active     uint32
+	Redirected uint64
+	// A message header split across skbs: HdrLen of its bytes at Hdr (offHdr, so that its
+	// length field is aligned).
+	HdrLen uint32
+	_      [3]byte
+	Hdr    [5]byte
+	_      uint32
 }
 
 // newSockmapProxy loads the mode's programs and attaches them to a new SOCKHASH.
 func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 	if _, ok := sockmapModeDoc[mode]; !ok {
-		return nil, fmt.Errorf("sockmap mode %q: want verdict, scan, half or parser", mode)
+		return nil, fmt.Errorf("sockmap mode %q: want verdict, scan, half, handback or parser", mode)
 	}
 	p := &sockmapProxy{mode: mode, backend: backend}
 	var err error
@@ -67,14 +87,23 @@ func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sockhash: %w", err)
 	}
-	p.peer, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_peer", Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: 4096})
+	p.peer, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_peer", Type: ebpf.Hash, KeySize: 8, ValueSize: 48, MaxEntries: 4096})
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("peer map: %w", err)
 	}
 	insns := redirectToPeer(p.sockets, p.peer)
-	if mode == "scan" {
-		insns = scanAndRedirect(p.sockets, p.peer)
+	switch mode {
+	case "scan":
+		insns = scanAndRedirect(p.sockets, p.peer, nil)
+	case "handback":
+		p.divert, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_divert", Type: ebpf.Hash, KeySize: 8, ValueSize: 4, MaxEntries: 4096})
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("divert map: %w", err)
+		}
+		p.kicks = map[int]bool{}
+		insns = scanAndRedirect(p.sockets, p.peer, p.divert)
 	}
 	verdict, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bor_verdict", Type: ebpf.SkSKB, License: "GPL", Instructions: insns})
 	if err != nil {
@@ -116,26 +145,63 @@ func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 // entry: SK_PASS (to the socket's own queue); else bpf_sk_redirect_hash(skb, socks,
 // &st.Peer, 0) (0: the peer's egress).
 func redirectToPeer(socks, peer *ebpf.Map) asm.Instructions {
-	return append(lookupOwnState(peer), redirectOrPass(socks)...)
+	return append(lookupOwnState(peer, "pass"), redirectOrPass(socks, false)...)
 }
 
+// Offsets in sockState.
+const (
+	offPos        = 16
+	offActive     = 20
+	offRedirected = 24
+	offHdrLen     = 32
+	offHdr        = 39
+)
+
 // redirectOrPass: at "redirect", bpf_sk_redirect_hash(skb = r6, socks, &state.Peer = r7, 0)
-// (0: the peer's egress); at "pass", SK_PASS.
-func redirectOrPass(socks *ebpf.Map) asm.Instructions {
-	return asm.Instructions{
-		asm.Mov.Reg(asm.R3, asm.R7).WithSymbol("redirect"),
+// (0: the peer's egress); at "pass" (and "none" with handback), SK_PASS. With handback, "redirect" first
+// adds skb->len (r9) to state.Redirected, and "redirect" and "pass" end the verdict's
+// Active count (handBack's barrier).
+func redirectOrPass(socks *ebpf.Map, handback bool) asm.Instructions {
+	xadd := func(off int16, src asm.Register, size asm.Size) asm.Instruction {
+		ins := asm.StoreXAdd(asm.R7, src, size)
+		ins.Offset = off
+		return ins
+	}
+	var insns asm.Instructions
+	if handback {
+		insns = append(insns, xadd(offRedirected, asm.R9, asm.DWord).WithSymbol("redirect"))
+	}
+	insns = append(insns,
+		asm.Mov.Reg(asm.R3, asm.R7),
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.LoadMapPtr(asm.R2, socks.FD()),
 		asm.Mov.Imm(asm.R4, 0),
 		asm.FnSkRedirectHash.Call(),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, 1).WithSymbol("pass"), // SK_PASS
-		asm.Return(),
+	)
+	if !handback {
+		insns[0] = insns[0].WithSymbol("redirect")
+		return append(insns,
+			asm.Return(),
+			asm.Mov.Imm(asm.R0, 1).WithSymbol("pass"), // SK_PASS
+			asm.Return(),
+		)
 	}
+	return append(insns,
+		asm.Mov.Imm(asm.R1, -1),
+		xadd(offActive, asm.R1, asm.Word),
+		asm.Return(),
+		asm.Mov.Imm(asm.R1, -1).WithSymbol("pass"),
+		xadd(offActive, asm.R1, asm.Word),
+		asm.Mov.Imm(asm.R0, 1), // SK_PASS
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, 1).WithSymbol("none"),
+		asm.Return(),
+	)
 }
 
-// lookupOwnState: r6 = skb, r7 = this socket's sockState; to "pass" when it has none.
-func lookupOwnState(peer *ebpf.Map) asm.Instructions {
+// lookupOwnState: r6 = skb, r7 = this socket's sockState, the cookie at fp-8; to miss
+// (SK_PASS) when it has none.
+func lookupOwnState(peer *ebpf.Map, miss string) asm.Instructions {
 	return asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.FnGetSocketCookie.Call(),
@@ -144,24 +210,99 @@ func lookupOwnState(peer *ebpf.Map) asm.Instructions {
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -8),
 		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.JEq.Imm(asm.R0, 0, miss),
 		asm.Mov.Reg(asm.R7, asm.R0),
 	}
 }
 
 // maxScan bounds the message headers one skb's walk looks at; an skb with more passes up.
-const maxScan = 64
+const maxScan = 256
+
+// recordStatus stores the ReadyForQuery status byte at skb offset r2 in state.Status.
+func recordStatus() asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -24),
+		asm.Mov.Imm(asm.R4, 1),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R1, asm.RFP, -24, asm.Byte),
+		asm.StoreMem(asm.R7, 12, asm.R1, asm.Word),
+	}
+}
 
 // scanAndRedirect walks the message headers of the skb from where the last skb's message
-// ended (sockState.Left), recording a ReadyForQuery's status, and redirects the skb to the
-// peer. A header split across two skbs, more than maxScan headers or a length below 4 pass
-// the skb up (SK_PASS): the experiment's proxy does not handle them (pgbench -S never sends
-// them); a router would take the session back to user space there.
-func scanAndRedirect(socks, peer *ebpf.Map) asm.Instructions {
-	insns := lookupOwnState(peer)
+// ended (sockState.Left, or a header begun in the last skb: HdrLen, Hdr), recording a
+// ReadyForQuery's status, and redirects the skb to the peer. More than maxScan headers, a
+// length below 4, or an skb shorter than the rest of a header pass the skb up (SK_PASS): the
+// experiment's proxy does not handle them (pgbench -S never sends them); a router would take
+// the session back to user space there.
+//
+// With a divert map (handback mode), the verdict first counts itself in state.Active, and an
+// skb of a socket whose divert entry is set passes up untouched: the framing in the state
+// stays where the kernel left it, for user space to carry on from.
+func scanAndRedirect(socks, peer, divert *ebpf.Map) asm.Instructions {
+	miss := "pass"
+	if divert != nil {
+		miss = "none" // before Active counts this verdict
+	}
+	insns := lookupOwnState(peer, miss)
+	if divert != nil {
+		one := asm.StoreXAdd(asm.R7, asm.R1, asm.Word)
+		one.Offset = offActive
+		insns = append(insns,
+			asm.Mov.Imm(asm.R1, 1),
+			one,
+			asm.LoadMapPtr(asm.R1, divert.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -8),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "pass"),
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+			asm.JNE.Imm(asm.R1, 0, "pass"),
+		)
+	}
 	insns = append(insns,
 		asm.LoadMem(asm.R9, asm.R6, 0, asm.Word), // skb->len
-		asm.LoadMem(asm.R8, asm.R7, 8, asm.Word), // pos := Left
+		// A header the last skb ended in the middle of (HdrLen of its bytes in Hdr; 5 with a
+		// ReadyForQuery whose status byte had not come): complete it from this skb.
+		asm.LoadMem(asm.R1, asm.R7, offHdrLen, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, "fresh"),
+		asm.JGT.Imm(asm.R1, 5, "pass"),
+		asm.Mov.Imm(asm.R4, 5),
+		asm.Sub.Reg(asm.R4, asm.R1), // need
+		asm.JEq.Imm(asm.R4, 0, "whole"),
+		asm.JGT.Reg(asm.R4, asm.R9, "pass"), // an skb shorter than the rest of a header
+		asm.Mov.Reg(asm.R3, asm.R7),
+		asm.Add.Imm(asm.R3, offHdr),
+		asm.Add.Reg(asm.R3, asm.R1),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R3, asm.R7, offHdr+1, asm.Word).WithSymbol("whole"), // the length
+		asm.HostTo(asm.BE, asm.R3, asm.Word),
+		asm.JLT.Imm(asm.R3, 4, "pass"),
+		asm.LoadMem(asm.R1, asm.R7, offHdrLen, asm.Word),
+		asm.Mov.Reg(asm.R8, asm.R3),
+		asm.Add.Imm(asm.R8, 1),
+		asm.Sub.Reg(asm.R8, asm.R1),                   // pos: the message's end in this skb
+		asm.LoadMem(asm.R2, asm.R7, offHdr, asm.Byte), // the type
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.R7, offHdrLen, asm.R1, asm.Word),
+		asm.StoreMem(asm.R7, 8, asm.R8, asm.Word), // as Left: the walk starts the same way
+		asm.JNE.Imm(asm.R2, 'Z', "fresh"),
+		asm.JNE.Imm(asm.R3, 5, "pass"),
+		asm.Mov.Reg(asm.R2, asm.R8),
+		asm.Sub.Imm(asm.R2, 1), // the status byte's offset
+		asm.JGE.Reg(asm.R2, asm.R9, "pass"),
+	)
+	insns = append(insns, recordStatus()...)
+	insns = append(insns,
+		// pos := Left (reloaded after a carry too, so that the verifier meets one state at
+		// the walk, not one per way in)
+		asm.LoadMem(asm.R8, asm.R7, 8, asm.Word).WithSymbol("fresh"),
 		asm.JGT.Reg(asm.R9, asm.R8, "walk"),
 		// The whole skb is the middle of a message.
 		asm.Sub.Reg(asm.R8, asm.R9),
@@ -193,27 +334,39 @@ func scanAndRedirect(socks, peer *ebpf.Map) asm.Instructions {
 		asm.JNE.Imm(asm.R3, 5, "pass"),
 		asm.Mov.Reg(asm.R2, asm.R8),
 		asm.Add.Imm(asm.R2, 6),
-		asm.JGT.Reg(asm.R2, asm.R9, "pass"), // the status byte is in the next skb
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Reg(asm.R2, asm.R8),
-		asm.Add.Imm(asm.R2, 5),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -24),
-		asm.Mov.Imm(asm.R4, 1),
-		asm.FnSkbLoadBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "pass"),
-		asm.LoadMem(asm.R1, asm.RFP, -24, asm.Byte),
-		asm.StoreMem(asm.R7, 12, asm.R1, asm.Word),
+		asm.JGT.Reg(asm.R2, asm.R9, "end"), // the status byte is in the next skb: carry
+		asm.Sub.Imm(asm.R2, 1),
+	)
+	insns = append(insns, recordStatus()...)
+	insns = append(insns,
 		asm.Mov.Imm(asm.R3, 5),
 		asm.Add.Reg(asm.R8, asm.R3).WithSymbol("next"), // pos += 1 + length
 		asm.Add.Imm(asm.R8, 1),
+		// Through memory the verifier does not follow, so that every iteration reaches the
+		// loop's head in the same state but for the count: without this, the states it
+		// keeps grow with each iteration and checking the loop costs maxScan squared.
+		asm.StoreMem(asm.R7, offPos, asm.R8, asm.Word),
+		asm.LoadMem(asm.R8, asm.R7, offPos, asm.Word),
 		asm.Ja.Label("loop"),
-		// end: pos < len is a header split across skbs; pos >= len leaves pos-len to come.
-		asm.JLT.Reg(asm.R8, asm.R9, "pass").WithSymbol("end"),
-		asm.Sub.Reg(asm.R8, asm.R9),
+		// end: pos < len is a header split across skbs (carried in Hdr); pos >= len leaves
+		// pos-len to come.
+		asm.JGE.Reg(asm.R8, asm.R9, "tail").WithSymbol("end"),
+		asm.Mov.Reg(asm.R4, asm.R9),
+		asm.Sub.Reg(asm.R4, asm.R8),
+		asm.JGT.Imm(asm.R4, 5, "pass"),
+		asm.JEq.Imm(asm.R4, 0, "pass"),
+		asm.StoreMem(asm.R7, offHdrLen, asm.R4, asm.Word),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R2, asm.R8),
+		asm.Mov.Reg(asm.R3, asm.R7),
+		asm.Add.Imm(asm.R3, offHdr),
+		asm.FnSkbLoadBytes.Call(),
+		asm.JNE.Imm(asm.R0, 0, "pass"),
+		asm.Mov.Reg(asm.R8, asm.R9),
+		asm.Sub.Reg(asm.R8, asm.R9).WithSymbol("tail"),
 		asm.StoreMem(asm.R7, 8, asm.R8, asm.Word),
 	)
-	insns = append(insns, redirectOrPass(socks)...)
+	insns = append(insns, redirectOrPass(socks, divert != nil)...)
 	return insns
 }
 
@@ -263,6 +416,9 @@ func (p *sockmapProxy) Close() {
 	}
 	if p.peer != nil {
 		p.peer.Close()
+	}
+	if p.divert != nil {
+		p.divert.Close()
 	}
 }
 
@@ -390,6 +546,14 @@ func (p *sockmapProxy) session(client net.Conn) {
 	_ = p.peer.Update(bc, sockState{Peer: cc}, ebpf.UpdateAny)
 	defer p.peer.Delete(cc)
 	defer p.peer.Delete(bc)
+	var base [2]uint64 // bytes written to the client's and the backend's socket before
+	if p.mode == "handback" {
+		_ = p.divert.Update(cc, uint32(0), ebpf.UpdateAny)
+		_ = p.divert.Update(bc, uint32(0), ebpf.UpdateAny)
+		defer p.divert.Delete(cc)
+		defer p.divert.Delete(bc)
+		base = [2]uint64{written(cfd) + uint64(len(buf)), written(bfd)}
+	}
 	if _, err := client.Write(buf); err != nil {
 		return
 	}
@@ -410,7 +574,7 @@ func (p *sockmapProxy) session(client net.Conn) {
 			_, _ = io.Copy(fdWriter(bdup), struct{ io.Reader }{client})
 			_ = unix.Shutdown(bdup, unix.SHUT_RDWR)
 		}()
-		waitHangUp(bdup)
+		waitHangUp(-1, bdup)
 		return
 	}
 	cdup, err := detach(client)
@@ -418,7 +582,131 @@ func (p *sockmapProxy) session(client net.Conn) {
 		return
 	}
 	defer unix.Close(cdup)
-	waitHangUp(cdup, bdup)
+	if p.mode != "handback" {
+		waitHangUp(-1, cdup, bdup)
+		return
+	}
+	kick, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return
+	}
+	defer unix.Close(kick)
+	p.mu.Lock()
+	p.kicks[kick] = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.kicks, kick)
+		p.mu.Unlock()
+	}()
+	if waitHangUp(kick, cdup, bdup) != kick {
+		return
+	}
+	if err := p.handBack([2]uint64{cc, bc}, [2]int{cdup, bdup}, base); err != nil {
+		fmt.Fprintln(os.Stderr, "sockmap: hand-back:", err)
+		return
+	}
+	// User space relays from here, through the same sockets (still in the map: removing
+	// them would drop what their psocks hold).
+	go func() {
+		_, _ = io.Copy(fdWriter(bdup), fdReader(cdup))
+		_ = unix.Shutdown(bdup, unix.SHUT_WR)
+	}()
+	_, _ = io.Copy(fdWriter(cdup), fdReader(bdup))
+	_ = unix.Shutdown(cdup, unix.SHUT_WR)
+}
+
+// kickAll asks every handback session to take its sockets back from the kernel.
+func (p *sockmapProxy) kickAll() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	for k := range p.kicks {
+		_, _ = unix.Write(k, one[:])
+	}
+	return len(p.kicks)
+}
+
+// handBack takes a session's sockets (client, backend) back from the kernel without losing
+// or reordering a byte: it sets both divert flags (from then on every verdict passes its skb
+// up); waits until no verdict that could have missed the flag is still running (each counts
+// itself in Active before it reads the flag: the store of the flag and the load of the count
+// on this side, and the count's atomic add and the flag's load on the other, cannot both miss
+// each other); then waits until each socket has taken every byte redirected to it (the
+// redirect is queued to the target's psock and sent by a kworker): its bytes written (acked
+// plus still queued) reach what user space wrote before plus what the peer's verdicts
+// redirected.
+func (p *sockmapProxy) handBack(cookies [2]uint64, fds [2]int, base [2]uint64) error {
+	for _, c := range cookies {
+		if err := p.divert.Update(c, uint32(1), ebpf.UpdateExist); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var st [2]sockState
+	for i, c := range cookies {
+		for {
+			if err := p.peer.Lookup(c, &st[i]); err != nil {
+				return err
+			}
+			if st[i].Active == 0 {
+				break
+			}
+			p.waits.Add(1)
+			if time.Now().After(deadline) {
+				return fmt.Errorf("socket %d: %d verdicts still running after 5 s", c, st[i].Active)
+			}
+			time.Sleep(10 * time.Microsecond)
+		}
+	}
+	for i := range fds {
+		want := base[i] + st[1-i].Redirected // what the peer's verdicts sent to fds[i]
+		if written(fds[i]) < want {
+			p.waits.Add(1)
+		}
+		for written(fds[i]) < want {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("socket %d: %d of %d bytes written after 5 s", cookies[i], written(fds[i]), want)
+			}
+			time.Sleep(10 * time.Microsecond)
+		}
+	}
+	return nil
+}
+
+// written is the bytes a TCP socket took from its writers so far: acknowledged plus still
+// queued (read in that order, so an acknowledgement between the two reads can only make it
+// smaller than the truth, never larger).
+func written(fd int) uint64 {
+	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0
+	}
+	q, err := unix.IoctlGetInt(fd, unix.TIOCOUTQ) // SIOCOUTQ
+	if err != nil {
+		return 0
+	}
+	return ti.Bytes_acked + uint64(q)
+}
+
+// fdReader reads a blocking descriptor.
+type fdReader int
+
+func (r fdReader) Read(b []byte) (int, error) {
+	for {
+		k, err := unix.Read(int(r), b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if k == 0 {
+			return 0, io.EOF
+		}
+		return k, nil
+	}
 }
 
 // detach duplicates c's descriptor, blocking, and closes c (its socket lives on).
@@ -453,24 +741,31 @@ func (w fdWriter) Write(b []byte) (int, error) {
 	return done, nil
 }
 
-// waitHangUp blocks until either socket is shut down by its peer or fails.
-func waitHangUp(fds ...int) {
+// waitHangUp blocks until either socket is shut down by its peer or fails, or (kick >= 0,
+// handback mode) the eventfd kick is written; it returns that descriptor.
+func waitHangUp(kick int, socks ...int) int {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return
+		return -1
 	}
 	defer unix.Close(ep)
-	for _, fd := range fds {
+	for _, fd := range socks {
 		_ = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLRDHUP, Fd: int32(fd)})
 	}
-	ev := make([]unix.EpollEvent, len(fds))
+	if kick >= 0 {
+		_ = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, kick, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(kick)})
+	}
+	ev := make([]unix.EpollEvent, len(socks)+1)
 	for {
 		n, err := unix.EpollWait(ep, ev, -1)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil || n > 0 {
-			return
+		if err != nil {
+			return -1
+		}
+		if n > 0 {
+			return int(ev[0].Fd)
 		}
 	}
 }

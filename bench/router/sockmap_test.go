@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net"
 	"os"
@@ -17,46 +18,10 @@ func TestSockmapProxyForwards(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("loading BPF programs needs root (CI runs as root)")
 	}
-	for _, mode := range []string{"verdict", "scan", "half"} {
+	for _, mode := range []string{"verdict", "scan", "half", "handback"} {
 		t.Run(mode, func(t *testing.T) {
-			bl, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer bl.Close()
-			go func() {
-				for {
-					c, err := bl.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer c.Close()
-						buf := make([]byte, 8)
-						if _, err := io.ReadFull(c, buf); err != nil {
-							return
-						}
-						c.Write([]byte{'Z', 0, 0, 0, 5, 'T'})
-						io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
-					}()
-				}
-			}()
-			p, err := newSockmapProxy(bl.Addr().String(), mode)
-			if err != nil {
-				t.Fatalf("the kernel refused the sockmap proxy: %v", err)
-			}
-			defer p.Close()
-			c, err := net.Dial("tcp", p.l.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.Write([]byte{0, 0, 0, 8, 0, 3, 0, 0})
-			z := make([]byte, 6)
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.ReadFull(c, z); err != nil || z[0] != 'Z' {
-				t.Fatalf("start-up: %q %v", z, err)
-			}
+			bl := echoBackend(t)
+			p, c := startProxied(t, bl, mode)
 			// Three messages in one write, the backend's ReadyForQuery 'I' among them.
 			msg := []byte{'Q', 0, 0, 0, 8, 'a', 'b', 'c', 0, 'Z', 0, 0, 0, 5, 'I', 'Q', 0, 0, 0, 5, 'x'}
 			for round := range 3 {
@@ -66,7 +31,7 @@ func TestSockmapProxyForwards(t *testing.T) {
 					t.Fatalf("round %d: echo %q, %v; want %q", round, got, err, msg)
 				}
 			}
-			if mode == "scan" {
+			if mode == "scan" || mode == "handback" {
 				var key uint64
 				var st sockState
 				found := false
@@ -82,4 +47,123 @@ func TestSockmapProxyForwards(t *testing.T) {
 			}
 		})
 	}
+}
+
+// echoBackend is a fake server: it reads an 8-byte start-up packet, answers ReadyForQuery
+// 'T', then echoes everything.
+func echoBackend(t *testing.T) net.Listener {
+	bl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bl.Close() })
+	go func() {
+		for {
+			c, err := bl.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 8)
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return
+				}
+				c.Write([]byte{'Z', 0, 0, 0, 5, 'T'})
+				io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
+			}()
+		}
+	}()
+	return bl
+}
+
+// startProxied starts the proxy in mode before backend bl and a client through it, past the
+// start-up.
+func startProxied(t *testing.T, bl net.Listener, mode string) (*sockmapProxy, net.Conn) {
+	p, err := newSockmapProxy(bl.Addr().String(), mode)
+	if err != nil {
+		t.Fatalf("the kernel refused the sockmap proxy: %v", err)
+	}
+	t.Cleanup(p.Close)
+	c, err := net.Dial("tcp", p.l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.Write([]byte{0, 0, 0, 8, 0, 3, 0, 0})
+	z := make([]byte, 6)
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(c, z); err != nil || z[0] != 'Z' {
+		t.Fatalf("start-up: %q %v", z, err)
+	}
+	return p, c
+}
+
+// TestSockmapHandBack takes a session back from the kernel in the middle of a pipelined
+// stream: the client keeps writing numbered messages of varied sizes, several per write, and
+// reading their echo; a third of the way through, the proxy sets the divert flags, waits out
+// running verdicts and the redirects still queued, and relays in user space from there. Every
+// message must come back once, whole and in order, and the kernel must have carried the first
+// part (bytes redirected both ways).
+func TestSockmapHandBack(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loading BPF programs needs root (CI runs as root)")
+	}
+	p, c := startProxied(t, echoBackend(t), "handback")
+	const n = 3000
+	msg := func(i int) []byte {
+		body := make([]byte, 4+(i*37)%900)
+		binary.BigEndian.PutUint32(body, uint32(i))
+		for j := 4; j < len(body); j++ {
+			body[j] = byte(i + j)
+		}
+		m := []byte{'d', 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(m[1:], uint32(4+len(body)))
+		return append(m, body...)
+	}
+	werr := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; {
+			var w []byte
+			for k := 0; k < 1+i%6 && i < n; k++ {
+				w = append(w, msg(i)...)
+				i++
+			}
+			if _, err := c.Write(w); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- nil
+	}()
+	var before [2]sockState
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for i := range n {
+		if i == n/3 {
+			var key uint64
+			var st sockState
+			k := 0
+			for it := p.peer.Iterate(); it.Next(&key, &st); k++ {
+				before[min(k, 1)] = st
+			}
+			if kicked := p.kickAll(); kicked != 1 {
+				t.Fatalf("%d sessions to hand back, want 1", kicked)
+			}
+		}
+		want := msg(i)
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("message %d of %d: %v", i, n, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("message %d of %d: got %x..., want %x...", i, n, got[:min(16, len(got))], want[:16])
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if before[0].Redirected == 0 || before[1].Redirected == 0 {
+		t.Fatalf("the kernel redirected %d and %d bytes before the hand-back: want both directions", before[0].Redirected, before[1].Redirected)
+	}
+	t.Logf("redirected before the hand-back: %d and %d bytes; barriers that waited: %d", before[0].Redirected, before[1].Redirected, p.waits.Load())
 }
