@@ -26,7 +26,8 @@
 //
 // --setup halfvec first (re)creates the tables those statements read, from the dataset's base
 // rows: t with a borealis_hnsw and tpv with a pgvector hnsw index on embedding::halfvec(dim)
-// (the dataset's metric's halfvec class, m 16, ef_construction 64, as bench ann builds them).
+// (the dataset's metric's halfvec class, m 16, ef_construction 64, as bench ann builds them);
+// --setup vector does the same with the index on the vector column itself.
 package main
 
 import (
@@ -60,10 +61,10 @@ func main() {
 	freq := flag.Int("freq", 2000, "perf sampling frequency (Hz); 0 skips perf")
 	keep := flag.String("keep", "", "keep perf data files with this prefix (default: removed)")
 	think := flag.Duration("think", 0, "client pause between timed queries (an idle client's gap; 0: back to back)")
-	setup := flag.String("setup", "", "halfvec: first (re)create tables t (borealis_hnsw) and tpv (pgvector hnsw) from the dataset, indexed on embedding::halfvec(dim); empty: use the caller's tables")
+	setup := flag.String("setup", "", "halfvec or vector: first (re)create tables t (borealis_hnsw) and tpv (pgvector hnsw) from the dataset, indexed on embedding::halfvec(dim) or on the vector column; empty: use the caller's tables")
 	flag.Parse()
-	if *setup != "" && *setup != "halfvec" {
-		fmt.Fprintln(os.Stderr, "--setup: want halfvec")
+	if *setup != "" && *setup != "halfvec" && *setup != "vector" {
+		fmt.Fprintln(os.Stderr, "--setup: want halfvec or vector")
 		os.Exit(2)
 	}
 	if *dsn == "" || (flag.NArg() == 0 && *setup == "") {
@@ -85,7 +86,7 @@ func main() {
 	}
 	defer conn.Close(ctx)
 	if *setup != "" {
-		if err := setupHalfvec(ctx, conn, ds); err != nil {
+		if err := setupTables(ctx, conn, ds, *setup); err != nil {
 			fail(err)
 		}
 	}
@@ -290,24 +291,28 @@ func class(mainThread bool, chain string) string {
 // vectorText is v in pgvector's text form.
 func vectorText(v []float32) string { return pgvector.NewVector(v).String() }
 
-// setupHalfvec loads d's base rows into t by binary COPY, copies them into tpv, and builds
-// each table's index on embedding::halfvec(dim) with d's metric's halfvec class.
-func setupHalfvec(ctx context.Context, conn *pgx.Conn, d *dataset.Dataset) error {
+// setupTables loads d's base rows into t by binary COPY, copies them into tpv, and builds each
+// table's index with d's metric's class of element: "halfvec" on embedding::halfvec(dim),
+// "vector" on the column, as bench ann's --element does.
+func setupTables(ctx context.Context, conn *pgx.Conn, d *dataset.Dataset, element string) error {
 	if d.Sparse != nil {
-		return fmt.Errorf("--setup halfvec needs a dense dataset")
+		return fmt.Errorf("--setup %s needs a dense dataset", element)
 	}
 	if err := pgxvec.RegisterTypes(ctx, conn); err != nil {
 		return err
 	}
-	class := map[dataset.Metric]string{dataset.L2: "halfvec_l2_ops", dataset.Cosine: "halfvec_cosine_ops", dataset.IP: "halfvec_ip_ops"}[d.Metric]
+	class := map[dataset.Metric]string{dataset.L2: element + "_l2_ops", dataset.Cosine: element + "_cosine_ops", dataset.IP: element + "_ip_ops"}[d.Metric]
 	if class == "" {
-		return fmt.Errorf("--setup halfvec: no halfvec class for metric %v", d.Metric)
+		return fmt.Errorf("--setup %s: no %s class for metric %v", element, element, d.Metric)
 	}
 	rows := make([][]any, d.N())
 	for i := range rows {
 		rows[i] = []any{int32(i), pgvector.NewVector(d.Row(i))}
 	}
 	target := fmt.Sprintf("((embedding::halfvec(%d)) %s) WITH (m = 16, ef_construction = 64)", d.Dim, class)
+	if element == "vector" {
+		target = fmt.Sprintf("(embedding %s) WITH (m = 16, ef_construction = 64)", class)
+	}
 	for _, st := range []string{
 		"DROP TABLE IF EXISTS t, tpv",
 		fmt.Sprintf("CREATE TABLE t (id int4 NOT NULL, embedding vector(%d) NOT NULL)", d.Dim),
