@@ -25,6 +25,7 @@ type scratch struct {
 	cands   []candidate // neighbour selection input
 	changed []uint32    // ids whose lists an insert changed
 	ids     []uint32    // neighbours to score in one gather call
+	next    [1]uint32   // the candidate whose list searchLayer prefetches
 	dists   []float32   // their distances
 
 	dots         []int32   // int8 dot products of one gather call

@@ -3,6 +3,8 @@ package hnsw
 import (
 	"slices"
 	"sync/atomic"
+
+	"github.com/borealisdb/borealis/simd"
 )
 
 // SearchOptions tune one search or iterator.
@@ -154,6 +156,17 @@ func (x *Index) searchLayer(s *scratch, q []float32, layer, ef int, sp *searchSp
 			sp.it.visited += len(ids)
 		}
 		s.ids = ids
+		// The neighbours' state words (read by eligible below) and the next candidate's
+		// list are at random places of large arrays: their cache misses, paid in turn,
+		// were 8% and 6% of a backend's CPU per query at 100k x 128 (perf). Started now,
+		// they arrive while the distances are computed.
+		simd.PrefetchRows(x.state, 1, ids, 1)
+		if len(s.cand) > 0 && layer == 0 {
+			// Usually the next expanded; its list is 4-byte aligned, so it can start up
+			// to 60 bytes into a line and reach one line further.
+			s.next[0] = s.cand[0].id
+			simd.PrefetchRows(x.links0, x.m0+1, s.next[:], (4*(x.m0+1)+60+63)/64)
+		}
 		dists := s.dists[:len(ids)]
 		x.score(s, q, ids, dists)
 		for j, e := range ids {

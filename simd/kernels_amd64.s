@@ -1367,6 +1367,39 @@ dotInt8GatherAVX512_done:
 	VZEROUPPER
 	RET
 
+// func prefetchGatherAMD64(base *byte, stride int, idx *uint32, rows int, lines int)
+// Requires: MMX+
+TEXT ·prefetchGatherAMD64(SB), NOSPLIT, $0-40
+	MOVQ base+0(FP), AX
+	MOVQ stride+8(FP), CX
+	MOVQ idx+16(FP), DX
+	MOVQ rows+24(FP), BX
+	MOVQ lines+32(FP), SI
+	XORQ DI, DI
+
+prefetchGatherAMD64_row:
+	CMPQ    DI, BX
+	JE      prefetchGatherAMD64_done
+	MOVLQZX (DX)(DI*4), R8
+	IMULQ   CX, R8
+	ADDQ    AX, R8
+	MOVQ    SI, R9
+
+prefetchGatherAMD64_line:
+	TESTQ      R9, R9
+	JE         prefetchGatherAMD64_next
+	PREFETCHT0 (R8)
+	ADDQ       $0x40, R8
+	DECQ       R9
+	JMP        prefetchGatherAMD64_line
+
+prefetchGatherAMD64_next:
+	INCQ DI
+	JMP  prefetchGatherAMD64_row
+
+prefetchGatherAMD64_done:
+	RET
+
 // func normSqAVX2(a *float32, n int) float32
 // Requires: AVX, FMA3
 TEXT ·normSqAVX2(SB), NOSPLIT, $0-20

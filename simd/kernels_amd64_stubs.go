@@ -69,6 +69,11 @@ func cosGatherAVX512(q *float32, data *float32, dim int, idx *uint32, rows int, 
 //go:noescape
 func dotInt8GatherAVX512(q *int8, data *int8, dim int, idx *uint32, rows int, out *int32)
 
+// prefetchGatherAMD64 prefetches lines cache lines at base + idx[i]*stride for each of the rows ids at idx.
+//
+//go:noescape
+func prefetchGatherAMD64(base *byte, stride int, idx *uint32, rows int, lines int)
+
 // normSqAVX2 returns the sum of squares of the n floats at a.
 //
 //go:noescape

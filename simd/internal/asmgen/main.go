@@ -48,6 +48,7 @@ func main() {
 		floatKernel(o.name+"GatherAVX512", o.op, true)
 	}
 	dotInt8GatherAVX512()
+	prefetchGather()
 	normSq()
 	cosPair()
 	dotInt8Madd()
@@ -516,6 +517,46 @@ func cosFinish(s, n VecVirtual, m Register) {
 	VMOVSD(one, c)
 	VSUBSD(s, c, s)
 	VCVTSD2SS(s, s, s)
+}
+
+// prefetchGather starts loading, without waiting for them, the cache lines a search is
+// about to read at scattered places: for each row i, `lines` consecutive lines from
+// base + idx[i]*stride. A prefetch never faults, so no address needs checking; it is plain
+// x86-64 (SSE), so every amd64 path shares it.
+func prefetchGather() {
+	name := "prefetchGatherAMD64"
+	TEXT(name, NOSPLIT, "func(base *byte, stride int, idx *uint32, rows int, lines int)")
+	Pragma("noescape")
+	Doc(name + " prefetches lines cache lines at base + idx[i]*stride for each of the rows ids at idx.")
+	base := Load(Param("base"), GP64())
+	stride := Load(Param("stride"), GP64())
+	idx := Load(Param("idx"), GP64())
+	rows := Load(Param("rows"), GP64())
+	lines := Load(Param("lines"), GP64())
+
+	r := GP64()
+	XORQ(r, r)
+	Label(name + "_row")
+	CMPQ(r, rows)
+	JE(LabelRef(name + "_done"))
+	p := GP64()
+	MOVLQZX(Mem{Base: idx, Index: r, Scale: 4}, p)
+	IMULQ(stride, p)
+	ADDQ(base, p)
+	k := GP64()
+	MOVQ(lines, k)
+	Label(name + "_line")
+	TESTQ(k, k)
+	JE(LabelRef(name + "_next"))
+	PREFETCHT0(Mem{Base: p})
+	ADDQ(Imm(64), p)
+	DECQ(k)
+	JMP(LabelRef(name + "_line"))
+	Label(name + "_next")
+	INCQ(r)
+	JMP(LabelRef(name + "_row"))
+	Label(name + "_done")
+	RET()
 }
 
 func normSq() {
