@@ -178,6 +178,7 @@ extern void bhnsw_check_quantization(Relation index, int kind);
 /* hnswutils.c */
 extern void bhnsw_init_page(Page page);
 extern void bhnsw_read_meta(Relation index, BhnswMetaPageData *meta);
+extern void bhnsw_read_meta_head(Relation index, BhnswMetaPageData *meta);
 extern void bhnsw_engine_check(int rc, const char *what);
 extern BhnswVector *bhnsw_datum_vector(Datum value);
 extern char *bhnsw_tid_string(ItemPointer tid);

@@ -699,7 +699,7 @@ bhnsw_cache_is_current(Relation index, BhnswCache *cache)
 	BhnswMetaPageData *meta = palloc(sizeof(*meta));
 	bool		ok;
 
-	bhnsw_read_meta(index, meta);
+	bhnsw_read_meta_head(index, meta);
 	ok = !cache->retired && cache->build_id == meta->build_id &&
 		pg_atomic_read_u32(&cache->hdr->retired) == 0 &&
 		pg_atomic_read_u32(&cache->hdr->counter) == meta->counter &&
@@ -1101,7 +1101,8 @@ bhnsw_cache_get(Relation index, bool lock_held, bool need_room)
 
 	bhnsw_cache_init();
 	meta = palloc(sizeof(*meta));
-	bhnsw_read_meta(index, meta);
+	/* current() reads only the head; the slow path below reads the whole page again. */
+	bhnsw_read_meta_head(index, meta);
 	c = cache_find(index);
 	if (c && current(c, meta, need_room))
 	{

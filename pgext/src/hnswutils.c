@@ -15,14 +15,14 @@ bhnsw_init_page(Page page)
 	BhnswPageGetOpaque(page)->page_id = BHNSW_PAGE_ID;
 }
 
-/* Copies the meta page; fails clearly on a page that is not a borealis_hnsw meta page. */
-void
-bhnsw_read_meta(Relation index, BhnswMetaPageData *meta)
+/* Copies the first len bytes of the meta page; fails clearly on a page that is not one. */
+static void
+read_meta(Relation index, BhnswMetaPageData *meta, Size len)
 {
 	Buffer		buf = ReadBuffer(index, BHNSW_METAPAGE_BLKNO);
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	memcpy(meta, BhnswPageGetMeta(BufferGetPage(buf)), sizeof(*meta));
+	memcpy(meta, BhnswPageGetMeta(BufferGetPage(buf)), len);
 	UnlockReleaseBuffer(buf);
 	if (meta->magic != BHNSW_MAGIC || meta->version < BHNSW_LAYOUT_MIN_VERSION || meta->version > BHNSW_LAYOUT_VERSION)
 		ereport(ERROR,
@@ -30,6 +30,24 @@ bhnsw_read_meta(Relation index, BhnswMetaPageData *meta)
 				 errmsg("index \"%s\" is not a borealis_hnsw index of layout version %d",
 						RelationGetRelationName(index), BHNSW_LAYOUT_VERSION),
 				 errhint("REINDEX the index.")));
+}
+
+/* Copies the meta page. */
+void
+bhnsw_read_meta(Relation index, BhnswMetaPageData *meta)
+{
+	read_meta(index, meta, sizeof(*meta));
+}
+
+/*
+ * Copies the meta page's fields before its change ring (meta->log is left as it was): what a
+ * scan checks its graph against. The ring is 7.5 kB, and copying it for every scan touched
+ * 240 cache lines (the page's and the copy's) to read 44 bytes.
+ */
+void
+bhnsw_read_meta_head(Relation index, BhnswMetaPageData *meta)
+{
+	read_meta(index, meta, offsetof(BhnswMetaPageData, log));
 }
 
 /*
