@@ -1,7 +1,7 @@
 # controlplane: the control plane (controlplane/), its CLI commands (serve, cluster, events, up)
 # and the router benchmark. Its Go tests run under the race detector in test-controlplane-race
 # (and not again in test-go); this adds short fuzz runs of the router's parsers and framing
-# and of the API's JSON decoding.
+# and of the API's JSON decoding, and of the router's SCRAM parsing and exchange.
 
 # An execution count, not a duration: a duration-limited fuzz run can fail with a spurious
 # "context deadline exceeded" on a loaded machine (go.dev/issue/75804, unfixed in Go 1.26).
@@ -24,6 +24,8 @@ test-controlplane-race:
 test-controlplane-fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzReadStartup$$' -fuzztime=$(CP_FUZZ) ./controlplane/router/
 	$(GO) test -run='^$$' -fuzz='^FuzzRelayFraming$$' -fuzztime=$(CP_FUZZ_RELAY) ./controlplane/router/
+	$(GO) test -run='^$$' -fuzz='^FuzzSCRAMParsing$$' -fuzztime=$(CP_FUZZ) ./controlplane/router/
+	$(GO) test -run='^$$' -fuzz='^FuzzSCRAMExchange$$' -fuzztime=$(CP_FUZZ_RELAY) ./controlplane/router/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(CP_FUZZ) ./controlplane/api/
 
 # pgbench -S with 8 clients through the router vs direct, alternating rounds; writes

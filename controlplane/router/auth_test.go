@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +33,7 @@ import (
 type authResult struct {
 	handled bool
 	err     error
+	took    time.Duration // authenticateInRouter's wall time
 }
 
 // authFront serves clients on a free port the way the pool will: start-up packets, then
@@ -72,8 +75,9 @@ func authFront(t *testing.T, r *Router, node string) (addr string, results chan 
 						return
 					}
 				}
+				start := time.Now()
 				handled, err := r.authenticateInRouter(context.Background(), c, node, startup)
-				results <- authResult{handled, err}
+				results <- authResult{handled, err, time.Since(start)}
 				if handled && err != nil {
 					return
 				}
@@ -171,6 +175,63 @@ func TestAuthInRouter(t *testing.T) {
 		if s := r.AuthStats(); s.Succeeded < 1 {
 			t.Fatalf("stats %+v", s)
 		}
+	})
+
+	t.Run("ConcurrentLogins", func(t *testing.T) {
+		// 40 clients at once share at most maxAdminConns admin connections to the node; each
+		// login is one lookup on one of them plus the exchange.
+		const clients = 40
+		var wg sync.WaitGroup
+		errs := make(chan error, clients)
+		for range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+				defer cancel()
+				c, err := pgx.Connect(cctx, url("alice", "wonderland", "postgres"))
+				if err != nil {
+					errs <- err
+					return
+				}
+				c.Close(cctx)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		var took []time.Duration
+		for range clients {
+			res := nextResult(t, results)
+			if !res.handled || res.err != nil {
+				t.Fatalf("handled=%v err=%v", res.handled, res.err)
+			}
+			took = append(took, res.took)
+		}
+		n, _ := strconv.Atoi(srv.QueryValue("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'borealis-router-auth'"))
+		if n < 1 || n > maxAdminConns {
+			t.Fatalf("%d admin connections, want 1..%d", n, maxAdminConns)
+		}
+		slices.Sort(took)
+		t.Logf("authenticateInRouter for %d concurrent logins (the clients' PBKDF2 included): median %s, max %s", clients, took[clients/2], took[clients-1])
+		// One at a time: the exchange in the router against a new backend's whole start-up
+		// (fork, SCRAM, catalog caches) straight to the node.
+		const rounds = 20
+		var inRouter, direct []time.Duration
+		for range rounds {
+			c := connect(t, url("alice", "wonderland", "postgres"))
+			c.Close(ctx)
+			inRouter = append(inRouter, nextResult(t, results).took)
+			start := time.Now()
+			c = connect(t, fmt.Sprintf("postgres://alice:wonderland@%s/postgres?sslmode=disable", node))
+			direct = append(direct, time.Since(start))
+			c.Close(ctx)
+		}
+		slices.Sort(inRouter)
+		slices.Sort(direct)
+		t.Logf("one login at a time, median of %d: authenticateInRouter %s, a direct SCRAM connect to the node %s", rounds, inRouter[rounds/2], direct[rounds/2])
 	})
 
 	t.Run("Psql", func(t *testing.T) {
@@ -553,6 +614,47 @@ func FuzzSCRAMParsing(f *testing.F) {
 		mech, data, err := decodeSASLInitial(initial)
 		if err == nil && (strings.ContainsRune(mech, 0) || len(data) > len(initial)) {
 			t.Fatalf("decoded %q as %q, %q", initial, mech, data)
+		}
+	})
+}
+
+// FuzzSCRAMExchange: whatever bytes a client sends during the exchange, scramExchange ends
+// with an error (the client cannot know the password behind random keys), never a panic or a
+// hang, and sends at most the messages of one exchange.
+func FuzzSCRAMExchange(f *testing.F) {
+	client, _ := scram.SHA256.NewClient("", "x", "")
+	first, _ := client.NewConversation().Step("")
+	initial := saslInitial(scramMechanism, first)
+	f.Add(initial)
+	f.Add(append(append([]byte{}, initial...), saslResponse("c=biws,r="+first[len("n,,n=,r="):]+"xyz,p="+base64.StdEncoding.EncodeToString(make([]byte, 32)))...))
+	f.Add(append(append([]byte{}, initial...), saslResponse("c=eSws,r=a,p=AAAA")...))
+	f.Add(saslInitial(scramMechanism, "p=tls-server-end-point,,n=,r=abc"))
+	f.Add(append([]byte{'p', 0, 0, 0, 22}, scramMechanism+"\x00\xff\xff\xff\xff"...))
+	f.Add([]byte{'p', 0, 0, 0, 3})
+	var a routerAuth
+	cred := a.mockCredentials("fuzz")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		sc, cc := net.Pipe()
+		sc.SetDeadline(time.Now().Add(10 * time.Second))
+		got := make(chan int, 1)
+		go func() {
+			n, _ := io.Copy(io.Discard, cc)
+			got <- int(n)
+		}()
+		go func() {
+			cc.Write(in)
+			cc.Close()
+		}()
+		err := scramExchange(sc, cred)
+		sc.Close()
+		if err == nil {
+			t.Fatalf("a client that cannot know the password passed with %q", in)
+		}
+		if isTimeout(err) {
+			t.Fatalf("the exchange hung on %q", in)
+		}
+		if n := <-got; n > 1024 {
+			t.Fatalf("the router sent %d bytes", n)
 		}
 	})
 }
