@@ -316,15 +316,25 @@ func TestAuthInRouter(t *testing.T) {
 		srv.Exec("postgres", "CREATE ROLE gina LOGIN PASSWORD 'tonic'")
 		edited := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all frank 127.0.0.1/32 reject\n" +
 			"hostnossl postgres gina 127.0.0.0/8 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-		setHBA := func(content string) {
+		// The router reads the file (pg_hba_file_rules), backends the postmaster's copy, which a
+		// reload replaces asynchronously: wait until a direct login as frank shows the reload
+		// (rejected by the edited file, accepted by the original), and for the router's copy.
+		setHBA := func(content string, frankRejected bool) {
 			if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			srv.Exec("postgres", "SELECT pg_reload_conf()")
+			waitUntil(t, "the reload of pg_hba.conf", time.Minute, func() bool {
+				c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://frank:furter@%s/postgres?sslmode=disable", node))
+				if err == nil {
+					c.Close(ctx)
+				}
+				return (pgCode(err) == "28000") == frankRejected
+			})
 			time.Sleep(hbaCacheFor + 100*time.Millisecond)
 		}
-		setHBA(edited)
-		defer setHBA(hba)
+		setHBA(edited, true)
+		defer setHBA(hba, false)
 		_, err := pgx.Connect(ctx, url("frank", "furter", "postgres"))
 		wantPgError(t, err, "28000", `pg_hba.conf rejects connection for host "127.0.0.1", user "frank", database "postgres", no encryption`)
 		if res := nextResult(t, results); res.handled {
