@@ -237,6 +237,30 @@ func TestBackendPool(t *testing.T) {
 		}
 	})
 
+	t.Run("RelayModels", func(t *testing.T) {
+		// The Terminate that returns a backend is caught by the goroutine relay's client pump
+		// and by the epoll loop as by the io_uring loop.
+		for name, cfg := range map[string]Config{"goroutines": {GoroutineRelay: true}, "epoll": {NoIOURing: true}} {
+			cfg.Name, cfg.Backends, cfg.authenticate = name, &staticBackends{writer: sock}, trustInRouter()
+			rm, maddr, _ := startRouter(t, cfg)
+			first := visit(t, maddr, "")
+			waitIdle(t, rm, 1)
+			c := connect(t, dsn(maddr, "postgres", "", ""))
+			if got := backendPID(t, c); got != first {
+				t.Fatalf("%s: the second client got backend %d, want the pooled %d", name, got, first)
+			}
+			if _, err := c.Exec(ctx, "SELECT pg_sleep(0.2)"); err != nil { // past the pump's hand-over
+				t.Fatal(err)
+			}
+			c.Close(ctx)
+			waitIdle(t, rm, 1)
+			if got := visit(t, maddr, ""); got != first {
+				t.Fatalf("%s: backend %d after a longer session, want the pooled %d", name, got, first)
+			}
+			rm.Close()
+		}
+	})
+
 	t.Run("RouterSCRAM", func(t *testing.T) {
 		// The real thing: the router authenticates alice with SCRAM itself (auth.go), on a
 		// node reached over TCP with the Unix socket as its private path.
