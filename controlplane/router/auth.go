@@ -101,6 +101,8 @@ type routerAuth struct {
 	mu     sync.Mutex
 	nodes  map[string]*adminPool // by private address
 	closed bool
+	// sweptAt is when pool last closed the connections of nodes unused for adminIdleFor.
+	sweptAt time.Time
 	// mockKey makes a missing role's mock salt stable for the router's life (mockSalt).
 	mockOnce sync.Once
 	mockKey  [32]byte
@@ -114,14 +116,30 @@ type adminPool struct {
 	mu       sync.Mutex
 	idle     []*pgconn.PgConn
 	failedAt time.Time
+	// used is when a login last asked for this node (under routerAuth.mu).
+	used time.Time
 	// hba and hbaAt are the node's pg_hba rules and when they were read (authhba.go).
 	hba   []hbaRule
 	hbaAt time.Time
 }
 
+// adminIdleFor is how long a node's admin connections stay open unused: a node that left
+// the cluster (or moved) keeps none open past it.
+var adminIdleFor = time.Minute
+
 func (a *routerAuth) pool(private string) *adminPool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	now := time.Now()
+	if now.Sub(a.sweptAt) >= adminIdleFor {
+		a.sweptAt = now
+		for addr, p := range a.nodes {
+			if addr != private && now.Sub(p.used) >= adminIdleFor && len(p.slots) == 0 {
+				delete(a.nodes, addr)
+				go p.closeIdle()
+			}
+		}
+	}
 	if a.nodes == nil {
 		a.nodes = map[string]*adminPool{}
 	}
@@ -130,7 +148,20 @@ func (a *routerAuth) pool(private string) *adminPool {
 		p = &adminPool{slots: make(chan struct{}, maxAdminConns)}
 		a.nodes[private] = p
 	}
+	p.used = now
 	return p
+}
+
+func (p *adminPool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = c.Close(ctx)
+		cancel()
+	}
 }
 
 // close closes the idle admin connections; ones in use are closed when they come back.
@@ -141,14 +172,7 @@ func (a *routerAuth) close() {
 	a.nodes = nil
 	a.mu.Unlock()
 	for _, p := range nodes {
-		p.mu.Lock()
-		for _, c := range p.idle {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = c.Close(ctx)
-			cancel()
-		}
-		p.idle = nil
-		p.mu.Unlock()
+		p.closeIdle()
 	}
 }
 

@@ -350,6 +350,39 @@ func TestAuthInRouter(t *testing.T) {
 		}
 	})
 
+	t.Run("IdleAdminConnectionsClose", func(t *testing.T) {
+		// A node no login has asked for in adminIdleFor keeps no admin connection open.
+		defer func(d time.Duration) { adminIdleFor = d }(adminIdleFor)
+		adminIdleFor = 300 * time.Millisecond
+		other := fmt.Sprintf("localhost:%d", srv.Port) // a second node: its private path is TCP
+		r2 := New(Config{Name: "idle", Backends: &staticBackends{writer: node}, PrivateAddr: func(addr string) string {
+			if addr == other {
+				return node // postgres is trusted over TCP in this pg_hba
+			}
+			return sock
+		}})
+		t.Cleanup(r2.Close)
+		login := func(addr string) {
+			here, there := net.Pipe()
+			defer here.Close()
+			defer there.Close()
+			go io.Copy(io.Discard, there)
+			here.SetDeadline(time.Now().Add(100 * time.Millisecond)) // the exchange itself is not the point
+			r2.authenticateInRouter(ctx, here, addr, &pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+				Parameters: map[string]string{"user": "alice"}})
+		}
+		overTCP := func() string {
+			return srv.QueryValue("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'borealis-router-auth' AND client_addr IS NOT NULL")
+		}
+		login(other)
+		if n := overTCP(); n != "1" {
+			t.Fatalf("%s admin connections to the second node, want 1", n)
+		}
+		time.Sleep(400 * time.Millisecond)
+		login(node) // any login sweeps
+		waitUntil(t, "the idle node's admin connection to close", time.Minute, func() bool { return overTCP() == "0" })
+	})
+
 	t.Run("NotHandled", func(t *testing.T) {
 		for _, tc := range []struct {
 			name   string
