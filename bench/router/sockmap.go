@@ -23,6 +23,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
 	"github.com/borealisdb/borealis/bench/internal/benchenv"
@@ -31,7 +32,7 @@ import (
 // sockmapModes are the experiment's variants.
 var sockmapModeDoc = map[string]string{
 	"verdict":  "one SK_SKB verdict per skb as it arrives (BPF_SK_SKB_VERDICT) redirects it to the peer socket's egress: the ceiling, nothing looked at",
-	"handback": "scan, plus the hand-back to user space a router needs (not measured: tested by TestSockmapHandBack): each verdict counts itself while it runs and the bytes it redirects, and a per-socket divert flag makes it pass everything up; the proxy sets the flags, waits for running verdicts, then until each destination socket took every byte redirected to it, and relays in user space from there",
+	"handback": "scan, plus the hand-back to user space a router needs (not measured: tested by TestSockmapHandBack): each verdict counts itself while it runs and the bytes it redirects, and a per-socket divert flag makes it pass everything up; the proxy sets the flags, waits for running verdicts, then until each destination socket took every byte redirected to it, and relays in user space from there; a verdict that cannot follow the stream (a length below 4, too many headers) diverts its socket itself and sends its cookie through a ring buffer, which the proxy polls (TestSockmapMalformedLengthDiverts)",
 	"scan":     "the same verdict, which first walks the PostgreSQL message headers in the skb (a bounded loop of bpf_skb_load_bytes, the framing carried across skbs in a per-socket map value) and records the last ReadyForQuery status there: the framing a router needs, in the kernel",
 	"half":     "only the backend-to-client direction is redirected; the client's messages pass up to the proxy's own socket and a goroutine writes them to the backend (a router that reads every request itself, to see SET/RESET/DISCARD)",
 	"parser":   "a stream parser frames messages first (BPF_SK_SKB_STREAM_PARSER + STREAM_VERDICT): stalls on 6.18 once an skb carries more than one message (the parser program sees the skb from its start, not the message's offset), so not measured",
@@ -48,9 +49,14 @@ type sockmapProxy struct {
 	peer *ebpf.Map
 	// divert (handback): socket cookie -> nonzero once user space takes the socket back.
 	divert *ebpf.Map
-	// kicks are the sessions' hand-back eventfds (handback).
+	// ring (handback): the cookies of sockets whose verdict diverted them itself.
+	ring       *ebpf.Map
+	ringReader *ringbuf.Reader
+	// kicks are the sessions' hand-back eventfds by socket cookie (handback).
 	mu    sync.Mutex
-	kicks map[int]bool
+	kicks map[uint64]int
+	// selfDiverted counts the ring buffer's records.
+	selfDiverted atomic.Int64
 	// waits counts the hand-backs' barriers that found something to wait for: a verdict
 	// running, or bytes still queued for a socket.
 	waits  atomic.Int64
@@ -95,15 +101,20 @@ func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 	insns := redirectToPeer(p.sockets, p.peer)
 	switch mode {
 	case "scan":
-		insns = scanAndRedirect(p.sockets, p.peer, nil)
+		insns = scanAndRedirect(p.sockets, p.peer, nil, nil)
 	case "handback":
 		p.divert, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_divert", Type: ebpf.Hash, KeySize: 8, ValueSize: 4, MaxEntries: 4096})
 		if err != nil {
 			p.Close()
 			return nil, fmt.Errorf("divert map: %w", err)
 		}
-		p.kicks = map[int]bool{}
-		insns = scanAndRedirect(p.sockets, p.peer, p.divert)
+		p.ring, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_diverted", Type: ebpf.RingBuf, MaxEntries: 64 << 10})
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("ring buffer: %w", err)
+		}
+		p.kicks = map[uint64]int{}
+		insns = scanAndRedirect(p.sockets, p.peer, p.divert, p.ring)
 	}
 	verdict, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bor_verdict", Type: ebpf.SkSKB, License: "GPL", Instructions: insns})
 	if err != nil {
@@ -137,6 +148,15 @@ func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 		p.Close()
 		return nil, err
 	}
+	if p.ring != nil {
+		r, err := ringbuf.NewReader(p.ring)
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("ring buffer reader: %w", err)
+		}
+		p.ringReader = r
+		go p.readDiverted(r)
+	}
 	go p.serve()
 	return p, nil
 }
@@ -145,7 +165,7 @@ func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 // entry: SK_PASS (to the socket's own queue); else bpf_sk_redirect_hash(skb, socks,
 // &st.Peer, 0) (0: the peer's egress).
 func redirectToPeer(socks, peer *ebpf.Map) asm.Instructions {
-	return append(lookupOwnState(peer, "pass"), redirectOrPass(socks, false)...)
+	return append(lookupOwnState(peer, "pass"), redirectOrPass(socks, nil, nil)...)
 }
 
 // Offsets in sockState.
@@ -161,7 +181,8 @@ const (
 // (0: the peer's egress); at "pass" (and "none" with handback), SK_PASS. With handback, "redirect" first
 // adds skb->len (r9) to state.Redirected, and "redirect" and "pass" end the verdict's
 // Active count (handBack's barrier).
-func redirectOrPass(socks *ebpf.Map, handback bool) asm.Instructions {
+func redirectOrPass(socks, divert, ring *ebpf.Map) asm.Instructions {
+	handback := divert != nil
 	xadd := func(off int16, src asm.Register, size asm.Size) asm.Instruction {
 		ins := asm.StoreXAdd(asm.R7, src, size)
 		ins.Offset = off
@@ -186,11 +207,27 @@ func redirectOrPass(socks *ebpf.Map, handback bool) asm.Instructions {
 			asm.Return(),
 		)
 	}
-	return append(insns,
+	insns = append(insns,
 		asm.Mov.Imm(asm.R1, -1),
 		xadd(offActive, asm.R1, asm.Word),
 		asm.Return(),
-		asm.Mov.Imm(asm.R1, -1).WithSymbol("pass"),
+		// "pass": the walk cannot follow this skb (a length below 4, too many headers): the
+		// socket diverts itself (its divert entry set) and tells user space through the
+		// ring buffer (the socket's cookie), which it polls, unlike the socket.
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("pass"),
+	)
+	insns = append(insns, lookupByCookie(divert, -48, "passon")...)
+	return append(insns,
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, ring.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -48),
+		asm.Mov.Imm(asm.R3, 8),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnRingbufOutput.Call(),
+		// "passon": SK_PASS, the verdict done.
+		asm.Mov.Imm(asm.R1, -1).WithSymbol("passon"),
 		xadd(offActive, asm.R1, asm.Word),
 		asm.Mov.Imm(asm.R0, 1), // SK_PASS
 		asm.Return(),
@@ -202,16 +239,22 @@ func redirectOrPass(socks *ebpf.Map, handback bool) asm.Instructions {
 // lookupOwnState: r6 = skb, r7 = this socket's sockState, the cookie at fp-8; to miss
 // (SK_PASS) when it has none.
 func lookupOwnState(peer *ebpf.Map, miss string) asm.Instructions {
+	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	insns = append(insns, lookupByCookie(peer, -8, miss)...)
+	return append(insns, asm.Mov.Reg(asm.R7, asm.R0))
+}
+
+// lookupByCookie: r0 = m's value for the cookie of the socket of skb r1 (the cookie kept at
+// fp+slot); to miss when there is none.
+func lookupByCookie(m *ebpf.Map, slot int16, miss string) asm.Instructions {
 	return asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.FnGetSocketCookie.Call(),
-		asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
-		asm.LoadMapPtr(asm.R1, peer.FD()),
+		asm.StoreMem(asm.RFP, slot, asm.R0, asm.DWord),
+		asm.LoadMapPtr(asm.R1, m.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -8),
+		asm.Add.Imm(asm.R2, int32(slot)),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, miss),
-		asm.Mov.Reg(asm.R7, asm.R0),
 	}
 }
 
@@ -242,7 +285,7 @@ func recordStatus() asm.Instructions {
 // With a divert map (handback mode), the verdict first counts itself in state.Active, and an
 // skb of a socket whose divert entry is set passes up untouched: the framing in the state
 // stays where the kernel left it, for user space to carry on from.
-func scanAndRedirect(socks, peer, divert *ebpf.Map) asm.Instructions {
+func scanAndRedirect(socks, peer, divert, ring *ebpf.Map) asm.Instructions {
 	miss := "pass"
 	if divert != nil {
 		miss = "none" // before Active counts this verdict
@@ -258,9 +301,9 @@ func scanAndRedirect(socks, peer, divert *ebpf.Map) asm.Instructions {
 			asm.Mov.Reg(asm.R2, asm.RFP),
 			asm.Add.Imm(asm.R2, -8),
 			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, "pass"),
+			asm.JEq.Imm(asm.R0, 0, "passon"),
 			asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
-			asm.JNE.Imm(asm.R1, 0, "pass"),
+			asm.JNE.Imm(asm.R1, 0, "passon"),
 		)
 	}
 	insns = append(insns,
@@ -366,7 +409,7 @@ func scanAndRedirect(socks, peer, divert *ebpf.Map) asm.Instructions {
 		asm.Sub.Reg(asm.R8, asm.R9).WithSymbol("tail"),
 		asm.StoreMem(asm.R7, 8, asm.R8, asm.Word),
 	)
-	insns = append(insns, redirectOrPass(socks, divert != nil)...)
+	insns = append(insns, redirectOrPass(socks, divert, ring)...)
 	return insns
 }
 
@@ -419,6 +462,12 @@ func (p *sockmapProxy) Close() {
 	}
 	if p.divert != nil {
 		p.divert.Close()
+	}
+	if p.ringReader != nil {
+		p.ringReader.Close()
+	}
+	if p.ring != nil {
+		p.ring.Close()
 	}
 }
 
@@ -547,12 +596,27 @@ func (p *sockmapProxy) session(client net.Conn) {
 	defer p.peer.Delete(cc)
 	defer p.peer.Delete(bc)
 	var base [2]uint64 // bytes written to the client's and the backend's socket before
+	kick := -1
 	if p.mode == "handback" {
 		_ = p.divert.Update(cc, uint32(0), ebpf.UpdateAny)
 		_ = p.divert.Update(bc, uint32(0), ebpf.UpdateAny)
 		defer p.divert.Delete(cc)
 		defer p.divert.Delete(bc)
 		base = [2]uint64{written(cfd) + uint64(len(buf)), written(bfd)}
+		// Before the client can send anything: a verdict may divert itself at once.
+		if kick, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
+			return
+		}
+		defer unix.Close(kick)
+		p.mu.Lock()
+		p.kicks[cc], p.kicks[bc] = kick, kick
+		p.mu.Unlock()
+		defer func() {
+			p.mu.Lock()
+			delete(p.kicks, cc)
+			delete(p.kicks, bc)
+			p.mu.Unlock()
+		}()
 	}
 	if _, err := client.Write(buf); err != nil {
 		return
@@ -586,19 +650,6 @@ func (p *sockmapProxy) session(client net.Conn) {
 		waitHangUp(-1, cdup, bdup)
 		return
 	}
-	kick, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
-		return
-	}
-	defer unix.Close(kick)
-	p.mu.Lock()
-	p.kicks[kick] = true
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.kicks, kick)
-		p.mu.Unlock()
-	}()
 	if waitHangUp(kick, cdup, bdup) != kick {
 		return
 	}
@@ -620,12 +671,40 @@ func (p *sockmapProxy) session(client net.Conn) {
 func (p *sockmapProxy) kickAll() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	kicked := map[int]bool{}
+	for _, k := range p.kicks {
+		if !kicked[k] {
+			kicked[k] = true
+			kickFD(k)
+		}
+	}
+	return len(kicked)
+}
+
+func kickFD(k int) {
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
-	for k := range p.kicks {
-		_, _ = unix.Write(k, one[:])
+	_, _ = unix.Write(k, one[:])
+}
+
+// readDiverted kicks the session of each socket the verdict diverted itself.
+func (p *sockmapProxy) readDiverted(r *ringbuf.Reader) {
+	for {
+		rec, err := r.Read()
+		if err != nil {
+			return // closed
+		}
+		if len(rec.RawSample) < 8 {
+			continue
+		}
+		p.selfDiverted.Add(1)
+		p.mu.Lock()
+		k, ok := p.kicks[binary.NativeEndian.Uint64(rec.RawSample)]
+		p.mu.Unlock()
+		if ok {
+			kickFD(k)
+		}
 	}
-	return len(p.kicks)
 }
 
 // handBack takes a session's sockets (client, backend) back from the kernel without losing
