@@ -979,7 +979,7 @@ func (mb *member) rejoinOnce(ctx context.Context, rec, w store.Member, writer *p
 	}
 	// A rewound former writer may carry the old writer's synchronous_standby_names; a reader
 	// must not wait for anyone.
-	if err := mb.node.AppendAutoConf(map[string]string{
+	if err := mb.node.SetAutoConf(map[string]string{
 		"primary_conninfo":          pgproc.Quote(mb.c.primaryConninfo(w, rec.ID)),
 		"primary_slot_name":         pgproc.Quote(slot),
 		"recovery_target_timeline":  "'latest'",

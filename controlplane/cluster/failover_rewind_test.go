@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,7 @@ import (
 func TestKilledWriterRejoinsByRewind(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	m := newManager(t, newHome(t))
-	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "rw", Readers: 1, FailoverInput: FailoverInput{FailoverGraceSeconds: 3}}); err != nil {
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "rw", Readers: 2, FailoverInput: FailoverInput{FailoverGraceSeconds: 3}}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
@@ -88,6 +89,49 @@ func TestKilledWriterRejoinsByRewind(t *testing.T) {
 		t.Errorf("PG_VERSION was rewritten (mtime %v, inode %d; before %v, %d): the data directory was cloned, not rewound", st.ModTime(), inodeOf(t, marker), stamp, ino)
 	}
 	t.Logf("rejoin: %s", rejoined.Message)
+
+	// Two switchovers re-point every reader twice more (the running ones by ALTER SYSTEM, the
+	// old writer by its rejoin): each member's postgresql.auto.conf must still set each
+	// recovery setting once, and a reader's primary_conninfo must name the current writer.
+	for i := 0; i < 2; i++ {
+		d, err := m.Failover(ctx, "rw", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		acks.write(10)
+		for _, mb := range d.DBClusterMembers {
+			if !mb.IsClusterWriter {
+				waitRejoined(t, m, "rw", mb.DBInstanceIdentifier, acks)
+			}
+		}
+	}
+	d = m.mustDescribe(t, "rw")
+	for _, mb := range d.DBClusterMembers {
+		c.mu.Lock()
+		mdir := c.memberRec(mb.DBInstanceIdentifier).DataDir
+		c.mu.Unlock()
+		data, err := os.ReadFile(filepath.Join(mdir, "postgresql.auto.conf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := map[string][]string{}
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, _, ok := strings.Cut(line, " = "); ok {
+				lines[k] = append(lines[k], line)
+			}
+		}
+		for k, ls := range lines {
+			if len(ls) > 1 {
+				t.Errorf("%s's postgresql.auto.conf sets %s %d times: %q", mb.DBInstanceIdentifier, k, len(ls), ls)
+			}
+		}
+		if !mb.IsClusterWriter {
+			want := fmt.Sprintf("port=%d ", writerOf(d).Port)
+			if ls := lines["primary_conninfo"]; len(ls) != 1 || !strings.Contains(ls[0], want) {
+				t.Errorf("%s's primary_conninfo %q does not name the writer (%s)", mb.DBInstanceIdentifier, ls, want)
+			}
+		}
+	}
 }
 
 // killWriterNotRestartable appends setting to the writer's postgresql.auto.conf (one its

@@ -371,7 +371,7 @@ func (mb *member) makeDataDir(rec store.Member, node *pgproc.Node) error {
 	}
 	if w, ok := mb.c.writerRec(); ok {
 		// Named in primary_conninfo so synchronous_standby_names can list it.
-		if err := node.AppendAutoConf(map[string]string{"primary_conninfo": pgproc.Quote(mb.c.primaryConninfo(w, rec.ID))}); err != nil {
+		if err := node.SetAutoConf(map[string]string{"primary_conninfo": pgproc.Quote(mb.c.primaryConninfo(w, rec.ID))}); err != nil {
 			return err
 		}
 	}

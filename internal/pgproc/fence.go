@@ -257,17 +257,6 @@ func (n *Node) MarkStandby() error {
 	return appendServerFile(filepath.Join(n.DataDir, "standby.signal"), nil)
 }
 
-// AppendAutoConf appends settings to postgresql.auto.conf, which overrides postgresql.conf
-// (and later lines win), for a server that is not running.
-func (n *Node) AppendAutoConf(settings map[string]string) error {
-	var b strings.Builder
-	b.WriteString("\n")
-	for _, k := range sortedKeys(settings) {
-		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
-	}
-	return appendServerFile(filepath.Join(n.DataDir, "postgresql.auto.conf"), []byte(b.String()))
-}
-
 // Rewind runs pg_rewind to make the stopped server n a copy of the running source (a libpq
 // connection string) from their point of divergence. A target that was not shut down cleanly
 // first goes through crash recovery in single-user mode (pg_rewind does that itself).

@@ -139,7 +139,14 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "."+filepath.Base(path)+".tmp-"+hex.EncodeToString(rnd[:]))
+	return Replace(path, filepath.Join(dir, "."+filepath.Base(path)+".tmp-"+hex.EncodeToString(rnd[:])), data, perm, nil)
+}
+
+// Replace is WriteFile's replacement through the temporary name tmp (in path's directory), in
+// a directory another user may write (a node's data directory, where the server expects its
+// own temporary names): the new file is created exclusively, so a link planted at tmp makes it
+// fail rather than be followed; owner, when not nil, chowns it before it is renamed over path.
+func Replace(path, tmp string, data []byte, perm os.FileMode, owner *syscall.Credential) error {
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -154,6 +161,11 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err := f.Chmod(perm); err != nil { // umask may have narrowed it
 		return err
 	}
+	if owner != nil {
+		if err := f.Chown(int(owner.Uid), int(owner.Gid)); err != nil {
+			return err
+		}
+	}
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -167,7 +179,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	ok = true
-	if d, err := os.Open(dir); err == nil {
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
