@@ -24,19 +24,10 @@ import (
 func TestKilledWriterRejoinsByRewind(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	m := newManager(t, newHome(t))
-	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "rw", Readers: 2, FailoverInput: FailoverInput{FailoverGraceSeconds: 3}}); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	d, err := m.WaitAvailable(ctx, "rw")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, acks := ackedCluster(t, ctx, m, "rw", 2, 3)
 	w := connectTo(t, d.Endpoint)
-	if _, err := w.Exec(ctx, "CREATE TABLE acked (id int PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
 	// Some megabytes the reader replays into its buffers: when it is promoted, its first
 	// checkpoint (spread, about 0.1 s per dirty buffer) is still running when the old writer
 	// is rewound, so the new writer's control file still names the old timeline. pg_rewind
@@ -46,7 +37,6 @@ func TestKilledWriterRejoinsByRewind(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close(ctx)
-	acks := &ackLog{t: t, addr: d.Endpoint}
 	acks.write(50)
 
 	old := writerOf(d)
@@ -132,6 +122,26 @@ func TestKilledWriterRejoinsByRewind(t *testing.T) {
 			}
 		}
 	}
+}
+
+// ackedCluster creates cluster name (a writer and readers readers, grace period grace
+// seconds), waits until it is available, and makes the table ackLog writes, with an ackLog on
+// the cluster endpoint.
+func ackedCluster(t *testing.T, ctx context.Context, m *Manager, name string, readers, grace int) (Description, *ackLog) {
+	t.Helper()
+	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: name, Readers: readers, FailoverInput: FailoverInput{FailoverGraceSeconds: grace}}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.WaitAvailable(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := connectTo(t, d.Endpoint)
+	defer w.Close(ctx)
+	if _, err := w.Exec(ctx, "CREATE TABLE acked (id int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	return d, &ackLog{t: t, addr: d.Endpoint}
 }
 
 // killWriterNotRestartable appends setting to the writer's postgresql.auto.conf (one its

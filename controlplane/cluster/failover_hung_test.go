@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/borealisdb/borealis/controlplane/failover"
+	"github.com/borealisdb/borealis/internal/pgproc"
+	"github.com/borealisdb/borealis/internal/pgtest"
+)
+
+// TestScheduledButHungWriterFailsOver hangs the whole writer — postmaster, backends, WAL
+// writer — in a cgroup freezer: the processes exist, the kernel still queues new TCP
+// connections on the listen socket, nothing answers, and /proc shows the postmaster
+// scheduled ('D' under the v1 freezer, 'S' under v2), as a server hung on its disk would be,
+// not stopped ('T', which SIGSTOP gives and TestFailover covers). The detector cannot tell
+// that from a starved server, so it waits failover.AliveLimit (3 x grace, at least grace +
+// 10 s) rather than the grace period, and then must really promote: the failover starts no
+// sooner, a write through the cluster endpoint lands on the new writer while the old one is
+// still hung, and once thawed the old writer's processes die of the fence's pending SIGKILL
+// without taking a write and it rejoins as a reader.
+func TestScheduledButHungWriterFailsOver(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	m := newManager(t, newHome(t))
+	fz := newFreezer(t) // after the manager: thawed before the manager stops the nodes
+	const grace = 2 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	d, acks := ackedCluster(t, ctx, m, "hung", 1, int(grace/time.Second))
+	acks.write(30)
+	old := writerOf(d)
+	// A session opened straight to the writer before it hangs.
+	direct := connectTo(t, fmt.Sprintf("127.0.0.1:%d", old.Port))
+
+	before := lastSeq(t, m)
+	tree := fz.freeze(t, old.PID)
+	hung := time.Now()
+	state := procState(old.PID)
+	if !strings.ContainsRune("RSD", rune(state)) {
+		t.Fatalf("the hung postmaster is in state %c, want a scheduled one (R, S or D)", state)
+	}
+
+	// The promotion: the cluster's writer changes while the old one still hangs (its fence
+	// may wait for the thaw: a v1-frozen process dies of SIGKILL only once thawed).
+	waitFor(t, "a reader promoted", 90*time.Second, func() bool {
+		return writerOf(m.mustDescribe(t, "hung")).DBInstanceIdentifier != old.DBInstanceIdentifier
+	})
+	started := eventAfter(t, m, "hung", "cluster.failover-started", before)
+	if started == nil {
+		t.Fatal("no failover-started event")
+	}
+	limit := failover.AliveLimit(grace)
+	// The failure is timed from the first failed probe's start, which may precede the hang
+	// by one probe interval.
+	if after := started.Time.Sub(hung); after < limit-probeInterval {
+		t.Fatalf("failover started %v after the hang, before the %v a scheduled writer gets: %s", after, limit, started.Message)
+	}
+	t.Logf("failover started %.1f s after the hang (limit %v): %s", started.Time.Sub(hung).Seconds(), limit, started.Message)
+	if !strings.Contains(started.Message, fmt.Sprintf("its postmaster is scheduled (state %c) but has answered nothing", state)) {
+		t.Fatalf("failover reason: %s", started.Message)
+	}
+	acks.write(10) // through the cluster endpoint, to the new writer
+
+	fz.thaw(t)
+	waitFor(t, "the hung writer's processes to die of the fence's SIGKILL", 60*time.Second, func() bool {
+		for _, pid := range tree {
+			if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(data), ") Z ") {
+				return false
+			}
+		}
+		return true
+	})
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err := direct.Exec(wctx, "INSERT INTO acked VALUES (-1)")
+	wcancel()
+	if err == nil {
+		t.Fatal("the thawed old writer accepted a write")
+	}
+	d = waitNewWriter(t, m, "hung", old.DBInstanceIdentifier, 90*time.Second)
+	completed := waitEvent(t, m, "hung", "cluster.failover-completed", before)
+	t.Logf("completed: %s", completed.Message)
+	acks.check(d.Endpoint)
+	waitRejoined(t, m, "hung", old.DBInstanceIdentifier, acks)
+}
+
+// freezer is a cgroup made for one test whose processes can be frozen: the v1 freezer
+// controller's (freezer.state) or, without it, a v2 group's (cgroup.freeze).
+type freezer struct {
+	dir string
+	v1  bool
+}
+
+func newFreezer(t *testing.T) *freezer {
+	t.Helper()
+	name := fmt.Sprintf("borealis-test-hung-%d", os.Getpid())
+	var fz *freezer
+	if _, err := os.Stat("/sys/fs/cgroup/freezer/cgroup.procs"); err == nil {
+		fz = &freezer{dir: filepath.Join("/sys/fs/cgroup/freezer", name), v1: true}
+	} else {
+		for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+			if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
+				fz = &freezer{dir: filepath.Join(root, name)}
+				break
+			}
+		}
+	}
+	if fz == nil {
+		t.Fatal("this test hangs a writer in a cgroup freezer: no v1 freezer hierarchy (/sys/fs/cgroup/freezer) and no cgroup v2 mount found")
+	}
+	if err := os.Mkdir(fz.dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		t.Fatalf("making the freezer cgroup (this test needs root): %v", err)
+	}
+	if !fz.v1 {
+		if _, err := os.Stat(filepath.Join(fz.dir, "cgroup.freeze")); err != nil {
+			os.Remove(fz.dir)
+			t.Fatalf("cgroup v2 without cgroup.freeze (kernel older than 5.2?): %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		fz.thaw(t)
+		// Its processes are gone (the nodes stop after this); the empty group can go.
+		for i := 0; i < 50 && os.Remove(fz.dir) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return fz
+}
+
+// freeze moves the postmaster pid and every process under it into the group and freezes it.
+// The postmaster goes first, so that a child it forks while the others are listed is born in
+// the group. It returns the processes frozen.
+func (fz *freezer) freeze(t *testing.T, pid int) []int {
+	t.Helper()
+	procs := filepath.Join(fz.dir, "cgroup.procs")
+	tree := []int{pid}
+	if err := os.WriteFile(procs, []byte(strconv.Itoa(pid)), 0); err != nil {
+		t.Fatalf("moving the postmaster %d into %s: %v", pid, fz.dir, err)
+	}
+	for _, c := range pgproc.Descendants(pid) {
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(c)), 0); err == nil {
+			tree = append(tree, c)
+		} else if !errors.Is(err, syscall.ESRCH) {
+			t.Fatalf("moving %d into %s: %v", c, fz.dir, err)
+		}
+	}
+	file, value, want := "cgroup.freeze", "1", "frozen 1"
+	if fz.v1 {
+		file, value, want = "freezer.state", "FROZEN", "FROZEN"
+	}
+	if err := os.WriteFile(filepath.Join(fz.dir, file), []byte(value), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the writer frozen", 10*time.Second, func() bool {
+		if fz.v1 {
+			data, _ := os.ReadFile(filepath.Join(fz.dir, "freezer.state"))
+			return strings.TrimSpace(string(data)) == want
+		}
+		data, _ := os.ReadFile(filepath.Join(fz.dir, "cgroup.events"))
+		return strings.Contains(string(data), want)
+	})
+	return tree
+}
+
+func (fz *freezer) thaw(t *testing.T) {
+	file, value := "cgroup.freeze", "0"
+	if fz.v1 {
+		file, value = "freezer.state", "THAWED"
+	}
+	if err := os.WriteFile(filepath.Join(fz.dir, file), []byte(value), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("thawing %s: %v", fz.dir, err)
+	}
+}
