@@ -489,8 +489,11 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 			followers = append(followers, r)
 		}
 	}
-	if err := execOn(ctx, nw.node, `SELECT pg_create_physical_replication_slot(s, true) FROM unnest($1::text[]) s
-		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s)`, slots); err != nil {
+	if err := nw.onPrivateConn(ctx, nw.node, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, `SELECT pg_create_physical_replication_slot(s, true) FROM unnest($1::text[]) s
+		WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s)`, slots)
+		return err
+	}); err != nil {
 		followErrs = append(followErrs, fmt.Sprintf("slots %v: %v", slots, err))
 	}
 	ferrs := make([]error, len(followers))
@@ -867,22 +870,15 @@ func (c *Cluster) follow(ctx context.Context, r store.Member) error {
 	if mb == nil || mb.node == nil || !mb.node.Running() {
 		return nil // it is pointed at the writer when it starts (rejoin)
 	}
-	conn, err := pgx.Connect(ctx, mb.node.DSN("postgres"))
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	for _, q := range []string{
-		"ALTER SYSTEM SET primary_conninfo = " + pgproc.Quote(c.primaryConninfo(w, r.ID)),
-		"ALTER SYSTEM SET primary_slot_name = " + pgproc.Quote(slotName(r.ID)),
-		"ALTER SYSTEM SET recovery_target_timeline = 'latest'",
-		"SELECT pg_reload_conf()",
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return err
-		}
-	}
-	return nil
+	// On the reader's kept connection (its polls'), not a new one: the failover's other
+	// goroutines each use their own member's.
+	return mb.onPrivateConn(ctx, mb.node, func(conn *pgx.Conn) error {
+		return execAll(ctx, conn,
+			"ALTER SYSTEM SET primary_conninfo = "+pgproc.Quote(c.primaryConninfo(w, r.ID)),
+			"ALTER SYSTEM SET primary_slot_name = "+pgproc.Quote(slotName(r.ID)),
+			"ALTER SYSTEM SET recovery_target_timeline = 'latest'",
+			"SELECT pg_reload_conf()")
+	})
 }
 
 // needsRejoin reports whether a member's data must not be started as it is: a fenced former
