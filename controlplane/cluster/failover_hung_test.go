@@ -41,8 +41,7 @@ func TestScheduledButHungWriterFailsOver(t *testing.T) {
 	direct := connectTo(t, fmt.Sprintf("127.0.0.1:%d", old.Port))
 
 	before := lastSeq(t, m)
-	tree := fz.freeze(t, old.PID)
-	hung := time.Now()
+	tree, hung := fz.freeze(t, old.PID)
 	state := procState(old.PID)
 	if !strings.ContainsRune("RSD", rune(state)) {
 		t.Fatalf("the hung postmaster is in state %c, want a scheduled one (R, S or D)", state)
@@ -134,8 +133,10 @@ func newFreezer(t *testing.T) *freezer {
 
 // freeze moves the postmaster pid and every process under it into the group and freezes it.
 // The postmaster goes first, so that a child it forks while the others are listed is born in
-// the group. It returns the processes frozen.
-func (fz *freezer) freeze(t *testing.T, pid int) []int {
+// the group. It returns the processes frozen and when the freeze was asked for (a loaded
+// machine may take a while to report the whole group frozen, but its processes stop answering
+// from the request on).
+func (fz *freezer) freeze(t *testing.T, pid int) ([]int, time.Time) {
 	t.Helper()
 	procs := filepath.Join(fz.dir, "cgroup.procs")
 	tree := []int{pid}
@@ -153,6 +154,7 @@ func (fz *freezer) freeze(t *testing.T, pid int) []int {
 	if fz.v1 {
 		file, value, want = "freezer.state", "FROZEN", "FROZEN"
 	}
+	asked := time.Now()
 	if err := os.WriteFile(filepath.Join(fz.dir, file), []byte(value), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,7 @@ func (fz *freezer) freeze(t *testing.T, pid int) []int {
 		data, _ := os.ReadFile(filepath.Join(fz.dir, "cgroup.events"))
 		return strings.Contains(string(data), want)
 	})
-	return tree
+	return tree, asked
 }
 
 func (fz *freezer) thaw(t *testing.T) {
