@@ -1001,10 +1001,17 @@ func (mb *member) rejoinOnce(ctx context.Context, rec, w store.Member, writer *p
 }
 
 // waitStreaming waits until node's WAL receiver streams the writer's current timeline.
+//
+// Only an answer counts against limit: the rewound server's WAL receiver seen not streaming
+// the writer's timeline (or absent), or an error a server sent. A probe that could not connect, to the writer or to the
+// server, says nothing about the rewind: under CPU starvation a 3 s connect timed out on the
+// writer and a good rewind was thrown away for a clone. Those wait up to 4 x limit.
 func waitStreaming(ctx context.Context, node, writer *pgproc.Node, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
+	start := time.Now()
+	deadline, hard := start.Add(limit), start.Add(4*limit)
 	last := "no answer"
 	for {
+		answered := true
 		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		var walfile string
 		var status *string
@@ -1029,11 +1036,14 @@ func waitStreaming(ctx context.Context, node, writer *pgproc.Node, limit time.Du
 			}
 			last = fmt.Sprintf("WAL receiver %s on timeline %d, writer on %d", *status, *tli, want)
 		} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			last = firstLines(err.Error(), 1)
+			// An error the server sent (say "the database system is starting up": a rewound
+			// server that cannot reach consistency) is an answer; a timeout is not.
+			var pe *pgconn.PgError
+			last, answered = firstLines(err.Error(), 1), errors.As(err, &pe)
 		} else {
 			last = "no WAL receiver"
 		}
-		if time.Now().After(deadline) {
+		if now := time.Now(); now.After(hard) || (answered && now.After(deadline)) {
 			return errors.New(last)
 		}
 		select {
