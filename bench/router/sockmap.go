@@ -559,6 +559,20 @@ func (p *sockmapProxy) session(client net.Conn) {
 			if pos+1+l > len(buf) {
 				break
 			}
+			if buf[pos] == 'R' && l >= 8 && authNeedsAnswer(binary.BigEndian.Uint32(buf[pos+5:])) {
+				// The authentication exchange (SCRAM's two round trips, a password):
+				// the client answers this request before the backend says more.
+				end := pos + 1 + l
+				if _, err := client.Write(buf[:end]); err != nil {
+					return
+				}
+				buf = append(buf[:0], buf[end:]...)
+				pos = 0
+				if err := relayMessage(client, backend); err != nil {
+					return
+				}
+				continue
+			}
 			if buf[pos] == 'Z' && pos+1+l == len(buf) {
 				ready = true
 			}
@@ -665,6 +679,32 @@ func (p *sockmapProxy) session(client net.Conn) {
 	}()
 	_, _ = io.Copy(fdWriter(cdup), fdReader(bdup))
 	_ = unix.Shutdown(cdup, unix.SHUT_WR)
+}
+
+// authNeedsAnswer says whether an AuthenticationRequest with this code waits for the
+// client: cleartext (3), MD5 (5), SASL (10) and SASLContinue (11) do; Ok (0) and SASLFinal
+// (12) do not.
+func authNeedsAnswer(code uint32) bool {
+	return code == 3 || code == 5 || code == 10 || code == 11
+}
+
+// relayMessage copies one whole message (type byte, length, body) from src to dst.
+func relayMessage(src io.Reader, dst io.Writer) error {
+	var hdr [5]byte
+	if _, err := io.ReadFull(src, hdr[:]); err != nil {
+		return err
+	}
+	n := int(binary.BigEndian.Uint32(hdr[1:]))
+	if n < 4 || n > 1<<20 {
+		return fmt.Errorf("sockmap: message length %d out of range", n)
+	}
+	msg := make([]byte, 1+n)
+	copy(msg, hdr[:])
+	if _, err := io.ReadFull(src, msg[5:]); err != nil {
+		return err
+	}
+	_, err := dst.Write(msg)
+	return err
 }
 
 // kickAll asks every handback session to take its sockets back from the kernel.

@@ -206,3 +206,85 @@ func TestSockmapMalformedLengthDiverts(t *testing.T) {
 		t.Fatalf("the kernel redirected %d bytes before the malformed message, want >= 18", redirected)
 	}
 }
+
+// TestSockmapProxyRelaysAuthentication: the experiment's proxy relays an authentication
+// exchange at start-up (a fake backend asking SASL's two rounds, as a scram-sha-256 pg_hba
+// does), and the client's answers reach the backend whole before the session goes to the
+// kernel. Before, the proxy only read the backend until ReadyForQuery, so every SCRAM login
+// hung up ("server closed the connection unexpectedly" in the bench).
+func TestSockmapProxyRelaysAuthentication(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loading BPF programs needs root (CI runs as root)")
+	}
+	authMsg := func(code uint32, body string) []byte {
+		m := []byte{'R', 0, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(m[1:], uint32(8+len(body)))
+		binary.BigEndian.PutUint32(m[5:], code)
+		return append(m, body...)
+	}
+	answers := make(chan string, 2)
+	bl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bl.Close() })
+	go func() {
+		c, err := bl.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := io.ReadFull(c, make([]byte, 8)); err != nil {
+			return
+		}
+		for _, code := range []uint32{10, 11} {
+			c.Write(authMsg(code, "SCRAM-SHA-256\x00\x00"))
+			var hdr [5]byte
+			if _, err := io.ReadFull(c, hdr[:]); err != nil {
+				return
+			}
+			body := make([]byte, binary.BigEndian.Uint32(hdr[1:])-4)
+			if _, err := io.ReadFull(c, body); err != nil {
+				return
+			}
+			answers <- string(hdr[0]) + string(body)
+		}
+		c.Write(append(append(authMsg(12, "v=x"), authMsg(0, "")...), 'Z', 0, 0, 0, 5, 'I'))
+		io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
+	}()
+	p, err := newSockmapProxy(bl.Addr().String(), "scan")
+	if err != nil {
+		t.Fatalf("the kernel refused the sockmap proxy: %v", err)
+	}
+	t.Cleanup(p.Close)
+	c, err := net.Dial("tcp", p.l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.Write([]byte{0, 0, 0, 8, 0, 3, 0, 0})
+	for i, want := range []string{"p-first", "p-final"} {
+		req := make([]byte, len(authMsg(10, "SCRAM-SHA-256\x00\x00")))
+		if _, err := io.ReadFull(c, req); err != nil || req[0] != 'R' {
+			t.Fatalf("round %d: auth request %q, %v", i, req, err)
+		}
+		ans := []byte{'p', 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(ans[1:], uint32(4+len(want)-2))
+		c.Write(append(ans, want[2:]...))
+		if got := <-answers; got != "p"+want[2:] {
+			t.Fatalf("round %d: the backend got %q, want %q", i, got, "p"+want[2:])
+		}
+	}
+	rest := append(append(authMsg(12, "v=x"), authMsg(0, "")...), 'Z', 0, 0, 0, 5, 'I')
+	got := make([]byte, len(rest))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, rest) {
+		t.Fatalf("end of authentication: %q, %v; want %q", got, err, rest)
+	}
+	msg := []byte{'Q', 0, 0, 0, 5, 'x'}
+	c.Write(msg)
+	echo := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, echo); err != nil || !bytes.Equal(echo, msg) {
+		t.Fatalf("after authentication: echo %q, %v", echo, err)
+	}
+}
