@@ -77,9 +77,9 @@ func echoBackend(t *testing.T) net.Listener {
 	return bl
 }
 
-// startProxied starts the proxy in mode before backend bl and a client through it, past the
-// start-up.
-func startProxied(t *testing.T, bl net.Listener, mode string) (*sockmapProxy, net.Conn) {
+// dialProxied starts the proxy in mode before backend bl and connects a client through it,
+// with the start-up packet sent.
+func dialProxied(t *testing.T, bl net.Listener, mode string) (*sockmapProxy, net.Conn) {
 	p, err := newSockmapProxy(bl.Addr().String(), mode)
 	if err != nil {
 		t.Fatalf("the kernel refused the sockmap proxy: %v", err)
@@ -91,6 +91,13 @@ func startProxied(t *testing.T, bl net.Listener, mode string) (*sockmapProxy, ne
 	}
 	t.Cleanup(func() { c.Close() })
 	c.Write([]byte{0, 0, 0, 8, 0, 3, 0, 0})
+	return p, c
+}
+
+// startProxied starts the proxy in mode before backend bl and a client through it, past the
+// start-up.
+func startProxied(t *testing.T, bl net.Listener, mode string) (*sockmapProxy, net.Conn) {
+	p, c := dialProxied(t, bl, mode)
 	z := make([]byte, 6)
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.ReadFull(c, z); err != nil || z[0] != 'Z' {
@@ -252,18 +259,8 @@ func TestSockmapProxyRelaysAuthentication(t *testing.T) {
 		c.Write(append(append(authMsg(12, "v=x"), authMsg(0, "")...), 'Z', 0, 0, 0, 5, 'I'))
 		io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c})
 	}()
-	p, err := newSockmapProxy(bl.Addr().String(), "scan")
-	if err != nil {
-		t.Fatalf("the kernel refused the sockmap proxy: %v", err)
-	}
-	t.Cleanup(p.Close)
-	c, err := net.Dial("tcp", p.l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	_, c := dialProxied(t, bl, "scan")
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	c.Write([]byte{0, 0, 0, 8, 0, 3, 0, 0})
 	for i, want := range []string{"p-first", "p-final"} {
 		req := make([]byte, len(authMsg(10, "SCRAM-SHA-256\x00\x00")))
 		if _, err := io.ReadFull(c, req); err != nil || req[0] != 'R' {
