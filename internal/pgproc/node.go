@@ -505,6 +505,11 @@ func runCtx(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 	case err := <-done:
 		return out.Bytes(), err
 	case <-ctx.Done():
+		// The whole process group, not just the command: pg_basebackup -X stream forks a
+		// WAL streamer and initdb runs postgres, and a child left alive keeps the output
+		// pipe open, so Wait would not return until it ended by itself (a cancelled clone's
+		// orphaned streamer kept its replication slot busy for over 12 minutes).
+		killTree(cmd.Process.Pid)
 		_ = cmd.Process.Kill()
 		<-done
 		return out.Bytes(), ctx.Err()
