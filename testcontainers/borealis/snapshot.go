@@ -21,7 +21,8 @@ func WithSnapshotName(name string) SnapshotOption {
 
 // Snapshot copies the cluster's database into a template database, as the postgres module does,
 // through the cluster endpoint; the readers receive it by replication. A snapshot of the same name
-// is replaced. The database must not be postgres (it cannot be dropped to be restored).
+// is replaced. Idle sessions on the database (the router's pooled backends among them) are ended
+// first; one busy in a statement or transaction makes it fail. The database must not be postgres (it cannot be dropped to be restored).
 func (c *Container) Snapshot(ctx context.Context, opts ...SnapshotOption) error {
 	name, err := c.snapshotConfig(opts)
 	if err != nil {
@@ -37,6 +38,13 @@ func (c *Container) Snapshot(ctx context.Context, opts ...SnapshotOption) error 
 			return err
 		}
 		stmts := []string{
+			// The router's warm pool keeps idle backends on the database after its clients
+			// leave, and CREATE DATABASE ... TEMPLATE refuses a source with other sessions
+			// (55006): idle sessions on it are ended first (CREATE DATABASE waits up to 5 s for
+			// them to exit). A session in the middle of a statement or transaction still makes
+			// the snapshot fail, as under the postgres module.
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = " + quoteLiteral(c.dbName) +
+				" AND state = 'idle' AND pid <> pg_backend_pid()",
 			"DROP DATABASE IF EXISTS " + snap,
 			fmt.Sprintf("CREATE DATABASE %s WITH TEMPLATE %s OWNER %s", snap, db, owner),
 			fmt.Sprintf("ALTER DATABASE %s WITH is_template = TRUE", snap),
