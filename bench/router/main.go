@@ -2,7 +2,8 @@
 // through the router against the same pgbench straight to the writer, in one run, alternating
 // rounds so machine noise hits both alike. It reports throughput ratio and the latency the
 // router adds (p50 and p99 from pgbench's per-transaction log), and writes the table with the
-// machine to bench/results/router.md. With -pgbouncer (Debian's pgbouncer package), each round
+// machine to bench/results/router.md, with the run's per-round data beside it as JSON
+// (router.json) and a plot of TPS per round for every path (router.png; plot.go). With -pgbouncer (Debian's pgbouncer package), each round
 // also runs PgBouncer in session mode on the same server socket as the peer. With -sockmap
 // (and -backend tcp), each round also runs the kernel-forwarding experiment's proxies
 // (sockmap.go: an eBPF sockmap redirecting the steady state between the two sockets).
@@ -13,6 +14,7 @@
 // -C, a new connection per transaction) measures what a connect costs on each path.
 //
 //	go run ./bench/router [-clients 8] [-rounds 3] [-seconds 20] [-scale 10] [-out bench/results/router.md]
+//	go run ./bench/router -plot bench/results/router-pool-quiet.md   # redraw a run's .png from its data
 package main
 
 import (
@@ -200,7 +202,20 @@ func main() {
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
 	flag.BoolVar(&routerPool, "router-pool", true, "the router keeps its warm pool of authenticated backends (its default; -backend is then ignored: the node's address is TCP, pooled backends use the Unix socket); false gives every router client a new backend")
 	flag.BoolVar(&connectEach, "connect", false, "pgbench -C: a new connection for every transaction (connect, authenticate, one SELECT, disconnect)")
+	replot := flag.String("plot", "", "draw the plot of an earlier run (its report .md or .json; the .png goes beside it) and run nothing: from the run's JSON, else its report's per-round tables")
 	flag.Parse()
+	if *replot != "" {
+		run, err := ReadRun(*replot)
+		if err == nil {
+			err = PlotRun(run, base(*replot)+".png")
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/router -plot:", err)
+			os.Exit(1)
+		}
+		fmt.Println("wrote", base(*replot)+".png")
+		return
+	}
 	if pooledBackends {
 		bouncerLifetime = 3600
 	}
@@ -415,7 +430,13 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			main = append(main, r)
 		}
 	}
-	if err := report(out, note, main, sched, len(paths)-nExtra-len(sched)/max(1, rounds), clients, threads, seconds, scale, started, loadStart, benchenv.LoadAvg()); err != nil {
+	loadEnd := benchenv.LoadAvg()
+	if err := report(out, note, main, sched, len(paths)-nExtra-len(sched)/max(1, rounds), clients, threads, seconds, scale, started, loadStart, loadEnd); err != nil {
+		return err
+	}
+	// The run's own data, and the picture drawn from it, beside the report.
+	if err := WriteRun(out, Run{Title: "pgbench -S TPS per round, " + started.Format("2006-01-02 15:04 UTC"), Command: strings.Join(os.Args, " "),
+		Note: note, Load: loadStart + ", at end " + loadEnd, Rounds: toRounds(results)}); err != nil {
 		return err
 	}
 	if len(extra) > 0 {
