@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/borealisdb/borealis/controlplane/api"
 	"github.com/borealisdb/borealis/controlplane/cluster"
@@ -38,9 +37,9 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 			"  describe [N]\n  list\n"+
 			"  modify   --name N [--min-capacity X] [--max-capacity Y] [--auto-pause] [--timeout-action A] ...\n"+
 			"  delete   --name N --skip-final-snapshot\n"+
-			"  stop     --name N        (stop-db-cluster: nodes stopped, clients refused)\n"+
-			"  start    --name N        (start-db-cluster)\n"+
-			"  reboot   --name N [--instance ID]  (reboot-db-instance; the writer by default)\n"+
+			"  stop     --name N [--wait]       (stop-db-cluster: nodes stopped, clients refused)\n"+
+			"  start    --name N [--wait]       (start-db-cluster)\n"+
+			"  reboot   --name N [--instance ID] [--wait]  (reboot-db-instance; the writer by default)\n"+
 			"  failover --name N [--target-db-instance-identifier ID]   (switchover, like aws rds failover-db-cluster)\n"+
 			"  modify-instance --name N --db-instance-identifier ID --promotion-tier T\n"+
 			"  modify-current-capacity --name N --capacity C [--seconds-before-timeout S] [--timeout-action A]\n\nRun 'borealis cluster <sub> -h' for its flags.")
@@ -75,6 +74,28 @@ func addScalingFlags(fs *flag.FlagSet) scalingFlags {
 	}
 }
 
+// refuseZero: in a create, 0 means "the default" to the API, so a flag given as 0 would be
+// silently replaced (--min-capacity 0 became 1 ACU); refuse it, as modify does.
+func (sf scalingFlags) refuseZero(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		switch f.Name {
+		case "min-capacity", "max-capacity":
+			if f.Value.String() == "0" {
+				err = usagef("--%s: 0 ACU is not allowed: use a multiple of 0.5 from %g to %d", f.Name, cluster.MinACU, cluster.MaxACU)
+			}
+		case "seconds-until-auto-pause", "seconds-before-timeout":
+			if f.Value.String() == "0" {
+				err = usagef("--%s: 0 is out of range (see `-h` for the range)", f.Name)
+			}
+		}
+	})
+	return err
+}
+
 // usageFromField turns a validation error into a usage error naming the flag.
 func usageFromField(err error) error {
 	var fe *cluster.FieldError
@@ -93,7 +114,7 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	readers := fs.Int("readers", 1, "number of readers (0-15)")
 	port := fs.Int("port", 0, "cluster endpoint port on 127.0.0.1 (0: a free one)")
 	readerPort := fs.Int("reader-port", 0, "reader endpoint port on 127.0.0.1 (0: a free one)")
-	wait := fs.Bool("wait", false, "wait until the cluster is available")
+	wait := fs.Bool("wait", false, "wait until the cluster and its members are available, showing each change of status on stderr")
 	paramGroup := fs.String("db-cluster-parameter-group-name", "", "cluster parameter group (default: "+paramgroup.DefaultGroup+")")
 	logExports := fs.String("enable-logs-exports", "", "log types to publish to log groups, comma-separated: error, postgresql (default: error)")
 	sf := addScalingFlags(fs)
@@ -104,6 +125,9 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	}
 	format, err := outputFormat(*cf.output)
 	if err != nil {
+		return err
+	}
+	if err := sf.refuseZero(fs); err != nil {
 		return err
 	}
 	in := cluster.CreateInput{Name: *name, Readers: *readers, MinCapacity: *sf.min, MaxCapacity: *sf.max,
@@ -130,15 +154,8 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *wait {
-		deadline := time.Now().Add(5 * time.Minute)
-		for body.DBCluster.Status != cluster.StatusAvailable {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("cluster %s is still %s after 5 minutes; see `borealis events --cluster %s`", *name, body.DBCluster.Status, *name)
-			}
-			time.Sleep(500 * time.Millisecond)
-			if err := c.call("GET", "/v1/clusters/"+url.PathEscape(*name), nil, &body); err != nil {
-				return err
-			}
+		if err := waitStatus(c, *name, cluster.StatusAvailable, &body, stderr, waitTimeout); err != nil {
+			return err
 		}
 	}
 	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, true)
@@ -238,6 +255,7 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 	enableLogs := fs.String("enable-log-types", "", "start publishing these log types (comma-separated: error, postgresql)")
 	disableLogs := fs.String("disable-log-types", "", "stop publishing these log types")
 	idf := addModifyIdentityFlags(fs)
+	noAutoPause := fs.Bool("no-auto-pause", false, "turn auto-pause off (as --auto-pause=false; like --no-deletion-protection)")
 	if err := nameArg(fs, args, name, true); err != nil {
 		return err
 	}
@@ -257,7 +275,13 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 		case "max-capacity":
 			in.MaxCapacity = sf.max
 		case "auto-pause":
+			if *noAutoPause && *sf.autoPause {
+				visitErr = usagef("--auto-pause and --no-auto-pause contradict each other")
+			}
 			in.AutoPause = sf.autoPause
+		case "no-auto-pause":
+			off := !*noAutoPause
+			in.AutoPause = &off
 		case "seconds-until-auto-pause":
 			in.SecondsUntilAutoPause = sf.secondsUntilPause
 		case "seconds-before-timeout":
@@ -277,7 +301,7 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if in == (cluster.ModifyInput{}) {
-		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause, --seconds-until-auto-pause, --seconds-before-timeout, --timeout-action, --db-cluster-parameter-group-name, --durability-mode, --failover-grace-seconds, --synchronous-fallback-seconds, --enable-log-types or --disable-log-types")
+		return usagef("nothing to modify: give --min-capacity, --max-capacity, --auto-pause or --no-auto-pause, --seconds-until-auto-pause, --seconds-before-timeout, --timeout-action, --db-cluster-parameter-group-name, --durability-mode, --failover-grace-seconds, --synchronous-fallback-seconds, --enable-log-types or --disable-log-types")
 	}
 	c, err := cf.client()
 	if err != nil {

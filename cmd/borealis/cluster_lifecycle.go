@@ -9,7 +9,9 @@ import (
 )
 
 // stop, start and reboot: like aws rds stop-db-cluster, start-db-cluster and
-// reboot-db-instance, they print the cluster in its transitional status and return.
+// reboot-db-instance, they print the cluster in its transitional status and return; with
+// --wait they show each change of status until the cluster (and every member) is stopped or
+// available, as `aws rds wait` would, and exit 1 if it fails or times out.
 func init() {
 	clusterSubcommands["stop"] = func(args []string, stdout, stderr io.Writer) error {
 		return clusterLifecycle("stop", args, stdout, stderr)
@@ -30,6 +32,8 @@ func clusterLifecycle(op string, args []string, stdout, stderr io.Writer) error 
 	if op == "reboot" {
 		instance = fs.String("instance", "", "DB instance identifier to restart (default: the writer)")
 	}
+	want := map[string]string{"stop": cluster.StatusStopped, "start": cluster.StatusAvailable, "reboot": cluster.StatusAvailable}[op]
+	wait := fs.Bool("wait", false, "wait until the cluster and its members are "+want+", showing each change of status on stderr")
 	if err := nameArg(fs, args, name, true); err != nil {
 		return err
 	}
@@ -48,6 +52,11 @@ func clusterLifecycle(op string, args []string, stdout, stderr io.Writer) error 
 	var body api.ClusterBody
 	if err := c.call("POST", "/v1/clusters/"+url.PathEscape(*name)+"/"+op, in, &body); err != nil {
 		return err
+	}
+	if *wait {
+		if err := waitStatus(c, *name, want, &body, stderr, waitTimeout); err != nil {
+			return err
+		}
 	}
 	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, true)
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/borealisdb/borealis/controlplane/api"
 	"github.com/borealisdb/borealis/controlplane/cluster"
@@ -21,8 +22,16 @@ func runEvents(args []string, stdout, stderr io.Writer) error {
 	cf := addClientFlags(fs)
 	name := fs.String("cluster", "", "only this cluster's events")
 	limit := fs.Int("limit", 100, "at most this many of the newest events (1-10000)")
+	since := fs.String("since", "", "only events this recent: 10m, 2h, 1d (s, m, h, d, w) or an RFC 3339 time (of the newest --limit)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var from time.Time
+	if *since != "" {
+		var err error
+		if from, err = parseSince(*since, time.Now()); err != nil {
+			return err
+		}
 	}
 	format, err := outputFormat(*cf.output)
 	if err != nil {
@@ -46,6 +55,20 @@ func runEvents(args []string, stdout, stderr io.Writer) error {
 	if err := c.call("GET", "/v1/events?"+q.Encode(), nil, &body); err != nil {
 		return err
 	}
+	if len(body.Events) == 0 && *name != "" {
+		// A mistyped name would list nothing and succeed; a deleted cluster's events stay
+		// listed, so only a name with no events and no cluster is an error.
+		if err := c.call("GET", "/v1/clusters/"+url.PathEscape(*name), nil, &api.ClusterBody{}); err != nil {
+			return err
+		}
+	}
+	recent := body.Events[:0]
+	for _, e := range body.Events {
+		if !e.Time.Before(from) {
+			recent = append(recent, e)
+		}
+	}
+	body.Events = recent
 	if format == "json" {
 		if body.Events == nil {
 			body.Events = []store.Event{}

@@ -6,8 +6,10 @@ import (
 
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -31,6 +33,9 @@ type upOptions struct {
 	master                    cluster.MasterUserInput
 	name                      string
 	port, readerPort, readers int
+	// scaling is the serverless configuration the dev cluster is created with (validated
+	// before anything starts; an existing cluster keeps its own).
+	scaling cluster.CreateInput
 }
 
 func runUp(args []string, stdout, stderr io.Writer) error {
@@ -43,6 +48,7 @@ func runUp(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.name, "name", defaultUpCluster, "name of the dev cluster")
 	fs.IntVar(&o.readers, "readers", 1, "readers of the dev cluster when it is first created")
 	mf := addMasterUserFlags(fs, true)
+	sf := addScalingFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,13 +56,26 @@ func runUp(args []string, stdout, stderr io.Writer) error {
 	if o.readerPort == 0 {
 		o.readerPort = o.port + 1
 	}
-	in := cluster.CreateInput{Name: o.name, Readers: o.readers, Port: o.port, ReaderPort: o.readerPort, MasterUserInput: o.master}
+	if err := sf.refuseZero(fs); err != nil {
+		return err
+	}
+	o.scaling = cluster.CreateInput{MinCapacity: *sf.min, MaxCapacity: *sf.max, AutoPause: *sf.autoPause, SecondsUntilAutoPause: *sf.secondsUntilPause,
+		SecondsBeforeTimeout: *sf.secondsBefore, TimeoutAction: *sf.timeoutAction}
+	in := o.createInput()
 	if err := in.Validate(); err != nil {
 		return usageFromField(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return up(ctx, o, stdout)
+}
+
+// createInput is the dev cluster's creation: its name, ports, master user and serverless
+// configuration (zero values take the defaults, as the API's create does).
+func (o upOptions) createInput() cluster.CreateInput {
+	in := o.scaling
+	in.Name, in.Readers, in.Port, in.ReaderPort, in.MasterUserInput = o.name, o.readers, o.port, o.readerPort, o.master
+	return in
 }
 
 func envOr(name, def string) string {
@@ -70,6 +89,11 @@ func envOr(name, def string) string {
 // back as it was, its nodes adopted or restarted, on the requested ports), prints how to reach
 // it, and stops everything cleanly when ctx ends.
 func up(ctx context.Context, o upOptions, stdout io.Writer) error {
+	// A taken endpoint port would leave the cluster incompatible-network after a minute of
+	// creating it, and `up` waiting 5 minutes more for it to become available: say so now.
+	if err := endpointPortsFree(o.listenAddr, o.port, o.readerPort); err != nil {
+		return err
+	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stdout, "  %s\n", fmt.Sprintf(format, args...)) }
 	existed := false
 	cpo := o.cpOptions
@@ -102,8 +126,7 @@ func up(ctx context.Context, o upOptions, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "borealis: cluster %s found in %s, bringing it back\n", o.name, cp.home)
 	} else {
 		fmt.Fprintf(stdout, "borealis: creating cluster %s (1 writer, %d reader(s)) in %s\n", o.name, o.readers, cp.home)
-		if _, err := cp.manager.Create(cluster.CreateInput{Name: o.name, Readers: o.readers, Port: o.port, ReaderPort: o.readerPort,
-			MasterUserInput: o.master}); err != nil {
+		if _, err := cp.manager.Create(o.createInput()); err != nil {
 			cp.stop(true)
 			return err
 		}
@@ -159,4 +182,23 @@ func up(ctx context.Context, o upOptions, stdout io.Writer) error {
 		stopAll()
 		return fmt.Errorf("API server stopped: %v", err)
 	}
+}
+
+// endpointPortsFree checks that the cluster and reader endpoint ports can be bound, naming the
+// one that cannot and how to pick others.
+func endpointPortsFree(host string, port, readerPort int) error {
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	for _, p := range []struct {
+		what string
+		port int
+	}{{"cluster (writer)", port}, {"reader", readerPort}} {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p.port)))
+		if err != nil {
+			return fmt.Errorf("the %s endpoint's port %d on %s is in use (%v): pick free ports with `make up PORT=N` (the reader endpoint takes N+1) or --port/--reader-port", p.what, p.port, host, err)
+		}
+		l.Close()
+	}
+	return nil
 }

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +54,8 @@ func TestUp(t *testing.T) {
 	home := newHome(t)
 	ports := freePorts(t, 3)
 	o := upOptions{cpOptions: cpOptions{home: home, apiAddr: fmt.Sprintf("127.0.0.1:%d", ports[2])}, name: "dev", port: ports[0], readerPort: ports[1], readers: 1,
-		master: cluster.MasterUserInput{MasterUsername: "dev", MasterUserPassword: "dev-password", DatabaseName: "devdb"}}
+		master:  cluster.MasterUserInput{MasterUsername: "dev", MasterUserPassword: "dev-password", DatabaseName: "devdb"},
+		scaling: cluster.CreateInput{MinCapacity: 1, MaxCapacity: 4, SecondsBeforeTimeout: 120}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -131,6 +134,10 @@ func TestUp(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &list); err != nil || len(list.DBClusters) != 1 || list.DBClusters[0].Status != "available" {
 		t.Fatalf("describe JSON: %v %s", err, out.String())
 	}
+	// up's serverless flags (--max-capacity, --seconds-before-timeout) shaped the new cluster.
+	if sc := list.DBClusters[0].ScalingConfigurationInfo; sc.MaxCapacity != 4 || sc.SecondsBeforeTimeout != 120 || sc.MinCapacity != 1 {
+		t.Fatalf("the dev cluster's scaling configuration %+v, want 1-4 ACU and 120 s", sc)
+	}
 	out.Reset()
 	if code := run([]string{"events", "--home", home, "--cluster", "dev"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "cluster.available") {
 		t.Fatalf("events: exit %d: %s %s", code, out.String(), errb.String())
@@ -158,5 +165,30 @@ func TestUp(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(home, apiInfoFile)); err == nil {
 		t.Fatal("api.json left behind after a clean stop")
+	}
+}
+
+// TestUpRefusesTakenPort: `make up PORT=N` with N taken fails at once, naming the port and how
+// to pick another, before creating anything: it used to create the whole cluster, leave it
+// incompatible-network and wait 5 minutes for it to become available.
+func TestUpRefusesTakenPort(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	free := freePorts(t, 2)
+	began := time.Now()
+	code, _, errOut := cli(t, "up", "--port", strconv.Itoa(port), "--reader-port", strconv.Itoa(free[0]), "--api-address", fmt.Sprintf("127.0.0.1:%d", free[1]), "--home", home)
+	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("cluster (writer) endpoint's port %d on 127.0.0.1 is in use", port)) || !strings.Contains(errOut, "make up PORT=N") {
+		t.Fatalf("up with its port taken: exit %d, %s", code, errOut)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Fatalf("the refusal took %s", took)
+	}
+	if _, err := os.Stat(home); !os.IsNotExist(err) {
+		t.Fatalf("up created %s before refusing: %v", home, err)
 	}
 }

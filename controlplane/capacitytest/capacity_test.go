@@ -232,8 +232,8 @@ func TestModifyCurrentCapacity(t *testing.T) {
 		p := writerOf(d).PendingCapacity
 		return p != nil && *p == 2 && d.Status == StatusScalingCapacity
 	})
-	var ce *ConflictError
-	if _, err := m.ModifyCurrentCapacity("cap", CapacityInput{Capacity: 4}); !errors.As(err, &ce) {
+	var se *StateError
+	if _, err := m.ModifyCurrentCapacity("cap", CapacityInput{Capacity: 4}); !errors.As(err, &se) {
 		t.Fatalf("second request during a change: %v", err)
 	}
 	e := waitEvent(t, m, "cap", "capacity.rolled-back", "Scaling DB cluster from 1.5 capacity units to 2 capacity units was rolled back", seq, 60*time.Second)

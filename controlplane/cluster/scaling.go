@@ -88,21 +88,32 @@ func (m *Manager) ModifyCurrentCapacity(name string, in CapacityInput) (Capacity
 	if in.TimeoutAction != RollbackCapacityChange && in.TimeoutAction != ForceApplyCapacityChange {
 		return CapacityOutput{}, fieldErr("TimeoutAction", "%q is not one of %s, %s", in.TimeoutAction, RollbackCapacityChange, ForceApplyCapacityChange)
 	}
+	// These are the cluster's state, not a name clash: StateError (InvalidDBClusterStateFault,
+	// as Aurora answers), not ConflictError (DBClusterAlreadyExistsFault).
+	c.mu.Lock()
+	status := c.rec.Status
+	c.mu.Unlock()
+	switch status {
+	case StatusStopped, StatusStopping:
+		return CapacityOutput{}, &StateError{fmt.Sprintf("cluster %s is %s: start it first (`borealis cluster start --name %s`)", name, status, name)}
+	case StatusPaused:
+		return CapacityOutput{}, &StateError{fmt.Sprintf("cluster %s is paused: a connection to either endpoint resumes it, at the capacity it had", name)}
+	}
 	w := c.writerMember()
 	if w == nil {
-		return CapacityOutput{}, &ConflictError{fmt.Sprintf("cluster %s has no writer", name)}
+		return CapacityOutput{}, &StateError{fmt.Sprintf("cluster %s has no writer", name)}
 	}
 	cur := w.record()
 	if cur.Status != StatusAvailable {
-		return CapacityOutput{}, &ConflictError{fmt.Sprintf("the writer %s is %s; try again when it is available", w.id, cur.Status)}
+		return CapacityOutput{}, &StateError{fmt.Sprintf("the writer %s is %s; try again when it is available", w.id, cur.Status)}
 	}
 	w.scaleMu.Lock()
 	defer w.scaleMu.Unlock()
 	if p := w.pendingView; p != nil {
-		return CapacityOutput{}, &ConflictError{fmt.Sprintf("a capacity change from %g to %g ACU is in progress (started %s)", p.from, p.to, p.started.Format(time.RFC3339))}
+		return CapacityOutput{}, &StateError{fmt.Sprintf("a capacity change from %g to %g ACU is in progress (started %s)", p.from, p.to, p.started.Format(time.RFC3339))}
 	}
 	if w.request != nil {
-		return CapacityOutput{}, &ConflictError{fmt.Sprintf("a capacity change to %g ACU is already requested", w.request.Capacity)}
+		return CapacityOutput{}, &StateError{fmt.Sprintf("a capacity change to %g ACU is already requested", w.request.Capacity)}
 	}
 	req := in
 	w.request = &req

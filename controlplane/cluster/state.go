@@ -435,7 +435,7 @@ func (m *Manager) Reboot(name, instance string) (Description, error) {
 	st := c.rec.Status
 	c.mu.Unlock()
 	if target == "" {
-		return Description{}, fmt.Errorf("cluster %s has no instance %q: %w (see `borealis cluster describe --name %s`)", name, instance, ErrNotFound, name)
+		return Description{}, fmt.Errorf("cluster %s has no instance %q: %w (see `borealis cluster describe --name %s`)", name, instance, ErrMemberNotFound, name)
 	}
 	if st != StatusAvailable && st != StatusDegraded {
 		return Description{}, &StateError{fmt.Sprintf("cluster %s is %s; reboot needs it available", name, st)}

@@ -221,7 +221,7 @@ func TestPauseResumeStopStartReboot(t *testing.T) {
 	if _, err := m.Reboot("nap", ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Reboot("nap", "nap-99"); !errors.Is(err, ErrNotFound) {
+	if _, err := m.Reboot("nap", "nap-99"); !errors.Is(err, ErrMemberNotFound) {
 		t.Fatalf("reboot of an unknown instance: %v", err)
 	}
 	waitFor(t, "the writer to reboot", 90*time.Second, func() bool { return hasEvent(t, m, "nap", "nap-1", "member.rebooted", since) })

@@ -143,12 +143,18 @@ func (s *session) run() {
 	if !s.enterHeld() {
 		return
 	}
+	heldFrom := time.Now()
 	reason := s.r.gate.wait(s.r.cfg.HoldTimeout, s.r.done)
+	held := time.Since(heldFrom)
 	backendOK := reason == "" && s.waitBackend()
 	s.leaveHeld()
 	if reason != "" {
-		s.reject("57P03", fmt.Sprintf("cluster %s is not accepting connections: %s", s.r.cfg.Name, reason),
-			fmt.Sprintf("the connection was held for %s; retry later", s.r.cfg.HoldTimeout))
+		// A stopped cluster refuses at once: say how long the client really waited.
+		hint := fmt.Sprintf("the connection was held for %s; retry later", held.Round(time.Second))
+		if held < time.Second {
+			hint = fmt.Sprintf("refused without waiting; retry when `borealis cluster describe %s` shows it available", s.r.cfg.Name)
+		}
+		s.reject("57P03", fmt.Sprintf("cluster %s is not accepting connections: %s", s.r.cfg.Name, reason), hint)
 		return
 	}
 	if !backendOK {
