@@ -27,6 +27,25 @@ func TestRefusesToStartWithoutPassword(t *testing.T) {
 	}
 }
 
+// TestRefusesBadCapacityAtOnce: a serverless setting out of range stops the container before
+// any node is created, naming the variable; it used to be found only after the whole cluster
+// was up (a minute or more), and named only the flag.
+func TestRefusesBadCapacityAtOnce(t *testing.T) {
+	ctx := context.Background()
+	began := time.Now()
+	c, err := borealis.Run(ctx, image, borealis.WithCapacity(0.3, 4))
+	if c != nil {
+		defer testcontainers.TerminateContainer(c)
+	}
+	if err == nil || !strings.Contains(err.Error(), "--min-capacity: 0.3 ACU is not allowed") || !strings.Contains(err.Error(), "--min-capacity BOREALIS_MIN_CAPACITY") {
+		t.Fatalf("Run with MinCapacity 0.3: got %v, want the refusal naming BOREALIS_MIN_CAPACITY", err)
+	}
+	if strings.Contains(err.Error(), "member.created") {
+		t.Fatalf("nodes were created before the refusal: %v", err)
+	}
+	t.Logf("refused after %s", time.Since(began).Round(time.Millisecond))
+}
+
 // TestLifecycle runs one cluster through pause and resume, stop and start through the API, and a
 // docker stop and start that must bring the same cluster back with its data.
 func TestLifecycle(t *testing.T) {

@@ -58,6 +58,14 @@ case "${BOREALIS_MIN_CAPACITY:-}${BOREALIS_MAX_CAPACITY:-}${BOREALIS_SECONDS_UNT
 	*[!0-9.]*) fail "BOREALIS_MIN_CAPACITY, BOREALIS_MAX_CAPACITY and BOREALIS_SECONDS_UNTIL_AUTO_PAUSE take numbers" ;;
 esac
 
+# The serverless configuration, as flags: `borealis up` checks them before it starts anything
+# (a bad value used to be found only after the whole cluster was created) and creates the
+# cluster with them; on later starts the `cluster modify` below applies them.
+modify=""
+[ -n "${BOREALIS_MIN_CAPACITY:-}" ] && modify="$modify --min-capacity $BOREALIS_MIN_CAPACITY"
+[ -n "${BOREALIS_MAX_CAPACITY:-}" ] && modify="$modify --max-capacity $BOREALIS_MAX_CAPACITY"
+[ -n "${BOREALIS_SECONDS_UNTIL_AUTO_PAUSE:-}" ] && modify="$modify --auto-pause --seconds-until-auto-pause $BOREALIS_SECONDS_UNTIL_AUTO_PAUSE"
+
 mkdir -p /run/borealis "$HOME_DIR"
 rm -f "$READY"
 log "starting cluster $CLUSTER ($READERS reader(s)) in $HOME_DIR"
@@ -69,8 +77,9 @@ if [ -n "${BOREALIS_API_TOKEN:-}" ]; then
 	(umask 077 && printf '%s\n' "$BOREALIS_API_TOKEN" >"$HOME_DIR/api-token")
 fi
 
+# shellcheck disable=SC2086 # $modify splits into flags on purpose
 borealis up --home "$HOME_DIR" --name "$CLUSTER" --readers "$READERS" \
-	--port 5433 --reader-port 5434 --listen-address 0.0.0.0 --api-address 0.0.0.0:8433 "$@" &
+	--port 5433 --reader-port 5434 --listen-address 0.0.0.0 --api-address 0.0.0.0:8433 $modify "$@" &
 pid=$!
 # docker stop sends SIGTERM to tini, tini to this shell: hand it to `borealis up`, which stops
 # the routers and the nodes (fast shutdown) and exits.
@@ -84,18 +93,19 @@ cluster_status() {
 # Wait for the cluster, then run the init scripts once, as the postgres image does.
 while :; do
 	if ! kill -0 "$pid" 2>/dev/null; then
-		wait "$pid" || exit $?
-		exit 0
+		status=0
+		wait "$pid" || status=$?
+		# 2: `borealis up` refused a flag (its message is above); name the variable it came from.
+		[ "$status" -ne 2 ] || printf 'borealis-entrypoint: error: %s\n' \
+			"check the environment: --master-user-password is BOREALIS_MASTER_PASSWORD, --min-capacity BOREALIS_MIN_CAPACITY, --max-capacity BOREALIS_MAX_CAPACITY, --seconds-until-auto-pause BOREALIS_SECONDS_UNTIL_AUTO_PAUSE" >&2
+		exit "$status"
 	fi
 	[ "$(cluster_status)" = available ] && break
 	sleep 0.5
 done
 
-# The serverless configuration, on every start (the API validates it; a refusal stops here).
-modify=""
-[ -n "${BOREALIS_MIN_CAPACITY:-}" ] && modify="$modify --min-capacity $BOREALIS_MIN_CAPACITY"
-[ -n "${BOREALIS_MAX_CAPACITY:-}" ] && modify="$modify --max-capacity $BOREALIS_MAX_CAPACITY"
-[ -n "${BOREALIS_SECONDS_UNTIL_AUTO_PAUSE:-}" ] && modify="$modify --auto-pause --seconds-until-auto-pause $BOREALIS_SECONDS_UNTIL_AUTO_PAUSE"
+# The serverless configuration, on every start: a cluster created by an earlier start keeps
+# its own otherwise (the API validates it; a refusal stops here).
 if [ -n "$modify" ]; then
 	# shellcheck disable=SC2086 # the flags split on purpose
 	if ! out=$(borealis cluster modify "$CLUSTER" --home "$HOME_DIR" $modify 2>&1); then
