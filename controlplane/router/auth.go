@@ -361,7 +361,7 @@ func isReplication(v string) bool {
 // The exchange is bounded by ctx and by AuthTimeout: a client that stalls gets 57014
 // "canceling authentication due to timeout".
 func (r *Router) authenticateInRouter(ctx context.Context, client net.Conn, addr string,
-	startup *pgproto3.StartupMessage) (handled bool, err error) {
+	startup *pgproto3.StartupMessage, keep *passKey) (handled bool, err error) {
 	if r.cfg.PrivateAddr == nil || isReplication(startup.Parameters["replication"]) {
 		r.auth.relayed.Add(1)
 		return false, nil
@@ -408,7 +408,8 @@ func (r *Router) authenticateInRouter(ctx context.Context, client net.Conn, addr
 		}
 	}()
 
-	err = scramExchange(client, cred)
+	clientKey, err := scramExchange(client, cred)
+	defer clear(clientKey)
 	if errors.Is(err, errWrongProof) {
 		err = authFailed(user)
 	}
@@ -418,6 +419,9 @@ func (r *Router) authenticateInRouter(ctx context.Context, client net.Conn, addr
 	var ae *AuthError
 	switch {
 	case err == nil:
+		if keep != nil {
+			keep.set(clientKey, cred)
+		}
 		r.auth.succeeded.Add(1)
 		return true, nil
 	case errors.As(err, &ae):
@@ -474,29 +478,30 @@ func isTimeout(err error) bool {
 
 // scramExchange runs SCRAM-SHA-256 (RFC 5802/7677, no channel binding) with the client
 // against cred, with the messages PostgreSQL sends: AuthenticationSASL, SASLContinue and, on
-// success, SASLFinal. A wrong proof is 28P01; a malformed message 08P01.
-func scramExchange(c net.Conn, cred scram.StoredCredentials) error {
+// success, SASLFinal, and returns the ClientKey recovered from the client's proof
+// (passthrough.go; the caller zeroes it). A wrong proof is 28P01; a malformed message 08P01.
+func scramExchange(c net.Conn, cred scram.StoredCredentials) ([]byte, error) {
 	if err := writeMsg(c, &pgproto3.AuthenticationSASL{AuthMechanisms: []string{scramMechanism}}); err != nil {
-		return err
+		return nil, err
 	}
 	body, err := readSASLMessage(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mech, first, err := decodeSASLInitial(body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if mech != scramMechanism {
-		return protocolViolation("client selected an invalid SASL authentication mechanism", "")
+		return nil, protocolViolation("client selected an invalid SASL authentication mechanism", "")
 	}
 	if first == nil {
 		// No initial response: an empty challenge, answered with what it would have held.
 		if err := writeMsg(c, &pgproto3.AuthenticationSASLContinue{}); err != nil {
-			return err
+			return nil, err
 		}
 		if first, err = readSASLMessage(c); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	server, err := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) {
@@ -504,31 +509,39 @@ func scramExchange(c net.Conn, cred scram.StoredCredentials) error {
 		return cred, nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conv := server.NewConversation()
 	serverFirst, err := conv.Step(string(first))
 	if err != nil {
-		return protocolViolation("malformed SCRAM message", "client-first-message: "+err.Error())
+		return nil, protocolViolation("malformed SCRAM message", "client-first-message: "+err.Error())
 	}
 	if err := writeMsg(c, &pgproto3.AuthenticationSASLContinue{Data: []byte(serverFirst)}); err != nil {
-		return err
+		return nil, err
 	}
 	final, err := readSASLMessage(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	serverFinal, err := conv.Step(string(final))
 	switch {
 	case err == nil && conv.Valid():
-		return writeMsg(c, &pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)})
+		key, kerr := recoverClientKey(string(first), serverFirst, string(final), cred)
+		if kerr != nil {
+			return nil, kerr
+		}
+		if err := writeMsg(c, &pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)}); err != nil {
+			clear(key)
+			return nil, err
+		}
+		return key, nil
 	case err != nil && serverFinal == "":
-		return protocolViolation("malformed SCRAM message", "client-final-message: "+err.Error())
+		return nil, protocolViolation("malformed SCRAM message", "client-final-message: "+err.Error())
 	case serverFinal == scram.ErrChannelBindingsDontMatch:
-		return protocolViolation("SCRAM channel binding check failed", "")
+		return nil, protocolViolation("SCRAM channel binding check failed", "")
 	}
 	// A wrong proof or nonce: PostgreSQL's answer carries no detail.
-	return errWrongProof
+	return nil, errWrongProof
 }
 
 // errWrongProof becomes 28P01 naming the start-up's user (authenticateInRouter).
@@ -573,7 +586,8 @@ func decodeSASLInitial(body []byte) (string, []byte, error) {
 	return m.AuthMechanism, append([]byte{}, m.Data...), nil
 }
 
-func writeMsg(c net.Conn, m pgproto3.BackendMessage) error {
+// writeMsg encodes and writes one protocol message (to a client, or to a backend).
+func writeMsg(c net.Conn, m interface{ Encode([]byte) ([]byte, error) }) error {
 	buf, err := m.Encode(nil)
 	if err != nil {
 		return err

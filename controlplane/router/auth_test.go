@@ -76,14 +76,14 @@ func authFront(t *testing.T, r *Router, node string) (addr string, results chan 
 					}
 				}
 				start := time.Now()
-				handled, err := r.authenticateInRouter(context.Background(), c, node, startup)
+				handled, err := r.authenticateInRouter(context.Background(), c, node, startup, nil)
 				results <- authResult{handled, err, time.Since(start)}
 				if handled && err != nil {
 					return
 				}
 				var backend net.Conn
 				if handled {
-					backend, err = r.dialPrivate(node)
+					backend, err = r.dialFor(node, nil)
 				} else {
 					backend, err = r.dialBackend(node)
 				}
@@ -99,6 +99,37 @@ func authFront(t *testing.T, r *Router, node string) (addr string, results chan 
 		}
 	}()
 	return l.Addr().String(), results
+}
+
+// scramServer starts a real server that stores SCRAM verifiers, with pg_hba.conf hba, and
+// asks it to reload (over the Unix socket, which hba must trust; the reload is asynchronous).
+func scramServer(t *testing.T, hba string) *pgtest.Server {
+	t.Helper()
+	pgtest.RequireInstalled(t)
+	srv := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"password_encryption": "'scram-sha-256'"}})
+	if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	localSQL(t, srv, "SELECT pg_reload_conf()")
+	return srv
+}
+
+// localSQL runs sql as postgres on srv's Unix socket and returns the first value of its
+// result ("" when none).
+func localSQL(t *testing.T, srv *pgtest.Server, sql string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := connect(t, fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres", srv.SocketDir, srv.Port))
+	defer c.Close(ctx)
+	all, err := c.PgConn().Exec(ctx, sql).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	if len(all) > 0 && len(all[0].Rows) > 0 {
+		return string(all[0].Rows[0][0])
+	}
+	return ""
 }
 
 func nextResult(t *testing.T, results chan authResult) authResult {
@@ -123,13 +154,8 @@ func wantPgError(t *testing.T, err error, code, message string) {
 // TestAuthInRouter authenticates real clients (pgx, psql, raw protocol) in the router against
 // a real server's verifiers, with PostgreSQL's answers for every refusal.
 func TestAuthInRouter(t *testing.T) {
-	pgtest.RequireInstalled(t)
-	srv := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"password_encryption": "'scram-sha-256'"}})
 	hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-	if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv.Exec("postgres", "SELECT pg_reload_conf()")
+	srv := scramServer(t, hba)
 	md5pw := md5.Sum([]byte("rabbit" + "dave"))
 	for _, sql := range []string{
 		"CREATE ROLE alice LOGIN PASSWORD 'wonderland'",
@@ -369,7 +395,7 @@ func TestAuthInRouter(t *testing.T) {
 			go io.Copy(io.Discard, there)
 			here.SetDeadline(time.Now().Add(100 * time.Millisecond)) // the exchange itself is not the point
 			r2.authenticateInRouter(ctx, here, addr, &pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
-				Parameters: map[string]string{"user": "alice"}})
+				Parameters: map[string]string{"user": "alice"}}, nil)
 		}
 		overTCP := func() string {
 			return srv.QueryValue("postgres", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'borealis-router-auth' AND client_addr IS NOT NULL")
@@ -396,7 +422,7 @@ func TestAuthInRouter(t *testing.T) {
 		} {
 			here, there := net.Pipe()
 			handled, err := tc.r.authenticateInRouter(ctx, here, node, &pgproto3.StartupMessage{
-				ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: tc.params})
+				ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: tc.params}, nil)
 			if handled || err != nil {
 				t.Errorf("%s: handled=%v err=%v, want handled=false", tc.name, handled, err)
 			}
@@ -688,7 +714,7 @@ func FuzzSCRAMExchange(f *testing.F) {
 			cc.Write(in)
 			cc.Close()
 		}()
-		err := scramExchange(sc, cred)
+		_, err := scramExchange(sc, cred)
 		sc.Close()
 		if err == nil {
 			t.Fatalf("a client that cannot know the password passed with %q", in)

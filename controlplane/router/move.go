@@ -389,7 +389,7 @@ func (p *Parked) Resume(ctx context.Context, addr string) MoveReport {
 // moveOne opens a backend at addr for ps, replays its state and switches the session to it.
 func (p *Parked) moveOne(ctx context.Context, ps *parkedSession, addr string) error {
 	s := ps.s
-	conn, br, pid, secret, err := p.r.openReplayed(ctx, addr, s.startup, ps.state)
+	conn, br, pid, secret, err := p.r.openReplayed(ctx, addr, s.startup, ps.state, &s.pl.pass)
 	if err != nil {
 		return fmt.Errorf("connecting to %s: %w", addr, err)
 	}
@@ -402,25 +402,12 @@ func (p *Parked) moveOne(ctx context.Context, ps *parkedSession, addr string) er
 	return nil
 }
 
-// dialPrivate connects to addr on the router's trusted path (Config.PrivateAddr).
-func (r *Router) dialPrivate(addr string) (net.Conn, error) {
-	if r.cfg.PrivateAddr != nil {
-		addr = r.cfg.PrivateAddr(addr)
-	}
-	c, err := r.dialBackend(addr)
-	if err == nil {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
-	}
-	return c, err
-}
-
 // startBackend sends the client's StartupMessage and reads up to ReadyForQuery, noting the
 // ParameterStatus values in params (when not nil); the server's refusal is a *serverError.
-// The trusted path must not ask for a password: anything but AuthenticationOk is an error.
+// The trusted path must not ask for a password: anything but AuthenticationOk is an error,
+// unless the session holds a pass-through key (passthrough.go), which then answers SCRAM.
 // It reads message by message from br, so nothing after the ReadyForQuery is taken from it.
-func startBackend(conn net.Conn, br *bufio.Reader, startup *pgproto3.StartupMessage, params map[string]string) (uint32, []byte, error) {
+func startBackend(conn net.Conn, br *bufio.Reader, startup *pgproto3.StartupMessage, params map[string]string, pk *passKey) (uint32, []byte, error) {
 	buf, err := startup.Encode(nil)
 	if err != nil {
 		return 0, nil, err
@@ -438,8 +425,16 @@ func startBackend(conn net.Conn, br *bufio.Reader, startup *pgproto3.StartupMess
 		body := msg[5:]
 		switch msg[0] {
 		case 'R':
-			if len(body) < 4 || binary.BigEndian.Uint32(body) != 0 {
+			switch {
+			case len(body) < 4:
+				return 0, nil, errors.New("malformed authentication request from the backend")
+			case binary.BigEndian.Uint32(body) == 0:
+			case !pk.held():
 				return 0, nil, errors.New("the router's local path asked for authentication: it must be trusted")
+			default:
+				if err := pk.authenticate(conn, br, body); err != nil {
+					return 0, nil, err
+				}
 			}
 		case 'K':
 			var m pgproto3.BackendKeyData

@@ -152,6 +152,9 @@ type poolSession struct {
 	kept net.Conn
 	// pre is what relayedStart read from a relayed session's backend: the relay's first bytes.
 	pre []byte
+	// pass is the client's pass-through key when Config.PassThrough is on (passthrough.go):
+	// the session's new backends authenticate with it; zeroed when the session ends.
+	pass passKey
 }
 
 // pooledBackend is a backend in the pool, or on its way in or out.
@@ -487,17 +490,18 @@ func isTooManyClients(err error) bool {
 	return errors.As(err, &se) && se.Code == "53300"
 }
 
-// openPooled opens a backend for a pool client on node addr's trusted path.
-func (r *Router) openPooled(addr, key string, startup *pgproto3.StartupMessage) (*pooledBackend, error) {
+// openPooled opens a backend for a pool client on node addr's trusted path, or authenticated
+// with the client's pass-through key pk (dialFor).
+func (r *Router) openPooled(addr, key string, startup *pgproto3.StartupMessage, pk *passKey) (*pooledBackend, error) {
 	born := r.pool.generation()
-	conn, err := r.dialPrivate(addr)
+	conn, err := r.dialFor(addr, pk)
 	if err != nil {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Now().Add(r.cfg.DialTimeout + 10*time.Second))
 	pb := &pooledBackend{conn: conn, br: bufio.NewReaderSize(conn, 4<<10), addr: addr, key: key,
 		startup: startup.Parameters, params: map[string]string{}, born: born, opened: time.Now()}
-	pb.pid, pb.secret, err = startBackend(conn, pb.br, startup, pb.params)
+	pb.pid, pb.secret, err = startBackend(conn, pb.br, startup, pb.params, pk)
 	if err == nil && pb.br.Buffered() > 0 {
 		err = errors.New("the backend sent more after its first ReadyForQuery")
 	}
@@ -514,7 +518,7 @@ func (r *Router) openPooled(addr, key string, startup *pgproto3.StartupMessage) 
 // start-up parameters set to the client's, or a new one. A new backend refused with 53300
 // (too many clients) evicts the node's idle pooled backends and is retried while their slots
 // free up.
-func (r *Router) acquire(addr, key string, startup *pgproto3.StartupMessage) (*pooledBackend, error) {
+func (r *Router) acquire(addr, key string, startup *pgproto3.StartupMessage, pk *passKey) (*pooledBackend, error) {
 	if pb := r.pool.get(addr, key); pb != nil {
 		diff := settableDiff(pb.startup, startup.Parameters)
 		err := error(nil)
@@ -531,12 +535,12 @@ func (r *Router) acquire(addr, key string, startup *pgproto3.StartupMessage) (*p
 		// A value the server refuses: a new backend gives the client the server's own error.
 		pb.close()
 	}
-	pb, err := r.openPooled(addr, key, startup)
+	pb, err := r.openPooled(addr, key, startup, pk)
 	if isTooManyClients(err) && r.pool.evict(addr) > 0 {
 		// The slots free as the evicted backends exit.
 		for i := 0; i < 40 && isTooManyClients(err); i++ {
 			time.Sleep(50 * time.Millisecond)
-			pb, err = r.openPooled(addr, key, startup)
+			pb, err = r.openPooled(addr, key, startup, pk)
 		}
 	}
 	return pb, err
@@ -548,7 +552,11 @@ func (r *Router) authenticateClient(ctx context.Context, s *session, addr string
 	if r.cfg.authenticate != nil {
 		return r.cfg.authenticate(ctx, s.client, addr, startup)
 	}
-	return r.authenticateInRouter(ctx, s.client, addr, startup)
+	var keep *passKey
+	if r.cfg.PassThrough {
+		keep = &s.pl.pass
+	}
+	return r.authenticateInRouter(ctx, s.client, addr, startup, keep)
 }
 
 // runPooled serves s on a pooled backend when the router authenticates its client itself;
@@ -574,7 +582,8 @@ func (s *session) runPooled(startup *pgproto3.StartupMessage) bool {
 		r.stats[s.ep].rejected.Add(1)
 		return true
 	}
-	pb, err := r.acquire(s.backendAddr, key, startup)
+	defer s.pl.pass.zero() // after the relay: the session has ended
+	pb, err := r.acquire(s.backendAddr, key, startup, &s.pl.pass)
 	if err != nil {
 		var se *serverError
 		if errors.As(err, &se) {

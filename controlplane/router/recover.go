@@ -203,7 +203,7 @@ func (s *session) recoverBackend() (next *bufio.Reader, tried bool) {
 		}
 		if addr := s.r.recoveryAddr(s); addr != "" {
 			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			conn, br, pid, secret, err := s.r.openReplayed(ctx, addr, s.startup, st)
+			conn, br, pid, secret, err := s.r.openReplayed(ctx, addr, s.startup, st, &s.pl.pass)
 			cancel()
 			if err == nil {
 				old := s.currentBackend()
@@ -249,10 +249,10 @@ func (r *Router) recoveryAddr(s *session) string {
 	return writer
 }
 
-// openReplayed opens a backend at addr on the trusted path with the client's StartupMessage
-// and replays st there.
-func (r *Router) openReplayed(ctx context.Context, addr string, startup *pgproto3.StartupMessage, st sessionState) (net.Conn, *bufio.Reader, uint32, []byte, error) {
-	conn, err := r.dialPrivate(addr)
+// openReplayed opens a backend at addr with the client's StartupMessage (on the trusted path,
+// or authenticated with the session's pass-through key pk: dialFor) and replays st there.
+func (r *Router) openReplayed(ctx context.Context, addr string, startup *pgproto3.StartupMessage, st sessionState, pk *passKey) (net.Conn, *bufio.Reader, uint32, []byte, error) {
+	conn, err := r.dialFor(addr, pk)
 	if err != nil {
 		return nil, nil, 0, nil, err
 	}
@@ -262,7 +262,7 @@ func (r *Router) openReplayed(ctx context.Context, addr string, startup *pgproto
 	}
 	_ = conn.SetDeadline(dl)
 	br := bufio.NewReaderSize(conn, 32<<10)
-	pid, secret, err := startBackend(conn, br, startup, nil)
+	pid, secret, err := startBackend(conn, br, startup, nil, pk)
 	if err == nil {
 		err = replay(conn, br, st)
 	}

@@ -82,6 +82,13 @@ type Config struct {
 	// NoBackendPool turns off the warm pool of authenticated idle backends (pool.go): every
 	// client then gets a new backend.
 	NoBackendPool bool
+	// PassThrough opens the backends of sessions whose client the router authenticated
+	// (pooled, moved and replayed ones) at the node's own address, authenticated as the
+	// client's role with the ClientKey recovered from the client's SCRAM proof, instead of on
+	// the trusted private path (passthrough.go). Off by default; kernel forwarding needs it
+	// (a sockmap redirects TCP to TCP only). The node's pg_hba must then ask for
+	// scram-sha-256 on that address.
+	PassThrough bool
 	// PoolIdleTimeout closes a pooled backend idle that long; 0 means 60 s.
 	PoolIdleTimeout time.Duration
 	// PoolMaxIdlePerKey and PoolMaxIdle cap the idle pooled backends per node, role,
