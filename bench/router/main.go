@@ -201,6 +201,7 @@ func main() {
 	flag.StringVar(&sockmapModes, "sockmap", "", "comma-separated kernel-forwarding experiment paths added to every round (sockmap.go, needs -backend tcp): verdict, scan, half, parser (see sockmapModeDoc)")
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
 	flag.BoolVar(&routerPool, "router-pool", true, "the router keeps its warm pool of authenticated backends (its default; -backend is then ignored: the node's address is TCP, pooled backends use the Unix socket); false gives every router client a new backend")
+	flag.BoolVar(&routerPassThrough, "router-passthrough", false, "add a second router whose pooled backends are opened over TCP with the client's SCRAM key (Config.PassThrough), as an extra path in every round")
 	flag.BoolVar(&connectEach, "connect", false, "pgbench -C: a new connection for every transaction (connect, authenticate, one SELECT, disconnect)")
 	replot := flag.String("plot", "", "draw the plot of an earlier run (its report .md or .json; the .png goes beside it) and run nothing: from the run's JSON, else its report's per-round tables")
 	flag.Parse()
@@ -326,6 +327,23 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 		}{secondName(), schedPort})
 	}
 	nExtra := 0
+	if routerPassThrough {
+		if !routerPool {
+			return fmt.Errorf("-router-passthrough needs the router's pool (-router-pool)")
+		}
+		rp := router.New(router.Config{Name: "bench-passthrough", Backends: staticWriter(backend), GoroutineRelay: relayModel == "goroutines", SchedulerWait: relayModel == "loop-sched", NoIOURing: relayModel == "loop-epoll",
+			PrivateAddr: privateAddr, PassThrough: true})
+		defer rp.Close()
+		lp, err := rp.Listen(router.ClusterEndpoint, "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		paths = append(paths, struct {
+			name string
+			port int
+		}{"router-passthrough", lp.Addr().(*net.TCPAddr).Port})
+		nExtra++
+	}
 	for _, mode := range strings.Split(sockmapModes, ",") {
 		if mode == "" {
 			continue
@@ -355,7 +373,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			}
 			proxy := 0
 			switch p.name {
-			case "router", "router-sched", "router-epoll":
+			case "router", "router-sched", "router-epoll", "router-passthrough":
 				proxy = os.Getpid()
 			case "pgbouncer":
 				proxy = bouncerPID
@@ -422,7 +440,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 	}
 	var main, sched, extra []result
 	for _, r := range results {
-		if strings.HasPrefix(r.path, "sockmap-") {
+		if strings.HasPrefix(r.path, "sockmap-") || r.path == "router-passthrough" {
 			extra = append(extra, r)
 		} else if r.path == "router-sched" || r.path == "router-epoll" {
 			sched = append(sched, r)
@@ -512,8 +530,9 @@ var pgbouncerVersion string
 // benchPassword is the bench role's password: every path authenticates it with SCRAM.
 const benchPassword = "bench-scram"
 
-// routerPool keeps the router's warm backend pool on; connectEach runs pgbench -C.
-var routerPool, connectEach bool
+// routerPool keeps the router's warm backend pool on; connectEach runs pgbench -C;
+// routerPassThrough adds a router whose pooled backends are on TCP (SCRAM pass-through).
+var routerPool, connectEach, routerPassThrough bool
 
 // pooledBackends keeps PgBouncer's server connections across rounds (its default, an hour);
 // otherwise they are closed a second after their client leaves, so that every path of every

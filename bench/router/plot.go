@@ -198,18 +198,19 @@ func parseReport(md string) (Run, error) {
 
 // pathColors keeps each path's colour the same in every picture.
 var pathColors = map[string]color.RGBA{
-	"direct":          {R: 90, G: 90, B: 90, A: 255},
-	"router":          {R: 30, G: 100, B: 200, A: 255},
-	"pgbouncer":       {R: 220, G: 120, B: 20, A: 255},
-	"router-sched":    {R: 120, G: 170, B: 240, A: 255},
-	"router-epoll":    {R: 120, G: 170, B: 240, A: 255},
-	"sockmap-verdict": {R: 40, G: 160, B: 60, A: 255},
-	"sockmap-scan":    {R: 140, G: 200, B: 80, A: 255},
-	"sockmap-half":    {R: 170, G: 110, B: 190, A: 255},
+	"direct":             {R: 90, G: 90, B: 90, A: 255},
+	"router":             {R: 30, G: 100, B: 200, A: 255},
+	"pgbouncer":          {R: 220, G: 120, B: 20, A: 255},
+	"router-sched":       {R: 120, G: 170, B: 240, A: 255},
+	"router-epoll":       {R: 120, G: 170, B: 240, A: 255},
+	"router-passthrough": {R: 20, G: 60, B: 130, A: 255},
+	"sockmap-verdict":    {R: 40, G: 160, B: 60, A: 255},
+	"sockmap-scan":       {R: 140, G: 200, B: 80, A: 255},
+	"sockmap-half":       {R: 170, G: 110, B: 190, A: 255},
 }
 
 // pathOrder is the order of the bars in a round; other paths follow by name.
-var pathOrder = []string{"direct", "router", "pgbouncer", "router-epoll", "router-sched", "sockmap-verdict", "sockmap-scan", "sockmap-half"}
+var pathOrder = []string{"direct", "router", "pgbouncer", "router-epoll", "router-sched", "router-passthrough", "sockmap-verdict", "sockmap-scan", "sockmap-half"}
 
 // PlotRun draws run's TPS per round, one bar per path in each round, and writes it to png.
 // Each path's legend entry carries its median ratio to direct over the rounds.

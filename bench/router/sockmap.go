@@ -894,10 +894,13 @@ func waitHangUp(kick int, socks ...int) int {
 // transaction (the sockmap's forwarding runs in softirqs and kworkers, outside this process).
 func sockmapReport(out string, main, extra []result, per int) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n## Kernel forwarding experiment (`-sockmap`, bench/router/sockmap.go)\n\n")
-	fmt.Fprintf(&b, "A minimal proxy relays the start-up in user space, then puts both of a session's sockets in an eBPF SOCKHASH whose SK_SKB program redirects everything to the peer socket's egress: the paths:\n\n")
-	for _, m := range []string{"verdict", "scan", "half", "parser"} {
-		fmt.Fprintf(&b, "- `%s`: %s\n", m, sockmapModeDoc[m])
+	fmt.Fprintf(&b, "\n## Extra paths: SCRAM pass-through and the kernel forwarding experiment (`-router-passthrough`, `-sockmap`)\n\n")
+	fmt.Fprintf(&b, "- `router-passthrough`: a second router in the same process with `Config.PassThrough`: its pooled backends are opened over TCP on 127.0.0.1, authenticated with the ClientKey recovered from the client's SCRAM proof, instead of on the Unix socket (what kernel forwarding needs)\n")
+	if sockmapModes != "" {
+		fmt.Fprintf(&b, "\nThe sockmap paths: a minimal proxy relays the start-up in user space, then puts both of a session's sockets in an eBPF SOCKHASH whose SK_SKB program redirects everything to the peer socket's egress:\n\n")
+		for _, m := range []string{"verdict", "scan", "half", "parser"} {
+			fmt.Fprintf(&b, "- `%s`: %s\n", m, sockmapModeDoc[m])
+		}
 	}
 	fmt.Fprintf(&b, "\nMachine CPU is the whole machine's busy time per transaction (/proc/stat), which counts the kernel's forwarding wherever it runs.\n\n")
 	fmt.Fprintf(&b, "| round | path | TPS | /direct | /router | p50 / p99 ms | CPU µs/txn: pgbench + server + proxy + kernel threads (path / direct / router) | CPU-derived /direct (path / router) | machine CPU µs/txn (path / direct / router) |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
