@@ -42,7 +42,7 @@ func TestPassThrough(t *testing.T) {
 		return err != nil
 	})
 	r, addr, _ := startRouter(t, Config{Name: "pass", Backends: &staticBackends{writer: node},
-		PrivateAddr: func(string) string { return sock }, PassThrough: true})
+		PrivateAddr: func(string) string { return sock }, PassThrough: true, IdleSnapshotAfter: 100 * time.Millisecond})
 	alice := dsn(addr, "alice", "wonderland", "")
 	// onTCP says whether the session's backend came over TCP (inet_client_addr is NULL on a
 	// Unix socket), as alice (every TCP login there needs SCRAM).
@@ -102,6 +102,32 @@ func TestPassThrough(t *testing.T) {
 		var path string
 		if err := c.QueryRow(ctx, "SHOW search_path").Scan(&path); err != nil || path != "elsewhere, public" {
 			t.Fatalf("search_path after the move %q (%v)", path, err)
+		}
+	})
+
+	t.Run("ReplayedBackendOverTCP", func(t *testing.T) {
+		c := connect(t, alice)
+		if _, err := c.Exec(ctx, "SET search_path = replayed, public"); err != nil {
+			t.Fatal(err)
+		}
+		old := backendPID(t, c)
+		waitUntil(t, "the idle session's snapshot", time.Minute, func() bool {
+			ss := r.Sessions()
+			return len(ss) == 1 && ss[0].Replayable
+		})
+		recovered := r.RecoveredSessions()
+		local(fmt.Sprintf("SELECT pg_terminate_backend(%d)", old))
+		// Idle until the router has replayed the session (a query racing the death errors).
+		waitUntil(t, "the crash replay", time.Minute, func() bool { return r.RecoveredSessions() > recovered })
+		if pid := backendPID(t, c); pid == old {
+			t.Fatalf("still on backend %d after its termination", pid)
+		}
+		if !onTCP(t, c) {
+			t.Fatal("the replayed session's backend was opened on the Unix socket")
+		}
+		var path string
+		if err := c.QueryRow(ctx, "SHOW search_path").Scan(&path); err != nil || path != "replayed, public" {
+			t.Fatalf("search_path after the replay %q (%v)", path, err)
 		}
 	})
 
