@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,6 +240,10 @@ func readSASL(br *bufio.Reader, want uint32) (string, error) {
 	}
 	return string(body[4:]), nil
 }
+
+// passThroughEnv says whether BOREALIS_ROUTER_PASSTHROUGH=1 turns Config.PassThrough on
+// for every router of the process (an operator's switch, as BOREALIS_ROUTER_IOURING=off).
+func passThroughEnv() bool { return os.Getenv("BOREALIS_ROUTER_PASSTHROUGH") == "1" }
 
 // dialFor connects to node addr for a session's new backend: at addr itself when
 // Config.PassThrough is on and the session holds a key (the backend then authenticates with

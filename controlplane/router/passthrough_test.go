@@ -261,3 +261,20 @@ func TestRecoverClientKey(t *testing.T) {
 		t.Fatal("zero left the key in memory")
 	}
 }
+
+// TestPassThroughEnv: BOREALIS_ROUTER_PASSTHROUGH=1 turns pass-through on for a router made
+// without it; unset, a router keeps the trusted path.
+func TestPassThroughEnv(t *testing.T) {
+	t.Setenv("BOREALIS_ROUTER_PASSTHROUGH", "")
+	r := New(Config{Name: "off"})
+	r.Close()
+	if r.cfg.PassThrough {
+		t.Fatal("pass-through on without the setting")
+	}
+	t.Setenv("BOREALIS_ROUTER_PASSTHROUGH", "1")
+	r = New(Config{Name: "on"})
+	r.Close()
+	if !r.cfg.PassThrough {
+		t.Fatal("BOREALIS_ROUTER_PASSTHROUGH=1 did not turn pass-through on")
+	}
+}

@@ -87,7 +87,8 @@ type Config struct {
 	// client's role with the ClientKey recovered from the client's SCRAM proof, instead of on
 	// the trusted private path (passthrough.go). Off by default; kernel forwarding needs it
 	// (a sockmap redirects TCP to TCP only). The node's pg_hba must then ask for
-	// scram-sha-256 on that address.
+	// scram-sha-256 on that address. BOREALIS_ROUTER_PASSTHROUGH=1 turns it on for every
+	// router of the process.
 	PassThrough bool
 	// PoolIdleTimeout closes a pooled backend idle that long; 0 means 60 s.
 	PoolIdleTimeout time.Duration
@@ -161,6 +162,7 @@ func New(cfg Config) *Router {
 		cfg.DialTimeout = 5 * time.Second
 	}
 	cfg.limitDefaults()
+	cfg.PassThrough = cfg.PassThrough || passThroughEnv()
 	r := &Router{cfg: cfg, sessions: map[*session]struct{}{}, byKey: map[cancelKey]*session{},
 		perNode: map[string]int{}, done: make(chan struct{})}
 	r.nextPID.Store(1000)
