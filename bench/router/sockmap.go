@@ -21,12 +21,12 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
 	"github.com/borealisdb/borealis/bench/internal/benchenv"
+	"github.com/borealisdb/borealis/controlplane/router/kernelfwd"
 )
 
 // sockmapModes are the experiment's variants.
@@ -44,7 +44,7 @@ type sockmapProxy struct {
 	backend string // "host:port" (a Unix socket cannot be redirected to on 6.18)
 	l       net.Listener
 	sockets *ebpf.Map // SOCKHASH: socket cookie -> socket
-	// peer: socket cookie -> sockState (the peer socket's cookie, the framing, the last
+	// peer: socket cookie -> kernelfwd.State (the peer socket's cookie, the framing, the last
 	// ReadyForQuery status). A socket without an entry passes its data up.
 	peer *ebpf.Map
 	// divert (handback): socket cookie -> nonzero once user space takes the socket back.
@@ -65,23 +65,6 @@ type sockmapProxy struct {
 	wg     sync.WaitGroup
 }
 
-// sockState is a peer map value.
-type sockState struct {
-	Peer   uint64
-	Left   uint32 // bytes of the current message still to come in later skbs
-	Status uint32 // the last ReadyForQuery status seen ('I', 'T', 'E'), 0 before any
-	Pos    uint32 // the walk's position, scratch
-	// handback mode: verdicts running now, and the bytes redirected to the peer.
-	Active     uint32
-	Redirected uint64
-	// A message header split across skbs: HdrLen of its bytes at Hdr (offHdr, so that its
-	// length field is aligned).
-	HdrLen uint32
-	_      [3]byte
-	Hdr    [5]byte
-	_      uint32
-}
-
 // newSockmapProxy loads the mode's programs and attaches them to a new SOCKHASH.
 func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 	if _, ok := sockmapModeDoc[mode]; !ok {
@@ -98,10 +81,10 @@ func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 		p.Close()
 		return nil, fmt.Errorf("peer map: %w", err)
 	}
-	insns := redirectToPeer(p.sockets, p.peer)
+	insns := kernelfwd.RedirectToPeer(p.sockets, p.peer)
 	switch mode {
 	case "scan":
-		insns = scanAndRedirect(p.sockets, p.peer, nil, nil)
+		insns = kernelfwd.ScanAndRedirect(p.sockets, p.peer, nil, nil)
 	case "handback":
 		p.divert, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_divert", Type: ebpf.Hash, KeySize: 8, ValueSize: 4, MaxEntries: 4096})
 		if err != nil {
@@ -114,7 +97,7 @@ func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 			return nil, fmt.Errorf("ring buffer: %w", err)
 		}
 		p.kicks = map[uint64]int{}
-		insns = scanAndRedirect(p.sockets, p.peer, p.divert, p.ring)
+		insns = kernelfwd.ScanAndRedirect(p.sockets, p.peer, p.divert, p.ring)
 	}
 	verdict, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bor_verdict", Type: ebpf.SkSKB, License: "GPL", Instructions: insns})
 	if err != nil {
@@ -123,7 +106,7 @@ func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 	}
 	p.progs = append(p.progs, verdict)
 	if mode == "parser" {
-		pp, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bor_parser", Type: ebpf.SkSKB, License: "GPL", Instructions: pgMessageLength()})
+		pp, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bor_parser", Type: ebpf.SkSKB, License: "GPL", Instructions: kernelfwd.PgMessageLength()})
 		if err != nil {
 			p.Close()
 			return nil, fmt.Errorf("parser program: %w", err)
@@ -159,286 +142,6 @@ func newSockmapProxy(backend, mode string) (*sockmapProxy, error) {
 	}
 	go p.serve()
 	return p, nil
-}
-
-// redirectToPeer: cookie := bpf_get_socket_cookie(skb); st := lookup(peer, cookie); no
-// entry: SK_PASS (to the socket's own queue); else bpf_sk_redirect_hash(skb, socks,
-// &st.Peer, 0) (0: the peer's egress).
-func redirectToPeer(socks, peer *ebpf.Map) asm.Instructions {
-	return append(lookupOwnState(peer, "pass"), redirectOrPass(socks, nil, nil)...)
-}
-
-// Offsets in sockState.
-const (
-	offPos        = 16
-	offActive     = 20
-	offRedirected = 24
-	offHdrLen     = 32
-	offHdr        = 39
-)
-
-// redirectOrPass: at "redirect", bpf_sk_redirect_hash(skb = r6, socks, &state.Peer = r7, 0)
-// (0: the peer's egress); at "pass" (and "none" with handback), SK_PASS. With handback, "redirect" first
-// adds skb->len (r9) to state.Redirected, and "redirect" and "pass" end the verdict's
-// Active count (handBack's barrier).
-func redirectOrPass(socks, divert, ring *ebpf.Map) asm.Instructions {
-	handback := divert != nil
-	xadd := func(off int16, src asm.Register, size asm.Size) asm.Instruction {
-		ins := asm.StoreXAdd(asm.R7, src, size)
-		ins.Offset = off
-		return ins
-	}
-	var insns asm.Instructions
-	if handback {
-		insns = append(insns, xadd(offRedirected, asm.R9, asm.DWord).WithSymbol("redirect"))
-	}
-	insns = append(insns,
-		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.LoadMapPtr(asm.R2, socks.FD()),
-		asm.Mov.Imm(asm.R4, 0),
-		asm.FnSkRedirectHash.Call(),
-	)
-	if !handback {
-		insns[0] = insns[0].WithSymbol("redirect")
-		return append(insns,
-			asm.Return(),
-			asm.Mov.Imm(asm.R0, 1).WithSymbol("pass"), // SK_PASS
-			asm.Return(),
-		)
-	}
-	insns = append(insns,
-		asm.Mov.Imm(asm.R1, -1),
-		xadd(offActive, asm.R1, asm.Word),
-		asm.Return(),
-		// "pass": the walk cannot follow this skb (a length below 4, too many headers): the
-		// socket diverts itself (its divert entry set) and tells user space through the
-		// ring buffer (the socket's cookie), which it polls, unlike the socket.
-		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("pass"),
-	)
-	insns = append(insns, lookupByCookie(divert, -48, "passon")...)
-	return append(insns,
-		asm.Mov.Imm(asm.R1, 1),
-		asm.StoreMem(asm.R0, 0, asm.R1, asm.Word),
-		asm.LoadMapPtr(asm.R1, ring.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, -48),
-		asm.Mov.Imm(asm.R3, 8),
-		asm.Mov.Imm(asm.R4, 0),
-		asm.FnRingbufOutput.Call(),
-		// "passon": SK_PASS, the verdict done.
-		asm.Mov.Imm(asm.R1, -1).WithSymbol("passon"),
-		xadd(offActive, asm.R1, asm.Word),
-		asm.Mov.Imm(asm.R0, 1), // SK_PASS
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, 1).WithSymbol("none"),
-		asm.Return(),
-	)
-}
-
-// lookupOwnState: r6 = skb, r7 = this socket's sockState, the cookie at fp-8; to miss
-// (SK_PASS) when it has none.
-func lookupOwnState(peer *ebpf.Map, miss string) asm.Instructions {
-	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
-	insns = append(insns, lookupByCookie(peer, -8, miss)...)
-	return append(insns, asm.Mov.Reg(asm.R7, asm.R0))
-}
-
-// lookupByCookie: r0 = m's value for the cookie of the socket of skb r1 (the cookie kept at
-// fp+slot); to miss when there is none.
-func lookupByCookie(m *ebpf.Map, slot int16, miss string) asm.Instructions {
-	return asm.Instructions{
-		asm.FnGetSocketCookie.Call(),
-		asm.StoreMem(asm.RFP, slot, asm.R0, asm.DWord),
-		asm.LoadMapPtr(asm.R1, m.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, int32(slot)),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, miss),
-	}
-}
-
-// maxScan bounds the message headers one skb's walk looks at; an skb with more passes up.
-const maxScan = 256
-
-// recordStatus stores the ReadyForQuery status byte at skb offset r2 in state.Status.
-func recordStatus() asm.Instructions {
-	return asm.Instructions{
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -24),
-		asm.Mov.Imm(asm.R4, 1),
-		asm.FnSkbLoadBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "pass"),
-		asm.LoadMem(asm.R1, asm.RFP, -24, asm.Byte),
-		asm.StoreMem(asm.R7, 12, asm.R1, asm.Word),
-	}
-}
-
-// scanAndRedirect walks the message headers of the skb from where the last skb's message
-// ended (sockState.Left, or a header begun in the last skb: HdrLen, Hdr), recording a
-// ReadyForQuery's status, and redirects the skb to the peer. More than maxScan headers, a
-// length below 4, or an skb shorter than the rest of a header pass the skb up (SK_PASS): the
-// experiment's proxy does not handle them (pgbench -S never sends them); a router would take
-// the session back to user space there.
-//
-// With a divert map (handback mode), the verdict first counts itself in state.Active, and an
-// skb of a socket whose divert entry is set passes up untouched: the framing in the state
-// stays where the kernel left it, for user space to carry on from.
-func scanAndRedirect(socks, peer, divert, ring *ebpf.Map) asm.Instructions {
-	miss := "pass"
-	if divert != nil {
-		miss = "none" // before Active counts this verdict
-	}
-	insns := lookupOwnState(peer, miss)
-	if divert != nil {
-		one := asm.StoreXAdd(asm.R7, asm.R1, asm.Word)
-		one.Offset = offActive
-		insns = append(insns,
-			asm.Mov.Imm(asm.R1, 1),
-			one,
-			asm.LoadMapPtr(asm.R1, divert.FD()),
-			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, -8),
-			asm.FnMapLookupElem.Call(),
-			asm.JEq.Imm(asm.R0, 0, "passon"),
-			asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
-			asm.JNE.Imm(asm.R1, 0, "passon"),
-		)
-	}
-	insns = append(insns,
-		asm.LoadMem(asm.R9, asm.R6, 0, asm.Word), // skb->len
-		// A header the last skb ended in the middle of (HdrLen of its bytes in Hdr; 5 with a
-		// ReadyForQuery whose status byte had not come): complete it from this skb.
-		asm.LoadMem(asm.R1, asm.R7, offHdrLen, asm.Word),
-		asm.JEq.Imm(asm.R1, 0, "fresh"),
-		asm.JGT.Imm(asm.R1, 5, "pass"),
-		asm.Mov.Imm(asm.R4, 5),
-		asm.Sub.Reg(asm.R4, asm.R1), // need
-		asm.JEq.Imm(asm.R4, 0, "whole"),
-		asm.JGT.Reg(asm.R4, asm.R9, "pass"), // an skb shorter than the rest of a header
-		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Add.Imm(asm.R3, offHdr),
-		asm.Add.Reg(asm.R3, asm.R1),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Imm(asm.R2, 0),
-		asm.FnSkbLoadBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "pass"),
-		asm.LoadMem(asm.R3, asm.R7, offHdr+1, asm.Word).WithSymbol("whole"), // the length
-		asm.HostTo(asm.BE, asm.R3, asm.Word),
-		asm.JLT.Imm(asm.R3, 4, "pass"),
-		asm.LoadMem(asm.R1, asm.R7, offHdrLen, asm.Word),
-		asm.Mov.Reg(asm.R8, asm.R3),
-		asm.Add.Imm(asm.R8, 1),
-		asm.Sub.Reg(asm.R8, asm.R1),                   // pos: the message's end in this skb
-		asm.LoadMem(asm.R2, asm.R7, offHdr, asm.Byte), // the type
-		asm.Mov.Imm(asm.R1, 0),
-		asm.StoreMem(asm.R7, offHdrLen, asm.R1, asm.Word),
-		asm.StoreMem(asm.R7, 8, asm.R8, asm.Word), // as Left: the walk starts the same way
-		asm.JNE.Imm(asm.R2, 'Z', "fresh"),
-		asm.JNE.Imm(asm.R3, 5, "pass"),
-		asm.Mov.Reg(asm.R2, asm.R8),
-		asm.Sub.Imm(asm.R2, 1), // the status byte's offset
-		asm.JGE.Reg(asm.R2, asm.R9, "pass"),
-	)
-	insns = append(insns, recordStatus()...)
-	insns = append(insns,
-		// pos := Left (reloaded after a carry too, so that the verifier meets one state at
-		// the walk, not one per way in)
-		asm.LoadMem(asm.R8, asm.R7, 8, asm.Word).WithSymbol("fresh"),
-		asm.JGT.Reg(asm.R9, asm.R8, "walk"),
-		// The whole skb is the middle of a message.
-		asm.Sub.Reg(asm.R8, asm.R9),
-		asm.StoreMem(asm.R7, 8, asm.R8, asm.Word),
-		asm.Ja.Label("redirect"),
-		asm.Mov.Imm(asm.R1, 0).WithSymbol("walk"),
-		asm.StoreMem(asm.RFP, -32, asm.R1, asm.DWord), // headers seen
-		// loop: while pos+5 <= len
-		asm.Mov.Reg(asm.R2, asm.R8).WithSymbol("loop"),
-		asm.Add.Imm(asm.R2, 5),
-		asm.JGT.Reg(asm.R2, asm.R9, "end"),
-		asm.LoadMem(asm.R1, asm.RFP, -32, asm.DWord),
-		asm.JGE.Imm(asm.R1, maxScan, "pass"),
-		asm.Add.Imm(asm.R1, 1),
-		asm.StoreMem(asm.RFP, -32, asm.R1, asm.DWord),
-		// The 5-byte header at fp-9: the length lands aligned at fp-8.
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Reg(asm.R2, asm.R8),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -9),
-		asm.Mov.Imm(asm.R4, 5),
-		asm.FnSkbLoadBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "pass"),
-		asm.LoadMem(asm.R3, asm.RFP, -8, asm.Word), // the length, big-endian
-		asm.HostTo(asm.BE, asm.R3, asm.Word),
-		asm.JLT.Imm(asm.R3, 4, "pass"),
-		asm.LoadMem(asm.R2, asm.RFP, -9, asm.Byte), // the type
-		asm.JNE.Imm(asm.R2, 'Z', "next"),
-		asm.JNE.Imm(asm.R3, 5, "pass"),
-		asm.Mov.Reg(asm.R2, asm.R8),
-		asm.Add.Imm(asm.R2, 6),
-		asm.JGT.Reg(asm.R2, asm.R9, "end"), // the status byte is in the next skb: carry
-		asm.Sub.Imm(asm.R2, 1),
-	)
-	insns = append(insns, recordStatus()...)
-	insns = append(insns,
-		asm.Mov.Imm(asm.R3, 5),
-		asm.Add.Reg(asm.R8, asm.R3).WithSymbol("next"), // pos += 1 + length
-		asm.Add.Imm(asm.R8, 1),
-		// Through memory the verifier does not follow, so that every iteration reaches the
-		// loop's head in the same state but for the count: without this, the states it
-		// keeps grow with each iteration and checking the loop costs maxScan squared.
-		asm.StoreMem(asm.R7, offPos, asm.R8, asm.Word),
-		asm.LoadMem(asm.R8, asm.R7, offPos, asm.Word),
-		asm.Ja.Label("loop"),
-		// end: pos < len is a header split across skbs (carried in Hdr); pos >= len leaves
-		// pos-len to come.
-		asm.JGE.Reg(asm.R8, asm.R9, "tail").WithSymbol("end"),
-		asm.Mov.Reg(asm.R4, asm.R9),
-		asm.Sub.Reg(asm.R4, asm.R8),
-		asm.JGT.Imm(asm.R4, 5, "pass"),
-		asm.JEq.Imm(asm.R4, 0, "pass"),
-		asm.StoreMem(asm.R7, offHdrLen, asm.R4, asm.Word),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Reg(asm.R2, asm.R8),
-		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Add.Imm(asm.R3, offHdr),
-		asm.FnSkbLoadBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "pass"),
-		asm.Mov.Reg(asm.R8, asm.R9),
-		asm.Sub.Reg(asm.R8, asm.R9).WithSymbol("tail"),
-		asm.StoreMem(asm.R7, 8, asm.R8, asm.Word),
-	)
-	insns = append(insns, redirectOrPass(socks, divert, ring)...)
-	return insns
-}
-
-// pgMessageLength is the stream parser: a PostgreSQL message is its type byte plus the
-// big-endian length at offset 1 (which counts itself); 0 (wait for more) until the header is
-// there, and an error for a length below 4.
-func pgMessageLength() asm.Instructions {
-	return asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // __sk_buff.len
-		asm.JGE.Imm(asm.R2, 5, "header"),
-		asm.Mov.Imm(asm.R0, 0),
-		asm.Return(),
-		asm.Mov.Imm(asm.R2, 1).WithSymbol("header"),
-		asm.Mov.Reg(asm.R3, asm.RFP),
-		asm.Add.Imm(asm.R3, -8),
-		asm.Mov.Imm(asm.R4, 4),
-		asm.FnSkbLoadBytes.Call(),
-		asm.JEq.Imm(asm.R0, 0, "loaded"),
-		asm.Mov.Imm(asm.R0, 0),
-		asm.Return(),
-		asm.LoadMem(asm.R0, asm.RFP, -8, asm.Word).WithSymbol("loaded"),
-		asm.HostTo(asm.BE, asm.R0, asm.Word),
-		asm.JLT.Imm(asm.R0, 4, "bad"),
-		asm.Add.Imm(asm.R0, 1),
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, -22).WithSymbol("bad"), // -EINVAL: strparser aborts the stream
-		asm.Return(),
-	}
 }
 
 func (p *sockmapProxy) Port() int { return p.l.Addr().(*net.TCPAddr).Port }
@@ -604,9 +307,9 @@ func (p *sockmapProxy) session(client net.Conn) {
 	}
 	defer p.sockets.Delete(bc)
 	if p.mode != "half" {
-		_ = p.peer.Update(cc, sockState{Peer: bc}, ebpf.UpdateAny)
+		_ = p.peer.Update(cc, kernelfwd.State{Peer: bc}, ebpf.UpdateAny)
 	}
-	_ = p.peer.Update(bc, sockState{Peer: cc}, ebpf.UpdateAny)
+	_ = p.peer.Update(bc, kernelfwd.State{Peer: cc}, ebpf.UpdateAny)
 	defer p.peer.Delete(cc)
 	defer p.peer.Delete(bc)
 	var base [2]uint64 // bytes written to the client's and the backend's socket before
@@ -763,7 +466,7 @@ func (p *sockmapProxy) handBack(cookies [2]uint64, fds [2]int, base [2]uint64) e
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	var st [2]sockState
+	var st [2]kernelfwd.State
 	for i, c := range cookies {
 		for {
 			if err := p.peer.Lookup(c, &st[i]); err != nil {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/borealisdb/borealis/controlplane/router/kernelfwd"
 )
 
 // TestSockmapProxyForwards runs the experiment's proxy in each measured mode against a fake
@@ -33,7 +35,7 @@ func TestSockmapProxyForwards(t *testing.T) {
 			}
 			if mode == "scan" || mode == "handback" {
 				var key uint64
-				var st sockState
+				var st kernelfwd.State
 				found := false
 				it := p.peer.Iterate()
 				for it.Next(&key, &st) {
@@ -143,12 +145,12 @@ func TestSockmapHandBack(t *testing.T) {
 		}
 		werr <- nil
 	}()
-	var before [2]sockState
+	var before [2]kernelfwd.State
 	c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	for i := range n {
 		if i == n/3 {
 			var key uint64
-			var st sockState
+			var st kernelfwd.State
 			k := 0
 			for it := p.peer.Iterate(); it.Next(&key, &st); k++ {
 				before[min(k, 1)] = st
@@ -203,7 +205,7 @@ func TestSockmapMalformedLengthDiverts(t *testing.T) {
 	if n := p.selfDiverted.Load(); n < 1 {
 		t.Fatalf("the verdict reported %d self-diversions, want at least 1", n)
 	}
-	var st sockState
+	var st kernelfwd.State
 	var key uint64
 	redirected := uint64(0)
 	for it := p.peer.Iterate(); it.Next(&key, &st); {
