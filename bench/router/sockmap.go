@@ -319,7 +319,7 @@ func (p *sockmapProxy) session(client net.Conn) {
 		_ = p.divert.Update(bc, uint32(0), ebpf.UpdateAny)
 		defer p.divert.Delete(cc)
 		defer p.divert.Delete(bc)
-		base = [2]uint64{written(cfd) + uint64(len(buf)), written(bfd)}
+		base = [2]uint64{kernelfwd.Written(cfd) + uint64(len(buf)), kernelfwd.Written(bfd)}
 		// Before the client can send anything: a verdict may divert itself at once.
 		if kick, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
 			return
@@ -450,66 +450,9 @@ func (p *sockmapProxy) readDiverted(r *ringbuf.Reader) {
 	}
 }
 
-// handBack takes a session's sockets (client, backend) back from the kernel without losing
-// or reordering a byte: it sets both divert flags (from then on every verdict passes its skb
-// up); waits until no verdict that could have missed the flag is still running (each counts
-// itself in Active before it reads the flag: the store of the flag and the load of the count
-// on this side, and the count's atomic add and the flag's load on the other, cannot both miss
-// each other); then waits until each socket has taken every byte redirected to it (the
-// redirect is queued to the target's psock and sent by a kworker): its bytes written (acked
-// plus still queued) reach what user space wrote before plus what the peer's verdicts
-// redirected.
+// handBack takes a session's sockets back from the kernel (kernelfwd.HandBack).
 func (p *sockmapProxy) handBack(cookies [2]uint64, fds [2]int, base [2]uint64) error {
-	for _, c := range cookies {
-		if err := p.divert.Update(c, uint32(1), ebpf.UpdateExist); err != nil {
-			return err
-		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	var st [2]kernelfwd.State
-	for i, c := range cookies {
-		for {
-			if err := p.peer.Lookup(c, &st[i]); err != nil {
-				return err
-			}
-			if st[i].Active == 0 {
-				break
-			}
-			p.waits.Add(1)
-			if time.Now().After(deadline) {
-				return fmt.Errorf("socket %d: %d verdicts still running after 5 s", c, st[i].Active)
-			}
-			time.Sleep(10 * time.Microsecond)
-		}
-	}
-	for i := range fds {
-		want := base[i] + st[1-i].Redirected // what the peer's verdicts sent to fds[i]
-		if written(fds[i]) < want {
-			p.waits.Add(1)
-		}
-		for written(fds[i]) < want {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("socket %d: %d of %d bytes written after 5 s", cookies[i], written(fds[i]), want)
-			}
-			time.Sleep(10 * time.Microsecond)
-		}
-	}
-	return nil
-}
-
-// written is the bytes a TCP socket took from its writers so far: acknowledged plus still
-// queued (read in that order, so an acknowledgement between the two reads can only make it
-// smaller than the truth, never larger).
-func written(fd int) uint64 {
-	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err != nil {
-		return 0
-	}
-	q, err := unix.IoctlGetInt(fd, unix.TIOCOUTQ) // SIOCOUTQ
-	if err != nil {
-		return 0
-	}
-	return ti.Bytes_acked + uint64(q)
+	return kernelfwd.HandBack(p.divert, p.peer, cookies, fds, base, &p.waits)
 }
 
 // fdReader reads a blocking descriptor.

@@ -4,21 +4,25 @@
 // the PostgreSQL message headers and records ReadyForQuery's status (the framing a router
 // needs), and its hand-back variant (divert flags, an in-verdict count, the redirected bytes,
 // a ring buffer for sockets that divert themselves). Probe says once whether the kernel
-// allows them. bench/router's kernel-forwarding experiment uses it; the router's own
-// integration is described in docs/architecture.md ("Kernel forwarding").
+// allows them; HandBack is the barrier that takes a session's two sockets back to user space
+// without losing or reordering a byte. bench/router's kernel-forwarding experiment uses it;
+// the router's own integration is described in docs/architecture.md ("Kernel forwarding").
 //
-// It owns the programs and the layout of their map values; it never touches sockets, sessions
-// or the router's relay.
+// It owns the programs, the layout of their map values and the barrier; it never reads or
+// writes a session's bytes, and never touches sessions or the router's relay.
 package kernelfwd
 
 import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // State is the value of the peer map, by socket cookie: the peer socket's cookie, the
@@ -358,4 +362,72 @@ func probe() error {
 		return fmt.Errorf("kernel forwarding: attaching the sk_skb verdict: %w", err)
 	}
 	return link.RawDetachProgram(link.RawDetachProgramOptions{Target: socks.FD(), Program: prog, Attach: ebpf.AttachSkSKBVerdict})
+}
+
+// HandBack takes a session's sockets (client, backend) back from the kernel without losing
+// or reordering a byte: it sets both divert flags (from then on every verdict passes its skb
+// up); waits until no verdict that could have missed the flag is still running (each counts
+// itself in Active before it reads the flag: the store of the flag and the load of the count
+// on this side, and the count's atomic add and the flag's load on the other, cannot both miss
+// each other); then waits until each socket has taken every byte redirected to it (the
+// redirect is queued to the target's psock and sent by a kworker): its bytes written (acked
+// plus still queued) reach what user space wrote before plus what the peer's verdicts
+// redirected.
+//
+// divert and peer are the hand-back verdict's maps (ScanAndRedirect), cookies and fds the two
+// sockets (client, backend), base what user space wrote to each before they entered the map;
+// waits, when not nil, counts the barriers' waits.
+func HandBack(divert, peer *ebpf.Map, cookies [2]uint64, fds [2]int, base [2]uint64, waits *atomic.Int64) error {
+	for _, c := range cookies {
+		if err := divert.Update(c, uint32(1), ebpf.UpdateExist); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var st [2]State
+	for i, c := range cookies {
+		for {
+			if err := peer.Lookup(c, &st[i]); err != nil {
+				return err
+			}
+			if st[i].Active == 0 {
+				break
+			}
+			if waits != nil {
+				waits.Add(1)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("socket %d: %d verdicts still running after 5 s", c, st[i].Active)
+			}
+			time.Sleep(10 * time.Microsecond)
+		}
+	}
+	for i := range fds {
+		want := base[i] + st[1-i].Redirected // what the peer's verdicts sent to fds[i]
+		if Written(fds[i]) < want && waits != nil {
+			waits.Add(1)
+		}
+		for Written(fds[i]) < want {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("socket %d: %d of %d bytes written after 5 s", cookies[i], Written(fds[i]), want)
+			}
+			time.Sleep(10 * time.Microsecond)
+		}
+	}
+	return nil
+}
+
+// Written is the bytes a TCP socket took from its writers so far: acknowledged plus still
+// queued (read in that order, so an acknowledgement between the two reads can only make it
+// smaller than the truth, never larger).
+func Written(fd int) uint64 {
+	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0
+	}
+	q, err := unix.IoctlGetInt(fd, unix.TIOCOUTQ) // SIOCOUTQ
+	if err != nil {
+		return 0
+	}
+	return ti.Bytes_acked + uint64(q)
 }
