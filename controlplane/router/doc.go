@@ -66,6 +66,7 @@
 // lock) and comes back after. Config.GoroutineRelay turns the loop off.
 //
 // It owns sockets and sessions only: it never starts servers or reads the control plane's
-// store. After start-up it frames client messages only to count requests in flight (their
-// contents are the backend's to validate).
+// store. After start-up it frames client messages to count requests in flight, and looks into
+// Query, Parse and Bind only to find DATABASE DDL, which drains the warm pool's idle backends in
+// its way (pooldrain.go); their contents are the backend's to validate.
 package router

@@ -191,6 +191,9 @@ type PoolStats struct {
 	Opened int64 `json:"opened"`
 	// Stale counts pooled backends found closed by the server at checkout or while idle.
 	Stale int64 `json:"stale"`
+	// DDLDrains counts the times DATABASE DDL (or a 55006 answer) closed idle pooled
+	// backends in its way (pooldrain.go).
+	DDLDrains int64 `json:"ddl_drains"`
 }
 
 // backendPool holds one router's idle backends.
@@ -203,9 +206,13 @@ type backendPool struct {
 	gen    uint64                      // bumped by every drain
 	since  map[string]uint64           // node → generation of its last drain
 	sinceA uint64                      // generation of the last drain of every node
-	closed bool
+	// sinceDB is node + "\x00" + database → generation of its last drain (pooldrain.go).
+	sinceDB map[string]uint64
+	closed  bool
 
 	idle, inUse, reused, opened, stale atomic.Int64
+	// ddlDrains counts drains for DATABASE DDL and 55006 answers (pooldrain.go).
+	ddlDrains atomic.Int64
 }
 
 func newBackendPool(r *Router) *backendPool {
@@ -266,7 +273,7 @@ func (p *backendPool) removeLocked(pb *pooledBackend) {
 
 // acceptsLocked says whether pb may (still) be pooled; call with p.mu held.
 func (p *backendPool) acceptsLocked(pb *pooledBackend) bool {
-	return !p.closed && pb.born >= p.since[pb.addr] && pb.born >= p.sinceA &&
+	return !p.closed && pb.born >= p.since[pb.addr] && pb.born >= p.sinceA && !p.drainedDBLocked(pb) &&
 		time.Since(pb.opened) < poolMaxLifetime && !p.r.gate.holding()
 }
 
@@ -474,7 +481,7 @@ func (p *backendPool) checkin(pb *pooledBackend) {
 // Stats returns the pool's counters.
 func (p *backendPool) stats() PoolStats {
 	return PoolStats{Idle: p.idle.Load(), InUse: p.inUse.Load(), Reused: p.reused.Load(),
-		Opened: p.opened.Load(), Stale: p.stale.Load()}
+		Opened: p.opened.Load(), Stale: p.stale.Load(), DDLDrains: p.ddlDrains.Load()}
 }
 
 // BackendPool returns the warm backend pool's counters.

@@ -286,6 +286,13 @@ scan:
 			pos += 5
 			bs.f.left = n
 		case 'E':
+			if n <= maxHeldError && s.r.pool.idle.Load() > 0 {
+				// 55006 drains the node's idle pooled backends (pooldrain.go).
+				if len(b)-pos < 5+n {
+					break scan
+				}
+				s.noteBackendError(b[pos+5 : pos+5+n])
+			}
 			if n <= maxHeldError && s.r.cfg.IdleSnapshotAfter > 0 && s.replayable() {
 				// A FATAL sent to a session that could be replayed is held back until the
 				// backend's end shows whether the session continues elsewhere.
@@ -439,6 +446,7 @@ type clientStream struct {
 	f      frameScan
 	locked bool           // the forward lock is held (a message is half forwarded)
 	yield  *chan struct{} // a mover asked to stop at this boundary
+	ddl    clientDDL      // DATABASE DDL found in the client's statements (pooldrain.go)
 }
 
 // process forwards the messages in b to the current backend under the forward lock,
@@ -460,7 +468,12 @@ func (cs *clientStream) process(b []byte) (int, bool, error) {
 scan:
 	for pos < len(b) {
 		if cs.f.left > 0 {
+			start := pos
 			pos = cs.f.skip(b, pos)
+			if cs.ddl.msg.active {
+				// The rest of a Query or Parse begun in an earlier read (pooldrain.go).
+				s.drainForDDL(cs.ddl.more(b[start:pos], cs.f.left == 0))
+			}
 			continue
 		}
 		typ, n, ok := header(b, pos)
@@ -474,6 +487,25 @@ scan:
 		if ch := m.yield.Load(); ch != nil && s.atBoundary() {
 			cs.yield = ch
 			break
+		}
+		if s.r.pool.enabled() {
+			// DATABASE DDL drains the pooled backends in its way before it is forwarded
+			// (pooldrain.go).
+			body, whole := b[pos+5:min(len(b), pos+5+n)], len(b)-pos-5 >= n
+			switch typ {
+			case 'Q', 'P':
+				s.drainForDDL(cs.ddl.begin(typ, body, whole))
+			case 'B':
+				t, need := cs.ddl.bind(body, whole)
+				if need > 0 {
+					break scan // the statement name is in the next read
+				}
+				s.drainForDDL(t)
+			case 'C':
+				if whole {
+					cs.ddl.closeStmt(body)
+				}
+			}
 		}
 		s.rec.msgs.Add(1) // any message makes a crash snapshot stale (recover.go)
 		switch typ {
