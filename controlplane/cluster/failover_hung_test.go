@@ -26,7 +26,9 @@ import (
 // 10 s) rather than the grace period, and then must really promote: the failover starts no
 // sooner, a write through the cluster endpoint lands on the new writer while the old one is
 // still hung, and once thawed the old writer's processes die of the fence's pending SIGKILL
-// without taking a write and it rejoins as a reader.
+// without taking a write and it rejoins as a reader. Before the hang, the other side of that
+// limit: a writer whose every new session takes longer than the probe timeout, for longer than
+// AliveLimit, but that serves them, is not failed over (slowSessionsAreNotFailedOver).
 func TestScheduledButHungWriterFailsOver(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	m := newManager(t, newHome(t))
@@ -41,6 +43,8 @@ func TestScheduledButHungWriterFailsOver(t *testing.T) {
 	direct := connectTo(t, fmt.Sprintf("127.0.0.1:%d", old.Port))
 
 	before := lastSeq(t, m)
+	slowSessionsAreNotFailedOver(t, m, "hung", old.Port, grace, acks, before)
+	before = lastSeq(t, m)
 	tree, hung := fz.freeze(t, old.PID)
 	state := procState(old.PID)
 	if !strings.ContainsRune("RSD", rune(state)) {
@@ -86,6 +90,65 @@ func TestScheduledButHungWriterFailsOver(t *testing.T) {
 	t.Logf("completed: %s", completed.Message)
 	acks.check(d.Endpoint)
 	waitRejoined(t, m, "hung", old.DBInstanceIdentifier, acks)
+}
+
+// slowSessionsAreNotFailedOver makes every new session on the writer at port slower than the
+// probe timeout for longer than failover.AliveLimit, as a writer starved of CPU is: the
+// developer setting pre_auth_delay (reloadable) makes each new backend sleep 1 s before
+// authentication, twice the 0.5 s probe timeout of a 2 s grace period, while sessions already
+// open answer at once. Every probe then times out, and only the probe left to go on sees the
+// writer answer: the writer is not failed over, and writes through the endpoint go on.
+func slowSessionsAreNotFailedOver(t *testing.T, m *Manager, name string, port int, grace time.Duration, acks *ackLog, before uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	su := superConnect(t, m, name, port)
+	setDelay := func(sql string) {
+		for _, q := range []string{sql, "SELECT pg_reload_conf()"} {
+			if _, err := su.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	c := m.mustCluster(t, name)
+	decision := func() (failover.Decision, time.Time) {
+		p := &c.fo.probe
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.dec, p.det.Since()
+	}
+	noFailover := func() {
+		if ev := eventAfter(t, m, name, "cluster.failover-started", before); ev != nil {
+			t.Fatalf("a writer whose new sessions take 1 s, and that serves them, was failed over: %s", ev.Message)
+		}
+	}
+	setDelay("ALTER SYSTEM SET pre_auth_delay = 1")
+	// Until a probe that timed out is answered late, then AliveLimit more: under the old rule
+	// the writer was promoted away AliveLimit after the first failed probe, which came before.
+	// (A late answer's reason lasts one probe round, at least the 0.5 s a probe waits.)
+	limit := failover.AliveLimit(grace)
+	var end time.Time
+	lates := 0
+	for deadline := time.Now().Add(time.Minute); end.IsZero() || time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		noFailover()
+		if dec, _ := decision(); strings.Contains(dec.Reason, "writer answers slowly") {
+			if lates++; end.IsZero() {
+				end = time.Now().Add(limit + 3*time.Second)
+			}
+		}
+		if end.IsZero() && time.Now().After(deadline) {
+			t.Fatal("no probe that timed out was answered late within a minute of pre_auth_delay = 1")
+		}
+	}
+	acks.write(5)
+	noFailover()
+	setDelay("ALTER SYSTEM RESET pre_auth_delay")
+	waitFor(t, "probes answered within the timeout again", 60*time.Second, func() bool {
+		dec, since := decision()
+		return since.IsZero() && dec.Action == failover.None && !strings.Contains(dec.Reason, "slowly")
+	})
+	noFailover()
+	t.Logf("new sessions slower than the probe timeout for %s: late answers seen in %d samples, no failover", limit+3*time.Second, lates)
 }
 
 // freezer is a cgroup made for one test whose processes can be frozen: the v1 freezer

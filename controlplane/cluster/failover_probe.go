@@ -75,6 +75,9 @@ type writerProber struct {
 	// answers tells a slow or stuck postmaster from a frozen or dead server.
 	kept     *pgx.Conn
 	keptNode *pgproc.Node
+	// late is the probe of the current failure left to go on past the probe timeout (prober
+	// goroutine only; nil if none): its answer tells a slow writer from a hung one.
+	late *lateProbe
 	// follow are the readers' follow watches and repairs the readers they gave up on, with
 	// why, for the run goroutine (failover_follow.go).
 	follow  map[string]*failover.FollowWatch
@@ -249,6 +252,10 @@ func (c *Cluster) runProber(done chan<- struct{}) {
 			p.kept.Close(context.Background())
 			p.kept = nil
 		}
+		if p.late != nil {
+			p.late.cancel()
+			p.late = nil
+		}
 		for id, conn := range p.conns {
 			if conn != nil {
 				conn.Close(context.Background())
@@ -345,6 +352,8 @@ func (c *Cluster) observe(id string, node *pgproc.Node, dataDir string, readers 
 		}
 		w.statsMu.Unlock()
 	}
+	var lateTLI uint32
+	obs.LateAnswer, lateTLI = c.lateAnswer(node)
 	ctx, cancel := context.WithTimeout(c.ctx, writerProbeTimeout(g))
 	defer cancel()
 	var wg sync.WaitGroup
@@ -352,7 +361,7 @@ func (c *Cluster) observe(id string, node *pgproc.Node, dataDir string, readers 
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			obs.Probe, obs.ProbeError, obs.tli = probe(ctx, node.DSN("postgres"))
+			obs.Probe, obs.ProbeError, obs.tli = c.probeWriter(ctx, node, g)
 		}()
 		go func() {
 			defer wg.Done()
@@ -405,6 +414,9 @@ func (c *Cluster) observe(id string, node *pgproc.Node, dataDir string, readers 
 	}
 	wg.Wait()
 	obs.Ended = time.Now()
+	if obs.tli == 0 {
+		obs.tli = lateTLI
+	}
 	if obs.Running {
 		obs.ProcState = procState(node.PID())
 	}
@@ -428,6 +440,89 @@ func (c *Cluster) observe(id string, node *pgproc.Node, dataDir string, readers 
 		}
 	}
 	return obs
+}
+
+// lateProbe is a probe of the writer that outlived the probe timeout and goes on, up to
+// failover.AliveLimit from its start: one at a time, the first of a failure. On a machine short
+// of CPU a new session can take longer than the probe timeout (the postmaster's fork, the
+// backend's start-up and the prober itself wait for a CPU), and every probe fails although the
+// writer serves its clients; the detector then saw a writer that had taken no new session for
+// AliveLimit and promoted it away. A writer that answers late is alive
+// (failover.Observation.LateAnswer); one whose postmaster hangs never answers.
+type lateProbe struct {
+	node   *pgproc.Node
+	began  time.Time
+	done   chan lateOutcome // cap 1
+	cancel context.CancelFunc
+}
+
+type lateOutcome struct {
+	res failover.ProbeResult
+	tli uint32
+	at  time.Time
+}
+
+// probeWriter probes the writer's node within ctx, the probe timeout. If no late probe is
+// pending, the probe is one that may outlive ctx (it goes on as the late probe): its answer
+// within ctx is used as any probe's. Prober goroutine only (observe's probe).
+func (c *Cluster) probeWriter(ctx context.Context, node *pgproc.Node, g time.Duration) (failover.ProbeResult, string, uint32) {
+	p := &c.fo.probe
+	dsn := node.DSN("postgres")
+	if p.late != nil {
+		return probe(ctx, dsn)
+	}
+	began := time.Now()
+	lctx, lcancel := context.WithTimeout(c.ctx, failover.AliveLimit(g))
+	done := make(chan lateOutcome, 1)
+	type result struct {
+		res failover.ProbeResult
+		msg string
+		tli uint32
+	}
+	first := make(chan result, 1)
+	go func() {
+		res, msg, tli := probe(lctx, dsn)
+		first <- result{res, msg, tli}
+		done <- lateOutcome{res: res, tli: tli, at: time.Now()}
+	}()
+	var r result
+	select {
+	case r = <-first:
+	case <-ctx.Done():
+		select {
+		case r = <-first: // answered while this goroutine waited for a CPU
+		default:
+			p.late = &lateProbe{node: node, began: began, done: done, cancel: lcancel}
+			return failover.ProbeFailed, "no answer within the probe timeout (" + writerProbeTimeout(g).String() + "; a probe goes on)", 0
+		}
+	}
+	lcancel()
+	return r.res, r.msg, r.tli
+}
+
+// lateAnswer collects the late probe's outcome: how long after its start it was answered (0
+// if it was not, or not yet). A late probe of another node is dropped. Prober goroutine only.
+func (c *Cluster) lateAnswer(node *pgproc.Node) (time.Duration, uint32) {
+	p := &c.fo.probe
+	l := p.late
+	if l == nil {
+		return 0, 0
+	}
+	if l.node != node {
+		l.cancel()
+		p.late = nil
+		return 0, 0
+	}
+	select {
+	case o := <-l.done:
+		l.cancel()
+		p.late = nil
+		if o.res == failover.ProbeOK {
+			return max(o.at.Sub(l.began), time.Nanosecond), o.tli
+		}
+	default:
+	}
+	return 0, 0
 }
 
 // keptSessionAnswers runs a query on the prober's kept session on the writer's node (opened

@@ -57,6 +57,13 @@ type Observation struct {
 	// will answer nothing until someone resumes it. 'R', 'S' or 'D' mean it runs or waits: a
 	// probe that times out then says it is slow (starved of CPU or disk), not gone.
 	ProcState byte
+	// LateAnswer, if not zero, is how long a probe of the current failure took to be answered
+	// after outliving the probe timeout (the prober lets one probe of a failure go on, up to
+	// AliveLimit). The server took a new session and answered its query, only slower than the
+	// probe timeout: a writer starved of CPU does that (on a loaded machine a backend's fork and
+	// start-up, or the prober itself, can wait longer than the timeout for a CPU), a writer whose
+	// postmaster hangs, or a frozen one, does not.
+	LateAnswer time.Duration
 }
 
 // Frozen reports that the postmaster is stopped (SIGSTOP) or traced.
@@ -116,8 +123,12 @@ type Decision struct {
 //     receiver has heard from the writer either (two independent paths agree it is gone). A
 //     probe that the server answers with a refusal (too many connections, starting up) proves
 //     it alive.
-//   - A probe that succeeds clears everything. A stale node-agent heartbeat alone is reported
-//     in the reason but never causes a failover: the agent is not on the data path.
+//   - A probe that succeeds clears everything, and so does a late answer (LateAnswer): a probe
+//     that outlived its timeout and was answered within AliveLimit shows a writer that still
+//     takes sessions, only slowly. Promoting away a healthy writer because the machine is short
+//     of CPU would lose the asynchronous mode's lag, or stop a synchronous cluster's writes,
+//     for a new writer on the same starved machine. A stale node-agent heartbeat alone is
+//     reported in the reason but never causes a failover: the agent is not on the data path.
 //
 // The zero Detector is unusable; set Grace.
 type Detector struct {
@@ -145,6 +156,10 @@ func (d *Detector) Observe(o Observation) Decision {
 				Reason: fmt.Sprintf("the writer exited and was not back after the %s grace period (down %s)", d.Grace, down.Round(100*time.Millisecond))}
 		}
 		return Decision{Action: Restart, Since: d.since, Reason: "the writer process exited; its data is intact"}
+	}
+	if o.LateAnswer > 0 && o.Probe != ProbeOK {
+		d.Reset()
+		return Decision{Action: None, Reason: fmt.Sprintf("writer answers slowly: a new session took %s, longer than the probe timeout", o.LateAnswer.Round(10*time.Millisecond))}
 	}
 	switch o.Probe {
 	case ProbeOK:

@@ -18,6 +18,10 @@ func TestDetector(t *testing.T) {
 	exited := func(s float64) Observation { return Observation{At: at(s), DataIntact: true, Readers: 2} }
 	withState := func(o Observation, st byte) Observation { o.ProcState = st; return o }
 	alive := func(o Observation) Observation { o.SessionAlive = true; return o }
+	late := func(o Observation, after float64) Observation {
+		o.LateAnswer = time.Duration(after * float64(time.Second))
+		return o
+	}
 	busy := func(s float64) Observation {
 		o := ok(s)
 		o.Probe, o.ProbeError = ProbeBusy, "the database system is starting up"
@@ -61,6 +65,14 @@ func TestDetector(t *testing.T) {
 			{withState(hung(0, 2), 'R'), None, ""}, {withState(hung(20, 2), 'D'), None, ""}, {ok(21), None, ""}, {withState(hung(22, 2), 'S'), None, ""}}},
 		{"a kept session that answers wins over state T (only the postmaster stopped)", []step{
 			{alive(withState(hung(1, 2), 'T')), None, ""}, {alive(withState(hung(11, 2), 'T')), None, ""}, {alive(withState(hung(31, 2), 'T')), Promote, "kept open on it still answers"}}},
+		{"new sessions slower than the probe timeout but answered late: never failed over", []step{
+			{alive(withState(hung(0, 2), 'S')), None, ""}, {alive(withState(hung(20, 2), 'S')), None, ""},
+			{late(alive(withState(hung(25, 2), 'S')), 24), None, "answers slowly: a new session took 24s"},
+			{alive(withState(hung(29, 2), 'S')), None, ""}, {withState(hung(40, 0), 'R'), None, ""}, {alive(withState(hung(58.9, 2), 'S')), None, ""},
+			{alive(withState(hung(59, 2), 'S')), Promote, "kept open on it still answers"}}},
+		{"a late answer does not bring back an exited writer or its data", []step{
+			{late(exited(0), 1), Restart, ""}, {late(exited(10), 1), Promote, "exited"},
+			{late(Observation{At: at(11), Running: true, Probe: ProbeFailed}, 1), Promote, "data directory"}}},
 		{"stale agent alone is only reported", []step{{func() Observation { o := ok(100); o.AgentSampledAt = at(50); return o }(), None, "heartbeat is 50s old"}}},
 	}
 	for _, tc := range cases {
