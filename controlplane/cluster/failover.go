@@ -895,10 +895,26 @@ func needsRejoin(rec store.Member) bool {
 	return err != nil
 }
 
+// RejoinLimit bounds one rejoin (fence, rewind or clone, start, first streaming) in all; within
+// it, a rejoin is bounded by progress, as making a data directory is: it is given up only when
+// nothing under the data directory has changed for MakeStall. A flat StartTimeout used to cut
+// it: at load 30 a rewound former writer's start as a standby was not ready after 90 s, was
+// killed during its recovery, and the retry's pg_rewind could not run crash recovery on that
+// standby (single-user mode refuses standby mode), so it was cloned afresh.
+const RejoinLimit = 15 * time.Minute
+
 // rejoin brings a fenced former writer (or any reader without standby.signal) back as a
 // reader of the current writer's timeline: pg_rewind when its data is intact, else a fresh
 // clone by pg_basebackup. It never starts the data as a writer.
-func (mb *member) rejoin(ctx context.Context, rec store.Member) error {
+func (mb *member) rejoin(rec store.Member) error {
+	lctx, lcancel := context.WithTimeout(mb.c.ctx, RejoinLimit)
+	defer lcancel()
+	ctx, cancel := untilStalled(lctx, rec.DataDir, MakeStall, 5*time.Second)
+	defer cancel()
+	return stallErr(ctx, mb.rejoinWithin(ctx, rec))
+}
+
+func (mb *member) rejoinWithin(ctx context.Context, rec store.Member) error {
 	w, ok := mb.c.writerRec()
 	writer := mb.c.writerNode()
 	if !ok || writer == nil {
@@ -1005,14 +1021,16 @@ func (mb *member) rejoinOnce(ctx context.Context, rec, w store.Member, writer *p
 // Only an answer counts against limit: the rewound server's WAL receiver seen not streaming
 // the writer's timeline (or absent), or an error a server sent. A probe that could not connect, to the writer or to the
 // server, says nothing about the rewind: under CPU starvation a 3 s connect timed out on the
-// writer and a good rewind was thrown away for a clone. Those wait up to 4 x limit.
+// writer and a good rewind was thrown away for a clone. Those wait up to 4 x limit, and each
+// look may take up to limit/2 (a new session can take seconds to start on a starved machine;
+// a look that is answered returns at once).
 func waitStreaming(ctx context.Context, node, writer *pgproc.Node, limit time.Duration) error {
 	start := time.Now()
 	deadline, hard := start.Add(limit), start.Add(4*limit)
 	last := "no answer"
 	for {
 		answered := true
-		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		qctx, cancel := context.WithTimeout(ctx, limit/2)
 		var walfile string
 		var status *string
 		var tli *int64

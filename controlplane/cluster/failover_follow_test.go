@@ -38,7 +38,7 @@ func TestReaderThatCannotFollowIsRepaired(t *testing.T) {
 	if _, err := m.Create(CreateInput{MasterUserInput: testMaster, Name: "fw", Readers: 2, FailoverInput: FailoverInput{FailoverGraceSeconds: 20}}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	d, err := m.WaitAvailable(ctx, "fw")
 	if err != nil {
@@ -68,7 +68,9 @@ func TestReaderThatCannotFollowIsRepaired(t *testing.T) {
 	// reader and holds every row the writer has.
 	waitRepaired := func(id string) {
 		t.Helper()
-		waitFor(t, id+" to rejoin as an available reader", 3*time.Minute, func() bool {
+		// A wait for real state, as long as a rejoin may take while it makes progress (at load
+		// 50 a rewind, the start and the first streaming took more than 3 minutes).
+		waitFor(t, id+" to rejoin as an available reader", 5*time.Minute, func() bool {
 			mb := memberOf(m.mustDescribe(t, "fw"), id)
 			return !mb.IsClusterWriter && !mb.Fenced && mb.Status == StatusAvailable && mb.PID != 0
 		})

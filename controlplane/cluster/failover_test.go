@@ -114,7 +114,8 @@ func waitNewWriter(t *testing.T, m *Manager, name, old string, timeout time.Dura
 // every acknowledged id.
 func waitRejoined(t *testing.T, m *Manager, name, id string, acks *ackLog) {
 	t.Helper()
-	waitFor(t, id+" to rejoin as a reader", 120*time.Second, func() bool {
+	// A wait for real state, as long as a rejoin may take while it makes progress.
+	waitFor(t, id+" to rejoin as a reader", 5*time.Minute, func() bool {
 		mb := memberOf(m.mustDescribe(t, name), id)
 		return !mb.IsClusterWriter && !mb.Fenced && mb.Status == StatusAvailable
 	})

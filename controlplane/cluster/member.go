@@ -163,7 +163,7 @@ func (mb *member) ensure() {
 	var err error
 	switch {
 	case needsRejoin(rec):
-		err = mb.rejoin(ctx, rec)
+		err = mb.rejoin(rec) // bounds its own steps
 	case !rec.Created:
 		err = mb.create(rec) // bounds its own steps
 	case mb.node == nil:
