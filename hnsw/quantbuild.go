@@ -29,6 +29,10 @@ func (x *Index) ownCodesAsQuery(s *scratch, id uint32) {
 		s.qcodes = make([]int8, x.cdims)
 	}
 	copy(s.qcodes, x.codeOf(id))
+	if coarseCodes(s.qcodes) {
+		s.quant = false // as quantizeQuery: this insert's searches walk with float32
+		return
+	}
 	s.qscale = x.scales[id]
 	if x.metric == L2 {
 		s.qnorm2 = x.norms2[id]

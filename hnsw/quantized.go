@@ -86,9 +86,37 @@ func (x *Index) quantizeQuery(s *scratch, q []float32) {
 		s.qcodes = make([]int8, x.cdims)
 	}
 	s.qscale = simd.QuantizeInt8(s.qcodes, f) * factor
+	if coarseCodes(s.qcodes) {
+		s.quant = false
+		return
+	}
 	if x.metric == L2 {
 		s.qnorm2 = simd.Dot(f, f)
 	}
+}
+
+// minMeanCode is the least mean |code| of a vector whose int8 codes may steer a walk. The
+// per-vector scale is set by the largest component, so when one component dwarfs the rest
+// (a constant offset, or an embedding's "massive activation" dimension) the others keep
+// only a few code steps and int8 distances stop ordering neighbours. At 128 dims with
+// component 0 shifted by +20 (mean |code| 6.2) the int8 walk found 0.71 of the top 10 at
+// ef 10 and 0.94 at ef 20 where float32 found 0.98 and 1.00; shifted by +200 (mean 1.5),
+// 0.11 at ef 10 and 0.51 at ef 80 against 0.88 and 0.998, so no ef pays for it
+// (bench/results/2026-12-02-i10i-int8-traversal.md). Such a query walks with float32
+// distances instead; the answer is exact either way. Clustered Gaussians code to a mean
+// |code| near 30, SIFT near 39, MNIST near 17 (4% of its images, thin digits, fall under 8
+// and walk with float32 at no cost in recall). The guard reads the query only: data coded
+// coarsely under well-coded queries is not caught (a count of coarse stored rows would
+// need a graph-file field).
+const minMeanCode = 8
+
+// coarseCodes says whether codes are too coarse to walk with (minMeanCode).
+func coarseCodes(codes []int8) bool {
+	sum := 0
+	for _, c := range codes {
+		sum += max(int(c), -int(c))
+	}
+	return sum < minMeanCode*len(codes)
 }
 
 // approx is the int8 internal distance from the quantized query in s to id.

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/borealisdb/borealis/simd"
 )
 
 // checkExactSorted fails unless res is non-decreasing and every distance is the
@@ -275,12 +277,14 @@ func BenchmarkQuantizedSearch1536(b *testing.B) {
 // index (the same graph) must find what the float32 search finds, through the
 // iterator (the index AM's path) and through SearchWith. (Before the whole
 // beam was rescored, this data capped the iterator at 0.873 and SearchWith at
-// 0.960 for every ef, where float32 reaches 0.999.)
+// 0.960 for every ef, where float32 reaches 0.999.) The outliers are ±12: from about ±16
+// the codes are so coarse that queries walk with float32 (minMeanCode,
+// TestCoarseQueriesWalkWithFloat32).
 func TestQuantizedRecallNotCappedByOutliers(t *testing.T) {
 	all := clustered(3100, 768, 30, 23)
 	for _, v := range all {
-		v[0] += 20 // components are ~1 elsewhere
-		v[1] -= 20
+		v[0] += 12 // components are ~1 elsewhere
+		v[1] -= 12
 	}
 	data, queries := all[:3000], all[3000:]
 	x := build(t, data, Cosine, Options{M: 16, EfConstruction: 64, Seed: 7})
@@ -328,5 +332,52 @@ func TestQuantizedRecallNotCappedByOutliers(t *testing.T) {
 	// The outliers really do make int8 distances coarse: the case tests something.
 	if low > 0.9 {
 		t.Fatalf("setup: quantized recall at ef 10 is already %.3f; the outliers do not bite", low)
+	}
+}
+
+// A query whose int8 codes are too coarse (one component dwarfs the rest: mean |code| under
+// minMeanCode) walks with float32 distances, so the int8 index finds what the float32 one
+// does at every ef. Without the guard the int8 walk found 0.11 of the top 10 at ef 10 on
+// this data (0.88 with float32) and 0.51 at ef 80.
+func TestCoarseQueriesWalkWithFloat32(t *testing.T) {
+	all := clustered(3100, 128, 32, 7)
+	for _, v := range all {
+		v[0] += 200
+	}
+	data, queries := all[:3000], all[3000:]
+	for _, m := range []Metric{Cosine, L2, InnerProduct} {
+		x := build(t, data, m, Options{M: 16, EfConstruction: 64, Seed: 9, Threads: 1})
+		y := build(t, data, m, Options{M: 16, EfConstruction: 64, Seed: 9, Threads: 1, Quantization: QuantInt8})
+		for _, ef := range []int{10, 40} {
+			rx, ry := recallAt(t, x, data, queries, nil, 10, ef), recallAt(t, y, data, queries, nil, 10, ef)
+			t.Logf("%v ef %d: float32 %.3f, int8 index %.3f", m, ef, rx, ry)
+			if ry < rx-0.01 {
+				t.Fatalf("%v ef %d: int8 index recall %.3f, float32 %.3f: coarse queries walked with int8", m, ef, ry, rx)
+			}
+		}
+		for _, q := range queries[:10] {
+			checkExactSorted(t, m, q, data, y.Search(q, 10, 40))
+		}
+	}
+	codes := make([]int8, 128)
+	for _, c := range []struct {
+		name   string
+		v      func(i int) float32
+		coarse bool
+	}{
+		{"gaussian", func(i int) float32 { return all[0][i] - map[bool]float32{true: 200}[i == 0] }, false},
+		{"offset", func(i int) float32 { return all[0][i] }, true},
+		{"zero", func(int) float32 { return 0 }, true},
+		{"one-hot", func(i int) float32 { return map[bool]float32{true: 1}[i == 3] }, true},
+		{"constant", func(int) float32 { return -2 }, false},
+	} {
+		v := make([]float32, 128)
+		for i := range v {
+			v[i] = c.v(i)
+		}
+		simd.QuantizeInt8(codes, v)
+		if got := coarseCodes(codes); got != c.coarse {
+			t.Errorf("%s: coarseCodes = %v, want %v", c.name, got, c.coarse)
+		}
 	}
 }
