@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -168,13 +169,13 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err == nil {
 		return true
 	}
-	e := Error{Code: "MalformedRequest", Message: "request body: " + err.Error()}
+	e := Error{Code: "MalformedRequest", Message: "request body is not one valid JSON object (" + err.Error() + `): send e.g. {"Name": "c1", "MaxCapacity": 4}`}
 	var te *json.UnmarshalTypeError
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &te):
 		e.Field = te.Field
-		e.Message = fmt.Sprintf("field %s must be a JSON %s, not %s", te.Field, te.Type.Kind(), te.Value)
+		e.Message = fmt.Sprintf("field %s must be a JSON %s, not %s", te.Field, jsonKind(te.Type.Kind()), te.Value)
 		e.Code = "InvalidParameterValue"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		e.Field = strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
@@ -187,6 +188,24 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	writeError(w, http.StatusBadRequest, e)
 	return false
+}
+
+// jsonKind names a Go kind as JSON does: a client sends a number, not a float64.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "whole number"
+	case reflect.Bool:
+		return "boolean (true or false)"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	}
+	return k.String()
 }
 
 func (a *apiHandler) list(w http.ResponseWriter, r *http.Request) {
