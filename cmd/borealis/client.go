@@ -52,7 +52,11 @@ func (f clientFlags) client() (*apiClient, error) {
 	if url == "" {
 		data, err := os.ReadFile(filepath.Join(*f.home, apiInfoFile))
 		if err != nil {
-			return nil, fmt.Errorf("no control plane is running for home %s (%v): start one with `borealis serve` or `make up`, or pass --api", *f.home, err)
+			home := *f.home
+			if abs, aerr := filepath.Abs(home); aerr == nil {
+				home = abs // a relative home is relative to where the command runs, not the repo
+			}
+			return nil, fmt.Errorf("no control plane is running for home %s (%v): start one with `borealis serve` or `make up`, or point at a running one with --home DIR (BOREALIS_HOME) or --api", home, err)
 		}
 		var info apiInfo
 		if err := json.Unmarshal(data, &info); err != nil {

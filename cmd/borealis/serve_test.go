@@ -235,7 +235,8 @@ func TestClusterCommandsBadInvocations(t *testing.T) {
 		{[]string{"serve", "--api-address", "example.com:8433", "--home", home}, 2, "is not an IP address"},
 		{[]string{"serve", "--listen-address", "everywhere", "--home", home}, 2, "--listen-address"},
 		{[]string{"up", "--port", "80", "--home", home}, 2, "--port: 80 is not a usable port"},
-		{[]string{"cluster", "list", "--home", home}, 1, "no control plane is running"},
+		{[]string{"cluster", "list", "--home", home}, 1, "no control plane is running for home " + home},
+		{[]string{"cluster", "list", "--home", "no-such-home"}, 1, "--home DIR (BOREALIS_HOME)"},
 	} {
 		code, _, errOut := cli(t, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.msg) {
