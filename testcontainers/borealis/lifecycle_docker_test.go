@@ -117,6 +117,13 @@ func TestLifecycle(t *testing.T) {
 		if err != nil || got != "kept" {
 			t.Fatalf("query on a paused cluster: %q, %v; want it resumed and answering", got, err)
 		}
+		// Run's wait strategy on a paused cluster (a restarted container with a short
+		// auto-pause can pause before the strategy looks): it logs in, which resumes it, rather
+		// than waiting for "available" until its timeout.
+		wait(t, "paused", 2*time.Minute)
+		if err := borealis.ForCluster().WithStartupTimeout(2*time.Minute).WaitUntilReady(ctx, c); err != nil {
+			t.Fatalf("the wait strategy on a paused cluster: %v", err)
+		}
 		off := false
 		if _, err := api.Modify(ctx, borealis.ModifyInput{AutoPause: &off}); err != nil {
 			t.Fatal(err)

@@ -118,7 +118,10 @@ func (s *ClusterStrategy) check(ctx context.Context, target wait.StrategyTarget)
 	if err != nil {
 		return err
 	}
-	if d.Status != "available" {
+	// A short auto-pause (WithAutoPause) can pause the cluster between the ready line and this
+	// look, a restarted container's above all: a login resumes it, so log in, then look again.
+	paused := d.Status == "paused"
+	if d.Status != "available" && !paused {
 		return fmt.Errorf("cluster status is %s", d.Status)
 	}
 	ports := []string{ClusterPort}
@@ -136,6 +139,9 @@ func (s *ClusterStrategy) check(ctx context.Context, target wait.StrategyTarget)
 		if err != nil {
 			return fmt.Errorf("endpoint %s: %w", port, err)
 		}
+	}
+	if paused {
+		return errors.New("cluster status was paused; the logins resumed it")
 	}
 	return nil
 }

@@ -60,11 +60,16 @@ esac
 
 # The serverless configuration, as flags: `borealis up` checks them before it starts anything
 # (a bad value used to be found only after the whole cluster was created) and creates the
-# cluster with them; on later starts the `cluster modify` below applies them.
+# cluster with the capacities; the `cluster modify` below applies them all once the cluster is
+# available, auto-pause included (not earlier: a short pause must not come before the init
+# scripts and the ready line).
+upflags=""
 modify=""
-[ -n "${BOREALIS_MIN_CAPACITY:-}" ] && modify="$modify --min-capacity $BOREALIS_MIN_CAPACITY"
-[ -n "${BOREALIS_MAX_CAPACITY:-}" ] && modify="$modify --max-capacity $BOREALIS_MAX_CAPACITY"
-[ -n "${BOREALIS_SECONDS_UNTIL_AUTO_PAUSE:-}" ] && modify="$modify --auto-pause --seconds-until-auto-pause $BOREALIS_SECONDS_UNTIL_AUTO_PAUSE"
+[ -n "${BOREALIS_MIN_CAPACITY:-}" ] && upflags="$upflags --min-capacity $BOREALIS_MIN_CAPACITY"
+[ -n "${BOREALIS_MAX_CAPACITY:-}" ] && upflags="$upflags --max-capacity $BOREALIS_MAX_CAPACITY"
+[ -n "${BOREALIS_SECONDS_UNTIL_AUTO_PAUSE:-}" ] && upflags="$upflags --seconds-until-auto-pause $BOREALIS_SECONDS_UNTIL_AUTO_PAUSE"
+modify="$upflags"
+[ -n "${BOREALIS_SECONDS_UNTIL_AUTO_PAUSE:-}" ] && modify="$modify --auto-pause"
 
 mkdir -p /run/borealis "$HOME_DIR"
 rm -f "$READY"
@@ -77,9 +82,9 @@ if [ -n "${BOREALIS_API_TOKEN:-}" ]; then
 	(umask 077 && printf '%s\n' "$BOREALIS_API_TOKEN" >"$HOME_DIR/api-token")
 fi
 
-# shellcheck disable=SC2086 # $modify splits into flags on purpose
+# shellcheck disable=SC2086 # $upflags splits into flags on purpose
 borealis up --home "$HOME_DIR" --name "$CLUSTER" --readers "$READERS" \
-	--port 5433 --reader-port 5434 --listen-address 0.0.0.0 --api-address 0.0.0.0:8433 $modify "$@" &
+	--port 5433 --reader-port 5434 --listen-address 0.0.0.0 --api-address 0.0.0.0:8433 $upflags "$@" &
 pid=$!
 # docker stop sends SIGTERM to tini, tini to this shell: hand it to `borealis up`, which stops
 # the routers and the nodes (fast shutdown) and exits.
@@ -100,7 +105,9 @@ while :; do
 			"check the environment: --master-user-password is BOREALIS_MASTER_PASSWORD, --min-capacity BOREALIS_MIN_CAPACITY, --max-capacity BOREALIS_MAX_CAPACITY, --seconds-until-auto-pause BOREALIS_SECONDS_UNTIL_AUTO_PAUSE" >&2
 		exit "$status"
 	fi
-	[ "$(cluster_status)" = available ] && break
+	# A restarted cluster keeps its auto-pause: it may pause before this loop looks (the init
+	# scripts' and clients' logins resume it).
+	case "$(cluster_status)" in available | paused) break ;; esac
 	sleep 0.5
 done
 
