@@ -473,6 +473,11 @@ UNION ALL SELECT CASE WHEN from_sql THEN 'sqlprep' ELSE 'prep' END, name, statem
 // meanwhile (a NOTIFY to a LISTENing session, a ParameterStatus after a reload, a notice) are
 // the client's: they are passed on to client, not swallowed.
 func inspect(conn net.Conn, br *bufio.Reader, client io.Writer) (sessionState, error) {
+	return inspectNoting(conn, br, client, nil)
+}
+
+// inspectNoting is inspect, calling sent (when not nil) once the query is on its way.
+func inspectNoting(conn net.Conn, br *bufio.Reader, client io.Writer, sent func()) (sessionState, error) {
 	var st sessionState
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	defer conn.SetDeadline(time.Time{})
@@ -482,6 +487,9 @@ func inspect(conn net.Conn, br *bufio.Reader, client io.Writer) (sessionState, e
 	}
 	if _, err := conn.Write(q); err != nil {
 		return st, err
+	}
+	if sent != nil {
+		sent()
 	}
 	var qerr error
 	for {

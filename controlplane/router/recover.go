@@ -116,7 +116,8 @@ func (s *session) snapshot() {
 		p.endSession(s, true, "57P01", p.retryMessage(), "the session could not be stopped at a message boundary")
 		return
 	}
-	st, err := inspect(ps.old, ps.br, s.client)
+	st, err := inspectNoting(ps.old, ps.br, s.client, func() { s.r.snapSent.Add(1) })
+	s.r.snapEnded.Add(1)
 	switch {
 	case err != nil && !isQueryError(err):
 		// The backend is gone or broken: let the reader find that out on its own.

@@ -23,6 +23,8 @@ func TestCrashReplay(t *testing.T) {
 		IdleSnapshotAfter: 100 * time.Millisecond, HoldTimeout: 90 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	began := time.Now()
+	step := func(what string) { t.Logf("%6.2fs %s", time.Since(began).Seconds(), what) }
 
 	c := connect(t, dsn(addr, "postgres", "", "sslmode=disable&application_name=survivor"))
 	if _, err := c.Prepare(ctx, "twice", "SELECT $1::int * 2"); err != nil {
@@ -90,6 +92,7 @@ func TestCrashReplay(t *testing.T) {
 		}
 	}
 
+	step("1")
 	// 1. kill -9 of the session's own backend: the postmaster restarts every backend (crash
 	// recovery); the session waits through it and continues.
 	before := pid()
@@ -97,7 +100,9 @@ func TestCrashReplay(t *testing.T) {
 	if err := syscall.Kill(before, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	step("1 killed")
 	waitRecovered(1)
+	step("1 recovered")
 	check("after kill -9 of its backend")
 	if after := pid(); after == before {
 		t.Fatalf("still on backend %d", before)
@@ -107,6 +112,7 @@ func TestCrashReplay(t *testing.T) {
 		t.Fatal("the session inside a transaction went on after the crash, as if nothing had happened")
 	}
 
+	step("2")
 	// 2. kill -9 of the postmaster, and a restart a moment later (as the control plane does):
 	// the session is held meanwhile and continues.
 	before = pid()
@@ -118,7 +124,9 @@ func TestCrashReplay(t *testing.T) {
 		time.Sleep(time.Second)
 		srv.Restart()
 	}()
+	step("2 killed")
 	waitRecovered(2)
+	step("2 recovered")
 	check("after kill -9 of the postmaster and a restart")
 	if after := pid(); after == before {
 		t.Fatalf("still on backend %d", before)
@@ -127,24 +135,42 @@ func TestCrashReplay(t *testing.T) {
 		t.Fatalf("RecoveredSessions %d, want 2 (the session in a transaction must not be counted)", r.RecoveredSessions())
 	}
 
+	step("3")
 	// 3. A pinned session (a temp table lives only in its backend) is never replayed: its
-	// client sees the error.
+	// client sees the error, promptly. Killing its backend makes the node restart every
+	// backend (crash recovery), the idle session's too, which is replayed once more.
+	waitReplayable() // the idle session, before anything below can be taken for it
 	c2 := connect(t, dsn(addr, "postgres", "", ""))
 	var p2 int
 	if _, err := c2.Exec(ctx, "CREATE TEMP TABLE scratch (i int)"); err != nil {
 		t.Fatal(err)
 	}
+	ended := r.snapEnded.Load()
 	if err := c2.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&p2); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // the sweeper looks at it, and finds it pinned
+	// The sweeper looks at it and finds it pinned (the other session is replayable, so
+	// the snapshot that ends is this one's).
+	waitUntil(t, "the sweeper's snapshot of the pinned session", time.Minute, func() bool { return r.snapEnded.Load() > ended })
 	if err := syscall.Kill(p2, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if err := c2.QueryRow(ctx, "SELECT 1").Scan(&one); err == nil {
+	step("3 killed")
+	qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer qcancel()
+	err := c2.QueryRow(qctx, "SELECT 1").Scan(&one)
+	if err == nil {
 		t.Fatal("a pinned session went on after its backend was killed")
 	}
+	if qctx.Err() != nil {
+		t.Fatalf("a pinned session's query after its backend was killed hung for 30 s: %v", err)
+	}
+	step(fmt.Sprintf("3 the pinned session's error: %v", err))
+	waitRecovered(3)
+	check("after the crash restart the pinned session's kill caused")
+	step("3 the idle session recovered")
 
+	step("4")
 	// 4. Closing the router ends a replayable session: the backend the router closes then is
 	// not a crash to recover from.
 	waitReplayable()
@@ -155,7 +181,109 @@ func TestCrashReplay(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("Router.Close did not return with a replayable session open (recovered %d)", r.RecoveredSessions())
 	}
-	if r.RecoveredSessions() != 2 {
-		t.Fatalf("RecoveredSessions %d after Close, want still 2", r.RecoveredSessions())
+	step("4 closed")
+	if r.RecoveredSessions() != 3 {
+		t.Fatalf("RecoveredSessions %d after Close, want still 3", r.RecoveredSessions())
+	}
+}
+
+// TestBackendKilledDuringSnapshot kills, with real kill -9, a session's backend while the
+// sweeper's snapshot query runs in it, as happened in a fresh-clone CI run of TestCrashReplay.
+// To catch the query in flight every time, another connection holds a lock the query needs
+// (ACCESS EXCLUSIVE on pg_cursors), and the backend is killed only once the router counted the
+// query sent and not answered and pg_stat_activity shows that backend running it, waiting for
+// the lock. The session (pinned: a temporary table) cannot be replayed, so its client must get
+// an error promptly, not hang; a replayable session beside it is recovered after the node's
+// crash restart; and the router's Close returns promptly afterwards. In every I/O mode.
+func TestBackendKilledDuringSnapshot(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	srv := pgtest.Start(t, pgtest.Options{})
+	sock := filepath.Join(srv.SocketDir, fmt.Sprintf(".s.PGSQL.%d", srv.Port))
+	for _, model := range []string{"IOURing", "Epoll", "Goroutines"} {
+		t.Run(model, func(t *testing.T) {
+			// A snapshot starts only after a whole interval of idleness: the lock below, taken
+			// right after the client's last answer, is held before it.
+			r, addr, _ := startRouter(t, Config{Name: "snapkill", Backends: &staticBackends{writer: sock},
+				IdleSnapshotAfter: time.Second, HoldTimeout: 60 * time.Second,
+				GoroutineRelay: model == "Goroutines", NoIOURing: model == "Epoll"})
+			if model == "IOURing" && r.EventLoopIO() != "io_uring" && !iouDisabledByEnv() {
+				t.Fatalf("event loop I/O %q, want io_uring", r.EventLoopIO())
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+
+			survivor := connect(t, dsn(addr, "postgres", "", "sslmode=disable&application_name=survivor"))
+			var one int
+			if err := survivor.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "the idle session to be replayable", time.Minute, func() bool {
+				for _, s := range r.Sessions() {
+					if s.Replayable {
+						return true
+					}
+				}
+				return false
+			})
+
+			// Direct connections, not through the router: one holds the lock, one watches (a
+			// transaction sees pg_stat_activity as it was at its first look).
+			lk, mon := srv.Connect("postgres"), srv.Connect("postgres")
+			defer lk.Close(context.Background())
+			defer mon.Close(context.Background())
+			c := connect(t, dsn(addr, "postgres", "", "sslmode=disable&application_name=victim"))
+			if _, err := c.Exec(ctx, "CREATE TEMP TABLE scratch (i int)"); err != nil {
+				t.Fatal(err)
+			}
+			sent, ended := r.snapSent.Load(), r.snapEnded.Load()
+			var pid int
+			if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lk.Exec(ctx, "BEGIN; LOCK TABLE pg_catalog.pg_cursors IN ACCESS EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "the sweeper's snapshot query in the victim's backend, waiting for the lock", time.Minute, func() bool {
+				if r.snapEnded.Load() != ended {
+					t.Fatal("the snapshot ended before the lock was taken: this run proves nothing")
+				}
+				var w string
+				_ = mon.QueryRow(ctx, "SELECT coalesce(wait_event_type, '') FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE 'SELECT ''pin''%'", pid).Scan(&w)
+				return r.snapSent.Load() > sent && w == "Lock"
+			})
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+
+			// The pinned session cannot continue: its client gets an error, promptly.
+			qctx, qcancel := context.WithTimeout(ctx, 20*time.Second)
+			defer qcancel()
+			start := time.Now()
+			err := c.QueryRow(qctx, "SELECT 1").Scan(&one)
+			if err == nil {
+				t.Fatal("a pinned session went on after its backend was killed during a snapshot")
+			}
+			if qctx.Err() != nil {
+				t.Fatalf("the client's query after its backend was killed during a snapshot hung for %s: %v", time.Since(start).Round(time.Millisecond), err)
+			}
+			t.Logf("the client's error after %s: %v", time.Since(start).Round(time.Millisecond), err)
+
+			// The crash restart ended the survivor's backend too: it is recovered.
+			waitUntil(t, "the survivor to be recovered", 90*time.Second, func() bool { return r.RecoveredSessions() == 1 })
+			var app string
+			if err := survivor.QueryRow(ctx, "SELECT current_setting('application_name')").Scan(&app); err != nil || app != "survivor" {
+				t.Fatalf("the survivor after the crash restart: %q, %v", app, err)
+			}
+			closed := make(chan struct{})
+			go func() { r.Close(); close(closed) }()
+			select {
+			case <-closed:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("Router.Close did not return within 20 s after a backend was killed during a snapshot")
+			}
+			if n := r.RecoveredSessions(); n != 1 {
+				t.Fatalf("RecoveredSessions %d, want 1 (the pinned session must not be replayed)", n)
+			}
+		})
 	}
 }

@@ -23,12 +23,15 @@ import (
 // a DataRow split over two reads included, passes through as bytes.
 //
 // On a socket the read runs inside the runtime poller's callback (syscall.RawConn.Read) and
-// goes back to the poller as soon as a read returns less than the buffer: a stream socket's
-// read returns short only when it emptied the receive queue, so the read that would find the
-// socket empty (EAGAIN) before the goroutine parks is skipped. That is one system call less
-// per message burst and direction than net.Conn.Read, which always reads to EAGAIN. Data that
-// arrives after the short read raises a new poller edge, which the callback loop waits for.
-// TLS clients (and in-memory pipes in tests) use plain Read.
+// reads until the socket says EAGAIN before it goes back to the poller. It once went back as
+// soon as a read returned less than the buffer, to save that last read, on the grounds that a
+// short read had emptied the receive queue: it had emptied the data, but not the end of the
+// stream behind it, which only the next read reports. The poller is edge-triggered and merges
+// the edges that arrive before the woken goroutine runs, so a backend that sent a last message
+// and closed (a notice, then exit: what every backend does in a crash restart) left the relay
+// parked for ever on a dead socket, with no crash replay and a client that hung
+// (TestConnReaderSeesEndAfterData: most of 300 such readers hung). TLS clients (and
+// in-memory pipes in tests) use plain Read.
 //
 // A mover (move.go) stops the backend direction with a read deadline; the relay then
 // finishes any message it has begun (an asynchronous NotificationResponse or ParameterStatus
@@ -134,7 +137,6 @@ func (cr *connReader) run(process processFunc) error {
 	var ferr error
 	err := cr.rc.Read(func(fd uintptr) bool {
 		for {
-			space := len(cr.buf) - cr.n
 			k, err := syscall.Read(int(fd), cr.buf[cr.n:])
 			switch {
 			case err == syscall.EINTR:
@@ -152,9 +154,6 @@ func (cr *connReader) run(process processFunc) error {
 			if stop || perr != nil {
 				ferr = perr
 				return true
-			}
-			if k < space {
-				return false // the socket is drained: wait for its next edge
 			}
 		}
 	})

@@ -122,6 +122,9 @@ type Router struct {
 	lastActivity atomic.Int64
 	moved        atomic.Int64
 	recovered    atomic.Int64
+	// snapSent and snapEnded count crash snapshots whose query was sent to a backend, and
+	// those whose answer (or failure) came back (recover.go; tests watch them).
+	snapSent, snapEnded atomic.Int64
 
 	stats [2]endpointStats
 
