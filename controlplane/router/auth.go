@@ -63,7 +63,8 @@ const (
 // gives NULLs rather than no row.
 const loginSQL = `SELECT a.oid IS NOT NULL, a.rolpassword, a.rolcanlogin,
   COALESCE(a.rolvaliduntil < pg_catalog.now(), false),
-  d.oid IS NOT NULL, d.datallowconn, pg_catalog.has_database_privilege(a.oid, d.oid, 'CONNECT')
+  d.oid IS NOT NULL, d.datallowconn, pg_catalog.has_database_privilege(a.oid, d.oid, 'CONNECT'),
+  ` + settingsSQL + `
 FROM (VALUES (1)) AS one(x)
 LEFT JOIN pg_catalog.pg_authid a ON a.rolname = $1
 LEFT JOIN pg_catalog.pg_database d ON d.datname = $2`
@@ -73,6 +74,7 @@ type loginInfo struct {
 	roleExists, canLogin, expired    bool
 	verifier                         string // rolpassword; "" when NULL
 	dbExists, dbAllowConn, dbConnect bool
+	settings                         string // the role's and database's settings (poolsettings.go)
 }
 
 // AuthError is a login the router refused: the client got it as a FATAL ErrorResponse with
@@ -274,13 +276,13 @@ func queryLogin(ctx context.Context, conn *pgconn.PgConn, user, db string) (logi
 	if res.Err != nil {
 		return loginInfo{}, res.Err
 	}
-	if len(res.Rows) != 1 || len(res.Rows[0]) != 7 {
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 8 {
 		return loginInfo{}, fmt.Errorf("login lookup returned %d rows", len(res.Rows))
 	}
 	row := res.Rows[0]
 	t := func(i int) bool { return string(row[i]) == "t" }
 	return loginInfo{roleExists: t(0), verifier: string(row[1]), canLogin: t(2), expired: t(3),
-		dbExists: t(4), dbAllowConn: t(5), dbConnect: t(6)}, nil
+		dbExists: t(4), dbAllowConn: t(5), dbConnect: t(6), settings: string(row[7])}, nil
 }
 
 // parseVerifier reads PostgreSQL's SCRAM-SHA-256 verifier,
@@ -423,6 +425,7 @@ func (r *Router) authenticateInRouter(ctx context.Context, client net.Conn, addr
 			keep.set(clientKey, cred)
 		}
 		r.auth.succeeded.Add(1)
+		noteLoginSettings(ctx, info.settings)
 		return true, nil
 	case errors.As(err, &ae):
 	case isTimeout(err):

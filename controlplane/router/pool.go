@@ -580,6 +580,7 @@ func (s *session) runPooled(startup *pgproto3.StartupMessage) bool {
 	}
 	defer s.authDeadline()()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.AuthTimeout)
+	ctx, settings := withLoginSettings(ctx)
 	handled, err := r.authenticateClient(ctx, s, s.backendAddr, startup)
 	cancel()
 	if !handled {
@@ -589,6 +590,8 @@ func (s *session) runPooled(startup *pgproto3.StartupMessage) bool {
 		r.stats[s.ep].rejected.Add(1)
 		return true
 	}
+	// The login's role and database settings are part of the key (poolsettings.go).
+	key = settings.keyWithSettings(key)
 	defer s.pl.pass.zero() // after the relay: the session has ended
 	pb, err := r.acquire(s.backendAddr, key, startup, &s.pl.pass)
 	if err != nil {

@@ -379,3 +379,73 @@ func TestBackendPoolTimeoutsAndRestart(t *testing.T) {
 		}
 	})
 }
+
+// TestPoolRoleSettings: after ALTER ROLE/DATABASE ... SET, through the router or directly on
+// the node, a new client gets a backend with the new settings, never a pooled one that
+// started before (poolsettings.go); the pool keeps working after.
+func TestPoolRoleSettings(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	srv := pgtest.Start(t, pgtest.Options{})
+	sock := unixSocket(srv)
+	hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.Exec("postgres", "SELECT pg_reload_conf()")
+	srv.Exec("postgres", "SET password_encryption = 'scram-sha-256'; CREATE ROLE app LOGIN PASSWORD 'secret'")
+	r, addr, _ := startRouter(t, Config{Name: "settings", Backends: &staticBackends{writer: fmt.Sprintf("127.0.0.1:%d", srv.Port)},
+		PrivateAddr: func(string) string { return sock }})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// visit returns the backend pid and work_mem a new client of app gets, and leaves.
+	visit := func(stmts ...string) (int, string) {
+		t.Helper()
+		c := connect(t, dsn(addr, "app", "secret", ""))
+		var pid int
+		var mem string
+		if err := c.QueryRow(ctx, "SELECT pg_backend_pid(), current_setting('work_mem')").Scan(&pid, &mem); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range stmts {
+			if _, err := c.Exec(ctx, q); err != nil {
+				t.Fatal(q, err)
+			}
+		}
+		idle := r.BackendPool().Idle
+		c.Close(ctx)
+		waitUntil(t, "the backend back in the pool", 30*time.Second, func() bool { return r.BackendPool().Idle == idle+1 })
+		return pid, mem
+	}
+	first, mem := visit()
+	if again, _ := visit(); again != first || mem != "4MB" {
+		t.Fatalf("backends %d then %d, work_mem %s: want one pooled backend with the default", first, again, mem)
+	}
+
+	// Through the router: a role may set its own defaults.
+	visit("ALTER ROLE app SET work_mem = '64MB'")
+	pid, mem := visit()
+	if mem != "64MB" || pid == first {
+		t.Fatalf("after ALTER ROLE app SET work_mem through the router: backend %d (the old one: %d), work_mem %s, want 64MB", pid, first, mem)
+	}
+	if again, mem := visit(); again != pid || mem != "64MB" {
+		t.Fatalf("the pool stopped reusing after the change: backend %d then %d (work_mem %s)", pid, again, mem)
+	}
+
+	// Directly on the node, for the database this time, and read by psql.
+	srv.Exec("postgres", "ALTER ROLE app IN DATABASE postgres SET work_mem = '32MB'")
+	host, port := splitAddr(t, addr)
+	cmd := exec.Command("psql", "-X", "-At", "-h", host, "-p", port, "-U", "app", "-d", "postgres",
+		"-c", "SELECT pg_backend_pid(), current_setting('work_mem')")
+	cmd.Env = append(os.Environ(), "PGPASSWORD=secret")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got == fmt.Sprintf("%d|64MB", pid) || !strings.HasSuffix(got, "|32MB") {
+		t.Fatalf("psql after ALTER ROLE ... IN DATABASE SET on the node got %q, want a new backend with 32MB", got)
+	}
+	srv.Exec("postgres", "ALTER ROLE app IN DATABASE postgres RESET ALL; ALTER ROLE app RESET ALL")
+	if _, mem := visit(); mem != "4MB" {
+		t.Fatalf("after RESET ALL on the node: work_mem %s, want the default", mem)
+	}
+}
