@@ -389,7 +389,7 @@ func (p *Parked) Resume(ctx context.Context, addr string) MoveReport {
 // moveOne opens a backend at addr for ps, replays its state and switches the session to it.
 func (p *Parked) moveOne(ctx context.Context, ps *parkedSession, addr string) error {
 	s := ps.s
-	conn, br, pid, secret, err := p.r.openReplayed(ctx, addr, s.startup, ps.state, &s.pl.pass)
+	conn, br, pid, secret, err := p.r.openReplayed(ctx, addr, s.startup, ps.state, &s.pl)
 	if err != nil {
 		return fmt.Errorf("connecting to %s: %w", addr, err)
 	}
@@ -582,14 +582,9 @@ func parseOIDs(s string) ([]uint32, error) {
 	return out, nil
 }
 
-// replay gives the new backend the session's settings and prepared statements, in one round
-// trip.
-func replay(conn net.Conn, br *bufio.Reader, st sessionState) error {
-	return replayReporting(conn, br, st, nil)
-}
-
-// replayReporting is replay, noting the ParameterStatus values the backend reports in params
-// (when not nil). It reads message by message from br.
+// replayReporting gives the new backend the session's settings and prepared statements, in
+// one round trip, noting the ParameterStatus values the backend reports in params (when not
+// nil). It reads message by message from br.
 func replayReporting(conn net.Conn, br *bufio.Reader, st sessionState, params map[string]string) error {
 	if len(st.settings) == 0 && len(st.stmts) == 0 {
 		return nil

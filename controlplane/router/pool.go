@@ -155,6 +155,30 @@ type poolSession struct {
 	// pass is the client's pass-through key when Config.PassThrough is on (passthrough.go):
 	// the session's new backends authenticate with it; zeroed when the session ends.
 	pass passKey
+	// next is what openReplayed learnt of the backend it opened for a move or a crash replay,
+	// which switchBackend makes the session's (adopt).
+	next movedBackend
+}
+
+// movedBackend is a moved or replayed session's new backend, as the pool needs to know it.
+type movedBackend struct {
+	params map[string]string // its ParameterStatus values, from its start-up and the replay
+	born   uint64
+	opened time.Time
+}
+
+// adopt makes the backend a move or a crash replay just opened (pl.next) the one the pool
+// judges the session by: it was opened with the client's own StartupMessage, and its
+// ParameterStatus values were noted through the replay, so it can return to the pool when the
+// client leaves, as the backend it replaced could. A session never pooled stays so.
+func (pl *poolSession) adopt(startup map[string]string) {
+	nb := pl.next
+	pl.next = movedBackend{}
+	if pl.key == "" || nb.params == nil {
+		pl.params = nil // closed when the session ends
+		return
+	}
+	pl.startup, pl.params, pl.born, pl.opened = startup, nb.params, nb.born, nb.opened
 }
 
 // pooledBackend is a backend in the pool, or on its way in or out.

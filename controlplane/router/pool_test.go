@@ -264,14 +264,7 @@ func TestBackendPool(t *testing.T) {
 	t.Run("RouterSCRAM", func(t *testing.T) {
 		// The real thing: the router authenticates alice with SCRAM itself (auth.go), on a
 		// node reached over TCP with the Unix socket as its private path.
-		hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-		if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		srv.Exec("postgres", "SELECT pg_reload_conf()")
-		srv.Exec("postgres", "SET password_encryption = 'scram-sha-256'; CREATE ROLE alice LOGIN PASSWORD 'wonderland'")
-		rs, saddr, _ := startRouter(t, Config{Name: "scram", Backends: &staticBackends{writer: fmt.Sprintf("127.0.0.1:%d", srv.Port)},
-			PrivateAddr: func(string) string { return sock }})
+		rs, saddr := scramRouter(t, srv, "alice", "wonderland")
 		pids := make([]int, 2)
 		for i := range pids {
 			c := connect(t, dsn(saddr, "alice", "wonderland", ""))
@@ -316,6 +309,23 @@ c.commit(); c.close(); print(pid, app)`
 			t.Fatalf("psycopg2 got %q, want the pooled backend %s with application_name py", got, first)
 		}
 	})
+}
+
+// scramRouter makes srv ask for SCRAM on TCP (postgres and the Unix socket stay trusted),
+// creates role with password, and starts a router that reaches srv over TCP with the Unix
+// socket as its private path: the router authenticates role itself (auth.go).
+func scramRouter(t *testing.T, srv *pgtest.Server, role, password string) (*Router, string) {
+	t.Helper()
+	hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.Exec("postgres", "SELECT pg_reload_conf()")
+	srv.Exec("postgres", fmt.Sprintf("SET password_encryption = 'scram-sha-256'; CREATE ROLE %s LOGIN PASSWORD '%s'", role, password))
+	sock := unixSocket(srv)
+	r, addr, _ := startRouter(t, Config{Name: "scram-" + role, Backends: &staticBackends{writer: fmt.Sprintf("127.0.0.1:%d", srv.Port)},
+		PrivateAddr: func(string) string { return sock }})
+	return r, addr
 }
 
 func splitAddr(t *testing.T, addr string) (string, string) {
@@ -386,15 +396,7 @@ func TestBackendPoolTimeoutsAndRestart(t *testing.T) {
 func TestPoolRoleSettings(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	srv := pgtest.Start(t, pgtest.Options{})
-	sock := unixSocket(srv)
-	hba := "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-	if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv.Exec("postgres", "SELECT pg_reload_conf()")
-	srv.Exec("postgres", "SET password_encryption = 'scram-sha-256'; CREATE ROLE app LOGIN PASSWORD 'secret'")
-	r, addr, _ := startRouter(t, Config{Name: "settings", Backends: &staticBackends{writer: fmt.Sprintf("127.0.0.1:%d", srv.Port)},
-		PrivateAddr: func(string) string { return sock }})
+	r, addr := scramRouter(t, srv, "app", "secret")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// visit returns the backend pid and work_mem a new client of app gets, and leaves.
@@ -448,4 +450,78 @@ func TestPoolRoleSettings(t *testing.T) {
 	if _, mem := visit(); mem != "4MB" {
 		t.Fatalf("after RESET ALL on the node: work_mem %s, want the default", mem)
 	}
+}
+
+// TestPoolAfterMoveAndReplay: a session moved by a reboot (Park, restart, Resume) or replayed
+// after its backend died returns its new backend to the pool when the client leaves, and the
+// next client gets that backend (same pid), reset.
+func TestPoolAfterMoveAndReplay(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	srv := pgtest.Start(t, pgtest.Options{})
+	sock := unixSocket(srv)
+	r, addr, _ := startRouter(t, Config{Name: "poolmove", Backends: &staticBackends{writer: sock}, HoldTimeout: 90 * time.Second,
+		IdleSnapshotAfter: 100 * time.Millisecond, authenticate: trustInRouter()})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	client := func(app string) *pgx.Conn {
+		return connect(t, dsn(addr, "postgres", "", "sslmode=disable&application_name="+app))
+	}
+	// leave closes c and waits for its backend to be back in the pool.
+	leave := func(c *pgx.Conn) {
+		t.Helper()
+		idle := r.BackendPool().Idle
+		c.Close(ctx)
+		waitIdle(t, r, idle+1)
+	}
+	// reused checks that a new client gets backend pid, reset and with its own application_name.
+	reused := func(pid int, app string) *pgx.Conn {
+		t.Helper()
+		c := client(app)
+		var got int
+		var path, gotApp string
+		if err := c.QueryRow(ctx, "SELECT pg_backend_pid(), current_setting('search_path'), current_setting('application_name')").Scan(&got, &path, &gotApp); err != nil {
+			t.Fatal(err)
+		}
+		if got != pid || path != `"$user", public` || gotApp != app {
+			t.Fatalf("the next client got backend %d (search_path %s, application_name %s), want the pooled %d, reset, as %s", got, path, gotApp, pid, app)
+		}
+		return c
+	}
+
+	c := client("mover")
+	if _, err := c.Exec(ctx, "SET search_path = elsewhere, public"); err != nil {
+		t.Fatal(err)
+	}
+	first := backendPID(t, c)
+	p := r.Park(ctx, sock, MoveOptions{Reason: "reboot"})
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	if rep := p.Resume(ctx, sock); rep.Moved != 1 {
+		t.Fatalf("move report %+v", rep)
+	}
+	var moved int
+	var path string
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid(), current_setting('search_path')").Scan(&moved, &path); err != nil || moved == first || path != "elsewhere, public" {
+		t.Fatalf("after the reboot move: backend %d (before %d), search_path %q, %v", moved, first, path, err)
+	}
+	leave(c)
+	c = reused(moved, "after-move")
+
+	// Its backend terminated while idle: the session is replayed on a new backend, which
+	// the pool takes back too.
+	waitUntil(t, "the session's crash snapshot", 30*time.Second, func() bool {
+		ss := r.Sessions()
+		return len(ss) == 1 && ss[0].Replayable
+	})
+	recovered := r.RecoveredSessions()
+	srv.Exec("postgres", "SELECT pg_terminate_backend($1)", moved)
+	waitUntil(t, "the replay", 90*time.Second, func() bool { return r.RecoveredSessions() > recovered })
+	replayed := backendPID(t, c)
+	if replayed == moved {
+		t.Fatal("the terminated backend still answers")
+	}
+	leave(c)
+	reused(replayed, "after-replay").Close(ctx)
 }

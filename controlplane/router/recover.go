@@ -204,7 +204,7 @@ func (s *session) recoverBackend() (next *bufio.Reader, tried bool) {
 		}
 		if addr := s.r.recoveryAddr(s); addr != "" {
 			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			conn, br, pid, secret, err := s.r.openReplayed(ctx, addr, s.startup, st, &s.pl.pass)
+			conn, br, pid, secret, err := s.r.openReplayed(ctx, addr, s.startup, st, &s.pl)
 			cancel()
 			if err == nil {
 				old := s.currentBackend()
@@ -251,8 +251,10 @@ func (r *Router) recoveryAddr(s *session) string {
 }
 
 // openReplayed opens a backend at addr with the client's StartupMessage (on the trusted path,
-// or authenticated with the session's pass-through key pk: dialFor) and replays st there.
-func (r *Router) openReplayed(ctx context.Context, addr string, startup *pgproto3.StartupMessage, st sessionState, pk *passKey) (net.Conn, *bufio.Reader, uint32, []byte, error) {
+// or authenticated with the session's pass-through key: dialFor) and replays st there; it
+// notes in pl.next what the pool needs to take the backend back later (pool.go: adopt).
+func (r *Router) openReplayed(ctx context.Context, addr string, startup *pgproto3.StartupMessage, st sessionState, pl *poolSession) (net.Conn, *bufio.Reader, uint32, []byte, error) {
+	pk, born := &pl.pass, r.pool.generation()
 	conn, err := r.dialFor(addr, pk)
 	if err != nil {
 		return nil, nil, 0, nil, err
@@ -263,15 +265,17 @@ func (r *Router) openReplayed(ctx context.Context, addr string, startup *pgproto
 	}
 	_ = conn.SetDeadline(dl)
 	br := bufio.NewReaderSize(conn, 32<<10)
-	pid, secret, err := startBackend(conn, br, startup, nil, pk)
+	params := map[string]string{}
+	pid, secret, err := startBackend(conn, br, startup, params, pk)
 	if err == nil {
-		err = replay(conn, br, st)
+		err = replayReporting(conn, br, st, params)
 	}
 	if err != nil {
 		conn.Close()
 		return nil, nil, 0, nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
+	pl.next = movedBackend{params: params, born: born, opened: time.Now()}
 	return conn, br, pid, secret, nil
 }
 
@@ -288,7 +292,7 @@ func (r *Router) switchBackend(s *session, addr string, conn net.Conn, pid uint3
 	}
 	s.backendPID, s.backendSecret = pid, secret
 	r.mu.Unlock()
-	s.pl.params = nil // a backend the pool knows nothing of: closed when the session ends (pool.go)
+	s.pl.adopt(s.startup.Parameters) // the pool may take the new backend back (pool.go)
 	// A session closed meanwhile (its client hung up while it was parked for a move, or
 	// during a crash replay) has already closed the connections it knew of: this one is
 	// closed here, or its relay would read it for ever and the router's Close wait for that
