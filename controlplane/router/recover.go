@@ -36,7 +36,10 @@ import (
 // snapshot yet is closed as before: its state is not known, so the client must see the error.
 //
 // The snapshot query runs in the client's own backend, so it shows up as that session's last
-// statement in pg_stat_activity and in statement logs; it runs once per idle period.
+// statement in pg_stat_activity and in statement logs; it runs once per idle period. A backend
+// that dies during it fails the snapshot (nothing is stored) and the session carries on, to
+// find the backend's end as it would have anyway. A replay in progress ends at once when the
+// router closes (untilClosed), not after the dial and start-up timeouts.
 
 // recoverState is the per-session part of crash replay.
 type recoverState struct {
@@ -194,6 +197,10 @@ func (s *session) recoverBackend() (next *bufio.Reader, tried bool) {
 	}
 	st := *s.rec.snap.Load()
 	deadline := time.Now().Add(s.r.cfg.HoldTimeout)
+	// Router.Close waits for this session: its close ends a replay in progress at once, not
+	// after the dial and start-up timeouts.
+	ctx, cancel := s.r.untilClosed(deadline)
+	defer cancel()
 	for {
 		changed := s.r.backendWake.wait() // writerwake.go
 		if s.closed.Load() {
@@ -203,9 +210,7 @@ func (s *session) recoverBackend() (next *bufio.Reader, tried bool) {
 			return nil, true // a stopped cluster: nothing will come back
 		}
 		if addr := s.r.recoveryAddr(s); addr != "" {
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
 			conn, br, pid, secret, err := s.r.openReplayed(ctx, addr, s.startup, st, &s.pl)
-			cancel()
 			if err == nil {
 				old := s.currentBackend()
 				old.Close()
@@ -254,21 +259,31 @@ func (r *Router) recoveryAddr(s *session) string {
 // or authenticated with the session's pass-through key: dialFor) and replays st there; it
 // notes in pl.next what the pool needs to take the backend back later (pool.go: adopt).
 func (r *Router) openReplayed(ctx context.Context, addr string, startup *pgproto3.StartupMessage, st sessionState, pl *poolSession) (net.Conn, *bufio.Reader, uint32, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, 0, nil, err
+	}
 	pk, born := &pl.pass, r.pool.generation()
 	conn, err := r.dialFor(addr, pk)
 	if err != nil {
 		return nil, nil, 0, nil, err
 	}
+	r.replayDialed.Add(1)
 	dl := time.Now().Add(r.cfg.DialTimeout + 10*time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 		dl = d
 	}
 	_ = conn.SetDeadline(dl)
+	// The end of ctx (the router closing) ends the start-up at once: a node that accepts
+	// connections and does not answer (a stopped postmaster) would hold it until dl.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	br := bufio.NewReaderSize(conn, 32<<10)
 	params := map[string]string{}
 	pid, secret, err := startBackend(conn, br, startup, params, pk)
 	if err == nil {
 		err = replayReporting(conn, br, st, params)
+	}
+	if !stop() && err == nil {
+		err = context.Cause(ctx) // ended meanwhile: conn's deadline is spent
 	}
 	if err != nil {
 		conn.Close()
@@ -277,6 +292,19 @@ func (r *Router) openReplayed(ctx context.Context, addr string, startup *pgproto
 	_ = conn.SetDeadline(time.Time{})
 	pl.next = movedBackend{params: params, born: born, opened: time.Now()}
 	return conn, br, pid, secret, nil
+}
+
+// untilClosed is a context that ends at deadline or when the router closes.
+func (r *Router) untilClosed(deadline time.Time) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	go func() {
+		select {
+		case <-r.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // switchBackend records that s now runs on conn at addr (counts per node, cancel key).

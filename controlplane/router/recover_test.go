@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -283,6 +285,63 @@ func TestBackendKilledDuringSnapshot(t *testing.T) {
 			}
 			if n := r.RecoveredSessions(); n != 1 {
 				t.Fatalf("RecoveredSessions %d, want 1 (the pinned session must not be replayed)", n)
+			}
+		})
+	}
+}
+
+// TestCloseDuringReplay closes the router while a session's crash replay is opening its new
+// backend on a node that accepts connections and does not answer (its postmaster stopped with
+// SIGSTOP after the session's backend was killed with kill -9): Close must end that replay at
+// once, not after the dial and start-up timeouts (here 20 + 10 s). In every I/O mode.
+func TestCloseDuringReplay(t *testing.T) {
+	pgtest.RequireInstalled(t)
+	srv := pgtest.Start(t, pgtest.Options{})
+	sock := filepath.Join(srv.SocketDir, fmt.Sprintf(".s.PGSQL.%d", srv.Port))
+	for _, model := range []string{"IOURing", "Epoll", "Goroutines"} {
+		t.Run(model, func(t *testing.T) {
+			r, addr, _ := startRouter(t, Config{Name: "closereplay", Backends: &staticBackends{writer: sock},
+				IdleSnapshotAfter: 100 * time.Millisecond, HoldTimeout: 2 * time.Minute, DialTimeout: 20 * time.Second,
+				GoroutineRelay: model == "Goroutines", NoIOURing: model == "Epoll"})
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			// The node may still be in the crash recovery of the last subtest.
+			var c *pgx.Conn
+			waitUntil(t, "a connection through the router", 2*time.Minute, func() bool {
+				var err error
+				c, err = pgx.Connect(ctx, dsn(addr, "postgres", "", "sslmode=disable"))
+				return err == nil
+			})
+			defer c.Close(context.Background())
+			var pid int
+			if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "the idle session to be replayable", time.Minute, func() bool {
+				ss := r.Sessions()
+				return len(ss) == 1 && ss[0].Replayable
+			})
+			pm := srv.PID()
+			if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			defer syscall.Kill(pm, syscall.SIGCONT) // then the node restarts after the crash
+			dialed := r.replayDialed.Load()
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, "the replay to dial the stopped node", time.Minute, func() bool { return r.replayDialed.Load() > dialed })
+			start := time.Now()
+			closed := make(chan struct{})
+			go func() { r.Close(); close(closed) }()
+			select {
+			case <-closed:
+				t.Logf("Router.Close returned after %s", time.Since(start).Round(time.Millisecond))
+			case <-time.After(10 * time.Second):
+				t.Fatal("Router.Close did not return within 10 s while a crash replay waited for a node that does not answer")
+			}
+			if n := r.RecoveredSessions(); n != 0 {
+				t.Fatalf("RecoveredSessions %d, want 0", n)
 			}
 		})
 	}

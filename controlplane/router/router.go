@@ -125,6 +125,8 @@ type Router struct {
 	// snapSent and snapEnded count crash snapshots whose query was sent to a backend, and
 	// those whose answer (or failure) came back (recover.go; tests watch them).
 	snapSent, snapEnded atomic.Int64
+	// replayDialed counts the backends dialled to replay a session on (recover.go, move.go).
+	replayDialed atomic.Int64
 
 	stats [2]endpointStats
 
