@@ -99,11 +99,12 @@ func TestCrashReplay(t *testing.T) {
 	// recovery); the session waits through it and continues.
 	before := pid()
 	waitReplayable()
+	cp := checkpointer(t, ctx, srv)
 	if err := syscall.Kill(before, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	step("1 killed")
-	waitRecovered(1)
+	afterCrashRestart(t, ctx, srv, r, cp, 0)
 	step("1 recovered")
 	check("after kill -9 of its backend")
 	if after := pid(); after == before {
@@ -113,6 +114,8 @@ func TestCrashReplay(t *testing.T) {
 	if err := inTx.QueryRow(ctx, "SELECT 1").Scan(&one); err == nil {
 		t.Fatal("the session inside a transaction went on after the crash, as if nothing had happened")
 	}
+	waitUntil(t, "the session in a transaction to be closed, not replayed", time.Minute, func() bool { return len(r.Sessions()) == 1 })
+	recovered := r.RecoveredSessions()
 
 	step("2")
 	// 2. kill -9 of the postmaster, and a restart a moment later (as the control plane does):
@@ -127,21 +130,24 @@ func TestCrashReplay(t *testing.T) {
 		srv.Restart()
 	}()
 	step("2 killed")
-	waitRecovered(2)
+	waitRecovered(recovered + 1)
 	step("2 recovered")
 	check("after kill -9 of the postmaster and a restart")
 	if after := pid(); after == before {
 		t.Fatalf("still on backend %d", before)
 	}
-	if r.RecoveredSessions() != 2 {
-		t.Fatalf("RecoveredSessions %d, want 2 (the session in a transaction must not be counted)", r.RecoveredSessions())
+	// The postmaster was gone until the restart: no replay could come early, so exactly one.
+	if r.RecoveredSessions() != recovered+1 {
+		t.Fatalf("RecoveredSessions %d, want %d", r.RecoveredSessions(), recovered+1)
 	}
+	recovered++
 
 	step("3")
 	// 3. A pinned session (a temp table lives only in its backend) is never replayed: its
 	// client sees the error, promptly. Killing its backend makes the node restart every
 	// backend (crash recovery), the idle session's too, which is replayed once more.
 	waitReplayable() // the idle session, before anything below can be taken for it
+	cp = checkpointer(t, ctx, srv)
 	c2 := connect(t, dsn(addr, "postgres", "", ""))
 	var p2 int
 	if _, err := c2.Exec(ctx, "CREATE TEMP TABLE scratch (i int)"); err != nil {
@@ -168,7 +174,7 @@ func TestCrashReplay(t *testing.T) {
 		t.Fatalf("a pinned session's query after its backend was killed hung for 30 s: %v", err)
 	}
 	step(fmt.Sprintf("3 the pinned session's error: %v", err))
-	waitRecovered(3)
+	afterCrashRestart(t, ctx, srv, r, cp, recovered)
 	check("after the crash restart the pinned session's kill caused")
 	step("3 the idle session recovered")
 
@@ -176,6 +182,7 @@ func TestCrashReplay(t *testing.T) {
 	// 4. Closing the router ends a replayable session: the backend the router closes then is
 	// not a crash to recover from.
 	waitReplayable()
+	recovered = r.RecoveredSessions()
 	closed := make(chan struct{})
 	go func() { r.Close(); close(closed) }()
 	select {
@@ -184,9 +191,49 @@ func TestCrashReplay(t *testing.T) {
 		t.Fatalf("Router.Close did not return with a replayable session open (recovered %d)", r.RecoveredSessions())
 	}
 	step("4 closed")
-	if r.RecoveredSessions() != 3 {
-		t.Fatalf("RecoveredSessions %d after Close, want still 3", r.RecoveredSessions())
+	if r.RecoveredSessions() != recovered {
+		t.Fatalf("RecoveredSessions %d after Close, want still %d", r.RecoveredSessions(), recovered)
 	}
+}
+
+// checkpointer is the pid of srv's checkpointer: a crash restart replaces it.
+func checkpointer(t *testing.T, ctx context.Context, srv *pgtest.Server) int {
+	t.Helper()
+	n, err := directInt(ctx, srv, "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = 'checkpointer'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// afterCrashRestart waits, after a kill -9 of one backend of srv, for the crash restart it
+// causes (every backend restarted: a new checkpointer than cp) to be over and for the idle
+// session with application_name survivor to be replayed after it. The router may replay that
+// session before the postmaster has seen the crash, onto a backend the restart then ends in
+// turn, and replays it again after (still idle, its snapshot still valid): so the count grows
+// by one or by two.
+func afterCrashRestart(t *testing.T, ctx context.Context, srv *pgtest.Server, r *Router, cp int, prev int64) {
+	t.Helper()
+	waitUntil(t, "the crash restart to end and the idle session to be replayed after it", 2*time.Minute, func() bool {
+		now, err := directInt(ctx, srv, "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = 'checkpointer'")
+		if err != nil || now == cp {
+			return false
+		}
+		n, err := directInt(ctx, srv, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = 'survivor' AND state = 'idle'")
+		return err == nil && n == 1 && r.RecoveredSessions() > prev
+	})
+}
+
+// directInt runs a one-integer query on a new direct connection to srv (not through a router).
+func directInt(ctx context.Context, srv *pgtest.Server, sql string) (int, error) {
+	c, err := pgx.Connect(ctx, srv.DSN("postgres"))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(context.Background())
+	var n int
+	err = c.QueryRow(ctx, sql).Scan(&n)
+	return n, err
 }
 
 // TestBackendKilledDuringSnapshot kills, with real kill -9, a session's backend while the
@@ -245,6 +292,7 @@ func TestBackendKilledDuringSnapshot(t *testing.T) {
 			if _, err := lk.Exec(ctx, "BEGIN; LOCK TABLE pg_catalog.pg_cursors IN ACCESS EXCLUSIVE MODE"); err != nil {
 				t.Fatal(err)
 			}
+			cp := checkpointer(t, ctx, srv)
 			waitUntil(t, "the sweeper's snapshot query in the victim's backend, waiting for the lock", time.Minute, func() bool {
 				if r.snapEnded.Load() != ended {
 					t.Fatal("the snapshot ended before the lock was taken: this run proves nothing")
@@ -270,12 +318,17 @@ func TestBackendKilledDuringSnapshot(t *testing.T) {
 			}
 			t.Logf("the client's error after %s: %v", time.Since(start).Round(time.Millisecond), err)
 
-			// The crash restart ended the survivor's backend too: it is recovered.
-			waitUntil(t, "the survivor to be recovered", 90*time.Second, func() bool { return r.RecoveredSessions() == 1 })
+			// The crash restart ended the survivor's backend too: it is recovered. The pinned
+			// session is not: no backend of its application_name after the restart.
+			afterCrashRestart(t, ctx, srv, r, cp, 0)
 			var app string
 			if err := survivor.QueryRow(ctx, "SELECT current_setting('application_name')").Scan(&app); err != nil || app != "survivor" {
 				t.Fatalf("the survivor after the crash restart: %q, %v", app, err)
 			}
+			if n, err := directInt(ctx, srv, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = 'victim'"); err != nil || n != 0 {
+				t.Fatalf("backends of the pinned session after the crash restart: %d, %v; want none (it must not be replayed)", n, err)
+			}
+			recovered := r.RecoveredSessions()
 			closed := make(chan struct{})
 			go func() { r.Close(); close(closed) }()
 			select {
@@ -283,8 +336,8 @@ func TestBackendKilledDuringSnapshot(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatalf("Router.Close did not return within 20 s after a backend was killed during a snapshot")
 			}
-			if n := r.RecoveredSessions(); n != 1 {
-				t.Fatalf("RecoveredSessions %d, want 1 (the pinned session must not be replayed)", n)
+			if n := r.RecoveredSessions(); n != recovered {
+				t.Fatalf("RecoveredSessions %d after Close, want still %d", n, recovered)
 			}
 		})
 	}
