@@ -186,15 +186,22 @@ func TestBackendPool(t *testing.T) {
 		waitIdle(t, r, 1)
 		pid = visit(t, addr, "")
 		waitIdle(t, r, 1)
+		cp := srv.QueryValue("postgres", "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "the server to accept connections after a backend's kill -9", time.Minute, func() bool {
+		// Accepting connections is not enough: the postmaster may accept one before it has
+		// seen its child die, and then end it in the crash restart. A new checkpointer says the
+		// restart is over.
+		waitUntil(t, "the crash restart after a backend's kill -9 to end (a new checkpointer)", time.Minute, func() bool {
 			c, err := pgx.Connect(ctx, srv.DSN("postgres"))
-			if err == nil {
-				c.Close(ctx)
+			if err != nil {
+				return false
 			}
-			return err == nil
+			defer c.Close(ctx)
+			var now string
+			err = c.QueryRow(ctx, "SELECT pid::text FROM pg_stat_activity WHERE backend_type = 'checkpointer'").Scan(&now)
+			return err == nil && now != cp
 		})
 		if got := visit(t, addr, ""); got == pid {
 			t.Fatal("a killed backend was handed out")
