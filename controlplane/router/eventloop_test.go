@@ -17,14 +17,24 @@ import (
 // (whose writes to a full socket wait in the session, with reading paused until it drains)
 // and the goroutine relay — checking every byte arrived, and that idle sessions sit in the
 // loop and come back to it after a move.
+// ioModels are the router's three I/O models, for tests that run in each; inIOModel sets a
+// Config to one of them.
+var ioModels = []string{"IOURing", "Epoll", "Goroutines"}
+
+func inIOModel(cfg Config, model string) Config {
+	cfg.GoroutineRelay = model == "Goroutines"
+	cfg.NoIOURing = model == "Epoll"
+	return cfg
+}
+
 func TestRelayModels(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	srv := pgtest.Start(t, pgtest.Options{})
 	sock := filepath.Join(srv.SocketDir, fmt.Sprintf(".s.PGSQL.%d", srv.Port))
-	for _, model := range []string{"IOURing", "Epoll", "Goroutines"} {
+	for _, model := range ioModels {
 		goroutines := model == "Goroutines"
 		t.Run(model, func(t *testing.T) {
-			r, addr, _ := startRouter(t, Config{Name: "relay", Backends: &staticBackends{writer: sock}, GoroutineRelay: goroutines, NoIOURing: model == "Epoll"})
+			r, addr, _ := startRouter(t, inIOModel(Config{Name: "relay", Backends: &staticBackends{writer: sock}}, model))
 			want := map[string]string{"IOURing": "io_uring", "Epoll": "epoll", "Goroutines": ""}[model]
 			if got := r.EventLoopIO(); got != want {
 				// io_uring is the router's default I/O path, so only an explicit opt-out

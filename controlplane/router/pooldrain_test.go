@@ -246,13 +246,13 @@ func TestDatabaseDDLDrainsPool(t *testing.T) {
 	sock := unixSocket(srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	for _, model := range []string{"IOURing", "Epoll", "Goroutines"} {
+	for _, model := range ioModels {
 		t.Run(model, func(t *testing.T) {
 			if model == "IOURing" && iouDisabledByEnv() {
 				t.Skip("BOREALIS_ROUTER_IOURING=off is set: the loop runs on epoll, tested by Epoll")
 			}
-			r, addr, _ := startRouter(t, Config{Name: "ddl", Backends: &staticBackends{writer: sock}, HoldTimeout: 5 * time.Second,
-				GoroutineRelay: model == "Goroutines", NoIOURing: model == "Epoll", authenticate: trustInRouter()})
+			r, addr, _ := startRouter(t, inIOModel(Config{Name: "ddl", Backends: &staticBackends{writer: sock}, HoldTimeout: 5 * time.Second,
+				authenticate: trustInRouter()}, model))
 			app, snap := "app_"+strings.ToLower(model), "Snap "+model
 			srv.Exec("postgres", "CREATE DATABASE "+app)
 			host, port := splitAddr(t, addr)

@@ -248,13 +248,12 @@ func TestBackendKilledDuringSnapshot(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	srv := pgtest.Start(t, pgtest.Options{})
 	sock := filepath.Join(srv.SocketDir, fmt.Sprintf(".s.PGSQL.%d", srv.Port))
-	for _, model := range []string{"IOURing", "Epoll", "Goroutines"} {
+	for _, model := range ioModels {
 		t.Run(model, func(t *testing.T) {
 			// A snapshot starts only after a whole interval of idleness: the lock below, taken
 			// right after the client's last answer, is held before it.
-			r, addr, _ := startRouter(t, Config{Name: "snapkill", Backends: &staticBackends{writer: sock},
-				IdleSnapshotAfter: time.Second, HoldTimeout: 60 * time.Second,
-				GoroutineRelay: model == "Goroutines", NoIOURing: model == "Epoll"})
+			r, addr, _ := startRouter(t, inIOModel(Config{Name: "snapkill", Backends: &staticBackends{writer: sock},
+				IdleSnapshotAfter: time.Second, HoldTimeout: 60 * time.Second}, model))
 			if model == "IOURing" && r.EventLoopIO() != "io_uring" && !iouDisabledByEnv() {
 				t.Fatalf("event loop I/O %q, want io_uring", r.EventLoopIO())
 			}
@@ -351,11 +350,10 @@ func TestCloseDuringReplay(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	srv := pgtest.Start(t, pgtest.Options{})
 	sock := filepath.Join(srv.SocketDir, fmt.Sprintf(".s.PGSQL.%d", srv.Port))
-	for _, model := range []string{"IOURing", "Epoll", "Goroutines"} {
+	for _, model := range ioModels {
 		t.Run(model, func(t *testing.T) {
-			r, addr, _ := startRouter(t, Config{Name: "closereplay", Backends: &staticBackends{writer: sock},
-				IdleSnapshotAfter: 100 * time.Millisecond, HoldTimeout: 2 * time.Minute, DialTimeout: 20 * time.Second,
-				GoroutineRelay: model == "Goroutines", NoIOURing: model == "Epoll"})
+			r, addr, _ := startRouter(t, inIOModel(Config{Name: "closereplay", Backends: &staticBackends{writer: sock},
+				IdleSnapshotAfter: 100 * time.Millisecond, HoldTimeout: 2 * time.Minute, DialTimeout: 20 * time.Second}, model))
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			// The node may still be in the crash recovery of the last subtest.
