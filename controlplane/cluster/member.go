@@ -419,6 +419,48 @@ func (mb *member) stopKeepingGroup(ctx context.Context) {
 	mb.endCgroupBoost()
 }
 
+// reloadOn makes the node re-read its configuration and returns once the reload is in
+// effect for every session. pg_reload_conf() only signals the postmaster, which reloads and then
+// signals each backend, newest first; each backend applies it before its next command. Returning
+// at pg_reload_conf() let a client's SHOW right after a "changed in place" event read the old
+// value (CI, TestModifyCurrentCapacity). So: wait for this session's own pg_conf_load_time() to
+// move (the postmaster has reloaded and started signalling), then open one more connection. The
+// postmaster forks it only from its main loop, after the signal handler that sends SIGHUP to every
+// older backend has returned; waiting for the first step alone still failed in 2 of 8 runs of
+// TestReloadOnTakesEffect, because this session, the newest, is signalled first.
+func reloadOn(ctx context.Context, node *pgproc.Node) error {
+	conn, err := pgx.Connect(ctx, node.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var before time.Time
+	if err := conn.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&before); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return err
+	}
+	for {
+		var done bool
+		if err := conn.QueryRow(ctx, "SELECT pg_conf_load_time() > $1", before).Scan(&done); err != nil {
+			return err
+		}
+		if done {
+			after, err := pgx.Connect(ctx, node.DSN("postgres"))
+			if err != nil {
+				return err
+			}
+			return after.Close(context.Background())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the reload did not take effect: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 func execOn(ctx context.Context, node *pgproc.Node, sql string, args ...any) error {
 	return execOnDB(ctx, node, "postgres", sql, args...)
 }

@@ -334,7 +334,7 @@ func (mb *member) applyInPlace(rec storeMember, from, to float64, want []capacit
 	}
 	ctx, cancel := context.WithTimeout(mb.c.ctx, 10*time.Second)
 	defer cancel()
-	if err := execOn(ctx, mb.node, "SELECT pg_reload_conf()"); err != nil {
+	if err := reloadOn(ctx, mb.node); err != nil {
 		return fmt.Errorf("reloading the settings: %w", err)
 	}
 	if !up {
