@@ -3,8 +3,10 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -408,7 +410,8 @@ func (m *Manager) mustDescribe(t *testing.T, name string) Description {
 
 // TestRestartedManagerAdoptsRunningNodes closes a Manager without stopping its nodes, as a
 // crashed control plane would leave them, and checks a new Manager adopts them (same pids, no
-// duplicate cluster), then restarts a node that died while no Manager ran.
+// duplicate cluster), then restarts a node that died while no Manager ran, on a new port
+// because another process took its own meanwhile.
 func TestRestartedManagerAdoptsRunningNodes(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	home := newHome(t)
@@ -445,10 +448,35 @@ func TestRestartedManagerAdoptsRunningNodes(t *testing.T) {
 		}
 	}
 
+	// Another process takes the reader's port while no control plane runs (as a client's
+	// connection or another test's server may): its restart moves it to a free port.
+	held, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(reader.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+
 	second := newManager(t, home)
 	after, err := second.WaitAvailable(ctx, "solo")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if moved := after.DBClusterMembers[1].Port; moved == reader.Port {
+		t.Fatalf("the reader came up on port %d, which the test's listener holds", moved)
+	}
+	evs, err := second.Events("solo", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moves []string
+	for _, e := range evs {
+		if e.Type == "member.port-changed" && e.Member == reader.DBInstanceIdentifier {
+			moves = append(moves, e.Message)
+		}
+	}
+	if len(moves) != 1 || !strings.Contains(moves[0], "FATAL: could not create any TCP/IP sockets") ||
+		!strings.Contains(moves[0], fmt.Sprintf("port %d is taken", reader.Port)) {
+		t.Fatalf("member.port-changed events of the reader: %q, want one naming port %d and PostgreSQL's FATAL", moves, reader.Port)
 	}
 	if list := second.List(); len(list) != 1 {
 		t.Fatalf("clusters after restart: %d", len(list))

@@ -1009,7 +1009,7 @@ func (mb *member) rejoinOnce(ctx context.Context, rec, w store.Member, writer *p
 	if err != nil {
 		return "", nil, err
 	}
-	if err := node.Start(ctx); err != nil {
+	if err := mb.startNode(ctx, node); err != nil {
 		_ = node.Fence()
 		return "", nil, err
 	}

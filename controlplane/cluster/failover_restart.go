@@ -42,7 +42,7 @@ func (mb *member) restartWithin(rec store.Member, deadline time.Time) error {
 		if node, err = pgproc.New(mb.config(rec)); err != nil {
 			return err
 		}
-		err = node.Start(ctx)
+		err = mb.startNode(ctx, node)
 		// The killed postmaster's children (orphaned, so not found by parent) leave once they
 		// notice its death; until then a start is refused at once. Try again as soon as they
 		// are gone rather than after the usual back-off of a failed start.
@@ -71,7 +71,7 @@ func (mb *member) restartWithin(rec store.Member, deadline time.Time) error {
 	mb.node = node
 	mb.applied = want
 	mb.enforce(rec.Capacity)
-	mb.eventAsync("member.restarted", "restarted node %s on port %d (pid %d)", mb.id, rec.Port, node.PID())
+	mb.eventAsync("member.restarted", "restarted node %s on port %d (pid %d)", mb.id, node.Port, node.PID())
 	return nil
 }
 

@@ -230,7 +230,7 @@ func (mb *member) start(ctx context.Context, rec store.Member, typ, msg string) 
 	if err := writeCapacityConf(rec.DataDir, want); err != nil {
 		return err
 	}
-	if err := node.Start(ctx); err != nil {
+	if err := mb.startNode(ctx, node); err != nil {
 		// A server given up on (say, still in crash recovery) must not linger half-started.
 		_ = node.Fence()
 		mb.endCgroupBoost()
@@ -242,7 +242,7 @@ func (mb *member) start(ctx context.Context, rec store.Member, typ, msg string) 
 	if mb.onReady != nil {
 		mb.onReady()
 	}
-	mb.event(typ, msg, mb.id, rec.Port, node.PID())
+	mb.event(typ, msg, mb.id, node.Port, node.PID())
 	return nil
 }
 
@@ -318,7 +318,7 @@ func (mb *member) create(rec store.Member) error {
 	if err := writeCapacityConf(rec.DataDir, mb.settingsFor(rec.Writer, rec.Capacity)); err != nil {
 		return err
 	}
-	if err := node.Start(ctx); err != nil {
+	if err := mb.startNode(ctx, node); err != nil {
 		return err
 	}
 	mb.node = node
@@ -344,7 +344,7 @@ func (mb *member) create(rec store.Member) error {
 	if rec.Writer {
 		role = "writer"
 	}
-	mb.event("member.created", "created %s %s on port %d (pid %d)", role, mb.id, rec.Port, node.PID())
+	mb.event("member.created", "created %s %s on port %d (pid %d)", role, mb.id, node.Port, node.PID())
 	return nil
 }
 

@@ -251,6 +251,14 @@ func (mb *member) applyParams(group string) (done bool, err error) {
 		}
 	}
 	if len(applied) > 0 {
+		// This backend sees the values, so the postmaster has reloaded and is signalling the
+		// others; it forks a new backend only once every older one is signalled (reloadOn), so
+		// after that, any session's next command sees them too, as the event says.
+		extra, err := pgx.Connect(ctx, mb.node.DSN("postgres"))
+		if err != nil {
+			return false, err
+		}
+		extra.Close(context.Background())
 		mb.event("member.parameters-applied", "applied parameter group %s to %s: %s", group, mb.id, strings.Join(applied, ", "))
 	}
 	if len(static) == 0 {

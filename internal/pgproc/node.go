@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -76,6 +75,9 @@ type Node struct {
 	baseNice int
 	// boostStop ends the boost's watch of new children; boostDone is closed when it has.
 	boostStop, boostDone chan struct{}
+	// logOffset is the size of LogFile when Start launched the postmaster: this start's lines
+	// follow it (startLog).
+	logOffset int64
 }
 
 // New returns a Node for cfg, filling defaults. It starts nothing.
@@ -103,16 +105,6 @@ func New(cfg Config) (*Node, error) {
 		cfg.DirMode = 0o755
 	}
 	return &Node{Config: cfg}, nil
-}
-
-// FreePort asks the kernel for a TCP port that is free on 127.0.0.1 right now.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Init runs initdb (trust authentication for local connections; the dev and test clusters
@@ -234,6 +226,9 @@ func (n *Node) Start(ctx context.Context) error {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if fi, err := logf.Stat(); err == nil {
+		n.logOffset = fi.Size()
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("starting postgres for %s: %w", n.DataDir, err)
@@ -306,11 +301,9 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		}
 		select {
 		case <-n.Exited():
-			return fmt.Errorf("postgres for %s exited during start-up (%v); log %s ends with:\n%s",
-				n.DataDir, n.err, n.LogFile, n.LogTail(30))
+			return n.startFailure(true, "")
 		case <-ctx.Done():
-			return fmt.Errorf("postgres for %s not ready: %w (last error: %v); log ends with:\n%s",
-				n.DataDir, ctx.Err(), err, n.LogTail(30))
+			return fmt.Errorf("%w (%w)", n.startFailure(false, fmt.Sprintf("%v (last error: %v)", ctx.Err(), err)), ctx.Err())
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
@@ -476,20 +469,11 @@ func (n *Node) DSN(db string) string {
 
 // LogTail returns the last lines of the server log.
 func (n *Node) LogTail(lines int) string {
-	f, err := safefile.Open(n.LogFile)
+	data, err := readFrom(n.LogFile, 0)
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
+	return lastLines(data, lines)
 }
 
 // runCtx runs cmd to completion, killing it when ctx ends, and returns its combined output.
