@@ -512,12 +512,7 @@ func (c *Cluster) failover(target, reason string, since time.Time) error {
 	if parked != nil {
 		r := parked.Resume(ctx, backendAddr(nw.record()))
 		parked = nil
-		var pins []string
-		for _, p := range r.Pinned {
-			pins = append(pins, strings.Join(p.Reasons, "+"))
-		}
-		c.m.event(name, nw.id, "member.sessions-moved", fmt.Sprintf("%d session(s) moved to the new writer %s, %d closed with a retryable error (in a transaction or pinned: %v), %d failed %v",
-			r.Moved, nw.id, r.Closed, pins, r.Failed, r.Errors))
+		c.m.event(name, nw.id, "member.sessions-moved", movedMessage(r, "the new writer "+nw.id))
 	}
 
 	tRepointed := time.Now()

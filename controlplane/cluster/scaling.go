@@ -402,8 +402,7 @@ func (mb *member) restartApply(rec storeMember, p *capacityChange, result, how s
 	}()
 	rep := parked.Resume(ctx, addr)
 	if rep.Moved+rep.Closed+rep.Failed > 0 {
-		mb.event("member.sessions-moved", "%d session(s) moved to the restarted node, %d closed with a retryable error (in a transaction or pinned), %d failed %v",
-			rep.Moved, rep.Closed, rep.Failed, rep.Errors)
+		mb.event("member.sessions-moved", "%s", movedMessage(rep, "the restarted node"))
 	}
 	if err != nil {
 		mb.setStatus(StatusFailed)

@@ -468,13 +468,7 @@ func (c *Cluster) reboot(mb *member) {
 	addr := backendAddr(mb.record())
 	parked := c.router.Park(ctx, addr, router.MoveOptions{Reason: "node restart", ClosePinned: true})
 	defer func() {
-		rep := parked.Resume(ctx, addr)
-		var pins []string
-		for _, p := range rep.Pinned {
-			pins = append(pins, strings.Join(p.Reasons, "+"))
-		}
-		mb.event("member.sessions-moved", "%d session(s) moved to the restarted node, %d closed with a retryable error (in a transaction or pinned: %v), %d failed %v",
-			rep.Moved, rep.Closed, pins, rep.Failed, rep.Errors)
+		mb.event("member.sessions-moved", "%s", movedMessage(parked.Resume(ctx, addr), "the restarted node"))
 	}()
 	mb.closePoll()
 	if mb.node != nil && mb.node.Running() {
