@@ -30,8 +30,8 @@ type Description struct {
 	// BackendPool is the router's warm pool of authenticated idle backends: idle ones, ones
 	// in use by a client that can return them, reuses since start.
 	BackendPool *BackendPool `json:"BackendPool,omitempty"`
-	// PinnedSessions are the sessions found pinned to their backend at the last move attempt,
-	// and why (temp_tables, advisory_locks, listen, held_cursors). The node agent's counts of
+	// PinnedSessions are the open sessions found pinned to their backend when last looked at
+	// (a move attempt, or the router's snapshot of a session idle for a second), and why (temp_tables, advisory_locks, listen, held_cursors). The node agent's counts of
 	// the same reasons are in each member's Agent.
 	PinnedSessions []PinnedSession `json:"PinnedSessions,omitempty"`
 	// DurabilityMode is asynchronous or synchronous; FailoverGraceSeconds how long a writer may

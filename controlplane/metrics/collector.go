@@ -54,7 +54,7 @@ var (
 	descPoolIdle       = prometheus.NewDesc("borealis_router_pool_idle_backends", "Authenticated idle backends in the router's warm pool.", []string{"cluster"}, nil)
 	descPoolInUse      = prometheus.NewDesc("borealis_router_pool_in_use_backends", "Client sessions on a backend that returns to the router's warm pool when they end.", []string{"cluster"}, nil)
 	descPoolReused     = prometheus.NewDesc("borealis_router_pool_reused_backends_total", "Clients given a warm backend from the router's pool instead of a new one.", []string{"cluster"}, nil)
-	descPinned         = prometheus.NewDesc("borealis_router_pinned_sessions", "Open client sessions found pinned to their backend at the last move attempt, by reason.", []string{"cluster", "reason"}, nil)
+	descPinned         = prometheus.NewDesc("borealis_router_pinned_sessions", "Open client sessions found pinned to their backend when last looked at (a move, or the snapshot of a session idle for a second), by reason.", []string{"cluster", "reason"}, nil)
 	descEvents         = prometheus.NewDesc("borealis_events_total", "Events recorded by this control plane since it started, by type.", []string{"type"}, nil)
 )
 

@@ -121,6 +121,9 @@ func (s *session) snapshot() {
 	}
 	st, err := inspectNoting(ps.old, ps.br, s.client, func() { s.r.snapSent.Add(1) })
 	s.r.snapEnded.Add(1)
+	if err == nil {
+		s.r.notePins(s, st.pins) // describe and metrics show a pinned session before any move
+	}
 	switch {
 	case err != nil && !isQueryError(err):
 		// The backend is gone or broken: let the reader find that out on its own.
