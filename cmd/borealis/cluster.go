@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -44,15 +45,26 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 			"  modify-instance --name N --db-instance-identifier ID --promotion-tier T\n"+
 			"  modify-current-capacity --name N --capacity C [--seconds-before-timeout S] [--timeout-action A]\n\nRun 'borealis cluster <sub> -h' for its flags.")
 		if len(args) == 0 {
-			return usagef("which cluster command? create, describe, list, modify, delete, stop, start, reboot or modify-current-capacity")
+			return usagef("which cluster command? %s", clusterCommandList())
 		}
 		return nil
 	}
 	sub, ok := clusterSubcommands[args[0]]
 	if !ok {
-		return usagef("unknown cluster command %q: use create, describe, list, modify, delete, stop, start, reboot or modify-current-capacity", args[0])
+		return usagef("unknown cluster command %q: use %s", args[0], clusterCommandList())
 	}
 	return sub(args[1:], stdout, stderr)
+}
+
+// clusterCommandList names every cluster subcommand, from the table itself, so an error never
+// leaves one out (it forgot failover and modify-instance).
+func clusterCommandList() string {
+	names := make([]string, 0, len(clusterSubcommands))
+	for n := range clusterSubcommands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // scalingFlags are the serverless settings shared by create and modify.
@@ -110,7 +122,7 @@ func usageFromField(err error) error {
 func clusterCreate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster create", stderr)
 	cf := addClientFlags(fs)
-	name := fs.String("name", "", "cluster identifier (required)")
+	name := clusterNameFlag(fs, "cluster identifier (required)")
 	readers := fs.Int("readers", 1, "number of readers (0-15)")
 	port := fs.Int("port", 0, "cluster endpoint port on 127.0.0.1 (0: a free one)")
 	readerPort := fs.Int("reader-port", 0, "reader endpoint port on 127.0.0.1 (0: a free one)")
@@ -158,7 +170,7 @@ func clusterCreate(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, true)
+	return printCluster(stdout, format, body.DBCluster, true)
 }
 
 // onePositional parses flags that may come before or after at most one positional argument,
@@ -210,7 +222,7 @@ func nameArg(fs *flag.FlagSet, args []string, name *string, required bool) error
 func clusterDescribe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster describe", stderr)
 	cf := addClientFlags(fs)
-	name := fs.String("name", "", "cluster identifier (all clusters when omitted)")
+	name := clusterNameFlag(fs, "cluster identifier (all clusters when omitted)")
 	if err := nameArg(fs, args, name, false); err != nil {
 		return err
 	}
@@ -225,7 +237,12 @@ func clusterDescribe(args []string, stdout, stderr io.Writer) error {
 		}
 		return printClusters(stdout, format, list.DBClusters, true)
 	}
-	return callOneCluster(c, "GET", *name, nil, stdout, format, true)
+	// One cluster is still a list, as aws rds describe-db-clusters --db-cluster-identifier.
+	d, err := callOneCluster(c, "GET", *name, nil)
+	if err != nil {
+		return err
+	}
+	return printClusters(stdout, format, []cluster.Description{d}, true)
 }
 
 func clusterList(args []string, stdout, stderr io.Writer) error {
@@ -248,7 +265,7 @@ func clusterList(args []string, stdout, stderr io.Writer) error {
 func clusterModify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster modify", stderr)
 	cf := addClientFlags(fs)
-	name := fs.String("name", "", "cluster identifier (required)")
+	name := clusterNameFlag(fs, "cluster identifier (required)")
 	sf := addScalingFlags(fs)
 	paramGroup := fs.String("db-cluster-parameter-group-name", "", "move the cluster to this parameter group")
 	ff := addFailoverFlags(fs, false)
@@ -307,7 +324,11 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return callOneCluster(c, "PATCH", *name, in, stdout, format, false)
+	d, err := callOneCluster(c, "PATCH", *name, in)
+	if err != nil {
+		return err
+	}
+	return printCluster(stdout, format, d, false)
 }
 
 // clusterModifyCapacity is aws rds modify-current-db-cluster-capacity: change the writer's
@@ -315,7 +336,7 @@ func clusterModify(args []string, stdout, stderr io.Writer) error {
 func clusterModifyCapacity(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster modify-current-capacity", stderr)
 	cf := addClientFlags(fs)
-	name := fs.String("name", "", "cluster identifier (required)")
+	name := clusterNameFlag(fs, "cluster identifier (required)")
 	capFlag := fs.Float64("capacity", 0, "new capacity in ACUs (0.5-128, steps of 0.5, within the cluster's range; required)")
 	secs := fs.Int("seconds-before-timeout", 0, "seconds to look for a scaling point (10-600; default: the cluster's)")
 	action := fs.String("timeout-action", "", "RollbackCapacityChange or ForceApplyCapacityChange (default: the cluster's)")
@@ -358,7 +379,7 @@ func clusterModifyCapacity(args []string, stdout, stderr io.Writer) error {
 func clusterDelete(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster delete", stderr)
 	cf := addClientFlags(fs)
-	name := fs.String("name", "", "cluster identifier (required)")
+	name := clusterNameFlag(fs, "cluster identifier (required)")
 	skip := fs.Bool("skip-final-snapshot", false, "confirm: delete the cluster and its data (Borealis keeps no final snapshot)")
 	if err := nameArg(fs, args, name, true); err != nil {
 		return err
@@ -378,11 +399,21 @@ func clusterDelete(args []string, stdout, stderr io.Writer) error {
 	if err := c.call("DELETE", "/v1/clusters/"+url.PathEscape(*name)+"?SkipFinalSnapshot=true", nil, &body); err != nil {
 		return err
 	}
-	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, false)
+	return printCluster(stdout, format, body.DBCluster, false)
 }
 
-// printClusters writes JSON ({"DBClusters": [...]}, like aws rds) or tables; members are listed
-// when withMembers.
+// printCluster writes the one cluster a create, modify, delete, stop, start, reboot or failover
+// answers with: JSON {"DBCluster": {...}}, as aws rds create-db-cluster, stop-db-cluster and the
+// rest print it (a script's `jq .DBCluster.Status` works unchanged), or the tables.
+func printCluster(w io.Writer, format string, d cluster.Description, withMembers bool) error {
+	if format == "json" {
+		return printJSON(w, api.ClusterBody{DBCluster: d})
+	}
+	return printClusters(w, format, []cluster.Description{d}, withMembers)
+}
+
+// printClusters writes JSON ({"DBClusters": [...]}, like aws rds describe-db-clusters) or
+// tables; members are listed when withMembers.
 func printClusters(w io.Writer, format string, cs []cluster.Description, withMembers bool) error {
 	if format == "json" {
 		if cs == nil {
@@ -405,8 +436,12 @@ func printClusters(w io.Writer, format string, cs []cluster.Description, withMem
 		return nil
 	}
 	for _, d := range cs {
-		fmt.Fprintf(w, "\n%s members (timeout %d s then %s, auto-pause after %d s):\n", d.DBClusterIdentifier,
-			d.ScalingConfigurationInfo.SecondsBeforeTimeout, d.ScalingConfigurationInfo.TimeoutAction, d.ScalingConfigurationInfo.SecondsUntilAutoPause)
+		sc := d.ScalingConfigurationInfo
+		pause := "auto-pause off"
+		if sc.AutoPause {
+			pause = fmt.Sprintf("auto-pause after %d s", sc.SecondsUntilAutoPause)
+		}
+		fmt.Fprintf(w, "\n%s members (timeout %d s then %s, %s):\n", d.DBClusterIdentifier, sc.SecondsBeforeTimeout, sc.TimeoutAction, pause)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  MEMBER\tROLE\tTIER\tSTATUS\tCAPACITY\tPORT\tPID\tLAG\tSCALING POINT")
 		for _, m := range d.DBClusterMembers {
@@ -427,16 +462,45 @@ func printClusters(w io.Writer, format string, cs []cluster.Description, withMem
 				m.Status, m.Capacity, m.Port, m.PID, lag, point)
 		}
 		tw.Flush()
+		printSessions(w, d)
 	}
 	return nil
 }
 
-// callOneCluster sends method to the named cluster's resource and prints the cluster the API
-// answers with (members too when withMembers).
-func callOneCluster(c *apiClient, method, name string, in any, stdout io.Writer, format string, withMembers bool) error {
-	var body api.ClusterBody
-	if err := c.call(method, "/v1/clusters/"+url.PathEscape(name), in, &body); err != nil {
-		return err
+// printSessions says, under the members, what the router did with client sessions: those moved
+// to a new backend (reboots, capacity changes), replayed after a crash, pooled, and those open
+// now that cannot move and why; and how a paused or stopped cluster comes back. It prints
+// nothing for a cluster with none of these.
+func printSessions(w io.Writer, d cluster.Description) {
+	switch d.Status {
+	case cluster.StatusPaused:
+		fmt.Fprintf(w, "  paused at 0 ACU: the next connection to either endpoint resumes it (or `borealis cluster start --name %s`)\n", d.DBClusterIdentifier)
+	case cluster.StatusStopped:
+		fmt.Fprintf(w, "  stopped: clients are refused until `borealis cluster start --name %s`\n", d.DBClusterIdentifier)
 	}
-	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, withMembers)
+	pool := d.BackendPool
+	if pool != nil && *pool == (cluster.BackendPool{}) {
+		pool = nil
+	}
+	if d.MovedSessions > 0 || d.RecoveredSessions > 0 || pool != nil {
+		line := fmt.Sprintf("  sessions: %d moved to a new backend, %d replayed after their backend died", d.MovedSessions, d.RecoveredSessions)
+		if p := pool; p != nil {
+			line += fmt.Sprintf("; backend pool %d idle, %d in use, %d reused", p.Idle, p.InUse, p.Reused)
+		}
+		fmt.Fprintln(w, line)
+	}
+	if len(d.PinnedSessions) > 0 {
+		fmt.Fprintf(w, "  pinned sessions (they cannot move: a restart of their node closes them with a retryable 57P01):\n")
+		for _, p := range d.PinnedSessions {
+			fmt.Fprintf(w, "    %s endpoint, %s@%s: %s\n", p.Endpoint, p.User, p.Database, strings.Join(p.Reasons, ", "))
+		}
+	}
+}
+
+// callOneCluster sends method to the named cluster's resource and returns the cluster the API
+// answers with.
+func callOneCluster(c *apiClient, method, name string, in any) (cluster.Description, error) {
+	var body api.ClusterBody
+	err := c.call(method, "/v1/clusters/"+url.PathEscape(name), in, &body)
+	return body.DBCluster, err
 }

@@ -27,10 +27,10 @@ func init() {
 func clusterLifecycle(op string, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster "+op, stderr)
 	cf := addClientFlags(fs)
-	name := fs.String("name", "", "cluster identifier (required)")
+	name := clusterNameFlag(fs, "cluster identifier (required)")
 	var instance *string
 	if op == "reboot" {
-		instance = fs.String("instance", "", "DB instance identifier to restart (default: the writer)")
+		instance = aliasedString(fs, []string{"instance", "db-instance-identifier"}, "DB instance `identifier` to restart (default: the writer)")
 	}
 	want := map[string]string{"stop": cluster.StatusStopped, "start": cluster.StatusAvailable, "reboot": cluster.StatusAvailable}[op]
 	wait := fs.Bool("wait", false, "wait until the cluster and its members are "+want+", showing each change of status on stderr")
@@ -58,5 +58,5 @@ func clusterLifecycle(op string, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, true)
+	return printCluster(stdout, format, body.DBCluster, true)
 }

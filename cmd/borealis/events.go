@@ -70,10 +70,11 @@ func runEvents(args []string, stdout, stderr io.Writer) error {
 	}
 	body.Events = recent
 	if format == "json" {
-		if body.Events == nil {
-			body.Events = []store.Event{}
+		out := eventsJSON{Events: make([]eventJSON, 0, len(body.Events))}
+		for _, e := range body.Events {
+			out.Events = append(out.Events, awsEvent(e))
 		}
-		return printJSON(stdout, body)
+		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tTYPE\tCLUSTER\tMEMBER\tMESSAGE")
@@ -81,6 +82,38 @@ func runEvents(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type, dash(e.Cluster), dash(e.Member), e.Message)
 	}
 	return tw.Flush()
+}
+
+// eventsJSON is `events --output json`, in the shape `aws rds describe-events` prints, so a
+// script's `jq '.Events[] | .Date, .SourceIdentifier, .Message'` works unchanged.
+type eventsJSON struct {
+	Events []eventJSON `json:"Events"`
+}
+
+// eventJSON is one event: aws rds's fields (SourceIdentifier is the member for an instance's
+// event, else the cluster; SourceType db-instance, db-cluster or, for the control plane's own,
+// control-plane) and Borealis's event type (cluster.paused, member.sessions-moved, ...) with the
+// cluster it belongs to and its sequence number.
+type eventJSON struct {
+	SourceIdentifier    string    `json:"SourceIdentifier"`
+	SourceType          string    `json:"SourceType"`
+	Message             string    `json:"Message"`
+	Date                time.Time `json:"Date"`
+	EventType           string    `json:"EventType"`
+	DBClusterIdentifier string    `json:"DBClusterIdentifier,omitempty"`
+	Seq                 uint64    `json:"Seq"`
+}
+
+func awsEvent(e store.Event) eventJSON {
+	out := eventJSON{SourceIdentifier: e.Cluster, SourceType: "db-cluster", Message: e.Message, Date: e.Time,
+		EventType: e.Type, DBClusterIdentifier: e.Cluster, Seq: e.Seq}
+	switch {
+	case e.Member != "":
+		out.SourceIdentifier, out.SourceType = e.Member, "db-instance"
+	case e.Cluster == "":
+		out.SourceType = "control-plane"
+	}
+	return out
 }
 
 func dash(s string) string {

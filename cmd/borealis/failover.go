@@ -84,7 +84,7 @@ func (f failoverFlags) apply(fs *flag.FlagSet, create *cluster.FailoverInput, mo
 func clusterFailover(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster failover", stderr)
 	cf := addClientFlags(fs)
-	name := fs.String("name", "", "cluster identifier (required)")
+	name := clusterNameFlag(fs, "cluster identifier (required)")
 	target := fs.String("target-db-instance-identifier", "", "the reader to promote (default: lowest promotion tier, then largest capacity, then least lag)")
 	if err := nameArg(fs, args, name, true); err != nil {
 		return err
@@ -102,14 +102,14 @@ func clusterFailover(args []string, stdout, stderr io.Writer) error {
 		lf := body.DBCluster.LastFailover
 		fmt.Fprintf(stdout, "failed over from %s to %s in %.1f s\n", lf.From, lf.To, lf.DowntimeSeconds)
 	}
-	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, true)
+	return printCluster(stdout, format, body.DBCluster, true)
 }
 
 // clusterModifyInstance is aws rds modify-db-instance --promotion-tier.
 func clusterModifyInstance(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("cluster modify-instance", stderr)
 	cf := addClientFlags(fs)
-	name := fs.String("name", "", "cluster identifier (required)")
+	name := clusterNameFlag(fs, "cluster identifier (required)")
 	id := fs.String("db-instance-identifier", "", "the member to change (required)")
 	tier := fs.Int("promotion-tier", 1, "promotion tier (0-15, 0 promoted first)")
 	if err := nameArg(fs, args, name, true); err != nil {
@@ -135,5 +135,5 @@ func clusterModifyInstance(args []string, stdout, stderr io.Writer) error {
 		cluster.ModifyMemberInput{PromotionTier: tier}, &body); err != nil {
 		return err
 	}
-	return printClusters(stdout, format, []cluster.Description{body.DBCluster}, true)
+	return printCluster(stdout, format, body.DBCluster, true)
 }

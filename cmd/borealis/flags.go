@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"strings"
 )
 
 // errFlagHelp is returned when -h was asked for: the usage was printed, exit 0.
@@ -37,4 +39,44 @@ func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
 		return usageError{err.Error()}
 	}
 	return nil
+}
+
+// sharedString is a string flag that several names share, such as --name and aws rds's
+// --db-cluster-identifier: the same value twice is fine, two different values are an error
+// rather than a silent last-one-wins.
+type sharedString struct{ p *string }
+
+func (v sharedString) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v sharedString) Set(s string) error {
+	if *v.p != "" && *v.p != s {
+		return fmt.Errorf("given twice, as %q and %q", *v.p, s)
+	}
+	*v.p = s
+	return nil
+}
+
+// aliasedString registers one string flag under every name in names; the first is the main one,
+// the others say they are the same (aws rds's spelling). A `word` in usage names the value in
+// -h, as with flag's own.
+func aliasedString(fs *flag.FlagSet, names []string, usage string) *string {
+	p := new(string)
+	for i, n := range names {
+		u := usage
+		if i > 0 {
+			u = "the same `identifier` as --" + names[0] + ", in aws rds's spelling"
+		}
+		fs.Var(sharedString{p}, n, u)
+	}
+	return p
+}
+
+// clusterNameFlag is --name, also spelled --db-cluster-identifier as in aws rds.
+func clusterNameFlag(fs *flag.FlagSet, usage string) *string {
+	return aliasedString(fs, []string{"name", "db-cluster-identifier"}, strings.Replace(usage, "identifier", "`identifier`", 1))
 }
