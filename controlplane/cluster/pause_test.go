@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,7 +62,13 @@ func TestAutoPauseFloor(t *testing.T) {
 		t.Fatal("4 s accepted with the dev floor at 5")
 	}
 	t.Setenv(AutoPauseFloorEnv, "")
-	if _, err := (CreateInput{Name: "x", AutoPause: true, SecondsUntilAutoPause: 5}).scaling(); err == nil {
-		t.Fatal("5 s accepted without the dev floor")
+	// Refused without the dev floor, naming the setting that would allow it (a user had set it
+	// for the CLI only, and got a bare "use 300 to 86400").
+	_, err := (CreateInput{Name: "x", AutoPause: true, SecondsUntilAutoPause: 5}).scaling()
+	if err == nil || !strings.Contains(err.Error(), "use 300 to 86400") || !strings.Contains(err.Error(), "control plane started with "+AutoPauseFloorEnv+"=5") {
+		t.Fatalf("5 s without the dev floor: %v", err)
+	}
+	if _, err := (CreateInput{Name: "x", AutoPause: true, SecondsUntilAutoPause: 90000}).scaling(); err == nil || strings.Contains(err.Error(), AutoPauseFloorEnv) {
+		t.Fatalf("90000 s: %v (the dev floor does not help there)", err)
 	}
 }

@@ -140,6 +140,12 @@ func validateScaling(s store.Scaling) error {
 		return fieldErr("MinCapacity", "%g ACU is above MaxCapacity (%g ACU)", s.MinCapacity, s.MaxCapacity)
 	}
 	if floor := AutoPauseFloorSeconds(); s.SecondsUntilAutoPause < floor || s.SecondsUntilAutoPause > 86400 {
+		if v := s.SecondsUntilAutoPause; v >= 1 && v < floor {
+			// A user following the README's demo set the floor for the CLI but not for the
+			// control plane, which is the one that decides: say so.
+			return fieldErr("SecondsUntilAutoPause", "%d is out of range: use %d to 86400 (for tests and demos, a control plane started with %s=%d accepts %d)",
+				v, floor, AutoPauseFloorEnv, v, v)
+		}
 		return fieldErr("SecondsUntilAutoPause", "%d is out of range: use %d to 86400", s.SecondsUntilAutoPause, floor)
 	}
 	if s.SecondsBeforeTimeout < 60 || s.SecondsBeforeTimeout > 600 {

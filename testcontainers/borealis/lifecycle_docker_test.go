@@ -44,6 +44,15 @@ func TestRefusesBadCapacityAtOnce(t *testing.T) {
 		t.Fatalf("nodes were created before the refusal: %v", err)
 	}
 	t.Logf("refused after %s", time.Since(began).Round(time.Millisecond))
+
+	// A short auto-pause without the dev floor: the refusal names the setting that allows it.
+	c, err = borealis.Run(ctx, image, testcontainers.WithEnv(map[string]string{"BOREALIS_SECONDS_UNTIL_AUTO_PAUSE": "5"}))
+	if c != nil {
+		defer testcontainers.TerminateContainer(c)
+	}
+	if err == nil || !strings.Contains(err.Error(), "BOREALIS_SECONDS_UNTIL_AUTO_PAUSE") || !strings.Contains(err.Error(), "BOREALIS_DEV_AUTO_PAUSE_FLOOR_SECONDS=5") {
+		t.Fatalf("Run with a 5 s auto-pause and no dev floor: got %v, want the refusal naming the dev floor", err)
+	}
 }
 
 // TestLifecycle runs one cluster through pause and resume, stop and start through the API, and a
