@@ -202,6 +202,16 @@ func Detect(o Options) *Controller {
 	return c
 }
 
+// createHint says what to do about a node cgroup that cannot be made. A read-only cgroup
+// filesystem is what an unprivileged container has, and root inside it changes nothing (the
+// advice to run as root was wrong there); anything else needs root.
+func createHint(err error) string {
+	if errors.Is(err, syscall.EROFS) {
+		return "the cgroup filesystem is read-only, as in an unprivileged container: capacity is computed and reported, not enforced on nodes (docker run --memory and --cpus bound the whole container)"
+	}
+	return "run the control plane as root to enforce capacity"
+}
+
 func (c *Controller) setupV1(v1 map[string]mount, own map[string]string, scope string) error {
 	for _, ctl := range []string{"memory", "cpu", "cpuacct"} {
 		m, ok := v1[ctl]
@@ -210,7 +220,7 @@ func (c *Controller) setupV1(v1 map[string]mount, own map[string]string, scope s
 		}
 		base := filepath.Join(dirFor(m, own[ctl]), "borealis", scope)
 		if err := os.MkdirAll(base, 0o755); err != nil {
-			return fmt.Errorf("cgroup v1: cannot create %s (%v): run the control plane as root to enforce capacity", base, errors.Unwrap(err))
+			return fmt.Errorf("cgroup v1: cannot create %s (%v): %s", base, errors.Unwrap(err), createHint(err))
 		}
 		c.bases[ctl] = base
 	}
@@ -238,7 +248,7 @@ func (c *Controller) setupV2(dir, scope string) error {
 	}
 	base := filepath.Join(dir, "borealis", scope)
 	if err := os.MkdirAll(base, 0o755); err != nil {
-		return fmt.Errorf("cgroup v2: cannot create %s (%v): run the control plane as root to enforce capacity", base, errors.Unwrap(err))
+		return fmt.Errorf("cgroup v2: cannot create %s (%v): %s", base, errors.Unwrap(err), createHint(err))
 	}
 	for _, d := range []string{filepath.Join(dir, "borealis"), base} {
 		if err := enable(d); err != nil {

@@ -345,3 +345,15 @@ func TestNoControllers(t *testing.T) {
 		t.Fatalf("no /proc: mode %s, reason %q", c.Mode(), c.Reason())
 	}
 }
+
+// A read-only cgroup filesystem (Docker's, for an unprivileged container) is not fixed by root:
+// the hint says what it is; other failures to create a node cgroup still ask for root.
+func TestCreateHint(t *testing.T) {
+	ro := createHint(&os.PathError{Op: "mkdir", Path: "/sys/fs/cgroup/memory/borealis", Err: syscall.EROFS})
+	if !strings.Contains(ro, "read-only, as in an unprivileged container") || strings.Contains(ro, "as root") {
+		t.Fatalf("EROFS: %q", ro)
+	}
+	if h := createHint(&os.PathError{Op: "mkdir", Path: "/x", Err: syscall.EACCES}); !strings.Contains(h, "as root") {
+		t.Fatalf("EACCES: %q", h)
+	}
+}

@@ -332,6 +332,10 @@ func TestAPIDescribeAndModifyCapacity(t *testing.T) {
 	if d.ScalingConfigurationInfo.MinCapacity != 0.5 || d.ScalingConfigurationInfo.MaxCapacity != 4 {
 		t.Fatalf("WithCapacity(0.5, 4) gave %+v", d.ScalingConfigurationInfo)
 	}
+	// Docker mounts /sys/fs/cgroup read-only: describe says so, not "run as root" (it is root).
+	if ce := d.CapacityEnforcement; ce.Enforced || !strings.Contains(ce.Reason, "read-only, as in an unprivileged container") || strings.Contains(ce.Reason, "as root") {
+		t.Fatalf("CapacityEnforcement in a container: %+v", ce)
+	}
 	d, err = api.ModifyCapacity(ctx, 1, 2)
 	if err != nil {
 		t.Fatal(err)
