@@ -6,7 +6,10 @@
 # The base image is a debootstrap rootfs loaded with `docker import` (no registry), cached in
 # /var/cache/borealis and as borealis-base:<hash>; the first build takes minutes (20 on this
 # 2-core machine at load 28), later ones reuse it. Artefacts are compiled on the host and staged into $(DOCKER_CTX)/root at their install
-# paths, so the image holds no compiler.
+# paths, so the image holds no compiler. The prune after a build removes only the dangling
+# Borealis images older than an hour: a build running beside it (another checkout, another
+# `make test`) holds untagged intermediate images, and pruning those failed that build with
+# "failed to get digest ... no such file or directory" (seen on this machine, stop 16).
 
 DOCKER        ?= /usr/bin/docker
 IMAGE_NAME    ?= borealis
@@ -36,7 +39,7 @@ image: build docker-daemon
 	cp -a docker/rootfs/. $(DOCKER_CTX)/root/; cp docker/base-trim.sh $(DOCKER_CTX)/; \
 	echo "docker build $(IMAGE_NAME):$(IMAGE_VERSION) on $$base"; \
 	$(DOCKER) build -q --build-arg BASE=$$base -t $(IMAGE_NAME):$(IMAGE_VERSION) -t $(IMAGE_NAME):dev -f docker/Dockerfile $(DOCKER_CTX) >/dev/null; \
-	$(DOCKER) image prune -f --filter label=org.borealisdb.image=borealis >/dev/null; \
+	$(DOCKER) image prune -f --filter label=org.borealisdb.image=borealis --filter until=1h >/dev/null; \
 	$(DOCKER) image ls $(IMAGE_NAME):dev --format 'built {{.Repository}}:$(IMAGE_VERSION) (also :{{.Tag}}), {{.Size}}'
 
 test-docker: image
