@@ -28,8 +28,13 @@ func untilStalled(parent context.Context, dir string, stall, every time.Duration
 			select {
 			case <-ctx.Done():
 				return
-			case now := <-t.C:
-				if s := treeState(dir); s != last {
+			case <-t.C:
+				// The clock is read after the walk, not taken from the tick: a tick that waited
+				// in the channel while this goroutine was starved is older than what the walk
+				// saw, and dating a change by it cut the stall short (TestUntilStalled, load 35).
+				s := treeState(dir)
+				now := time.Now()
+				if s != last {
 					last, changed = s, now
 				} else if now.Sub(changed) >= stall {
 					cancel(fmt.Errorf("no progress in %s for %s (nothing in it changed)", dir, stall))
