@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -411,7 +412,8 @@ func (m *Manager) mustDescribe(t *testing.T, name string) Description {
 // TestRestartedManagerAdoptsRunningNodes closes a Manager without stopping its nodes, as a
 // crashed control plane would leave them, and checks a new Manager adopts them (same pids, no
 // duplicate cluster), then restarts a node that died while no Manager ran, on a new port
-// because another process took its own meanwhile.
+// because another process took its own meanwhile; then, all nodes stopped, the writer's port
+// is taken: the writer moves and its reader follows it to the new port.
 func TestRestartedManagerAdoptsRunningNodes(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	home := newHome(t)
@@ -456,7 +458,14 @@ func TestRestartedManagerAdoptsRunningNodes(t *testing.T) {
 	}
 	defer held.Close()
 
-	second := newManager(t, home)
+	second, st2 := openManager(t, home, Options{})
+	closeSecond := sync.OnceFunc(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		second.Close(ctx, true)
+		st2.Close()
+	})
+	t.Cleanup(closeSecond)
 	after, err := second.WaitAvailable(ctx, "solo")
 	if err != nil {
 		t.Fatal(err)
@@ -496,4 +505,38 @@ func TestRestartedManagerAdoptsRunningNodes(t *testing.T) {
 	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil || !recovery {
 		t.Fatalf("reader endpoint after restart: %v, in recovery %v", err, recovery)
 	}
+
+	// The writer's port is taken while every node is stopped: it moves, and the reader, which
+	// streams from the writer's port, is pointed at the new one and keeps replicating.
+	seq := lastSeq(t, second)
+	closeSecond()
+	writer := after.DBClusterMembers[0]
+	heldW, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(writer.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer heldW.Close()
+	third := newManager(t, home)
+	ctx3, cancel3 := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel3()
+	final, err := third.WaitAvailable(ctx3, "solo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := final.DBClusterMembers[0].Port; p == writer.Port {
+		t.Fatalf("the writer came up on port %d, which the test's listener holds", p)
+	}
+	if !hasEvent(t, third, "solo", writer.DBInstanceIdentifier, "member.port-changed", seq) {
+		t.Fatal("no member.port-changed for the writer")
+	}
+	w := connectTo(t, final.Endpoint)
+	if _, err := w.Exec(ctx3, "CREATE TABLE moved_port AS SELECT 42 AS v"); err != nil {
+		t.Fatal(err)
+	}
+	r := connectTo(t, final.ReaderEndpoint)
+	waitFor(t, "the reader to replay a write made on the writer's new port", 2*time.Minute, func() bool {
+		var v int
+		var recovery bool
+		return r.QueryRow(ctx3, "SELECT v, pg_is_in_recovery() FROM moved_port").Scan(&v, &recovery) == nil && v == 42 && recovery
+	})
 }
