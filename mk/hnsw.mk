@@ -7,8 +7,10 @@ test-hnsw:
 	$(GO) test -count=1 ./hnsw/...
 
 # Concurrency tests and small-graph tests under the race detector (sizes shrink under -race).
+# -timeout: at load 30-34 on a 2-core machine this run took 361 s, and once past go test's
+# default 10 minutes.
 test-hnsw-race:
-	$(GO) test -count=1 -race -short -run 'Concurrent|Tiny|Iterator|DeleteEdge|DeletedEntry|Restore|Tracked' ./hnsw/
+	$(GO) test -count=1 -race -short -timeout 20m -run 'Concurrent|Tiny|Iterator|DeleteEdge|DeletedEntry|Restore|Tracked' ./hnsw/
 
 # Execution counts, not durations: a duration-limited fuzz run can fail with a spurious
 # "context deadline exceeded" on a loaded machine (go.dev/issue/75804, unfixed in Go 1.26).
