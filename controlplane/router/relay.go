@@ -249,6 +249,10 @@ scan:
 			}
 			s.txStatus.Store(uint32(b[pos+5]))
 			s.mv.readyForQuery()
+			if s.holdForKernel(bs, b[pos+5], pos+6 == len(b)) {
+				// Sent once the session is in the kernel (kernelpath.go).
+				return pos + 6, true, bs.write(b[from:pos])
+			}
 			pos += 6
 		case 'K':
 			// 4-byte pid and a key of 4 bytes (protocol 3.0) up to 256 (3.2).
@@ -369,6 +373,11 @@ func (s *session) relay() {
 					if x.closed {
 						s.close()
 						return
+					}
+					if again, over := s.kernelTurn(x.backendErr, bs, cs, bcr, ccr); over {
+						return
+					} else if again {
+						continue // kernelpath.go
 					}
 					// Left for a mover or a busy forward lock (read on, or park), or with
 					// the backend's end or error (handled below as if read here).

@@ -90,6 +90,11 @@ type Config struct {
 	// scram-sha-256 on that address. BOREALIS_ROUTER_PASSTHROUGH=1 turns it on for every
 	// router of the process.
 	PassThrough bool
+	// Sockmap lets the kernel forward the steady state of sessions whose client and backend
+	// are plain TCP (an eBPF sockmap; kernelpath.go), where the kernel allows it (root, BPF,
+	// a recent kernel; otherwise the event loop, as without it). Off by default;
+	// BOREALIS_ROUTER_SOCKMAP=1 turns it on for every router of the process.
+	Sockmap bool
 	// PoolIdleTimeout closes a pooled backend idle that long; 0 means 60 s.
 	PoolIdleTimeout time.Duration
 	// PoolMaxIdlePerKey and PoolMaxIdle cap the idle pooled backends per node, role,
@@ -139,6 +144,7 @@ type Router struct {
 
 	auth routerAuth   // auth.go
 	pool *backendPool // pool.go
+	kfwd *kernelFwd   // kernelpath.go; nil without kernel forwarding
 }
 
 type endpointStats struct {
@@ -168,9 +174,11 @@ func New(cfg Config) *Router {
 	}
 	cfg.limitDefaults()
 	cfg.PassThrough = cfg.PassThrough || passThroughEnv()
+	cfg.Sockmap = cfg.Sockmap || sockmapEnv()
 	r := &Router{cfg: cfg, sessions: map[*session]struct{}{}, byKey: map[cancelKey]*session{},
 		perNode: map[string]int{}, done: make(chan struct{})}
 	r.nextPID.Store(1000)
+	r.startKernelFwd()
 	if cfg.IdleSnapshotAfter > 0 {
 		go r.sweep(cfg.IdleSnapshotAfter)
 	}
@@ -284,6 +292,7 @@ func (r *Router) Close() {
 	r.wg.Wait()
 	r.pool.close()
 	r.stopLoop()
+	r.kfwd.close()
 	r.auth.close()
 }
 

@@ -61,6 +61,8 @@ type session struct {
 	closed atomic.Bool
 	// pl is the session's part in the warm backend pool (pool.go).
 	pl poolSession
+	// kp is the session's part in kernel forwarding (kernelpath.go).
+	kp kernelSession
 }
 
 // backendLost tells the client that its backend connection ended without the server saying
@@ -89,7 +91,7 @@ func (s *session) close() {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true) // before the backend closes: its reader must not take that for a crash
 		s.loopMu.Lock()
-		inLoop := s.closeInLoop()
+		inLoop := s.closeInLoop() || s.closeInKernel()
 		client := s.client
 		moved := s.moved.Load() // under loopMu: see switchBackend
 		kept := s.pl.kept       // under loopMu: handed back to the pool (pool.go), not closed

@@ -41,7 +41,8 @@ type State struct {
 	HdrLen uint32
 	_      [3]byte
 	Hdr    [5]byte
-	_      uint32
+	// Count (RouterScan): the messages of the counted type in the skbs redirected so far.
+	Count uint32
 }
 
 // RedirectToPeer: cookie := bpf_get_socket_cookie(skb); st := lookup(peer, cookie); no
@@ -58,6 +59,7 @@ const (
 	offRedirected = 24
 	offHdrLen     = 32
 	offHdr        = 39
+	offCount      = 44
 )
 
 // redirectOrPass: at "redirect", bpf_sk_redirect_hash(skb = r6, socks, &state.Peer = r7, 0)
@@ -169,6 +171,31 @@ func recordStatus() asm.Instructions {
 // skb of a socket whose divert entry is set passes up untouched: the framing in the state
 // stays where the kernel left it, for user space to carry on from.
 func ScanAndRedirect(socks, peer, divert, ring *ebpf.Map) asm.Instructions {
+	return scan(socks, peer, divert, ring, nil)
+}
+
+// RouterOpts are what RouterScan adds to the hand-back verdict.
+type RouterOpts struct {
+	// Allow are the message types the verdict may redirect: an skb with a header of any
+	// other type diverts its socket (passes up whole, the ring buffer told), so that the
+	// router's own loop sees that message.
+	Allow []byte
+	// Counted is the type whose messages State.Count counts (in redirected skbs only):
+	// requests on a client socket, ReadyForQuery on a backend's.
+	Counted byte
+}
+
+// RouterScan is ScanAndRedirect's hand-back variant as the router runs it (divert and ring
+// are required), with two changes that keep the kernel's framing one the router's loop can
+// take over at any hand-back: (1) only the types in o.Allow are redirected, any other diverts
+// the socket; (2) a header split across skbs diverts the socket instead of being carried
+// (HdrLen stays 0, and State.Left after a hand-back is always what remains of a message whose
+// header the kernel passed on). State.Count counts o.Counted in redirected skbs.
+func RouterScan(socks, peer, divert, ring *ebpf.Map, o RouterOpts) asm.Instructions {
+	return scan(socks, peer, divert, ring, &o)
+}
+
+func scan(socks, peer, divert, ring *ebpf.Map, o *RouterOpts) asm.Instructions {
 	miss := "pass"
 	if divert != nil {
 		miss = "none" // before Active counts this verdict
@@ -236,6 +263,7 @@ func ScanAndRedirect(socks, peer, divert, ring *ebpf.Map) asm.Instructions {
 		asm.Ja.Label("redirect"),
 		asm.Mov.Imm(asm.R1, 0).WithSymbol("walk"),
 		asm.StoreMem(asm.RFP, -32, asm.R1, asm.DWord), // headers seen
+		asm.StoreMem(asm.RFP, -40, asm.R1, asm.DWord), // counted messages (RouterScan)
 		// loop: while pos+5 <= len
 		asm.Mov.Reg(asm.R2, asm.R8).WithSymbol("loop"),
 		asm.Add.Imm(asm.R2, 5),
@@ -256,7 +284,23 @@ func ScanAndRedirect(socks, peer, divert, ring *ebpf.Map) asm.Instructions {
 		asm.HostTo(asm.BE, asm.R3, asm.Word),
 		asm.JLT.Imm(asm.R3, 4, "pass"),
 		asm.LoadMem(asm.R2, asm.RFP, -9, asm.Byte), // the type
-		asm.JNE.Imm(asm.R2, 'Z', "next"),
+	)
+	isZ := asm.JNE.Imm(asm.R2, 'Z', "next")
+	if o != nil {
+		for _, t := range o.Allow {
+			insns = append(insns, asm.JEq.Imm(asm.R2, int32(t), "allowed"))
+		}
+		insns = append(insns,
+			asm.Ja.Label("pass"),
+			asm.JNE.Imm(asm.R2, int32(o.Counted), "counted").WithSymbol("allowed"),
+			asm.LoadMem(asm.R1, asm.RFP, -40, asm.DWord),
+			asm.Add.Imm(asm.R1, 1),
+			asm.StoreMem(asm.RFP, -40, asm.R1, asm.DWord),
+		)
+		isZ = isZ.WithSymbol("counted")
+	}
+	insns = append(insns,
+		isZ,
 		asm.JNE.Imm(asm.R3, 5, "pass"),
 		asm.Mov.Reg(asm.R2, asm.R8),
 		asm.Add.Imm(asm.R2, 6),
@@ -277,21 +321,34 @@ func ScanAndRedirect(socks, peer, divert, ring *ebpf.Map) asm.Instructions {
 		// end: pos < len is a header split across skbs (carried in Hdr); pos >= len leaves
 		// pos-len to come.
 		asm.JGE.Reg(asm.R8, asm.R9, "tail").WithSymbol("end"),
-		asm.Mov.Reg(asm.R4, asm.R9),
-		asm.Sub.Reg(asm.R4, asm.R8),
-		asm.JGT.Imm(asm.R4, 5, "pass"),
-		asm.JEq.Imm(asm.R4, 0, "pass"),
-		asm.StoreMem(asm.R7, offHdrLen, asm.R4, asm.Word),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.Mov.Reg(asm.R2, asm.R8),
-		asm.Mov.Reg(asm.R3, asm.R7),
-		asm.Add.Imm(asm.R3, offHdr),
-		asm.FnSkbLoadBytes.Call(),
-		asm.JNE.Imm(asm.R0, 0, "pass"),
-		asm.Mov.Reg(asm.R8, asm.R9),
+	)
+	if o != nil {
+		insns = append(insns, asm.Ja.Label("pass")) // RouterScan: no carry, divert
+	} else {
+		insns = append(insns,
+			asm.Mov.Reg(asm.R4, asm.R9),
+			asm.Sub.Reg(asm.R4, asm.R8),
+			asm.JGT.Imm(asm.R4, 5, "pass"),
+			asm.JEq.Imm(asm.R4, 0, "pass"),
+			asm.StoreMem(asm.R7, offHdrLen, asm.R4, asm.Word),
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Reg(asm.R2, asm.R8),
+			asm.Mov.Reg(asm.R3, asm.R7),
+			asm.Add.Imm(asm.R3, offHdr),
+			asm.FnSkbLoadBytes.Call(),
+			asm.JNE.Imm(asm.R0, 0, "pass"),
+			asm.Mov.Reg(asm.R8, asm.R9),
+		)
+	}
+	insns = append(insns,
 		asm.Sub.Reg(asm.R8, asm.R9).WithSymbol("tail"),
 		asm.StoreMem(asm.R7, 8, asm.R8, asm.Word),
 	)
+	if o != nil {
+		count := asm.StoreXAdd(asm.R7, asm.R1, asm.Word)
+		count.Offset = offCount
+		insns = append(insns, asm.LoadMem(asm.R1, asm.RFP, -40, asm.DWord), count)
+	}
 	insns = append(insns, redirectOrPass(socks, divert, ring)...)
 	return insns
 }

@@ -22,6 +22,7 @@ func TestStateLayout(t *testing.T) {
 		{"Redirected", unsafe.Offsetof(s.Redirected), offRedirected},
 		{"HdrLen", unsafe.Offsetof(s.HdrLen), offHdrLen},
 		{"Hdr", unsafe.Offsetof(s.Hdr), offHdr},
+		{"Count", unsafe.Offsetof(s.Count), offCount},
 	} {
 		if c.got != c.want {
 			t.Errorf("State.%s at %d, the programs use %d", c.name, c.got, c.want)
