@@ -202,6 +202,7 @@ func main() {
 	flag.StringVar(&pgbouncerBin, "pgbouncer", "", "path of the pgbouncer binary: adds PgBouncer (session mode) as the peer in every round")
 	flag.BoolVar(&routerPool, "router-pool", true, "the router keeps its warm pool of authenticated backends (its default; -backend is then ignored: the node's address is TCP, pooled backends use the Unix socket); false gives every router client a new backend")
 	flag.BoolVar(&routerPassThrough, "router-passthrough", false, "add a second router whose pooled backends are opened over TCP with the client's SCRAM key (Config.PassThrough), as an extra path in every round")
+	flag.BoolVar(&routerSockmap, "router-sockmap", false, "add a router with pass-through and kernel forwarding (Config.PassThrough, Config.Sockmap: needs root), as an extra path in every round")
 	flag.BoolVar(&connectEach, "connect", false, "pgbench -C: a new connection for every transaction (connect, authenticate, one SELECT, disconnect)")
 	replot := flag.String("plot", "", "draw the plot of an earlier run (its report .md or .json; the .png goes beside it) and run nothing: from the run's JSON, else its report's per-round tables")
 	flag.Parse()
@@ -327,22 +328,43 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 		}{secondName(), schedPort})
 	}
 	nExtra := 0
-	if routerPassThrough {
+	// extraRouter adds a router with pass-through (and more, by cfg) as an extra path.
+	extraRouter := func(flagName, path string, cfg router.Config) (*router.Router, error) {
 		if !routerPool {
-			return fmt.Errorf("-router-passthrough needs the router's pool (-router-pool)")
+			return nil, fmt.Errorf("%s needs the router's pool (-router-pool)", flagName)
 		}
-		rp := router.New(router.Config{Name: "bench-passthrough", Backends: staticWriter(backend), GoroutineRelay: relayModel == "goroutines", SchedulerWait: relayModel == "loop-sched", NoIOURing: relayModel == "loop-epoll",
-			PrivateAddr: privateAddr, PassThrough: true})
-		defer rp.Close()
-		lp, err := rp.Listen(router.ClusterEndpoint, "127.0.0.1:0")
+		cfg.Name, cfg.Backends, cfg.PrivateAddr, cfg.PassThrough = "bench-"+path, staticWriter(backend), privateAddr, true
+		cfg.GoroutineRelay, cfg.SchedulerWait, cfg.NoIOURing = relayModel == "goroutines", relayModel == "loop-sched", relayModel == "loop-epoll"
+		rx := router.New(cfg)
+		if cfg.Sockmap && !rx.KernelStats().Enabled {
+			rx.Close()
+			return nil, fmt.Errorf("%s: kernel forwarding did not start (see the log)", flagName)
+		}
+		lx, err := rx.Listen(router.ClusterEndpoint, "127.0.0.1:0")
 		if err != nil {
-			return err
+			rx.Close()
+			return nil, err
 		}
 		paths = append(paths, struct {
 			name string
 			port int
-		}{"router-passthrough", lp.Addr().(*net.TCPAddr).Port})
+		}{path, lx.Addr().(*net.TCPAddr).Port})
 		nExtra++
+		return rx, nil
+	}
+	if routerPassThrough {
+		rp, err := extraRouter("-router-passthrough", "router-passthrough", router.Config{})
+		if err != nil {
+			return err
+		}
+		defer rp.Close()
+	}
+	var rk *router.Router
+	if routerSockmap {
+		if rk, err = extraRouter("-router-sockmap", "router-sockmap", router.Config{Sockmap: true}); err != nil {
+			return err
+		}
+		defer rk.Close()
 	}
 	for _, mode := range strings.Split(sockmapModes, ",") {
 		if mode == "" {
@@ -373,7 +395,7 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			}
 			proxy := 0
 			switch p.name {
-			case "router", "router-sched", "router-epoll", "router-passthrough":
+			case "router", "router-sched", "router-epoll", "router-passthrough", "router-sockmap":
 				proxy = os.Getpid()
 			case "pgbouncer":
 				proxy = bouncerPID
@@ -384,6 +406,10 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 			var kthread0 map[string]time.Duration
 			var faults0 int64
 			pool0 := r.BackendPool()
+			var kern0 router.KernelStats
+			if rk != nil {
+				kern0 = rk.KernelStats()
+			}
 			perfRecord = ""
 			if perfRecordDir != "" && proxy != 0 {
 				perfRecord = filepath.Join(perfRecordDir, fmt.Sprintf("%s-%d", p.name, round))
@@ -434,13 +460,18 @@ func runBench(clients, threads, rounds, seconds, scale int, out, note string) er
 				return fmt.Errorf("%s round %d: %w", p.name, round, err)
 			}
 			res.path, res.round = p.name, round
+			if p.name == "router-sockmap" {
+				k := rk.KernelStats()
+				fmt.Fprintf(os.Stderr, "round %d router-sockmap: the kernel forwarded %d requests (%.0f%% of the transactions), %d entries, %d hand-backs, %d backed out\n",
+					round, k.Forwarded-kern0.Forwarded, 100*float64(k.Forwarded-kern0.Forwarded)/max(1, res.txns), k.Entered-kern0.Entered, k.HandedBack-kern0.HandedBack, k.BackedOut-kern0.BackedOut)
+			}
 			fmt.Fprintf(os.Stderr, "round %d %-6s  %8.0f tps  p50 %.3f ms  p99 %.3f ms  proxy CPU %.1f µs/txn  pgbench %.1f  server %.1f (%.2f faults/txn)  idle %.0f%%  machine %.1f µs/txn  kthreads %.1f  syscalls %.1f/txn (%s)  router pool: %d reused, %d opened\n", round, p.name, res.tps, res.p50, res.p99, res.cpuPerTxn, res.clientCPU, res.serverCPU, res.serverFaults, 100*res.idle, res.machineCPU, res.kthreadCPU, res.syscalls, res.syscallMix, res.poolReused, res.poolOpened)
 			results = append(results, res)
 		}
 	}
 	var main, sched, extra []result
 	for _, r := range results {
-		if strings.HasPrefix(r.path, "sockmap-") || r.path == "router-passthrough" {
+		if strings.HasPrefix(r.path, "sockmap-") || r.path == "router-passthrough" || r.path == "router-sockmap" {
 			extra = append(extra, r)
 		} else if r.path == "router-sched" || r.path == "router-epoll" {
 			sched = append(sched, r)
@@ -532,7 +563,7 @@ const benchPassword = "bench-scram"
 
 // routerPool keeps the router's warm backend pool on; connectEach runs pgbench -C;
 // routerPassThrough adds a router whose pooled backends are on TCP (SCRAM pass-through).
-var routerPool, connectEach, routerPassThrough bool
+var routerPool, connectEach, routerPassThrough, routerSockmap bool
 
 // pooledBackends keeps PgBouncer's server connections across rounds (its default, an hour);
 // otherwise they are closed a second after their client leaves, so that every path of every

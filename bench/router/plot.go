@@ -204,13 +204,14 @@ var pathColors = map[string]color.RGBA{
 	"router-sched":       {R: 120, G: 170, B: 240, A: 255},
 	"router-epoll":       {R: 120, G: 170, B: 240, A: 255},
 	"router-passthrough": {R: 20, G: 60, B: 130, A: 255},
+	"router-sockmap":     {R: 0, G: 190, B: 190, A: 255},
 	"sockmap-verdict":    {R: 40, G: 160, B: 60, A: 255},
 	"sockmap-scan":       {R: 140, G: 200, B: 80, A: 255},
 	"sockmap-half":       {R: 170, G: 110, B: 190, A: 255},
 }
 
 // pathOrder is the order of the bars in a round; other paths follow by name.
-var pathOrder = []string{"direct", "router", "pgbouncer", "router-epoll", "router-sched", "router-passthrough", "sockmap-verdict", "sockmap-scan", "sockmap-half"}
+var pathOrder = []string{"direct", "router", "pgbouncer", "router-epoll", "router-sched", "router-passthrough", "router-sockmap", "sockmap-verdict", "sockmap-scan", "sockmap-half"}
 
 // PlotRun draws run's TPS per round, one bar per path in each round, and writes it to png.
 // Each path's legend entry carries its median ratio to direct over the rounds.

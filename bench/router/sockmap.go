@@ -540,7 +540,8 @@ func waitHangUp(kick int, socks ...int) int {
 // transaction (the sockmap's forwarding runs in softirqs and kworkers, outside this process).
 func sockmapReport(out string, main, extra []result, per int) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n## Extra paths: SCRAM pass-through and the kernel forwarding experiment (`-router-passthrough`, `-sockmap`)\n\n")
+	fmt.Fprintf(&b, "\n## Extra paths: SCRAM pass-through and kernel forwarding (`-router-passthrough`, `-router-sockmap`, `-sockmap`)\n\n")
+	fmt.Fprintf(&b, "- `router-sockmap`: a router in the same process with `Config.PassThrough` and `Config.Sockmap`: its pooled TCP backends and its clients' sockets are forwarded by the kernel between requests (controlplane/router/kernelpath.go), the router taking the session back for anything it must see\n")
 	fmt.Fprintf(&b, "- `router-passthrough`: a second router in the same process with `Config.PassThrough`: its pooled backends are opened over TCP on 127.0.0.1, authenticated with the ClientKey recovered from the client's SCRAM proof, instead of on the Unix socket (what kernel forwarding needs)\n")
 	if sockmapModes != "" {
 		fmt.Fprintf(&b, "\nThe sockmap paths: a minimal proxy relays the start-up in user space, then puts both of a session's sockets in an eBPF SOCKHASH whose SK_SKB program redirects everything to the peer socket's egress:\n\n")

@@ -126,14 +126,14 @@ func newKernelFwd() (k *kernelFwd, err error) {
 		}
 	}()
 	for i, name := range []string{"bor_r_csocks", "bor_r_bsocks"} {
-		if k.socks[i], err = ebpf.NewMap(&ebpf.MapSpec{Name: name, Type: ebpf.SockHash, KeySize: 8, ValueSize: 8, MaxEntries: 65536}); err != nil {
+		if k.socks[i], err = ebpf.NewMap(&ebpf.MapSpec{Name: name, Type: ebpf.SockHash, KeySize: 8, ValueSize: 8, MaxEntries: 16384}); err != nil {
 			return k, fmt.Errorf("sockhash: %w", err)
 		}
 	}
-	if k.peer, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_r_peer", Type: ebpf.Hash, KeySize: 8, ValueSize: 48, MaxEntries: 65536}); err != nil {
+	if k.peer, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_r_peer", Type: ebpf.Hash, KeySize: 8, ValueSize: 48, MaxEntries: 16384}); err != nil {
 		return k, fmt.Errorf("peer map: %w", err)
 	}
-	if k.divert, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_r_divert", Type: ebpf.Hash, KeySize: 8, ValueSize: 4, MaxEntries: 65536}); err != nil {
+	if k.divert, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_r_divert", Type: ebpf.Hash, KeySize: 8, ValueSize: 4, MaxEntries: 16384}); err != nil {
 		return k, fmt.Errorf("divert map: %w", err)
 	}
 	if k.ring, err = ebpf.NewMap(&ebpf.MapSpec{Name: "bor_r_diverted", Type: ebpf.RingBuf, MaxEntries: 64 << 10}); err != nil {
