@@ -33,8 +33,9 @@ package router
 // The session's framing and counters come back from the maps: what remains of the current
 // message each way, requests forwarded against ReadyForQuery seen (the requests in flight),
 // the last transaction status, the bytes each way. A hand-back that forwarded no request
-// makes the next entries wait (doubling, up to 1,024 ReadyForQuery): a client using the
-// extended protocol stays in the loop instead of entering and leaving at every query.
+// (other than an idle session leaving for its crash snapshot) makes the next entries wait
+// (doubling, up to 1,024 ReadyForQuery): a client using the extended protocol stays in the
+// loop instead of entering and leaving at every query.
 
 import (
 	"errors"
@@ -382,7 +383,7 @@ func (s *session) runInKernel(bs *backendStream, cs *clientStream, bcr, ccr *con
 	st.bytesIn.Add(int64(x.st[dirClient].Redirected))
 	st.bytesOut.Add(int64(x.st[dirBackend].Redirected))
 	kf.forwarded.Add(reqs)
-	if reqs == 0 {
+	if reqs == 0 && !x.quiet {
 		s.kp.backoff = min(max(1, 2*s.kp.backoff), 1024)
 		s.kp.skip = s.kp.backoff
 	} else {
@@ -396,6 +397,7 @@ func (s *session) runInKernel(bs *backendStream, cs *clientStream, bcr, ccr *con
 // backed out before sending the held ReadyForQuery), and the sockets' state at hand-back.
 type kernelExit struct {
 	closed, sendZ bool
+	quiet         bool // left because idle, for a snapshot (no backoff)
 	st            [2]kernelfwd.State
 }
 
@@ -464,7 +466,9 @@ func (s *session) kernelEpisode(kf *kernelFwd, fd [2]int, ck [2]uint64, kick int
 		default:
 		}
 		if s.r.cfg.IdleSnapshotAfter > 0 && s.kernelIdle(kf, ck, &lastIn, &idleSince) {
-			break
+			x := s.kernelBack(kf, fd, ck, base, false)
+			x.quiet = true
+			return x
 		}
 	}
 	return s.kernelBack(kf, fd, ck, base, false)

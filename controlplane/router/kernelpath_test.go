@@ -88,36 +88,55 @@ func TestKernelPath(t *testing.T) {
 		}
 	})
 
-	t.Run("MoveAndReplay", func(t *testing.T) {
+	// check runs queries that read a setting made in the kernel.
+	check := func(t *testing.T, c *pgx.Conn, what string) {
+		t.Helper()
+		for range 20 {
+			var path string
+			if err := c.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&path); err != nil || path != "kernel, public" {
+				t.Fatalf("%s: search_path %q (%v)", what, path, err)
+			}
+		}
+	}
+
+	t.Run("Move", func(t *testing.T) {
+		// Without crash snapshots an idle session stays in the kernel: the move must take it.
+		rm, maddr, _ := startRouter(t, Config{Name: "kernel-move", Backends: &staticBackends{writer: node}, Sockmap: true})
+		c := connect(t, dsn(maddr, "postgres", "", "sslmode=disable&default_query_exec_mode=simple_protocol"))
+		if _, err := c.Exec(ctx, "SET search_path = kernel, public"); err != nil {
+			t.Fatal(err)
+		}
+		check(t, c, "before")
+		old := backendPID(t, c)
+		// The ReadyForQuery of the last answer is sent once the session is in the kernel.
+		before := rm.KernelStats()
+		if in := before.Entered - before.HandedBack - before.BackedOut; in != 1 {
+			t.Fatalf("%d sessions in the kernel before the move, want 1 (%+v)", in, before)
+		}
+		p := rm.Park(ctx, node, MoveOptions{Reason: "test"})
+		if rep := p.Resume(ctx, node); rep.Moved != 1 || rep.Failed != 0 {
+			t.Fatalf("move report %+v", rep)
+		}
+		if s := rm.KernelStats(); s.HandedBack != before.HandedBack+1 {
+			t.Fatalf("the move did not take the session from the kernel: %+v then %+v", before, s)
+		}
+		if pid := backendPID(t, c); pid == old {
+			t.Fatalf("still on backend %d after the move", old)
+		}
+		check(t, c, "after the move")
+		if s := rm.KernelStats(); s.Entered <= before.Entered || s.Forwarded < before.Forwarded+20 {
+			t.Fatalf("the moved session did not go back to the kernel: %+v then %+v", before, s)
+		}
+	})
+
+	t.Run("Replay", func(t *testing.T) {
 		c := connect(t, simple)
 		if _, err := c.Exec(ctx, "SET search_path = kernel, public"); err != nil {
 			t.Fatal(err)
 		}
 		waitUntil(t, "one session", time.Minute, func() bool { return len(r.Sessions()) == 1 })
-		check := func(what string) {
-			t.Helper()
-			for range 20 {
-				var path string
-				if err := c.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&path); err != nil || path != "kernel, public" {
-					t.Fatalf("%s: search_path %q (%v)", what, path, err)
-				}
-			}
-		}
-		check("before")
+		check(t, c, "before")
 		old := backendPID(t, c)
-		before := r.KernelStats()
-		p := r.Park(ctx, node, MoveOptions{Reason: "test"})
-		if rep := p.Resume(ctx, node); rep.Moved != 1 || rep.Failed != 0 {
-			t.Fatalf("move report %+v", rep)
-		}
-		moved := backendPID(t, c)
-		if moved == old {
-			t.Fatalf("still on backend %d after the move", old)
-		}
-		check("after the move")
-		if s := r.KernelStats(); s.HandedBack <= before.HandedBack || s.Entered <= before.Entered {
-			t.Fatalf("the move did not take the session from the kernel and back: %+v then %+v", before, s)
-		}
 		// Idle in the kernel, it leaves for its crash snapshot, then its backend is ended.
 		waitUntil(t, "the idle session's snapshot", time.Minute, func() bool {
 			ss := r.Sessions()
@@ -129,13 +148,13 @@ func TestKernelPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer direct.Close(ctx)
-		if _, err := direct.Exec(ctx, fmt.Sprintf("SELECT pg_terminate_backend(%d)", moved)); err != nil {
+		if _, err := direct.Exec(ctx, fmt.Sprintf("SELECT pg_terminate_backend(%d)", old)); err != nil {
 			t.Fatal(err)
 		}
 		waitUntil(t, "the crash replay", time.Minute, func() bool { return r.RecoveredSessions() > recovered })
-		if pid := backendPID(t, c); pid == moved {
+		if pid := backendPID(t, c); pid == old {
 			t.Fatalf("still on backend %d after its termination", pid)
 		}
-		check("after the replay")
+		check(t, c, "after the replay")
 	})
 }
