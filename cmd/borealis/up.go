@@ -124,6 +124,17 @@ func up(ctx context.Context, o upOptions, stdout io.Writer) error {
 	}
 	if existed {
 		fmt.Fprintf(stdout, "borealis: cluster %s found in %s, bringing it back\n", o.name, cp.home)
+		// A cluster left paused or stopped stays so across a restart of the control plane, as on
+		// Aurora; up was waiting for it to become available, for 5 minutes, and then gave up (a
+		// container restarted after an auto-pause died so). up is asked for a running cluster:
+		// start it, as `borealis cluster start` would; auto-pause applies again from there.
+		if d, err := cp.manager.Describe(o.name); err == nil && (d.Status == cluster.StatusPaused || d.Status == cluster.StatusStopped) {
+			fmt.Fprintf(stdout, "borealis: cluster %s was %s; starting it (as `borealis cluster start --name %s`)\n", o.name, d.Status, o.name)
+			if _, err := cp.manager.Start(o.name); err != nil {
+				stopAll()
+				return fmt.Errorf("starting cluster %s: %w", o.name, err)
+			}
+		}
 	} else {
 		fmt.Fprintf(stdout, "borealis: creating cluster %s (1 writer, %d reader(s)) in %s\n", o.name, o.readers, cp.home)
 		if _, err := cp.manager.Create(o.createInput()); err != nil {

@@ -145,6 +145,10 @@ func TestUp(t *testing.T) {
 
 	w.Close(cctx)
 	r.Close(cctx)
+	// Leave the cluster stopped: the next up must start it (below).
+	if code := run([]string{"cluster", "stop", "dev", "--wait", "--home", home}, &out, &errb); code != 0 {
+		t.Fatalf("cluster stop: exit %d: %s", code, errb.String())
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -165,6 +169,45 @@ func TestUp(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(home, apiInfoFile)); err == nil {
 		t.Fatal("api.json left behind after a clean stop")
+	}
+
+	// A cluster left stopped (or paused: it stays so across a restart of the control plane) is
+	// started by the next up, which then prints its endpoints; up used to wait 5 minutes for it
+	// to become available and give up, and a container restarted after an auto-pause died so.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	pr2, pw2 := io.Pipe()
+	done2 := make(chan error, 1)
+	go func() {
+		done2 <- up(ctx2, o, pw2)
+		pw2.Close()
+	}()
+	var again strings.Builder
+	second := bufio.NewScanner(pr2)
+	for second.Scan() && !strings.Contains(second.Text(), "Cluster endpoint (writer): ") {
+		again.WriteString(second.Text() + "\n")
+	}
+	go io.Copy(io.Discard, pr2)
+	if !strings.Contains(second.Text(), "Cluster endpoint (writer): ") || !strings.Contains(again.String(), "cluster dev was stopped; starting it") {
+		cancel2()
+		t.Fatalf("a second up of a stopped cluster did not start it and print its endpoints:\n%s\n(exit: %v)", again.String(), <-done2)
+	}
+	c, err := pgx.Connect(ctx2, writerURI)
+	if err != nil {
+		t.Fatalf("cluster endpoint after the second up: %v", err)
+	}
+	if err := c.QueryRow(ctx2, "SELECT v FROM seed").Scan(&v); err != nil || v != "split" {
+		t.Fatalf("the row after the second up: %q, %v", v, err)
+	}
+	c.Close(ctx2)
+	cancel2()
+	select {
+	case err := <-done2:
+		if err != nil {
+			t.Fatalf("the second up did not stop cleanly: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the second up did not stop within 2 minutes of Ctrl-C")
 	}
 }
 
