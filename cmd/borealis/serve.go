@@ -93,6 +93,9 @@ func startControlPlane(o cpOptions) (*controlPlane, error) {
 	if o.maxClients < 0 {
 		return nil, usagef("--max-client-connections must be 1 or more, got %d", o.maxClients)
 	}
+	if _, err := router.PoolIdleTimeoutFromEnv(); err != nil {
+		return nil, usageError{err.Error()}
+	}
 	if o.listenAddr == "" {
 		o.listenAddr = "127.0.0.1"
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/borealisdb/borealis/controlplane/api"
+	"github.com/borealisdb/borealis/controlplane/router"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
 
@@ -241,6 +242,22 @@ func TestClusterCommandsBadInvocations(t *testing.T) {
 		code, _, errOut := cli(t, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.msg) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, errOut, tc.code, tc.msg)
+		}
+	}
+}
+
+// TestServeRefusesBadPoolIdleTimeout: a bad BOREALIS_ROUTER_POOL_IDLE_TIMEOUT stops serve at
+// once, naming the variable, before it touches the home.
+func TestServeRefusesBadPoolIdleTimeout(t *testing.T) {
+	for _, v := range []string{"5 minutes", "0", "-30s", "2h"} {
+		t.Setenv(router.PoolIdleTimeoutEnv, v)
+		home := filepath.Join(t.TempDir(), "home")
+		code, _, errOut := cli(t, "serve", "--home", home, "--api", "127.0.0.1:0")
+		if code != 2 || !strings.Contains(errOut, router.PoolIdleTimeoutEnv) {
+			t.Fatalf("serve with %s=%q: exit %d, %q; want 2 naming the variable", router.PoolIdleTimeoutEnv, v, code, errOut)
+		}
+		if _, err := os.Stat(home); !os.IsNotExist(err) {
+			t.Fatalf("serve made its home before refusing %q: %v", v, err)
 		}
 	}
 }

@@ -43,6 +43,9 @@ func (cfg *Config) limitDefaults() {
 	}
 	if cfg.PoolIdleTimeout == 0 {
 		cfg.PoolIdleTimeout = DefaultPoolIdleTimeout
+		if d, err := PoolIdleTimeoutFromEnv(); err == nil && d > 0 {
+			cfg.PoolIdleTimeout = d
+		}
 	}
 	if cfg.PoolMaxIdlePerKey == 0 {
 		cfg.PoolMaxIdlePerKey = DefaultPoolMaxIdlePerKey

@@ -532,3 +532,70 @@ func TestPoolAfterMoveAndReplay(t *testing.T) {
 	leave(c)
 	reused(replayed, "after-replay").Close(ctx)
 }
+
+// TestPoolIdleTimeoutSetting: the idle timeout is Config.PoolIdleTimeout, else
+// BOREALIS_ROUTER_POOL_IDLE_TIMEOUT, else 5 minutes; a bad value is refused with the
+// variable's name. With the variable at 12 s, a real pooled backend is reused while idle and
+// closed by the router once idle for 12 s, not before (pg_stat_activity on the server).
+func TestPoolIdleTimeoutSetting(t *testing.T) {
+	defaults := func() time.Duration {
+		var cfg Config
+		cfg.limitDefaults()
+		return cfg.PoolIdleTimeout
+	}
+	t.Setenv(PoolIdleTimeoutEnv, "")
+	if got := defaults(); got != 5*time.Minute || DefaultPoolIdleTimeout != 5*time.Minute {
+		t.Fatalf("default idle timeout %s, want 5m", got)
+	}
+	for v, want := range map[string]time.Duration{"90": 90 * time.Second, "10m": 10 * time.Minute, " 1s ": time.Second, "1h": time.Hour} {
+		t.Setenv(PoolIdleTimeoutEnv, v)
+		if got, err := PoolIdleTimeoutFromEnv(); err != nil || got != want || defaults() != want {
+			t.Fatalf("%s=%q: %s (%v), defaults %s; want %s", PoolIdleTimeoutEnv, v, got, err, defaults(), want)
+		}
+	}
+	cfg := Config{PoolIdleTimeout: 7 * time.Second}
+	cfg.limitDefaults()
+	if cfg.PoolIdleTimeout != 7*time.Second {
+		t.Fatalf("Config.PoolIdleTimeout 7s became %s with %s set", cfg.PoolIdleTimeout, PoolIdleTimeoutEnv)
+	}
+	for _, v := range []string{"0", "-5s", "500ms", "61m", "1.5", "soon", "5 m"} {
+		t.Setenv(PoolIdleTimeoutEnv, v)
+		if _, err := PoolIdleTimeoutFromEnv(); err == nil || !strings.Contains(err.Error(), PoolIdleTimeoutEnv) {
+			t.Fatalf("%s=%q accepted (%v)", PoolIdleTimeoutEnv, v, err)
+		}
+		if got := defaults(); got != DefaultPoolIdleTimeout {
+			t.Fatalf("a bad %s=%q gave %s", PoolIdleTimeoutEnv, v, got)
+		}
+	}
+
+	pgtest.RequireInstalled(t)
+	const timeout = 12 * time.Second
+	t.Setenv(PoolIdleTimeoutEnv, "12")
+	srv := pgtest.Start(t, pgtest.Options{})
+	r, addr, _ := startRouter(t, Config{Name: "poolidle", Backends: &staticBackends{writer: unixSocket(srv)}, authenticate: trustInRouter()})
+	if r.cfg.PoolIdleTimeout != timeout {
+		t.Fatalf("router idle timeout %s, want %s from the environment", r.cfg.PoolIdleTimeout, timeout)
+	}
+	pid := visit(t, addr, "")
+	waitIdle(t, r, 1)
+	if again := visit(t, addr, ""); again != pid {
+		t.Fatalf("the second client got backend %d, want the pooled %d", again, pid)
+	}
+	left := time.Now()
+	waitIdle(t, r, 1)
+	alive := func() bool {
+		return srv.QueryValue("postgres", "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid) == "1"
+	}
+	for alive() {
+		if time.Since(left) > timeout+90*time.Second {
+			t.Fatalf("pooled backend %d still open %s after its client left (idle timeout %s)", pid, time.Since(left), timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if gone := time.Since(left); gone < timeout {
+		t.Fatalf("pooled backend %d closed %s after its client left, before the idle timeout %s", pid, gone, timeout)
+	}
+	if st := r.BackendPool(); st.Idle != 0 {
+		t.Fatalf("pool %+v after the idle timeout", st)
+	}
+}

@@ -95,7 +95,8 @@ type Config struct {
 	// a recent kernel; otherwise the event loop, as without it). Off by default;
 	// BOREALIS_ROUTER_SOCKMAP=1 turns it on for every router of the process.
 	Sockmap bool
-	// PoolIdleTimeout closes a pooled backend idle that long; 0 means 60 s.
+	// PoolIdleTimeout closes a pooled backend idle that long; 0 means
+	// BOREALIS_ROUTER_POOL_IDLE_TIMEOUT when set, else 5 minutes (DefaultPoolIdleTimeout).
 	PoolIdleTimeout time.Duration
 	// PoolMaxIdlePerKey and PoolMaxIdle cap the idle pooled backends per node, role,
 	// database and start-up parameters, and in all; 0 means 20 and 50.
