@@ -479,13 +479,23 @@ func printSessions(w io.Writer, d cluster.Description) {
 		fmt.Fprintf(w, "  stopped: clients are refused until `borealis cluster start --name %s`\n", d.DBClusterIdentifier)
 	}
 	pool := d.BackendPool
-	if pool != nil && *pool == (cluster.BackendPool{}) {
+	if pool != nil && pool.IsZero() {
 		pool = nil
 	}
 	if d.MovedSessions > 0 || d.RecoveredSessions > 0 || pool != nil {
 		line := fmt.Sprintf("  sessions: %d moved to a new backend, %d replayed after their backend died", d.MovedSessions, d.RecoveredSessions)
 		if p := pool; p != nil {
-			line += fmt.Sprintf("; backend pool %d idle, %d in use, %d reused", p.Idle, p.InUse, p.Reused)
+			line += fmt.Sprintf("; backend pool %d idle, %d in use, %d reused, %d opened", p.Idle, p.InUse, p.Reused, p.Opened)
+			reasons := make([]string, 0, len(p.Closed))
+			for r, n := range p.Closed {
+				reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+			}
+			if sort.Strings(reasons); len(reasons) > 0 {
+				line += ", closed: " + strings.Join(reasons, ", ")
+			}
+			if p.DDLDrains > 0 || p.SettingsMisses > 0 {
+				line += fmt.Sprintf(" (%d DATABASE DDL drains, %d logins under changed role settings)", p.DDLDrains, p.SettingsMisses)
+			}
 		}
 		fmt.Fprintln(w, line)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/borealisdb/borealis/controlplane/api"
+	"github.com/borealisdb/borealis/controlplane/cluster"
 	"github.com/borealisdb/borealis/controlplane/router"
 	"github.com/borealisdb/borealis/internal/pgtest"
 )
@@ -259,5 +260,22 @@ func TestServeRefusesBadPoolIdleTimeout(t *testing.T) {
 		if _, err := os.Stat(home); !os.IsNotExist(err) {
 			t.Fatalf("serve made its home before refusing %q: %v", v, err)
 		}
+	}
+}
+
+// TestDescribeTextShowsPool: describe's table output shows the router's pool counters, closes
+// by reason included, and nothing for a pool where nothing happened.
+func TestDescribeTextShowsPool(t *testing.T) {
+	var b bytes.Buffer
+	printSessions(&b, cluster.Description{BackendPool: &cluster.BackendPool{Idle: 2, InUse: 1, Reused: 5, Opened: 4,
+		Closed: map[string]int64{"settings": 1, "ddl": 2}, DDLDrains: 2, SettingsMisses: 1}})
+	want := "backend pool 2 idle, 1 in use, 5 reused, 4 opened, closed: ddl 2, settings 1 (2 DATABASE DDL drains, 1 logins under changed role settings)"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("describe text:\n%s\nwant it to contain %q", b.String(), want)
+	}
+	b.Reset()
+	printSessions(&b, cluster.Description{BackendPool: &cluster.BackendPool{}})
+	if b.Len() != 0 {
+		t.Fatalf("describe text for an unused pool: %q", b.String())
 	}
 }

@@ -362,8 +362,9 @@ func (c *Cluster) Describe() Description {
 	}
 	d.MovedSessions = c.router.MovedSessions()
 	d.RecoveredSessions = c.router.RecoveredSessions()
-	if ps := c.router.BackendPool(); ps != (router.PoolStats{}) {
-		d.BackendPool = &BackendPool{Idle: ps.Idle, InUse: ps.InUse, Reused: ps.Reused}
+	if ps := c.router.BackendPool(); !ps.IsZero() {
+		d.BackendPool = &BackendPool{Idle: ps.Idle, InUse: ps.InUse, Reused: ps.Reused, Opened: ps.Opened,
+			Closed: ps.ClosedByReason(), DDLDrains: ps.DDLDrains, SettingsMisses: ps.SettingsMisses}
 	}
 	for _, s := range c.router.Sessions() {
 		if len(s.Pinned) > 0 {

@@ -52,11 +52,24 @@ type Description struct {
 	EnabledLogsExports []string `json:"EnabledLogsExports"`
 }
 
-// BackendPool is the router's warm backend pool in describe.
+// BackendPool is the router's warm backend pool in describe (router.PoolStats): backends idle
+// and in use now; since the router started, clients given a pooled backend (Reused), backends
+// opened for pool clients, backends the pool closed by reason (router.PoolCloseReasons), drains
+// for DATABASE DDL, and logins that found pooled backends only under older ALTER ROLE/DATABASE
+// ... SET settings.
 type BackendPool struct {
-	Idle   int64 `json:"Idle"`
-	InUse  int64 `json:"InUse"`
-	Reused int64 `json:"Reused"`
+	Idle           int64            `json:"Idle"`
+	InUse          int64            `json:"InUse"`
+	Reused         int64            `json:"Reused"`
+	Opened         int64            `json:"Opened"`
+	Closed         map[string]int64 `json:"Closed,omitempty"`
+	DDLDrains      int64            `json:"DDLDrains"`
+	SettingsMisses int64            `json:"SettingsMisses"`
+}
+
+// IsZero says whether nothing has happened in the pool.
+func (p BackendPool) IsZero() bool {
+	return p.Idle == 0 && p.InUse == 0 && p.Reused == 0 && p.Opened == 0 && len(p.Closed) == 0 && p.DDLDrains == 0 && p.SettingsMisses == 0
 }
 
 // PinnedSession is a client session that cannot move to another backend.

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/borealisdb/borealis/controlplane/cluster"
+	"github.com/borealisdb/borealis/controlplane/router"
 )
 
 var (
@@ -51,12 +52,35 @@ var (
 	descPaused         = prometheus.NewDesc("borealis_cluster_paused", "1 while the cluster is paused (auto-pause) or stopped, its nodes down at 0 ACU.", []string{"cluster", "status"}, nil)
 	descMoved          = prometheus.NewDesc("borealis_router_moved_sessions_total", "Client sessions the router moved to a new backend without the client noticing.", []string{"cluster"}, nil)
 	descRecovered      = prometheus.NewDesc("borealis_router_recovered_sessions_total", "Idle client sessions the router replayed onto a new backend after theirs died.", []string{"cluster"}, nil)
-	descPoolIdle       = prometheus.NewDesc("borealis_router_pool_idle_backends", "Authenticated idle backends in the router's warm pool.", []string{"cluster"}, nil)
-	descPoolInUse      = prometheus.NewDesc("borealis_router_pool_in_use_backends", "Client sessions on a backend that returns to the router's warm pool when they end.", []string{"cluster"}, nil)
-	descPoolReused     = prometheus.NewDesc("borealis_router_pool_reused_backends_total", "Clients given a warm backend from the router's pool instead of a new one.", []string{"cluster"}, nil)
 	descPinned         = prometheus.NewDesc("borealis_router_pinned_sessions", "Open client sessions found pinned to their backend when last looked at (a move, or the snapshot of a session idle for a second), by reason.", []string{"cluster", "reason"}, nil)
 	descEvents         = prometheus.NewDesc("borealis_events_total", "Events recorded by this control plane since it started, by type.", []string{"type"}, nil)
 )
+
+// poolMetrics are the router's warm backend pool (describe's BackendPool) in /metrics: each
+// family's name, help, type and value are here once, for Describe and Collect alike.
+var poolMetrics = []struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(cluster.BackendPool) float64
+}{
+	{prometheus.NewDesc("borealis_router_pool_idle_backends", "Authenticated idle backends in the router's warm pool.", []string{"cluster"}, nil),
+		prometheus.GaugeValue, func(p cluster.BackendPool) float64 { return float64(p.Idle) }},
+	{prometheus.NewDesc("borealis_router_pool_in_use_backends", "Client sessions on a backend that returns to the router's warm pool when they end.", []string{"cluster"}, nil),
+		prometheus.GaugeValue, func(p cluster.BackendPool) float64 { return float64(p.InUse) }},
+	{prometheus.NewDesc("borealis_router_pool_reused_backends_total", "Clients given a warm backend from the router's pool instead of a new one.", []string{"cluster"}, nil),
+		prometheus.CounterValue, func(p cluster.BackendPool) float64 { return float64(p.Reused) }},
+	{prometheus.NewDesc("borealis_router_pool_opened_backends_total", "Backends the router opened for clients of its warm pool (reused later or not).", []string{"cluster"}, nil),
+		prometheus.CounterValue, func(p cluster.BackendPool) float64 { return float64(p.Opened) }},
+	{prometheus.NewDesc("borealis_router_pool_ddl_drains_total", "Times DROP/CREATE/ALTER DATABASE (or a 55006 answer) made the router close idle pooled backends on the databases it names.", []string{"cluster"}, nil),
+		prometheus.CounterValue, func(p cluster.BackendPool) float64 { return float64(p.DDLDrains) }},
+	{prometheus.NewDesc("borealis_router_pool_settings_misses_total", "Logins that found the pool's backends for their role and database only under older ALTER ROLE/DATABASE ... SET settings (those are closed).", []string{"cluster"}, nil),
+		prometheus.CounterValue, func(p cluster.BackendPool) float64 { return float64(p.SettingsMisses) }},
+}
+
+// descPoolClosed is the pool's closed backends by reason (router.PoolCloseReasons, each
+// reported from the start at 0).
+var descPoolClosed = prometheus.NewDesc("borealis_router_pool_closed_backends_total",
+	"Backends the router's warm pool closed, by reason (idle_timeout, stale, limit, too_many_clients, drain, ddl, settings, lifetime, reset).", []string{"cluster", "reason"}, nil)
 
 // Collector reads a Manager at scrape time.
 type Collector struct {
@@ -78,8 +102,11 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCapacity, descACUUtil, descCPU, descMemory, descConnections, descUptime,
 		descLagSeconds, descLagBytes, descUp, descAgent, descScalingPoint, descRouterConns, descRouterTotal,
 		descRouterRejected, descRouterBytes, descEvents, descPaused, descMoved, descRecovered, descPinned,
-		descEnforced, descMemLimit, descCPULimit, descCapCPU, descScaling} {
+		descEnforced, descMemLimit, descCPULimit, descCapCPU, descScaling, descPoolClosed} {
 		ch <- d
+	}
+	for _, m := range poolMetrics {
+		ch <- m.desc
 	}
 }
 
@@ -159,9 +186,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if d.BackendPool != nil {
 			pool = *d.BackendPool
 		}
-		gauge(descPoolIdle, float64(pool.Idle), cl.Name())
-		gauge(descPoolInUse, float64(pool.InUse), cl.Name())
-		counter(descPoolReused, float64(pool.Reused), cl.Name())
+		for _, m := range poolMetrics {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(pool), cl.Name())
+		}
+		for _, reason := range router.PoolCloseReasons {
+			counter(descPoolClosed, float64(pool.Closed[reason]), cl.Name(), reason)
+		}
 		pins := map[string]int{}
 		for _, p := range d.PinnedSessions {
 			for _, r := range p.Reasons {

@@ -88,6 +88,39 @@ func TestMetricsOfARunningCluster(t *testing.T) {
 	}
 	waitMetrics(t, scrape, value, want)
 
+	// DATABASE DDL through the router: a client of a new database leaves its backend to the
+	// pool; DROP DATABASE then closes it first (else 55006), which /metrics and describe count.
+	if _, err := conn.Exec(ctx, "CREATE DATABASE scratch"); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pgx.Connect(ctx, fmt.Sprintf("postgres://borealis:metrics-test-pw@%s/scratch?sslmode=disable", d.Endpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	other.Close(ctx)
+	cl, _ := m.Cluster("metered")
+	for deadline := time.Now().Add(60 * time.Second); cl.Router().BackendPool().Idle < 1; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("scratch's backend not pooled after 60 s: %+v", cl.Router().BackendPool())
+		}
+	}
+	if _, err := conn.Exec(ctx, "DROP DATABASE scratch"); err != nil {
+		t.Fatalf("DROP DATABASE through the router with the database's backend pooled: %v", err)
+	}
+	waitMetrics(t, scrape, value, map[string]func(float64) bool{
+		`borealis_router_pool_ddl_drains_total\{cluster="metered"\}`:                        func(v float64) bool { return v == 2 },
+		`borealis_router_pool_closed_backends_total\{cluster="metered",reason="ddl"\}`:      func(v float64) bool { return v == 1 },
+		`borealis_router_pool_closed_backends_total\{cluster="metered",reason="settings"\}`: func(v float64) bool { return v == 0 },
+		`borealis_router_pool_opened_backends_total\{cluster="metered"\}`:                   func(v float64) bool { return v >= 2 },
+		`borealis_router_pool_settings_misses_total\{cluster="metered"\}`:                   func(v float64) bool { return v == 0 },
+	})
+	if bp := cl.Describe().BackendPool; bp == nil || bp.DDLDrains != 2 || bp.Closed["ddl"] != 1 || bp.Opened < 2 {
+		t.Fatalf("describe's BackendPool after CREATE and DROP DATABASE: %+v", bp)
+	}
+
 	// Paused (the client gone, auto-pause after 1 s): /metrics says so, at capacity 0.
 	conn.Close(ctx)
 	one, on := 1, true

@@ -244,6 +244,26 @@ func (pb *pooledBackend) close() {
 	pb.conn.Close()
 }
 
+// closeReason is why the pool closed one of its backends (PoolStats.Closed).
+type closeReason int
+
+const (
+	closedIdleTimeout    closeReason = iota // idle for PoolIdleTimeout
+	closedStale                             // the server had closed it (found at checkout or by the reaper)
+	closedLimit                             // beyond PoolMaxIdlePerKey or PoolMaxIdle
+	closedTooManyClients                    // a 53300 wanted its slot
+	closedDrain                             // its node drained (park, pause, stop, failover) or the router closed
+	closedDDL                               // DATABASE DDL or a 55006 answer needed its database (pooldrain.go)
+	closedSettings                          // its role's or database's settings changed (poolsettings.go)
+	closedLifetime                          // older than poolMaxLifetime when its client left
+	closedReset                             // DISCARD ALL, or the checkout's set_config, failed
+	numCloseReasons
+)
+
+// PoolCloseReasons name the reasons in PoolStats.Closed, describe and /metrics.
+var PoolCloseReasons = [numCloseReasons]string{"idle_timeout", "stale", "limit", "too_many_clients", "drain",
+	"ddl", "settings", "lifetime", "reset"}
+
 // PoolStats are the warm backend pool's counters.
 type PoolStats struct {
 	// Idle is the number of authenticated idle backends waiting for a client.
@@ -259,6 +279,26 @@ type PoolStats struct {
 	// DDLDrains counts the times DATABASE DDL (or a 55006 answer) closed idle pooled
 	// backends in its way (pooldrain.go).
 	DDLDrains int64 `json:"ddl_drains"`
+	// SettingsMisses counts logins that found the pool's backends for their role, database
+	// and start-up parameters only under older role or database settings (ALTER ROLE/DATABASE
+	// ... SET since they opened): those were closed (poolsettings.go).
+	SettingsMisses int64 `json:"settings_misses"`
+	// Closed counts the backends the pool closed, by reason (PoolCloseReasons).
+	Closed [numCloseReasons]int64 `json:"closed"`
+}
+
+// IsZero says whether nothing has happened in the pool.
+func (s PoolStats) IsZero() bool { return s == PoolStats{} }
+
+// ClosedByReason is Closed keyed by PoolCloseReasons, without the zeros.
+func (s PoolStats) ClosedByReason() map[string]int64 {
+	out := map[string]int64{}
+	for i, n := range s.Closed {
+		if n > 0 {
+			out[PoolCloseReasons[i]] = n
+		}
+	}
+	return out
 }
 
 // backendPool holds one router's idle backends.
@@ -275,9 +315,15 @@ type backendPool struct {
 	sinceDB map[string]uint64
 	closed  bool
 
-	idle, inUse, reused, opened, stale atomic.Int64
+	idle, inUse, reused, opened atomic.Int64
 	// ddlDrains counts drains for DATABASE DDL and 55006 answers (pooldrain.go).
 	ddlDrains atomic.Int64
+	// settingsMisses counts logins that found only backends of older settings
+	// (poolsettings.go); settingsOf is node + key without settings → the settings the last
+	// login read (under mu).
+	settingsMisses atomic.Int64
+	settingsOf     map[string]string
+	closedBy       [numCloseReasons]atomic.Int64
 }
 
 func newBackendPool(r *Router) *backendPool {
@@ -311,8 +357,19 @@ func (p *backendPool) get(addr, key string) *pooledBackend {
 		if connAlive(pb.conn) {
 			return pb
 		}
-		p.stale.Add(1)
-		pb.close()
+		p.discard(closedStale, pb)
+	}
+}
+
+// discard closes backends of the pool, counting why.
+func (p *backendPool) discard(why closeReason, list ...*pooledBackend) {
+	p.closedBy[why].Add(int64(len(list)))
+	for _, pb := range list {
+		if why == closedStale {
+			pb.conn.Close() // nobody to say goodbye to
+		} else {
+			pb.close()
+		}
 	}
 }
 
@@ -336,19 +393,28 @@ func (p *backendPool) removeLocked(pb *pooledBackend) {
 	p.idle.Add(-1)
 }
 
-// acceptsLocked says whether pb may (still) be pooled; call with p.mu held.
-func (p *backendPool) acceptsLocked(pb *pooledBackend) bool {
-	return !p.closed && pb.born >= p.since[pb.addr] && pb.born >= p.sinceA && !p.drainedDBLocked(pb) &&
-		time.Since(pb.opened) < poolMaxLifetime && !p.r.gate.holding()
+// refusesLocked says whether pb may (still) be pooled, and if not why; call with p.mu held.
+func (p *backendPool) refusesLocked(pb *pooledBackend) (closeReason, bool) {
+	switch {
+	case p.closed || pb.born < p.since[pb.addr] || pb.born < p.sinceA || p.r.gate.holding():
+		return closedDrain, true
+	case p.drainedDBLocked(pb):
+		return closedDDL, true
+	case time.Since(pb.opened) >= poolMaxLifetime:
+		return closedLifetime, true
+	case p.outdatedLocked(pb):
+		return closedSettings, true
+	}
+	return 0, false
 }
 
 // put makes pb idle, closing the oldest idle backends beyond the limits.
 func (p *backendPool) put(pb *pooledBackend) {
 	var evict []*pooledBackend
 	p.mu.Lock()
-	if !p.acceptsLocked(pb) {
+	if why, no := p.refusesLocked(pb); no {
 		p.mu.Unlock()
-		pb.close()
+		p.discard(why, pb)
 		return
 	}
 	full := pb.addr + "\x00" + pb.key
@@ -366,9 +432,7 @@ func (p *backendPool) put(pb *pooledBackend) {
 		evict = append(evict, old)
 	}
 	p.mu.Unlock()
-	for _, pb := range evict {
-		pb.close()
-	}
+	p.discard(closedLimit, evict...)
 }
 
 // take removes the idle backends for which pick says so and returns them.
@@ -389,7 +453,10 @@ func (p *backendPool) take(pick func(*pooledBackend) bool) []*pooledBackend {
 
 // drain closes the idle backends of node addr ("" for every node), and makes those of its
 // backends in use now close when their clients leave.
-func (p *backendPool) drain(addr string) {
+func (p *backendPool) drain(addr string) { p.drainFor(addr, closedDrain) }
+
+// drainFor is drain, counting the closes under why.
+func (p *backendPool) drainFor(addr string, why closeReason) {
 	p.mu.Lock()
 	p.gen++
 	if addr == "" {
@@ -398,15 +465,13 @@ func (p *backendPool) drain(addr string) {
 		p.since[addr] = p.gen
 	}
 	p.mu.Unlock()
-	p.evict(addr)
+	p.evict(addr, why)
 }
 
 // evict closes the idle backends of node addr ("" for every node) and says how many.
-func (p *backendPool) evict(addr string) int {
+func (p *backendPool) evict(addr string, why closeReason) int {
 	list := p.take(func(pb *pooledBackend) bool { return addr == "" || pb.addr == addr })
-	for _, pb := range list {
-		pb.close()
-	}
+	p.discard(why, list...)
 	return len(list)
 }
 
@@ -425,9 +490,7 @@ func (p *backendPool) prune(writer string, readers []string) {
 	list := p.take(func(pb *pooledBackend) bool {
 		return !known[pb.addr] || pb.addr == writer && pb.params["in_hot_standby"] == "on"
 	})
-	for _, pb := range list {
-		pb.close()
-	}
+	p.discard(closedDrain, list...)
 }
 
 // close closes every idle backend and takes no more.
@@ -435,7 +498,7 @@ func (p *backendPool) close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
-	p.evict("")
+	p.evict("", closedDrain)
 }
 
 // reap closes backends idle past the idle timeout, and those the server closed, until the
@@ -451,15 +514,8 @@ func (p *backendPool) reap() {
 		case <-t.C:
 		}
 		now := time.Now()
-		old := p.take(func(pb *pooledBackend) bool { return now.Sub(pb.idleSince) >= p.r.cfg.PoolIdleTimeout })
-		for _, pb := range old {
-			pb.close()
-		}
-		dead := p.take(func(pb *pooledBackend) bool { return !connAlive(pb.conn) })
-		p.stale.Add(int64(len(dead)))
-		for _, pb := range dead {
-			pb.conn.Close()
-		}
+		p.discard(closedIdleTimeout, p.take(func(pb *pooledBackend) bool { return now.Sub(pb.idleSince) >= p.r.cfg.PoolIdleTimeout })...)
+		p.discard(closedStale, p.take(func(pb *pooledBackend) bool { return !connAlive(pb.conn) })...)
 	}
 }
 
@@ -530,14 +586,14 @@ func (pb *pooledBackend) reset() error {
 // checkin resets pb and makes it idle, or closes it.
 func (p *backendPool) checkin(pb *pooledBackend) {
 	p.mu.Lock()
-	ok := p.acceptsLocked(pb)
+	why, no := p.refusesLocked(pb)
 	p.mu.Unlock()
-	if !ok {
-		pb.close()
+	if no {
+		p.discard(why, pb)
 		return
 	}
 	if err := pb.reset(); err != nil {
-		pb.close()
+		p.discard(closedReset, pb)
 		return
 	}
 	p.put(pb)
@@ -545,8 +601,13 @@ func (p *backendPool) checkin(pb *pooledBackend) {
 
 // Stats returns the pool's counters.
 func (p *backendPool) stats() PoolStats {
-	return PoolStats{Idle: p.idle.Load(), InUse: p.inUse.Load(), Reused: p.reused.Load(),
-		Opened: p.opened.Load(), Stale: p.stale.Load(), DDLDrains: p.ddlDrains.Load()}
+	st := PoolStats{Idle: p.idle.Load(), InUse: p.inUse.Load(), Reused: p.reused.Load(), Opened: p.opened.Load(),
+		DDLDrains: p.ddlDrains.Load(), SettingsMisses: p.settingsMisses.Load()}
+	for i := range st.Closed {
+		st.Closed[i] = p.closedBy[i].Load()
+	}
+	st.Stale = st.Closed[closedStale]
+	return st
 }
 
 // BackendPool returns the warm backend pool's counters.
@@ -591,6 +652,7 @@ func (r *Router) openPooled(addr, key string, startup *pgproto3.StartupMessage, 
 // (too many clients) evicts the node's idle pooled backends and is retried while their slots
 // free up.
 func (r *Router) acquire(addr, key string, startup *pgproto3.StartupMessage, pk *passKey) (*pooledBackend, error) {
+	r.pool.noteSettings(&pooledBackend{addr: addr, key: key, startup: startup.Parameters})
 	if pb := r.pool.get(addr, key); pb != nil {
 		diff := settableDiff(pb.startup, startup.Parameters)
 		err := error(nil)
@@ -605,10 +667,10 @@ func (r *Router) acquire(addr, key string, startup *pgproto3.StartupMessage, pk 
 			return pb, nil
 		}
 		// A value the server refuses: a new backend gives the client the server's own error.
-		pb.close()
+		r.pool.discard(closedReset, pb)
 	}
 	pb, err := r.openPooled(addr, key, startup, pk)
-	if isTooManyClients(err) && r.pool.evict(addr) > 0 {
+	if isTooManyClients(err) && r.pool.evict(addr, closedTooManyClients) > 0 {
 		// The slots free as the evicted backends exit.
 		for i := 0; i < 40 && isTooManyClients(err); i++ {
 			time.Sleep(50 * time.Millisecond)
@@ -680,7 +742,7 @@ func (s *session) runPooled(startup *pgproto3.StartupMessage) bool {
 	closed := r.closed
 	r.mu.Unlock()
 	if closed {
-		pb.close()
+		r.pool.discard(closedDrain, pb)
 		return true
 	}
 	s.pl.key, s.pl.startup, s.pl.born, s.pl.opened, s.pl.params = key, pb.startup, pb.born, pb.opened, pb.params
@@ -798,7 +860,7 @@ func (s *session) relayedStart(backend net.Conn, startup []byte) (net.Conn, bool
 			return nil, false
 		}
 		var e pgproto3.ErrorResponse
-		if msg[0] != 'E' || i >= 40 || e.Decode(msg[5:]) != nil || e.Code != "53300" || (i == 0 && r.pool.evict(s.backendAddr) == 0) {
+		if msg[0] != 'E' || i >= 40 || e.Decode(msg[5:]) != nil || e.Code != "53300" || (i == 0 && r.pool.evict(s.backendAddr, closedTooManyClients) == 0) {
 			s.pl.pre = msg
 			return backend, true
 		}

@@ -136,7 +136,7 @@ func TestBackendPool(t *testing.T) {
 	})
 
 	t.Run("NotReusedAfterATransaction", func(t *testing.T) {
-		r.pool.evict("")
+		r.pool.evict("", closedDrain)
 		c := connect(t, dsn(addr, "postgres", "", ""))
 		pid := backendPID(t, c)
 		tx, err := c.Begin(ctx)
@@ -158,7 +158,7 @@ func TestBackendPool(t *testing.T) {
 	})
 
 	t.Run("RelayedRolesAreNotPooled", func(t *testing.T) {
-		r.pool.evict("")
+		r.pool.evict("", closedDrain)
 		a := connect(t, dsn(addr, "relayed", "", ""))
 		pa := backendPID(t, a)
 		a.Close(ctx)
@@ -169,7 +169,7 @@ func TestBackendPool(t *testing.T) {
 	})
 
 	t.Run("StaleBackendsAreReplaced", func(t *testing.T) {
-		r.pool.evict("")
+		r.pool.evict("", closedDrain)
 		pid := visit(t, addr, "")
 		waitIdle(t, r, 1)
 		srv.Exec("postgres", "SELECT pg_terminate_backend($1)", pid)
@@ -209,7 +209,7 @@ func TestBackendPool(t *testing.T) {
 	})
 
 	t.Run("Limits", func(t *testing.T) {
-		r.pool.evict("")
+		r.pool.evict("", closedDrain)
 		var cs []*pgx.Conn
 		for range 3 {
 			cs = append(cs, connect(t, dsn(addr, "postgres", "", "")))
@@ -288,7 +288,7 @@ func TestBackendPool(t *testing.T) {
 	})
 
 	t.Run("RealClients", func(t *testing.T) {
-		r.pool.evict("")
+		r.pool.evict("", closedDrain)
 		host, port := splitAddr(t, addr)
 		psql := func() string {
 			out, err := exec.Command("psql", "-X", "-At", "-h", host, "-p", port, "-U", "postgres", "-d", "postgres",
@@ -381,7 +381,7 @@ func TestBackendPoolTimeoutsAndRestart(t *testing.T) {
 			backendPID(t, c)
 			c.Close(ctx)
 		}
-		r.pool.evict("")
+		r.pool.evict("", closedDrain)
 	})
 
 	t.Run("Restart", func(t *testing.T) {
@@ -430,11 +430,20 @@ func TestPoolRoleSettings(t *testing.T) {
 		t.Fatalf("backends %d then %d, work_mem %s: want one pooled backend with the default", first, again, mem)
 	}
 
-	// Through the router: a role may set its own defaults.
+	// Through the router: a role may set its own defaults. The backend it ran on went back to
+	// the pool under the old settings; the next login closes it at once (not at the 5-minute
+	// idle timeout) and counts a settings miss.
+	if st := r.BackendPool(); st.SettingsMisses != 0 || st.Closed[closedSettings] != 0 {
+		t.Fatalf("pool %+v before any settings change", st)
+	}
 	visit("ALTER ROLE app SET work_mem = '64MB'")
 	pid, mem := visit()
 	if mem != "64MB" || pid == first {
 		t.Fatalf("after ALTER ROLE app SET work_mem through the router: backend %d (the old one: %d), work_mem %s, want 64MB", pid, first, mem)
+	}
+	backendGone(t, srv, first)
+	if st := r.BackendPool(); st.SettingsMisses != 1 || st.Closed[closedSettings] != 1 || st.Idle != 1 {
+		t.Fatalf("pool %+v after one login under new settings: want 1 settings miss, 1 closed for settings, 1 idle", st)
 	}
 	if again, mem := visit(); again != pid || mem != "64MB" {
 		t.Fatalf("the pool stopped reusing after the change: backend %d then %d (work_mem %s)", pid, again, mem)
@@ -453,9 +462,27 @@ func TestPoolRoleSettings(t *testing.T) {
 	if got := strings.TrimSpace(string(out)); got == fmt.Sprintf("%d|64MB", pid) || !strings.HasSuffix(got, "|32MB") {
 		t.Fatalf("psql after ALTER ROLE ... IN DATABASE SET on the node got %q, want a new backend with 32MB", got)
 	}
+	backendGone(t, srv, pid) // the 64MB one, closed by psql's login
+	if st := r.BackendPool(); st.SettingsMisses != 2 || st.Closed[closedSettings] != 2 {
+		t.Fatalf("pool %+v after psql's login under the node's change: want 2 settings misses", st)
+	}
 	srv.Exec("postgres", "ALTER ROLE app IN DATABASE postgres RESET ALL; ALTER ROLE app RESET ALL")
 	if _, mem := visit(); mem != "4MB" {
 		t.Fatalf("after RESET ALL on the node: work_mem %s, want the default", mem)
+	}
+
+	// A backend in use across a change is closed when its client leaves, not pooled.
+	held := connect(t, dsn(addr, "app", "secret", ""))
+	heldPID := backendPID(t, held)
+	srv.Exec("postgres", "ALTER ROLE app SET work_mem = '16MB'")
+	if _, mem := visit(); mem != "16MB" {
+		t.Fatalf("after ALTER ROLE app SET work_mem = '16MB' on the node: work_mem %s", mem)
+	}
+	closed := r.BackendPool().Closed[closedSettings]
+	held.Close(ctx)
+	backendGone(t, srv, heldPID)
+	if st := r.BackendPool(); st.Closed[closedSettings] != closed+1 || st.Idle != 1 {
+		t.Fatalf("pool %+v after a client of the old settings left: want its backend closed for settings, 1 idle", st)
 	}
 }
 
@@ -595,7 +622,7 @@ func TestPoolIdleTimeoutSetting(t *testing.T) {
 	if gone := time.Since(left); gone < timeout {
 		t.Fatalf("pooled backend %d closed %s after its client left, before the idle timeout %s", pid, gone, timeout)
 	}
-	if st := r.BackendPool(); st.Idle != 0 {
-		t.Fatalf("pool %+v after the idle timeout", st)
+	if st := r.BackendPool(); st.Idle != 0 || st.Closed[closedIdleTimeout] != 1 || st.ClosedByReason()["idle_timeout"] != 1 {
+		t.Fatalf("pool %+v after the idle timeout: want none idle, 1 closed for idle_timeout", st)
 	}
 }

@@ -689,7 +689,7 @@ func (s *session) drainForDDL(t ddlTarget) {
 // drainDatabases is drain for the databases t names on node addr (all of them with t.all).
 func (p *backendPool) drainDatabases(addr string, t ddlTarget) {
 	if t.all {
-		p.drain(addr)
+		p.drainFor(addr, closedDDL)
 		return
 	}
 	p.mu.Lock()
@@ -705,10 +705,7 @@ func (p *backendPool) drainDatabases(addr string, t ddlTarget) {
 		p.sinceDB[addr+"\x00"+db] = p.gen
 	}
 	p.mu.Unlock()
-	list := p.take(func(pb *pooledBackend) bool { return pb.addr == addr && t.names(pb.database()) })
-	for _, pb := range list {
-		pb.close()
-	}
+	p.discard(closedDDL, p.take(func(pb *pooledBackend) bool { return pb.addr == addr && t.names(pb.database()) })...)
 }
 
 func (t ddlTarget) names(db string) bool {
@@ -747,7 +744,7 @@ func (s *session) noteBackendError(body []byte) {
 	s.r.mu.Lock()
 	addr := s.backendAddr
 	s.r.mu.Unlock()
-	if s.r.pool.evict(addr) > 0 {
+	if s.r.pool.evict(addr, closedDDL) > 0 {
 		s.r.pool.ddlDrains.Add(1)
 	}
 }

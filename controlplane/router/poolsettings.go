@@ -10,11 +10,23 @@ package router
 // in the database or every database) in the same round trip as the role's verifier
 // (auth.go's loginSQL: no extra query), and that text is part of the pool key. A backend
 // opened before an ALTER ROLE/DATABASE ... SET or RESET — made through the router or directly
-// on the node — has another key than the logins after it, so it is never handed to them; it
-// closes at its idle timeout, or earlier when the pool's limits or a 53300 need its slot.
-// Logins the router does not authenticate are never pooled, so they need nothing.
+// on the node — has another key than the logins after it, so it is never handed to them.
+//
+// Nor does it linger: the pool remembers, per node, role and database, the settings the last
+// login read (settingsOf). A login that reads other settings than the last one closes at once
+// the idle backends of that node, role and database under any other settings, whatever their
+// other start-up parameters (they can no longer be handed out), and counts a settings miss; a backend in use then, returning later with the
+// old settings, is closed instead of pooled. Two logins that read the catalog on either side of
+// a change and finish in the other order can close each other's backends once; the next login
+// settles it. Logins the router does not authenticate are never pooled, so they need nothing.
 
-import "context"
+import (
+	"context"
+	"strings"
+)
+
+// settingsMark separates a pool key from the login's settings (keyWithSettings).
+const settingsMark = "\x00settings\x00"
 
 // settingsSQL is loginSQL's column with the settings that apply to the login (a and d are the
 // role's and database's rows, NULL when missing), in a stable order.
@@ -49,5 +61,71 @@ func (ls *loginSettings) keyWithSettings(key string) string {
 	if !ls.known {
 		return key // not read (a test's authentication): the key alone
 	}
-	return key + "\x00settings\x00" + ls.settings
+	return key + settingsMark + ls.settings
+}
+
+// settingsOfKey names a pool key's settings: "" for a key without them (a test's
+// authentication). The settings text never holds NUL, so it follows the last mark.
+func settingsOfKey(key string) (string, bool) {
+	i := strings.LastIndex(key, settingsMark)
+	if i < 0 {
+		return "", false
+	}
+	return key[i+len(settingsMark):], true
+}
+
+// settingsID names whose settings a backend has: node, role and database (the settings apply
+// to the role and database, whatever the other start-up parameters).
+func (pb *pooledBackend) settingsID() string {
+	return pb.addr + "\x00" + pb.startup["user"] + "\x00" + pb.database()
+}
+
+// noteSettings records the settings a login read (in its pool key pb.key; pb is not pooled,
+// only named); when the last login of the same node, role and database read other settings,
+// it closes their idle backends under any other settings and counts a settings miss.
+func (p *backendPool) noteSettings(pb *pooledBackend) {
+	settings, ok := settingsOfKey(pb.key)
+	if !ok {
+		return
+	}
+	id := pb.settingsID()
+	p.mu.Lock()
+	last, seen := p.settingsOf[id]
+	if seen && last == settings {
+		p.mu.Unlock()
+		return
+	}
+	if p.settingsOf == nil || len(p.settingsOf) >= 4096 {
+		p.settingsOf = map[string]string{} // bounded: a forgotten one just closes nothing early
+	}
+	p.settingsOf[id] = settings
+	var old []*pooledBackend
+	if seen {
+		for e := p.lru.Front(); e != nil; e = e.Next() {
+			if x := e.Value.(*pooledBackend); x.settingsID() == id {
+				if s, _ := settingsOfKey(x.key); s != settings {
+					old = append(old, x)
+				}
+			}
+		}
+		for _, x := range old {
+			p.removeLocked(x)
+		}
+	}
+	p.mu.Unlock()
+	if len(old) > 0 {
+		p.settingsMisses.Add(1)
+		p.discard(closedSettings, old...)
+	}
+}
+
+// outdatedLocked says whether pb was opened under other settings than the last login of its
+// node, role and database read; call with p.mu held.
+func (p *backendPool) outdatedLocked(pb *pooledBackend) bool {
+	settings, ok := settingsOfKey(pb.key)
+	if !ok || len(p.settingsOf) == 0 {
+		return false
+	}
+	last, seen := p.settingsOf[pb.settingsID()]
+	return seen && last != settings
 }
