@@ -3,8 +3,9 @@ package cluster
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -79,9 +80,11 @@ func TestUntilStalled(t *testing.T) {
 	}
 }
 
-// TestCreateRetryKeepsInitializedWriter: the new writer's first start fails (its port is
-// taken after initdb) and the retry starts the data directory initdb made instead of wiping
-// it and running initdb again; the cluster then comes up with its master user.
+// TestCreateRetryKeepsInitializedWriter: the new writer's first start fails (its socket's
+// lock file is held by another live process, made right after Create returns, while initdb
+// runs) and the retry starts the data directory initdb made instead of wiping it and running
+// initdb again; the cluster then comes up with its master user. (It took the writer's TCP port
+// until 0dc7db9, since when a node whose port is taken moves to a free one and starts at once.)
 func TestCreateRetryKeepsInitializedWriter(t *testing.T) {
 	pgtest.RequireInstalled(t)
 	m := newManager(t, newHome(t))
@@ -90,16 +93,37 @@ func TestCreateRetryKeepsInitializedWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := d.DBClusterMembers[0].Port
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		t.Fatalf("taking the writer's port %d before its first start: %v", port, err)
+	rec, _ := m.mustCluster(t, "keep").writerRec()
+	// PostgreSQL refuses to start while its Unix socket's lock file names a live process of
+	// its own user other than itself or its parents ("lock file ... already exists"; another
+	// user's pid, which it cannot signal, it takes for a stale file). The directory is made,
+	// with its owner, as the creation begins, before initdb.
+	var dir os.FileInfo
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		if dir, err = os.Stat(SocketDir(rec)); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the writer's socket directory: %v", err)
+		}
 	}
-	defer l.Close()
-	waitFor(t, "the writer's first start to fail on its taken port", 3*time.Minute, func() bool {
+	holder := exec.Command("sleep", "600")
+	if st := dir.Sys().(*syscall.Stat_t); int(st.Uid) != os.Geteuid() {
+		holder.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: st.Uid, Gid: st.Gid}}
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+	lock := filepath.Join(SocketDir(rec), fmt.Sprintf(".s.PGSQL.%d.lock", d.DBClusterMembers[0].Port))
+	if err := os.WriteFile(lock, []byte(strconv.Itoa(holder.Process.Pid)+"\n"), 0o644); err != nil {
+		t.Fatalf("holding the writer's socket lock before its first start: %v", err)
+	}
+	waitFor(t, "the writer's first start to fail on its held socket lock", 3*time.Minute, func() bool {
 		return eventAfter(t, m, "keep", "member.start-failed", seq) != nil
 	})
-	rec, _ := m.mustCluster(t, "keep").writerRec()
+	if e := eventAfter(t, m, "keep", "member.start-failed", seq); !strings.Contains(e.Message, "already exists") {
+		t.Fatalf("the start failed for another reason than the held lock: %s", e.Message)
+	}
 	ino := func() uint64 {
 		st, err := os.Stat(filepath.Join(rec.DataDir, "PG_VERSION"))
 		if err != nil {
@@ -108,7 +132,9 @@ func TestCreateRetryKeepsInitializedWriter(t *testing.T) {
 		return st.Sys().(*syscall.Stat_t).Ino
 	}
 	before := ino()
-	l.Close()
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if _, err := m.WaitAvailable(ctx, "keep"); err != nil {
